@@ -1,0 +1,336 @@
+//! Image hashing.
+//!
+//! * **BLAKE3** of the whole image is built from one chaining value per shard:
+//!   each shard hashes its owned range `[start, end)` as a BLAKE3 subtree
+//!   (`hazmat::HasherExt::set_input_offset` + `finalize_non_root`), and
+//!   [`merge_blake3`] combines the subtrees along BLAKE3's tree shape. Shard
+//!   sizes are powers of two (at least one 1 KiB chunk), so every shard is a
+//!   complete, aligned subtree and the merge equals `b3sum` of the image. An
+//!   image of one shard is hashed as the root directly.
+//! * **MD5, SHA-1, SHA-256** cannot be split: [`stream_hash`] reads the image
+//!   once, sequentially, and feeds every block to three hasher threads at
+//!   once (zero-copy blocks for memory-mapped evidence).
+//! * **Piecewise** hashes: BLAKE3 (and optionally MD5) of every window of a
+//!   power-of-two size, computed by the shard that owns the window's start.
+
+use crate::AnalyzerError;
+use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use digest::Digest;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use trawl_core::{PiecewiseHash, Shard, ShardPlan};
+use trawl_evidence::Evidence;
+
+/// The BLAKE3 contribution of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blake3Part {
+    /// Chaining value of the shard's subtree.
+    ChainingValue([u8; 32]),
+    /// The whole image is this one shard: its root hash.
+    Root([u8; 32]),
+}
+
+/// BLAKE3 part of a shard whose owned bytes are `owned` (exactly
+/// `[shard.start, shard.end)`).
+pub fn blake3_part(plan: &ShardPlan, shard: &Shard, owned: &[u8]) -> Blake3Part {
+    debug_assert_eq!(owned.len() as u64, shard.len());
+    let mut h = blake3::Hasher::new();
+    if plan.len() == 1 {
+        h.update(owned);
+        return Blake3Part::Root(*h.finalize().as_bytes());
+    }
+    h.set_input_offset(shard.start);
+    h.update(owned);
+    Blake3Part::ChainingValue(h.finalize_non_root())
+}
+
+/// Errors of the BLAKE3 merge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error("expected {expected} BLAKE3 shard parts, got {got}")]
+    Count { expected: u32, got: usize },
+    #[error("shard {0}: a root hash where a chaining value was expected (or the reverse)")]
+    Kind(u32),
+}
+
+/// Merges per-shard parts (indexed by shard) into the BLAKE3 of the image.
+///
+/// # Errors
+/// A missing part or a part of the wrong kind for the plan.
+pub fn merge_blake3(plan: &ShardPlan, parts: &[Blake3Part]) -> Result<[u8; 32], MergeError> {
+    let n = plan.len();
+    if parts.len() != n as usize {
+        return Err(MergeError::Count {
+            expected: n,
+            got: parts.len(),
+        });
+    }
+    match n {
+        0 => Ok(*blake3::hash(b"").as_bytes()),
+        1 => match parts[0] {
+            Blake3Part::Root(h) => Ok(h),
+            Blake3Part::ChainingValue(_) => Err(MergeError::Kind(0)),
+        },
+        _ => {
+            let mut cvs = Vec::with_capacity(parts.len());
+            for (i, p) in parts.iter().enumerate() {
+                match p {
+                    Blake3Part::ChainingValue(cv) => cvs.push(*cv),
+                    Blake3Part::Root(_) => return Err(MergeError::Kind(i as u32)),
+                }
+            }
+            let (left, right) = children(plan, 0, n, plan.image_size);
+            let l = subtree_cv(plan, &cvs, left);
+            let r = subtree_cv(plan, &cvs, right);
+            Ok(*merge_subtrees_root(&l, &r, Mode::Hash).as_bytes())
+        }
+    }
+}
+
+/// A subtree as (first shard, shard count, byte length).
+type Subtree = (u32, u32, u64);
+
+/// BLAKE3's left and right children of the subtree over shards
+/// `[first, first + count)` spanning `bytes` bytes. The left child holds the
+/// largest power-of-two number of chunks that leaves at least one byte to the
+/// right; with power-of-two shards that is a whole number of shards.
+fn children(plan: &ShardPlan, first: u32, count: u32, bytes: u64) -> (Subtree, Subtree) {
+    let left_bytes = left_len(bytes);
+    let left_count = (left_bytes / plan.shard_size) as u32;
+    (
+        (first, left_count, left_bytes),
+        (first + left_count, count - left_count, bytes - left_bytes),
+    )
+}
+
+fn subtree_cv(plan: &ShardPlan, cvs: &[ChainingValue], (first, count, bytes): Subtree) -> ChainingValue {
+    if count == 1 {
+        return cvs[first as usize];
+    }
+    let (l, r) = children(plan, first, count, bytes);
+    merge_subtrees_non_root(&subtree_cv(plan, cvs, l), &subtree_cv(plan, cvs, r), Mode::Hash)
+}
+
+/// Length of the left subtree of a BLAKE3 tree over `len` bytes (more than
+/// one chunk): the largest power-of-two multiple of 1 KiB below `len`.
+fn left_len(len: u64) -> u64 {
+    let full_chunks = (len - 1) / 1024;
+    let pow = 1u64 << (63 - full_chunks.leading_zeros());
+    pow * 1024
+}
+
+/// Piecewise hashes of the windows whose first byte lies in `shard`.
+/// `data` holds `[shard.start, shard.scan_end)`; a window running past it
+/// (window larger than shard + margin) is completed from `evidence`.
+///
+/// # Errors
+/// A read error of the evidence.
+pub fn piecewise(
+    evidence: &dyn Evidence,
+    shard: &Shard,
+    data: &[u8],
+    window: u64,
+    with_md5: bool,
+) -> Result<Vec<PiecewiseHash>, AnalyzerError> {
+    let size = evidence.size();
+    let first = shard.start.div_ceil(window) * window;
+    let starts: Vec<u64> = (first..shard.end).step_by(window as usize).collect();
+    starts
+        .par_iter()
+        .map(|&off| {
+            let end = (off + window).min(size);
+            let rel = (off - shard.start) as usize;
+            let have_end = shard.start + data.len() as u64;
+            let owned;
+            let bytes: &[u8] = if end <= have_end {
+                &data[rel..rel + (end - off) as usize]
+            } else {
+                let mut v = vec![0u8; (end - off) as usize];
+                evidence.read_exact_at(off, &mut v)?;
+                owned = v;
+                &owned
+            };
+            Ok(PiecewiseHash {
+                offset: off,
+                length: end - off,
+                blake3: blake3::hash(bytes).to_hex().to_string(),
+                md5: if with_md5 {
+                    hex::encode(md5::Md5::digest(bytes))
+                } else {
+                    String::new()
+                },
+            })
+        })
+        .collect()
+}
+
+/// MD5, SHA-1 and SHA-256 of a whole evidence item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamHashes {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Block size of the sequential stream read.
+pub const STREAM_BLOCK: usize = 8 << 20;
+const STREAM_BUFFERS: usize = 6;
+
+enum Block<'a> {
+    Mapped(&'a [u8]),
+    Owned(Vec<u8>, usize, crossbeam_channel::Sender<Vec<u8>>),
+}
+
+impl Block<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Mapped(s) => s,
+            Block::Owned(v, n, _) => &v[..*n],
+        }
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        if let Block::Owned(v, _, free) = self {
+            // Return the buffer to the reader; it may have stopped already.
+            let _ = free.send(std::mem::take(v));
+        }
+    }
+}
+
+/// Hashes the whole evidence with MD5, SHA-1 and SHA-256 in one sequential
+/// read; the three digests run concurrently on their own threads over the
+/// same blocks. `progress` receives the byte count after each block;
+/// `cancel` stops the read early (the result is then an error).
+///
+/// # Errors
+/// Read errors, or [`AnalyzerError::Cancelled`].
+pub fn stream_hash(
+    evidence: &dyn Evidence,
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<StreamHashes, AnalyzerError> {
+    let size = evidence.size();
+    let done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let mut txs = Vec::new();
+        let mut handles = Vec::new();
+        type Spawned<'s> = std::thread::ScopedJoinHandle<'s, String>;
+        let mut spawn = |f: Box<dyn FnOnce(crossbeam_channel::Receiver<std::sync::Arc<Block<'_>>>) -> String + Send>| -> Spawned<'_> {
+            let (tx, rx) = crossbeam_channel::bounded::<std::sync::Arc<Block<'_>>>(STREAM_BUFFERS);
+            txs.push(tx);
+            scope.spawn(move || f(rx))
+        };
+        fn digest_loop<D: Digest>(rx: crossbeam_channel::Receiver<std::sync::Arc<Block<'_>>>) -> String {
+            let mut d = D::new();
+            for b in rx {
+                d.update(b.bytes());
+            }
+            hex::encode(d.finalize())
+        }
+        handles.push(spawn(Box::new(digest_loop::<md5::Md5>)));
+        handles.push(spawn(Box::new(digest_loop::<sha1::Sha1>)));
+        handles.push(spawn(Box::new(digest_loop::<sha2::Sha256>)));
+
+        let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let mapped_whole = evidence.mapped(0, size as usize).is_some();
+        if !mapped_whole {
+            for _ in 0..STREAM_BUFFERS + 2 {
+                let _ = free_tx.send(vec![0u8; STREAM_BLOCK]);
+            }
+        }
+        let mut offset = 0u64;
+        let mut result = Ok(());
+        while offset < size {
+            if cancel.load(Ordering::Relaxed) {
+                result = Err(AnalyzerError::Cancelled);
+                break;
+            }
+            let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
+            let block = if let Some(s) = evidence.mapped(offset, n) {
+                Block::Mapped(s)
+            } else {
+                let mut buf = match free_rx.recv() {
+                    Ok(b) => b,
+                    Err(_) => break,
+                };
+                if let Err(e) = evidence.read_exact_at(offset, &mut buf[..n]) {
+                    result = Err(e.into());
+                    break;
+                }
+                Block::Owned(buf, n, free_tx.clone())
+            };
+            let block = std::sync::Arc::new(block);
+            for tx in &txs {
+                if tx.send(block.clone()).is_err() {
+                    result = Err(AnalyzerError::Internal("stream hasher thread stopped".into()));
+                }
+            }
+            offset += n as u64;
+            done.store(offset, Ordering::Relaxed);
+            progress(offset);
+        }
+        drop(txs);
+        let digests: Vec<String> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect();
+        result?;
+        Ok(StreamHashes {
+            md5: digests[0].clone(),
+            sha1: digests[1].clone(),
+            sha256: digests[2].clone(),
+            bytes: done.load(Ordering::Relaxed),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts_for(data: &[u8], shard: u64) -> (ShardPlan, Vec<Blake3Part>) {
+        let plan = ShardPlan::new(data.len() as u64, shard, 0).unwrap();
+        let parts = plan
+            .shards()
+            .map(|s| blake3_part(&plan, &s, &data[s.start as usize..s.end as usize]))
+            .collect();
+        (plan, parts)
+    }
+
+    #[test]
+    fn left_len_matches_blake3() {
+        for len in [1025u64, 2048, 2049, 4096, 5000, 1 << 20, (1 << 20) + 1, 3 << 20] {
+            assert_eq!(left_len(len), blake3::hazmat::left_subtree_len(len), "{len}");
+        }
+    }
+
+    #[test]
+    fn merge_equals_hash_edge_sizes() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for len in [0usize, 1, 1023, 1024, 1025, 2048, 4095, 4096, 4097, 65_536, 70_000] {
+            for shard in [1024u64, 2048, 4096, 65_536] {
+                let d = &data[..len];
+                let (plan, parts) = parts_for(d, shard);
+                assert_eq!(
+                    merge_blake3(&plan, &parts).unwrap(),
+                    *blake3::hash(d).as_bytes(),
+                    "len {len} shard {shard}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merge_rejects_wrong_parts() {
+        let data = vec![1u8; 5000];
+        let (plan, mut parts) = parts_for(&data, 1024);
+        parts.pop();
+        assert!(merge_blake3(&plan, &parts).is_err());
+        let (plan, mut parts) = parts_for(&data, 1024);
+        parts[0] = Blake3Part::Root([0; 32]);
+        assert_eq!(merge_blake3(&plan, &parts), Err(MergeError::Kind(0)));
+    }
+}

@@ -1,0 +1,150 @@
+//! Format detection from magic bytes, and the `open` entry points.
+
+use crate::split::discover_segments;
+use crate::{Evidence, EvidenceError, RawEvidence, SplitRawEvidence, ewf};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An evidence container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// A raw (dd) image in one file.
+    Raw,
+    /// A raw image split over several files.
+    SplitRaw,
+    /// Expert Witness Format (EnCase E01/Ex01), possibly multi-segment.
+    Ewf,
+}
+
+impl Format {
+    /// The format name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::SplitRaw => "split-raw",
+            Format::Ewf => "ewf",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Containers recognised by their magic but not read by trawl: refusing them
+/// beats hashing a container as if it were the disk.
+const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
+    (b"LVF\x09\x0d\x0a\xff\x00", 0, "EWF logical evidence (L01)", "L01 holds files, not a disk image; export them and scan the files"),
+    (b"LEF2\x0d\x0a\x81\x00", 0, "EWF2 logical evidence (Lx01)", "Lx01 holds files, not a disk image; export them and scan the files"),
+    (b"QFI\xfb", 0, "QCOW", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
+    (b"KDMV", 0, "VMDK (sparse)", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
+    (b"vhdxfile", 0, "VHDX", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
+    (b"conectix", 0, "VHD (dynamic)", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
+    (b"AFF10\x0d\x0a\x00", 0, "AFF", "convert to raw with `affconvert -r`"),
+    (b"AFF4", 0, "AFF4", "export to raw first"),
+];
+
+/// Detects the container format of `path` from its first bytes.
+///
+/// # Errors
+/// Missing or unreadable file, or a container format trawl does not read
+/// (QCOW, VMDK, VHD, VHDX, AFF, L01), named with a conversion hint.
+pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| EvidenceError::from_open(path, e))?;
+    let meta = f.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
+    if meta.is_dir() {
+        return Err(EvidenceError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut head = [0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(EvidenceError::io(path, n as u64, e)),
+        }
+    }
+    let head = &head[..n];
+    if ewf::magic_version(head).is_some() {
+        return Ok(Format::Ewf);
+    }
+    for (magic, at, name, hint) in UNSUPPORTED {
+        if head.len() >= at + magic.len() && &head[*at..at + magic.len()] == *magic {
+            return Err(EvidenceError::Unsupported {
+                path: path.to_path_buf(),
+                format: name,
+                hint,
+            });
+        }
+    }
+    let segs = discover_segments(path);
+    Ok(if segs.len() > 1 {
+        Format::SplitRaw
+    } else {
+        Format::Raw
+    })
+}
+
+/// Opens an evidence item by its (first) file, detecting the format and
+/// discovering further segments from the name.
+///
+/// # Errors
+/// See [`detect_format`]; EWF structure errors; missing segments.
+pub fn open(path: impl AsRef<Path>) -> Result<Arc<dyn Evidence>, EvidenceError> {
+    let path = path.as_ref();
+    match detect_format(path)? {
+        Format::Ewf => Ok(Arc::new(ewf::EwfEvidence::open(path)?)),
+        Format::SplitRaw => Ok(Arc::new(SplitRawEvidence::open(&discover_segments(path))?)),
+        Format::Raw => Ok(Arc::new(RawEvidence::open(path)?)),
+    }
+}
+
+/// Opens an evidence item from an explicit list of segment files, in order
+/// (as given on a command line). One path behaves like [`open`].
+///
+/// # Errors
+/// As [`open`]; mixing EWF and raw segments.
+pub fn open_segments(paths: &[PathBuf]) -> Result<Arc<dyn Evidence>, EvidenceError> {
+    match paths {
+        [] => Err(EvidenceError::NotFound {
+            path: PathBuf::new(),
+        }),
+        [one] => open(one),
+        [first, ..] => {
+            let formats = paths
+                .iter()
+                .map(|p| detect_format(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            if formats[0] == Format::Ewf {
+                if let Some(i) = formats.iter().position(|f| *f != Format::Ewf) {
+                    return Err(EvidenceError::UnknownFormat {
+                        path: paths[i].clone(),
+                        reason: format!(
+                            "listed as a segment of EWF image {} but is not an EWF segment",
+                            first.display()
+                        ),
+                    });
+                }
+                Ok(Arc::new(ewf::EwfEvidence::open_segments(paths)?))
+            } else {
+                if let Some(i) = formats.iter().position(|f| *f == Format::Ewf) {
+                    return Err(EvidenceError::UnknownFormat {
+                        path: paths[i].clone(),
+                        reason: "an EWF segment listed among raw segments".into(),
+                    });
+                }
+                Ok(Arc::new(SplitRawEvidence::open(paths)?))
+            }
+        }
+    }
+}

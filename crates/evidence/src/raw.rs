@@ -1,0 +1,166 @@
+//! Raw (dd) images: one file, memory-mapped read-only.
+
+use crate::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
+use memmap2::Mmap;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// How a raw image's bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Memory-map the file (zero-copy slices); falls back to `pread` when the
+    /// file cannot be mapped.
+    #[default]
+    Mmap,
+    /// Positional reads only.
+    Pread,
+}
+
+/// One read-only file, mapped when possible.
+#[derive(Debug)]
+pub struct RawEvidence {
+    info: EvidenceInfo,
+    file: File,
+    map: Option<Mmap>,
+}
+
+/// Opens `path` read-only and returns it with its size (block devices
+/// included, whose metadata length is 0).
+pub(crate) fn open_file(path: &Path) -> Result<(File, u64), EvidenceError> {
+    let mut file = File::open(path).map_err(|e| EvidenceError::from_open(path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| EvidenceError::io(path, 0, e))?;
+    if meta.is_dir() {
+        return Err(EvidenceError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let size = if meta.is_file() {
+        meta.len()
+    } else {
+        let s = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| EvidenceError::io(path, 0, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| EvidenceError::io(path, 0, e))?;
+        s
+    };
+    Ok((file, size))
+}
+
+/// Maps `file` read-only.
+#[allow(unsafe_code)]
+pub(crate) fn map_file(file: &File, size: u64) -> Option<Mmap> {
+    if size == 0 || usize::try_from(size).is_err() {
+        return None;
+    }
+    // SAFETY: the map is read-only and private to this process. Evidence files
+    // are never written by trawl; if another process truncated the file while
+    // it is mapped, a read past the new end would raise SIGBUS. Evidence is
+    // write-protected by practice (and usually by mount options); `ReadMode::
+    // Pread` avoids the mapping entirely where that cannot be assumed.
+    let map = unsafe { memmap2::MmapOptions::new().len(size as usize).map(file) }.ok()?;
+    #[cfg(unix)]
+    {
+        let _ = map.advise(memmap2::Advice::Sequential);
+    }
+    Some(map)
+}
+
+/// Positional read into `buf` that retries short reads until `buf` is full
+/// or the end of file; returns the bytes read.
+pub(crate) fn pread_full(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<usize, EvidenceError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(EvidenceError::io(path, offset + done as u64, e)),
+        }
+    }
+    Ok(done)
+}
+
+impl RawEvidence {
+    /// Opens a raw image, memory-mapped.
+    ///
+    /// # Errors
+    /// Missing, unreadable or directory paths.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, EvidenceError> {
+        Self::open_with(path, ReadMode::Mmap)
+    }
+
+    /// Opens a raw image with an explicit read mode.
+    ///
+    /// # Errors
+    /// Missing, unreadable or directory paths.
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Self, EvidenceError> {
+        let path = path.as_ref();
+        let (file, size) = open_file(path)?;
+        let map = match mode {
+            ReadMode::Mmap => map_file(&file, size),
+            ReadMode::Pread => None,
+        };
+        Ok(Self {
+            info: EvidenceInfo {
+                path: path.to_path_buf(),
+                segments: vec![path.to_path_buf()],
+                size,
+                format: Format::Raw,
+                stored: StoredHashes::default(),
+                metadata: BTreeMap::new(),
+                acquisition_errors: Vec::new(),
+                bytes_per_sector: 512,
+            },
+            file,
+            map,
+        })
+    }
+
+    fn path(&self) -> &PathBuf {
+        &self.info.path
+    }
+}
+
+impl Evidence for RawEvidence {
+    fn info(&self) -> &EvidenceInfo {
+        &self.info
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
+        let size = self.info.size;
+        if offset >= size || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min((size - offset) as usize);
+        if let Some(map) = &self.map {
+            buf[..n].copy_from_slice(&map[offset as usize..offset as usize + n]);
+            return Ok(n);
+        }
+        let got = pread_full(&self.file, self.path(), offset, &mut buf[..n])?;
+        if got < n {
+            return Err(EvidenceError::Truncated {
+                path: self.path().clone(),
+                offset: offset + got as u64,
+                what: format!("file shrank below its opened size of {size} bytes"),
+            });
+        }
+        Ok(n)
+    }
+
+    fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let map = self.map.as_ref()?;
+        let end = offset.checked_add(len as u64)?;
+        (end <= self.info.size).then(|| &map[offset as usize..end as usize])
+    }
+}

@@ -1,0 +1,15 @@
+//! The report directory (the contract every front end writes the same way):
+//!
+//! ```text
+//! DIR/report.json            summary, hashes, counts, timings, provenance
+//! DIR/hashes/piecewise.csv   offset,length,blake3[,md5]
+//! ```
+//!
+//! Everything but `report.json`'s timings and ids is a pure function of the
+//! job's results, which are sorted, so reruns give byte-identical files.
+
+mod model;
+mod write;
+
+pub use model::*;
+pub use write::{ReportError, write_report_dir};

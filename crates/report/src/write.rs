@@ -1,0 +1,139 @@
+//! Writing the report directory.
+
+use crate::JobResults;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a report directory could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn create(path: &Path) -> Result<BufWriter<fs::File>, ReportError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    Ok(BufWriter::new(fs::File::create(path).map_err(io(path))?))
+}
+
+/// Writes the report directory for `results` into `dir`.
+///
+/// # Errors
+/// File-system errors, naming the file.
+pub fn write_report_dir(dir: &Path, results: &JobResults) -> Result<(), ReportError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    write_piecewise(dir, results)?;
+    write_report_json(dir, results)?;
+    Ok(())
+}
+
+fn write_piecewise(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+    if r.piecewise.is_empty() && r.hashes.blake3.is_none() {
+        return Ok(());
+    }
+    let path = dir.join("hashes/piecewise.csv");
+    let mut w = create(&path)?;
+    let with_md5 = r.piecewise.iter().any(|p| !p.md5.is_empty());
+    let header = if with_md5 {
+        "offset,length,blake3,md5\n"
+    } else {
+        "offset,length,blake3\n"
+    };
+    w.write_all(header.as_bytes()).map_err(io(&path))?;
+    for p in &r.piecewise {
+        if with_md5 {
+            writeln!(w, "{},{},{},{}", p.offset, p.length, p.blake3, p.md5)
+        } else {
+            writeln!(w, "{},{},{}", p.offset, p.length, p.blake3)
+        }
+        .map_err(io(&path))?;
+    }
+    w.flush().map_err(io(&path))
+}
+
+fn write_report_json(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+    let mut features_per_scanner: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &r.features {
+        *features_per_scanner.entry(f.scanner.as_str()).or_default() += 1;
+    }
+    let mut carved_per_type: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &r.carved {
+        *carved_per_type.entry(c.file_type.as_str()).or_default() += 1;
+    }
+    let counts = json!({
+        "hash": { "piecewise_windows": r.piecewise.len() },
+        "features": { "total": r.features.len(), "per_scanner": features_per_scanner },
+        "carve": {
+            "total": r.carved.len(),
+            "validated": r.carved.iter().filter(|c| c.validated).count(),
+            "per_type": carved_per_type,
+        },
+        "yara": {
+            "matches": r.yara.len(),
+            "image_matches": r.yara.iter().filter(|m| m.target == "image").count(),
+            "carved_matches": r.yara.iter().filter(|m| m.target != "image").count(),
+        },
+    });
+    let doc = json!({
+        "tool": { "name": r.provenance.tool, "version": r.provenance.version },
+        "job_id": r.job_id,
+        "case_id": r.case_id,
+        "state": r.state,
+        "evidence": {
+            "path": r.evidence.path,
+            "size": r.evidence.size,
+            "format": r.evidence.format,
+            "segments": r.evidence.segments,
+            "stored_hashes": { "md5": r.evidence.stored_md5, "sha1": r.evidence.stored_sha1 },
+            "metadata": r.evidence.metadata,
+            "acquisition_errors": r.evidence.acquisition_errors.iter()
+                .map(|(s, n)| json!({"first_sector": s, "sectors": n})).collect::<Vec<_>>(),
+            "upload_blake3": r.evidence.upload_blake3,
+        },
+        "hashes": {
+            "md5": r.hashes.md5,
+            "sha1": r.hashes.sha1,
+            "sha256": r.hashes.sha256,
+            "blake3": r.hashes.blake3,
+            "computed_at": r.hashes.computed_at,
+        },
+        "verification": r.verification,
+        "piecewise": {
+            "window": r.piecewise_window,
+            "windows": r.piecewise.len(),
+            "md5": r.piecewise.iter().any(|p| !p.md5.is_empty()),
+            "file": if r.piecewise.is_empty() { None } else { Some("hashes/piecewise.csv") },
+        },
+        "counts": counts,
+        "stats": r.stats,
+        "notes": r.notes,
+        "limitations": r.limitations,
+        "timings": r.timings,
+        "provenance": r.provenance,
+        "errors": r.errors,
+    });
+    let path = dir.join("report.json");
+    let mut w = create(&path)?;
+    serde_json::to_writer_pretty(&mut w, &doc)
+        .map_err(|e| ReportError::Other(format!("{}: {e}", path.display())))?;
+    w.write_all(b"\n").map_err(io(&path))?;
+    w.flush().map_err(io(&path))
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need and this machine may lack.
+# Idempotent and quick when everything is present. Needs root (or sudo) for
+# Debian packages; Python tools go to a venv under target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+# Debian packages used by tests (peers the results are compared with).
+have ewfverify || need_pkgs+=(ewf-tools)
+have yara || need_pkgs+=(yara)
+if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
+  have hashdeep || need_pkgs+=(hashdeep)
+  have foremost || need_pkgs+=(foremost)
+  have scalpel || need_pkgs+=(scalpel)
+  have fls || need_pkgs+=(sleuthkit)
+  have dcfldd || need_pkgs+=(dcfldd)
+fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || echo "setup: apt-get update failed; trying install anyway"
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null \
+    || echo "setup: could not install ${need_pkgs[*]}; tests that compare with them will say they were skipped"
+fi
