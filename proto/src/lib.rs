@@ -10,6 +10,8 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
+pub mod convert;
+
 pub mod v1 {
     tonic::include_proto!("trawl.v1");
 }

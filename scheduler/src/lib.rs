@@ -1,1 +1,25 @@
-//! placeholder
+//! The trawl scheduler: accepts jobs, plans them into shard tasks, leases
+//! tasks to workers over gRPC, merges their results, and keeps every state
+//! change in sled so a restart loses nothing.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use trawl_scheduler::{SchedulerConfig, run};
+//! let cfg = SchedulerConfig { data_dir: "/var/lib/trawl".into(), ..Default::default() };
+//! run(cfg, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod evidence_store;
+mod plan;
+pub mod results;
+pub mod server;
+pub mod service;
+
+pub use config::SchedulerConfig;
+pub use core::{Caller, Scheduler};
+pub use error::SchedError;
+pub use server::{run, serve};

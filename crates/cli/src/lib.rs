@@ -1,12 +1,17 @@
-//! The `trawl` command line.
+//! The `trawl` command line: the embedded scan and the cluster client.
+//!
+//! Exit status: 0 success; 1 error (bad input, unreachable server, refused
+//! request: one line on stderr); 2 the job ended failed or cancelled.
 
-mod local;
+mod client;
+mod commands;
+mod embedded;
+mod spec_args;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::Parser;
 use std::process::ExitCode;
-use trawl_core::size::parse_size;
+
+pub use client::Client;
 
 /// trawl — a digital-forensics compute engine: hashing, carving, feature
 /// extraction and YARA over disk images, on one laptop or a cluster.
@@ -14,71 +19,49 @@ use trawl_core::size::parse_size;
 #[command(name = "trawl", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
-    /// Log filter (e.g. info, debug, trawl=debug); also TRAWL_LOG.
+    command: commands::Command,
+    /// Log filter (e.g. info, debug, trawl=debug).
     #[arg(long, global = true, env = "TRAWL_LOG", default_value = "warn")]
     log: String,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Examine images on this machine (embedded scheduler and workers).
-    #[command(after_help = "Examples:\n  trawl scan disk.E01 --out report/\n  trawl scan disk.dd --out r --analyses hash --shard-size 16MiB\n  trawl scan disk.001 disk.002 --out r   (segments of one split image)")]
-    Scan(ScanArgs),
-}
+/// An error carrying the process exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8, pub String);
 
-#[derive(Args, Debug)]
-pub struct ScanArgs {
-    /// Image file(s): raw/dd, split raw (first segment, or every segment in
-    /// order), E01 (first segment).
-    #[arg(required = true)]
-    images: Vec<PathBuf>,
-    /// Report directory.
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Analyses to run, comma-separated: hash, carve, features, yara, or all.
-    #[arg(long, default_value = "hash")]
-    analyses: String,
-    /// YARA rules: a file or a folder of .yar/.yara files.
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// Shard size (power of two, 1KiB..1GiB).
-    #[arg(long, default_value = "64MiB")]
-    shard_size: String,
-    /// Bytes read past each shard's end.
-    #[arg(long, default_value = "1MiB")]
-    margin: String,
-    /// Worker threads (default: every core).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Piecewise hash window (power of two).
-    #[arg(long, default_value = "1MiB")]
-    piecewise_window: String,
-    /// Also MD5 per piecewise window.
-    #[arg(long)]
-    piecewise_md5: bool,
-    /// Case id recorded in the report.
-    #[arg(long, default_value = "local")]
-    case: String,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
 }
+impl std::error::Error for Exit {}
 
 /// Entry point shared by the binary and tests.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
-    match run(cli) {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trawl: error: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(x) = e.downcast_ref::<Exit>() {
+                eprintln!("trawl: {}", x.1);
+                return ExitCode::from(x.0);
+            }
             eprintln!("trawl: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
 }
 
-fn one_line(e: &anyhow::Error) -> String {
+/// An error chain on one line, without repeating nested messages.
+pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for c in e.chain() {
         let s = c.to_string();
@@ -96,33 +79,4 @@ fn init_tracing(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Scan(args) => scan(args),
-    }
-}
-
-fn scan(args: ScanArgs) -> Result<()> {
-    let shard_size = parse_size(&args.shard_size).context("--shard-size")?;
-    let margin = parse_size(&args.margin).context("--margin")?;
-    let window = parse_size(&args.piecewise_window).context("--piecewise-window")?;
-    let analyses = trawl_core::AnalysisSet::parse(&args.analyses).context("--analyses")?;
-    if analyses.yara && args.rules.is_none() {
-        bail!("--analyses yara needs --rules FILE|DIR");
-    }
-    let opts = local::LocalScan {
-        images: args.images,
-        out: args.out,
-        case: args.case,
-        analyses,
-        shard_size,
-        margin,
-        piecewise_window: window,
-        piecewise_md5: args.piecewise_md5,
-        workers: args.workers,
-        json: args.json,
-    };
-    local::run(opts)
 }

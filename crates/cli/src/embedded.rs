@@ -1,0 +1,176 @@
+//! `trawl scan`: a scheduler and workers in this process, through the same
+//! gRPC code paths as a cluster (on a loopback port only this process
+//! knows), with no server to install or start.
+
+use crate::client::{Client, absolute, is_final};
+use crate::commands::{ScanArgs, job_json};
+use crate::Exit;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use trawl_core::spec::EvidenceRef;
+use trawl_proto::convert::job_state_name;
+use trawl_proto::v1;
+use trawl_report::JobResults;
+use trawl_scheduler::{Scheduler, SchedulerConfig};
+use trawl_worker::WorkerConfig;
+
+/// Whether several paths name the segments of one image (same folder and
+/// stem), rather than separate images.
+fn one_segmented_image(paths: &[PathBuf]) -> bool {
+    let key = |p: &Path| (p.parent().map(Path::to_path_buf), p.file_stem().map(|s| s.to_os_string()));
+    let first = key(&paths[0]);
+    paths.iter().all(|p| key(p) == first)
+}
+
+fn hostname() -> String {
+    trawl_worker::hostname_of_this_node()
+}
+
+pub async fn scan(a: ScanArgs) -> Result<()> {
+    let groups: Vec<(Vec<PathBuf>, PathBuf)> = if a.images.len() == 1 || one_segmented_image(&a.images) {
+        vec![(a.images.clone(), a.out.clone())]
+    } else {
+        a.images
+            .iter()
+            .map(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                (vec![p.clone()], a.out.join(name))
+            })
+            .collect()
+    };
+    // Check what can be checked before starting anything.
+    let mut specs = Vec::new();
+    for (paths, _) in &groups {
+        let abs = absolute(paths)?;
+        let name = paths[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        specs.push(a.spec.spec(&a.case, EvidenceRef::Paths(abs), name)?);
+    }
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = if a.threads > 0 { a.threads } else { cores };
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("trawl-analysis-{i}"))
+            .build()
+            .context("starting the analysis pool")?,
+    );
+    let cfg = SchedulerConfig {
+        ephemeral: true,
+        lease_ms: 600_000,
+        heartbeat_ms: 1_000,
+        ..Default::default()
+    };
+    let sched = Scheduler::open(cfg).context("starting the embedded scheduler")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(trawl_scheduler::serve(sched.clone(), listener, stop.clone()));
+    let slots = a.slots.unwrap_or(threads + 1).max(1);
+    let mut workers = Vec::new();
+    for i in 0..a.workers.max(1) {
+        let wc = WorkerConfig {
+            scheduler: url.clone(),
+            slots,
+            pool: Some(pool.clone()),
+            worker_id: Some(format!("embedded-{i}")),
+            drain_timeout: std::time::Duration::ZERO,
+            ..Default::default()
+        };
+        workers.push(tokio::spawn(trawl_worker::run(wc, stop.clone())));
+    }
+
+    let client = Client::new(&url)?;
+    let outcome = run_jobs(&client, &a, &groups, specs, a.workers.max(1) as u32).await;
+    stop.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = server.await;
+    outcome
+}
+
+async fn run_jobs(client: &Client, a: &ScanArgs, groups: &[(Vec<PathBuf>, PathBuf)], specs: Vec<trawl_core::JobSpec>, workers: u32) -> Result<()> {
+    let mut ids = Vec::new();
+    for spec in specs {
+        let r = client
+            .jobs
+            .clone()
+            .submit_job(v1::SubmitJobRequest { spec: Some(v1::JobSpec::from(&spec)) })
+            .await
+            .map_err(crate::client::status_err)?
+            .into_inner();
+        ids.push(r.job_id);
+    }
+    let mut failed = Vec::new();
+    for (id, (_, out)) in ids.iter().zip(groups) {
+        let job = client.follow(id, |_, _| {}).await?;
+        if job_state_name(job.state) != "completed" {
+            failed.push(format!("{}: {}", job.evidence.as_ref().map(|e| e.path.clone()).unwrap_or_default(), job.error));
+            if job_state_name(job.state) == "failed" && job.evidence.is_none() {
+                continue;
+            }
+        }
+        let (job, mut r) = client.results(id).await?;
+        r.provenance.command = std::env::args().collect();
+        r.provenance.hostname = hostname();
+        r.provenance.workers = workers;
+        write_report(client, &job, &r, out).await?;
+        print_summary(&job, &r, out, a.json);
+    }
+    if !failed.is_empty() {
+        return Err(Exit(2, format!("error: {}", failed.join("; "))).into());
+    }
+    Ok(())
+}
+
+fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
+    if json {
+        let mut v = job_json(job);
+        v["out"] = serde_json::json!(out);
+        v["hashes"] = serde_json::json!(r.hashes);
+        v["verification"] = serde_json::json!(r.verification);
+        println!("{v}");
+        return;
+    }
+    println!("{} ({} bytes, {})", r.evidence.path, r.evidence.size, r.evidence.format);
+    for (name, v) in [("md5", &r.hashes.md5), ("sha1", &r.hashes.sha1), ("sha256", &r.hashes.sha256), ("blake3", &r.hashes.blake3)] {
+        if let Some(v) = v {
+            println!("  {name:<7} {v}");
+        }
+    }
+    for v in &r.verification {
+        println!("  stored {} {}: {}", v.algorithm, v.stored, if v.matches { "verified" } else { "MISMATCH" });
+    }
+    if !r.features.is_empty() {
+        println!("  features {}", r.features.len());
+    }
+    if !r.carved.is_empty() {
+        println!("  carved  {} ({} validated)", r.carved.len(), r.carved.iter().filter(|c| c.validated).count());
+    }
+    if !r.yara.is_empty() {
+        println!("  yara    {} matches", r.yara.len());
+    }
+    for l in &r.limitations {
+        println!("  NOT EXAMINED bytes {}..{}: {}", l.start, l.end, l.error);
+    }
+    for e in &r.errors {
+        println!("  error: {e}");
+    }
+    println!("  report  {}", out.display());
+    if !is_final(job.state) {
+        println!("  (partial results: job {})", job_state_name(job.state));
+    }
+}
+
+/// Writes the report directory of a job's results.
+pub async fn write_report(_client: &Client, _job: &v1::Job, r: &JobResults, out: &Path) -> Result<()> {
+    let out2 = out.to_path_buf();
+    let r2 = r.clone();
+    tokio::task::spawn_blocking(move || trawl_report::write_report_dir(&out2, &r2))
+        .await?
+        .with_context(|| format!("writing the report to {}", out.display()))?;
+    Ok(())
+}

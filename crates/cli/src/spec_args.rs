@@ -1,0 +1,104 @@
+//! Job settings shared by `scan` and `submit`.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use trawl_core::size::parse_size;
+use trawl_core::spec::{EvidenceRef, RuleSource};
+use trawl_core::{AnalysisSet, CaseId, JobSpec, Priority};
+
+/// What to run and how.
+#[derive(Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Analyses to run, comma-separated: hash, carve, features, yara, or all.
+    #[arg(long, default_value = "hash")]
+    pub analyses: String,
+    /// YARA rules: a file or a folder of .yar/.yara files.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Shard size (power of two, 1KiB..1GiB).
+    #[arg(long, default_value = "64MiB")]
+    pub shard_size: String,
+    /// Bytes read past each shard's end.
+    #[arg(long, default_value = "1MiB")]
+    pub margin: String,
+    /// Piecewise hash window (power of two).
+    #[arg(long, default_value = "1MiB")]
+    pub piecewise_window: String,
+    /// Also MD5 per piecewise window.
+    #[arg(long)]
+    pub piecewise_md5: bool,
+    /// Priority class: low, normal, high, urgent.
+    #[arg(long, default_value = "normal")]
+    pub priority: String,
+    /// Free-text description recorded with the job.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+/// Reads a rules argument: one file, or every .yar/.yara file of a folder
+/// (recursively, sorted).
+pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        let mut stack = vec![path.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
+                let p = e?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara"))
+                {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .yar or .yara files", path.display());
+        }
+    } else {
+        files.push(path.clone());
+    }
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).with_context(|| format!("reading rules {}", p.display()))?;
+            let name = p
+                .strip_prefix(path)
+                .ok()
+                .filter(|r| !r.as_os_str().is_empty())
+                .unwrap_or(&p)
+                .display()
+                .to_string();
+            Ok(RuleSource { name, text: String::from_utf8_lossy(&bytes).into_owned() })
+        })
+        .collect()
+}
+
+impl SpecArgs {
+    /// The job specification for `evidence`.
+    pub fn spec(&self, case: &str, evidence: EvidenceRef, evidence_name: String) -> Result<JobSpec> {
+        let analyses = AnalysisSet::parse(&self.analyses).context("--analyses")?;
+        let mut spec = JobSpec::new(CaseId::new(case).context("--case")?, evidence, analyses);
+        spec.shard_size = parse_size(&self.shard_size).context("--shard-size")?;
+        spec.margin = parse_size(&self.margin).context("--margin")?;
+        spec.hash.piecewise_window = parse_size(&self.piecewise_window).context("--piecewise-window")?;
+        spec.hash.piecewise_md5 = self.piecewise_md5;
+        spec.priority = self.priority.parse::<Priority>().context("--priority")?;
+        spec.description = self.description.clone();
+        spec.evidence_name = evidence_name;
+        if analyses.yara {
+            let Some(rules) = &self.rules else {
+                bail!("--analyses yara needs --rules FILE|DIR");
+            };
+            spec.yara.sources = read_rules(rules)?;
+            spec.yara.scan_carved = true;
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `trawl` binary: real runs on generated fixtures
+//! and, when present, on the reference corpora in ../shared/corpora.
+//! One test binary (linking wasmtime is expensive), one module per area.
+
+mod common;
+mod hashing;

@@ -1,0 +1,211 @@
+//! Durable records.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use trawl_core::{JobSpec, Shard, ShardPlan};
+
+/// Job lifecycle:
+///
+/// ```text
+///  submit ──► Queued ──(first lease)──► Running ──(all tasks done)──► Completed
+///               │                          │
+///               │                          ├──(evidence unreadable)──► Failed
+///               └──────(cancel)────────────┴──(cancel)──────────────► Cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+    }
+    /// The state's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The opened evidence, as the scheduler planned it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceMeta {
+    pub path: String,
+    pub segments: Vec<String>,
+    pub size: u64,
+    pub format: String,
+    pub stored_md5: Option<String>,
+    pub stored_sha1: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub acquisition_errors: Vec<(u64, u64)>,
+    pub upload_blake3: Option<String>,
+}
+
+/// A byte range that could not be examined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitationRecord {
+    pub start: u64,
+    pub end: u64,
+    pub task_id: String,
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// Live progress of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub tasks_total: u32,
+    pub tasks_done: u32,
+    pub tasks_failed: u32,
+    pub findings: BTreeMap<String, u64>,
+}
+
+/// A job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    /// Submission order (for FIFO within a class and case).
+    pub seq: u64,
+    pub spec: JobSpec,
+    pub submitter: String,
+    pub state: JobState,
+    pub error: String,
+    pub created_ms: i64,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub evidence: Option<EvidenceMeta>,
+    pub plan: Option<ShardPlan>,
+    pub progress: ProgressRecord,
+    pub limitations: Vec<LimitationRecord>,
+    /// Versions of the record, for watchers.
+    pub version: u64,
+}
+
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// One shard: every per-shard analysis in one read.
+    Shard,
+    /// MD5/SHA-1/SHA-256 of the whole image, one sequential read.
+    StreamHash,
+    /// YARA rules whose condition needs the whole image.
+    YaraWhole,
+    /// YARA over carved files.
+    YaraCarved,
+}
+
+/// Task lifecycle:
+///
+/// ```text
+///  Waiting ──(dependencies done)──► Queued ──lease──► Leased ──report ok──► Done
+///                                     ▲                 │
+///                                     └─(lease expired, │error; attempts < max)
+///                                                       └─(attempts = max)──► Quarantined
+///  any unfinished state ──(job cancelled)──► Cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Waiting,
+    Queued,
+    Leased,
+    Done,
+    Quarantined,
+    Cancelled,
+}
+
+impl TaskState {
+    /// Whether the task will not run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Done | TaskState::Quarantined | TaskState::Cancelled)
+    }
+}
+
+/// A task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub job_id: String,
+    pub kind: TaskKind,
+    pub shard: Option<Shard>,
+    /// Index within the job, for ordering.
+    pub order: u32,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub worker: Option<String>,
+    pub lease_deadline_ms: i64,
+    pub errors: Vec<String>,
+    /// Workers this task failed on (retried elsewhere when possible).
+    pub failed_on: Vec<String>,
+    /// Bytes this task covers (progress accounting).
+    pub bytes: u64,
+}
+
+/// An upload in the content-addressed evidence store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    pub blake3: String,
+    pub size: u64,
+    pub name: String,
+    pub case_id: String,
+    pub uploader: String,
+    pub received: u64,
+    pub complete: bool,
+    pub created_ms: i64,
+    pub completed_ms: i64,
+}
+
+/// A diagnostic of a rule set compilation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleDiagnosticRecord {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub severity: String,
+    pub message: String,
+    pub rule: String,
+}
+
+/// A registered YARA rule set (sources: workers compile them themselves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSetRecord {
+    pub name: String,
+    pub digest: String,
+    pub sources: Vec<(String, String)>,
+    pub rules: u32,
+    pub rejected_files: u32,
+    pub diagnostics: Vec<RuleDiagnosticRecord>,
+    pub strict: bool,
+    pub created_ms: i64,
+    pub owner: String,
+}
+
+/// A worker of the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub worker_id: String,
+    pub hostname: String,
+    pub slots: u32,
+    pub memory_bytes: u64,
+    pub evidence_roots: Vec<String>,
+    pub version: String,
+    pub registered_ms: i64,
+    pub last_heartbeat_ms: i64,
+    pub tasks_done: u64,
+    pub bytes_done: u64,
+}

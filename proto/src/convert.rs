@@ -1,0 +1,483 @@
+//! Conversions between the wire messages and the model types of
+//! `trawl-core`. Wire input is untrusted: conversions into the model
+//! validate ids and settings and return a message naming the bad field.
+
+use crate::v1;
+use trawl_core::spec::{
+    CarveOptions, EvidenceRef, FeatureOptions, HashOptions, RuleSource, YaraOptions,
+};
+use trawl_core::{
+    Analysis, AnalysisSet, ByteRun, CarvedFile, CaseId, Feature, JobSpec, Note, PiecewiseHash,
+    Priority, ScannerStat, YaraMatch, YaraString,
+};
+
+/// A field of a request that does not convert to the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
+    InvalidField {
+        field,
+        message: message.into(),
+    }
+}
+
+impl From<Analysis> for v1::Analysis {
+    fn from(a: Analysis) -> Self {
+        match a {
+            Analysis::Hash => v1::Analysis::Hash,
+            Analysis::Carve => v1::Analysis::Carve,
+            Analysis::Features => v1::Analysis::Features,
+            Analysis::Yara => v1::Analysis::Yara,
+        }
+    }
+}
+
+impl From<Priority> for v1::Priority {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::Low => v1::Priority::Low,
+            Priority::Normal => v1::Priority::Normal,
+            Priority::High => v1::Priority::High,
+            Priority::Urgent => v1::Priority::Urgent,
+        }
+    }
+}
+
+/// Model priority of a wire value (unspecified = normal).
+pub fn priority_from_wire(p: i32) -> Result<Priority, InvalidField> {
+    match v1::Priority::try_from(p) {
+        Ok(v1::Priority::Unspecified) | Ok(v1::Priority::Normal) => Ok(Priority::Normal),
+        Ok(v1::Priority::Low) => Ok(Priority::Low),
+        Ok(v1::Priority::High) => Ok(Priority::High),
+        Ok(v1::Priority::Urgent) => Ok(Priority::Urgent),
+        Err(_) => Err(invalid("spec.priority", format!("unknown value {p}"))),
+    }
+}
+
+impl From<&JobSpec> for v1::JobSpec {
+    fn from(s: &JobSpec) -> Self {
+        v1::JobSpec {
+            case_id: s.case_id.to_string(),
+            evidence: Some(match &s.evidence {
+                EvidenceRef::Paths(p) => v1::EvidenceLocator {
+                    source: Some(v1::evidence_locator::Source::Paths(v1::PathList {
+                        paths: p.clone(),
+                    })),
+                },
+                EvidenceRef::Upload(d) => v1::EvidenceLocator {
+                    source: Some(v1::evidence_locator::Source::UploadDigest(d.clone())),
+                },
+            }),
+            analyses: s
+                .analyses
+                .iter()
+                .map(|a| v1::Analysis::from(a) as i32)
+                .collect(),
+            priority: v1::Priority::from(s.priority) as i32,
+            shard_size: s.shard_size,
+            margin: s.margin,
+            hash: Some(v1::HashOptions {
+                piecewise_window: s.hash.piecewise_window,
+                piecewise_md5: s.hash.piecewise_md5,
+                skip_stream: s.hash.skip_stream,
+            }),
+            carve: Some(v1::CarveOptions {
+                types: s.carve.types.clone(),
+                sector_aligned: s.carve.sector_aligned,
+                custom_config: s.carve.custom_config.clone(),
+                max_size: s.carve.max_size.clone().into_iter().collect(),
+                max_candidates_per_shard: s.carve.max_candidates_per_shard,
+            }),
+            features: Some(v1::FeatureOptions {
+                scanners: s.features.scanners.clone(),
+                find_keywords: s.features.find_keywords.clone(),
+                stop_list: s.features.stop_list.clone(),
+                alert_list: s.features.alert_list.clone(),
+                max_recursion_depth: s.features.max_recursion_depth,
+                max_inflate_bytes: s.features.max_inflate_bytes,
+            }),
+            yara: Some(v1::YaraOptions {
+                ruleset_name: s.yara.ruleset_name.clone(),
+                sources: s
+                    .yara
+                    .sources
+                    .iter()
+                    .map(|r| v1::RuleSource {
+                        name: r.name.clone(),
+                        text: r.text.clone(),
+                    })
+                    .collect(),
+                strict: s.yara.strict,
+                timeout_seconds: s.yara.timeout_seconds,
+                max_matches_per_pattern: s.yara.max_matches_per_pattern,
+                scan_carved: s.yara.scan_carved,
+                ruleset_digest: s.yara.ruleset_digest.clone(),
+            }),
+            description: s.description.clone(),
+            evidence_name: s.evidence_name.clone(),
+        }
+    }
+}
+
+impl TryFrom<&v1::JobSpec> for JobSpec {
+    type Error = InvalidField;
+    fn try_from(w: &v1::JobSpec) -> Result<Self, InvalidField> {
+        let case_id =
+            CaseId::new(w.case_id.clone()).map_err(|e| invalid("spec.case_id", e.to_string()))?;
+        let evidence = match w.evidence.as_ref().and_then(|e| e.source.as_ref()) {
+            Some(v1::evidence_locator::Source::Paths(p)) => {
+                if p.paths.is_empty() || p.paths.iter().any(|x| x.is_empty()) {
+                    return Err(invalid("spec.evidence.paths", "empty path"));
+                }
+                EvidenceRef::Paths(p.paths.clone())
+            }
+            Some(v1::evidence_locator::Source::UploadDigest(d)) => {
+                if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        "spec.evidence.upload_digest",
+                        "expected 64 hex digits (BLAKE3)",
+                    ));
+                }
+                EvidenceRef::Upload(d.to_ascii_lowercase())
+            }
+            None => return Err(invalid("spec.evidence", "missing")),
+        };
+        let mut analyses = AnalysisSet::default();
+        for a in &w.analyses {
+            analyses.insert(match v1::Analysis::try_from(*a) {
+                Ok(v1::Analysis::Hash) => Analysis::Hash,
+                Ok(v1::Analysis::Carve) => Analysis::Carve,
+                Ok(v1::Analysis::Features) => Analysis::Features,
+                Ok(v1::Analysis::Yara) => Analysis::Yara,
+                _ => return Err(invalid("spec.analyses", format!("unknown analysis {a}"))),
+            });
+        }
+        let mut spec = JobSpec::new(case_id, evidence, analyses);
+        spec.priority = priority_from_wire(w.priority)?;
+        if w.shard_size != 0 {
+            spec.shard_size = w.shard_size;
+        }
+        if w.margin != 0 {
+            spec.margin = w.margin;
+        }
+        if let Some(h) = &w.hash {
+            spec.hash = HashOptions {
+                piecewise_window: if h.piecewise_window == 0 {
+                    HashOptions::default().piecewise_window
+                } else {
+                    h.piecewise_window
+                },
+                piecewise_md5: h.piecewise_md5,
+                skip_stream: h.skip_stream,
+            };
+        }
+        if let Some(c) = &w.carve {
+            spec.carve = CarveOptions {
+                types: c.types.clone(),
+                sector_aligned: c.sector_aligned,
+                custom_config: c.custom_config.clone(),
+                max_size: c.max_size.clone().into_iter().collect(),
+                max_candidates_per_shard: c.max_candidates_per_shard,
+            };
+        }
+        if let Some(f) = &w.features {
+            spec.features = FeatureOptions {
+                scanners: f.scanners.clone(),
+                find_keywords: f.find_keywords.clone(),
+                stop_list: f.stop_list.clone(),
+                alert_list: f.alert_list.clone(),
+                max_recursion_depth: f.max_recursion_depth,
+                max_inflate_bytes: f.max_inflate_bytes,
+            };
+        }
+        if let Some(y) = &w.yara {
+            spec.yara = YaraOptions {
+                ruleset_name: y.ruleset_name.clone(),
+                sources: y
+                    .sources
+                    .iter()
+                    .map(|r| RuleSource {
+                        name: r.name.clone(),
+                        text: r.text.clone(),
+                    })
+                    .collect(),
+                strict: y.strict,
+                timeout_seconds: y.timeout_seconds,
+                max_matches_per_pattern: y.max_matches_per_pattern,
+                scan_carved: y.scan_carved,
+                ruleset_digest: y.ruleset_digest.clone(),
+            };
+        }
+        spec.description = w.description.clone();
+        spec.evidence_name = w.evidence_name.clone();
+        spec.validate()
+            .map_err(|e| invalid("spec", e.to_string()))?;
+        Ok(spec)
+    }
+}
+
+impl From<&Feature> for v1::Feature {
+    fn from(f: &Feature) -> Self {
+        v1::Feature {
+            scanner: f.scanner.clone(),
+            offset: f.offset,
+            path: f.path.clone(),
+            feature: f.feature.clone(),
+            context: f.context.clone(),
+        }
+    }
+}
+
+impl From<&v1::Feature> for Feature {
+    fn from(f: &v1::Feature) -> Self {
+        Feature {
+            scanner: f.scanner.clone(),
+            offset: f.offset,
+            path: f.path.clone(),
+            feature: f.feature.clone(),
+            context: f.context.clone(),
+        }
+    }
+}
+
+impl From<&CarvedFile> for v1::CarvedFile {
+    fn from(c: &CarvedFile) -> Self {
+        v1::CarvedFile {
+            offset: c.offset,
+            length: c.length,
+            file_type: c.file_type.clone(),
+            extension: c.extension.clone(),
+            validated: c.validated,
+            note: c.note.clone(),
+            md5: c.md5.clone(),
+            sha256: c.sha256.clone(),
+            byte_runs: c
+                .byte_runs
+                .iter()
+                .map(|r| v1::ByteRun {
+                    img_offset: r.img_offset,
+                    file_offset: r.file_offset,
+                    len: r.len,
+                })
+                .collect(),
+            sha1: c.sha1.clone(),
+        }
+    }
+}
+
+impl From<&v1::CarvedFile> for CarvedFile {
+    fn from(c: &v1::CarvedFile) -> Self {
+        CarvedFile {
+            offset: c.offset,
+            length: c.length,
+            file_type: c.file_type.clone(),
+            extension: c.extension.clone(),
+            validated: c.validated,
+            note: c.note.clone(),
+            md5: c.md5.clone(),
+            sha1: c.sha1.clone(),
+            sha256: c.sha256.clone(),
+            byte_runs: c
+                .byte_runs
+                .iter()
+                .map(|r| ByteRun {
+                    img_offset: r.img_offset,
+                    file_offset: r.file_offset,
+                    len: r.len,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&YaraMatch> for v1::YaraMatch {
+    fn from(m: &YaraMatch) -> Self {
+        v1::YaraMatch {
+            target: m.target.clone(),
+            rule: m.rule.clone(),
+            namespace: m.namespace.clone(),
+            tags: m.tags.clone(),
+            metadata_json: m.metadata_json.clone(),
+            strings: m
+                .strings
+                .iter()
+                .map(|s| v1::YaraString {
+                    id: s.id.clone(),
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect(),
+            target_offset: m.target_offset,
+        }
+    }
+}
+
+impl From<&v1::YaraMatch> for YaraMatch {
+    fn from(m: &v1::YaraMatch) -> Self {
+        YaraMatch {
+            target: m.target.clone(),
+            target_offset: m.target_offset,
+            rule: m.rule.clone(),
+            namespace: m.namespace.clone(),
+            tags: m.tags.clone(),
+            metadata_json: m.metadata_json.clone(),
+            strings: m
+                .strings
+                .iter()
+                .map(|s| YaraString {
+                    id: s.id.clone(),
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&PiecewiseHash> for v1::PiecewiseHash {
+    fn from(p: &PiecewiseHash) -> Self {
+        v1::PiecewiseHash {
+            offset: p.offset,
+            length: p.length,
+            blake3: p.blake3.clone(),
+            md5: p.md5.clone(),
+        }
+    }
+}
+
+impl From<&v1::PiecewiseHash> for PiecewiseHash {
+    fn from(p: &v1::PiecewiseHash) -> Self {
+        PiecewiseHash {
+            offset: p.offset,
+            length: p.length,
+            blake3: p.blake3.clone(),
+            md5: p.md5.clone(),
+        }
+    }
+}
+
+impl From<&ScannerStat> for v1::ScannerStat {
+    fn from(s: &ScannerStat) -> Self {
+        v1::ScannerStat {
+            scanner: s.scanner.clone(),
+            bytes: s.bytes,
+            nanos: s.nanos,
+            findings: s.findings,
+            skipped_bytes: s.skipped_bytes,
+        }
+    }
+}
+
+impl From<&v1::ScannerStat> for ScannerStat {
+    fn from(s: &v1::ScannerStat) -> Self {
+        ScannerStat {
+            scanner: s.scanner.clone(),
+            bytes: s.bytes,
+            nanos: s.nanos,
+            findings: s.findings,
+            skipped_bytes: s.skipped_bytes,
+        }
+    }
+}
+
+impl From<&Note> for v1::Note {
+    fn from(n: &Note) -> Self {
+        v1::Note {
+            analysis: n.analysis.clone(),
+            message: n.message.clone(),
+            offset: n.offset,
+        }
+    }
+}
+
+impl From<&v1::Note> for Note {
+    fn from(n: &v1::Note) -> Self {
+        Note {
+            analysis: n.analysis.clone(),
+            message: n.message.clone(),
+            offset: n.offset,
+        }
+    }
+}
+
+/// Lowercase name of a job state, as `status --json` prints it.
+pub fn job_state_name(s: i32) -> &'static str {
+    match v1::JobState::try_from(s) {
+        Ok(v1::JobState::Queued) => "queued",
+        Ok(v1::JobState::Running) => "running",
+        Ok(v1::JobState::Completed) => "completed",
+        Ok(v1::JobState::Failed) => "failed",
+        Ok(v1::JobState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// Parses a job state name (as printed by [`job_state_name`]).
+pub fn job_state_from_name(s: &str) -> Option<v1::JobState> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "queued" => v1::JobState::Queued,
+        "running" => v1::JobState::Running,
+        "completed" => v1::JobState::Completed,
+        "failed" => v1::JobState::Failed,
+        "cancelled" | "canceled" => v1::JobState::Cancelled,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips() {
+        let mut spec = JobSpec::new(
+            CaseId::new("case-7").unwrap(),
+            EvidenceRef::Paths(vec!["/ev/disk.E01".into()]),
+            AnalysisSet::all(),
+        );
+        spec.priority = Priority::High;
+        spec.shard_size = 16 << 20;
+        spec.carve.max_size.insert("jpg".into(), 1 << 20);
+        spec.yara.sources.push(RuleSource {
+            name: "a.yar".into(),
+            text: "rule a { condition: true }".into(),
+        });
+        let wire = v1::JobSpec::from(&spec);
+        let back = JobSpec::try_from(&wire).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn bad_wire_specs_are_refused() {
+        let mut w = v1::JobSpec::from(&JobSpec::new(
+            CaseId::new("c").unwrap(),
+            EvidenceRef::Paths(vec!["/x".into()]),
+            AnalysisSet::parse("hash").unwrap(),
+        ));
+        w.case_id = String::new();
+        assert_eq!(JobSpec::try_from(&w).unwrap_err().field, "spec.case_id");
+        w.case_id = "c".into();
+        w.analyses = vec![99];
+        assert_eq!(JobSpec::try_from(&w).unwrap_err().field, "spec.analyses");
+        w.analyses = vec![1];
+        w.shard_size = 12345;
+        assert_eq!(JobSpec::try_from(&w).unwrap_err().field, "spec");
+        w.shard_size = 0;
+        w.evidence = Some(v1::EvidenceLocator {
+            source: Some(v1::evidence_locator::Source::UploadDigest("zz".into())),
+        });
+        assert!(JobSpec::try_from(&w).is_err());
+        w.evidence = None;
+        assert!(JobSpec::try_from(&w).is_err());
+        w.evidence = Some(v1::EvidenceLocator {
+            source: Some(v1::evidence_locator::Source::Paths(v1::PathList { paths: vec![] })),
+        });
+        assert!(JobSpec::try_from(&w).is_err());
+        w.priority = 42;
+    }
+}

@@ -1,0 +1,64 @@
+//! Scheduler configuration: flags, `TRAWL_*` environment variables and an
+//! optional TOML file, in that order of precedence.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything a scheduler needs to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    /// Data directory: sled state, the evidence store.
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// A lease lasts this long without a heartbeat.
+    pub lease_ms: u64,
+    /// Workers heartbeat this often.
+    pub heartbeat_ms: u64,
+    /// A task failing this many times is quarantined.
+    pub max_attempts: u32,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest gRPC message, in bytes (task results can be large).
+    pub max_message_bytes: usize,
+    /// Evidence paths must lie under one of these roots (empty: anywhere).
+    pub evidence_roots: Vec<PathBuf>,
+    /// Keep the sled database in memory only (embedded scans, tests).
+    pub ephemeral: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("trawl-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            lease_ms: 30_000,
+            heartbeat_ms: 2_000,
+            max_attempts: 3,
+            max_upload_bytes: 16 << 40,
+            max_message_bytes: 1 << 30,
+            evidence_roots: Vec::new(),
+            ephemeral: false,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Reads a TOML configuration file.
+    ///
+    /// # Errors
+    /// Unreadable file or invalid TOML, naming the file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Lease duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}

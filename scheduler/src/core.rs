@@ -1,0 +1,953 @@
+//! The scheduler's state machine. One mutex owns every state change; sled is
+//! written inside it so memory and disk never disagree; memory is rebuilt
+//! from sled on start.
+//!
+//! Ordering of work: the highest priority class with queued work is served
+//! first; within it, the case with the fewest running tasks (then the one
+//! served least recently), so one huge case cannot starve the others; within
+//! a case, jobs in submission order; within a job, the sequential stream
+//! task first (it is the longest), then shards in order.
+
+use crate::error::SchedError;
+use crate::evidence_store::EvidenceStore;
+use crate::results;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use trawl_core::spec::EvidenceRef;
+use trawl_core::{JobId, JobSpec, Priority, TaskId};
+use trawl_evidence::SharedEvidence;
+use trawl_proto::v1;
+use trawl_store::{
+    EvidenceMeta, JobRecord, JobState, LimitationRecord, ProgressRecord, Store, TaskKind,
+    TaskRecord, TaskState, WorkerRecord, now_ms,
+};
+
+use crate::config::SchedulerConfig;
+
+/// Who is calling (filled by the service layer from the connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+    pub role: String,
+    pub peer: String,
+}
+
+impl Caller {
+    /// The local, unauthenticated caller of an uninitialised scheduler.
+    pub fn local(peer: impl Into<String>) -> Self {
+        Self {
+            user: "local".into(),
+            role: "admin".into(),
+            peer: peer.into(),
+        }
+    }
+}
+
+/// A change of a job, for watchers.
+#[derive(Debug, Clone)]
+pub struct JobChange {
+    pub job_id: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct JobEntry {
+    rec: JobRecord,
+    /// Queued tasks, by (order, task id).
+    queued: BTreeSet<(u32, String)>,
+    leased: u32,
+    unfinished: u32,
+    finalizing: bool,
+}
+
+#[derive(Debug)]
+struct WorkerEntry {
+    rec: WorkerRecord,
+    running: HashSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: BTreeMap<String, JobEntry>,
+    tasks: HashMap<String, TaskRecord>,
+    workers: HashMap<String, WorkerEntry>,
+    /// Lease counter value when a case was last served (fair share).
+    case_served: HashMap<String, u64>,
+    lease_counter: u64,
+}
+
+/// A task handed to a worker, with what it needs to run it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub task: TaskRecord,
+    pub spec: JobSpec,
+    pub evidence: EvidenceMeta,
+}
+
+/// What a heartbeat tells the worker.
+#[derive(Debug, Default)]
+pub struct HeartbeatOutcome {
+    pub cancel: Vec<String>,
+    pub reregister: bool,
+}
+
+/// The scheduler.
+pub struct Scheduler {
+    pub(crate) cfg: SchedulerConfig,
+    pub(crate) store: Store,
+    state: Mutex<State>,
+    events: broadcast::Sender<JobChange>,
+    pub(crate) uploads: EvidenceStore,
+    evidence_cache: Mutex<HashMap<String, SharedEvidence>>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("cfg", &self.cfg).finish()
+    }
+}
+
+fn job_order_key(e: &JobEntry) -> (u64, &str) {
+    (e.rec.seq, e.rec.job_id.as_str())
+}
+
+impl Scheduler {
+    /// Opens the state (or starts empty) and rebuilds the queues.
+    ///
+    /// # Errors
+    /// The data directory or database cannot be opened.
+    pub fn open(cfg: SchedulerConfig) -> Result<Arc<Self>, SchedError> {
+        let store = if cfg.ephemeral {
+            Store::temporary()?
+        } else {
+            Store::open(&cfg.data_dir)?
+        };
+        let uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
+        let (events, _) = broadcast::channel(1024);
+        let s = Arc::new(Self {
+            cfg,
+            store,
+            state: Mutex::new(State::default()),
+            events,
+            uploads,
+            evidence_cache: Mutex::new(HashMap::new()),
+        });
+        s.rebuild()?;
+        Ok(s)
+    }
+
+    /// The state database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    fn rebuild(self: &Arc<Self>) -> Result<(), SchedError> {
+        let jobs = self.store.jobs()?;
+        let tasks = self.store.tasks()?;
+        let now = now_ms();
+        let mut st = self.state.lock();
+        for rec in jobs {
+            st.jobs.insert(
+                rec.job_id.clone(),
+                JobEntry {
+                    rec,
+                    queued: BTreeSet::new(),
+                    leased: 0,
+                    unfinished: 0,
+                    finalizing: false,
+                },
+            );
+        }
+        let mut refreshed = Vec::new();
+        for mut t in tasks {
+            let Some(job) = st.jobs.get_mut(&t.job_id) else {
+                continue;
+            };
+            if !t.state.is_final() {
+                job.unfinished += 1;
+            }
+            match t.state {
+                TaskState::Queued => {
+                    job.queued.insert((t.order, t.task_id.clone()));
+                }
+                TaskState::Leased => {
+                    // The worker holding it may still report after it
+                    // reconnects: give it a fresh lease period.
+                    t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
+                    job.leased += 1;
+                    refreshed.push(t.clone());
+                }
+                _ => {}
+            }
+            st.tasks.insert(t.task_id.clone(), t);
+        }
+        self.store.put_tasks(refreshed.iter())?;
+        // Jobs whose tasks all finished but were not finalised (crash during
+        // the merge) are finalised now; jobs left in planning are re-planned.
+        let mut to_finalize = Vec::new();
+        let mut to_plan = Vec::new();
+        for (id, j) in &st.jobs {
+            if j.rec.state.is_final() {
+                continue;
+            }
+            if j.rec.plan.is_none() {
+                to_plan.push(id.clone());
+            } else if j.unfinished == 0 {
+                to_finalize.push(id.clone());
+            }
+        }
+        drop(st);
+        for id in to_finalize {
+            self.spawn_finalize(id);
+        }
+        for id in to_plan {
+            self.spawn_plan(id);
+        }
+        Ok(())
+    }
+
+    fn notify(&self, job_id: &str, message: impl Into<String>) {
+        let _ = self.events.send(JobChange {
+            job_id: job_id.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Job change events.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobChange> {
+        self.events.subscribe()
+    }
+
+    /// Records an audited action (failures to audit are logged, never
+    /// silent).
+    pub fn audit(&self, caller: &Caller, action: &str, target: &str, case_id: &str, detail: impl Into<String>) {
+        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
+            actor: caller.user.clone(),
+            role: caller.role.clone(),
+            action: action.into(),
+            target: target.into(),
+            case_id: case_id.into(),
+            from: caller.peer.clone(),
+            detail: detail.into(),
+        }) {
+            tracing::error!(error = %e, action, target, "audit append failed");
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Jobs
+    // ------------------------------------------------------------------
+
+    /// Accepts a job: records it queued, then plans it in the background
+    /// (opening the evidence); a job whose evidence cannot be read fails
+    /// with the reason in its status.
+    ///
+    /// # Errors
+    /// Invalid specification, or the state database failing.
+    pub async fn submit(self: &Arc<Self>, spec: JobSpec, caller: &Caller) -> Result<JobRecord, SchedError> {
+        spec.validate()
+            .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+        if let EvidenceRef::Paths(paths) = &spec.evidence {
+            for p in paths {
+                self.check_evidence_path(p)?;
+            }
+        }
+        let seq = self.store.next_id("job")?;
+        let created = now_ms();
+        let job_id = JobId::new(format!("J{seq:06}")).map_err(|e| SchedError::Internal(e.to_string()))?;
+        let rec = JobRecord {
+            job_id: job_id.to_string(),
+            seq,
+            spec,
+            submitter: caller.user.clone(),
+            state: JobState::Queued,
+            error: String::new(),
+            created_ms: created,
+            started_ms: 0,
+            finished_ms: 0,
+            evidence: None,
+            plan: None,
+            progress: ProgressRecord::default(),
+            limitations: Vec::new(),
+            version: 1,
+        };
+        self.store.put_job(&rec)?;
+        self.store.flush_async().await?;
+        self.audit(caller, "job.submit", &rec.job_id, rec.spec.case_id.as_str(), format!("analyses={}", rec.spec.analyses));
+        self.state.lock().jobs.insert(
+            rec.job_id.clone(),
+            JobEntry {
+                rec: rec.clone(),
+                queued: BTreeSet::new(),
+                leased: 0,
+                unfinished: 0,
+                finalizing: false,
+            },
+        );
+        self.notify(&rec.job_id, "submitted");
+        self.spawn_plan(rec.job_id.clone());
+        Ok(rec)
+    }
+
+    fn check_evidence_path(&self, p: &str) -> Result<(), SchedError> {
+        let path = std::path::Path::new(p);
+        if !path.is_absolute() {
+            return Err(SchedError::InvalidArgument(format!(
+                "evidence path {p:?} must be absolute (a path every node can read)"
+            )));
+        }
+        if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(SchedError::InvalidArgument(format!("evidence path {p:?} contains '..'")));
+        }
+        if !self.cfg.evidence_roots.is_empty() && !self.cfg.evidence_roots.iter().any(|r| path.starts_with(r)) {
+            return Err(SchedError::PermissionDenied(format!(
+                "evidence path {p:?} is outside the configured evidence roots"
+            )));
+        }
+        Ok(())
+    }
+
+    fn spawn_plan(self: &Arc<Self>, job_id: String) {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.plan(&job_id));
+    }
+
+    /// Opens the evidence, records its size and format, creates the tasks.
+    fn plan(self: &Arc<Self>, job_id: &str) {
+        let spec = match self.state.lock().jobs.get(job_id) {
+            Some(j) if j.rec.state == JobState::Queued && j.rec.plan.is_none() => j.rec.spec.clone(),
+            _ => return,
+        };
+        let planned = crate::plan::plan_job(self, job_id, &spec);
+        let mut st = self.state.lock();
+        let Some(job) = st.jobs.get_mut(job_id) else { return };
+        if job.rec.state != JobState::Queued {
+            return; // cancelled meanwhile
+        }
+        match planned {
+            Err(e) => {
+                tracing::warn!(job = job_id, error = %e, "job failed while planning");
+                job.rec.state = JobState::Failed;
+                job.rec.error = e.to_string();
+                job.rec.finished_ms = now_ms();
+                job.rec.version += 1;
+                let rec = job.rec.clone();
+                drop(st);
+                let _ = self.store.put_job(&rec);
+                let _ = self.store.flush();
+                self.notify(job_id, format!("failed: {}", rec.error));
+            }
+            Ok((meta, plan, tasks)) => {
+                job.rec.evidence = Some(meta);
+                job.rec.plan = Some(plan);
+                job.rec.progress.bytes_total = plan.image_size;
+                job.rec.progress.tasks_total = tasks.len() as u32;
+                job.rec.version += 1;
+                job.unfinished = tasks.len() as u32;
+                for t in &tasks {
+                    if t.state == TaskState::Queued {
+                        job.queued.insert((t.order, t.task_id.clone()));
+                    }
+                }
+                let rec = job.rec.clone();
+                let empty = tasks.is_empty();
+                for t in &tasks {
+                    st.tasks.insert(t.task_id.clone(), t.clone());
+                }
+                drop(st);
+                if let Err(e) = self.store.put_tasks(tasks.iter()).and_then(|_| self.store.put_job(&rec)) {
+                    tracing::error!(job = job_id, error = %e, "persisting the plan failed");
+                }
+                self.notify(job_id, format!("planned {} tasks", tasks.len()));
+                if empty {
+                    self.spawn_finalize(job_id.to_string());
+                }
+            }
+        }
+    }
+
+    /// Opens (once, then cached) a job's evidence.
+    ///
+    /// # Errors
+    /// The evidence cannot be opened.
+    pub fn open_evidence(&self, job_id: &str, spec: &JobSpec) -> Result<SharedEvidence, SchedError> {
+        if let Some(e) = self.evidence_cache.lock().get(job_id) {
+            return Ok(e.clone());
+        }
+        let ev = match &spec.evidence {
+            EvidenceRef::Paths(p) => {
+                let paths: Vec<_> = p.iter().map(std::path::PathBuf::from).collect();
+                trawl_evidence::open_segments(&paths)?
+            }
+            EvidenceRef::Upload(d) => {
+                let path = self.uploads.complete_path(d).ok_or_else(|| {
+                    SchedError::NotFound(format!("upload {d} is not in the evidence store (or is incomplete)"))
+                })?;
+                trawl_evidence::open(path)?
+            }
+        };
+        let mut c = self.evidence_cache.lock();
+        if c.len() > 64 {
+            c.clear();
+        }
+        c.insert(job_id.to_string(), ev.clone());
+        Ok(ev)
+    }
+
+    /// A job.
+    ///
+    /// # Errors
+    /// Unknown job.
+    pub fn job(&self, job_id: &str) -> Result<JobRecord, SchedError> {
+        self.state
+            .lock()
+            .jobs
+            .get(job_id)
+            .map(|j| j.rec.clone())
+            .ok_or_else(|| SchedError::NotFound(format!("job {job_id:?}")))
+    }
+
+    /// Jobs, newest first, filtered.
+    pub fn list_jobs(&self, case: Option<&str>, state: Option<JobState>, submitter: Option<&str>, limit: usize) -> Vec<JobRecord> {
+        let st = self.state.lock();
+        let mut v: Vec<_> = st
+            .jobs
+            .values()
+            .filter(|j| case.is_none_or(|c| j.rec.spec.case_id.as_str() == c))
+            .filter(|j| state.is_none_or(|s| j.rec.state == s))
+            .filter(|j| submitter.is_none_or(|s| j.rec.submitter == s))
+            .map(|j| j.rec.clone())
+            .collect();
+        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        if limit > 0 {
+            v.truncate(limit);
+        }
+        v
+    }
+
+    /// Cancels a job: queued tasks never run, running ones are stopped at
+    /// the workers' next heartbeat.
+    ///
+    /// # Errors
+    /// Unknown job.
+    pub fn cancel(&self, job_id: &str, reason: &str, caller: &Caller) -> Result<JobRecord, SchedError> {
+        let mut st = self.state.lock();
+        let State { jobs, tasks, .. } = &mut *st;
+        let job = jobs
+            .get_mut(job_id)
+            .ok_or_else(|| SchedError::NotFound(format!("job {job_id:?}")))?;
+        if job.rec.state.is_final() {
+            return Ok(job.rec.clone());
+        }
+        job.rec.state = JobState::Cancelled;
+        job.rec.error = if reason.is_empty() {
+            format!("cancelled by {}", caller.user)
+        } else {
+            format!("cancelled by {}: {reason}", caller.user)
+        };
+        job.rec.finished_ms = now_ms();
+        job.rec.version += 1;
+        job.queued.clear();
+        job.leased = 0;
+        let mut changed = Vec::new();
+        for t in tasks.values_mut().filter(|t| t.job_id == job_id && !t.state.is_final()) {
+            t.state = TaskState::Cancelled;
+            changed.push(t.clone());
+        }
+        job.unfinished = 0;
+        let rec = job.rec.clone();
+        drop(st);
+        self.store.put_tasks(changed.iter())?;
+        self.store.put_job(&rec)?;
+        self.store.flush()?;
+        self.audit(caller, "job.cancel", job_id, rec.spec.case_id.as_str(), reason.to_string());
+        self.notify(job_id, "cancelled");
+        Ok(rec)
+    }
+
+    // ------------------------------------------------------------------
+    // Workers
+    // ------------------------------------------------------------------
+
+    /// Registers (or re-registers) a worker.
+    ///
+    /// # Errors
+    /// The state database failing.
+    pub fn register(&self, mut info: WorkerRecord) -> Result<WorkerRecord, SchedError> {
+        let now = now_ms();
+        if info.worker_id.is_empty() {
+            info.worker_id = format!("W{:04}-{}", self.store.next_id("worker")?, sanitize(&info.hostname));
+        }
+        trawl_core::WorkerId::new(info.worker_id.clone())
+            .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+        info.registered_ms = now;
+        info.last_heartbeat_ms = now;
+        info.slots = info.slots.clamp(1, 1024);
+        let mut st = self.state.lock();
+        let running = st
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Leased && t.worker.as_deref() == Some(&info.worker_id))
+            .map(|t| t.task_id.clone())
+            .collect();
+        if let Some(old) = st.workers.get(&info.worker_id) {
+            info.tasks_done = old.rec.tasks_done;
+            info.bytes_done = old.rec.bytes_done;
+        }
+        st.workers.insert(
+            info.worker_id.clone(),
+            WorkerEntry {
+                rec: info.clone(),
+                running,
+            },
+        );
+        drop(st);
+        self.store.put_worker(&info)?;
+        tracing::info!(worker = %info.worker_id, slots = info.slots, host = %info.hostname, "worker registered");
+        Ok(info)
+    }
+
+    /// A worker's heartbeat: extends the leases it still holds; lists the
+    /// tasks it must stop.
+    pub fn heartbeat(&self, worker_id: &str, task_ids: &[String]) -> HeartbeatOutcome {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        let State { workers, tasks, .. } = &mut *st;
+        let Some(w) = workers.get_mut(worker_id) else {
+            return HeartbeatOutcome {
+                cancel: task_ids.to_vec(),
+                reregister: true,
+            };
+        };
+        w.rec.last_heartbeat_ms = now;
+        let mut out = HeartbeatOutcome::default();
+        for id in task_ids {
+            match tasks.get_mut(id) {
+                Some(t) if t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id) => {
+                    t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
+                }
+                _ => out.cancel.push(id.clone()),
+            }
+        }
+        out
+    }
+
+    /// The pool.
+    pub fn workers(&self) -> Vec<(WorkerRecord, u32)> {
+        let st = self.state.lock();
+        let mut v: Vec<_> = st
+            .workers
+            .values()
+            .map(|w| (w.rec.clone(), w.running.len() as u32))
+            .collect();
+        v.sort_by(|a, b| a.0.worker_id.cmp(&b.0.worker_id));
+        v
+    }
+
+    fn live_workers(st: &State, now: i64, heartbeat_ms: u64) -> usize {
+        st.workers
+            .values()
+            .filter(|w| now - w.rec.last_heartbeat_ms <= 3 * heartbeat_ms as i64 + 1000)
+            .count()
+    }
+
+    /// Leases up to `max` tasks to a worker. The lease clock starts now.
+    ///
+    /// # Errors
+    /// Unknown worker (it must register again).
+    pub fn lease(&self, worker_id: &str, max: u32) -> Result<Vec<Lease>, SchedError> {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        if !st.workers.contains_key(worker_id) {
+            return Err(SchedError::FailedPrecondition(format!(
+                "worker {worker_id:?} is not registered (register again)"
+            )));
+        }
+        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms) > 1;
+        let mut out = Vec::new();
+        let mut changed = Vec::new();
+        let mut jobs_changed = Vec::new();
+        for _ in 0..max.min(256) {
+            let Some((job_id, task_id)) = self.pick(&st, worker_id, several_workers) else {
+                break;
+            };
+            st.lease_counter += 1;
+            let counter = st.lease_counter;
+            let State { jobs, tasks, workers, case_served, .. } = &mut *st;
+            let job = jobs.get_mut(&job_id).expect("picked job exists");
+            let t = tasks.get_mut(&task_id).expect("picked task exists");
+            job.queued.remove(&(t.order, task_id.clone()));
+            job.leased += 1;
+            case_served.insert(job.rec.spec.case_id.to_string(), counter);
+            t.state = TaskState::Leased;
+            t.worker = Some(worker_id.to_string());
+            t.attempts += 1;
+            t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
+            if job.rec.state == JobState::Queued {
+                job.rec.state = JobState::Running;
+                job.rec.started_ms = now;
+                job.rec.version += 1;
+                jobs_changed.push(job.rec.clone());
+            }
+            if let Some(w) = workers.get_mut(worker_id) {
+                w.running.insert(task_id.clone());
+            }
+            changed.push(t.clone());
+            out.push(Lease {
+                task: t.clone(),
+                spec: job.rec.spec.clone(),
+                evidence: job.rec.evidence.clone().unwrap_or_default(),
+            });
+        }
+        drop(st);
+        if !changed.is_empty() {
+            self.store.put_tasks(changed.iter())?;
+        }
+        for j in jobs_changed {
+            self.store.put_job(&j)?;
+            self.notify(&j.job_id, "running");
+        }
+        Ok(out)
+    }
+
+    /// Chooses the next task for a worker (see the module docs).
+    fn pick(&self, st: &State, worker_id: &str, avoid_failed: bool) -> Option<(String, String)> {
+        // Running tasks per case.
+        let mut running: HashMap<&str, u32> = HashMap::new();
+        for j in st.jobs.values() {
+            *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
+        }
+        let mut best: Option<((std::cmp::Reverse<Priority>, u32, u64, u64), &JobEntry, &str)> = None;
+        for j in st.jobs.values() {
+            if j.queued.is_empty() || j.rec.state.is_final() {
+                continue;
+            }
+            let case = j.rec.spec.case_id.as_str();
+            // First queued task this worker may take.
+            let task = j.queued.iter().find(|(_, id)| {
+                !avoid_failed
+                    || st
+                        .tasks
+                        .get(id.as_str())
+                        .is_none_or(|t| !t.failed_on.iter().any(|w| w == worker_id))
+            });
+            let Some((_, task)) = task else { continue };
+            let key = (
+                std::cmp::Reverse(j.rec.spec.priority),
+                running.get(case).copied().unwrap_or(0),
+                st.case_served.get(case).copied().unwrap_or(0),
+                j.rec.seq,
+            );
+            if best.as_ref().is_none_or(|(k, bj, _)| key < *k || (key == *k && job_order_key(j) < job_order_key(bj))) {
+                best = Some((key, j, task.as_str()));
+            }
+        }
+        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.to_string()))
+    }
+
+    /// Gives leases back without results (a draining worker).
+    pub fn release(&self, worker_id: &str, task_ids: &[String]) {
+        let mut changed = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let State { jobs, tasks, workers, .. } = &mut *st;
+            for id in task_ids {
+                let Some(t) = tasks.get_mut(id) else { continue };
+                if t.state != TaskState::Leased || t.worker.as_deref() != Some(worker_id) {
+                    continue;
+                }
+                t.state = TaskState::Queued;
+                t.worker = None;
+                // A released task was not at fault: the attempt is returned.
+                t.attempts = t.attempts.saturating_sub(1);
+                if let Some(j) = jobs.get_mut(&t.job_id) {
+                    j.leased = j.leased.saturating_sub(1);
+                    j.queued.insert((t.order, t.task_id.clone()));
+                }
+                if let Some(w) = workers.get_mut(worker_id) {
+                    w.running.remove(id);
+                }
+                changed.push(t.clone());
+            }
+        }
+        if let Err(e) = self.store.put_tasks(changed.iter()) {
+            tracing::error!(error = %e, "persisting released tasks failed");
+        }
+    }
+
+    /// A worker's report. Idempotent: a task already done ignores further
+    /// reports; a late success from a worker whose lease expired is still
+    /// accepted (results are deterministic), the rerun's report is then
+    /// ignored. Returns whether the report was taken.
+    ///
+    /// # Errors
+    /// Unknown task, or the state database failing.
+    pub fn report(self: &Arc<Self>, worker_id: &str, task_id: &str, outcome: Result<v1::TaskResult, String>) -> Result<bool, SchedError> {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        let State { jobs, tasks, workers, .. } = &mut *st;
+        let t = tasks
+            .get_mut(task_id)
+            .ok_or_else(|| SchedError::NotFound(format!("task {task_id:?}")))?;
+        if let Some(w) = workers.get_mut(worker_id) {
+            w.running.remove(task_id);
+        }
+        if t.state.is_final() {
+            return Ok(false);
+        }
+        let held = t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id);
+        let job = jobs
+            .get_mut(&t.job_id)
+            .ok_or_else(|| SchedError::Internal(format!("task {task_id} has no job")))?;
+        match outcome {
+            Ok(result) => {
+                if result.task_id != task_id {
+                    return Err(SchedError::InvalidArgument(format!(
+                        "result names task {:?}, report is for {task_id:?}",
+                        result.task_id
+                    )));
+                }
+                // Persist the result before the task is marked done.
+                self.store.put_result(task_id, &result)?;
+                if t.state == TaskState::Leased {
+                    job.leased = job.leased.saturating_sub(1);
+                } else {
+                    job.queued.remove(&(t.order, t.task_id.clone()));
+                }
+                t.state = TaskState::Done;
+                t.worker = Some(worker_id.to_string());
+                job.unfinished = job.unfinished.saturating_sub(1);
+                let p = &mut job.rec.progress;
+                p.tasks_done += 1;
+                if t.kind == TaskKind::Shard {
+                    p.bytes_done += t.bytes;
+                }
+                let mut add = |k: &str, n: usize| {
+                    if n > 0 {
+                        *p.findings.entry(k.to_string()).or_default() += n as u64;
+                    }
+                };
+                add("features", result.features.len());
+                add("carved", result.carved.len());
+                add("yara", result.yara.len());
+                add("piecewise", result.piecewise.len());
+                if let Some(w) = workers.get_mut(worker_id) {
+                    w.rec.tasks_done += 1;
+                    w.rec.bytes_done += t.bytes;
+                }
+            }
+            Err(error) => {
+                if !held {
+                    // A failure from a worker that no longer holds the task.
+                    return Ok(false);
+                }
+                job.leased = job.leased.saturating_sub(1);
+                Self::fail_attempt(&self.cfg, job, t, worker_id, &error, now);
+            }
+        }
+        job.rec.version += 1;
+        let task = t.clone();
+        let rec = job.rec.clone();
+        let done = job.unfinished == 0 && !job.finalizing && !rec.state.is_final();
+        drop(st);
+        self.store.put_task(&task)?;
+        self.store.put_job(&rec)?;
+        self.notify(&rec.job_id, format!("task {task_id} {:?}", task.state).to_lowercase());
+        if done {
+            self.spawn_finalize(rec.job_id.clone());
+        }
+        Ok(true)
+    }
+
+    /// One failed attempt: requeue, or quarantine after `max_attempts`.
+    fn fail_attempt(cfg: &SchedulerConfig, job: &mut JobEntry, t: &mut TaskRecord, worker_id: &str, error: &str, _now: i64) {
+        t.errors.push(format!("attempt {} on {worker_id}: {error}", t.attempts));
+        if !t.failed_on.iter().any(|w| w == worker_id) {
+            t.failed_on.push(worker_id.to_string());
+        }
+        t.worker = None;
+        if t.attempts >= cfg.max_attempts {
+            t.state = TaskState::Quarantined;
+            job.unfinished = job.unfinished.saturating_sub(1);
+            job.rec.progress.tasks_failed += 1;
+            let (start, end) = t.shard.map(|s| (s.start, s.end)).unwrap_or((0, job.rec.progress.bytes_total));
+            job.rec.limitations.push(LimitationRecord {
+                start,
+                end,
+                task_id: t.task_id.clone(),
+                error: error.to_string(),
+                attempts: t.attempts,
+            });
+            tracing::warn!(task = %t.task_id, error, "task quarantined after {} attempts", t.attempts);
+        } else {
+            t.state = TaskState::Queued;
+            job.queued.insert((t.order, t.task_id.clone()));
+            tracing::info!(task = %t.task_id, error, attempt = t.attempts, "task will be retried");
+        }
+    }
+
+    /// Requeues (or quarantines) tasks whose lease deadline passed.
+    pub fn expire_leases(self: &Arc<Self>) {
+        let now = now_ms();
+        let mut changed_tasks = Vec::new();
+        let mut changed_jobs = Vec::new();
+        let mut finalize = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let State { jobs, tasks, workers, .. } = &mut *st;
+            for t in tasks.values_mut() {
+                if t.state != TaskState::Leased || t.lease_deadline_ms > now {
+                    continue;
+                }
+                let worker = t.worker.clone().unwrap_or_default();
+                if let Some(w) = workers.get_mut(&worker) {
+                    w.running.remove(&t.task_id);
+                }
+                let Some(job) = jobs.get_mut(&t.job_id) else { continue };
+                job.leased = job.leased.saturating_sub(1);
+                Self::fail_attempt(&self.cfg, job, t, &worker, "lease expired (worker lost or stopped heartbeating)", now);
+                job.rec.version += 1;
+                changed_tasks.push(t.clone());
+                if job.unfinished == 0 && !job.finalizing && !job.rec.state.is_final() {
+                    finalize.push(job.rec.job_id.clone());
+                }
+                changed_jobs.push(job.rec.job_id.clone());
+            }
+            changed_jobs.sort();
+            changed_jobs.dedup();
+            let recs: Vec<_> = changed_jobs.iter().filter_map(|id| jobs.get(id).map(|j| j.rec.clone())).collect();
+            drop(st);
+            if let Err(e) = self.store.put_tasks(changed_tasks.iter()) {
+                tracing::error!(error = %e, "persisting expired leases failed");
+            }
+            for r in recs {
+                let _ = self.store.put_job(&r);
+                self.notify(&r.job_id, "lease expired");
+            }
+        }
+        for id in finalize {
+            self.spawn_finalize(id);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Completion
+    // ------------------------------------------------------------------
+
+    fn spawn_finalize(self: &Arc<Self>, job_id: String) {
+        {
+            let mut st = self.state.lock();
+            match st.jobs.get_mut(&job_id) {
+                Some(j) if !j.finalizing && !j.rec.state.is_final() => j.finalizing = true,
+                _ => return,
+            }
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.finalize(&job_id));
+    }
+
+    /// Merges every task result into the job's sorted results and completes
+    /// the job.
+    fn finalize(self: &Arc<Self>, job_id: &str) {
+        let (rec, tasks) = {
+            let st = self.state.lock();
+            let Some(j) = st.jobs.get(job_id) else { return };
+            let tasks: Vec<TaskRecord> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+            (j.rec.clone(), tasks)
+        };
+        let merged = results::merge_job(&self.store, &rec, &tasks);
+        let mut st = self.state.lock();
+        let Some(j) = st.jobs.get_mut(job_id) else { return };
+        j.finalizing = false;
+        if j.rec.state.is_final() {
+            return;
+        }
+        match merged {
+            Ok(page) => {
+                if let Err(e) = self.store.put_merged(job_id, &page) {
+                    j.rec.state = JobState::Failed;
+                    j.rec.error = format!("storing results: {e}");
+                } else {
+                    j.rec.state = JobState::Completed;
+                }
+            }
+            Err(e) => {
+                j.rec.state = JobState::Failed;
+                j.rec.error = format!("merging results: {e}");
+            }
+        }
+        j.rec.finished_ms = now_ms();
+        j.rec.version += 1;
+        let rec = j.rec.clone();
+        drop(st);
+        if let Err(e) = self.store.put_job(&rec).and_then(|_| self.store.flush()) {
+            tracing::error!(job = job_id, error = %e, "persisting the finished job failed");
+        }
+        if rec.state == JobState::Completed {
+            let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
+            let _ = self.store.remove_results(&ids);
+        }
+        self.evidence_cache.lock().remove(job_id);
+        tracing::info!(job = job_id, state = rec.state.name(), "job finished");
+        self.notify(job_id, rec.state.name());
+    }
+
+    /// A job's results: the merged results of a completed job, or the
+    /// partial merge of the tasks done so far.
+    ///
+    /// # Errors
+    /// Unknown job, state database failing.
+    pub fn results(&self, job_id: &str) -> Result<v1::ResultsPage, SchedError> {
+        let (rec, tasks) = {
+            let st = self.state.lock();
+            let j = st
+                .jobs
+                .get(job_id)
+                .ok_or_else(|| SchedError::NotFound(format!("job {job_id:?}")))?;
+            let tasks: Vec<TaskRecord> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+            (j.rec.clone(), tasks)
+        };
+        if rec.state == JobState::Completed {
+            if let Some(p) = self.store.merged(job_id)? {
+                return Ok(p);
+            }
+        }
+        results::merge_job(&self.store, &rec, &tasks)
+    }
+
+    /// Test hook: the task records of a job.
+    pub fn tasks_of(&self, job_id: &str) -> Vec<TaskRecord> {
+        let st = self.state.lock();
+        let mut v: Vec<_> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+        v.sort_by_key(|t| t.order);
+        v
+    }
+
+    /// The id a new task of `job` gets.
+    pub fn task_id(job: &str, kind: TaskKind, index: u32) -> String {
+        let j = JobId::new(job).expect("job ids are valid");
+        match kind {
+            TaskKind::Shard => TaskId::shard(&j, index),
+            TaskKind::StreamHash => TaskId::stream(&j),
+            TaskKind::YaraWhole => TaskId::yara_whole(&j),
+            TaskKind::YaraCarved => TaskId::yara_carved(&j, index),
+        }
+        .to_string()
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    if t.is_empty() { "node".into() } else { t }
+}

@@ -1,0 +1,60 @@
+//! Planning a job: open the evidence, record its size and format, cut it
+//! into shards, create the tasks.
+
+use crate::core::Scheduler;
+use crate::error::SchedError;
+use trawl_core::{JobSpec, ShardPlan};
+use trawl_store::{EvidenceMeta, TaskKind, TaskRecord, TaskState};
+
+/// The evidence facts, the plan and the tasks of a job.
+pub(crate) fn plan_job(
+    sched: &Scheduler,
+    job_id: &str,
+    spec: &JobSpec,
+) -> Result<(EvidenceMeta, ShardPlan, Vec<TaskRecord>), SchedError> {
+    let ev = sched.open_evidence(job_id, spec)?;
+    let info = ev.info();
+    let plan = spec
+        .plan(info.size)
+        .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+    let meta = EvidenceMeta {
+        path: info.path.display().to_string(),
+        segments: info.segments.iter().map(|p| p.display().to_string()).collect(),
+        size: info.size,
+        format: info.format.name().to_string(),
+        stored_md5: info.stored.md5.clone(),
+        stored_sha1: info.stored.sha1.clone(),
+        metadata: info.metadata.clone(),
+        acquisition_errors: info
+            .acquisition_errors
+            .iter()
+            .map(|e| (e.first_sector, e.sector_count))
+            .collect(),
+        upload_blake3: match &spec.evidence {
+            trawl_core::spec::EvidenceRef::Upload(d) => Some(d.clone()),
+            _ => None,
+        },
+    };
+    let task = |kind, index: u32, order: u32, shard, bytes| TaskRecord {
+        task_id: Scheduler::task_id(job_id, kind, index),
+        job_id: job_id.to_string(),
+        kind,
+        shard,
+        order,
+        state: TaskState::Queued,
+        attempts: 0,
+        worker: None,
+        lease_deadline_ms: 0,
+        errors: Vec::new(),
+        failed_on: Vec::new(),
+        bytes,
+    };
+    let mut tasks = Vec::new();
+    if spec.analyses.hash && !spec.hash.skip_stream {
+        tasks.push(task(TaskKind::StreamHash, 0, 0, None, info.size));
+    }
+    for s in plan.shards() {
+        tasks.push(task(TaskKind::Shard, s.index, s.index + 1, Some(s), s.len()));
+    }
+    Ok((meta, plan, tasks))
+}

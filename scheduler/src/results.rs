@@ -1,0 +1,228 @@
+//! Merging task results into a job's results, and the paging of results on
+//! the wire (both directions, so clients and the embedded scan share it).
+
+use crate::error::SchedError;
+use std::collections::BTreeMap;
+use trawl_analyzers::hash::{Blake3Part, merge_blake3};
+use trawl_core::ScannerStat;
+use trawl_proto::v1;
+use trawl_report::{EvidenceSummary, JobResults, Limitation, Provenance, Timings};
+use trawl_store::{JobRecord, Store, TaskKind, TaskRecord, TaskState};
+
+fn rfc3339(ms: i64) -> Option<String> {
+    if ms <= 0 {
+        return None;
+    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// Builds the job's results from the results of its finished tasks.
+///
+/// # Errors
+/// The state database failing.
+pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<JobResults, SchedError> {
+    let meta = rec.evidence.clone().unwrap_or_default();
+    let mut r = JobResults {
+        job_id: rec.job_id.clone(),
+        case_id: rec.spec.case_id.to_string(),
+        state: rec.state.name().to_string(),
+        evidence: EvidenceSummary {
+            path: meta.path.clone(),
+            size: meta.size,
+            format: meta.format.clone(),
+            segments: meta.segments.clone(),
+            stored_md5: meta.stored_md5.clone(),
+            stored_sha1: meta.stored_sha1.clone(),
+            metadata: meta.metadata.clone(),
+            acquisition_errors: meta.acquisition_errors.clone(),
+            upload_blake3: meta.upload_blake3.clone(),
+        },
+        piecewise_window: rec.spec.hash.piecewise_window,
+        ..Default::default()
+    };
+    let plan = rec.plan;
+    let nshards = plan.map(|p| p.len()).unwrap_or(0) as usize;
+    let mut parts: Vec<Option<Blake3Part>> = vec![None; nshards];
+    let mut stats: BTreeMap<String, ScannerStat> = BTreeMap::new();
+    let mut scan_ms = 0u64;
+    for t in tasks.iter().filter(|t| t.state == TaskState::Done) {
+        let Some(res) = store.result(&t.task_id)? else {
+            return Err(SchedError::Internal(format!("task {} is done but its result is missing", t.task_id)));
+        };
+        scan_ms += res.elapsed_ms;
+        if let Some(b) = &res.blake3 {
+            if let (Some(slot), Ok(v)) = (parts.get_mut(b.shard_index as usize), <[u8; 32]>::try_from(b.value.as_slice())) {
+                *slot = Some(if b.is_root { Blake3Part::Root(v) } else { Blake3Part::ChainingValue(v) });
+            }
+        }
+        if t.kind == TaskKind::StreamHash {
+            if let Some(s) = &res.stream {
+                r.hashes.md5 = Some(s.md5.clone());
+                r.hashes.sha1 = Some(s.sha1.clone());
+                r.hashes.sha256 = Some(s.sha256.clone());
+            }
+        }
+        r.features.extend(res.features.iter().map(Into::into));
+        r.carved.extend(res.carved.iter().map(Into::into));
+        r.yara.extend(res.yara.iter().map(Into::into));
+        r.piecewise.extend(res.piecewise.iter().map(Into::into));
+        r.notes.extend(res.notes.iter().map(Into::into));
+        for s in &res.stats {
+            let s: ScannerStat = s.into();
+            stats
+                .entry(s.scanner.clone())
+                .or_insert_with(|| ScannerStat { scanner: s.scanner.clone(), ..Default::default() })
+                .add(&s);
+        }
+    }
+    if rec.spec.analyses.hash {
+        if let Some(plan) = plan {
+            if parts.iter().all(Option::is_some) {
+                let parts: Vec<Blake3Part> = parts.into_iter().flatten().collect();
+                match merge_blake3(&plan, &parts) {
+                    Ok(h) => r.hashes.blake3 = Some(hex::encode(h)),
+                    Err(e) => r.errors.push(format!("BLAKE3 merge: {e}")),
+                }
+            } else {
+                let missing: Vec<String> = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(i, _)| i.to_string())
+                    .collect();
+                r.errors.push(format!(
+                    "BLAKE3 of the image not computed: shard(s) {} were not examined",
+                    missing.join(", ")
+                ));
+            }
+        }
+        if r.hashes.md5.is_none() && !rec.spec.hash.skip_stream {
+            r.errors.push("MD5/SHA-1/SHA-256 not computed: the stream-hash task did not complete".into());
+        }
+        r.hashes.computed_at = rfc3339(rec.finished_ms.max(rec.started_ms));
+    }
+    r.stats = stats.into_values().collect();
+    r.limitations = rec
+        .limitations
+        .iter()
+        .map(|l| Limitation {
+            start: l.start,
+            end: l.end,
+            task: l.task_id.clone(),
+            error: l.error.clone(),
+            attempts: l.attempts,
+        })
+        .collect();
+    if !rec.error.is_empty() {
+        r.errors.push(rec.error.clone());
+    }
+    r.provenance = Provenance {
+        tool: trawl_core::TOOL_NAME.into(),
+        version: trawl_core::TOOL_VERSION.into(),
+        shard_size: rec.spec.shard_size,
+        margin: rec.spec.margin,
+        shards: plan.map(|p| p.len()).unwrap_or(0),
+        analyses: rec.spec.analyses.iter().map(|a| a.name().to_string()).collect(),
+        settings: serde_json::to_value(&rec.spec).unwrap_or_default(),
+        command: Vec::new(),
+        hostname: String::new(),
+        workers: 0,
+    };
+    let end = if rec.finished_ms > 0 { rec.finished_ms } else { trawl_store::now_ms() };
+    let wall = (end - rec.started_ms.max(rec.created_ms)).max(0) as u64;
+    r.timings = Timings {
+        submitted_at: rfc3339(rec.created_ms),
+        started_at: rfc3339(rec.started_ms),
+        finished_at: rfc3339(rec.finished_ms),
+        wall_ms: wall,
+        throughput_mb_s: if wall > 0 { meta.size as f64 / 1e3 / wall as f64 } else { 0.0 },
+    };
+    let _ = scan_ms;
+    r.verify_stored();
+    r.sort();
+    Ok(r)
+}
+
+/// Builds the job's results as one wire page.
+///
+/// # Errors
+/// As [`build`].
+pub fn merge_job(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<v1::ResultsPage, SchedError> {
+    Ok(to_page(&build(store, rec, tasks)?))
+}
+
+/// One page holding all of `r`.
+pub fn to_page(r: &JobResults) -> v1::ResultsPage {
+    let mut head = r.clone();
+    head.features.clear();
+    head.carved.clear();
+    head.yara.clear();
+    head.piecewise.clear();
+    v1::ResultsPage {
+        job: None,
+        features: r.features.iter().map(Into::into).collect(),
+        carved: r.carved.iter().map(Into::into).collect(),
+        yara: r.yara.iter().map(Into::into).collect(),
+        piecewise: r.piecewise.iter().map(Into::into).collect(),
+        summary: Some(v1::JobSummary {
+            md5: r.hashes.md5.clone().unwrap_or_default(),
+            sha1: r.hashes.sha1.clone().unwrap_or_default(),
+            sha256: r.hashes.sha256.clone().unwrap_or_default(),
+            blake3: r.hashes.blake3.clone().unwrap_or_default(),
+            stats: r.stats.iter().map(Into::into).collect(),
+            notes: r.notes.iter().map(Into::into).collect(),
+            results_json: serde_json::to_string(&head).unwrap_or_default(),
+            scan_ms: r.timings.wall_ms,
+        }),
+        last: true,
+    }
+}
+
+/// Splits a page into pages of at most `size` findings; the first carries
+/// the job and the summary, the last has `last` set.
+pub fn split_pages(page: v1::ResultsPage, size: usize) -> Vec<v1::ResultsPage> {
+    let size = size.max(1);
+    let mut out = vec![v1::ResultsPage {
+        job: page.job,
+        summary: page.summary,
+        ..Default::default()
+    }];
+    fn chunks<T: Clone>(v: Vec<T>, size: usize, out: &mut Vec<v1::ResultsPage>, put: fn(&mut v1::ResultsPage, Vec<T>)) {
+        for c in v.chunks(size) {
+            let mut p = v1::ResultsPage::default();
+            put(&mut p, c.to_vec());
+            out.push(p);
+        }
+    }
+    chunks(page.features, size, &mut out, |p, v| p.features = v);
+    chunks(page.carved, size, &mut out, |p, v| p.carved = v);
+    chunks(page.yara, size, &mut out, |p, v| p.yara = v);
+    chunks(page.piecewise, size, &mut out, |p, v| p.piecewise = v);
+    if let Some(l) = out.last_mut() {
+        l.last = true;
+    }
+    out
+}
+
+/// Reassembles results from pages (in order).
+///
+/// # Errors
+/// No summary in the first page, or an undecodable summary.
+pub fn from_pages(pages: Vec<v1::ResultsPage>) -> Result<(Option<v1::Job>, JobResults), String> {
+    let mut it = pages.into_iter();
+    let first = it.next().ok_or("no results received")?;
+    let summary = first.summary.clone().ok_or("the first results page has no summary")?;
+    let mut r: JobResults =
+        serde_json::from_str(&summary.results_json).map_err(|e| format!("undecodable results summary: {e}"))?;
+    let job = first.job.clone();
+    for p in std::iter::once(first).chain(it) {
+        r.features.extend(p.features.iter().map(Into::into));
+        r.carved.extend(p.carved.iter().map(Into::into));
+        r.yara.extend(p.yara.iter().map(Into::into));
+        r.piecewise.extend(p.piecewise.iter().map(Into::into));
+    }
+    Ok((job, r))
+}

@@ -1,0 +1,540 @@
+//! The gRPC services: thin adapters from wire messages to [`Scheduler`]
+//! calls. Wire input is validated here (ids, sizes, enums) and every error
+//! maps to a status code in one place ([`SchedError`]'s `From`).
+
+use crate::core::{Caller, Scheduler};
+use crate::error::SchedError;
+use crate::results;
+use futures::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use trawl_core::JobSpec;
+use trawl_proto::convert::job_state_name;
+use trawl_proto::v1::{self, cluster_server::Cluster, evidence_server::Evidence, jobs_server::Jobs};
+use trawl_store::{EvidenceMeta, JobRecord, JobState, TaskKind, WorkerRecord, now_ms};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Largest ReadRange request.
+const MAX_READ_RANGE: u64 = 1 << 30;
+/// Default results page size (findings per message).
+const DEFAULT_PAGE: usize = 20_000;
+
+/// The caller of a request (authentication plugs in here).
+pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "local".into());
+    if let Some(c) = req.extensions().get::<Caller>() {
+        return Ok(c.clone());
+    }
+    Ok(Caller::local(peer))
+}
+
+fn check_id(kind: &'static str, v: &str) -> Result<(), Status> {
+    if v.is_empty() {
+        return Err(Status::invalid_argument(format!("{kind} is empty")));
+    }
+    if v.len() > 256 {
+        return Err(Status::invalid_argument(format!("{kind} is too long")));
+    }
+    Ok(())
+}
+
+fn wire_state(s: JobState) -> v1::JobState {
+    match s {
+        JobState::Queued => v1::JobState::Queued,
+        JobState::Running => v1::JobState::Running,
+        JobState::Completed => v1::JobState::Completed,
+        JobState::Failed => v1::JobState::Failed,
+        JobState::Cancelled => v1::JobState::Cancelled,
+    }
+}
+
+/// Wire evidence facts.
+pub fn wire_evidence(m: &EvidenceMeta) -> v1::EvidenceInfo {
+    v1::EvidenceInfo {
+        path: m.path.clone(),
+        size: m.size,
+        format: match m.format.as_str() {
+            "raw" => v1::EvidenceFormat::Raw,
+            "split-raw" => v1::EvidenceFormat::SplitRaw,
+            "ewf" => v1::EvidenceFormat::Ewf,
+            _ => v1::EvidenceFormat::Unspecified,
+        } as i32,
+        segments: m.segments.clone(),
+        stored_md5: m.stored_md5.clone().unwrap_or_default(),
+        stored_sha1: m.stored_sha1.clone().unwrap_or_default(),
+        metadata: m.metadata.clone().into_iter().collect(),
+        upload_digest: m.upload_blake3.clone().unwrap_or_default(),
+    }
+}
+
+/// Wire form of a job record, with live progress.
+pub fn wire_job(j: &JobRecord) -> v1::Job {
+    let now = now_ms();
+    let p = &j.progress;
+    let elapsed = if j.started_ms > 0 {
+        let end = if j.finished_ms > 0 { j.finished_ms } else { now };
+        (end - j.started_ms).max(1) as f64 / 1000.0
+    } else {
+        0.0
+    };
+    let throughput = if elapsed > 0.0 { p.bytes_done as f64 / elapsed } else { 0.0 };
+    let eta = if throughput > 0.0 && !j.state.is_final() {
+        p.bytes_total.saturating_sub(p.bytes_done) as f64 / throughput
+    } else {
+        0.0
+    };
+    v1::Job {
+        job_id: j.job_id.clone(),
+        spec: Some(v1::JobSpec::from(&j.spec)),
+        state: wire_state(j.state) as i32,
+        progress: Some(v1::Progress {
+            bytes_total: p.bytes_total,
+            bytes_done: p.bytes_done,
+            tasks_total: p.tasks_total,
+            tasks_done: p.tasks_done,
+            tasks_running: 0,
+            tasks_failed: p.tasks_failed,
+            findings: p.findings.clone().into_iter().collect(),
+            throughput_bps: throughput,
+            eta_seconds: eta,
+            started_unix_ms: j.started_ms,
+            updated_unix_ms: now,
+        }),
+        evidence: j.evidence.as_ref().map(wire_evidence),
+        error: j.error.clone(),
+        submitter: j.submitter.clone(),
+        created_unix_ms: j.created_ms,
+        finished_unix_ms: j.finished_ms,
+        limitations: j
+            .limitations
+            .iter()
+            .map(|l| v1::Limitation {
+                start: l.start,
+                end: l.end,
+                task_id: l.task_id.clone(),
+                error: l.error.clone(),
+                attempts: l.attempts,
+            })
+            .collect(),
+        seq: j.version,
+    }
+}
+
+/// Client-facing service.
+#[derive(Clone, Debug)]
+pub struct JobsService {
+    pub sched: Arc<Scheduler>,
+}
+
+#[tonic::async_trait]
+impl Jobs for JobsService {
+    async fn submit_job(&self, req: Request<v1::SubmitJobRequest>) -> Result<Response<v1::SubmitJobResponse>, Status> {
+        let caller = caller(&req)?;
+        let spec = req
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("spec: missing"))?;
+        let spec = JobSpec::try_from(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let rec = self.sched.submit(spec, &caller).await?;
+        Ok(Response::new(v1::SubmitJobResponse {
+            job_id: rec.job_id.clone(),
+            job: Some(wire_job(&rec)),
+        }))
+    }
+
+    async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
+        let id = req.into_inner().job_id;
+        check_id("job_id", &id)?;
+        Ok(Response::new(wire_job(&self.sched.job(&id)?)))
+    }
+
+    async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Result<Response<v1::ListJobsResponse>, Status> {
+        let r = req.into_inner();
+        let state = match v1::JobState::try_from(r.state) {
+            Ok(v1::JobState::Unspecified) => None,
+            Ok(s) => Some(match s {
+                v1::JobState::Queued => JobState::Queued,
+                v1::JobState::Running => JobState::Running,
+                v1::JobState::Completed => JobState::Completed,
+                v1::JobState::Failed => JobState::Failed,
+                _ => JobState::Cancelled,
+            }),
+            Err(_) => return Err(Status::invalid_argument(format!("state: unknown value {}", r.state))),
+        };
+        let jobs = self.sched.list_jobs(
+            (!r.case_id.is_empty()).then_some(r.case_id.as_str()),
+            state,
+            (!r.submitter.is_empty()).then_some(r.submitter.as_str()),
+            r.limit as usize,
+        );
+        Ok(Response::new(v1::ListJobsResponse {
+            jobs: jobs.iter().map(wire_job).collect(),
+        }))
+    }
+
+    type WatchJobStream = BoxStream<v1::JobEvent>;
+
+    async fn watch_job(&self, req: Request<v1::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = req.into_inner().job_id;
+        check_id("job_id", &id)?;
+        let first = self.sched.job(&id)?;
+        let mut rx = self.sched.subscribe();
+        let sched = self.sched.clone();
+        let stream = async_stream_job(move |tx| async move {
+            let mut last_version = first.version;
+            let done = first.state.is_final();
+            if tx.send(Ok(v1::JobEvent { job: Some(wire_job(&first)), message: job_state_name(wire_state(first.state) as i32).into() })).await.is_err() || done {
+                return;
+            }
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                let msg = tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Ok(c) if c.job_id == id => c.message,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => "progress".to_string(),
+                        Err(_) => return,
+                    },
+                    _ = tick.tick() => "progress".to_string(),
+                };
+                let Ok(j) = sched.job(&id) else { return };
+                if j.version == last_version && msg == "progress" && !j.state.is_final() {
+                    // Periodic tick: still send, so throughput and ETA move.
+                }
+                last_version = j.version;
+                let fin = j.state.is_final();
+                if tx.send(Ok(v1::JobEvent { job: Some(wire_job(&j)), message: msg })).await.is_err() || fin {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn cancel_job(&self, req: Request<v1::CancelJobRequest>) -> Result<Response<v1::Job>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        check_id("job_id", &r.job_id)?;
+        Ok(Response::new(wire_job(&self.sched.cancel(&r.job_id, &r.reason, &caller)?)))
+    }
+
+    type GetResultsStream = BoxStream<v1::ResultsPage>;
+
+    async fn get_results(&self, req: Request<v1::GetResultsRequest>) -> Result<Response<Self::GetResultsStream>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        check_id("job_id", &r.job_id)?;
+        let job = self.sched.job(&r.job_id)?;
+        let sched = self.sched.clone();
+        let id = r.job_id.clone();
+        let mut page = tokio::task::spawn_blocking(move || sched.results(&id))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        page.job = Some(wire_job(&job));
+        self.sched.audit(&caller, "results.get", &job.job_id, job.spec.case_id.as_str(), "");
+        let size = if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size as usize };
+        let pages = results::split_pages(page, size);
+        Ok(Response::new(Box::pin(tokio_stream::iter(pages.into_iter().map(Ok)))))
+    }
+}
+
+/// A stream fed by a task through a channel.
+fn async_stream_job<T, F, Fut>(f: F) -> BoxStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// Worker-facing service.
+#[derive(Clone, Debug)]
+pub struct ClusterService {
+    pub sched: Arc<Scheduler>,
+}
+
+fn wire_task(l: &crate::core::Lease) -> v1::Task {
+    let t = &l.task;
+    v1::Task {
+        task_id: t.task_id.clone(),
+        job_id: t.job_id.clone(),
+        kind: match t.kind {
+            TaskKind::Shard => v1::TaskKind::Shard,
+            TaskKind::StreamHash => v1::TaskKind::StreamHash,
+            TaskKind::YaraWhole => v1::TaskKind::YaraWhole,
+            TaskKind::YaraCarved => v1::TaskKind::YaraCarved,
+        } as i32,
+        shard: t.shard.map(|s| v1::ShardRange {
+            index: s.index,
+            start: s.start,
+            end: s.end,
+            scan_end: s.scan_end,
+            count: 0,
+        }),
+        spec: Some(v1::JobSpec::from(&l.spec)),
+        evidence: Some(wire_evidence(&l.evidence)),
+        attempt: t.attempts,
+        lease_deadline_unix_ms: t.lease_deadline_ms,
+        carved: Vec::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn register(&self, req: Request<v1::RegisterRequest>) -> Result<Response<v1::RegisterResponse>, Status> {
+        let w = req
+            .into_inner()
+            .worker
+            .ok_or_else(|| Status::invalid_argument("worker: missing"))?;
+        if w.protocol != trawl_proto::PROTOCOL_VERSION as i32 {
+            return Err(Status::failed_precondition(format!(
+                "protocol version {} not supported (scheduler speaks {})",
+                w.protocol,
+                trawl_proto::PROTOCOL_VERSION as i32
+            )));
+        }
+        if w.worker_id.len() > 128 || w.hostname.len() > 256 {
+            return Err(Status::invalid_argument("worker id or hostname too long"));
+        }
+        let rec = self.sched.register(WorkerRecord {
+            worker_id: w.worker_id,
+            hostname: w.hostname,
+            slots: w.slots,
+            memory_bytes: w.memory_bytes,
+            evidence_roots: w.evidence_roots,
+            version: w.version,
+            registered_ms: 0,
+            last_heartbeat_ms: 0,
+            tasks_done: 0,
+            bytes_done: 0,
+        })?;
+        let cfg = self.sched.config();
+        Ok(Response::new(v1::RegisterResponse {
+            worker_id: rec.worker_id,
+            heartbeat_interval_ms: cfg.heartbeat_ms as u32,
+            lease_ms: cfg.lease_ms as u32,
+        }))
+    }
+
+    async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let r = req.into_inner();
+        check_id("worker_id", &r.worker_id)?;
+        let o = self.sched.heartbeat(&r.worker_id, &r.task_ids);
+        Ok(Response::new(v1::HeartbeatResponse {
+            cancel_task_ids: o.cancel,
+            reregister: o.reregister,
+        }))
+    }
+
+    async fn lease_tasks(&self, req: Request<v1::LeaseTasksRequest>) -> Result<Response<v1::LeaseTasksResponse>, Status> {
+        let r = req.into_inner();
+        check_id("worker_id", &r.worker_id)?;
+        let leases = self.sched.lease(&r.worker_id, r.max_tasks)?;
+        Ok(Response::new(v1::LeaseTasksResponse {
+            tasks: leases.iter().map(wire_task).collect(),
+        }))
+    }
+
+    async fn report_task(&self, req: Request<v1::ReportTaskRequest>) -> Result<Response<v1::ReportTaskResponse>, Status> {
+        let r = req.into_inner();
+        check_id("worker_id", &r.worker_id)?;
+        check_id("task_id", &r.task_id)?;
+        let outcome = match r.outcome {
+            Some(v1::report_task_request::Outcome::Result(res)) => Ok(res),
+            Some(v1::report_task_request::Outcome::Error(e)) => Err(e),
+            None => return Err(Status::invalid_argument("outcome: missing (result or error)")),
+        };
+        let sched = self.sched.clone();
+        let accepted = tokio::task::spawn_blocking(move || sched.report(&r.worker_id, &r.task_id, outcome))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(v1::ReportTaskResponse { accepted }))
+    }
+
+    async fn release_tasks(&self, req: Request<v1::ReleaseTasksRequest>) -> Result<Response<v1::ReleaseTasksResponse>, Status> {
+        let r = req.into_inner();
+        check_id("worker_id", &r.worker_id)?;
+        self.sched.release(&r.worker_id, &r.task_ids);
+        Ok(Response::new(v1::ReleaseTasksResponse {}))
+    }
+
+    async fn list_workers(&self, _req: Request<v1::ListWorkersRequest>) -> Result<Response<v1::ListWorkersResponse>, Status> {
+        let now = now_ms();
+        let hb = self.sched.config().heartbeat_ms as i64;
+        let workers = self
+            .sched
+            .workers()
+            .into_iter()
+            .map(|(w, busy)| v1::WorkerInfo {
+                worker_id: w.worker_id,
+                hostname: w.hostname,
+                slots: w.slots,
+                memory_bytes: w.memory_bytes,
+                evidence_roots: w.evidence_roots,
+                version: w.version,
+                protocol: trawl_proto::PROTOCOL_VERSION as i32,
+                busy_slots: busy,
+                last_heartbeat_unix_ms: w.last_heartbeat_ms,
+                state: if now - w.last_heartbeat_ms <= 3 * hb + 1000 { "up" } else { "lost" }.into(),
+                tasks_done: w.tasks_done,
+                bytes_done: w.bytes_done,
+            })
+            .collect();
+        Ok(Response::new(v1::ListWorkersResponse { workers }))
+    }
+}
+
+/// Evidence store and remote reads.
+#[derive(Clone, Debug)]
+pub struct EvidenceService {
+    pub sched: Arc<Scheduler>,
+}
+
+#[tonic::async_trait]
+impl Evidence for EvidenceService {
+    async fn upload_evidence(&self, req: Request<Streaming<v1::UploadChunk>>) -> Result<Response<v1::UploadResponse>, Status> {
+        let caller = caller(&req)?;
+        let mut stream = req.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Header(h)) })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(Status::invalid_argument("the first upload message must be the header")),
+        };
+        if header.name.len() > 1024 {
+            return Err(Status::invalid_argument("name too long"));
+        }
+        let max = self.sched.config().max_upload_bytes;
+        let sched = self.sched.clone();
+        let digest = crate::evidence_store::check_digest(&header.blake3)?;
+        // The upload runs on a blocking thread, fed through a channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        let h2 = header.clone();
+        let caller2 = caller.clone();
+        let worker = tokio::task::spawn_blocking(move || -> Result<(bool, u64), SchedError> {
+            let Some(mut session) = sched.uploads.begin(&h2.blake3, h2.size, h2.offset, max)? else {
+                // Already stored: drain and report deduplication.
+                while rx.blocking_recv().is_some() {}
+                return Ok((true, h2.size));
+            };
+            while let Some(data) = rx.blocking_recv() {
+                session.write(&data)?;
+            }
+            if !session.is_complete() {
+                return Ok((false, session.received()));
+            }
+            session.finish()?;
+            let rec = trawl_store::EvidenceRecord {
+                blake3: h2.blake3.to_ascii_lowercase(),
+                size: h2.size,
+                name: h2.name.clone(),
+                case_id: h2.case_id.clone(),
+                uploader: caller2.user.clone(),
+                received: h2.size,
+                complete: true,
+                created_ms: now_ms(),
+                completed_ms: now_ms(),
+            };
+            sched.store.put_evidence(&rec)?;
+            Ok((false, h2.size))
+        });
+        let mut stream_err = None;
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Data(d)) }) => {
+                    if tx.send(d).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {
+                    stream_err = Some(Status::invalid_argument("only data may follow the upload header"));
+                    break;
+                }
+                Err(e) => {
+                    stream_err = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let outcome = worker.await.map_err(|e| Status::internal(e.to_string()))?;
+        let (dedup, size) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                self.sched.audit(&caller, "evidence.upload.rejected", &digest, &header.case_id, e.to_string());
+                return Err(e.into());
+            }
+        };
+        if let Some(e) = stream_err {
+            return Err(e);
+        }
+        let (received, complete) = self.sched.uploads.received(&digest)?;
+        if !complete {
+            return Err(Status::aborted(format!(
+                "upload of {digest} incomplete: {received} of {} bytes received; resume at offset {received}",
+                header.size
+            )));
+        }
+        self.sched.audit(&caller, "evidence.upload", &digest, &header.case_id, format!("name={:?} size={size} dedup={dedup}", header.name));
+        Ok(Response::new(v1::UploadResponse {
+            digest,
+            size,
+            deduplicated: dedup,
+        }))
+    }
+
+    async fn upload_status(&self, req: Request<v1::UploadStatusRequest>) -> Result<Response<v1::UploadStatusResponse>, Status> {
+        let d = req.into_inner().blake3;
+        let (received, complete) = self.sched.uploads.received(&d)?;
+        Ok(Response::new(v1::UploadStatusResponse { received, complete }))
+    }
+
+    type ReadRangeStream = BoxStream<v1::ReadRangeChunk>;
+
+    async fn read_range(&self, req: Request<v1::ReadRangeRequest>) -> Result<Response<Self::ReadRangeStream>, Status> {
+        let r = req.into_inner();
+        check_id("job_id", &r.job_id)?;
+        if r.length > MAX_READ_RANGE {
+            return Err(Status::invalid_argument(format!("length {} exceeds {MAX_READ_RANGE}", r.length)));
+        }
+        let job = self.sched.job(&r.job_id)?;
+        let sched = self.sched.clone();
+        let ev = tokio::task::spawn_blocking(move || sched.open_evidence(&job.job_id, &job.spec))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let size = ev.size();
+        if r.offset > size {
+            return Err(Status::out_of_range(format!("offset {} is past the end ({size} bytes)", r.offset)));
+        }
+        let end = r.offset.saturating_add(r.length).min(size);
+        let start = r.offset;
+        let stream = async_stream_job(move |tx| async move {
+            let mut off = start;
+            while off < end {
+                let n = (end - off).min(1 << 20) as usize;
+                let ev2 = ev.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; n];
+                    ev2.read_exact_at(off, &mut buf).map(|_| buf)
+                })
+                .await;
+                let msg = match read {
+                    Ok(Ok(data)) => Ok(v1::ReadRangeChunk { offset: off, data }),
+                    Ok(Err(e)) => Err(Status::data_loss(e.to_string())),
+                    Err(e) => Err(Status::internal(e.to_string())),
+                };
+                let stop = msg.is_err();
+                if tx.send(msg).await.is_err() || stop {
+                    return;
+                }
+                off += n as u64;
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}

@@ -1,0 +1,335 @@
+//! The worker's main loop.
+
+use crate::exec::ExecContext;
+use anyhow::{Context, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use trawl_proto::v1::{self, cluster_client::ClusterClient, evidence_client::EvidenceClient};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Scheduler URL, e.g. `http://127.0.0.1:50051`.
+    pub scheduler: String,
+    /// Tasks run at once.
+    pub slots: usize,
+    /// Analysis threads (0: one per core). Ignored when `pool` is given.
+    pub threads: usize,
+    /// Evidence this node reads locally must lie under these roots (empty:
+    /// any path that exists here).
+    pub evidence_roots: Vec<PathBuf>,
+    /// Keep this id across restarts (empty: assigned by the scheduler).
+    pub worker_id: Option<String>,
+    pub hostname: String,
+    /// Grace period for running tasks on shutdown before leases are handed
+    /// back.
+    pub drain_timeout: Duration,
+    /// A shared analysis pool (embedded mode runs several workers on one).
+    pub pool: Option<Arc<rayon::ThreadPool>>,
+    /// Largest gRPC message.
+    pub max_message_bytes: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: "http://127.0.0.1:50051".into(),
+            slots: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 1,
+            threads: 0,
+            evidence_roots: Vec::new(),
+            worker_id: None,
+            hostname: hostname(),
+            drain_timeout: Duration::from_secs(30),
+            pool: None,
+            max_message_bytes: 1 << 30,
+        }
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+struct Running {
+    cancel: Arc<AtomicBool>,
+}
+
+struct Shared {
+    cluster: ClusterClient<Channel>,
+    worker_id: Mutex<String>,
+    running: Mutex<HashMap<String, Running>>,
+    finished: Notify,
+    need_register: AtomicBool,
+}
+
+fn is_transient(s: &tonic::Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Internal | Code::Aborted)
+}
+
+/// Runs a worker until `shutdown`, then drains.
+///
+/// # Errors
+/// An invalid scheduler URL or analysis pool failure.
+pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
+    let endpoint = Endpoint::from_shared(cfg.scheduler.clone())
+        .with_context(|| format!("invalid scheduler URL {:?}", cfg.scheduler))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20));
+    let channel = endpoint.connect_lazy();
+    let max = cfg.max_message_bytes;
+    let cluster = ClusterClient::new(channel.clone())
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let evidence = EvidenceClient::new(channel).max_decoding_message_size(16 << 20);
+    let pool = match &cfg.pool {
+        Some(p) => p.clone(),
+        None => Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.threads)
+                .thread_name(|i| format!("trawl-analysis-{i}"))
+                .build()
+                .context("starting the analysis pool")?,
+        ),
+    };
+    let ctx = Arc::new(ExecContext::new(pool, cfg.evidence_roots.clone(), evidence, tokio::runtime::Handle::current()));
+    let shared = Arc::new(Shared {
+        cluster,
+        worker_id: Mutex::new(cfg.worker_id.clone().unwrap_or_default()),
+        running: Mutex::new(HashMap::new()),
+        finished: Notify::new(),
+        need_register: AtomicBool::new(true),
+    });
+
+    let mut hb_interval = Duration::from_millis(2000);
+    if !register(&shared, &cfg, &shutdown, &mut hb_interval).await {
+        return Ok(());
+    }
+    let hb_stop = CancellationToken::new();
+    let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), ctx.clone(), hb_interval, hb_stop.clone()));
+
+    let mut idle = Duration::from_millis(20);
+    while !shutdown.is_cancelled() {
+        if shared.need_register.load(Ordering::Relaxed) && !register(&shared, &cfg, &shutdown, &mut hb_interval).await {
+            break;
+        }
+        let free = cfg.slots.saturating_sub(shared.running.lock().len());
+        if free == 0 {
+            tokio::select! {
+                _ = shared.finished.notified() => {},
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+            }
+            continue;
+        }
+        let id = shared.worker_id.lock().clone();
+        let mut client = shared.cluster.clone();
+        match client
+            .lease_tasks(v1::LeaseTasksRequest { worker_id: id, max_tasks: free as u32 })
+            .await
+        {
+            Ok(resp) => {
+                let tasks = resp.into_inner().tasks;
+                if tasks.is_empty() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {},
+                        _ = shutdown.cancelled() => break,
+                    }
+                    idle = (idle * 2).min(Duration::from_millis(250));
+                    continue;
+                }
+                idle = Duration::from_millis(20);
+                for t in tasks {
+                    spawn_task(shared.clone(), ctx.clone(), t);
+                }
+            }
+            Err(s) if s.code() == Code::FailedPrecondition => {
+                shared.need_register.store(true, Ordering::Relaxed);
+            }
+            Err(s) => {
+                tracing::debug!(status = %s, "lease failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {},
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+
+    // Drain: let running tasks finish for a while, then hand leases back.
+    let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
+    while !shared.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = shared.finished.notified() => {},
+            _ = tokio::time::sleep_until(deadline) => {},
+        }
+    }
+    let left: Vec<String> = {
+        let r = shared.running.lock();
+        for v in r.values() {
+            v.cancel.store(true, Ordering::Relaxed);
+        }
+        r.keys().cloned().collect()
+    };
+    if !left.is_empty() {
+        let id = shared.worker_id.lock().clone();
+        let mut client = shared.cluster.clone();
+        let _ = client
+            .release_tasks(v1::ReleaseTasksRequest { worker_id: id, task_ids: left.clone() })
+            .await;
+        tracing::info!(tasks = left.len(), "handed unfinished leases back");
+    }
+    hb_stop.cancel();
+    let _ = heartbeat.await;
+    Ok(())
+}
+
+async fn register(shared: &Arc<Shared>, cfg: &WorkerConfig, shutdown: &CancellationToken, hb: &mut Duration) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut client = shared.cluster.clone();
+        let req = v1::RegisterRequest {
+            worker: Some(v1::WorkerInfo {
+                worker_id: shared.worker_id.lock().clone(),
+                hostname: cfg.hostname.clone(),
+                slots: cfg.slots as u32,
+                memory_bytes: memory_bytes(),
+                evidence_roots: cfg.evidence_roots.iter().map(|p| p.display().to_string()).collect(),
+                version: trawl_core::TOOL_VERSION.into(),
+                protocol: trawl_proto::PROTOCOL_VERSION as i32,
+                ..Default::default()
+            }),
+        };
+        match client.register(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                tracing::info!(worker = %r.worker_id, "registered with the scheduler");
+                *shared.worker_id.lock() = r.worker_id;
+                *hb = Duration::from_millis(u64::from(r.heartbeat_interval_ms.max(50)));
+                shared.need_register.store(false, Ordering::Relaxed);
+                return true;
+            }
+            Err(s) if !is_transient(&s) => {
+                tracing::error!(status = %s, "registration refused");
+            }
+            Err(s) => tracing::debug!(status = %s, "scheduler unreachable; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {},
+            _ = shutdown.cancelled() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, ctx: Arc<ExecContext>, every: Duration, stop: CancellationToken) {
+    let mut t = tokio::time::interval(every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = t.tick() => {},
+        }
+        let ids: Vec<String> = shared.running.lock().keys().cloned().collect();
+        let id = shared.worker_id.lock().clone();
+        let mut client = shared.cluster.clone();
+        match client
+            .heartbeat(v1::HeartbeatRequest { worker_id: id, task_ids: ids, free_slots: 0 })
+            .await
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                if r.reregister {
+                    shared.need_register.store(true, Ordering::Relaxed);
+                }
+                let running = shared.running.lock();
+                for c in &r.cancel_task_ids {
+                    if let Some(t) = running.get(c) {
+                        tracing::info!(task = %c, "task cancelled by the scheduler");
+                        t.cancel.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(job) = c.rsplit_once(':').map(|(j, _)| j) {
+                        ctx.forget(job);
+                    }
+                }
+            }
+            Err(s) => tracing::debug!(status = %s, "heartbeat failed"),
+        }
+    }
+}
+
+fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    shared
+        .running
+        .lock()
+        .insert(task.task_id.clone(), Running { cancel: cancel.clone() });
+    tokio::spawn(async move {
+        let outcome = ctx.execute(&task, cancel.clone()).await;
+        if !cancel.load(Ordering::Relaxed) {
+            report(&shared, &task, outcome).await;
+        }
+        shared.running.lock().remove(&task.task_id);
+        shared.finished.notify_waiters();
+        shared.finished.notify_one();
+    });
+}
+
+/// Reports until the scheduler takes the report (it may be restarting):
+/// reports are idempotent, so retrying is always safe.
+async fn report(shared: &Shared, task: &v1::Task, outcome: Result<v1::TaskResult, String>) {
+    let outcome = match outcome {
+        Ok(r) => v1::report_task_request::Outcome::Result(r),
+        Err(e) => {
+            tracing::warn!(task = %task.task_id, error = %e, "task failed");
+            v1::report_task_request::Outcome::Error(e)
+        }
+    };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let id = shared.worker_id.lock().clone();
+        let mut client = shared.cluster.clone();
+        let req = v1::ReportTaskRequest {
+            worker_id: id,
+            task_id: task.task_id.clone(),
+            attempt: task.attempt,
+            outcome: Some(outcome.clone()),
+        };
+        match client.report_task(req).await {
+            Ok(_) => return,
+            Err(s) if is_transient(&s) => {
+                tracing::debug!(task = %task.task_id, status = %s, "report failed; retrying");
+            }
+            Err(s) => {
+                tracing::warn!(task = %task.task_id, status = %s, "report refused");
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
