@@ -31,8 +31,12 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("md5", |b| b.iter(|| black_box(md5::Md5::digest(data))));
     g.bench_function("sha1", |b| b.iter(|| black_box(sha1::Sha1::digest(data))));
-    g.bench_function("sha256", |b| b.iter(|| black_box(sha2::Sha256::digest(data))));
-    g.bench_function("blake3-1thread", |b| b.iter(|| black_box(blake3::hash(data))));
+    g.bench_function("sha256", |b| {
+        b.iter(|| black_box(sha2::Sha256::digest(data)))
+    });
+    g.bench_function("blake3-1thread", |b| {
+        b.iter(|| black_box(blake3::hash(data)))
+    });
     let plan = ShardPlan::new(SIZE as u64, 16 << 20, 0).expect("plan");
     g.bench_function("blake3-shards-merged", |b| {
         b.iter(|| {
@@ -57,7 +61,9 @@ fn bench(c: &mut Criterion) {
                     plan.shards()
                         .collect::<Vec<_>>()
                         .par_iter()
-                        .map(|s| hash::blake3_part(&plan, s, &data[s.start as usize..s.end as usize]))
+                        .map(|s| {
+                            hash::blake3_part(&plan, s, &data[s.start as usize..s.end as usize])
+                        })
                         .collect::<Vec<_>>()
                 },
             );

@@ -1,1 +1,156 @@
-//! placeholder
+//! Shared helpers of the benchmark harness: timing external commands
+//! (wall, CPU, peak RSS), medians, ratio tables.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// One measured run of a command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Run {
+    pub wall: f64,
+    pub cpu: f64,
+    pub max_rss_kb: u64,
+}
+
+/// Runs `argv` (through GNU time when installed, for CPU and peak RSS),
+/// discarding its output. Panics with the command's stderr if it fails.
+pub fn measure(argv: &[String]) -> Run {
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    let mut cmd = if gnu_time {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "TRAWLBENCH %e %U %S %M"]).args(argv);
+        c
+    } else {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    let t = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
+    let wall = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{argv:?} failed: {err}");
+    let mut run = Run {
+        wall,
+        cpu: 0.0,
+        max_rss_kb: 0,
+    };
+    if let Some(line) = err.lines().rev().find(|l| l.starts_with("TRAWLBENCH ")) {
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if f.len() == 4 {
+            run = Run {
+                wall: f[0].max(wall.min(f[0] + 0.05)),
+                cpu: f[1] + f[2],
+                max_rss_kb: f[3] as u64,
+            };
+        }
+    }
+    run
+}
+
+/// Median of values.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Whether a command is installed.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A named command measured several times, alternating with the others.
+#[derive(Debug, Clone)]
+pub struct Contender {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub runs: Vec<Run>,
+}
+
+impl Contender {
+    pub fn new(name: &str, argv: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            runs: Vec::new(),
+        }
+    }
+    pub fn median_wall(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.wall).collect())
+    }
+    pub fn median_cpu(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.cpu).collect())
+    }
+    pub fn max_rss_mb(&self) -> f64 {
+        self.runs.iter().map(|r| r.max_rss_kb).max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+/// Runs every contender `runs` times, alternating (round-robin), after one
+/// warm-up round that is not counted.
+pub fn race(contenders: &mut [Contender], runs: usize) {
+    for c in contenders.iter() {
+        measure(&c.argv);
+    }
+    for _ in 0..runs {
+        for c in contenders.iter_mut() {
+            let r = measure(&c.argv);
+            c.runs.push(r);
+        }
+    }
+}
+
+/// A Markdown table: median wall, MB/s, CPU, peak RSS.
+pub fn table(contenders: &[Contender], bytes: u64) -> String {
+    let mut s = String::from(
+        "| command | median wall (s) | MB/s | median CPU (s) | peak RSS (MiB) |\n|---|---:|---:|---:|---:|\n",
+    );
+    for c in contenders {
+        let w = c.median_wall();
+        s.push_str(&format!(
+            "| {} | {:.3} | {:.0} | {:.2} | {:.0} |\n",
+            c.name,
+            w,
+            bytes as f64 / 1e6 / w,
+            c.median_cpu(),
+            c.max_rss_mb()
+        ));
+    }
+    s
+}
+
+/// Writes `size` bytes of incompressible deterministic data to `path`.
+pub fn random_file(path: &Path, size: u64, seed: u64) -> std::io::Result<()> {
+    use rand::{RngCore, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut f = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(path)?);
+    let mut buf = vec![0u8; 1 << 22];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()
+}

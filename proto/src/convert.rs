@@ -85,6 +85,7 @@ impl From<&JobSpec> for v1::JobSpec {
                 piecewise_window: s.hash.piecewise_window,
                 piecewise_md5: s.hash.piecewise_md5,
                 skip_stream: s.hash.skip_stream,
+                no_piecewise: s.hash.piecewise_window == 0,
             }),
             carve: Some(v1::CarveOptions {
                 types: s.carve.types.clone(),
@@ -167,7 +168,9 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
         }
         if let Some(h) = &w.hash {
             spec.hash = HashOptions {
-                piecewise_window: if h.piecewise_window == 0 {
+                piecewise_window: if h.no_piecewise {
+                    0
+                } else if h.piecewise_window == 0 {
                     HashOptions::default().piecewise_window
                 } else {
                     h.piecewise_window
@@ -475,7 +478,9 @@ mod tests {
         w.evidence = None;
         assert!(JobSpec::try_from(&w).is_err());
         w.evidence = Some(v1::EvidenceLocator {
-            source: Some(v1::evidence_locator::Source::Paths(v1::PathList { paths: vec![] })),
+            source: Some(v1::evidence_locator::Source::Paths(v1::PathList {
+                paths: vec![],
+            })),
         });
         assert!(JobSpec::try_from(&w).is_err());
         w.priority = 42;

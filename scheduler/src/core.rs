@@ -99,6 +99,8 @@ pub struct Scheduler {
     pub(crate) store: Store,
     state: Mutex<State>,
     events: broadcast::Sender<JobChange>,
+    /// Signalled whenever tasks become ready (long-polling leases wait on it).
+    work: tokio::sync::Notify,
     pub(crate) uploads: EvidenceStore,
     evidence_cache: Mutex<HashMap<String, SharedEvidence>>,
 }
@@ -108,6 +110,11 @@ impl std::fmt::Debug for Scheduler {
         f.debug_struct("Scheduler").field("cfg", &self.cfg).finish()
     }
 }
+
+/// Ordering key of a job for the next lease: priority class (highest
+/// first), running tasks of its case, when its case was last served, then
+/// submission order.
+type PickKey = (std::cmp::Reverse<Priority>, u32, u64, u64);
 
 fn job_order_key(e: &JobEntry) -> (u64, &str) {
     (e.rec.seq, e.rec.job_id.as_str())
@@ -131,6 +138,7 @@ impl Scheduler {
             store,
             state: Mutex::new(State::default()),
             events,
+            work: tokio::sync::Notify::new(),
             uploads,
             evidence_cache: Mutex::new(HashMap::new()),
         });
@@ -220,6 +228,15 @@ impl Scheduler {
         });
     }
 
+    /// A future that completes when tasks may have become ready.
+    pub fn work_ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.work.notified()
+    }
+
+    fn wake_workers(&self) {
+        self.work.notify_waiters();
+    }
+
     /// Job change events.
     pub fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         self.events.subscribe()
@@ -227,7 +244,14 @@ impl Scheduler {
 
     /// Records an audited action (failures to audit are logged, never
     /// silent).
-    pub fn audit(&self, caller: &Caller, action: &str, target: &str, case_id: &str, detail: impl Into<String>) {
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        case_id: &str,
+        detail: impl Into<String>,
+    ) {
         if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
             actor: caller.user.clone(),
             role: caller.role.clone(),
@@ -251,7 +275,11 @@ impl Scheduler {
     ///
     /// # Errors
     /// Invalid specification, or the state database failing.
-    pub async fn submit(self: &Arc<Self>, spec: JobSpec, caller: &Caller) -> Result<JobRecord, SchedError> {
+    pub async fn submit(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        caller: &Caller,
+    ) -> Result<JobRecord, SchedError> {
         spec.validate()
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
         if let EvidenceRef::Paths(paths) = &spec.evidence {
@@ -261,7 +289,8 @@ impl Scheduler {
         }
         let seq = self.store.next_id("job")?;
         let created = now_ms();
-        let job_id = JobId::new(format!("J{seq:06}")).map_err(|e| SchedError::Internal(e.to_string()))?;
+        let job_id =
+            JobId::new(format!("J{seq:06}")).map_err(|e| SchedError::Internal(e.to_string()))?;
         let rec = JobRecord {
             job_id: job_id.to_string(),
             seq,
@@ -280,7 +309,13 @@ impl Scheduler {
         };
         self.store.put_job(&rec)?;
         self.store.flush_async().await?;
-        self.audit(caller, "job.submit", &rec.job_id, rec.spec.case_id.as_str(), format!("analyses={}", rec.spec.analyses));
+        self.audit(
+            caller,
+            "job.submit",
+            &rec.job_id,
+            rec.spec.case_id.as_str(),
+            format!("analyses={}", rec.spec.analyses),
+        );
         self.state.lock().jobs.insert(
             rec.job_id.clone(),
             JobEntry {
@@ -303,10 +338,17 @@ impl Scheduler {
                 "evidence path {p:?} must be absolute (a path every node can read)"
             )));
         }
-        if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(SchedError::InvalidArgument(format!("evidence path {p:?} contains '..'")));
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(SchedError::InvalidArgument(format!(
+                "evidence path {p:?} contains '..'"
+            )));
         }
-        if !self.cfg.evidence_roots.is_empty() && !self.cfg.evidence_roots.iter().any(|r| path.starts_with(r)) {
+        if !self.cfg.evidence_roots.is_empty()
+            && !self.cfg.evidence_roots.iter().any(|r| path.starts_with(r))
+        {
             return Err(SchedError::PermissionDenied(format!(
                 "evidence path {p:?} is outside the configured evidence roots"
             )));
@@ -322,12 +364,16 @@ impl Scheduler {
     /// Opens the evidence, records its size and format, creates the tasks.
     fn plan(self: &Arc<Self>, job_id: &str) {
         let spec = match self.state.lock().jobs.get(job_id) {
-            Some(j) if j.rec.state == JobState::Queued && j.rec.plan.is_none() => j.rec.spec.clone(),
+            Some(j) if j.rec.state == JobState::Queued && j.rec.plan.is_none() => {
+                j.rec.spec.clone()
+            }
             _ => return,
         };
         let planned = crate::plan::plan_job(self, job_id, &spec);
         let mut st = self.state.lock();
-        let Some(job) = st.jobs.get_mut(job_id) else { return };
+        let Some(job) = st.jobs.get_mut(job_id) else {
+            return;
+        };
         if job.rec.state != JobState::Queued {
             return; // cancelled meanwhile
         }
@@ -362,10 +408,15 @@ impl Scheduler {
                     st.tasks.insert(t.task_id.clone(), t.clone());
                 }
                 drop(st);
-                if let Err(e) = self.store.put_tasks(tasks.iter()).and_then(|_| self.store.put_job(&rec)) {
+                if let Err(e) = self
+                    .store
+                    .put_tasks(tasks.iter())
+                    .and_then(|_| self.store.put_job(&rec))
+                {
                     tracing::error!(job = job_id, error = %e, "persisting the plan failed");
                 }
                 self.notify(job_id, format!("planned {} tasks", tasks.len()));
+                self.wake_workers();
                 if empty {
                     self.spawn_finalize(job_id.to_string());
                 }
@@ -377,7 +428,11 @@ impl Scheduler {
     ///
     /// # Errors
     /// The evidence cannot be opened.
-    pub fn open_evidence(&self, job_id: &str, spec: &JobSpec) -> Result<SharedEvidence, SchedError> {
+    pub fn open_evidence(
+        &self,
+        job_id: &str,
+        spec: &JobSpec,
+    ) -> Result<SharedEvidence, SchedError> {
         if let Some(e) = self.evidence_cache.lock().get(job_id) {
             return Ok(e.clone());
         }
@@ -388,7 +443,9 @@ impl Scheduler {
             }
             EvidenceRef::Upload(d) => {
                 let path = self.uploads.complete_path(d).ok_or_else(|| {
-                    SchedError::NotFound(format!("upload {d} is not in the evidence store (or is incomplete)"))
+                    SchedError::NotFound(format!(
+                        "upload {d} is not in the evidence store (or is incomplete)"
+                    ))
                 })?;
                 trawl_evidence::open(path)?
             }
@@ -415,7 +472,13 @@ impl Scheduler {
     }
 
     /// Jobs, newest first, filtered.
-    pub fn list_jobs(&self, case: Option<&str>, state: Option<JobState>, submitter: Option<&str>, limit: usize) -> Vec<JobRecord> {
+    pub fn list_jobs(
+        &self,
+        case: Option<&str>,
+        state: Option<JobState>,
+        submitter: Option<&str>,
+        limit: usize,
+    ) -> Vec<JobRecord> {
         let st = self.state.lock();
         let mut v: Vec<_> = st
             .jobs
@@ -425,7 +488,7 @@ impl Scheduler {
             .filter(|j| submitter.is_none_or(|s| j.rec.submitter == s))
             .map(|j| j.rec.clone())
             .collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|j| std::cmp::Reverse(j.seq));
         if limit > 0 {
             v.truncate(limit);
         }
@@ -437,7 +500,12 @@ impl Scheduler {
     ///
     /// # Errors
     /// Unknown job.
-    pub fn cancel(&self, job_id: &str, reason: &str, caller: &Caller) -> Result<JobRecord, SchedError> {
+    pub fn cancel(
+        &self,
+        job_id: &str,
+        reason: &str,
+        caller: &Caller,
+    ) -> Result<JobRecord, SchedError> {
         let mut st = self.state.lock();
         let State { jobs, tasks, .. } = &mut *st;
         let job = jobs
@@ -457,7 +525,10 @@ impl Scheduler {
         job.queued.clear();
         job.leased = 0;
         let mut changed = Vec::new();
-        for t in tasks.values_mut().filter(|t| t.job_id == job_id && !t.state.is_final()) {
+        for t in tasks
+            .values_mut()
+            .filter(|t| t.job_id == job_id && !t.state.is_final())
+        {
             t.state = TaskState::Cancelled;
             changed.push(t.clone());
         }
@@ -467,7 +538,13 @@ impl Scheduler {
         self.store.put_tasks(changed.iter())?;
         self.store.put_job(&rec)?;
         self.store.flush()?;
-        self.audit(caller, "job.cancel", job_id, rec.spec.case_id.as_str(), reason.to_string());
+        self.audit(
+            caller,
+            "job.cancel",
+            job_id,
+            rec.spec.case_id.as_str(),
+            reason.to_string(),
+        );
         self.notify(job_id, "cancelled");
         Ok(rec)
     }
@@ -483,7 +560,11 @@ impl Scheduler {
     pub fn register(&self, mut info: WorkerRecord) -> Result<WorkerRecord, SchedError> {
         let now = now_ms();
         if info.worker_id.is_empty() {
-            info.worker_id = format!("W{:04}-{}", self.store.next_id("worker")?, sanitize(&info.hostname));
+            info.worker_id = format!(
+                "W{:04}-{}",
+                self.store.next_id("worker")?,
+                sanitize(&info.hostname)
+            );
         }
         trawl_core::WorkerId::new(info.worker_id.clone())
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
@@ -494,7 +575,9 @@ impl Scheduler {
         let running = st
             .tasks
             .values()
-            .filter(|t| t.state == TaskState::Leased && t.worker.as_deref() == Some(&info.worker_id))
+            .filter(|t| {
+                t.state == TaskState::Leased && t.worker.as_deref() == Some(&info.worker_id)
+            })
             .map(|t| t.task_id.clone())
             .collect();
         if let Some(old) = st.workers.get(&info.worker_id) {
@@ -530,7 +613,9 @@ impl Scheduler {
         let mut out = HeartbeatOutcome::default();
         for id in task_ids {
             match tasks.get_mut(id) {
-                Some(t) if t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id) => {
+                Some(t)
+                    if t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id) =>
+                {
                     t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
                 }
                 _ => out.cancel.push(id.clone()),
@@ -580,7 +665,13 @@ impl Scheduler {
             };
             st.lease_counter += 1;
             let counter = st.lease_counter;
-            let State { jobs, tasks, workers, case_served, .. } = &mut *st;
+            let State {
+                jobs,
+                tasks,
+                workers,
+                case_served,
+                ..
+            } = &mut *st;
             let job = jobs.get_mut(&job_id).expect("picked job exists");
             let t = tasks.get_mut(&task_id).expect("picked task exists");
             job.queued.remove(&(t.order, task_id.clone()));
@@ -624,7 +715,7 @@ impl Scheduler {
         for j in st.jobs.values() {
             *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
         }
-        let mut best: Option<((std::cmp::Reverse<Priority>, u32, u64, u64), &JobEntry, &str)> = None;
+        let mut best: Option<(PickKey, &JobEntry, &str)> = None;
         for j in st.jobs.values() {
             if j.queued.is_empty() || j.rec.state.is_final() {
                 continue;
@@ -645,7 +736,9 @@ impl Scheduler {
                 st.case_served.get(case).copied().unwrap_or(0),
                 j.rec.seq,
             );
-            if best.as_ref().is_none_or(|(k, bj, _)| key < *k || (key == *k && job_order_key(j) < job_order_key(bj))) {
+            if best.as_ref().is_none_or(|(k, bj, _)| {
+                key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
+            }) {
                 best = Some((key, j, task.as_str()));
             }
         }
@@ -657,7 +750,12 @@ impl Scheduler {
         let mut changed = Vec::new();
         {
             let mut st = self.state.lock();
-            let State { jobs, tasks, workers, .. } = &mut *st;
+            let State {
+                jobs,
+                tasks,
+                workers,
+                ..
+            } = &mut *st;
             for id in task_ids {
                 let Some(t) = tasks.get_mut(id) else { continue };
                 if t.state != TaskState::Leased || t.worker.as_deref() != Some(worker_id) {
@@ -680,6 +778,7 @@ impl Scheduler {
         if let Err(e) = self.store.put_tasks(changed.iter()) {
             tracing::error!(error = %e, "persisting released tasks failed");
         }
+        self.wake_workers();
     }
 
     /// A worker's report. Idempotent: a task already done ignores further
@@ -689,10 +788,20 @@ impl Scheduler {
     ///
     /// # Errors
     /// Unknown task, or the state database failing.
-    pub fn report(self: &Arc<Self>, worker_id: &str, task_id: &str, outcome: Result<v1::TaskResult, String>) -> Result<bool, SchedError> {
+    pub fn report(
+        self: &Arc<Self>,
+        worker_id: &str,
+        task_id: &str,
+        outcome: Result<v1::TaskResult, String>,
+    ) -> Result<bool, SchedError> {
         let now = now_ms();
         let mut st = self.state.lock();
-        let State { jobs, tasks, workers, .. } = &mut *st;
+        let State {
+            jobs,
+            tasks,
+            workers,
+            ..
+        } = &mut *st;
         let t = tasks
             .get_mut(task_id)
             .ok_or_else(|| SchedError::NotFound(format!("task {task_id:?}")))?;
@@ -759,7 +868,10 @@ impl Scheduler {
         drop(st);
         self.store.put_task(&task)?;
         self.store.put_job(&rec)?;
-        self.notify(&rec.job_id, format!("task {task_id} {:?}", task.state).to_lowercase());
+        self.notify(
+            &rec.job_id,
+            format!("task {task_id} {:?}", task.state).to_lowercase(),
+        );
         if done {
             self.spawn_finalize(rec.job_id.clone());
         }
@@ -767,8 +879,16 @@ impl Scheduler {
     }
 
     /// One failed attempt: requeue, or quarantine after `max_attempts`.
-    fn fail_attempt(cfg: &SchedulerConfig, job: &mut JobEntry, t: &mut TaskRecord, worker_id: &str, error: &str, _now: i64) {
-        t.errors.push(format!("attempt {} on {worker_id}: {error}", t.attempts));
+    fn fail_attempt(
+        cfg: &SchedulerConfig,
+        job: &mut JobEntry,
+        t: &mut TaskRecord,
+        worker_id: &str,
+        error: &str,
+        _now: i64,
+    ) {
+        t.errors
+            .push(format!("attempt {} on {worker_id}: {error}", t.attempts));
         if !t.failed_on.iter().any(|w| w == worker_id) {
             t.failed_on.push(worker_id.to_string());
         }
@@ -777,7 +897,10 @@ impl Scheduler {
             t.state = TaskState::Quarantined;
             job.unfinished = job.unfinished.saturating_sub(1);
             job.rec.progress.tasks_failed += 1;
-            let (start, end) = t.shard.map(|s| (s.start, s.end)).unwrap_or((0, job.rec.progress.bytes_total));
+            let (start, end) = t
+                .shard
+                .map(|s| (s.start, s.end))
+                .unwrap_or((0, job.rec.progress.bytes_total));
             job.rec.limitations.push(LimitationRecord {
                 start,
                 end,
@@ -801,7 +924,12 @@ impl Scheduler {
         let mut finalize = Vec::new();
         {
             let mut st = self.state.lock();
-            let State { jobs, tasks, workers, .. } = &mut *st;
+            let State {
+                jobs,
+                tasks,
+                workers,
+                ..
+            } = &mut *st;
             for t in tasks.values_mut() {
                 if t.state != TaskState::Leased || t.lease_deadline_ms > now {
                     continue;
@@ -810,9 +938,18 @@ impl Scheduler {
                 if let Some(w) = workers.get_mut(&worker) {
                     w.running.remove(&t.task_id);
                 }
-                let Some(job) = jobs.get_mut(&t.job_id) else { continue };
+                let Some(job) = jobs.get_mut(&t.job_id) else {
+                    continue;
+                };
                 job.leased = job.leased.saturating_sub(1);
-                Self::fail_attempt(&self.cfg, job, t, &worker, "lease expired (worker lost or stopped heartbeating)", now);
+                Self::fail_attempt(
+                    &self.cfg,
+                    job,
+                    t,
+                    &worker,
+                    "lease expired (worker lost or stopped heartbeating)",
+                    now,
+                );
                 job.rec.version += 1;
                 changed_tasks.push(t.clone());
                 if job.unfinished == 0 && !job.finalizing && !job.rec.state.is_final() {
@@ -822,7 +959,10 @@ impl Scheduler {
             }
             changed_jobs.sort();
             changed_jobs.dedup();
-            let recs: Vec<_> = changed_jobs.iter().filter_map(|id| jobs.get(id).map(|j| j.rec.clone())).collect();
+            let recs: Vec<_> = changed_jobs
+                .iter()
+                .filter_map(|id| jobs.get(id).map(|j| j.rec.clone()))
+                .collect();
             drop(st);
             if let Err(e) = self.store.put_tasks(changed_tasks.iter()) {
                 tracing::error!(error = %e, "persisting expired leases failed");
@@ -830,6 +970,9 @@ impl Scheduler {
             for r in recs {
                 let _ = self.store.put_job(&r);
                 self.notify(&r.job_id, "lease expired");
+            }
+            if !changed_tasks.is_empty() {
+                self.wake_workers();
             }
         }
         for id in finalize {
@@ -859,12 +1002,19 @@ impl Scheduler {
         let (rec, tasks) = {
             let st = self.state.lock();
             let Some(j) = st.jobs.get(job_id) else { return };
-            let tasks: Vec<TaskRecord> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+            let tasks: Vec<TaskRecord> = st
+                .tasks
+                .values()
+                .filter(|t| t.job_id == job_id)
+                .cloned()
+                .collect();
             (j.rec.clone(), tasks)
         };
         let merged = results::merge_job(&self.store, &rec, &tasks);
         let mut st = self.state.lock();
-        let Some(j) = st.jobs.get_mut(job_id) else { return };
+        let Some(j) = st.jobs.get_mut(job_id) else {
+            return;
+        };
         j.finalizing = false;
         if j.rec.state.is_final() {
             return;
@@ -911,13 +1061,18 @@ impl Scheduler {
                 .jobs
                 .get(job_id)
                 .ok_or_else(|| SchedError::NotFound(format!("job {job_id:?}")))?;
-            let tasks: Vec<TaskRecord> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+            let tasks: Vec<TaskRecord> = st
+                .tasks
+                .values()
+                .filter(|t| t.job_id == job_id)
+                .cloned()
+                .collect();
             (j.rec.clone(), tasks)
         };
-        if rec.state == JobState::Completed {
-            if let Some(p) = self.store.merged(job_id)? {
-                return Ok(p);
-            }
+        if rec.state == JobState::Completed
+            && let Some(p) = self.store.merged(job_id)?
+        {
+            return Ok(p);
         }
         results::merge_job(&self.store, &rec, &tasks)
     }
@@ -925,7 +1080,12 @@ impl Scheduler {
     /// Test hook: the task records of a job.
     pub fn tasks_of(&self, job_id: &str) -> Vec<TaskRecord> {
         let st = self.state.lock();
-        let mut v: Vec<_> = st.tasks.values().filter(|t| t.job_id == job_id).cloned().collect();
+        let mut v: Vec<_> = st
+            .tasks
+            .values()
+            .filter(|t| t.job_id == job_id)
+            .cloned()
+            .collect();
         v.sort_by_key(|t| t.order);
         v
     }

@@ -50,7 +50,8 @@ impl EvidenceStore {
     /// The folders cannot be created.
     pub fn open(dir: &Path, ephemeral: bool) -> Result<Self, SchedError> {
         let (dir, temp) = if ephemeral {
-            let t = tempfile::tempdir().map_err(|e| SchedError::Internal(format!("temporary evidence store: {e}")))?;
+            let t = tempfile::tempdir()
+                .map_err(|e| SchedError::Internal(format!("temporary evidence store: {e}")))?;
             (t.path().to_path_buf(), Some(t))
         } else {
             (dir.to_path_buf(), None)
@@ -84,7 +85,12 @@ impl EvidenceStore {
         if let Some(p) = self.complete_path(&d) {
             return Ok((fs::metadata(p).map(|m| m.len()).unwrap_or(0), true));
         }
-        Ok((fs::metadata(self.partial_path(&d)).map(|m| m.len()).unwrap_or(0), false))
+        Ok((
+            fs::metadata(self.partial_path(&d))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            false,
+        ))
     }
 
     /// Starts (or resumes at `offset`) an upload of `size` bytes.
@@ -93,7 +99,13 @@ impl EvidenceStore {
     /// # Errors
     /// Invalid digest, size above `max`, an offset other than the bytes
     /// already received, or an upload of the same digest in progress.
-    pub fn begin(&self, digest: &str, size: u64, offset: u64, max: u64) -> Result<Option<UploadSession<'_>>, SchedError> {
+    pub fn begin(
+        &self,
+        digest: &str,
+        size: u64,
+        offset: u64,
+        max: u64,
+    ) -> Result<Option<UploadSession<'_>>, SchedError> {
         let d = check_digest(digest)?;
         if size > max {
             return Err(SchedError::ResourceExhausted(format!(
@@ -104,9 +116,15 @@ impl EvidenceStore {
             return Ok(None);
         }
         if !self.active.lock().insert(d.clone()) {
-            return Err(SchedError::FailedPrecondition(format!("an upload of {d} is already in progress")));
+            return Err(SchedError::FailedPrecondition(format!(
+                "an upload of {d} is already in progress"
+            )));
         }
-        let guard = ActiveGuard { store: self, digest: d.clone(), armed: true };
+        let guard = ActiveGuard {
+            store: self,
+            digest: d.clone(),
+            armed: true,
+        };
         let path = self.partial_path(&d);
         let have = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if offset != have {
@@ -126,7 +144,13 @@ impl EvidenceStore {
             .open(&path)
             .map_err(|e| SchedError::Internal(format!("{}: {e}", path.display())))?;
         std::mem::forget(guard);
-        Ok(Some(UploadSession { store: self, digest: d, size, file, received: have }))
+        Ok(Some(UploadSession {
+            store: self,
+            digest: d,
+            size,
+            file,
+            received: have,
+        }))
     }
 }
 
@@ -191,10 +215,13 @@ impl UploadSession<'_> {
             )));
         }
         let mut h = blake3::Hasher::new();
-        let mut f = File::open(&partial).map_err(|e| SchedError::Internal(format!("{}: {e}", partial.display())))?;
+        let mut f = File::open(&partial)
+            .map_err(|e| SchedError::Internal(format!("{}: {e}", partial.display())))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = f.read(&mut buf).map_err(|e| SchedError::Internal(format!("{}: {e}", partial.display())))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| SchedError::Internal(format!("{}: {e}", partial.display())))?;
             if n == 0 {
                 break;
             }
@@ -209,7 +236,8 @@ impl UploadSession<'_> {
             )));
         }
         let dest = self.store.dir.join(&self.digest);
-        fs::rename(&partial, &dest).map_err(|e| SchedError::Internal(format!("{}: {e}", dest.display())))?;
+        fs::rename(&partial, &dest)
+            .map_err(|e| SchedError::Internal(format!("{}: {e}", dest.display())))?;
         let mut perm = fs::metadata(&dest)
             .map_err(|e| SchedError::Internal(format!("{}: {e}", dest.display())))?
             .permissions();

@@ -9,8 +9,12 @@ use trawl_scheduler::SchedulerConfig;
 /// The trawl scheduler: takes jobs, leases shard tasks to workers, merges
 /// results. State lives in sled under --data.
 #[derive(Parser, Debug)]
-#[command(name = "trawl-scheduler", version, about,
-    after_help = "Example:\n  trawl-scheduler --data /var/lib/trawl --listen 127.0.0.1:50051")]
+#[command(
+    name = "trawl-scheduler",
+    version,
+    about,
+    after_help = "Example:\n  trawl-scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
+)]
 struct Args {
     /// Data directory (sled state, evidence store).
     #[arg(long, env = "TRAWL_DATA")]
@@ -38,7 +42,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
     match run(args) {
@@ -75,7 +81,9 @@ fn run(args: Args) -> Result<()> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let s2 = shutdown.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},

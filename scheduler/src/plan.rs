@@ -19,7 +19,11 @@ pub(crate) fn plan_job(
         .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
     let meta = EvidenceMeta {
         path: info.path.display().to_string(),
-        segments: info.segments.iter().map(|p| p.display().to_string()).collect(),
+        segments: info
+            .segments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         size: info.size,
         format: info.format.name().to_string(),
         stored_md5: info.stored.md5.clone(),
@@ -54,7 +58,13 @@ pub(crate) fn plan_job(
         tasks.push(task(TaskKind::StreamHash, 0, 0, None, info.size));
     }
     for s in plan.shards() {
-        tasks.push(task(TaskKind::Shard, s.index, s.index + 1, Some(s), s.len()));
+        tasks.push(task(
+            TaskKind::Shard,
+            s.index,
+            s.index + 1,
+            Some(s),
+            s.len(),
+        ));
     }
     Ok((meta, plan, tasks))
 }

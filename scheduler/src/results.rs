@@ -23,7 +23,11 @@ fn rfc3339(ms: i64) -> Option<String> {
 ///
 /// # Errors
 /// The state database failing.
-pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<JobResults, SchedError> {
+pub fn build(
+    store: &Store,
+    rec: &JobRecord,
+    tasks: &[TaskRecord],
+) -> Result<JobResults, SchedError> {
     let meta = rec.evidence.clone().unwrap_or_default();
     let mut r = JobResults {
         job_id: rec.job_id.clone(),
@@ -50,20 +54,30 @@ pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<Job
     let mut scan_ms = 0u64;
     for t in tasks.iter().filter(|t| t.state == TaskState::Done) {
         let Some(res) = store.result(&t.task_id)? else {
-            return Err(SchedError::Internal(format!("task {} is done but its result is missing", t.task_id)));
+            return Err(SchedError::Internal(format!(
+                "task {} is done but its result is missing",
+                t.task_id
+            )));
         };
         scan_ms += res.elapsed_ms;
-        if let Some(b) = &res.blake3 {
-            if let (Some(slot), Ok(v)) = (parts.get_mut(b.shard_index as usize), <[u8; 32]>::try_from(b.value.as_slice())) {
-                *slot = Some(if b.is_root { Blake3Part::Root(v) } else { Blake3Part::ChainingValue(v) });
-            }
+        if let Some(b) = &res.blake3
+            && let (Some(slot), Ok(v)) = (
+                parts.get_mut(b.shard_index as usize),
+                <[u8; 32]>::try_from(b.value.as_slice()),
+            )
+        {
+            *slot = Some(if b.is_root {
+                Blake3Part::Root(v)
+            } else {
+                Blake3Part::ChainingValue(v)
+            });
         }
-        if t.kind == TaskKind::StreamHash {
-            if let Some(s) = &res.stream {
-                r.hashes.md5 = Some(s.md5.clone());
-                r.hashes.sha1 = Some(s.sha1.clone());
-                r.hashes.sha256 = Some(s.sha256.clone());
-            }
+        if t.kind == TaskKind::StreamHash
+            && let Some(s) = &res.stream
+        {
+            r.hashes.md5 = Some(s.md5.clone());
+            r.hashes.sha1 = Some(s.sha1.clone());
+            r.hashes.sha256 = Some(s.sha256.clone());
         }
         r.features.extend(res.features.iter().map(Into::into));
         r.carved.extend(res.carved.iter().map(Into::into));
@@ -74,7 +88,10 @@ pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<Job
             let s: ScannerStat = s.into();
             stats
                 .entry(s.scanner.clone())
-                .or_insert_with(|| ScannerStat { scanner: s.scanner.clone(), ..Default::default() })
+                .or_insert_with(|| ScannerStat {
+                    scanner: s.scanner.clone(),
+                    ..Default::default()
+                })
                 .add(&s);
         }
     }
@@ -100,7 +117,9 @@ pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<Job
             }
         }
         if r.hashes.md5.is_none() && !rec.spec.hash.skip_stream {
-            r.errors.push("MD5/SHA-1/SHA-256 not computed: the stream-hash task did not complete".into());
+            r.errors.push(
+                "MD5/SHA-1/SHA-256 not computed: the stream-hash task did not complete".into(),
+            );
         }
         r.hashes.computed_at = rfc3339(rec.finished_ms.max(rec.started_ms));
     }
@@ -125,20 +144,33 @@ pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<Job
         shard_size: rec.spec.shard_size,
         margin: rec.spec.margin,
         shards: plan.map(|p| p.len()).unwrap_or(0),
-        analyses: rec.spec.analyses.iter().map(|a| a.name().to_string()).collect(),
+        analyses: rec
+            .spec
+            .analyses
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect(),
         settings: serde_json::to_value(&rec.spec).unwrap_or_default(),
         command: Vec::new(),
         hostname: String::new(),
         workers: 0,
     };
-    let end = if rec.finished_ms > 0 { rec.finished_ms } else { trawl_store::now_ms() };
+    let end = if rec.finished_ms > 0 {
+        rec.finished_ms
+    } else {
+        trawl_store::now_ms()
+    };
     let wall = (end - rec.started_ms.max(rec.created_ms)).max(0) as u64;
     r.timings = Timings {
         submitted_at: rfc3339(rec.created_ms),
         started_at: rfc3339(rec.started_ms),
         finished_at: rfc3339(rec.finished_ms),
         wall_ms: wall,
-        throughput_mb_s: if wall > 0 { meta.size as f64 / 1e3 / wall as f64 } else { 0.0 },
+        throughput_mb_s: if wall > 0 {
+            meta.size as f64 / 1e3 / wall as f64
+        } else {
+            0.0
+        },
     };
     let _ = scan_ms;
     r.verify_stored();
@@ -150,7 +182,11 @@ pub fn build(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<Job
 ///
 /// # Errors
 /// As [`build`].
-pub fn merge_job(store: &Store, rec: &JobRecord, tasks: &[TaskRecord]) -> Result<v1::ResultsPage, SchedError> {
+pub fn merge_job(
+    store: &Store,
+    rec: &JobRecord,
+    tasks: &[TaskRecord],
+) -> Result<v1::ResultsPage, SchedError> {
     Ok(to_page(&build(store, rec, tasks)?))
 }
 
@@ -190,7 +226,12 @@ pub fn split_pages(page: v1::ResultsPage, size: usize) -> Vec<v1::ResultsPage> {
         summary: page.summary,
         ..Default::default()
     }];
-    fn chunks<T: Clone>(v: Vec<T>, size: usize, out: &mut Vec<v1::ResultsPage>, put: fn(&mut v1::ResultsPage, Vec<T>)) {
+    fn chunks<T: Clone>(
+        v: Vec<T>,
+        size: usize,
+        out: &mut Vec<v1::ResultsPage>,
+        put: fn(&mut v1::ResultsPage, Vec<T>),
+    ) {
         for c in v.chunks(size) {
             let mut p = v1::ResultsPage::default();
             put(&mut p, c.to_vec());
@@ -214,9 +255,12 @@ pub fn split_pages(page: v1::ResultsPage, size: usize) -> Vec<v1::ResultsPage> {
 pub fn from_pages(pages: Vec<v1::ResultsPage>) -> Result<(Option<v1::Job>, JobResults), String> {
     let mut it = pages.into_iter();
     let first = it.next().ok_or("no results received")?;
-    let summary = first.summary.clone().ok_or("the first results page has no summary")?;
-    let mut r: JobResults =
-        serde_json::from_str(&summary.results_json).map_err(|e| format!("undecodable results summary: {e}"))?;
+    let summary = first
+        .summary
+        .clone()
+        .ok_or("the first results page has no summary")?;
+    let mut r: JobResults = serde_json::from_str(&summary.results_json)
+        .map_err(|e| format!("undecodable results summary: {e}"))?;
     let job = first.job.clone();
     for p in std::iter::once(first).chain(it) {
         r.features.extend(p.features.iter().map(Into::into));

@@ -9,18 +9,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use trawl_proto::v1::{cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer};
+use trawl_proto::v1::{
+    cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer,
+};
 
 /// Serves `sched` on an already bound listener until `shutdown`.
 ///
 /// # Errors
 /// Transport failures.
-pub async fn serve(sched: Arc<Scheduler>, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(
+    sched: Arc<Scheduler>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let max = sched.config().max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<JobsServer<JobsService>>().await;
-    health_reporter.set_serving::<ClusterServer<ClusterService>>().await;
-    health_reporter.set_serving::<EvidenceServer<EvidenceService>>().await;
+    health_reporter
+        .set_serving::<JobsServer<JobsService>>()
+        .await;
+    health_reporter
+        .set_serving::<ClusterServer<ClusterService>>()
+        .await;
+    health_reporter
+        .set_serving::<EvidenceServer<EvidenceService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(trawl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -41,25 +53,41 @@ pub async fn serve(sched: Arc<Scheduler>, listener: TcpListener, shutdown: Cance
         }
     });
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Accepted connections get TCP_NODELAY (the builder's setting only applies
+    // to listeners it binds itself): small gRPC frames must not wait for
+    // delayed ACKs.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |s| {
+            s.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        },
+    );
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            JobsServer::new(JobsService { sched: sched.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            JobsServer::new(JobsService {
+                sched: sched.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
-            ClusterServer::new(ClusterService { sched: sched.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            ClusterServer::new(ClusterService {
+                sched: sched.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
-            EvidenceServer::new(EvidenceService { sched: sched.clone() })
-                .max_decoding_message_size(16 << 20)
-                .max_encoding_message_size(16 << 20),
+            EvidenceServer::new(EvidenceService {
+                sched: sched.clone(),
+            })
+            .max_decoding_message_size(16 << 20)
+            .max_encoding_message_size(16 << 20),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;

@@ -12,19 +12,26 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use trawl_core::JobSpec;
 use trawl_proto::convert::job_state_name;
-use trawl_proto::v1::{self, cluster_server::Cluster, evidence_server::Evidence, jobs_server::Jobs};
+use trawl_proto::v1::{
+    self, cluster_server::Cluster, evidence_server::Evidence, jobs_server::Jobs,
+};
 use trawl_store::{EvidenceMeta, JobRecord, JobState, TaskKind, WorkerRecord, now_ms};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Largest ReadRange request.
 const MAX_READ_RANGE: u64 = 1 << 30;
+/// Longest a lease request waits for work.
+const MAX_LEASE_WAIT_MS: u32 = 5_000;
 /// Default results page size (findings per message).
 const DEFAULT_PAGE: usize = 20_000;
 
 /// The caller of a request (authentication plugs in here).
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
-    let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "local".into());
+    let peer = req
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "local".into());
     if let Some(c) = req.extensions().get::<Caller>() {
         return Ok(c.clone());
     }
@@ -75,12 +82,20 @@ pub fn wire_job(j: &JobRecord) -> v1::Job {
     let now = now_ms();
     let p = &j.progress;
     let elapsed = if j.started_ms > 0 {
-        let end = if j.finished_ms > 0 { j.finished_ms } else { now };
+        let end = if j.finished_ms > 0 {
+            j.finished_ms
+        } else {
+            now
+        };
         (end - j.started_ms).max(1) as f64 / 1000.0
     } else {
         0.0
     };
-    let throughput = if elapsed > 0.0 { p.bytes_done as f64 / elapsed } else { 0.0 };
+    let throughput = if elapsed > 0.0 {
+        p.bytes_done as f64 / elapsed
+    } else {
+        0.0
+    };
     let eta = if throughput > 0.0 && !j.state.is_final() {
         p.bytes_total.saturating_sub(p.bytes_done) as f64 / throughput
     } else {
@@ -131,7 +146,10 @@ pub struct JobsService {
 
 #[tonic::async_trait]
 impl Jobs for JobsService {
-    async fn submit_job(&self, req: Request<v1::SubmitJobRequest>) -> Result<Response<v1::SubmitJobResponse>, Status> {
+    async fn submit_job(
+        &self,
+        req: Request<v1::SubmitJobRequest>,
+    ) -> Result<Response<v1::SubmitJobResponse>, Status> {
         let caller = caller(&req)?;
         let spec = req
             .into_inner()
@@ -151,7 +169,10 @@ impl Jobs for JobsService {
         Ok(Response::new(wire_job(&self.sched.job(&id)?)))
     }
 
-    async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Result<Response<v1::ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        req: Request<v1::ListJobsRequest>,
+    ) -> Result<Response<v1::ListJobsResponse>, Status> {
         let r = req.into_inner();
         let state = match v1::JobState::try_from(r.state) {
             Ok(v1::JobState::Unspecified) => None,
@@ -162,7 +183,12 @@ impl Jobs for JobsService {
                 v1::JobState::Failed => JobState::Failed,
                 _ => JobState::Cancelled,
             }),
-            Err(_) => return Err(Status::invalid_argument(format!("state: unknown value {}", r.state))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "state: unknown value {}",
+                    r.state
+                )));
+            }
         };
         let jobs = self.sched.list_jobs(
             (!r.case_id.is_empty()).then_some(r.case_id.as_str()),
@@ -177,7 +203,10 @@ impl Jobs for JobsService {
 
     type WatchJobStream = BoxStream<v1::JobEvent>;
 
-    async fn watch_job(&self, req: Request<v1::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+    async fn watch_job(
+        &self,
+        req: Request<v1::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
         let id = req.into_inner().job_id;
         check_id("job_id", &id)?;
         let first = self.sched.job(&id)?;
@@ -186,7 +215,15 @@ impl Jobs for JobsService {
         let stream = async_stream_job(move |tx| async move {
             let mut last_version = first.version;
             let done = first.state.is_final();
-            if tx.send(Ok(v1::JobEvent { job: Some(wire_job(&first)), message: job_state_name(wire_state(first.state) as i32).into() })).await.is_err() || done {
+            if tx
+                .send(Ok(v1::JobEvent {
+                    job: Some(wire_job(&first)),
+                    message: job_state_name(wire_state(first.state) as i32).into(),
+                }))
+                .await
+                .is_err()
+                || done
+            {
                 return;
             }
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
@@ -206,7 +243,15 @@ impl Jobs for JobsService {
                 }
                 last_version = j.version;
                 let fin = j.state.is_final();
-                if tx.send(Ok(v1::JobEvent { job: Some(wire_job(&j)), message: msg })).await.is_err() || fin {
+                if tx
+                    .send(Ok(v1::JobEvent {
+                        job: Some(wire_job(&j)),
+                        message: msg,
+                    }))
+                    .await
+                    .is_err()
+                    || fin
+                {
                     return;
                 }
             }
@@ -214,16 +259,24 @@ impl Jobs for JobsService {
         Ok(Response::new(stream))
     }
 
-    async fn cancel_job(&self, req: Request<v1::CancelJobRequest>) -> Result<Response<v1::Job>, Status> {
+    async fn cancel_job(
+        &self,
+        req: Request<v1::CancelJobRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
         check_id("job_id", &r.job_id)?;
-        Ok(Response::new(wire_job(&self.sched.cancel(&r.job_id, &r.reason, &caller)?)))
+        Ok(Response::new(wire_job(
+            &self.sched.cancel(&r.job_id, &r.reason, &caller)?,
+        )))
     }
 
     type GetResultsStream = BoxStream<v1::ResultsPage>;
 
-    async fn get_results(&self, req: Request<v1::GetResultsRequest>) -> Result<Response<Self::GetResultsStream>, Status> {
+    async fn get_results(
+        &self,
+        req: Request<v1::GetResultsRequest>,
+    ) -> Result<Response<Self::GetResultsStream>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
         check_id("job_id", &r.job_id)?;
@@ -234,10 +287,22 @@ impl Jobs for JobsService {
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
         page.job = Some(wire_job(&job));
-        self.sched.audit(&caller, "results.get", &job.job_id, job.spec.case_id.as_str(), "");
-        let size = if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size as usize };
+        self.sched.audit(
+            &caller,
+            "results.get",
+            &job.job_id,
+            job.spec.case_id.as_str(),
+            "",
+        );
+        let size = if r.page_size == 0 {
+            DEFAULT_PAGE
+        } else {
+            r.page_size as usize
+        };
         let pages = results::split_pages(page, size);
-        Ok(Response::new(Box::pin(tokio_stream::iter(pages.into_iter().map(Ok)))))
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            pages.into_iter().map(Ok),
+        ))))
     }
 }
 
@@ -287,7 +352,10 @@ fn wire_task(l: &crate::core::Lease) -> v1::Task {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn register(&self, req: Request<v1::RegisterRequest>) -> Result<Response<v1::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        req: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::RegisterResponse>, Status> {
         let w = req
             .into_inner()
             .worker
@@ -322,7 +390,10 @@ impl Cluster for ClusterService {
         }))
     }
 
-    async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Result<Response<v1::HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        req: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         let o = self.sched.heartbeat(&r.worker_id, &r.task_ids);
@@ -332,39 +403,72 @@ impl Cluster for ClusterService {
         }))
     }
 
-    async fn lease_tasks(&self, req: Request<v1::LeaseTasksRequest>) -> Result<Response<v1::LeaseTasksResponse>, Status> {
+    async fn lease_tasks(
+        &self,
+        req: Request<v1::LeaseTasksRequest>,
+    ) -> Result<Response<v1::LeaseTasksResponse>, Status> {
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
-        let leases = self.sched.lease(&r.worker_id, r.max_tasks)?;
+        let wait = std::time::Duration::from_millis(u64::from(r.wait_ms.min(MAX_LEASE_WAIT_MS)));
+        let deadline = tokio::time::Instant::now() + wait;
+        let leases = loop {
+            // Register interest before looking, so a wake-up between the
+            // look and the wait is not lost.
+            let ready = self.sched.work_ready();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let leases = self.sched.lease(&r.worker_id, r.max_tasks)?;
+            if !leases.is_empty() || tokio::time::Instant::now() >= deadline {
+                break leases;
+            }
+            tokio::select! {
+                _ = ready => {},
+                _ = tokio::time::sleep_until(deadline) => {},
+            }
+        };
         Ok(Response::new(v1::LeaseTasksResponse {
             tasks: leases.iter().map(wire_task).collect(),
         }))
     }
 
-    async fn report_task(&self, req: Request<v1::ReportTaskRequest>) -> Result<Response<v1::ReportTaskResponse>, Status> {
+    async fn report_task(
+        &self,
+        req: Request<v1::ReportTaskRequest>,
+    ) -> Result<Response<v1::ReportTaskResponse>, Status> {
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         check_id("task_id", &r.task_id)?;
         let outcome = match r.outcome {
             Some(v1::report_task_request::Outcome::Result(res)) => Ok(res),
             Some(v1::report_task_request::Outcome::Error(e)) => Err(e),
-            None => return Err(Status::invalid_argument("outcome: missing (result or error)")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "outcome: missing (result or error)",
+                ));
+            }
         };
         let sched = self.sched.clone();
-        let accepted = tokio::task::spawn_blocking(move || sched.report(&r.worker_id, &r.task_id, outcome))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        let accepted =
+            tokio::task::spawn_blocking(move || sched.report(&r.worker_id, &r.task_id, outcome))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(v1::ReportTaskResponse { accepted }))
     }
 
-    async fn release_tasks(&self, req: Request<v1::ReleaseTasksRequest>) -> Result<Response<v1::ReleaseTasksResponse>, Status> {
+    async fn release_tasks(
+        &self,
+        req: Request<v1::ReleaseTasksRequest>,
+    ) -> Result<Response<v1::ReleaseTasksResponse>, Status> {
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         self.sched.release(&r.worker_id, &r.task_ids);
         Ok(Response::new(v1::ReleaseTasksResponse {}))
     }
 
-    async fn list_workers(&self, _req: Request<v1::ListWorkersRequest>) -> Result<Response<v1::ListWorkersResponse>, Status> {
+    async fn list_workers(
+        &self,
+        _req: Request<v1::ListWorkersRequest>,
+    ) -> Result<Response<v1::ListWorkersResponse>, Status> {
         let now = now_ms();
         let hb = self.sched.config().heartbeat_ms as i64;
         let workers = self
@@ -381,7 +485,12 @@ impl Cluster for ClusterService {
                 protocol: trawl_proto::PROTOCOL_VERSION as i32,
                 busy_slots: busy,
                 last_heartbeat_unix_ms: w.last_heartbeat_ms,
-                state: if now - w.last_heartbeat_ms <= 3 * hb + 1000 { "up" } else { "lost" }.into(),
+                state: if now - w.last_heartbeat_ms <= 3 * hb + 1000 {
+                    "up"
+                } else {
+                    "lost"
+                }
+                .into(),
                 tasks_done: w.tasks_done,
                 bytes_done: w.bytes_done,
             })
@@ -398,13 +507,22 @@ pub struct EvidenceService {
 
 #[tonic::async_trait]
 impl Evidence for EvidenceService {
-    async fn upload_evidence(&self, req: Request<Streaming<v1::UploadChunk>>) -> Result<Response<v1::UploadResponse>, Status> {
+    async fn upload_evidence(
+        &self,
+        req: Request<Streaming<v1::UploadChunk>>,
+    ) -> Result<Response<v1::UploadResponse>, Status> {
         let caller = caller(&req)?;
         let mut stream = req.into_inner();
         let header = match stream.next().await {
-            Some(Ok(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Header(h)) })) => h,
+            Some(Ok(v1::UploadChunk {
+                part: Some(v1::upload_chunk::Part::Header(h)),
+            })) => h,
             Some(Err(e)) => return Err(e),
-            _ => return Err(Status::invalid_argument("the first upload message must be the header")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first upload message must be the header",
+                ));
+            }
         };
         if header.name.len() > 1024 {
             return Err(Status::invalid_argument("name too long"));
@@ -417,7 +535,8 @@ impl Evidence for EvidenceService {
         let h2 = header.clone();
         let caller2 = caller.clone();
         let worker = tokio::task::spawn_blocking(move || -> Result<(bool, u64), SchedError> {
-            let Some(mut session) = sched.uploads.begin(&h2.blake3, h2.size, h2.offset, max)? else {
+            let Some(mut session) = sched.uploads.begin(&h2.blake3, h2.size, h2.offset, max)?
+            else {
                 // Already stored: drain and report deduplication.
                 while rx.blocking_recv().is_some() {}
                 return Ok((true, h2.size));
@@ -446,13 +565,17 @@ impl Evidence for EvidenceService {
         let mut stream_err = None;
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Data(d)) }) => {
+                Ok(v1::UploadChunk {
+                    part: Some(v1::upload_chunk::Part::Data(d)),
+                }) => {
                     if tx.send(d).await.is_err() {
                         break;
                     }
                 }
                 Ok(_) => {
-                    stream_err = Some(Status::invalid_argument("only data may follow the upload header"));
+                    stream_err = Some(Status::invalid_argument(
+                        "only data may follow the upload header",
+                    ));
                     break;
                 }
                 Err(e) => {
@@ -466,7 +589,13 @@ impl Evidence for EvidenceService {
         let (dedup, size) = match outcome {
             Ok(v) => v,
             Err(e) => {
-                self.sched.audit(&caller, "evidence.upload.rejected", &digest, &header.case_id, e.to_string());
+                self.sched.audit(
+                    &caller,
+                    "evidence.upload.rejected",
+                    &digest,
+                    &header.case_id,
+                    e.to_string(),
+                );
                 return Err(e.into());
             }
         };
@@ -480,7 +609,13 @@ impl Evidence for EvidenceService {
                 header.size
             )));
         }
-        self.sched.audit(&caller, "evidence.upload", &digest, &header.case_id, format!("name={:?} size={size} dedup={dedup}", header.name));
+        self.sched.audit(
+            &caller,
+            "evidence.upload",
+            &digest,
+            &header.case_id,
+            format!("name={:?} size={size} dedup={dedup}", header.name),
+        );
         Ok(Response::new(v1::UploadResponse {
             digest,
             size,
@@ -488,19 +623,31 @@ impl Evidence for EvidenceService {
         }))
     }
 
-    async fn upload_status(&self, req: Request<v1::UploadStatusRequest>) -> Result<Response<v1::UploadStatusResponse>, Status> {
+    async fn upload_status(
+        &self,
+        req: Request<v1::UploadStatusRequest>,
+    ) -> Result<Response<v1::UploadStatusResponse>, Status> {
         let d = req.into_inner().blake3;
         let (received, complete) = self.sched.uploads.received(&d)?;
-        Ok(Response::new(v1::UploadStatusResponse { received, complete }))
+        Ok(Response::new(v1::UploadStatusResponse {
+            received,
+            complete,
+        }))
     }
 
     type ReadRangeStream = BoxStream<v1::ReadRangeChunk>;
 
-    async fn read_range(&self, req: Request<v1::ReadRangeRequest>) -> Result<Response<Self::ReadRangeStream>, Status> {
+    async fn read_range(
+        &self,
+        req: Request<v1::ReadRangeRequest>,
+    ) -> Result<Response<Self::ReadRangeStream>, Status> {
         let r = req.into_inner();
         check_id("job_id", &r.job_id)?;
         if r.length > MAX_READ_RANGE {
-            return Err(Status::invalid_argument(format!("length {} exceeds {MAX_READ_RANGE}", r.length)));
+            return Err(Status::invalid_argument(format!(
+                "length {} exceeds {MAX_READ_RANGE}",
+                r.length
+            )));
         }
         let job = self.sched.job(&r.job_id)?;
         let sched = self.sched.clone();
@@ -509,7 +656,10 @@ impl Evidence for EvidenceService {
             .map_err(|e| Status::internal(e.to_string()))??;
         let size = ev.size();
         if r.offset > size {
-            return Err(Status::out_of_range(format!("offset {} is past the end ({size} bytes)", r.offset)));
+            return Err(Status::out_of_range(format!(
+                "offset {} is past the end ({size} bytes)",
+                r.offset
+            )));
         }
         let end = r.offset.saturating_add(r.length).min(size);
         let start = r.offset;

@@ -18,13 +18,16 @@ use trawl_core::{JobSpec, Shard};
 use trawl_evidence::SharedEvidence;
 use trawl_proto::v1;
 
+/// A job's evidence, and its remote reader when not read locally.
+type JobEvidence = (SharedEvidence, Option<Arc<RemoteEvidence>>);
+
 /// Shared state of a worker's executors.
 pub struct ExecContext {
     pub pool: Arc<rayon::ThreadPool>,
     pub evidence_roots: Vec<PathBuf>,
     pub evidence_client: trawl_proto::v1::evidence_client::EvidenceClient<Channel>,
     pub rt: Handle,
-    evidence: Mutex<HashMap<String, (SharedEvidence, Option<Arc<RemoteEvidence>>)>>,
+    evidence: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<JobEvidence>>>>,
     analyzers: Mutex<HashMap<String, Arc<JobAnalyzers>>>,
 }
 
@@ -52,18 +55,35 @@ impl ExecContext {
             && paths.iter().all(|p| {
                 let p = Path::new(p);
                 p.is_file()
-                    && (self.evidence_roots.is_empty() || self.evidence_roots.iter().any(|r| p.starts_with(r)))
+                    && (self.evidence_roots.is_empty()
+                        || self.evidence_roots.iter().any(|r| p.starts_with(r)))
             })
     }
 
     /// The job's evidence: local (mmap) when every segment is readable here,
     /// otherwise read through the scheduler.
-    async fn evidence(&self, task: &v1::Task) -> Result<(SharedEvidence, Option<Arc<RemoteEvidence>>), String> {
-        if let Some(e) = self.evidence.lock().get(&task.job_id) {
-            return Ok(e.clone());
+    async fn evidence(&self, task: &v1::Task) -> Result<JobEvidence, String> {
+        // One open per job, even when several of its tasks start at once.
+        let cell = {
+            let mut c = self.evidence.lock();
+            if c.len() >= CACHE_JOBS && !c.contains_key(&task.job_id) {
+                c.clear();
+            }
+            c.entry(task.job_id.clone()).or_default().clone()
+        };
+        let r = cell
+            .get_or_try_init(|| self.open_evidence(task))
+            .await
+            .cloned();
+        if r.is_err() {
+            self.evidence.lock().remove(&task.job_id);
         }
+        r
+    }
+
+    async fn open_evidence(&self, task: &v1::Task) -> Result<JobEvidence, String> {
         let info = task.evidence.clone().ok_or("task without evidence info")?;
-        let entry = if self.readable_locally(&info.segments) {
+        if self.readable_locally(&info.segments) {
             let paths: Vec<PathBuf> = info.segments.iter().map(PathBuf::from).collect();
             let ev = tokio::task::spawn_blocking(move || trawl_evidence::open_segments(&paths))
                 .await
@@ -77,17 +97,17 @@ impl ExecContext {
                     info.size
                 ));
             }
-            (ev, None)
+            Ok((ev, None))
         } else {
-            let r = Arc::new(RemoteEvidence::new(&task.job_id, info.size, &info.path, self.evidence_client.clone(), self.rt.clone()));
-            (r.clone() as SharedEvidence, Some(r))
-        };
-        let mut c = self.evidence.lock();
-        if c.len() >= CACHE_JOBS {
-            c.clear();
+            let r = Arc::new(RemoteEvidence::new(
+                &task.job_id,
+                info.size,
+                &info.path,
+                self.evidence_client.clone(),
+                self.rt.clone(),
+            ));
+            Ok((r.clone() as SharedEvidence, Some(r)))
         }
-        c.insert(task.job_id.clone(), entry.clone());
-        Ok(entry)
     }
 
     fn analyzers(&self, task: &v1::Task, size: u64) -> Result<Arc<JobAnalyzers>, String> {
@@ -113,19 +133,42 @@ impl ExecContext {
     }
 
     /// Runs a task to its wire result, or an error message.
-    pub async fn execute(&self, task: &v1::Task, cancel: Arc<AtomicBool>) -> Result<v1::TaskResult, String> {
+    pub async fn execute(
+        &self,
+        task: &v1::Task,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<v1::TaskResult, String> {
         let started = Instant::now();
         let (ev, remote) = self.evidence(task).await?;
         match v1::TaskKind::try_from(task.kind) {
             Ok(v1::TaskKind::Shard) => {
                 let s = task.shard.as_ref().ok_or("shard task without a range")?;
-                let shard = Shard { index: s.index, start: s.start, end: s.end, scan_end: s.scan_end };
-                if shard.end > ev.size() || shard.scan_end > ev.size() || shard.start > shard.end || shard.end > shard.scan_end {
-                    return Err(format!("shard {} range {}..{} invalid for {} bytes", shard.index, shard.start, shard.scan_end, ev.size()));
+                let shard = Shard {
+                    index: s.index,
+                    start: s.start,
+                    end: s.end,
+                    scan_end: s.scan_end,
+                };
+                if shard.end > ev.size()
+                    || shard.scan_end > ev.size()
+                    || shard.start > shard.end
+                    || shard.end > shard.scan_end
+                {
+                    return Err(format!(
+                        "shard {} range {}..{} invalid for {} bytes",
+                        shard.index,
+                        shard.start,
+                        shard.scan_end,
+                        ev.size()
+                    ));
                 }
                 let analyzers = self.analyzers(task, ev.size())?;
                 let prefetched = match &remote {
-                    Some(r) => Some(r.fetch(shard.start, shard.scan_len()).await.map_err(|e| e.to_string())?),
+                    Some(r) => Some(
+                        r.fetch(shard.start, shard.scan_len())
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    ),
                     None => None,
                 };
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -138,13 +181,17 @@ impl ExecContext {
                         let data: &[u8] = match &prefetched {
                             Some(d) => d,
                             None => {
-                                region = ev.region(shard.start, shard.scan_end).map_err(|e| e.to_string())?;
+                                region = ev
+                                    .region(shard.start, shard.scan_end)
+                                    .map_err(|e| e.to_string())?;
                                 &region
                             }
                         };
-                        analyzers
+                        let out = analyzers
                             .scan_shard(ev.as_ref(), &shard, data, &cancel)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| e.to_string());
+                        ev.release(shard.start, shard.scan_end);
+                        out
                     }));
                     let out = match run {
                         Ok(r) => r,
@@ -153,7 +200,12 @@ impl ExecContext {
                     let _ = tx.send(out);
                 });
                 let out = rx.await.map_err(|_| "worker pool stopped".to_string())??;
-                Ok(shard_result(&task.task_id, shard.index, &out, started.elapsed().as_millis() as u64))
+                Ok(shard_result(
+                    &task.task_id,
+                    shard.index,
+                    &out,
+                    started.elapsed().as_millis() as u64,
+                ))
             }
             Ok(v1::TaskKind::StreamHash) => {
                 let span = tracing::info_span!("stream", task = %task.task_id, job = %task.job_id);
@@ -169,13 +221,21 @@ impl ExecContext {
                 .map_err(|e| e.to_string())??;
                 Ok(v1::TaskResult {
                     task_id: task.task_id.clone(),
-                    stream: Some(v1::StreamHashes { md5: s.md5, sha1: s.sha1, sha256: s.sha256, bytes: s.bytes }),
+                    stream: Some(v1::StreamHashes {
+                        md5: s.md5,
+                        sha1: s.sha1,
+                        sha256: s.sha256,
+                        bytes: s.bytes,
+                    }),
                     bytes_scanned: s.bytes,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                     ..Default::default()
                 })
             }
-            _ => Err(format!("task kind {} is not supported by this worker", task.kind)),
+            _ => Err(format!(
+                "task kind {} is not supported by this worker",
+                task.kind
+            )),
         }
     }
 }

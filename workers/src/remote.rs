@@ -19,7 +19,13 @@ pub struct RemoteEvidence {
 
 impl RemoteEvidence {
     /// A remote view of `job_id`'s evidence of `size` bytes.
-    pub fn new(job_id: &str, size: u64, path: &str, client: EvidenceClient<Channel>, rt: Handle) -> Self {
+    pub fn new(
+        job_id: &str,
+        size: u64,
+        path: &str,
+        client: EvidenceClient<Channel>,
+        rt: Handle,
+    ) -> Self {
         Self {
             info: EvidenceInfo {
                 path: PathBuf::from(path),
@@ -49,7 +55,11 @@ impl RemoteEvidence {
         };
         let mut client = self.client.clone();
         let mut stream = client
-            .read_range(ReadRangeRequest { job_id: self.job_id.clone(), offset, length: len })
+            .read_range(ReadRangeRequest {
+                job_id: self.job_id.clone(),
+                offset,
+                length: len,
+            })
             .await
             .map_err(|s| err(s.message().to_string()))?
             .into_inner();

@@ -42,7 +42,10 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             scheduler: "http://127.0.0.1:50051".into(),
-            slots: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 1,
+            slots: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                + 1,
             threads: 0,
             evidence_roots: Vec::new(),
             worker_id: None,
@@ -87,7 +90,15 @@ struct Shared {
 }
 
 fn is_transient(s: &tonic::Status) -> bool {
-    matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Internal | Code::Aborted)
+    matches!(
+        s.code(),
+        Code::Unavailable
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Internal
+            | Code::Aborted
+    )
 }
 
 /// Runs a worker until `shutdown`, then drains.
@@ -116,7 +127,12 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
                 .context("starting the analysis pool")?,
         ),
     };
-    let ctx = Arc::new(ExecContext::new(pool, cfg.evidence_roots.clone(), evidence, tokio::runtime::Handle::current()));
+    let ctx = Arc::new(ExecContext::new(
+        pool,
+        cfg.evidence_roots.clone(),
+        evidence,
+        tokio::runtime::Handle::current(),
+    ));
     let shared = Arc::new(Shared {
         cluster,
         worker_id: Mutex::new(cfg.worker_id.clone().unwrap_or_default()),
@@ -130,11 +146,17 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         return Ok(());
     }
     let hb_stop = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), ctx.clone(), hb_interval, hb_stop.clone()));
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        shared.clone(),
+        ctx.clone(),
+        hb_interval,
+        hb_stop.clone(),
+    ));
 
-    let mut idle = Duration::from_millis(20);
     while !shutdown.is_cancelled() {
-        if shared.need_register.load(Ordering::Relaxed) && !register(&shared, &cfg, &shutdown, &mut hb_interval).await {
+        if shared.need_register.load(Ordering::Relaxed)
+            && !register(&shared, &cfg, &shutdown, &mut hb_interval).await
+        {
             break;
         }
         let free = cfg.slots.saturating_sub(shared.running.lock().len());
@@ -148,21 +170,21 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         }
         let id = shared.worker_id.lock().clone();
         let mut client = shared.cluster.clone();
-        match client
-            .lease_tasks(v1::LeaseTasksRequest { worker_id: id, max_tasks: free as u32 })
-            .await
-        {
+        let leased = tokio::select! {
+            r = client.lease_tasks(v1::LeaseTasksRequest {
+                worker_id: id,
+                max_tasks: free as u32,
+                wait_ms: 1_000,
+            }) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        match leased {
             Ok(resp) => {
                 let tasks = resp.into_inner().tasks;
                 if tasks.is_empty() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(idle) => {},
-                        _ = shutdown.cancelled() => break,
-                    }
-                    idle = (idle * 2).min(Duration::from_millis(250));
+                    // The scheduler already waited for work (long poll).
                     continue;
                 }
-                idle = Duration::from_millis(20);
                 for t in tasks {
                     spawn_task(shared.clone(), ctx.clone(), t);
                 }
@@ -199,7 +221,10 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         let id = shared.worker_id.lock().clone();
         let mut client = shared.cluster.clone();
         let _ = client
-            .release_tasks(v1::ReleaseTasksRequest { worker_id: id, task_ids: left.clone() })
+            .release_tasks(v1::ReleaseTasksRequest {
+                worker_id: id,
+                task_ids: left.clone(),
+            })
             .await;
         tracing::info!(tasks = left.len(), "handed unfinished leases back");
     }
@@ -208,7 +233,12 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
     Ok(())
 }
 
-async fn register(shared: &Arc<Shared>, cfg: &WorkerConfig, shutdown: &CancellationToken, hb: &mut Duration) -> bool {
+async fn register(
+    shared: &Arc<Shared>,
+    cfg: &WorkerConfig,
+    shutdown: &CancellationToken,
+    hb: &mut Duration,
+) -> bool {
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut client = shared.cluster.clone();
@@ -218,7 +248,11 @@ async fn register(shared: &Arc<Shared>, cfg: &WorkerConfig, shutdown: &Cancellat
                 hostname: cfg.hostname.clone(),
                 slots: cfg.slots as u32,
                 memory_bytes: memory_bytes(),
-                evidence_roots: cfg.evidence_roots.iter().map(|p| p.display().to_string()).collect(),
+                evidence_roots: cfg
+                    .evidence_roots
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
                 version: trawl_core::TOOL_VERSION.into(),
                 protocol: trawl_proto::PROTOCOL_VERSION as i32,
                 ..Default::default()
@@ -246,7 +280,12 @@ async fn register(shared: &Arc<Shared>, cfg: &WorkerConfig, shutdown: &Cancellat
     }
 }
 
-async fn heartbeat_loop(shared: Arc<Shared>, ctx: Arc<ExecContext>, every: Duration, stop: CancellationToken) {
+async fn heartbeat_loop(
+    shared: Arc<Shared>,
+    ctx: Arc<ExecContext>,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut t = tokio::time::interval(every);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -258,7 +297,11 @@ async fn heartbeat_loop(shared: Arc<Shared>, ctx: Arc<ExecContext>, every: Durat
         let id = shared.worker_id.lock().clone();
         let mut client = shared.cluster.clone();
         match client
-            .heartbeat(v1::HeartbeatRequest { worker_id: id, task_ids: ids, free_slots: 0 })
+            .heartbeat(v1::HeartbeatRequest {
+                worker_id: id,
+                task_ids: ids,
+                free_slots: 0,
+            })
             .await
         {
             Ok(r) => {
@@ -284,10 +327,12 @@ async fn heartbeat_loop(shared: Arc<Shared>, ctx: Arc<ExecContext>, every: Durat
 
 fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
     let cancel = Arc::new(AtomicBool::new(false));
-    shared
-        .running
-        .lock()
-        .insert(task.task_id.clone(), Running { cancel: cancel.clone() });
+    shared.running.lock().insert(
+        task.task_id.clone(),
+        Running {
+            cancel: cancel.clone(),
+        },
+    );
     tokio::spawn(async move {
         let outcome = ctx.execute(&task, cancel.clone()).await;
         if !cancel.load(Ordering::Relaxed) {

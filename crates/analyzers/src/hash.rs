@@ -14,7 +14,9 @@
 //!   power-of-two size, computed by the shard that owns the window's start.
 
 use crate::AnalyzerError;
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 use digest::Digest;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,12 +105,20 @@ fn children(plan: &ShardPlan, first: u32, count: u32, bytes: u64) -> (Subtree, S
     )
 }
 
-fn subtree_cv(plan: &ShardPlan, cvs: &[ChainingValue], (first, count, bytes): Subtree) -> ChainingValue {
+fn subtree_cv(
+    plan: &ShardPlan,
+    cvs: &[ChainingValue],
+    (first, count, bytes): Subtree,
+) -> ChainingValue {
     if count == 1 {
         return cvs[first as usize];
     }
     let (l, r) = children(plan, first, count, bytes);
-    merge_subtrees_non_root(&subtree_cv(plan, cvs, l), &subtree_cv(plan, cvs, r), Mode::Hash)
+    merge_subtrees_non_root(
+        &subtree_cv(plan, cvs, l),
+        &subtree_cv(plan, cvs, r),
+        Mode::Hash,
+    )
 }
 
 /// Length of the left subtree of a BLAKE3 tree over `len` bytes (more than
@@ -155,7 +165,7 @@ pub fn piecewise(
                 length: end - off,
                 blake3: blake3::hash(bytes).to_hex().to_string(),
                 md5: if with_md5 {
-                    hex::encode(md5::Md5::digest(bytes))
+                    hex::encode(crate::md5::md5(bytes))
                 } else {
                     String::new()
                 },
@@ -178,14 +188,16 @@ pub const STREAM_BLOCK: usize = 8 << 20;
 const STREAM_BUFFERS: usize = 6;
 
 enum Block<'a> {
-    Mapped(&'a [u8]),
+    /// A slice of the mapping, its image offset, and the evidence to release
+    /// it in once every hasher is done.
+    Mapped(&'a [u8], u64, &'a dyn Evidence),
     Owned(Vec<u8>, usize, crossbeam_channel::Sender<Vec<u8>>),
 }
 
 impl Block<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
-            Block::Mapped(s) => s,
+            Block::Mapped(s, _, _) => s,
             Block::Owned(v, n, _) => &v[..*n],
         }
     }
@@ -193,9 +205,12 @@ impl Block<'_> {
 
 impl Drop for Block<'_> {
     fn drop(&mut self) {
-        if let Block::Owned(v, _, free) = self {
-            // Return the buffer to the reader; it may have stopped already.
-            let _ = free.send(std::mem::take(v));
+        match self {
+            Block::Owned(v, _, free) => {
+                // Return the buffer to the reader; it may have stopped already.
+                let _ = free.send(std::mem::take(v));
+            }
+            Block::Mapped(s, off, ev) => ev.release(*off, *off + s.len() as u64),
         }
     }
 }
@@ -215,15 +230,15 @@ pub fn stream_hash(
     let size = evidence.size();
     let done = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        let mut txs = Vec::new();
-        let mut handles = Vec::new();
-        type Spawned<'s> = std::thread::ScopedJoinHandle<'s, String>;
-        let mut spawn = |f: Box<dyn FnOnce(crossbeam_channel::Receiver<std::sync::Arc<Block<'_>>>) -> String + Send>| -> Spawned<'_> {
-            let (tx, rx) = crossbeam_channel::bounded::<std::sync::Arc<Block<'_>>>(STREAM_BUFFERS);
-            txs.push(tx);
-            scope.spawn(move || f(rx))
-        };
-        fn digest_loop<D: Digest>(rx: crossbeam_channel::Receiver<std::sync::Arc<Block<'_>>>, low_priority: bool) -> String {
+        type Rx<'a> = crossbeam_channel::Receiver<std::sync::Arc<Block<'a>>>;
+        fn md5_loop(rx: Rx<'_>) -> String {
+            let mut d = crate::md5::Md5::new();
+            for b in rx {
+                d.update(b.bytes());
+            }
+            hex::encode(d.finalize())
+        }
+        fn digest_loop<D: Digest>(rx: Rx<'_>, low_priority: bool) -> String {
             if low_priority {
                 lower_thread_priority();
             }
@@ -233,9 +248,15 @@ pub fn stream_hash(
             }
             hex::encode(d.finalize())
         }
-        handles.push(spawn(Box::new(|rx| digest_loop::<md5::Md5>(rx, false))));
-        handles.push(spawn(Box::new(|rx| digest_loop::<sha1::Sha1>(rx, true))));
-        handles.push(spawn(Box::new(|rx| digest_loop::<sha2::Sha256>(rx, true))));
+        let (md5_tx, md5_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
+        let (sha1_tx, sha1_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
+        let (sha256_tx, sha256_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
+        let handles = [
+            scope.spawn(move || md5_loop(md5_rx)),
+            scope.spawn(move || digest_loop::<sha1::Sha1>(sha1_rx, true)),
+            scope.spawn(move || digest_loop::<sha2::Sha256>(sha256_rx, true)),
+        ];
+        let txs = [md5_tx, sha1_tx, sha256_tx];
 
         let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
         let mapped_whole = evidence.mapped(0, size as usize).is_some();
@@ -253,7 +274,7 @@ pub fn stream_hash(
             }
             let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
             let block = if let Some(s) = evidence.mapped(offset, n) {
-                Block::Mapped(s)
+                Block::Mapped(s, offset, evidence)
             } else {
                 let mut buf = match free_rx.recv() {
                     Ok(b) => b,
@@ -268,7 +289,9 @@ pub fn stream_hash(
             let block = std::sync::Arc::new(block);
             for tx in &txs {
                 if tx.send(block.clone()).is_err() {
-                    result = Err(AnalyzerError::Internal("stream hasher thread stopped".into()));
+                    result = Err(AnalyzerError::Internal(
+                        "stream hasher thread stopped".into(),
+                    ));
                 }
             }
             offset += n as u64;
@@ -319,15 +342,30 @@ mod tests {
 
     #[test]
     fn left_len_matches_blake3() {
-        for len in [1025u64, 2048, 2049, 4096, 5000, 1 << 20, (1 << 20) + 1, 3 << 20] {
-            assert_eq!(left_len(len), blake3::hazmat::left_subtree_len(len), "{len}");
+        for len in [
+            1025u64,
+            2048,
+            2049,
+            4096,
+            5000,
+            1 << 20,
+            (1 << 20) + 1,
+            3 << 20,
+        ] {
+            assert_eq!(
+                left_len(len),
+                blake3::hazmat::left_subtree_len(len),
+                "{len}"
+            );
         }
     }
 
     #[test]
     fn merge_equals_hash_edge_sizes() {
         let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-        for len in [0usize, 1, 1023, 1024, 1025, 2048, 4095, 4096, 4097, 65_536, 70_000] {
+        for len in [
+            0usize, 1, 1023, 1024, 1025, 2048, 4095, 4096, 4097, 65_536, 70_000,
+        ] {
             for shard in [1024u64, 2048, 4096, 65_536] {
                 let d = &data[..len];
                 let (plan, parts) = parts_for(d, shard);

@@ -8,6 +8,7 @@
 //! the workers and the embedded `trawl scan` call the same code.
 
 pub mod hash;
+pub mod md5;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -111,9 +112,13 @@ impl JobAnalyzers {
         if self.spec.analyses.hash {
             let t = Instant::now();
             let owned = &data[..shard.len() as usize];
+            let window = self.spec.hash.piecewise_window;
             let (b3, pw) = rayon::join(
                 || hash::blake3_part(&self.plan, shard, owned),
                 || {
+                    if window == 0 {
+                        return Ok(Vec::new());
+                    }
                     hash::piecewise(
                         evidence,
                         shard,

@@ -25,7 +25,11 @@ const MAX_MSG: usize = 1 << 30;
 impl Client {
     /// Connects (lazily) to `url`.
     pub fn new(url: &str) -> Result<Self> {
-        let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
         let ch = Endpoint::from_shared(url.clone())
             .with_context(|| format!("invalid server URL {url:?}"))?
             .connect_timeout(Duration::from_secs(5))
@@ -33,7 +37,9 @@ impl Client {
             .connect_lazy();
         Ok(Self {
             url,
-            jobs: JobsClient::new(ch.clone()).max_decoding_message_size(MAX_MSG).max_encoding_message_size(MAX_MSG),
+            jobs: JobsClient::new(ch.clone())
+                .max_decoding_message_size(MAX_MSG)
+                .max_encoding_message_size(MAX_MSG),
             evidence: EvidenceClient::new(ch.clone()).max_decoding_message_size(16 << 20),
             cluster: ClusterClient::new(ch).max_decoding_message_size(MAX_MSG),
         })
@@ -55,7 +61,10 @@ impl Client {
         let mut stream = self
             .jobs
             .clone()
-            .get_results(v1::GetResultsRequest { job_id: id.into(), page_size: 0 })
+            .get_results(v1::GetResultsRequest {
+                job_id: id.into(),
+                page_size: 0,
+            })
             .await
             .map_err(status_err)?
             .into_inner();
@@ -68,7 +77,11 @@ impl Client {
     }
 
     /// Waits for a job to end, calling `on_event` with every update.
-    pub async fn follow(&self, id: &str, mut on_event: impl FnMut(&v1::Job, &str)) -> Result<v1::Job> {
+    pub async fn follow(
+        &self,
+        id: &str,
+        mut on_event: impl FnMut(&v1::Job, &str),
+    ) -> Result<v1::Job> {
         loop {
             let mut stream = match self
                 .jobs
@@ -134,7 +147,12 @@ pub fn absolute(paths: &[PathBuf]) -> Result<Vec<String>> {
 
 /// Uploads a file to the evidence store (resuming a cut upload), returning
 /// its BLAKE3. `progress` gets (sent, total).
-pub async fn upload(client: &Client, path: &Path, case: &str, mut progress: impl FnMut(u64, u64)) -> Result<String> {
+pub async fn upload(
+    client: &Client,
+    path: &Path,
+    case: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<String> {
     use std::io::{Read, Seek, SeekFrom};
     let p2 = path.to_path_buf();
     let (digest, size) = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
@@ -158,7 +176,9 @@ pub async fn upload(client: &Client, path: &Path, case: &str, mut progress: impl
         let st = client
             .evidence
             .clone()
-            .upload_status(v1::UploadStatusRequest { blake3: digest.clone() })
+            .upload_status(v1::UploadStatusRequest {
+                blake3: digest.clone(),
+            })
             .await
             .map_err(status_err)?
             .into_inner();
@@ -172,7 +192,10 @@ pub async fn upload(client: &Client, path: &Path, case: &str, mut progress: impl
             part: Some(v1::upload_chunk::Part::Header(v1::UploadHeader {
                 blake3: digest.clone(),
                 size,
-                name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 offset,
                 case_id: case.to_string(),
             })),
@@ -193,7 +216,12 @@ pub async fn upload(client: &Client, path: &Path, case: &str, mut progress: impl
                     return Ok(());
                 }
                 buf.truncate(k);
-                if tx.blocking_send(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Data(buf)) }).is_err() {
+                if tx
+                    .blocking_send(v1::UploadChunk {
+                        part: Some(v1::upload_chunk::Part::Data(buf)),
+                    })
+                    .is_err()
+                {
                     return Ok(());
                 }
                 sent += k as u64;
@@ -201,14 +229,22 @@ pub async fn upload(client: &Client, path: &Path, case: &str, mut progress: impl
             }
         });
         let mut ev = client.evidence.clone();
-        let call = tokio::spawn(async move { ev.upload_evidence(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+        let call = tokio::spawn(async move {
+            ev.upload_evidence(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
         while let Some(sent) = prx.recv().await {
             progress(sent, size);
         }
         reader.await??;
         match call.await? {
             Ok(r) => return Ok(r.into_inner().digest),
-            Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::Unknown) && attempts < 20 => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::Unknown
+                ) && attempts < 20 =>
+            {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

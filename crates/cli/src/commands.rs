@@ -17,10 +17,14 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 pub enum Command {
     /// Examine images on this machine: an embedded scheduler and workers in
     /// this process, no server to install.
-    #[command(after_help = "Examples:\n  trawl scan disk.E01 --out report/\n  trawl scan disk.dd --out r --analyses hash,carve --shard-size 16MiB\n  trawl scan disk.001 disk.002 --out r        (segments of one split image)")]
+    #[command(
+        after_help = "Examples:\n  trawl scan disk.E01 --out report/\n  trawl scan disk.dd --out r --analyses hash,carve --shard-size 16MiB\n  trawl scan disk.001 disk.002 --out r        (segments of one split image)"
+    )]
     Scan(ScanArgs),
     /// Submit an image to a cluster; prints the job id on its last line.
-    #[command(after_help = "Examples:\n  trawl submit /mnt/evidence/disk.E01 --server http://sched:50051 --case C-2026-17\n  trawl submit ./disk.dd --upload --case C-1 --analyses all --rules rules/")]
+    #[command(
+        after_help = "Examples:\n  trawl submit /mnt/evidence/disk.E01 --server http://sched:50051 --case C-2026-17\n  trawl submit ./disk.dd --upload --case C-1 --analyses all --rules rules/"
+    )]
     Submit(SubmitArgs),
     /// Show one job.
     Status(JobArgs),
@@ -141,7 +145,13 @@ pub fn job_json(j: &v1::Job) -> serde_json::Value {
     let p = j.progress.clone().unwrap_or_default();
     let spec = j.spec.clone().unwrap_or_default();
     let ev = j.evidence.clone().unwrap_or_default();
-    let pct = if p.bytes_total > 0 { 100.0 * p.bytes_done as f64 / p.bytes_total as f64 } else if is_final(j.state) { 100.0 } else { 0.0 };
+    let pct = if p.bytes_total > 0 {
+        100.0 * p.bytes_done as f64 / p.bytes_total as f64
+    } else if is_final(j.state) {
+        100.0
+    } else {
+        0.0
+    };
     json!({
         "job_id": j.job_id,
         "state": job_state_name(j.state),
@@ -165,7 +175,11 @@ pub fn job_json(j: &v1::Job) -> serde_json::Value {
 fn human_line(j: &v1::Job) -> String {
     let p = j.progress.clone().unwrap_or_default();
     let spec = j.spec.clone().unwrap_or_default();
-    let pct = if p.bytes_total > 0 { 100.0 * p.bytes_done as f64 / p.bytes_total as f64 } else { 0.0 };
+    let pct = if p.bytes_total > 0 {
+        100.0 * p.bytes_done as f64 / p.bytes_total as f64
+    } else {
+        0.0
+    };
     format!(
         "{:<10} {:<10} {:<16} {:>6.1}%  {:>4}/{:<4} tasks  {}",
         j.job_id,
@@ -180,7 +194,10 @@ fn human_line(j: &v1::Job) -> String {
 
 async fn submit(a: SubmitArgs) -> Result<()> {
     let client = Client::new(&a.server.server)?;
-    let name = a.images[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = a.images[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let evidence = if a.upload {
         if a.images.len() != 1 {
             return Err(anyhow!("--upload takes one image file"));
@@ -194,7 +211,9 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let resp = client
         .jobs
         .clone()
-        .submit_job(v1::SubmitJobRequest { spec: Some(v1::JobSpec::from(&spec)) })
+        .submit_job(v1::SubmitJobRequest {
+            spec: Some(v1::JobSpec::from(&spec)),
+        })
         .await
         .map_err(status_err)?
         .into_inner();
@@ -216,7 +235,10 @@ async fn status(a: JobArgs) -> Result<()> {
             println!("  error: {}", j.error);
         }
         for l in &j.limitations {
-            println!("  not examined: bytes {}..{} ({}, {} attempts): {}", l.start, l.end, l.task_id, l.attempts, l.error);
+            println!(
+                "  not examined: bytes {}..{} ({}, {} attempts): {}",
+                l.start, l.end, l.task_id, l.attempts, l.error
+            );
         }
     }
     Ok(())
@@ -245,7 +267,9 @@ async fn watch(a: JobArgs) -> Result<()> {
 async fn jobs(a: JobsArgs) -> Result<()> {
     let client = Client::new(&a.server.server)?;
     let state = match &a.state {
-        Some(s) => job_state_from_name(s).ok_or_else(|| anyhow!("--state: unknown state {s:?}"))? as i32,
+        Some(s) => {
+            job_state_from_name(s).ok_or_else(|| anyhow!("--state: unknown state {s:?}"))? as i32
+        }
         None => 0,
     };
     let list = client
@@ -262,9 +286,15 @@ async fn jobs(a: JobsArgs) -> Result<()> {
         .into_inner()
         .jobs;
     if a.server.json {
-        println!("{}", serde_json::to_string_pretty(&list.iter().map(job_json).collect::<Vec<_>>())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list.iter().map(job_json).collect::<Vec<_>>())?
+        );
     } else {
-        println!("{:<10} {:<10} {:<16} {:>7}  {:>9}  EVIDENCE", "JOB", "STATE", "CASE", "DONE", "TASKS");
+        println!(
+            "{:<10} {:<10} {:<16} {:>7}  {:>9}  EVIDENCE",
+            "JOB", "STATE", "CASE", "DONE", "TASKS"
+        );
         for j in &list {
             println!("{}", human_line(j));
         }
@@ -277,7 +307,10 @@ async fn cancel(a: JobArgs) -> Result<()> {
     let j = client
         .jobs
         .clone()
-        .cancel_job(v1::CancelJobRequest { job_id: a.job.clone(), reason: String::new() })
+        .cancel_job(v1::CancelJobRequest {
+            job_id: a.job.clone(),
+            reason: String::new(),
+        })
         .await
         .map_err(status_err)?
         .into_inner();
@@ -294,13 +327,24 @@ async fn results(a: ResultsArgs) -> Result<()> {
     let (job, r) = client.results(&a.job).await?;
     embedded::write_report(&client, &job, &r, &a.out).await?;
     if a.server.json {
-        println!("{}", json!({"job_id": job.job_id, "state": job_state_name(job.state), "out": a.out}));
+        println!(
+            "{}",
+            json!({"job_id": job.job_id, "state": job_state_name(job.state), "out": a.out})
+        );
     } else {
-        println!("{} {} -> {}", job.job_id, job_state_name(job.state), a.out.display());
+        println!(
+            "{} {} -> {}",
+            job.job_id,
+            job_state_name(job.state),
+            a.out.display()
+        );
     }
     if !is_final(job.state) {
-        eprintln!("trawl: note: job {} is {}: these are partial results", job.job_id, job_state_name(job.state));
+        eprintln!(
+            "trawl: note: job {} is {}: these are partial results",
+            job.job_id,
+            job_state_name(job.state)
+        );
     }
     Ok(())
 }
-

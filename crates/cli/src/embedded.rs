@@ -2,9 +2,9 @@
 //! gRPC code paths as a cluster (on a loopback port only this process
 //! knows), with no server to install or start.
 
+use crate::Exit;
 use crate::client::{Client, absolute, is_final};
 use crate::commands::{ScanArgs, job_json};
-use crate::Exit;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,12 @@ use trawl_worker::WorkerConfig;
 /// Whether several paths name the segments of one image (same folder and
 /// stem), rather than separate images.
 fn one_segmented_image(paths: &[PathBuf]) -> bool {
-    let key = |p: &Path| (p.parent().map(Path::to_path_buf), p.file_stem().map(|s| s.to_os_string()));
+    let key = |p: &Path| {
+        (
+            p.parent().map(Path::to_path_buf),
+            p.file_stem().map(|s| s.to_os_string()),
+        )
+    };
     let first = key(&paths[0]);
     paths.iter().all(|p| key(p) == first)
 }
@@ -29,26 +34,35 @@ fn hostname() -> String {
 }
 
 pub async fn scan(a: ScanArgs) -> Result<()> {
-    let groups: Vec<(Vec<PathBuf>, PathBuf)> = if a.images.len() == 1 || one_segmented_image(&a.images) {
-        vec![(a.images.clone(), a.out.clone())]
-    } else {
-        a.images
-            .iter()
-            .map(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
-                (vec![p.clone()], a.out.join(name))
-            })
-            .collect()
-    };
+    let groups: Vec<(Vec<PathBuf>, PathBuf)> =
+        if a.images.len() == 1 || one_segmented_image(&a.images) {
+            vec![(a.images.clone(), a.out.clone())]
+        } else {
+            a.images
+                .iter()
+                .map(|p| {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "image".into());
+                    (vec![p.clone()], a.out.join(name))
+                })
+                .collect()
+        };
     // Check what can be checked before starting anything.
     let mut specs = Vec::new();
     for (paths, _) in &groups {
         let abs = absolute(paths)?;
-        let name = paths[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = paths[0]
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         specs.push(a.spec.spec(&a.case, EvidenceRef::Paths(abs), name)?);
     }
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let threads = if a.threads > 0 { a.threads } else { cores };
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -64,10 +78,16 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
         ..Default::default()
     };
     let sched = Scheduler::open(cfg).context("starting the embedded scheduler")?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding a loopback port")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("binding a loopback port")?;
     let url = format!("http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
-    let server = tokio::spawn(trawl_scheduler::serve(sched.clone(), listener, stop.clone()));
+    let server = tokio::spawn(trawl_scheduler::serve(
+        sched.clone(),
+        listener,
+        stop.clone(),
+    ));
     let slots = a.slots.unwrap_or(threads + 1).max(1);
     let mut workers = Vec::new();
     for i in 0..a.workers.max(1) {
@@ -92,23 +112,39 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
     outcome
 }
 
-async fn run_jobs(client: &Client, a: &ScanArgs, groups: &[(Vec<PathBuf>, PathBuf)], specs: Vec<trawl_core::JobSpec>, workers: u32) -> Result<()> {
+async fn run_jobs(
+    client: &Client,
+    a: &ScanArgs,
+    groups: &[(Vec<PathBuf>, PathBuf)],
+    specs: Vec<trawl_core::JobSpec>,
+    workers: u32,
+) -> Result<()> {
     let mut ids = Vec::new();
     for spec in specs {
         let r = client
             .jobs
             .clone()
-            .submit_job(v1::SubmitJobRequest { spec: Some(v1::JobSpec::from(&spec)) })
+            .submit_job(v1::SubmitJobRequest {
+                spec: Some(v1::JobSpec::from(&spec)),
+            })
             .await
             .map_err(crate::client::status_err)?
             .into_inner();
         ids.push(r.job_id);
     }
     let mut failed = Vec::new();
+    let mut limited = Vec::new();
     for (id, (_, out)) in ids.iter().zip(groups) {
         let job = client.follow(id, |_, _| {}).await?;
         if job_state_name(job.state) != "completed" {
-            failed.push(format!("{}: {}", job.evidence.as_ref().map(|e| e.path.clone()).unwrap_or_default(), job.error));
+            failed.push(format!(
+                "{}: {}",
+                job.evidence
+                    .as_ref()
+                    .map(|e| e.path.clone())
+                    .unwrap_or_default(),
+                job.error
+            ));
             if job_state_name(job.state) == "failed" && job.evidence.is_none() {
                 continue;
             }
@@ -119,9 +155,23 @@ async fn run_jobs(client: &Client, a: &ScanArgs, groups: &[(Vec<PathBuf>, PathBu
         r.provenance.workers = workers;
         write_report(client, &job, &r, out).await?;
         print_summary(&job, &r, out, a.json);
+        if !r.limitations.is_empty() {
+            limited.push(format!(
+                "{}: {} range(s) not examined",
+                r.evidence.path,
+                r.limitations.len()
+            ));
+        }
     }
     if !failed.is_empty() {
         return Err(Exit(2, format!("error: {}", failed.join("; "))).into());
+    }
+    if !limited.is_empty() {
+        return Err(Exit(
+            3,
+            format!("warning: examination incomplete: {}", limited.join("; ")),
+        )
+        .into());
     }
     Ok(())
 }
@@ -135,20 +185,37 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
         println!("{v}");
         return;
     }
-    println!("{} ({} bytes, {})", r.evidence.path, r.evidence.size, r.evidence.format);
-    for (name, v) in [("md5", &r.hashes.md5), ("sha1", &r.hashes.sha1), ("sha256", &r.hashes.sha256), ("blake3", &r.hashes.blake3)] {
+    println!(
+        "{} ({} bytes, {})",
+        r.evidence.path, r.evidence.size, r.evidence.format
+    );
+    for (name, v) in [
+        ("md5", &r.hashes.md5),
+        ("sha1", &r.hashes.sha1),
+        ("sha256", &r.hashes.sha256),
+        ("blake3", &r.hashes.blake3),
+    ] {
         if let Some(v) = v {
             println!("  {name:<7} {v}");
         }
     }
     for v in &r.verification {
-        println!("  stored {} {}: {}", v.algorithm, v.stored, if v.matches { "verified" } else { "MISMATCH" });
+        println!(
+            "  stored {} {}: {}",
+            v.algorithm,
+            v.stored,
+            if v.matches { "verified" } else { "MISMATCH" }
+        );
     }
     if !r.features.is_empty() {
         println!("  features {}", r.features.len());
     }
     if !r.carved.is_empty() {
-        println!("  carved  {} ({} validated)", r.carved.len(), r.carved.iter().filter(|c| c.validated).count());
+        println!(
+            "  carved  {} ({} validated)",
+            r.carved.len(),
+            r.carved.iter().filter(|c| c.validated).count()
+        );
     }
     if !r.yara.is_empty() {
         println!("  yara    {} matches", r.yara.len());
@@ -166,7 +233,12 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
 }
 
 /// Writes the report directory of a job's results.
-pub async fn write_report(_client: &Client, _job: &v1::Job, r: &JobResults, out: &Path) -> Result<()> {
+pub async fn write_report(
+    _client: &Client,
+    _job: &v1::Job,
+    r: &JobResults,
+    out: &Path,
+) -> Result<()> {
     let out2 = out.to_path_buf();
     let r2 = r.clone();
     tokio::task::spawn_blocking(move || trawl_report::write_report_dir(&out2, &r2))

@@ -1,7 +1,9 @@
 //! The `trawl` command line: the embedded scan and the cluster client.
 //!
 //! Exit status: 0 success; 1 error (bad input, unreachable server, refused
-//! request: one line on stderr); 2 the job ended failed or cancelled.
+//! request: one line on stderr); 2 the job ended failed or cancelled; 3 the
+//! job completed but parts of the evidence could not be examined (listed as
+//! limitations in the report).
 
 mod client;
 mod commands;
@@ -40,7 +42,10 @@ impl std::error::Error for Exit {}
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("trawl: error: starting the runtime: {e}");

@@ -22,12 +22,16 @@ pub struct SpecArgs {
     /// Bytes read past each shard's end.
     #[arg(long, default_value = "1MiB")]
     pub margin: String,
-    /// Piecewise hash window (power of two).
+    /// Piecewise hash window (power of two; 0 turns piecewise hashes off).
     #[arg(long, default_value = "1MiB")]
     pub piecewise_window: String,
     /// Also MD5 per piecewise window.
     #[arg(long)]
     pub piecewise_md5: bool,
+    /// Skip the sequential MD5/SHA-1/SHA-256 pass (BLAKE3 and piecewise
+    /// hashes only).
+    #[arg(long)]
+    pub no_stream_hash: bool,
     /// Priority class: low, normal, high, urgent.
     #[arg(long, default_value = "normal")]
     pub priority: String,
@@ -47,11 +51,9 @@ pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
                 let p = e?.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara"))
-                {
+                } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara")
+                }) {
                     files.push(p);
                 }
             }
@@ -66,7 +68,8 @@ pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
     files
         .into_iter()
         .map(|p| {
-            let bytes = std::fs::read(&p).with_context(|| format!("reading rules {}", p.display()))?;
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("reading rules {}", p.display()))?;
             let name = p
                 .strip_prefix(path)
                 .ok()
@@ -74,20 +77,30 @@ pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
                 .unwrap_or(&p)
                 .display()
                 .to_string();
-            Ok(RuleSource { name, text: String::from_utf8_lossy(&bytes).into_owned() })
+            Ok(RuleSource {
+                name,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            })
         })
         .collect()
 }
 
 impl SpecArgs {
     /// The job specification for `evidence`.
-    pub fn spec(&self, case: &str, evidence: EvidenceRef, evidence_name: String) -> Result<JobSpec> {
+    pub fn spec(
+        &self,
+        case: &str,
+        evidence: EvidenceRef,
+        evidence_name: String,
+    ) -> Result<JobSpec> {
         let analyses = AnalysisSet::parse(&self.analyses).context("--analyses")?;
         let mut spec = JobSpec::new(CaseId::new(case).context("--case")?, evidence, analyses);
         spec.shard_size = parse_size(&self.shard_size).context("--shard-size")?;
         spec.margin = parse_size(&self.margin).context("--margin")?;
-        spec.hash.piecewise_window = parse_size(&self.piecewise_window).context("--piecewise-window")?;
+        spec.hash.piecewise_window =
+            parse_size(&self.piecewise_window).context("--piecewise-window")?;
         spec.hash.piecewise_md5 = self.piecewise_md5;
+        spec.hash.skip_stream = self.no_stream_hash;
         spec.priority = self.priority.parse::<Priority>().context("--priority")?;
         spec.description = self.description.clone();
         spec.evidence_name = evidence_name;

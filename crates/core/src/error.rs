@@ -3,9 +3,7 @@
 /// An invalid value in a job specification, a plan or an id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreError {
-    #[error(
-        "invalid shard size {0} bytes: must be a power of two between 1 KiB and 1 GiB"
-    )]
+    #[error("invalid shard size {0} bytes: must be a power of two between 1 KiB and 1 GiB")]
     ShardSize(u64),
     #[error("invalid margin {0} bytes: must be at most 256 MiB")]
     Margin(u64),

@@ -25,13 +25,20 @@ pub struct Feature {
 impl Feature {
     /// Result order: offset, scanner, forensic path, feature, context.
     pub fn sort_cmp(&self, other: &Self) -> Ordering {
-        (self.offset, &self.scanner, &self.path, &self.feature, &self.context).cmp(&(
-            other.offset,
-            &other.scanner,
-            &other.path,
-            &other.feature,
-            &other.context,
-        ))
+        (
+            self.offset,
+            &self.scanner,
+            &self.path,
+            &self.feature,
+            &self.context,
+        )
+            .cmp(&(
+                other.offset,
+                &other.scanner,
+                &other.path,
+                &other.feature,
+                &other.context,
+            ))
     }
 }
 

@@ -26,7 +26,9 @@ pub fn parse_size(input: &str) -> Result<u64, CoreError> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     if num.is_empty() {
-        return Err(err("expected a non-negative number, optionally with K, M, G or T"));
+        return Err(err(
+            "expected a non-negative number, optionally with K, M, G or T",
+        ));
     }
     let n: u64 = num.parse().map_err(|_| err("number too large"))?;
     let mult: u64 = match suffix.trim().to_ascii_lowercase().as_str() {

@@ -178,7 +178,8 @@ pub enum EvidenceRef {
 /// Settings of the hashing analysis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashOptions {
-    /// Piecewise window in bytes (power of two).
+    /// Piecewise window in bytes (power of two); 0 turns piecewise hashes
+    /// off.
     pub piecewise_window: u64,
     /// Also MD5 per window.
     pub piecewise_md5: bool,
@@ -303,7 +304,7 @@ impl JobSpec {
         }
         ShardPlan::new(0, self.shard_size, self.margin)?;
         let w = self.hash.piecewise_window;
-        if !w.is_power_of_two() || w < 1024 {
+        if w != 0 && (!w.is_power_of_two() || w < 1024) {
             return Err(CoreError::PiecewiseWindow(w));
         }
         Ok(())

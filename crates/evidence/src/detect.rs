@@ -40,13 +40,48 @@ impl fmt::Display for Format {
 /// Containers recognised by their magic but not read by trawl: refusing them
 /// beats hashing a container as if it were the disk.
 const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
-    (b"LVF\x09\x0d\x0a\xff\x00", 0, "EWF logical evidence (L01)", "L01 holds files, not a disk image; export them and scan the files"),
-    (b"LEF2\x0d\x0a\x81\x00", 0, "EWF2 logical evidence (Lx01)", "Lx01 holds files, not a disk image; export them and scan the files"),
-    (b"QFI\xfb", 0, "QCOW", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
-    (b"KDMV", 0, "VMDK (sparse)", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
-    (b"vhdxfile", 0, "VHDX", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
-    (b"conectix", 0, "VHD (dynamic)", "convert to raw with `qemu-img convert -O raw IMAGE out.raw`"),
-    (b"AFF10\x0d\x0a\x00", 0, "AFF", "convert to raw with `affconvert -r`"),
+    (
+        b"LVF\x09\x0d\x0a\xff\x00",
+        0,
+        "EWF logical evidence (L01)",
+        "L01 holds files, not a disk image; export them and scan the files",
+    ),
+    (
+        b"LEF2\x0d\x0a\x81\x00",
+        0,
+        "EWF2 logical evidence (Lx01)",
+        "Lx01 holds files, not a disk image; export them and scan the files",
+    ),
+    (
+        b"QFI\xfb",
+        0,
+        "QCOW",
+        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
+    ),
+    (
+        b"KDMV",
+        0,
+        "VMDK (sparse)",
+        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
+    ),
+    (
+        b"vhdxfile",
+        0,
+        "VHDX",
+        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
+    ),
+    (
+        b"conectix",
+        0,
+        "VHD (dynamic)",
+        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
+    ),
+    (
+        b"AFF10\x0d\x0a\x00",
+        0,
+        "AFF",
+        "convert to raw with `affconvert -r`",
+    ),
     (b"AFF4", 0, "AFF4", "export to raw first"),
 ];
 

@@ -94,6 +94,12 @@ pub trait Evidence: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Hints that `[start, end)` will not be read again soon: mapped readers
+    /// drop those pages from this process (the page cache keeps them), so a
+    /// worker's resident memory stays bounded by what it is scanning rather
+    /// than growing with the image. Reads of the range stay valid.
+    fn release(&self, _start: u64, _end: u64) {}
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     ///
     /// # Errors

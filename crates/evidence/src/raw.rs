@@ -31,9 +31,7 @@ pub struct RawEvidence {
 /// included, whose metadata length is 0).
 pub(crate) fn open_file(path: &Path) -> Result<(File, u64), EvidenceError> {
     let mut file = File::open(path).map_err(|e| EvidenceError::from_open(path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| EvidenceError::io(path, 0, e))?;
+    let meta = file.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
     if meta.is_dir() {
         return Err(EvidenceError::IsDirectory {
             path: path.to_path_buf(),
@@ -69,6 +67,30 @@ pub(crate) fn map_file(file: &File, size: u64) -> Option<Mmap> {
         let _ = map.advise(memmap2::Advice::Sequential);
     }
     Some(map)
+}
+
+/// Drops the pages of `[start, end)` of a read-only file mapping from this
+/// process (see [`crate::Evidence::release`]).
+#[allow(unsafe_code)]
+pub(crate) fn release_range(map: &Mmap, start: u64, end: u64) {
+    let len = map.len() as u64;
+    let page = 4096u64;
+    let s = (start / page) * page;
+    let e = end.min(len);
+    if e <= s {
+        return;
+    }
+    // SAFETY: the mapping is private, read-only and backed by an evidence
+    // file nobody writes: after MADV_DONTNEED the next access to these pages
+    // reads the same bytes back from the page cache or the file, so slices
+    // other threads hold into the range keep their contents.
+    let _ = unsafe {
+        map.unchecked_advise_range(
+            memmap2::UncheckedAdvice::DontNeed,
+            s as usize,
+            (e - s) as usize,
+        )
+    };
 }
 
 /// Positional read into `buf` that retries short reads until `buf` is full
@@ -156,6 +178,12 @@ impl Evidence for RawEvidence {
             });
         }
         Ok(n)
+    }
+
+    fn release(&self, start: u64, end: u64) {
+        if let Some(map) = &self.map {
+            release_range(map, start, end);
+        }
     }
 
     fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {

@@ -1,7 +1,7 @@
 //! Split raw images: `NAME.001`, `NAME.002`, … (or `.000`…, `.aa`/`.ab`…),
 //! read as their concatenation.
 
-use crate::raw::{map_file, open_file, pread_full};
+use crate::raw::{map_file, open_file, pread_full, release_range};
 use crate::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
 use memmap2::Mmap;
 use std::collections::BTreeMap;
@@ -114,6 +114,17 @@ impl Evidence for SplitRawEvidence {
         Ok(done)
     }
 
+    fn release(&self, start: u64, end: u64) {
+        for seg in &self.segments {
+            let (s, e) = (start.max(seg.start), end.min(seg.start + seg.len));
+            if s < e
+                && let Some(map) = &seg.map
+            {
+                release_range(map, s - seg.start, e - seg.start);
+            }
+        }
+    }
+
     fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
         let seg = &self.segments[self.segment_index(offset)];
         let map = seg.map.as_ref()?;
@@ -162,7 +173,10 @@ pub(crate) fn discover_segments(first: &Path) -> Vec<PathBuf> {
             } else {
                 cur[1] += 1;
             }
-            let p = dir.join(format!("{stem}.{}", std::str::from_utf8(&cur).unwrap_or("zz")));
+            let p = dir.join(format!(
+                "{stem}.{}",
+                std::str::from_utf8(&cur).unwrap_or("zz")
+            ));
             if !p.exists() {
                 break;
             }

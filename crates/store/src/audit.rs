@@ -88,8 +88,8 @@ impl AuditLog {
             .map_err(|e| AuditError::Store(e.to_string()))?;
         let (seq, prev_hash) = match last {
             Some((_, v)) => {
-                let prev: AuditEntry = serde_json::from_slice(&v)
-                    .map_err(|e| AuditError::Store(e.to_string()))?;
+                let prev: AuditEntry =
+                    serde_json::from_slice(&v).map_err(|e| AuditError::Store(e.to_string()))?;
                 (prev.seq + 1, prev.hash)
             }
             None => (1, GENESIS.to_string()),
@@ -159,7 +159,9 @@ impl AuditLog {
             if e.prev_hash != prev {
                 return Err(AuditError::Broken {
                     seq: e.seq,
-                    problem: "does not chain to the previous entry (an entry was removed or altered)".into(),
+                    problem:
+                        "does not chain to the previous entry (an entry was removed or altered)"
+                            .into(),
                 });
             }
             if entry_hash(&e) != e.hash {
@@ -205,12 +207,20 @@ mod tests {
         let v = log.tree.get(3u64.to_be_bytes()).unwrap().unwrap();
         let mut e: AuditEntry = serde_json::from_slice(&v).unwrap();
         e.actor = "mallory".into();
-        log.tree.insert(3u64.to_be_bytes(), serde_json::to_vec(&e).unwrap()).unwrap();
-        assert!(matches!(log.verify(), Err(AuditError::Broken { seq: 3, .. })));
+        log.tree
+            .insert(3u64.to_be_bytes(), serde_json::to_vec(&e).unwrap())
+            .unwrap();
+        assert!(matches!(
+            log.verify(),
+            Err(AuditError::Broken { seq: 3, .. })
+        ));
         log.tree.insert(3u64.to_be_bytes(), v).unwrap();
         assert_eq!(log.verify().unwrap(), 5);
         // Remove entry 2.
         log.tree.remove(2u64.to_be_bytes()).unwrap();
-        assert!(matches!(log.verify(), Err(AuditError::Broken { seq: 2, .. })));
+        assert!(matches!(
+            log.verify(),
+            Err(AuditError::Broken { seq: 2, .. })
+        ));
     }
 }

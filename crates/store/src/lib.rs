@@ -57,6 +57,8 @@ pub struct Store {
     workers: sled::Tree,
     meta: sled::Tree,
     audit: AuditLog,
+    /// A throw-away database: flushing it buys nothing.
+    ephemeral: bool,
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -83,7 +85,7 @@ impl Store {
             .path(dir.join("state.sled"))
             .flush_every_ms(Some(200))
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, false)
     }
 
     /// A throw-away in-memory database (embedded scans, tests).
@@ -91,10 +93,10 @@ impl Store {
     /// # Errors
     /// sled failures.
     pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, true)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, ephemeral: bool) -> Result<Self, StoreError> {
         Ok(Self {
             jobs: db.open_tree("jobs")?,
             tasks: db.open_tree("tasks")?,
@@ -106,6 +108,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             audit: AuditLog::new(db.open_tree("audit")?),
             db,
+            ephemeral,
         })
     }
 
@@ -114,6 +117,9 @@ impl Store {
     /// # Errors
     /// I/O failures.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if self.ephemeral {
+            return Ok(());
+        }
         self.db.flush()?;
         Ok(())
     }
@@ -123,6 +129,9 @@ impl Store {
     /// # Errors
     /// I/O failures.
     pub async fn flush_async(&self) -> Result<(), StoreError> {
+        if self.ephemeral {
+            return Ok(());
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -191,7 +200,10 @@ impl Store {
     ///
     /// # Errors
     /// sled failures.
-    pub fn put_tasks<'a>(&self, tasks: impl IntoIterator<Item = &'a TaskRecord>) -> Result<(), StoreError> {
+    pub fn put_tasks<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = &'a TaskRecord>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for t in tasks {
             batch.insert(t.task_id.as_bytes(), encode(t)?);
@@ -270,7 +282,8 @@ impl Store {
     /// # Errors
     /// sled failures.
     pub fn put_merged(&self, job_id: &str, page: &v1::ResultsPage) -> Result<(), StoreError> {
-        self.merged.insert(job_id.as_bytes(), page.encode_to_vec())?;
+        self.merged
+            .insert(job_id.as_bytes(), page.encode_to_vec())?;
         Ok(())
     }
 

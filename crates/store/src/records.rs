@@ -25,7 +25,10 @@ pub enum JobState {
 impl JobState {
     /// Whether the job will not change any more.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
     }
     /// The state's name.
     pub fn name(self) -> &'static str {
@@ -132,7 +135,10 @@ pub enum TaskState {
 impl TaskState {
     /// Whether the task will not run again.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Quarantined | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Quarantined | TaskState::Cancelled
+        )
     }
 }
 

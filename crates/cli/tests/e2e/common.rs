@@ -74,6 +74,7 @@ pub fn b3sum(path: &Path) -> String {
 pub struct FixtureFiles {
     _dir: tempfile::TempDir,
     pub image: PathBuf,
+    #[allow(dead_code)] // read by the carving and feature tests
     pub manifest: PathBuf,
 }
 

@@ -8,7 +8,14 @@ use std::process::Command;
 
 fn scan_hashes(image: &Path, extra: &[&str]) -> (tempfile::TempDir, [String; 4]) {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec!["scan", image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "hash"];
+    let mut args = vec![
+        "scan",
+        image.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--analyses",
+        "hash",
+    ];
     args.extend_from_slice(extra);
     run_ok(&args);
     let h = report_hashes(out.path());
@@ -57,7 +64,17 @@ fn edge_sizes_equal_peers() {
         x ^= x << 17;
         data.extend_from_slice(&x.to_le_bytes());
     }
-    for len in [0usize, 1, 1023, 1024, 1025, 4096, (1 << 20) - 1, 1 << 20, (3 << 20) + 17] {
+    for len in [
+        0usize,
+        1,
+        1023,
+        1024,
+        1025,
+        4096,
+        (1 << 20) - 1,
+        1 << 20,
+        (3 << 20) + 17,
+    ] {
         let p = dir.path().join(format!("img-{len}.raw"));
         std::fs::write(&p, &data[..len]).unwrap();
         let want = peer_hashes(&p);
@@ -71,8 +88,14 @@ fn edge_sizes_equal_peers() {
 #[test]
 fn worker_counts_give_identical_results() {
     let fx = small_fixture();
-    let (a, ha) = scan_hashes(&fx.image, &["--workers", "1", "--shard-size", "1MiB", "--piecewise-md5"]);
-    let (b, hb) = scan_hashes(&fx.image, &["--workers", "3", "--shard-size", "2MiB", "--piecewise-md5"]);
+    let (a, ha) = scan_hashes(
+        &fx.image,
+        &["--workers", "1", "--shard-size", "1MiB", "--piecewise-md5"],
+    );
+    let (b, hb) = scan_hashes(
+        &fx.image,
+        &["--workers", "3", "--shard-size", "2MiB", "--piecewise-md5"],
+    );
     assert_eq!(ha, hb);
     let pa = std::fs::read(a.path().join("hashes/piecewise.csv")).unwrap();
     let pb = std::fs::read(b.path().join("hashes/piecewise.csv")).unwrap();
@@ -83,7 +106,17 @@ fn worker_counts_give_identical_results() {
 #[test]
 fn report_records_provenance() {
     let fx = small_fixture();
-    let (dir, _) = scan_hashes(&fx.image, &["--shard-size", "2MiB", "--margin", "64KiB", "--piecewise-window", "256KiB"]);
+    let (dir, _) = scan_hashes(
+        &fx.image,
+        &[
+            "--shard-size",
+            "2MiB",
+            "--margin",
+            "64KiB",
+            "--piecewise-window",
+            "256KiB",
+        ],
+    );
     let r = report(dir.path());
     assert_eq!(r["tool"]["name"], "trawl");
     assert_eq!(r["tool"]["version"], env!("CARGO_PKG_VERSION"));
@@ -121,7 +154,9 @@ fn split_raw_equals_concatenation() {
     let want = peer_hashes(&fx.image);
     let dir = tempfile::tempdir().unwrap();
     // Odd segment size, so shards and segments do not line up.
-    let numeric = split(dir.path(), &data, 3_000_001, |i| format!("disk.{:03}", i + 1));
+    let numeric = split(dir.path(), &data, 3_000_001, |i| {
+        format!("disk.{:03}", i + 1)
+    });
     let letters = split(dir.path(), &data, 1_500_007, |i| {
         format!("disk.a{}", (b'a' + i as u8) as char)
     });
@@ -134,18 +169,31 @@ fn split_raw_equals_concatenation() {
     let out = tempfile::tempdir().unwrap();
     let mut args = vec!["scan".to_string()];
     args.extend(numeric.iter().map(|p| p.display().to_string()));
-    args.extend(["--out".into(), out.path().display().to_string(), "--analyses".into(), "hash".into()]);
+    args.extend([
+        "--out".into(),
+        out.path().display().to_string(),
+        "--analyses".into(),
+        "hash".into(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_ok(&args);
     assert_eq!(report_hashes(out.path()), want);
-    assert_eq!(report(out.path())["evidence"]["segments"].as_array().unwrap().len(), numeric.len());
+    assert_eq!(
+        report(out.path())["evidence"]["segments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        numeric.len()
+    );
 }
 
 /// Every raw image of the corpora (plain files, gzip-compressed images and
 /// the DFTT images inside their zips) hashes like the peers.
 #[test]
 fn corpora_raw_images_equal_peers() {
-    let Some(corpora) = corpora("corpora_raw_images_equal_peers") else { return };
+    let Some(corpora) = corpora("corpora_raw_images_equal_peers") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let mut images: Vec<PathBuf> = Vec::new();
     let mut stack = vec![corpora.clone()];
@@ -157,7 +205,10 @@ fn corpora_raw_images_equal_peers() {
                 continue;
             }
             let name = p.file_name().unwrap().to_string_lossy().to_lowercase();
-            if [".raw", ".dd", ".img", ".iso", ".dmg", ".000", ".001"].iter().any(|x| name.ends_with(x)) {
+            if [".raw", ".dd", ".img", ".iso", ".dmg", ".000", ".001"]
+                .iter()
+                .any(|x| name.ends_with(x))
+            {
                 images.push(p);
             } else if name.ends_with(".raw.gz") {
                 let out = tmp.path().join(name.trim_end_matches(".gz"));
@@ -165,10 +216,16 @@ fn corpora_raw_images_equal_peers() {
                 let mut f = std::fs::File::create(&out).unwrap();
                 std::io::copy(&mut dec, &mut f).unwrap();
                 images.push(out);
-            } else if name.ends_with(".zip") && p.to_string_lossy().contains("sleuthkit-dftt") && have("python3") {
+            } else if name.ends_with(".zip")
+                && p.to_string_lossy().contains("sleuthkit-dftt")
+                && have("python3")
+            {
                 let dest = tmp.path().join(name.trim_end_matches(".zip"));
                 let ok = Command::new("python3")
-                    .args(["-c", "import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])"])
+                    .args([
+                        "-c",
+                        "import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+                    ])
                     .arg(&p)
                     .arg(&dest)
                     .status()
@@ -200,8 +257,22 @@ fn corpora_raw_images_equal_peers() {
             continue;
         }
         let out = tempfile::tempdir().unwrap();
-        let o = run(&["scan", &name, "--out", out.path().to_str().unwrap(), "--analyses", "hash", "--shard-size", "1MiB"]);
-        assert!(o.status.success(), "{}: {}", name, String::from_utf8_lossy(&o.stderr));
+        let o = run(&[
+            "scan",
+            &name,
+            "--out",
+            out.path().to_str().unwrap(),
+            "--analyses",
+            "hash",
+            "--shard-size",
+            "1MiB",
+        ]);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            name,
+            String::from_utf8_lossy(&o.stderr)
+        );
         let got = report_hashes(out.path());
         let r = report(out.path());
         let want = if r["evidence"]["format"] == "split-raw" {
@@ -218,12 +289,18 @@ fn corpora_raw_images_equal_peers() {
         assert_eq!(got, want, "{name}");
         checked += 1;
     }
-    println!("corpora_raw_images_equal_peers: {checked} images hashed like md5sum/sha1sum/sha256sum/b3sum");
+    println!(
+        "corpora_raw_images_equal_peers: {checked} images hashed like md5sum/sha1sum/sha256sum/b3sum"
+    );
 }
 
 /// Parses `ewfverify`'s "MD5 hash calculated over data:" line.
 fn ewfverify_md5(path: &Path) -> Option<String> {
-    let out = Command::new("ewfverify").args(["-q", "-d", "sha1"]).arg(path).output().ok()?;
+    let out = Command::new("ewfverify")
+        .args(["-q", "-d", "sha1"])
+        .arg(path)
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find(|l| l.starts_with("MD5 hash calculated over data:"))
@@ -233,9 +310,13 @@ fn ewfverify_md5(path: &Path) -> Option<String> {
 
 #[test]
 fn corpora_e01_media_hashes_equal_ewfverify() {
-    let Some(corpora) = corpora("corpora_e01_media_hashes_equal_ewfverify") else { return };
+    let Some(corpora) = corpora("corpora_e01_media_hashes_equal_ewfverify") else {
+        return;
+    };
     if !have("ewfverify") {
-        println!("corpora_e01_media_hashes_equal_ewfverify: skipped: ewfverify not installed (scripts/setup.sh installs ewf-tools)");
+        println!(
+            "corpora_e01_media_hashes_equal_ewfverify: skipped: ewfverify not installed (scripts/setup.sh installs ewf-tools)"
+        );
         return;
     }
     let e01s = [
@@ -256,13 +337,29 @@ fn corpora_e01_media_hashes_equal_ewfverify() {
         let p = corpora.join(rel);
         let want = ewfverify_md5(&p).unwrap_or_else(|| panic!("ewfverify gave no MD5 for {rel}"));
         let out = tempfile::tempdir().unwrap();
-        run_ok(&["scan", p.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "hash", "--shard-size", "64KiB"]);
+        run_ok(&[
+            "scan",
+            p.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--analyses",
+            "hash",
+            "--shard-size",
+            "64KiB",
+        ]);
         let r = report(out.path());
         assert_eq!(r["evidence"]["format"], "ewf", "{rel}");
-        assert_eq!(r["hashes"]["md5"], want.as_str(), "{rel}: media MD5 differs from ewfverify's");
+        assert_eq!(
+            r["hashes"]["md5"],
+            want.as_str(),
+            "{rel}: media MD5 differs from ewfverify's"
+        );
         // The stored hash is verified and reported.
         let v = r["verification"].as_array().unwrap();
-        let md5v = v.iter().find(|x| x["algorithm"] == "md5").unwrap_or_else(|| panic!("{rel}: no stored md5 verification"));
+        let md5v = v
+            .iter()
+            .find(|x| x["algorithm"] == "md5")
+            .unwrap_or_else(|| panic!("{rel}: no stored md5 verification"));
         let expect_match = !rel.contains("email_test");
         assert_eq!(md5v["matches"], expect_match, "{rel}: {md5v}");
     }
@@ -277,33 +374,79 @@ fn bad_input_fails_with_a_clear_one_line_error() {
         let o = run(args);
         assert!(!o.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&o.stderr);
-        let last = err.trim_end().lines().last().unwrap_or_default().to_string();
+        let last = err
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
         for n in needles {
-            assert!(last.contains(n), "{args:?}: error {last:?} should mention {n:?}");
+            assert!(
+                last.contains(n),
+                "{args:?}: error {last:?} should mention {n:?}"
+            );
         }
         assert!(!err.contains("panicked"), "{err}");
     };
     let missing = dir.path().join("nope.dd");
-    check(&["scan", missing.to_str().unwrap(), "--out", out_s], &["nope.dd", "not found"]);
-    check(&["scan", dir.path().to_str().unwrap(), "--out", out_s], &["directory"]);
+    check(
+        &["scan", missing.to_str().unwrap(), "--out", out_s],
+        &["nope.dd", "not found"],
+    );
+    check(
+        &["scan", dir.path().to_str().unwrap(), "--out", out_s],
+        &["directory"],
+    );
     let qcow = dir.path().join("disk.qcow2");
     std::fs::write(&qcow, b"QFI\xfb\x00\x00\x00\x03rest-of-header").unwrap();
-    check(&["scan", qcow.to_str().unwrap(), "--out", out_s], &["disk.qcow2", "QCOW"]);
+    check(
+        &["scan", qcow.to_str().unwrap(), "--out", out_s],
+        &["disk.qcow2", "QCOW"],
+    );
     let img = dir.path().join("ok.dd");
     std::fs::write(&img, vec![7u8; 5000]).unwrap();
-    check(&["scan", img.to_str().unwrap(), "--out", out_s, "--shard-size", "3000"], &["shard size"]);
-    check(&["scan", img.to_str().unwrap(), "--out", out_s, "--analyses", "md6"], &["md6"]);
+    check(
+        &[
+            "scan",
+            img.to_str().unwrap(),
+            "--out",
+            out_s,
+            "--shard-size",
+            "3000",
+        ],
+        &["shard size"],
+    );
+    check(
+        &[
+            "scan",
+            img.to_str().unwrap(),
+            "--out",
+            out_s,
+            "--analyses",
+            "md6",
+        ],
+        &["md6"],
+    );
     // A truncated E01: the header is there, the rest is not.
     let e01 = dir.path().join("cut.E01");
     let mut head = b"EVF\x09\x0d\x0a\xff\x00\x01\x01\x00\x00\x00".to_vec();
     head.extend_from_slice(b"header\0");
     std::fs::write(&e01, &head).unwrap();
-    check(&["scan", e01.to_str().unwrap(), "--out", out_s], &["cut.E01"]);
+    check(
+        &["scan", e01.to_str().unwrap(), "--out", out_s],
+        &["cut.E01"],
+    );
     if let Some(c) = corpora("bad_input (E01 missing segment)") {
         let lone = dir.path().join("ext2.split.E01");
         std::fs::copy(c.join("dfvfs-test-data/test_data/ext2.split.E01"), &lone).unwrap();
-        check(&["scan", lone.to_str().unwrap(), "--out", out_s], &["ext2.split.E02"]);
-        // A corrupt chunk: flip bytes in the middle of the sectors data.
+        check(
+            &["scan", lone.to_str().unwrap(), "--out", out_s],
+            &["ext2.split.E02"],
+        );
+        // A corrupt chunk: flip bytes in the middle of the sectors data. The
+        // job completes, the unreadable ranges are listed as examination
+        // limitations naming the file and offset, and the exit status says
+        // the examination is incomplete.
         let bad = dir.path().join("corrupt.E01");
         let mut b = std::fs::read(c.join("dfvfs-test-data/test_data/ext2.split.E01")).unwrap();
         let mid = b.len() / 2;
@@ -311,7 +454,37 @@ fn bad_input_fails_with_a_clear_one_line_error() {
             *x ^= 0x5a;
         }
         std::fs::write(&bad, b).unwrap();
-        std::fs::copy(c.join("dfvfs-test-data/test_data/ext2.split.E02"), dir.path().join("corrupt.E02")).unwrap();
-        check(&["scan", bad.to_str().unwrap(), "--out", out_s, "--analyses", "hash"], &["corrupt.E01", "offset"]);
+        std::fs::copy(
+            c.join("dfvfs-test-data/test_data/ext2.split.E02"),
+            dir.path().join("corrupt.E02"),
+        )
+        .unwrap();
+        let o = run(&[
+            "scan",
+            bad.to_str().unwrap(),
+            "--out",
+            out_s,
+            "--analyses",
+            "hash",
+            "--shard-size",
+            "1MiB",
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = report(&out);
+        let lim = r["limitations"].as_array().unwrap();
+        assert!(!lim.is_empty());
+        for l in lim {
+            let e = l["error"].as_str().unwrap();
+            assert!(e.contains("corrupt.E01") && e.contains("offset"), "{e}");
+        }
+        assert!(
+            r["hashes"]["md5"].is_null(),
+            "no MD5 may be reported for an image not read whole"
+        );
     }
 }
