@@ -174,12 +174,36 @@ impl Scheduler {
             );
         }
         let mut refreshed = Vec::new();
+        for j in st.jobs.values_mut() {
+            if j.rec.plan.is_some() {
+                let total = j.rec.progress.bytes_total;
+                j.rec.progress = ProgressRecord {
+                    bytes_total: total,
+                    ..Default::default()
+                };
+            }
+        }
         for mut t in tasks {
             let Some(job) = st.jobs.get_mut(&t.job_id) else {
                 continue;
             };
             if !t.state.is_final() {
                 job.unfinished += 1;
+            }
+            let p = &mut job.rec.progress;
+            p.tasks_total += 1;
+            match t.state {
+                TaskState::Done => {
+                    p.tasks_done += 1;
+                    if t.kind == TaskKind::Shard {
+                        p.bytes_done += t.bytes;
+                    }
+                    for (k, n) in &t.findings {
+                        *p.findings.entry(k.clone()).or_default() += n;
+                    }
+                }
+                TaskState::Quarantined => p.tasks_failed += 1,
+                _ => {}
             }
             match t.state {
                 TaskState::Queued => {
@@ -680,6 +704,9 @@ impl Scheduler {
             t.state = TaskState::Leased;
             t.worker = Some(worker_id.to_string());
             t.attempts += 1;
+            if t.first_lease_seq == 0 {
+                t.first_lease_seq = self.store.next_id("lease").unwrap_or(counter);
+            }
             t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
             if job.rec.state == JobState::Queued {
                 job.rec.state = JobState::Running;
@@ -838,15 +865,18 @@ impl Scheduler {
                 if t.kind == TaskKind::Shard {
                     p.bytes_done += t.bytes;
                 }
-                let mut add = |k: &str, n: usize| {
+                t.findings.clear();
+                for (k, n) in [
+                    ("features", result.features.len()),
+                    ("carved", result.carved.len()),
+                    ("yara", result.yara.len()),
+                    ("piecewise", result.piecewise.len()),
+                ] {
                     if n > 0 {
+                        t.findings.insert(k.to_string(), n as u64);
                         *p.findings.entry(k.to_string()).or_default() += n as u64;
                     }
-                };
-                add("features", result.features.len());
-                add("carved", result.carved.len());
-                add("yara", result.yara.len());
-                add("piecewise", result.piecewise.len());
+                }
                 if let Some(w) = workers.get_mut(worker_id) {
                     w.rec.tasks_done += 1;
                     w.rec.bytes_done += t.bytes;
@@ -863,17 +893,22 @@ impl Scheduler {
         }
         job.rec.version += 1;
         let task = t.clone();
-        let rec = job.rec.clone();
-        let done = job.unfinished == 0 && !job.finalizing && !rec.state.is_final();
+        let job_id = job.rec.job_id.clone();
+        // Progress is rebuilt from the tasks on restart; the job record itself
+        // only changes when a range is quarantined (a new limitation).
+        let rec = (task.state == TaskState::Quarantined).then(|| job.rec.clone());
+        let done = job.unfinished == 0 && !job.finalizing && !job.rec.state.is_final();
         drop(st);
         self.store.put_task(&task)?;
-        self.store.put_job(&rec)?;
+        if let Some(rec) = rec {
+            self.store.put_job(&rec)?;
+        }
         self.notify(
-            &rec.job_id,
+            &job_id,
             format!("task {task_id} {:?}", task.state).to_lowercase(),
         );
         if done {
-            self.spawn_finalize(rec.job_id.clone());
+            self.spawn_finalize(job_id);
         }
         Ok(true)
     }

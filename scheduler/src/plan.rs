@@ -52,6 +52,8 @@ pub(crate) fn plan_job(
         errors: Vec::new(),
         failed_on: Vec::new(),
         bytes,
+        first_lease_seq: 0,
+        findings: Default::default(),
     };
     let mut tasks = Vec::new();
     if spec.analyses.hash && !spec.hash.skip_stream {

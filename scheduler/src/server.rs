@@ -13,6 +13,9 @@ use trawl_proto::v1::{
     cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer,
 };
 
+/// Largest client request (a job with its inline rule sets).
+const MAX_CLIENT_REQUEST: usize = 64 << 20;
+
 /// Serves `sched` on an already bound listener until `shutdown`.
 ///
 /// # Errors
@@ -72,7 +75,7 @@ pub async fn serve(
             JobsServer::new(JobsService {
                 sched: sched.clone(),
             })
-            .max_decoding_message_size(max)
+            .max_decoding_message_size(MAX_CLIENT_REQUEST)
             .max_encoding_message_size(max),
         )
         .add_service(
@@ -116,6 +119,9 @@ pub async fn run(cfg: SchedulerConfig, shutdown: CancellationToken) -> Result<()
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let sched = Scheduler::open(cfg).context("opening the scheduler state")?;
-    tracing::info!(addr = %listener.local_addr()?, "scheduler listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "scheduler listening");
+    // A machine-readable line for supervisors and tests (port 0 binds any).
+    println!("trawl-scheduler listening on {addr}");
     serve(sched, listener, shutdown).await
 }

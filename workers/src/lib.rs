@@ -7,6 +7,7 @@
 //! it drains: running tasks get a grace period, then unfinished leases are
 //! handed back.
 
+pub mod cli;
 mod convert;
 mod exec;
 pub mod remote;

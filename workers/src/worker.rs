@@ -36,6 +36,9 @@ pub struct WorkerConfig {
     pub pool: Option<Arc<rayon::ThreadPool>>,
     /// Largest gRPC message.
     pub max_message_bytes: usize,
+    /// Fault injection for tests and drills: wait this long before running
+    /// each task (makes tasks long enough to kill a worker in the middle).
+    pub task_delay: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -53,6 +56,7 @@ impl Default for WorkerConfig {
             drain_timeout: Duration::from_secs(30),
             pool: None,
             max_message_bytes: 1 << 30,
+            task_delay: Duration::ZERO,
         }
     }
 }
@@ -87,6 +91,9 @@ struct Shared {
     running: Mutex<HashMap<String, Running>>,
     finished: Notify,
     need_register: AtomicBool,
+    task_delay: Duration,
+    /// Set on shutdown: no new tasks.
+    draining: AtomicBool,
 }
 
 fn is_transient(s: &tonic::Status) -> bool {
@@ -139,6 +146,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         running: Mutex::new(HashMap::new()),
         finished: Notify::new(),
         need_register: AtomicBool::new(true),
+        task_delay: cfg.task_delay,
+        draining: AtomicBool::new(false),
     });
 
     let mut hb_interval = Duration::from_millis(2000);
@@ -203,6 +212,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
     }
 
     // Drain: let running tasks finish for a while, then hand leases back.
+    shared.draining.store(true, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
     while !shared.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::select! {
@@ -325,20 +335,43 @@ async fn heartbeat_loop(
     }
 }
 
+/// Runs a task in a slot; the report that ends it asks for the slot's next
+/// task in the same round trip, so a busy worker needs one call per task.
 fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
-    let cancel = Arc::new(AtomicBool::new(false));
-    shared.running.lock().insert(
-        task.task_id.clone(),
-        Running {
-            cancel: cancel.clone(),
-        },
-    );
+    let delay = shared.task_delay;
+    let start = |shared: &Shared, task: &v1::Task| {
+        let cancel = Arc::new(AtomicBool::new(false));
+        shared.running.lock().insert(
+            task.task_id.clone(),
+            Running {
+                cancel: cancel.clone(),
+            },
+        );
+        cancel
+    };
+    let mut cancel = start(&shared, &task);
     tokio::spawn(async move {
-        let outcome = ctx.execute(&task, cancel.clone()).await;
-        if !cancel.load(Ordering::Relaxed) {
-            report(&shared, &task, outcome).await;
+        let mut task = task;
+        loop {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let outcome = ctx.execute(&task, cancel.clone()).await;
+            let next = if cancel.load(Ordering::Relaxed) {
+                Vec::new()
+            } else {
+                let want = u32::from(!shared.draining.load(Ordering::Relaxed));
+                report(&shared, &task, outcome, want).await
+            };
+            shared.running.lock().remove(&task.task_id);
+            match next.into_iter().next() {
+                Some(t) => {
+                    cancel = start(&shared, &t);
+                    task = t;
+                }
+                None => break,
+            }
         }
-        shared.running.lock().remove(&task.task_id);
         shared.finished.notify_waiters();
         shared.finished.notify_one();
     });
@@ -346,7 +379,12 @@ fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
 
 /// Reports until the scheduler takes the report (it may be restarting):
 /// reports are idempotent, so retrying is always safe.
-async fn report(shared: &Shared, task: &v1::Task, outcome: Result<v1::TaskResult, String>) {
+async fn report(
+    shared: &Shared,
+    task: &v1::Task,
+    outcome: Result<v1::TaskResult, String>,
+    lease_next: u32,
+) -> Vec<v1::Task> {
     let outcome = match outcome {
         Ok(r) => v1::report_task_request::Outcome::Result(r),
         Err(e) => {
@@ -363,15 +401,16 @@ async fn report(shared: &Shared, task: &v1::Task, outcome: Result<v1::TaskResult
             task_id: task.task_id.clone(),
             attempt: task.attempt,
             outcome: Some(outcome.clone()),
+            lease_next,
         };
         match client.report_task(req).await {
-            Ok(_) => return,
+            Ok(r) => return r.into_inner().next,
             Err(s) if is_transient(&s) => {
                 tracing::debug!(task = %task.task_id, status = %s, "report failed; retrying");
             }
             Err(s) => {
                 tracing::warn!(task = %task.task_id, status = %s, "report refused");
-                return;
+                return Vec::new();
             }
         }
         tokio::time::sleep(backoff).await;

@@ -23,7 +23,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("hash") => hash(&args[2..]),
-        _ => bail!("usage: trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]"),
+        Some("cluster") => cluster(&args[2..]),
+        _ => bail!(
+            "usage: trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]"
+        ),
     }
 }
 
@@ -113,4 +116,304 @@ fn hash(args: &[String]) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
+}
+
+/// Lease/report round trips per second sustained by a scheduler over gRPC
+/// on loopback, with `clients` concurrent fake workers that report empty
+/// results at once.
+fn round_trips(clients: usize, secs: f64) -> Result<(f64, u64)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use trawl_proto::v1;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let dir = tempfile_dir()?;
+        let img = dir.join("rt.raw");
+        std::fs::write(&img, vec![0u8; 64 << 20])?;
+        let cfg = trawl_scheduler::SchedulerConfig {
+            data_dir: dir.join("data"),
+            lease_ms: 60_000,
+            ..Default::default()
+        };
+        let sched = trawl_scheduler::Scheduler::open(cfg)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(trawl_scheduler::serve(
+            sched.clone(),
+            listener,
+            stop.clone(),
+        ));
+        let ch = tonic::transport::Endpoint::from_shared(url)?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let mut jobs = trawl_proto::v1::jobs_client::JobsClient::new(ch.clone());
+        // 64 MiB in 1 KiB shards: 65,536 tiny tasks.
+        let spec = trawl_core::JobSpec {
+            shard_size: 1024,
+            margin: 0,
+            ..trawl_core::JobSpec::new(
+                trawl_core::CaseId::new("bench")?,
+                trawl_core::spec::EvidenceRef::Paths(vec![img.display().to_string()]),
+                trawl_core::AnalysisSet::parse("hash")?,
+            )
+        };
+        let job = jobs
+            .submit_job(v1::SubmitJobRequest {
+                spec: Some(v1::JobSpec::from(&spec)),
+            })
+            .await?
+            .into_inner()
+            .job_id;
+        loop {
+            let j = jobs
+                .get_job(v1::GetJobRequest {
+                    job_id: job.clone(),
+                })
+                .await?
+                .into_inner();
+            if j.progress.map(|p| p.tasks_total).unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let count = Arc::new(AtomicU64::new(0));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+        let mut handles = Vec::new();
+        for i in 0..clients {
+            let mut c = trawl_proto::v1::cluster_client::ClusterClient::new(ch.clone());
+            let count = count.clone();
+            handles.push(tokio::spawn(async move {
+                let id = c
+                    .register(v1::RegisterRequest {
+                        worker: Some(v1::WorkerInfo {
+                            worker_id: format!("bench-{i}"),
+                            slots: 1,
+                            protocol: 1,
+                            ..Default::default()
+                        }),
+                    })
+                    .await?
+                    .into_inner()
+                    .worker_id;
+                // As a worker does: lease once, then each report hands the
+                // next task back in the same round trip.
+                let mut next = c
+                    .lease_tasks(v1::LeaseTasksRequest {
+                        worker_id: id.clone(),
+                        max_tasks: 1,
+                        wait_ms: 0,
+                    })
+                    .await?
+                    .into_inner()
+                    .tasks;
+                while std::time::Instant::now() < deadline {
+                    let Some(t) = next.pop() else { break };
+                    next = c
+                        .report_task(v1::ReportTaskRequest {
+                            worker_id: id.clone(),
+                            task_id: t.task_id.clone(),
+                            attempt: t.attempt,
+                            outcome: Some(v1::report_task_request::Outcome::Result(
+                                v1::TaskResult {
+                                    task_id: t.task_id,
+                                    ..Default::default()
+                                },
+                            )),
+                            lease_next: 1,
+                        })
+                        .await?
+                        .into_inner()
+                        .next;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        let t0 = std::time::Instant::now();
+        for h in handles {
+            h.await??;
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        stop.cancel();
+        let _ = server.await;
+        let n = count.load(Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok((n as f64 / elapsed, n))
+    })
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("trawl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// The embedded scan against a scheduler and 2 worker processes on
+/// loopback, same image, same run; then the scheduler's round-trip rate.
+fn cluster(args: &[String]) -> Result<()> {
+    let size = trawl_core::size::parse_size(&arg(args, "--size").unwrap_or_else(|| "1GiB".into()))?;
+    let runs: usize = arg(args, "--runs").unwrap_or_else(|| "3".into()).parse()?;
+    let analyses = arg(args, "--analyses").unwrap_or_else(|| "hash".into());
+    let dir = PathBuf::from(
+        arg(args, "--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()),
+    );
+    let trawl = trawl_bin();
+    let img = dir.join(format!("trawl-bench-{size}.raw"));
+    if std::fs::metadata(&img).map(|m| m.len()).ok() != Some(size) {
+        random_file(&img, size, 42)?;
+    }
+    let out = dir.join("trawl-bench-out");
+    let mut embedded = Vec::new();
+    let mut clustered = Vec::new();
+    for _ in 0..runs + 1 {
+        let t = std::time::Instant::now();
+        let st = std::process::Command::new(&trawl)
+            .args([
+                "scan",
+                img.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--analyses",
+                &analyses,
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(st.success(), "embedded scan failed");
+        embedded.push(t.elapsed().as_secs_f64());
+        clustered.push(cluster_once(&trawl, &img, &out, &analyses)?);
+    }
+    // The first round warms up.
+    embedded.remove(0);
+    clustered.remove(0);
+    let (e, c) = (
+        trawl_benches::median(embedded),
+        trawl_benches::median(clustered),
+    );
+    println!(
+        "Input: {} ({size} bytes), analyses {analyses}, {runs} runs each, alternating\n",
+        img.display()
+    );
+    println!("| mode | median wall (s) | MB/s |\n|---|---:|---:|");
+    println!(
+        "| embedded `trawl scan` | {e:.3} | {:.0} |",
+        size as f64 / 1e6 / e
+    );
+    println!(
+        "| scheduler + 2 worker processes (submit → results) | {c:.3} | {:.0} |",
+        size as f64 / 1e6 / c
+    );
+    println!(
+        "\ncluster overhead: {:+.1}% (target <= 10%)",
+        (c / e - 1.0) * 100.0
+    );
+    let (rate, n) = round_trips(8, 5.0)?;
+    println!(
+        "scheduler lease/report round trips: {rate:.0}/s over {n} tasks, 8 concurrent fake workers (target >= 5000/s)"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
+
+fn cluster_once(
+    trawl: &std::path::Path,
+    img: &std::path::Path,
+    out: &std::path::Path,
+    analyses: &str,
+) -> Result<f64> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let data = tempfile_dir()?.join("cluster-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut sched = Command::new(trawl)
+        .args([
+            "scheduler",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("TRAWL_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("http://{addr}");
+    let mut workers = Vec::new();
+    for i in 0..2 {
+        workers.push(
+            Command::new(trawl)
+                .args([
+                    "worker",
+                    "--scheduler",
+                    &url,
+                    "--worker-id",
+                    &format!("bench-w{i}"),
+                    "--threads",
+                    "2",
+                ])
+                .env("TRAWL_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let o = Command::new(trawl)
+        .args([
+            "submit",
+            img.to_str().unwrap(),
+            "--server",
+            &url,
+            "--case",
+            "bench",
+            "--analyses",
+            analyses,
+        ])
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "submit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let job = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let st = Command::new(trawl)
+        .args(["watch", &job, "--server", &url])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(st.success(), "watch failed");
+    let st = Command::new(trawl)
+        .args([
+            "results",
+            &job,
+            "--server",
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(st.success(), "results failed");
+    let wall = t.elapsed().as_secs_f64();
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let _ = sched.kill();
+    let _ = sched.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(wall)
 }

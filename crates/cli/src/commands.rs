@@ -27,7 +27,7 @@ pub enum Command {
     )]
     Submit(SubmitArgs),
     /// Show one job.
-    Status(JobArgs),
+    Status(StatusArgs),
     /// Follow one job live until it ends.
     Watch(JobArgs),
     /// List jobs.
@@ -36,6 +36,14 @@ pub enum Command {
     Cancel(JobArgs),
     /// Fetch a job's results into a report directory.
     Results(ResultsArgs),
+    /// Run a cluster scheduler (same as the `trawl-scheduler` binary).
+    #[command(
+        after_help = "Example:\n  trawl scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
+    )]
+    Scheduler(trawl_scheduler::cli::Args),
+    /// Run a worker node (same as the `trawl-worker` binary).
+    #[command(after_help = "Example:\n  trawl worker --scheduler http://127.0.0.1:50051 --slots 3")]
+    Worker(trawl_worker::cli::Args),
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +111,17 @@ pub struct JobArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Job id.
+    pub job: String,
+    /// Also list the job's tasks (state, attempts, worker, errors).
+    #[arg(long)]
+    pub tasks: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct JobsArgs {
     /// Only this case.
     #[arg(long)]
@@ -137,6 +156,8 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Jobs(a) => jobs(a).await,
         Command::Cancel(a) => cancel(a).await,
         Command::Results(a) => results(a).await,
+        Command::Scheduler(a) => trawl_scheduler::cli::run(a).await,
+        Command::Worker(a) => trawl_worker::cli::run(a).await,
     }
 }
 
@@ -224,11 +245,36 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     Ok(())
 }
 
-async fn status(a: JobArgs) -> Result<()> {
+async fn status(a: StatusArgs) -> Result<()> {
     let client = Client::new(&a.server.server)?;
     let j = client.job(&a.job).await?;
+    let tasks = if a.tasks {
+        client
+            .jobs
+            .clone()
+            .list_tasks(v1::ListTasksRequest {
+                job_id: a.job.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner()
+            .tasks
+    } else {
+        Vec::new()
+    };
     if a.server.json {
-        println!("{}", serde_json::to_string_pretty(&job_json(&j))?);
+        let mut v = job_json(&j);
+        if a.tasks {
+            v["tasks"] = json!(tasks
+                .iter()
+                .map(|t| json!({
+                    "task_id": t.task_id, "kind": t.kind, "state": t.state, "attempts": t.attempts,
+                    "worker": t.worker, "errors": t.errors, "first_lease_seq": t.first_lease_seq,
+                    "start": t.start, "end": t.end,
+                }))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{}", human_line(&j));
         if !j.error.is_empty() {
@@ -238,6 +284,17 @@ async fn status(a: JobArgs) -> Result<()> {
             println!(
                 "  not examined: bytes {}..{} ({}, {} attempts): {}",
                 l.start, l.end, l.task_id, l.attempts, l.error
+            );
+        }
+        for t in &tasks {
+            println!(
+                "  {:<24} {:<12} {:<12} attempts {:<2} {:<16} {}",
+                t.task_id,
+                t.kind,
+                t.state,
+                t.attempts,
+                t.worker,
+                t.errors.last().map(String::as_str).unwrap_or("")
             );
         }
     }

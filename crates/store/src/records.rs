@@ -160,6 +160,13 @@ pub struct TaskRecord {
     pub failed_on: Vec<String>,
     /// Bytes this task covers (progress accounting).
     pub bytes: u64,
+    /// Scheduler-wide order of the first lease (0: never leased).
+    #[serde(default)]
+    pub first_lease_seq: u64,
+    /// Findings per kind of the accepted result (job progress is rebuilt
+    /// from the tasks, so it need not be written on every report).
+    #[serde(default)]
+    pub findings: BTreeMap<String, u64>,
 }
 
 /// An upload in the content-addressed evidence store.

@@ -2,5 +2,6 @@
 //! and, when present, on the reference corpora in ../shared/corpora.
 //! One test binary (linking wasmtime is expensive), one module per area.
 
+mod cluster;
 mod common;
 mod hashing;
