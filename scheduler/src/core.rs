@@ -218,6 +218,7 @@ impl Scheduler {
                 }
                 _ => {}
             }
+            st.lease_counter = st.lease_counter.max(t.first_lease_seq);
             st.tasks.insert(t.task_id.clone(), t);
         }
         self.store.put_tasks(refreshed.iter())?;
@@ -705,7 +706,7 @@ impl Scheduler {
             t.worker = Some(worker_id.to_string());
             t.attempts += 1;
             if t.first_lease_seq == 0 {
-                t.first_lease_seq = self.store.next_id("lease").unwrap_or(counter);
+                t.first_lease_seq = counter;
             }
             t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
             if job.rec.state == JobState::Queued {
