@@ -353,10 +353,18 @@ fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
     tokio::spawn(async move {
         let mut task = task;
         loop {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+            let until = tokio::time::Instant::now() + delay;
+            while tokio::time::Instant::now() < until && !cancel.load(Ordering::Relaxed) {
+                tokio::time::sleep_until(
+                    until.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                )
+                .await;
             }
-            let outcome = ctx.execute(&task, cancel.clone()).await;
+            let outcome = if cancel.load(Ordering::Relaxed) {
+                Err("cancelled".to_string())
+            } else {
+                ctx.execute(&task, cancel.clone()).await
+            };
             let next = if cancel.load(Ordering::Relaxed) {
                 Vec::new()
             } else {

@@ -724,3 +724,271 @@ pub async fn upload_bytes(
         .into_inner();
     Ok(r.digest)
 }
+
+#[test]
+fn cancel_stops_running_tasks() {
+    let fx = small_fixture();
+    let data = tempfile::tempdir().unwrap();
+    let s = start_scheduler(
+        data.path(),
+        "127.0.0.1:0",
+        &["--lease-ms", "5000", "--heartbeat-ms", "100"],
+    );
+    let _w = start_worker(&s.url, "w0", 2, 60_000);
+    let job = submit(
+        &s.url,
+        &fx.image,
+        "case-cancel",
+        &["--analyses", "hash", "--shard-size", "1MiB"],
+    );
+    wait_for(&s.url, &job, "running tasks", 30, |s| {
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "leased")
+            .count()
+            == 2
+    });
+    let out = run_ok(&["cancel", &job, "--server", &s.url, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "cancelled");
+    let st = status(&s.url, &job);
+    assert!(
+        st["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "cancelled"),
+        "{st}"
+    );
+    // The worker was told at its next heartbeat and its slots free up: a new
+    // job runs (its tasks would wait 60 s behind the old ones otherwise).
+    let t0 = Instant::now();
+    let _w2 = start_worker(&s.url, "w1", 1, 0);
+    let job2 = submit(&s.url, &fx.image, "case-cancel", &["--analyses", "hash"]);
+    let st2 = wait_for(&s.url, &job2, "second job", 30, done);
+    assert_eq!(st2["state"], "completed");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    // `jobs` lists both, filtered by state.
+    let o = run_ok(&["jobs", "--server", &s.url, "--json", "--state", "cancelled"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["job_id"], job.as_str());
+    // `watch` of a finished job returns at once with its exit status.
+    let o = run(&["watch", &job, "--server", &s.url]);
+    assert_eq!(o.status.code(), Some(2), "watch of a cancelled job");
+    let o = run(&["watch", &job2, "--server", &s.url, "--json"]);
+    assert!(o.status.success());
+    let last: Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["state"], "completed");
+}
+
+#[test]
+fn worker_without_the_shared_mount_reads_through_the_scheduler() {
+    let fx = small_fixture();
+    let (_r, want) = reference(&fx.image, SPEC);
+    let data = tempfile::tempdir().unwrap();
+    let s = start_scheduler(data.path(), "127.0.0.1:0", &[]);
+    // Evidence roots that do not hold the image: every read goes over gRPC.
+    let _w = Proc(
+        trawl()
+            .args([
+                "worker",
+                "--scheduler",
+                &s.url,
+                "--worker-id",
+                "remote",
+                "--evidence-root",
+                "/nonexistent-mount",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let job = submit(&s.url, &fx.image, "case-remote", SPEC);
+    let st = wait_for(&s.url, &job, "completion", 60, done);
+    assert_eq!(st["state"], "completed", "{st}");
+    let out = tempfile::tempdir().unwrap();
+    results(&s.url, &job, out.path());
+    assert_eq!(fingerprint(out.path()), want);
+}
+
+#[test]
+fn sigterm_drains_a_worker() {
+    let fx = small_fixture();
+    let data = tempfile::tempdir().unwrap();
+    let s = start_scheduler(
+        data.path(),
+        "127.0.0.1:0",
+        &["--lease-ms", "60000", "--heartbeat-ms", "100"],
+    );
+    // Tasks take 5 s; the drain grace is 1 s: leases are handed back, not
+    // left to expire (the lease is a minute long).
+    let w = start_worker(&s.url, "draining", 2, 5000);
+    let job = submit(
+        &s.url,
+        &fx.image,
+        "case-drain",
+        &[
+            "--analyses",
+            "hash",
+            "--shard-size",
+            "4MiB",
+            "--no-stream-hash",
+        ],
+    );
+    wait_for(&s.url, &job, "leases", 30, |s| {
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "leased")
+            .count()
+            == 2
+    });
+    w.signal("-TERM");
+    wait_for(&s.url, &job, "released leases", 20, |s| {
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "queued")
+    });
+    let _w2 = start_worker(&s.url, "fresh", 2, 0);
+    let st = wait_for(&s.url, &job, "completion", 30, done);
+    assert_eq!(st["state"], "completed");
+    for t in st["tasks"].as_array().unwrap() {
+        assert_eq!(t["worker"], "fresh");
+        assert!(
+            t["errors"].as_array().unwrap().is_empty(),
+            "a handed-back lease is not a failure: {t}"
+        );
+    }
+}
+
+#[test]
+fn health_reflection_and_toml_configuration() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = data.path().join("scheduler.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nlease_ms = 4321\nheartbeat_ms = 321\nmax_attempts = 5\n",
+            data.path().join("state")
+        ),
+    )
+    .unwrap();
+    let mut child = trawl()
+        .args([
+            "scheduler",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _p = Proc(child);
+    let url = format!("http://{}", line.trim().rsplit(' ').next().unwrap());
+    assert!(
+        data.path().join("state/state.sled").exists(),
+        "data_dir from the TOML file"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+        for svc in ["", "trawl.v1.Jobs", "trawl.v1.Cluster", "trawl.v1.Evidence"] {
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: svc.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                r.status,
+                tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+                "{svc}"
+            );
+        }
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let mut refl = ServerReflectionClient::new(ch.clone());
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = refl
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+            panic!("no service list")
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for svc in [
+            "trawl.v1.Jobs",
+            "trawl.v1.Cluster",
+            "trawl.v1.Evidence",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.iter().any(|n| n == svc), "{svc} not in {names:?}");
+        }
+        // The lease settings from the file reach registering workers.
+        let mut cl = trawl_proto::v1::cluster_client::ClusterClient::new(ch);
+        let r = cl
+            .register(trawl_proto::v1::RegisterRequest {
+                worker: Some(trawl_proto::v1::WorkerInfo {
+                    worker_id: "probe".into(),
+                    slots: 1,
+                    protocol: 1,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.lease_ms, r.heartbeat_interval_ms), (4321, 321));
+        // A worker of another protocol version is refused.
+        let e = cl
+            .register(trawl_proto::v1::RegisterRequest {
+                worker: Some(trawl_proto::v1::WorkerInfo {
+                    worker_id: "old".into(),
+                    slots: 1,
+                    protocol: 99,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    });
+    // Without TLS, a non-loopback address is refused.
+    let o = run(&[
+        "scheduler",
+        "--data",
+        data.path().join("x").to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("loopback"));
+}
