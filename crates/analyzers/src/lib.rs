@@ -7,6 +7,8 @@
 //! runs them over one shard. They know nothing of transport: the scheduler,
 //! the workers and the embedded `trawl scan` call the same code.
 
+pub mod carve;
+pub mod features;
 pub mod hash;
 pub mod md5;
 
@@ -48,9 +50,45 @@ pub struct ShardOutput {
 pub struct JobAnalyzers {
     spec: JobSpec,
     plan: ShardPlan,
+    carver: Option<carve::Carver>,
+    features: Option<features::FeatureScanner>,
 }
 
+type HashedShard = (hash::Blake3Part, Vec<PiecewiseHash>, ScannerStat);
+
 impl JobAnalyzers {
+    fn hash_shard(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+    ) -> Result<Option<HashedShard>, AnalyzerError> {
+        if !self.spec.analyses.hash {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let owned = &data[..shard.len() as usize];
+        let window = self.spec.hash.piecewise_window;
+        let (b3, pw) = rayon::join(
+            || hash::blake3_part(&self.plan, shard, owned),
+            || {
+                if window == 0 {
+                    return Ok(Vec::new());
+                }
+                hash::piecewise(evidence, shard, data, window, self.spec.hash.piecewise_md5)
+            },
+        );
+        let pw = pw?;
+        let stat = ScannerStat {
+            scanner: "hash".into(),
+            bytes: shard.len(),
+            nanos: t.elapsed().as_nanos() as u64,
+            findings: pw.len() as u64,
+            skipped_bytes: 0,
+        };
+        Ok(Some((b3, pw, stat)))
+    }
+
     /// Builds the analyzers a job asks for.
     ///
     /// # Errors
@@ -58,16 +96,26 @@ impl JobAnalyzers {
     pub fn build(spec: &JobSpec, plan: ShardPlan) -> Result<Self, AnalyzerError> {
         spec.validate()
             .map_err(|e| AnalyzerError::Settings(e.to_string()))?;
-        for a in spec.analyses.iter() {
-            if a != trawl_core::Analysis::Hash {
-                return Err(AnalyzerError::Settings(format!(
-                    "the {a} analysis is not available in this build"
-                )));
-            }
+        if spec.analyses.yara {
+            return Err(AnalyzerError::Settings(
+                "the yara analysis is not available in this build".into(),
+            ));
         }
+        let carver = spec
+            .analyses
+            .carve
+            .then(|| carve::Carver::new(&spec.carve))
+            .transpose()?;
+        let features = spec
+            .analyses
+            .features
+            .then(|| features::FeatureScanner::new(&spec.features))
+            .transpose()?;
         Ok(Self {
             spec: spec.clone(),
             plan,
+            carver,
+            features,
         })
     }
 
@@ -109,34 +157,43 @@ impl JobAnalyzers {
             bytes_scanned: shard.len(),
             ..Default::default()
         };
-        if self.spec.analyses.hash {
-            let t = Instant::now();
-            let owned = &data[..shard.len() as usize];
-            let window = self.spec.hash.piecewise_window;
-            let (b3, pw) = rayon::join(
-                || hash::blake3_part(&self.plan, shard, owned),
-                || {
-                    if window == 0 {
-                        return Ok(Vec::new());
-                    }
-                    hash::piecewise(
-                        evidence,
-                        shard,
-                        data,
-                        self.spec.hash.piecewise_window,
-                        self.spec.hash.piecewise_md5,
-                    )
-                },
-            );
+        // Every analysis over the same buffer, in parallel.
+        let ((hashed, carved), found) = rayon::join(
+            || {
+                rayon::join(
+                    || self.hash_shard(evidence, shard, data),
+                    || {
+                        self.carver
+                            .as_ref()
+                            .map(|c| c.carve_shard(evidence, shard, data, cancel))
+                            .transpose()
+                    },
+                )
+            },
+            || {
+                self.features
+                    .as_ref()
+                    .map(|f| f.scan_shard(shard, data, cancel))
+                    .transpose()
+            },
+        );
+        if let Some((b3, pw, stat)) = hashed? {
             out.blake3 = Some(b3);
-            out.piecewise = pw?;
-            out.stats.push(ScannerStat {
-                scanner: "hash".into(),
-                bytes: shard.len(),
-                nanos: t.elapsed().as_nanos() as u64,
-                findings: out.piecewise.len() as u64,
-                skipped_bytes: 0,
-            });
+            out.piecewise = pw;
+            out.stats.push(stat);
+        }
+        if let Some(c) = carved? {
+            out.carved = c.files;
+            out.notes.extend(c.notes);
+            out.stats.extend(c.stats);
+        }
+        if let Some(f) = found? {
+            out.features = f.features;
+            out.notes.extend(f.notes);
+            out.stats.extend(f.stats);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(AnalyzerError::Cancelled);
         }
         Ok(out)
     }

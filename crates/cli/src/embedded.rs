@@ -232,17 +232,30 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
     }
 }
 
-/// Writes the report directory of a job's results.
-pub async fn write_report(
-    _client: &Client,
-    _job: &v1::Job,
-    r: &JobResults,
-    out: &Path,
-) -> Result<()> {
+/// Writes the report directory of a job's results. Carved files are read
+/// from the evidence: locally when this machine can read every segment,
+/// otherwise through the scheduler.
+pub async fn write_report(client: &Client, job: &v1::Job, r: &JobResults, out: &Path) -> Result<()> {
     let out2 = out.to_path_buf();
     let r2 = r.clone();
-    tokio::task::spawn_blocking(move || trawl_report::write_report_dir(&out2, &r2))
-        .await?
-        .with_context(|| format!("writing the report to {}", out.display()))?;
+    let ev = job.evidence.clone().unwrap_or_default();
+    let job_id = job.job_id.clone();
+    let client = client.evidence.clone();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let evidence: Option<trawl_evidence::SharedEvidence> = if r2.carved.is_empty() {
+            None
+        } else if !ev.segments.is_empty() && ev.segments.iter().all(|s| Path::new(s).is_file()) {
+            let paths: Vec<PathBuf> = ev.segments.iter().map(PathBuf::from).collect();
+            Some(trawl_evidence::open_segments(&paths)?)
+        } else {
+            Some(std::sync::Arc::new(trawl_worker::remote::RemoteEvidence::new(
+                &job_id, ev.size, &ev.path, client, rt,
+            )))
+        };
+        trawl_report::write_report_dir(&out2, &r2, evidence.as_deref()).map_err(anyhow::Error::from)
+    })
+    .await?
+    .with_context(|| format!("writing the report to {}", out.display()))?;
     Ok(())
 }

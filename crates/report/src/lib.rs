@@ -8,8 +8,12 @@
 //! Everything but `report.json`'s timings and ids is a pure function of the
 //! job's results, which are sorted, so reruns give byte-identical files.
 
+mod carved;
+mod dfxml;
+mod features;
 mod model;
 mod write;
+mod yara;
 
 pub use model::*;
 pub use write::{ReportError, write_report_dir};

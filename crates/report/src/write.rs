@@ -34,15 +34,40 @@ fn create(path: &Path) -> Result<BufWriter<fs::File>, ReportError> {
     Ok(BufWriter::new(fs::File::create(path).map_err(io(path))?))
 }
 
-/// Writes the report directory for `results` into `dir`.
+/// Writes the report directory for `results` into `dir`. Carved files are
+/// copied out of `evidence` (their bytes are ranges of the image); without
+/// it only their manifest is written.
+///
+/// # Errors
+/// File-system errors, naming the file; evidence read errors.
+pub fn write_report_dir(
+    dir: &Path,
+    results: &JobResults,
+    evidence: Option<&dyn trawl_evidence::Evidence>,
+) -> Result<(), ReportError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    write_piecewise(dir, results)?;
+    crate::features::write(dir, results)?;
+    crate::carved::write(dir, results, evidence)?;
+    crate::yara::write(dir, results)?;
+    crate::dfxml::write(dir, results)?;
+    write_report_json(dir, results)?;
+    Ok(())
+}
+
+/// Creates `path` (and its folders) for writing.
 ///
 /// # Errors
 /// File-system errors, naming the file.
-pub fn write_report_dir(dir: &Path, results: &JobResults) -> Result<(), ReportError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    write_piecewise(dir, results)?;
-    write_report_json(dir, results)?;
-    Ok(())
+#[allow(dead_code)]
+pub(crate) fn create_file(path: &Path) -> Result<BufWriter<fs::File>, ReportError> {
+    create(path)
+}
+
+/// Maps an I/O error on `path`.
+#[allow(dead_code)]
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    io(path)
 }
 
 fn write_piecewise(dir: &Path, r: &JobResults) -> Result<(), ReportError> {

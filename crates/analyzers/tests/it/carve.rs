@@ -1,0 +1,1 @@
+//! Carving tests (being written).

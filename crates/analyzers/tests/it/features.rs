@@ -1,0 +1,1 @@
+//! Feature scanner tests (being written).

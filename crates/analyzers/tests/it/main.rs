@@ -1,0 +1,4 @@
+//! Integration tests of the analyzers (one test binary, one module per analysis).
+
+mod carve;
+mod features;

@@ -1,0 +1,9 @@
+//! Writer of the report's features output (being written).
+
+use crate::{JobResults, ReportError};
+use std::path::Path;
+
+/// Writes this part of the report directory.
+pub(crate) fn write(_dir: &Path, _r: &JobResults) -> Result<(), ReportError> {
+    Ok(())
+}
