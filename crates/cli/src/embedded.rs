@@ -235,7 +235,12 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
 /// Writes the report directory of a job's results. Carved files are read
 /// from the evidence: locally when this machine can read every segment,
 /// otherwise through the scheduler.
-pub async fn write_report(client: &Client, job: &v1::Job, r: &JobResults, out: &Path) -> Result<()> {
+pub async fn write_report(
+    client: &Client,
+    job: &v1::Job,
+    r: &JobResults,
+    out: &Path,
+) -> Result<()> {
     let out2 = out.to_path_buf();
     let r2 = r.clone();
     let ev = job.evidence.clone().unwrap_or_default();
@@ -249,9 +254,9 @@ pub async fn write_report(client: &Client, job: &v1::Job, r: &JobResults, out: &
             let paths: Vec<PathBuf> = ev.segments.iter().map(PathBuf::from).collect();
             Some(trawl_evidence::open_segments(&paths)?)
         } else {
-            Some(std::sync::Arc::new(trawl_worker::remote::RemoteEvidence::new(
-                &job_id, ev.size, &ev.path, client, rt,
-            )))
+            Some(std::sync::Arc::new(
+                trawl_worker::remote::RemoteEvidence::new(&job_id, ev.size, &ev.path, client, rt),
+            ))
         };
         trawl_report::write_report_dir(&out2, &r2, evidence.as_deref()).map_err(anyhow::Error::from)
     })

@@ -38,6 +38,45 @@ pub struct SpecArgs {
     /// Free-text description recorded with the job.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Carving: only these types (comma-separated, e.g. jpg,png,pdf).
+    #[arg(long, value_delimiter = ',')]
+    pub carve_types: Vec<String>,
+    /// Carving: only consider file headers at 512-byte sector starts (fast).
+    #[arg(long)]
+    pub sector_aligned: bool,
+    /// Carving: a Scalpel/Foremost configuration file of custom types.
+    #[arg(long)]
+    pub carve_config: Option<PathBuf>,
+    /// Carving: maximum file size per type, TYPE=SIZE (repeatable).
+    #[arg(long = "carve-max-size")]
+    pub carve_max_size: Vec<String>,
+    /// Features: only these scanners (comma-separated, e.g. email,url,ccn).
+    #[arg(long, value_delimiter = ',')]
+    pub scanners: Vec<String>,
+    /// Features: keyword list for the `find` scanner (one literal or /regex/
+    /// per line).
+    #[arg(long)]
+    pub find: Option<PathBuf>,
+    /// Features: stop list (features, or feature<TAB>context, to suppress).
+    #[arg(long)]
+    pub stop_list: Option<PathBuf>,
+    /// Features: alert list (features of interest, copied to alerts.txt).
+    #[arg(long)]
+    pub alert_list: Option<PathBuf>,
+    /// YARA: a rule set registered with the scheduler, by name.
+    #[arg(long)]
+    pub ruleset: Option<String>,
+    /// YARA: refuse the whole rule set if any rule fails to compile.
+    #[arg(long)]
+    pub yara_strict: bool,
+    /// YARA: per-scan timeout in seconds.
+    #[arg(long)]
+    pub yara_timeout: Option<u32>,
+}
+
+fn read_text(p: &PathBuf, what: &str) -> Result<String> {
+    let b = std::fs::read(p).with_context(|| format!("{what} {}", p.display()))?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Reads a rules argument: one file, or every .yar/.yara file of a folder
@@ -104,12 +143,37 @@ impl SpecArgs {
         spec.priority = self.priority.parse::<Priority>().context("--priority")?;
         spec.description = self.description.clone();
         spec.evidence_name = evidence_name;
+        spec.carve.types = self.carve_types.clone();
+        spec.carve.sector_aligned = self.sector_aligned;
+        if let Some(p) = &self.carve_config {
+            spec.carve.custom_config = read_text(p, "--carve-config")?;
+        }
+        for kv in &self.carve_max_size {
+            let (t, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--carve-max-size {kv:?}: expected TYPE=SIZE"))?;
+            let n = parse_size(v).with_context(|| format!("--carve-max-size {kv:?}"))?;
+            spec.carve.max_size.insert(t.trim().to_ascii_lowercase(), n);
+        }
+        spec.features.scanners = self.scanners.clone();
+        if let Some(p) = &self.find {
+            spec.features.find_keywords = read_text(p, "--find")?;
+        }
+        if let Some(p) = &self.stop_list {
+            spec.features.stop_list = read_text(p, "--stop-list")?;
+        }
+        if let Some(p) = &self.alert_list {
+            spec.features.alert_list = read_text(p, "--alert-list")?;
+        }
         if analyses.yara {
-            let Some(rules) = &self.rules else {
-                bail!("--analyses yara needs --rules FILE|DIR");
-            };
-            spec.yara.sources = read_rules(rules)?;
+            match (&self.rules, &self.ruleset) {
+                (Some(rules), _) => spec.yara.sources = read_rules(rules)?,
+                (None, Some(name)) => spec.yara.ruleset_name = name.clone(),
+                (None, None) => bail!("--analyses yara needs --rules FILE|DIR (or --ruleset NAME)"),
+            }
             spec.yara.scan_carved = true;
+            spec.yara.strict = self.yara_strict;
+            spec.yara.timeout_seconds = self.yara_timeout.unwrap_or(0);
         }
         spec.validate()?;
         Ok(spec)

@@ -4,6 +4,10 @@ use crate::{JobResults, ReportError};
 use std::path::Path;
 
 /// Writes this part of the report directory.
-pub(crate) fn write(_dir: &Path, _r: &JobResults, _evidence: Option<&dyn trawl_evidence::Evidence>) -> Result<(), ReportError> {
+pub(crate) fn write(
+    _dir: &Path,
+    _r: &JobResults,
+    _evidence: Option<&dyn trawl_evidence::Evidence>,
+) -> Result<(), ReportError> {
     Ok(())
 }

@@ -27,7 +27,9 @@ impl Carver {
     /// # Errors
     /// Invalid options (unknown type, bad custom configuration).
     pub fn new(opts: &CarveOptions) -> Result<Self, AnalyzerError> {
-        Ok(Self { _opts: opts.clone() })
+        Ok(Self {
+            _opts: opts.clone(),
+        })
     }
 
     /// Carves the files starting in `shard`; `data` holds

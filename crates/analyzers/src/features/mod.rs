@@ -26,7 +26,9 @@ impl FeatureScanner {
     /// # Errors
     /// Unknown scanner names, bad keyword or stop lists.
     pub fn new(opts: &FeatureOptions) -> Result<Self, AnalyzerError> {
-        Ok(Self { _opts: opts.clone() })
+        Ok(Self {
+            _opts: opts.clone(),
+        })
     }
 
     /// Scans `data` (`[shard.start, shard.scan_end)`), keeping the features

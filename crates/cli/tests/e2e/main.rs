@@ -5,3 +5,7 @@
 mod cluster;
 mod common;
 mod hashing;
+
+mod carving;
+mod features;
+mod yara;

@@ -4,6 +4,10 @@
 //! ```text
 //! trawl-bench hash [--size 1GiB] [--runs 5] [--dir /tmp]
 //! ```
+mod carve;
+mod features;
+mod yara;
+
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use trawl_benches::{Contender, have, race, random_file, table};
@@ -24,6 +28,9 @@ fn main() -> Result<()> {
     match args.get(1).map(String::as_str) {
         Some("hash") => hash(&args[2..]),
         Some("cluster") => cluster(&args[2..]),
+        Some("carve") => carve::run(&args[2..]),
+        Some("features") => features::run(&args[2..]),
+        Some("yara") => yara::run(&args[2..]),
         _ => bail!(
             "usage: trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]"
         ),

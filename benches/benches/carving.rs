@@ -1,0 +1,2 @@
+//! carving micro-benchmarks (being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! features micro-benchmarks (being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! yara micro-benchmarks (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! carving end-to-end tests (being written).

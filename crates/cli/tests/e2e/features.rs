@@ -1,0 +1,1 @@
+//! features end-to-end tests (being written).

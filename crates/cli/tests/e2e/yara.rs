@@ -1,0 +1,1 @@
+//! yara end-to-end tests (being written).
