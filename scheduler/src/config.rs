@@ -28,6 +28,10 @@ pub struct SchedulerConfig {
     pub evidence_roots: Vec<PathBuf>,
     /// Keep the sled database in memory only (embedded scans, tests).
     pub ephemeral: bool,
+    /// Compile inline YARA sources in full in the background to list every
+    /// refused rule (off in embedded scans, where workers report the rules
+    /// refused among those the image could match, and the cores are shared).
+    pub background_rule_validation: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -42,6 +46,7 @@ impl Default for SchedulerConfig {
             max_message_bytes: 1 << 30,
             evidence_roots: Vec::new(),
             ephemeral: false,
+            background_rule_validation: true,
         }
     }
 }

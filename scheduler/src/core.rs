@@ -60,6 +60,8 @@ struct JobEntry {
     leased: u32,
     unfinished: u32,
     finalizing: bool,
+    /// Waiting tasks are being released (their inputs gathered).
+    releasing: bool,
 }
 
 #[derive(Debug)]
@@ -170,6 +172,7 @@ impl Scheduler {
                     leased: 0,
                     unfinished: 0,
                     finalizing: false,
+                    releasing: false,
                 },
             );
         }
@@ -243,6 +246,9 @@ impl Scheduler {
         for id in to_plan {
             self.spawn_plan(id);
         }
+        for id in self.jobs_waiting_release() {
+            self.maybe_release(&id);
+        }
         Ok(())
     }
 
@@ -302,11 +308,12 @@ impl Scheduler {
     /// Invalid specification, or the state database failing.
     pub async fn submit(
         self: &Arc<Self>,
-        spec: JobSpec,
+        mut spec: JobSpec,
         caller: &Caller,
     ) -> Result<JobRecord, SchedError> {
         spec.validate()
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+        self.resolve_rules(&mut spec, caller).await?;
         if let EvidenceRef::Paths(paths) = &spec.evidence {
             for p in paths {
                 self.check_evidence_path(p)?;
@@ -349,6 +356,7 @@ impl Scheduler {
                 leased: 0,
                 unfinished: 0,
                 finalizing: false,
+                releasing: false,
             },
         );
         self.notify(&rec.job_id, "submitted");
@@ -899,6 +907,7 @@ impl Scheduler {
         // only changes when a range is quarantined (a new limitation).
         let rec = (task.state == TaskState::Quarantined).then(|| job.rec.clone());
         let done = job.unfinished == 0 && !job.finalizing && !job.rec.state.is_final();
+        let release = task.kind == TaskKind::Shard && task.state.is_final();
         drop(st);
         self.store.put_task(&task)?;
         if let Some(rec) = rec {
@@ -908,6 +917,9 @@ impl Scheduler {
             &job_id,
             format!("task {task_id} {:?}", task.state).to_lowercase(),
         );
+        if release {
+            self.maybe_release(&job_id);
+        }
         if done {
             self.spawn_finalize(job_id);
         }
@@ -1014,11 +1026,155 @@ impl Scheduler {
         for id in finalize {
             self.spawn_finalize(id);
         }
+        for id in self.jobs_waiting_release() {
+            self.maybe_release(&id);
+        }
+    }
+
+    fn jobs_waiting_release(&self) -> Vec<String> {
+        let st = self.state.lock();
+        let mut ids: Vec<String> = st
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Waiting)
+            .map(|t| t.job_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     // ------------------------------------------------------------------
     // Completion
     // ------------------------------------------------------------------
+
+    /// When every shard of a job is final, gathers the inputs of its waiting
+    /// tasks (YARA candidates, carved files) and queues them.
+    fn maybe_release(self: &Arc<Self>, job_id: &str) {
+        {
+            let mut st = self.state.lock();
+            let State { jobs, tasks, .. } = &mut *st;
+            let Some(j) = jobs.get_mut(job_id) else { return };
+            if j.releasing || j.rec.state.is_final() {
+                return;
+            }
+            let mut waiting = false;
+            for t in tasks.values().filter(|t| t.job_id == job_id) {
+                if t.kind == TaskKind::Shard && !t.state.is_final() {
+                    return;
+                }
+                waiting |= t.state == TaskState::Waiting;
+            }
+            if !waiting {
+                return;
+            }
+            j.releasing = true;
+        }
+        let me = self.clone();
+        let id = job_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = me.release_waiting(&id) {
+                tracing::error!(job = %id, error = %e, "releasing waiting tasks failed");
+            }
+        });
+    }
+
+    fn release_waiting(self: &Arc<Self>, job_id: &str) -> Result<(), SchedError> {
+        let shard_ids: Vec<String> = {
+            let st = self.state.lock();
+            st.tasks
+                .values()
+                .filter(|t| t.job_id == job_id && t.kind == TaskKind::Shard && t.state == TaskState::Done)
+                .map(|t| t.task_id.clone())
+                .collect()
+        };
+        let mut hits = std::collections::BTreeSet::new();
+        let mut carved = Vec::new();
+        for id in &shard_ids {
+            if let Some(r) = self.store.result(id)? {
+                for y in &r.yara {
+                    if y.target.starts_with("hit") {
+                        hits.insert((y.namespace.clone(), y.rule.clone()));
+                    }
+                }
+                carved.extend(r.carved.iter().map(trawl_core::CarvedFile::from));
+            }
+        }
+        carved.sort_by(|a, b| a.sort_cmp(b));
+        const CARVED_PER_TASK: usize = 1000;
+        let mut changed = Vec::new();
+        let mut done_empty = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let State { jobs, tasks, .. } = &mut *st;
+            let Some(job) = jobs.get_mut(job_id) else { return Ok(()) };
+            job.releasing = false;
+            if job.rec.state.is_final() {
+                return Ok(());
+            }
+            let waiting: Vec<String> = tasks
+                .values()
+                .filter(|t| t.job_id == job_id && t.state == TaskState::Waiting)
+                .map(|t| t.task_id.clone())
+                .collect();
+            for id in waiting {
+                let Some(t) = tasks.get_mut(&id) else { continue };
+                match t.kind {
+                    TaskKind::YaraWhole => {
+                        t.yara_candidates = hits.iter().cloned().collect();
+                        t.state = TaskState::Queued;
+                        job.queued.insert((t.order, t.task_id.clone()));
+                        changed.push(t.clone());
+                    }
+                    TaskKind::YaraCarved => {
+                        if carved.is_empty() {
+                            t.state = TaskState::Done;
+                            job.unfinished = job.unfinished.saturating_sub(1);
+                            job.rec.progress.tasks_done += 1;
+                            done_empty.push(t.task_id.clone());
+                            changed.push(t.clone());
+                            continue;
+                        }
+                        let mut chunks = carved.chunks(CARVED_PER_TASK);
+                        let base = t.clone();
+                        t.carved = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+                        t.bytes = t.carved.iter().map(|c| c.length).sum();
+                        t.state = TaskState::Queued;
+                        job.queued.insert((t.order, t.task_id.clone()));
+                        changed.push(t.clone());
+                        for (i, chunk) in chunks.enumerate() {
+                            let mut extra = base.clone();
+                            extra.task_id = Self::task_id(job_id, TaskKind::YaraCarved, i as u32 + 1);
+                            extra.carved = chunk.to_vec();
+                            extra.bytes = chunk.iter().map(|c| c.length).sum();
+                            extra.state = TaskState::Queued;
+                            job.queued.insert((extra.order, extra.task_id.clone()));
+                            job.unfinished += 1;
+                            job.rec.progress.tasks_total += 1;
+                            changed.push(extra.clone());
+                            tasks.insert(extra.task_id.clone(), extra);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            job.rec.version += 1;
+        }
+        for id in &done_empty {
+            self.store.put_result(id, &v1::TaskResult { task_id: id.clone(), ..Default::default() })?;
+        }
+        self.store.put_tasks(changed.iter())?;
+        self.notify(job_id, "yara steps queued");
+        self.wake_workers();
+        let all_done = {
+            let st = self.state.lock();
+            st.jobs.get(job_id).is_some_and(|j| j.unfinished == 0 && !j.rec.state.is_final())
+        };
+        if all_done {
+            self.spawn_finalize(job_id.to_string());
+        }
+        Ok(())
+    }
 
     fn spawn_finalize(self: &Arc<Self>, job_id: String) {
         {

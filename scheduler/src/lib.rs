@@ -17,6 +17,7 @@ pub mod error;
 pub mod evidence_store;
 mod plan;
 pub mod results;
+pub mod rules;
 pub mod server;
 pub mod service;
 

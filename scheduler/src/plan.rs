@@ -54,6 +54,8 @@ pub(crate) fn plan_job(
         bytes,
         first_lease_seq: 0,
         findings: Default::default(),
+        yara_candidates: Vec::new(),
+        carved: Vec::new(),
     };
     let mut tasks = Vec::new();
     if spec.analyses.hash && !spec.hash.skip_stream {
@@ -67,6 +69,19 @@ pub(crate) fn plan_job(
             Some(s),
             s.len(),
         ));
+    }
+    // YARA steps that need every shard first (see trawl_analyzers::yara):
+    // waiting until the shards are done.
+    let n = plan.len();
+    if spec.analyses.yara {
+        let mut t = task(TaskKind::YaraWhole, 0, n + 1, None, 0);
+        t.state = TaskState::Waiting;
+        tasks.push(t);
+        if spec.analyses.carve && spec.yara.scan_carved {
+            let mut t = task(TaskKind::YaraCarved, 0, n + 2, None, 0);
+            t.state = TaskState::Waiting;
+            tasks.push(t);
+        }
     }
     Ok((meta, plan, tasks))
 }

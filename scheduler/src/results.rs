@@ -51,6 +51,7 @@ pub fn build(
     let nshards = plan.map(|p| p.len()).unwrap_or(0) as usize;
     let mut parts: Vec<Option<Blake3Part>> = vec![None; nshards];
     let mut stats: BTreeMap<String, ScannerStat> = BTreeMap::new();
+    let mut yara_partials = Vec::new();
     let mut scan_ms = 0u64;
     for t in tasks.iter().filter(|t| t.state == TaskState::Done) {
         let Some(res) = store.result(&t.task_id)? else {
@@ -81,7 +82,11 @@ pub fn build(
         }
         r.features.extend(res.features.iter().map(Into::into));
         r.carved.extend(res.carved.iter().map(Into::into));
-        r.yara.extend(res.yara.iter().map(Into::into));
+        if t.kind == TaskKind::Shard {
+            yara_partials.extend(res.yara.iter().map(trawl_core::YaraMatch::from));
+        } else {
+            r.yara.extend(res.yara.iter().map(Into::into));
+        }
         r.piecewise.extend(res.piecewise.iter().map(Into::into));
         r.notes.extend(res.notes.iter().map(Into::into));
         for s in &res.stats {
@@ -122,6 +127,34 @@ pub fn build(
             );
         }
         r.hashes.computed_at = rfc3339(rec.finished_ms.max(rec.started_ms));
+    }
+    if rec.spec.analyses.yara {
+        let (decided, _, capped) = trawl_analyzers::yara::merge_shard_records(
+            &yara_partials,
+            rec.spec.yara.max_matches_per_pattern as usize,
+        );
+        r.yara.extend(decided);
+        r.notes.extend(capped);
+        if let Some(rs) = store.ruleset(&rec.spec.yara.ruleset_digest)? {
+            for d in rs.diagnostics.iter().filter(|d| d.severity == "error") {
+                let msg = format!(
+                    "rule refused by yara-x: {}:{}:{}{}: {}",
+                    d.file,
+                    d.line,
+                    d.column,
+                    if d.rule.is_empty() { String::new() } else { format!(" ({})", d.rule) },
+                    d.message
+                );
+                if r.notes.iter().any(|n| n.message == msg) {
+                    continue;
+                }
+                r.notes.push(trawl_core::Note {
+                    analysis: "yara".into(),
+                    offset: 0,
+                    message: msg,
+                });
+            }
+        }
     }
     r.stats = stats.into_values().collect();
     r.limitations = rec

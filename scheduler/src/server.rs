@@ -3,12 +3,13 @@
 
 use crate::config::SchedulerConfig;
 use crate::core::Scheduler;
-use crate::service::{ClusterService, EvidenceService, JobsService};
+use crate::service::{ClusterService, EvidenceService, JobsService, RulesService};
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use trawl_proto::v1::rules_server::RulesServer;
 use trawl_proto::v1::{
     cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer,
 };
@@ -35,6 +36,9 @@ pub async fn serve(
         .await;
     health_reporter
         .set_serving::<EvidenceServer<EvidenceService>>()
+        .await;
+    health_reporter
+        .set_serving::<RulesServer<RulesService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(trawl_proto::FILE_DESCRIPTOR_SET)
@@ -84,6 +88,13 @@ pub async fn serve(
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
+        )
+        .add_service(
+            RulesServer::new(RulesService {
+                sched: sched.clone(),
+            })
+            .max_decoding_message_size(MAX_CLIENT_REQUEST)
+            .max_encoding_message_size(MAX_CLIENT_REQUEST),
         )
         .add_service(
             EvidenceServer::new(EvidenceService {

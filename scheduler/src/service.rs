@@ -378,7 +378,15 @@ fn wire_task(l: &crate::core::Lease) -> v1::Task {
         evidence: Some(wire_evidence(&l.evidence)),
         attempt: t.attempts,
         lease_deadline_unix_ms: t.lease_deadline_ms,
-        carved: Vec::new(),
+        carved: t.carved.iter().map(Into::into).collect(),
+        yara_candidates: t
+            .yara_candidates
+            .iter()
+            .map(|(namespace, rule)| v1::YaraRuleRef {
+                namespace: namespace.clone(),
+                rule: rule.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -534,6 +542,71 @@ impl Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(v1::ListWorkersResponse { workers }))
+    }
+}
+
+/// Rule sets.
+#[derive(Clone, Debug)]
+pub struct RulesService {
+    pub sched: Arc<Scheduler>,
+}
+
+fn ruleset_info(r: &trawl_store::RuleSetRecord) -> v1::RuleSetInfo {
+    v1::RuleSetInfo {
+        name: r.name.clone(),
+        digest: r.digest.clone(),
+        files: r.sources.len() as u32,
+        rules: r.rules,
+        diagnostics: r
+            .diagnostics
+            .iter()
+            .map(|d| v1::RuleDiagnostic {
+                file: d.file.clone(),
+                line: d.line,
+                column: d.column,
+                severity: d.severity.clone(),
+                message: d.message.clone(),
+                rule: d.rule.clone(),
+            })
+            .collect(),
+        created_unix_ms: r.created_ms,
+        rejected_files: r.rejected_files,
+    }
+}
+
+#[tonic::async_trait]
+impl trawl_proto::v1::rules_server::Rules for RulesService {
+    async fn add_rule_set(&self, req: Request<v1::AddRuleSetRequest>) -> Result<Response<v1::RuleSetInfo>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let sources = r
+            .sources
+            .into_iter()
+            .map(|s| trawl_core::spec::RuleSource { name: s.name, text: s.text })
+            .collect();
+        let rec = self.sched.add_ruleset(&r.name, sources, r.strict, &caller).await?;
+        Ok(Response::new(ruleset_info(&rec)))
+    }
+
+    async fn list_rule_sets(&self, _req: Request<v1::ListRuleSetsRequest>) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
+        let sets = self.sched.rulesets()?;
+        Ok(Response::new(v1::ListRuleSetsResponse {
+            rule_sets: sets.iter().map(ruleset_info).collect(),
+        }))
+    }
+
+    async fn get_rule_set(&self, req: Request<v1::GetRuleSetRequest>) -> Result<Response<v1::RuleSet>, Status> {
+        let name = req.into_inner().name;
+        check_id("name", &name)?;
+        let r = self.sched.ruleset(&name)?;
+        Ok(Response::new(v1::RuleSet {
+            info: Some(ruleset_info(&r)),
+            sources: r
+                .sources
+                .iter()
+                .map(|(n, t)| v1::RuleSource { name: n.clone(), text: t.clone() })
+                .collect(),
+        }))
     }
 }
 

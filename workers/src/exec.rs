@@ -13,7 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use tokio::runtime::Handle;
 use tonic::transport::Channel;
-use trawl_analyzers::{JobAnalyzers, hash};
+use trawl_analyzers::{JobAnalyzers, hash, yara};
+use trawl_core::spec::RuleSource;
 use trawl_core::{JobSpec, Shard};
 use trawl_evidence::SharedEvidence;
 use trawl_proto::v1;
@@ -26,9 +27,10 @@ pub struct ExecContext {
     pub pool: Arc<rayon::ThreadPool>,
     pub evidence_roots: Vec<PathBuf>,
     pub evidence_client: trawl_proto::v1::evidence_client::EvidenceClient<Channel>,
+    pub rules_client: trawl_proto::v1::rules_client::RulesClient<Channel>,
     pub rt: Handle,
     evidence: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<JobEvidence>>>>,
-    analyzers: Mutex<HashMap<String, Arc<JobAnalyzers>>>,
+    analyzers: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<JobAnalyzers>>>>>,
 }
 
 const CACHE_JOBS: usize = 32;
@@ -38,12 +40,14 @@ impl ExecContext {
         pool: Arc<rayon::ThreadPool>,
         evidence_roots: Vec<PathBuf>,
         evidence_client: trawl_proto::v1::evidence_client::EvidenceClient<Channel>,
+        rules_client: trawl_proto::v1::rules_client::RulesClient<Channel>,
         rt: Handle,
     ) -> Self {
         Self {
             pool,
             evidence_roots,
             evidence_client,
+            rules_client,
             rt,
             evidence: Mutex::new(HashMap::new()),
             analyzers: Mutex::new(HashMap::new()),
@@ -110,20 +114,69 @@ impl ExecContext {
         }
     }
 
-    fn analyzers(&self, task: &v1::Task, size: u64) -> Result<Arc<JobAnalyzers>, String> {
-        if let Some(a) = self.analyzers.lock().get(&task.job_id) {
-            return Ok(a.clone());
+    /// A job's YARA rules: fetched from the scheduler by digest, the digest
+    /// checked, compiled once per process.
+    async fn rules(&self, digest: &str, strict: bool) -> Result<Arc<yara::RuleSet>, String> {
+        let mut client = self.rules_client.clone();
+        let set = client
+            .get_rule_set(v1::GetRuleSetRequest { name: digest.to_string() })
+            .await
+            .map_err(|s| format!("fetching rule set {digest}: {}", s.message()))?
+            .into_inner();
+        let sources: Vec<RuleSource> = set
+            .sources
+            .into_iter()
+            .map(|s| RuleSource { name: s.name, text: s.text })
+            .collect();
+        let got = yara::digest(&sources);
+        if got != digest {
+            return Err(format!("rule set digest mismatch: asked for {digest}, received {got}"));
         }
+        tokio::task::spawn_blocking(move || yara::rule_set(&sources, strict))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The job's analyzers, built once per job even when several of its
+    /// tasks start at once.
+    async fn analyzers(&self, task: &v1::Task, ev: &SharedEvidence) -> Result<Arc<JobAnalyzers>, String> {
+        let cell = {
+            let mut c = self.analyzers.lock();
+            if c.len() >= CACHE_JOBS && !c.contains_key(&task.job_id) {
+                c.clear();
+            }
+            c.entry(task.job_id.clone()).or_default().clone()
+        };
+        let r = cell.get_or_try_init(|| self.build_analyzers(task, ev)).await.cloned();
+        if r.is_err() {
+            self.analyzers.lock().remove(&task.job_id);
+        }
+        r
+    }
+
+    async fn build_analyzers(&self, task: &v1::Task, ev: &SharedEvidence) -> Result<Arc<JobAnalyzers>, String> {
         let spec = task.spec.as_ref().ok_or("task without job spec")?;
         let spec = JobSpec::try_from(spec).map_err(|e| e.to_string())?;
-        let plan = spec.plan(size).map_err(|e| e.to_string())?;
-        let a = Arc::new(JobAnalyzers::build(&spec, plan).map_err(|e| e.to_string())?);
-        let mut c = self.analyzers.lock();
-        if c.len() >= CACHE_JOBS {
-            c.clear();
-        }
-        c.insert(task.job_id.clone(), a.clone());
-        Ok(a)
+        let plan = spec.plan(ev.size()).map_err(|e| e.to_string())?;
+        let rules = if spec.analyses.yara {
+            let set = if spec.yara.sources.is_empty() {
+                self.rules(&spec.yara.ruleset_digest, spec.yara.strict).await?
+            } else {
+                let (src, strict) = (spec.yara.sources.clone(), spec.yara.strict);
+                tokio::task::spawn_blocking(move || yara::rule_set(&src, strict))
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            let ev = ev.clone();
+            let prepared = tokio::task::spawn_blocking(move || set.for_image(ev.as_ref()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Some(Arc::new(prepared))
+        } else {
+            None
+        };
+        Ok(Arc::new(JobAnalyzers::build_with_rules(&spec, plan, rules).map_err(|e| e.to_string())?))
     }
 
     /// Forgets a job's cached evidence and analyzers.
@@ -162,7 +215,7 @@ impl ExecContext {
                         ev.size()
                     ));
                 }
-                let analyzers = self.analyzers(task, ev.size())?;
+                let analyzers = self.analyzers(task, &ev).await?;
                 let prefetched = match &remote {
                     Some(r) => Some(
                         r.fetch(shard.start, shard.scan_len())
@@ -232,10 +285,163 @@ impl ExecContext {
                     ..Default::default()
                 })
             }
+            Ok(v1::TaskKind::YaraWhole) => {
+                let analyzers = self.analyzers(task, &ev).await?;
+                let (rules, limits) = analyzers
+                    .yara()
+                    .cloned()
+                    .ok_or("a YARA task for a job without YARA")?;
+                let mut candidates: Vec<(String, String)> = task
+                    .yara_candidates
+                    .iter()
+                    .map(|r| (r.namespace.clone(), r.rule.clone()))
+                    .collect();
+                candidates.extend(rules.always_rules().iter().cloned());
+                let rules_for_notes = rules.clone();
+                candidates.sort();
+                candidates.dedup();
+                let span = tracing::info_span!("yara-whole", task = %task.task_id, job = %task.job_id);
+                let (matches, notes) = self
+                    .on_pool(move || {
+                        let _g = span.enter();
+                        if candidates.is_empty() {
+                            return Ok((Vec::new(), Vec::new()));
+                        }
+                        let whole = whole_image(ev.as_ref())?;
+                        rules
+                            .scan_whole(&whole, &candidates, limits)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await?;
+                let mut notes: Vec<trawl_core::Note> = notes;
+                notes.extend(rules_for_notes.diagnostic_notes());
+                Ok(v1::TaskResult {
+                    task_id: task.task_id.clone(),
+                    yara: matches.iter().map(Into::into).collect(),
+                    notes: notes.iter().map(Into::into).collect(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                })
+            }
+            Ok(v1::TaskKind::YaraCarved) => {
+                let analyzers = self.analyzers(task, &ev).await?;
+                let (rules, limits) = analyzers
+                    .yara()
+                    .cloned()
+                    .ok_or("a YARA task for a job without YARA")?;
+                let carved: Vec<trawl_core::CarvedFile> =
+                    task.carved.iter().map(Into::into).collect();
+                let span = tracing::info_span!("yara-carved", task = %task.task_id, job = %task.job_id);
+                let (matches, notes, bytes) = self
+                    .on_pool(move || {
+                        let _g = span.enter();
+                        let full = rules.set().full().map_err(|e| e.to_string())?;
+                        let mut scanner = full.file_scanner(limits);
+                        let mut matches = Vec::new();
+                        let mut notes = Vec::new();
+                        let mut bytes = 0u64;
+                        for c in &carved {
+                            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                                return Err("cancelled".to_string());
+                            }
+                            let data = ev
+                                .region(c.offset, c.offset.saturating_add(c.length))
+                                .map_err(|e| e.to_string())?;
+                            bytes += data.len() as u64;
+                            let path = c.report_path();
+                            let name = format!("{}.{}", c.offset, c.extension);
+                            let externals = [
+                                ("filename", name.as_str()),
+                                ("filepath", path.as_str()),
+                                ("extension", c.extension.as_str()),
+                                ("filetype", c.file_type.as_str()),
+                            ];
+                            let (m, note) = full
+                                .scan_file(&mut scanner, &data, &path, c.offset, &externals)
+                                .map_err(|e| e.to_string())?;
+                            matches.extend(m);
+                            notes.extend(note);
+                        }
+                        Ok((matches, notes, bytes))
+                    })
+                    .await?;
+                Ok(v1::TaskResult {
+                    task_id: task.task_id.clone(),
+                    yara: matches.iter().map(Into::into).collect(),
+                    notes: notes.iter().map(Into::into).collect(),
+                    bytes_scanned: bytes,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                })
+            }
             _ => Err(format!(
                 "task kind {} is not supported by this worker",
                 task.kind
             )),
+        }
+    }
+}
+
+impl ExecContext {
+    /// Runs CPU work on the analysis pool, bridged back with a oneshot; a
+    /// panic becomes an error.
+    async fn on_pool<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|p| Err(format!("analysis panicked: {}", panic_message(&p))));
+            let _ = tx.send(r);
+        });
+        rx.await.map_err(|_| "worker pool stopped".to_string())?
+    }
+}
+
+/// The whole image as one buffer for the YARA whole-image step: the mapping
+/// itself for raw images; otherwise a temporary raw copy (mapped), so even
+/// a large E01 is not held in memory.
+fn whole_image(ev: &dyn trawl_evidence::Evidence) -> Result<WholeImage<'_>, String> {
+    let size = ev.size();
+    if let Some(m) = ev.mapped(0, size as usize) {
+        return Ok(WholeImage::Mapped(m));
+    }
+    if size <= 256 << 20 {
+        let mut v = vec![0u8; size as usize];
+        ev.read_exact_at(0, &mut v).map_err(|e| e.to_string())?;
+        return Ok(WholeImage::Owned(v));
+    }
+    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| format!("temporary copy for YARA: {e}"))?;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut off = 0u64;
+    while off < size {
+        let n = (size - off).min(buf.len() as u64) as usize;
+        ev.read_exact_at(off, &mut buf[..n]).map_err(|e| e.to_string())?;
+        std::io::Write::write_all(&mut tmp, &buf[..n]).map_err(|e| format!("temporary copy for YARA: {e}"))?;
+        off += n as u64;
+    }
+    let raw = trawl_evidence::RawEvidence::open(tmp.path()).map_err(|e| e.to_string())?;
+    Ok(WholeImage::Temp { raw, _file: tmp })
+}
+
+enum WholeImage<'a> {
+    Mapped(&'a [u8]),
+    Owned(Vec<u8>),
+    /// The mapped copy, and the temporary file it lives in (deleted on drop).
+    Temp {
+        raw: trawl_evidence::RawEvidence,
+        _file: tempfile::NamedTempFile,
+    },
+}
+
+impl std::ops::Deref for WholeImage<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            WholeImage::Mapped(m) => m,
+            WholeImage::Owned(v) => v,
+            WholeImage::Temp { raw, .. } => {
+                use trawl_evidence::Evidence;
+                raw.mapped(0, raw.size() as usize).unwrap_or(&[])
+            }
         }
     }
 }

@@ -123,7 +123,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
     let cluster = ClusterClient::new(channel.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let evidence = EvidenceClient::new(channel).max_decoding_message_size(16 << 20);
+    let evidence = EvidenceClient::new(channel.clone()).max_decoding_message_size(16 << 20);
+    let rules = trawl_proto::v1::rules_client::RulesClient::new(channel).max_decoding_message_size(64 << 20);
     let pool = match &cfg.pool {
         Some(p) => p.clone(),
         None => Arc::new(
@@ -138,6 +139,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         pool,
         cfg.evidence_roots.clone(),
         evidence,
+        rules,
         tokio::runtime::Handle::current(),
     ));
     let shared = Arc::new(Shared {

@@ -11,6 +11,8 @@ pub mod carve;
 pub mod features;
 pub mod hash;
 pub mod md5;
+#[cfg(feature = "yara")]
+pub mod yara;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -52,11 +54,46 @@ pub struct JobAnalyzers {
     plan: ShardPlan,
     carver: Option<carve::Carver>,
     features: Option<features::FeatureScanner>,
+    #[cfg(feature = "yara")]
+    yara: Option<(std::sync::Arc<yara::ImageRules>, yara::Limits)>,
 }
 
 type HashedShard = (hash::Blake3Part, Vec<PiecewiseHash>, ScannerStat);
+type YaraShard = (Vec<YaraMatch>, Vec<Note>, ScannerStat);
+
+/// A YARA rule set prepared for an image, handed to [`JobAnalyzers`].
+#[cfg(feature = "yara")]
+pub type ShareableRules = std::sync::Arc<yara::ImageRules>;
+/// Placeholder when built without YARA.
+#[cfg(not(feature = "yara"))]
+pub type ShareableRules = std::convert::Infallible;
 
 impl JobAnalyzers {
+    #[cfg(feature = "yara")]
+    fn yara_shard(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+        cancel: &AtomicBool,
+    ) -> Result<Option<YaraShard>, AnalyzerError> {
+        self.yara
+            .as_ref()
+            .map(|(rules, limits)| rules.scan_shard(evidence, shard, data, *limits, cancel))
+            .transpose()
+    }
+
+    #[cfg(not(feature = "yara"))]
+    fn yara_shard(
+        &self,
+        _evidence: &dyn Evidence,
+        _shard: &Shard,
+        _data: &[u8],
+        _cancel: &AtomicBool,
+    ) -> Result<Option<YaraShard>, AnalyzerError> {
+        Ok(None)
+    }
+
     fn hash_shard(
         &self,
         evidence: &dyn Evidence,
@@ -94,13 +131,69 @@ impl JobAnalyzers {
     /// # Errors
     /// Invalid settings, or an analysis this build does not include.
     pub fn build(spec: &JobSpec, plan: ShardPlan) -> Result<Self, AnalyzerError> {
+        Self::build_with_rules(spec, plan, None)
+    }
+
+    /// The YARA rules and limits of the job, when it runs YARA.
+    #[cfg(feature = "yara")]
+    pub fn yara(&self) -> Option<&(std::sync::Arc<yara::ImageRules>, yara::Limits)> {
+        self.yara.as_ref()
+    }
+
+    /// Builds the analyzers of a job over `evidence`, preparing inline YARA
+    /// sources for it.
+    ///
+    /// # Errors
+    /// As [`JobAnalyzers::build_with_rules`]; evidence read errors.
+    pub fn build_for(spec: &JobSpec, plan: ShardPlan, evidence: &dyn Evidence) -> Result<Self, AnalyzerError> {
+        #[cfg(feature = "yara")]
+        let rules = if spec.analyses.yara && !spec.yara.sources.is_empty() {
+            Some(std::sync::Arc::new(
+                yara::rule_set(&spec.yara.sources, spec.yara.strict).for_image(evidence)?,
+            ))
+        } else {
+            None
+        };
+        #[cfg(not(feature = "yara"))]
+        let rules = {
+            let _ = evidence;
+            None
+        };
+        Self::build_with_rules(spec, plan, rules)
+    }
+
+    /// Builds the analyzers with an already compiled YARA rule set (workers
+    /// fetch rule sets by digest and compile them once).
+    ///
+    /// # Errors
+    /// Invalid settings, or an analysis this build does not include.
+    pub fn build_with_rules(
+        spec: &JobSpec,
+        plan: ShardPlan,
+        #[cfg_attr(not(feature = "yara"), allow(unused_variables))] rules: Option<ShareableRules>,
+    ) -> Result<Self, AnalyzerError> {
         spec.validate()
             .map_err(|e| AnalyzerError::Settings(e.to_string()))?;
+        #[cfg(not(feature = "yara"))]
         if spec.analyses.yara {
             return Err(AnalyzerError::Settings(
-                "the yara analysis is not available in this build".into(),
+                "the yara analysis is not available in this build (built without the yara feature)".into(),
             ));
         }
+        #[cfg(feature = "yara")]
+        let yara = if spec.analyses.yara {
+            let Some(rules) = rules else {
+                return Err(AnalyzerError::Settings(
+                    "the yara analysis needs a rule set prepared for the image".into(),
+                ));
+            };
+            Some((
+                rules,
+                yara::Limits::from_settings(spec.yara.timeout_seconds, spec.yara.max_matches_per_pattern),
+            ))
+        } else {
+            None
+        };
         let carver = spec
             .analyses
             .carve
@@ -116,6 +209,8 @@ impl JobAnalyzers {
             plan,
             carver,
             features,
+            #[cfg(feature = "yara")]
+            yara,
         })
     }
 
@@ -158,7 +253,7 @@ impl JobAnalyzers {
             ..Default::default()
         };
         // Every analysis over the same buffer, in parallel.
-        let ((hashed, carved), found) = rayon::join(
+        let ((hashed, carved), (found, yara)) = rayon::join(
             || {
                 rayon::join(
                     || self.hash_shard(evidence, shard, data),
@@ -171,10 +266,15 @@ impl JobAnalyzers {
                 )
             },
             || {
-                self.features
-                    .as_ref()
-                    .map(|f| f.scan_shard(shard, data, cancel))
-                    .transpose()
+                rayon::join(
+                    || {
+                        self.features
+                            .as_ref()
+                            .map(|f| f.scan_shard(evidence, shard, data, cancel))
+                            .transpose()
+                    },
+                    || self.yara_shard(evidence, shard, data, cancel),
+                )
             },
         );
         if let Some((b3, pw, stat)) = hashed? {
@@ -191,6 +291,11 @@ impl JobAnalyzers {
             out.features = f.features;
             out.notes.extend(f.notes);
             out.stats.extend(f.stats);
+        }
+        if let Some((m, notes, stat)) = yara? {
+            out.yara = m;
+            out.notes.extend(notes);
+            out.stats.push(stat);
         }
         if cancel.load(Ordering::Relaxed) {
             return Err(AnalyzerError::Cancelled);

@@ -73,6 +73,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
     );
     let cfg = SchedulerConfig {
         ephemeral: true,
+        background_rule_validation: false,
         lease_ms: 600_000,
         heartbeat_ms: 1_000,
         ..Default::default()

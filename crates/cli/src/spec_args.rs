@@ -109,13 +109,15 @@ pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
         .map(|p| {
             let bytes =
                 std::fs::read(&p).with_context(|| format!("reading rules {}", p.display()))?;
-            let name = p
-                .strip_prefix(path)
-                .ok()
-                .filter(|r| !r.as_os_str().is_empty())
-                .unwrap_or(&p)
-                .display()
-                .to_string();
+            // Named by the path relative to the folder, or by the file name
+            // for a single file: the name is the rule namespace.
+            let name = match p.strip_prefix(path).ok().filter(|r| !r.as_os_str().is_empty()) {
+                Some(rel) => rel.display().to_string(),
+                None => p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.display().to_string()),
+            };
             Ok(RuleSource {
                 name,
                 text: String::from_utf8_lossy(&bytes).into_owned(),

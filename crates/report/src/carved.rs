@@ -1,13 +1,208 @@
-//! Writer of the report's carved output (being written).
+//! The carved files: `carved/TYPE/OFFSET.EXT`, their bytes copied out of
+//! the evidence (a carved file is a range of the image, never shipped
+//! between nodes), and `carved/manifest.csv`
+//! (`offset,length,type,md5,sha256,validated,path`).
 
+use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
+use std::io::Write;
 use std::path::Path;
+use trawl_core::CarvedFile;
+
+/// Bytes copied per read.
+const CHUNK: u64 = 8 << 20;
+
+/// A path component from an untrusted type or extension name.
+fn component(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if t.is_empty() { "unknown".into() } else { t }
+}
+
+/// The report path of a carved file (`carved/TYPE/OFFSET.EXT`), with the
+/// type and extension reduced to safe file-name characters.
+pub(crate) fn path_of(f: &CarvedFile) -> String {
+    format!(
+        "carved/{}/{}.{}",
+        component(&f.file_type),
+        f.offset,
+        component(&f.extension)
+    )
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
 
 /// Writes this part of the report directory.
 pub(crate) fn write(
-    _dir: &Path,
-    _r: &JobResults,
-    _evidence: Option<&dyn trawl_evidence::Evidence>,
+    dir: &Path,
+    r: &JobResults,
+    evidence: Option<&dyn trawl_evidence::Evidence>,
 ) -> Result<(), ReportError> {
-    Ok(())
+    let ran = r.provenance.analyses.iter().any(|a| a == "carve");
+    if r.carved.is_empty() && !ran {
+        return Ok(());
+    }
+    let mpath = dir.join("carved/manifest.csv");
+    let mut m = create_file(&mpath)?;
+    m.write_all(b"offset,length,type,md5,sha256,validated,path\n")
+        .map_err(io_err(&mpath))?;
+    for f in &r.carved {
+        let rel = path_of(f);
+        writeln!(
+            m,
+            "{},{},{},{},{},{},{}",
+            f.offset,
+            f.length,
+            csv(&f.file_type),
+            csv(&f.md5),
+            csv(&f.sha256),
+            f.validated,
+            csv(&rel)
+        )
+        .map_err(io_err(&mpath))?;
+        if let Some(ev) = evidence {
+            copy_out(ev, f, &dir.join(&rel))?;
+        }
+    }
+    m.flush().map_err(io_err(&mpath))
+}
+
+/// Copies a carved file's byte runs out of the evidence.
+fn copy_out(
+    ev: &dyn trawl_evidence::Evidence,
+    f: &CarvedFile,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let mut out = create_file(path)?;
+    let mut runs = f.byte_runs.clone();
+    if runs.is_empty() {
+        runs.push(trawl_core::ByteRun {
+            img_offset: f.offset,
+            file_offset: 0,
+            len: f.length,
+        });
+    }
+    runs.sort_by_key(|r| r.file_offset);
+    for run in &runs {
+        let end = run.img_offset.checked_add(run.len).ok_or_else(|| {
+            ReportError::Other(format!(
+                "{}: byte run at {} overflows",
+                path.display(),
+                run.img_offset
+            ))
+        })?;
+        if end > ev.size() {
+            return Err(ReportError::Other(format!(
+                "{}: byte run {}..{end} passes the end of the evidence ({} bytes)",
+                path.display(),
+                run.img_offset,
+                ev.size()
+            )));
+        }
+        let mut pos = run.img_offset;
+        while pos < end {
+            let e = (pos + CHUNK).min(end);
+            let bytes = ev.region(pos, e).map_err(|err| {
+                ReportError::Other(format!("{}: reading the evidence: {err}", path.display()))
+            })?;
+            out.write_all(&bytes).map_err(io_err(path))?;
+            pos = e;
+        }
+    }
+    out.flush().map_err(io_err(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JobResults;
+    use trawl_core::ByteRun;
+
+    fn carved(offset: u64, length: u64, ty: &str, ext: &str, validated: bool) -> CarvedFile {
+        CarvedFile {
+            offset,
+            length,
+            file_type: ty.into(),
+            extension: ext.into(),
+            validated,
+            note: String::new(),
+            md5: format!("md5-{offset}"),
+            sha1: String::new(),
+            sha256: format!("sha-{offset}"),
+            byte_runs: vec![ByteRun {
+                img_offset: offset,
+                file_offset: 0,
+                len: length,
+            }],
+        }
+    }
+
+    #[test]
+    fn files_are_copied_out_of_the_evidence_with_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("img.raw");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&img, &data).unwrap();
+        let ev = trawl_evidence::open(&img).unwrap();
+        let mut r = JobResults::default();
+        r.provenance.analyses = vec!["carve".into()];
+        r.carved = vec![
+            carved(10, 20_000, "jpg", "jpg", true),
+            carved(30_000, 70_000, "exe", "dll", false),
+            // Hostile names from a remote result never leave carved/.
+            carved(5, 3, "../../etc", "a/b", false),
+        ];
+        // Two runs, out of order: the file is their concatenation in file order.
+        r.carved[1].byte_runs = vec![
+            ByteRun {
+                img_offset: 60_000,
+                file_offset: 30_000,
+                len: 40_000,
+            },
+            ByteRun {
+                img_offset: 30_000,
+                file_offset: 0,
+                len: 30_000,
+            },
+        ];
+        let out = dir.path().join("report");
+        std::fs::create_dir_all(&out).unwrap();
+        write(&out, &r, Some(ev.as_ref())).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("carved/jpg/10.jpg")).unwrap(),
+            &data[10..20_010]
+        );
+        let dll = std::fs::read(out.join("carved/exe/30000.dll")).unwrap();
+        assert_eq!(dll, &data[30_000..100_000]);
+        assert!(out.join("carved/______etc/5.a_b").exists());
+        let m = std::fs::read_to_string(out.join("carved/manifest.csv")).unwrap();
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(lines[0], "offset,length,type,md5,sha256,validated,path");
+        assert_eq!(lines[1], "10,20000,jpg,md5-10,sha-10,true,carved/jpg/10.jpg");
+        assert_eq!(lines[2], "30000,70000,exe,md5-30000,sha-30000,false,carved/exe/30000.dll");
+        assert_eq!(lines.len(), 4);
+        // Without the evidence, only the manifest.
+        let bare = dir.path().join("bare");
+        write(&bare, &r, None).unwrap();
+        assert!(bare.join("carved/manifest.csv").exists());
+        assert!(!bare.join("carved/jpg/10.jpg").exists());
+        // A run past the end of the evidence is an error, not a short file.
+        r.carved = vec![carved(99_000, 5_000, "jpg", "jpg", true)];
+        assert!(write(&dir.path().join("bad"), &r, Some(ev.as_ref())).is_err());
+    }
 }

@@ -1,9 +1,32 @@
-//! Writer of the report's yara output (being written).
+//! `yara/matches.jsonl`: one JSON object per (target, rule).
 
+use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
+use std::io::Write;
 use std::path::Path;
 
-/// Writes this part of the report directory.
-pub(crate) fn write(_dir: &Path, _r: &JobResults) -> Result<(), ReportError> {
-    Ok(())
+/// Writes `yara/matches.jsonl` when YARA ran.
+pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+    if !r.provenance.analyses.iter().any(|a| a == "yara") && r.yara.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join("yara/matches.jsonl");
+    let mut w = create_file(&path)?;
+    for m in &r.yara {
+        let metadata: serde_json::Value =
+            serde_json::from_str(&m.metadata_json).unwrap_or(serde_json::Value::Object(Default::default()));
+        let line = serde_json::json!({
+            "target": m.target,
+            "target_offset": m.target_offset,
+            "rule": m.rule,
+            "namespace": m.namespace,
+            "tags": m.tags,
+            "metadata": metadata,
+            "strings": m.strings.iter().map(|s| serde_json::json!({
+                "id": s.id, "offset": s.offset, "length": s.length,
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(w, "{line}").map_err(io_err(&path))?;
+    }
+    w.flush().map_err(io_err(&path))
 }

@@ -167,6 +167,12 @@ pub struct TaskRecord {
     /// from the tasks, so it need not be written on every report).
     #[serde(default)]
     pub findings: BTreeMap<String, u64>,
+    /// YARA_WHOLE: (namespace, rule) with pattern hits in some shard.
+    #[serde(default)]
+    pub yara_candidates: Vec<(String, String)>,
+    /// YARA_CARVED: the carved files to scan.
+    #[serde(default)]
+    pub carved: Vec<trawl_core::CarvedFile>,
 }
 
 /// An upload in the content-addressed evidence store.

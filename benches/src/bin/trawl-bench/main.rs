@@ -31,6 +31,7 @@ fn main() -> Result<()> {
         Some("carve") => carve::run(&args[2..]),
         Some("features") => features::run(&args[2..]),
         Some("yara") => yara::run(&args[2..]),
+        Some("yara-live") => yara::live(&args[2..]),
         _ => bail!(
             "usage: trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]"
         ),

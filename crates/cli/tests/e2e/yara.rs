@@ -1,1 +1,307 @@
-//! yara end-to-end tests (being written).
+//! Issue: YARA with yara-x. trawl's answer for the image equals `yara -s`
+//! for the image as one file, whatever the shard size; carved files are
+//! scanned as files; bad rules are refused with file, line and column and
+//! the rest of the set still runs.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// trawl's YARA matches: (target, namespace, rule) → sorted (string, offset).
+pub type Matches = BTreeMap<(String, String, String), BTreeSet<(String, u64)>>;
+
+pub fn trawl_matches(out: &Path) -> Matches {
+    let mut m = Matches::new();
+    let text = std::fs::read_to_string(out.join("yara/matches.jsonl")).unwrap_or_default();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let key = (
+            v["target"].as_str().unwrap().to_string(),
+            v["namespace"].as_str().unwrap().to_string(),
+            v["rule"].as_str().unwrap().to_string(),
+        );
+        let strings = v["strings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["id"].as_str().unwrap().to_string(), s["offset"].as_u64().unwrap()))
+            .collect();
+        assert!(m.insert(key.clone(), strings).is_none(), "{key:?} reported twice");
+    }
+    m
+}
+
+fn scan_yara(image: &Path, rules: &Path, extra: &[&str]) -> (tempfile::TempDir, Matches, Value) {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec!["scan", image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = trawl_matches(out.path());
+    let r = report(out.path());
+    (out, m, r)
+}
+
+/// Rule files under `dir`, named as trawl names them (relative path).
+pub fn rule_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara")) {
+                v.push((p.strip_prefix(dir).unwrap().display().to_string(), p));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
+
+fn yara_defines(values: &[(&str, &str)]) -> Vec<String> {
+    EXTERNALS
+        .iter()
+        .map(|k| {
+            let v = values.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or("");
+            format!("{k}={v}")
+        })
+        .flat_map(|d| ["-d".to_string(), d])
+        .collect()
+}
+
+/// The files of `dir` the `yara` CLI compiles (each alone, as trawl does).
+pub fn yara_accepted(files: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    files
+        .iter()
+        .filter(|(_, p)| {
+            Command::new("yara")
+                .args(yara_defines(&[]))
+                .arg("-w")
+                .arg(p)
+                .arg("/dev/null")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect()
+}
+
+/// `yara -e -s` of `target` with every accepted file in its own namespace.
+pub fn yara_cli(files: &[(String, PathBuf)], target: &Path, target_name: &str, defines: &[(&str, &str)]) -> Matches {
+    let mut m = Matches::new();
+    // Chunks keep the command line bounded; each file is its own namespace,
+    // so splitting changes nothing.
+    for chunk in files.chunks(200) {
+        let mut cmd = Command::new("yara");
+        cmd.args(yara_defines(defines)).args(["-e", "-s", "-w"]);
+        for (ns, p) in chunk {
+            cmd.arg(format!("{ns}:{}", p.display()));
+        }
+        cmd.arg(target);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "yara failed: {}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut current: Option<(String, String, String)> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("0x") {
+                let (off, rest) = rest.split_once(':').unwrap();
+                let id = rest.split(':').next().unwrap().to_string();
+                let off = u64::from_str_radix(off, 16).unwrap();
+                if let Some(k) = &current {
+                    m.get_mut(k).unwrap().insert((id, off));
+                }
+            } else if let Some(rule) = line.strip_suffix(&format!(" {}", target.display())) {
+                let (ns, rule) = rule.rsplit_once(':').unwrap();
+                let k = (target_name.to_string(), ns.to_string(), rule.to_string());
+                m.insert(k.clone(), BTreeSet::new());
+                current = Some(k);
+            }
+        }
+    }
+    m
+}
+
+/// Rules yara-x accepts in `files` (namespace, rule).
+fn yarax_accepted(files: &[(String, PathBuf)]) -> BTreeSet<(String, String)> {
+    let sources: Vec<trawl_core::spec::RuleSource> = files
+        .iter()
+        .map(|(n, p)| trawl_core::spec::RuleSource { name: n.clone(), text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned() })
+        .collect();
+    trawl_analyzers::yara::compile_cached(&sources, false).unwrap().rule_names().into_iter().collect()
+}
+
+/// A compact description of how two match sets differ.
+pub fn diff(got: &Matches, want: &Matches) -> String {
+    let mut out = Vec::new();
+    for (k, v) in got {
+        match want.get(k) {
+            None => out.push(format!("only trawl: {k:?} ({} strings)", v.len())),
+            Some(w) if w != v => {
+                let extra: Vec<_> = v.difference(w).take(5).collect();
+                let missing: Vec<_> = w.difference(v).take(5).collect();
+                out.push(format!(
+                    "{k:?}: {} vs {} strings; only trawl {extra:?}; only yara {missing:?}",
+                    v.len(),
+                    w.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    for (k, w) in want {
+        if !got.contains_key(k) {
+            out.push(format!("only yara: {k:?} ({} strings)", w.len()));
+        }
+    }
+    out.join("\n")
+}
+
+fn restrict(m: &Matches, both: &BTreeSet<(String, String)>) -> Matches {
+    m.iter()
+        .filter(|((_, ns, r), _)| both.contains(&(ns.clone(), r.clone())))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn straddling_string_matches_once_at_the_right_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img.raw");
+    let mut data = vec![0x20u8; 3 << 20];
+    let needle = b"TRAWL-STRADDLE-NEEDLE";
+    // Across the 1 MiB boundary, and once more well inside shard 2.
+    let a = (1 << 20) - 7;
+    data[a..a + needle.len()].copy_from_slice(needle);
+    let b = (2 << 20) + 100;
+    data[b..b + needle.len()].copy_from_slice(needle);
+    // A fullword string right after the 2 MiB boundary, preceded by a
+    // letter before the boundary: no fullword match.
+    data[(2 << 20) - 1] = b'x';
+    data[2 << 20..(2 << 20) + 4].copy_from_slice(b"WORD");
+    std::fs::write(&img, &data).unwrap();
+    let rules = dir.path().join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule straddle { strings: $n = \"TRAWL-STRADDLE-NEEDLE\" condition: $n }\n\
+         rule counted { strings: $n = \"TRAWL-STRADDLE-NEEDLE\" condition: #n == 2 and @n[1] < 1048576 }\n\
+         rule word { strings: $w = \"WORD\" fullword condition: $w }\n",
+    )
+    .unwrap();
+    for shard in ["1MiB", "2MiB", "64MiB"] {
+        let (_o, m, _) = scan_yara(&img, &rules, &["--shard-size", shard]);
+        let want: BTreeSet<(String, u64)> = [("$n".to_string(), a as u64), ("$n".to_string(), b as u64)].into();
+        assert_eq!(m.get(&("image".into(), "r.yar".into(), "straddle".into())), Some(&want), "shard {shard}: {m:?}");
+        assert_eq!(m.get(&("image".into(), "r.yar".into(), "counted".into())), Some(&want), "shard {shard}: {m:?}");
+        assert!(!m.keys().any(|k| k.2 == "word"), "fullword context lost at the shard start ({shard}): {m:?}");
+        assert_eq!(m.len(), 2, "{m:?}");
+    }
+}
+
+#[test]
+fn bad_rules_are_listed_and_the_rest_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = small_fixture();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("good.yar"), "rule good { strings: $a = \"@exemple.fr\" condition: $a }\n").unwrap();
+    std::fs::write(rules.join("syntax.yar"), "rule ok_in_bad_file { condition: true }\nrule broken {\n  strings: $a = \"x\"\n  condition: $a and and\n}\n").unwrap();
+    std::fs::write(rules.join("module.yar"), "import \"nosuchmodule\"\nrule needs_module { condition: nosuchmodule.x == 1 }\n").unwrap();
+    std::fs::write(rules.join("semantic.yar"), "rule unknown_ident { condition: no_such_identifier > 1 }\nrule fine_too { strings: $b = \"exemple\" condition: $b }\n").unwrap();
+    // Matches everything: bounded by the per-pattern limit, with a note.
+    std::fs::write(rules.join("everything.yar"), "rule every_byte { strings: $z = { 00 } condition: $z }\n").unwrap();
+    let (_o, m, r) = scan_yara(&fx.image, &rules, &["--shard-size", "1MiB"]);
+    assert!(m.contains_key(&("image".into(), "good.yar".into(), "good".into())), "{m:?}");
+    assert!(m.contains_key(&("image".into(), "semantic.yar".into(), "fine_too".into())), "{m:?}");
+    assert!(m.contains_key(&("image".into(), "everything.yar".into(), "every_byte".into())));
+    let notes: Vec<String> = r["notes"].as_array().unwrap().iter().map(|n| n["message"].as_str().unwrap().to_string()).collect();
+    let has = |needle: &str| notes.iter().any(|n| n.contains(needle));
+    assert!(has("syntax.yar:4:"), "syntax error with file and line: {notes:?}");
+    assert!(has("module.yar:1:") || has("nosuchmodule"), "unknown module: {notes:?}");
+    assert!(has("semantic.yar:1:") && has("unknown_identifier") || has("no_such_identifier"), "{notes:?}");
+    // Strict mode refuses the whole set, naming the problem.
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&["scan", fx.image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap(), "--yara-strict"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("strict") && err.contains(".yar:"), "{err}");
+    // Nothing compiles: a clear error, not a silent empty result.
+    let none = dir.path().join("none.yar");
+    std::fs::write(&none, "rule x { condition: and }").unwrap();
+    let o = run(&["scan", fx.image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", none.to_str().unwrap()]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn slow_rules_time_out_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.raw");
+    std::fs::write(&img, vec![b'a'; 8 << 20]).unwrap();
+    let rules = dir.path().join("slow.yar");
+    // Quadratic work per position on a run of 'a's, decided on the whole
+    // image (a loop over every match).
+    std::fs::write(&rules, "rule slow { strings: $a = /a{1,200}b?/ condition: for all i in (1..#a) : (@a[i] >= 0) and filesize > 0 }\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&["scan", img.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap(), "--yara-timeout", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(out.path());
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("timed out") || notes.contains("matches") || notes.contains("slow"), "{notes}");
+}
+
+/// For each public rule set of the corpora: trawl's matching (target, rule)
+/// pairs on the fixture images equal the `yara` CLI's, for every rule both
+/// engines accept, and so do the string matches.
+#[test]
+fn public_rule_sets_match_the_yara_cli() {
+    let Some(c) = corpora("public_rule_sets_match_the_yara_cli") else { return };
+    if !have("yara") {
+        println!("public_rule_sets_match_the_yara_cli: skipped: yara not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let fx = small_fixture();
+    let mut report_lines = Vec::new();
+    for set in ["yara-rules-community", "signature-base", "reversinglabs", "elastic-protections-artifacts"] {
+        let dir = c.join("yara-rules").join(set);
+        let files = rule_files(&dir);
+        let accepted = yara_accepted(&files);
+        let yx = yarax_accepted(&files);
+        let yara_rules: BTreeSet<(String, String)> = {
+            // Every rule of a file yara accepts.
+            let srcs: Vec<trawl_core::spec::RuleSource> = accepted
+                .iter()
+                .map(|(n, p)| trawl_core::spec::RuleSource { name: n.clone(), text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned() })
+                .collect();
+            srcs.iter()
+                .flat_map(|s| trawl_analyzers::yara::classify_source(&s.text).into_iter().filter(|r| !r.private).map(move |r| (s.name.clone(), r.name)))
+                .collect()
+        };
+        let both: BTreeSet<(String, String)> = yx.intersection(&yara_rules).cloned().collect();
+        let want = restrict(&yara_cli(&accepted, &fx.image, "image", &[]), &both);
+        let mut got_per_shard = Vec::new();
+        for shard in ["1MiB", "64MiB"] {
+            let (_o, m, _) = scan_yara(&fx.image, &dir, &["--shard-size", shard]);
+            let got = restrict(&m, &both);
+            assert!(got == want, "{set}, shard {shard}: trawl vs yara:\n{}", diff(&got, &want));
+            got_per_shard.push(got);
+        }
+        report_lines.push(format!(
+            "{set}: {} files ({} accepted by yara), {} rules accepted by both ({} by yara-x, {} by yara), {} matching rules on the image, equal",
+            files.len(),
+            accepted.len(),
+            both.len(),
+            yx.len(),
+            yara_rules.len(),
+            want.len()
+        ));
+    }
+    for l in report_lines {
+        println!("{l}");
+    }
+}

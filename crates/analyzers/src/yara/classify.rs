@@ -1,0 +1,495 @@
+//! What a rule's condition needs to be decided, read from its syntax tree.
+//!
+//! Every rule's condition is turned into a small owned form ([`Cond`]) that
+//! can be evaluated three-valued (true, false, unknown) under partial
+//! knowledge:
+//!
+//! * under "no pattern matched" (a pattern test is false, a count is 0,
+//!   everything else unknown) it tells whether a rule is [`RuleClass::Gated`]
+//!   — it cannot match without a pattern match;
+//! * under the image's *facts* (its size, and integers read at constant
+//!   offsets: `uint16(0)`, `uint32be(0x3c)`...) with patterns unknown, it
+//!   tells whether a rule is dead for that image (e.g. `uint16(0) == 0x5a4d`
+//!   on a disk image, `filesize < 100KB` on a 1 GiB image).
+//!
+//! Classes:
+//! * [`RuleClass::Shard`]: a disjunction of "pattern found" tests (`$a`,
+//!   `any of them`, `1 of ($a*)`, `$a or $b`): decided shard by shard.
+//! * [`RuleClass::Gated`]: needs a pattern match; evaluated on the whole
+//!   image only if some shard found one of its patterns.
+//! * [`RuleClass::Always`]: anything else (global rules, `not $a`,
+//!   `filesize < 10`, module data, references to other rules): evaluated on
+//!   the whole image unless its facts make it false.
+
+use yara_x_parser::ast::{self, Expr, OfItems, Quantifier, RuleFlags};
+
+/// How a rule is decided (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleClass {
+    Shard,
+    Gated,
+    Always,
+}
+
+/// Three-valued truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tri {
+    True,
+    False,
+    Unknown,
+}
+
+fn not(t: Tri) -> Tri {
+    match t {
+        Tri::True => Tri::False,
+        Tri::False => Tri::True,
+        Tri::Unknown => Tri::Unknown,
+    }
+}
+
+/// An integer read at a constant offset: `uint16(0)`, `int32be(4)`...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Read {
+    pub bytes: u8,
+    pub signed: bool,
+    pub big_endian: bool,
+}
+
+impl Read {
+    fn parse(name: &str) -> Option<Self> {
+        let (signed, rest) = if let Some(r) = name.strip_prefix("uint") {
+            (false, r)
+        } else if let Some(r) = name.strip_prefix("int") {
+            (true, r)
+        } else {
+            return None;
+        };
+        let (bits, big_endian) = match rest {
+            "8" => (8, false),
+            "16" => (16, false),
+            "32" => (32, false),
+            "8be" => (8, true),
+            "16be" => (16, true),
+            "32be" => (32, true),
+            _ => return None,
+        };
+        Some(Self {
+            bytes: bits / 8,
+            signed,
+            big_endian,
+        })
+    }
+
+    /// The value of this read over `bytes` (exactly `self.bytes` long).
+    pub fn decode(&self, b: &[u8]) -> i64 {
+        let mut v: u64 = 0;
+        if self.big_endian {
+            for x in b {
+                v = (v << 8) | u64::from(*x);
+            }
+        } else {
+            for x in b.iter().rev() {
+                v = (v << 8) | u64::from(*x);
+            }
+        }
+        if self.signed {
+            let shift = 64 - 8 * u32::from(self.bytes);
+            ((v << shift) as i64) >> shift
+        } else {
+            v as i64
+        }
+    }
+}
+
+/// An integer expression.
+#[derive(Debug, Clone)]
+pub enum Int {
+    Lit(i64),
+    Filesize,
+    PatternCount,
+    Read(Read, Box<Int>),
+    Add(Vec<Int>),
+    Sub(Vec<Int>),
+    Mul(Vec<Int>),
+    Neg(Box<Int>),
+    Unknown,
+}
+
+/// A boolean expression.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    True,
+    False,
+    /// A pattern test (`$a`, `$a at 0`, `$ in (..)`).
+    Pattern,
+    /// `<quantifier> of <patterns>`, each pattern test as `body`.
+    Of(Quant, Box<Cond>),
+    Not(Box<Cond>),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Cmp(CmpOp, Int, Int),
+    Unknown,
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+/// Quantifiers of `of` and `for .. of`.
+#[derive(Debug, Clone)]
+pub enum Quant {
+    Any,
+    All,
+    None,
+    /// `N of`: at least N.
+    AtLeast(Option<i64>),
+    /// `N% of`.
+    Percent(Option<i64>),
+}
+
+fn lower_int(e: &Expr) -> Int {
+    match e {
+        Expr::LiteralInteger(i) => Int::Lit(i.value),
+        Expr::Filesize { .. } => Int::Filesize,
+        Expr::PatternCount(p) if p.range.is_none() => Int::PatternCount,
+        Expr::FuncCall(f) if f.object.is_none() && f.args.len() == 1 => {
+            match Read::parse(f.identifier.name) {
+                Some(r) => Int::Read(r, Box::new(lower_int(&f.args[0]))),
+                None => Int::Unknown,
+            }
+        }
+        Expr::Minus(u) => Int::Neg(Box::new(lower_int(&u.operand))),
+        Expr::Add(n) => Int::Add(n.operands.iter().map(lower_int).collect()),
+        Expr::Sub(n) => Int::Sub(n.operands.iter().map(lower_int).collect()),
+        Expr::Mul(n) => Int::Mul(n.operands.iter().map(lower_int).collect()),
+        _ => Int::Unknown,
+    }
+}
+
+fn lower_quant(q: &Quantifier) -> Quant {
+    match q {
+        Quantifier::Any { .. } => Quant::Any,
+        Quantifier::All { .. } => Quant::All,
+        Quantifier::None { .. } => Quant::None,
+        Quantifier::Expr(e) => Quant::AtLeast(match lower_int(e) {
+            Int::Lit(v) => Some(v),
+            _ => None,
+        }),
+        Quantifier::Percentage(e) => Quant::Percent(match lower_int(e) {
+            Int::Lit(v) => Some(v),
+            _ => None,
+        }),
+    }
+}
+
+/// The owned form of a condition.
+pub fn lower(e: &Expr) -> Cond {
+    match e {
+        Expr::True { .. } => Cond::True,
+        Expr::False { .. } => Cond::False,
+        Expr::PatternMatch(_) => Cond::Pattern,
+        Expr::Not(u) => Cond::Not(Box::new(lower(&u.operand))),
+        Expr::And(n) => Cond::And(n.operands.iter().map(lower).collect()),
+        Expr::Or(n) => Cond::Or(n.operands.iter().map(lower).collect()),
+        Expr::Eq(b) => Cond::Cmp(CmpOp::Eq, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Ne(b) => Cond::Cmp(CmpOp::Ne, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Lt(b) => Cond::Cmp(CmpOp::Lt, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Gt(b) => Cond::Cmp(CmpOp::Gt, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Le(b) => Cond::Cmp(CmpOp::Le, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Ge(b) => Cond::Cmp(CmpOp::Ge, lower_int(&b.lhs), lower_int(&b.rhs)),
+        Expr::Of(of) => match &of.items {
+            OfItems::PatternSet(_) => Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Pattern)),
+            OfItems::BoolExprTuple(items) => {
+                // `any of (a, b)` over booleans: only its "all false" case is
+                // decidable.
+                let all: Vec<Cond> = items.iter().map(lower).collect();
+                Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Or(all)))
+            }
+        },
+        Expr::ForOf(f) => Cond::Of(lower_quant(&f.quantifier), Box::new(lower(&f.body))),
+        _ => Cond::Unknown,
+    }
+}
+
+/// What is known when evaluating a condition.
+pub struct Env<'a> {
+    /// `Some(false)`: no pattern matched; `None`: unknown.
+    pub patterns: Option<bool>,
+    pub filesize: Option<i64>,
+    /// Reads an integer at a constant offset (None: out of range or unknown).
+    pub read: Option<&'a dyn Fn(Read, i64) -> Option<i64>>,
+}
+
+fn eval_int(i: &Int, env: &Env) -> Option<i64> {
+    match i {
+        Int::Lit(v) => Some(*v),
+        Int::Filesize => env.filesize,
+        Int::PatternCount => match env.patterns {
+            Some(false) => Some(0),
+            _ => None,
+        },
+        Int::Read(r, off) => {
+            let off = eval_int(off, env)?;
+            env.read.and_then(|f| f(*r, off))
+        }
+        Int::Neg(x) => eval_int(x, env).map(|v| v.wrapping_neg()),
+        Int::Add(v) => v.iter().try_fold(0i64, |a, x| eval_int(x, env).map(|y| a.wrapping_add(y))),
+        Int::Mul(v) => v.iter().try_fold(1i64, |a, x| eval_int(x, env).map(|y| a.wrapping_mul(y))),
+        Int::Sub(v) => {
+            let mut it = v.iter();
+            let first = eval_int(it.next()?, env)?;
+            it.try_fold(first, |a, x| eval_int(x, env).map(|y| a.wrapping_sub(y)))
+        }
+        Int::Unknown => None,
+    }
+}
+
+fn quantified(q: &Quant, body: Tri) -> Tri {
+    match q {
+        Quant::Any | Quant::All => body,
+        Quant::None => not(body),
+        Quant::AtLeast(Some(k)) if *k >= 1 => body,
+        Quant::AtLeast(Some(_)) => Tri::True,
+        Quant::Percent(Some(k)) if *k > 0 => body,
+        Quant::Percent(Some(_)) => Tri::True,
+        _ => Tri::Unknown,
+    }
+}
+
+/// Three-valued value of a condition under `env`.
+pub fn eval(c: &Cond, env: &Env) -> Tri {
+    match c {
+        Cond::True => Tri::True,
+        Cond::False => Tri::False,
+        Cond::Pattern => match env.patterns {
+            Some(false) => Tri::False,
+            _ => Tri::Unknown,
+        },
+        Cond::Not(x) => not(eval(x, env)),
+        Cond::And(v) => {
+            let mut all_true = true;
+            for x in v {
+                match eval(x, env) {
+                    Tri::False => return Tri::False,
+                    Tri::Unknown => all_true = false,
+                    Tri::True => {}
+                }
+            }
+            if all_true { Tri::True } else { Tri::Unknown }
+        }
+        Cond::Or(v) => {
+            let mut all_false = true;
+            for x in v {
+                match eval(x, env) {
+                    Tri::True => return Tri::True,
+                    Tri::Unknown => all_false = false,
+                    Tri::False => {}
+                }
+            }
+            if all_false { Tri::False } else { Tri::Unknown }
+        }
+        Cond::Cmp(op, a, b) => match (eval_int(a, env), eval_int(b, env)) {
+            (Some(x), Some(y)) => {
+                let r = match op {
+                    CmpOp::Eq => x == y,
+                    CmpOp::Ne => x != y,
+                    CmpOp::Lt => x < y,
+                    CmpOp::Gt => x > y,
+                    CmpOp::Le => x <= y,
+                    CmpOp::Ge => x >= y,
+                };
+                if r { Tri::True } else { Tri::False }
+            }
+            _ => Tri::Unknown,
+        },
+        Cond::Of(q, body) => quantified(q, eval(body, env)),
+        Cond::Unknown => Tri::Unknown,
+    }
+}
+
+/// A disjunction of unanchored "pattern found" atoms.
+fn shard_decidable(e: &Expr) -> bool {
+    match e {
+        Expr::PatternMatch(pm) => pm.anchor.is_none() && pm.identifier.name != "$",
+        Expr::Of(of) => {
+            of.anchor.is_none()
+                && matches!(of.items, OfItems::PatternSet(_))
+                && match &of.quantifier {
+                    Quantifier::Any { .. } => true,
+                    Quantifier::Expr(n) => matches!(lower_int(n), Int::Lit(1)),
+                    _ => false,
+                }
+        }
+        Expr::Or(n) => n.operands.iter().all(shard_decidable),
+        _ => false,
+    }
+}
+
+/// Identifiers a condition references (candidate rule references).
+fn idents<'a>(e: &'a Expr<'a>, out: &mut Vec<&'a str>) {
+    match e {
+        Expr::Ident(i) => out.push(i.name),
+        Expr::Of(of) => {
+            if let OfItems::BoolExprTuple(items) = &of.items {
+                for x in items {
+                    idents(x, out);
+                }
+            }
+        }
+        _ => {}
+    }
+    for c in e.children() {
+        idents(c, out);
+    }
+}
+
+/// One rule of a source file.
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    pub name: String,
+    pub class: RuleClass,
+    pub private: bool,
+    pub global: bool,
+    /// The rule's condition, for evaluation under an image's facts.
+    pub condition: Cond,
+    /// Other rules of the same file this rule needs (references; global
+    /// rules of the file).
+    pub deps: Vec<String>,
+}
+
+/// Classifies every rule of a source file, in source order.
+pub fn classify_source(src: &str) -> Vec<RuleInfo> {
+    let ast = ast::AST::from(src);
+    let rules: Vec<&ast::Rule> = ast.rules().collect();
+    let names: std::collections::HashSet<&str> = rules.iter().map(|r| r.identifier.name).collect();
+    let globals: Vec<String> = rules
+        .iter()
+        .filter(|r| r.flags.contains(RuleFlags::Global))
+        .map(|r| r.identifier.name.to_string())
+        .collect();
+    rules
+        .iter()
+        .map(|r| {
+            let name = r.identifier.name.to_string();
+            let global = r.flags.contains(RuleFlags::Global);
+            let private = r.flags.contains(RuleFlags::Private);
+            let condition = lower(&r.condition);
+            let mut refs = Vec::new();
+            idents(&r.condition, &mut refs);
+            let mut deps: Vec<String> = refs
+                .into_iter()
+                .filter(|n| names.contains(n) && *n != name)
+                .map(str::to_string)
+                .collect();
+            deps.extend(globals.iter().filter(|g| **g != name).cloned());
+            deps.sort();
+            deps.dedup();
+            let has_patterns = r.patterns.as_ref().is_some_and(|p| !p.is_empty());
+            let no_matches = Env {
+                patterns: Some(false),
+                filesize: None,
+                read: None,
+            };
+            let class = if !globals.is_empty() || !deps.is_empty() {
+                RuleClass::Always
+            } else if has_patterns && shard_decidable(&r.condition) {
+                RuleClass::Shard
+            } else if has_patterns && eval(&condition, &no_matches) == Tri::False {
+                RuleClass::Gated
+            } else {
+                RuleClass::Always
+            };
+            RuleInfo {
+                name,
+                class,
+                private,
+                global,
+                condition,
+                deps,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(cond: &str) -> RuleInfo {
+        let src = format!(
+            "import \"pe\"\nrule r {{ strings: $a = \"abc\" $b = \"def\" $c1 = \"x1\" $c2 = \"x2\" condition: {cond} }}"
+        );
+        classify_source(&src).remove(0)
+    }
+
+    #[test]
+    fn classes() {
+        use RuleClass::*;
+        let class = |c: &str| info(c).class;
+        assert_eq!(class("$a or $b or $c1 or $c2"), Shard);
+        assert_eq!(class("any of them"), Shard);
+        assert_eq!(class("1 of ($c*) or $a or $b"), Shard);
+        assert_eq!(class("all of them"), Gated);
+        assert_eq!(class("$a and $b and any of ($c*)"), Gated);
+        assert_eq!(class("uint16(0) == 0x5a4d and filesize < 100KB and 2 of them"), Gated);
+        assert_eq!(class("#a > 3 and all of ($c*) and $b"), Gated);
+        assert_eq!(class("$a at 0 and $b and $c1 and $c2"), Gated);
+        assert_eq!(class("$a at 0 or ($b and $c1 and $c2)"), Gated);
+        assert_eq!(class("filesize < 10 or all of them"), Always);
+        assert_eq!(class("not $a and $b and $c1 and $c2"), Gated);
+        assert_eq!(class("none of them"), Always);
+        assert_eq!(class("#a == 0 or all of them"), Always);
+        assert_eq!(class("pe.is_pe or all of them"), Always);
+        assert_eq!(class("for any of ($a, $b) : ($ at 0) and $c1 and $c2"), Gated);
+        assert_eq!(class("for all of them : (# > 1)"), Gated);
+        assert_eq!(class("0 of them or all of them"), Always);
+        let no_patterns = classify_source("rule r { condition: filesize > 0 }");
+        assert_eq!(no_patterns[0].class, Always);
+        let global = classify_source(
+            "global rule g { condition: filesize > 0 } rule r { strings: $a = \"x\" condition: $a }",
+        );
+        assert!(global.iter().all(|r| r.class == Always));
+        assert_eq!(global[1].deps, vec!["g".to_string()]);
+        let refs = classify_source(
+            "private rule p { strings: $a = \"x\" condition: $a } rule r { strings: $b = \"y\" condition: $b and p }",
+        );
+        assert_eq!(refs[1].deps, vec!["p".to_string()]);
+        assert_eq!(refs[1].class, Always);
+        assert!(refs[0].private);
+    }
+
+    #[test]
+    fn facts() {
+        let header = [0x4du8, 0x5a, 0x90, 0x00, 0x03, 0x00, 0x00, 0x00];
+        let read = |r: Read, off: i64| -> Option<i64> {
+            let off = usize::try_from(off).ok()?;
+            let b = header.get(off..off + usize::from(r.bytes))?;
+            Some(r.decode(b))
+        };
+        let env = |size: i64| Env {
+            patterns: None,
+            filesize: Some(size),
+            read: Some(&read),
+        };
+        let t = |c: &str, size: i64| eval(&info(c).condition, &env(size));
+        assert_eq!(t("uint16(0) == 0x5a4d and $a", 100), Tri::Unknown);
+        assert_eq!(t("uint16(0) == 0x4b50 and $a", 100), Tri::False);
+        assert_eq!(t("uint32be(0) == 0x4d5a9000 and all of them", 100), Tri::Unknown);
+        assert_eq!(t("uint8(1) == 0x5a and uint16(2) == 0x90", 100), Tri::True);
+        assert_eq!(t("filesize < 100KB and any of them", 1 << 30), Tri::False);
+        assert_eq!(t("filesize < 100KB and any of them", 1000), Tri::Unknown);
+        assert_eq!(t("filesize > 1MB", 2 << 20), Tri::True);
+        // Reads past the known bytes are unknown, never false.
+        assert_eq!(t("uint32(100) == 5 and $a", 1000), Tri::Unknown);
+        assert_eq!(t("int8(2) == -112", 10), Tri::True);
+        assert_eq!(t("pe.is_pe and filesize < 10", 1000), Tri::False);
+        assert_eq!(t("not (filesize < 10) and $a", 1000), Tri::Unknown);
+    }
+}

@@ -1,0 +1,917 @@
+//! YARA with yara-x, exact across shards.
+//!
+//! A rule set is a list of source files; each compiles into its own
+//! namespace (many public sets reuse rule names across files), with the
+//! external variables `filename`, `filepath`, `extension`, `filetype` and
+//! `owner` declared. A rule yara-x refuses is listed with its file, line,
+//! column and reason, and the rest of the set compiles anyway, unless the
+//! user asks for strict mode.
+//!
+//! The answer for the raw image equals `yara -s RULES IMAGE`: the same
+//! matching rules and the same (rule, string, offset) matches, each once, in
+//! image coordinates, whatever the shard size. How:
+//!
+//! 1. **Per shard** (parallel): the shard's window — the shard plus its
+//!    margin (at least [`MIN_FORWARD`] past the end, read from the evidence
+//!    when the margin is smaller) and [`BACK_CONTEXT`] bytes before its
+//!    start, so `fullword` and word-boundary checks see the preceding bytes —
+//!    is scanned with the whole rule set. Matches are kept when they start in
+//!    the shard's own range. Rules whose condition is a disjunction of
+//!    "pattern found" tests ([`RuleClass::Shard`]) are decided here: they
+//!    match the image iff they match some window. For the others, the shard
+//!    records whether any of their patterns matched in its range.
+//! 2. **Whole image** (one task after the shards): rules that cannot match
+//!    without a pattern match and had none anywhere are known not to match.
+//!    The remaining candidates — rules with pattern hits, and rules whose
+//!    condition may hold without any (`filesize`, fixed-offset reads,
+//!    modules, `not $a`, other rules) — are evaluated by scanning the whole
+//!    image once with the files that define them. Their matches are final.
+//!
+//! Carved files are scanned as files, with the external variables set from
+//! the carving (name, path, extension, type).
+
+mod classify;
+mod index;
+
+pub use classify::{RuleClass, RuleInfo, classify_source};
+pub use index::RuleSetIndex;
+
+use crate::AnalyzerError;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use trawl_core::spec::RuleSource;
+use trawl_core::{Note, ScannerStat, Shard, YaraMatch, YaraString};
+use trawl_evidence::Evidence;
+
+/// Bytes before a shard's start included in its window (context for
+/// `fullword` and `\b`).
+pub const BACK_CONTEXT: u64 = 4096;
+/// Bytes past a shard's end always included in its window (matches longer
+/// than this are beyond what YARA engines match anyway).
+pub const MIN_FORWARD: u64 = 64 << 10;
+/// Default per-scan timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default maximum matches per pattern (YARA's own default).
+pub const DEFAULT_MAX_MATCHES: usize = 1_000_000;
+/// A scan slower than this is reported as a slow-rule warning.
+pub const SLOW_SCAN: Duration = Duration::from_secs(30);
+
+/// External variables every rule set declares (as YARA users pass them with
+/// `-d`): empty for the image, set per carved file.
+pub const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
+
+/// `scope` of a per-shard result (see [`YaraMatch`] in shard outputs).
+pub mod scope {
+    /// A shard-decided rule: `matched` in this window or not, with the
+    /// string matches starting in the shard.
+    pub const SHARD: &str = "shard";
+    /// A rule decided on the whole image that had a pattern match in this
+    /// shard (a candidate for the whole-image step).
+    pub const HIT: &str = "hit";
+}
+
+/// A diagnostic of a rule set compilation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// `error` (the rule or file was refused) or `warning`.
+    pub severity: String,
+    pub message: String,
+    /// The refused rule, when one rule was refused.
+    pub rule: String,
+}
+
+/// Syntax errors of the sources (a parse only, no compilation): what can be
+/// told cheaply before any rule is compiled.
+pub fn syntax_errors(sources: &[RuleSource]) -> Vec<Diagnostic> {
+    use yara_x_parser::ast::Error as E;
+    let mut out = Vec::new();
+    for s in sources {
+        let ast = yara_x_parser::ast::AST::from(s.text.as_str());
+        for e in ast.errors() {
+            let (message, span) = match e {
+                E::SyntaxError { message, span }
+                | E::InvalidInteger { message, span }
+                | E::InvalidFloat { message, span }
+                | E::InvalidRegexpModifier { message, span }
+                | E::InvalidEscapeSequence { message, span } => (format!("syntax error: {message}"), span.clone()),
+                E::InvalidUTF8(span) => ("invalid UTF-8".to_string(), span.clone()),
+                E::UnexpectedEscapeSequence(span) => ("unexpected escape sequence".to_string(), span.clone()),
+            };
+            let before = &s.text.as_bytes()[..span.start().min(s.text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+            let column = (before.len() - before.iter().rposition(|b| *b == b'\n').map(|p| p + 1).unwrap_or(0)) as u32 + 1;
+            out.push(Diagnostic {
+                file: s.name.clone(),
+                line,
+                column,
+                severity: "error".into(),
+                message,
+                rule: String::new(),
+            });
+        }
+    }
+    out
+}
+
+/// BLAKE3 digest of a rule set's sources (names and texts, in order).
+pub fn digest(sources: &[RuleSource]) -> String {
+    let mut h = blake3::Hasher::new();
+    for s in sources {
+        h.update(&(s.name.len() as u64).to_le_bytes());
+        h.update(s.name.as_bytes());
+        h.update(&(s.text.len() as u64).to_le_bytes());
+        h.update(s.text.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// A compiled rule set, built once and shared by every scan.
+pub struct CompiledRules {
+    rules: yara_x::Rules,
+    digest: String,
+    diagnostics: Vec<Diagnostic>,
+    rule_count: usize,
+}
+
+/// Per-scan limits of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_matches: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            max_matches: DEFAULT_MAX_MATCHES,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits from a job's settings (0 keeps a default).
+    pub fn from_settings(timeout_seconds: u32, max_matches: u32) -> Self {
+        let d = Self::default();
+        Self {
+            timeout: if timeout_seconds > 0 { Duration::from_secs(u64::from(timeout_seconds)) } else { d.timeout },
+            max_matches: if max_matches > 0 { max_matches as usize } else { d.max_matches },
+        }
+    }
+}
+
+impl std::fmt::Debug for CompiledRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledRules")
+            .field("digest", &self.digest)
+            .field("rules", &self.rule_count)
+            .field("diagnostics", &self.diagnostics.len())
+            .finish()
+    }
+}
+
+/// The namespace of a source file.
+pub fn namespace_of(name: &str) -> String {
+    name.to_string()
+}
+
+fn label_pos(v: &serde_json::Value) -> (String, u32, u32) {
+    let label = v["labels"].as_array().and_then(|l| l.first());
+    let origin = label
+        .and_then(|l| l["code_origin"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let line = label.and_then(|l| l["line"].as_u64()).unwrap_or(0) as u32;
+    let column = label.and_then(|l| l["column"].as_u64()).unwrap_or(0) as u32;
+    (origin, line, column)
+}
+
+fn diagnostic<E: serde::Serialize + std::fmt::Display>(
+    e: &E,
+    severity: &str,
+    fallback_file: &str,
+    rule: &str,
+) -> Diagnostic {
+    let v = serde_json::to_value(e).unwrap_or_default();
+    let (origin, line, column) = label_pos(&v);
+    let title = v["title"].as_str().map(str::to_string);
+    let label_text = v["labels"]
+        .as_array()
+        .and_then(|l| l.first())
+        .and_then(|l| l["text"].as_str())
+        .map(str::to_string);
+    let message = match (title, label_text) {
+        (Some(t), Some(l)) if !l.is_empty() => format!("{t}: {l}"),
+        (Some(t), _) => t,
+        _ => e.to_string().lines().next().unwrap_or_default().to_string(),
+    };
+    Diagnostic {
+        file: if origin.is_empty() {
+            fallback_file.to_string()
+        } else {
+            origin
+        },
+        line,
+        column,
+        severity: severity.into(),
+        message,
+        rule: rule.into(),
+    }
+}
+
+fn new_compiler<'a>() -> Result<yara_x::Compiler<'a>, AnalyzerError> {
+    let mut c = yara_x::Compiler::new();
+    c.enable_includes(false);
+    for ext in EXTERNALS {
+        c.define_global(ext, "")
+            .map_err(|e| AnalyzerError::Settings(format!("declaring external {ext}: {e}")))?;
+    }
+    Ok(c)
+}
+
+impl CompiledRules {
+    /// Compiles `sources` (one namespace each).
+    ///
+    /// # Errors
+    /// No rule compiled at all; in strict mode, any refused rule or file.
+    pub fn compile(sources: &[RuleSource], strict: bool) -> Result<Self, AnalyzerError> {
+        let mut compiler = new_compiler()?;
+        let mut diagnostics = Vec::new();
+        for s in sources {
+            let ns = namespace_of(&s.name);
+            compiler.new_namespace(&ns);
+            let _ = compiler.add_source(yara_x::SourceCode::from(s.text.as_str()).with_origin(s.name.as_str()));
+        }
+        // Rules refused one by one, with their reasons; the errors of whole
+        // files (syntax errors, unknown modules) are listed too.
+        for (rule, reason) in compiler.ignored_rules() {
+            match reason {
+                yara_x::IgnoredRuleReason::CompileError(e) => {
+                    diagnostics.push(diagnostic(e, "error", "", rule));
+                }
+                other => diagnostics.push(Diagnostic {
+                    file: String::new(),
+                    line: 0,
+                    column: 0,
+                    severity: "error".into(),
+                    message: format!("rule ignored: {other:?}"),
+                    rule: rule.into(),
+                }),
+            }
+        }
+        for e in compiler.errors() {
+            let d = diagnostic(e, "error", "", "");
+            // Already listed with its rule?
+            let listed = diagnostics.iter().any(|x| {
+                x.file == d.file && x.line == d.line && x.column == d.column && x.message == d.message
+            });
+            if !listed {
+                diagnostics.push(d);
+            }
+        }
+        for w in compiler.warnings() {
+            diagnostics.push(diagnostic(w, "warning", "", ""));
+        }
+        if strict && diagnostics.iter().any(|d| d.severity == "error") {
+            let first = diagnostics.iter().find(|d| d.severity == "error").cloned().unwrap_or_else(|| Diagnostic {
+                file: String::new(),
+                line: 0,
+                column: 0,
+                severity: "error".into(),
+                message: "compilation failed".into(),
+                rule: String::new(),
+            });
+            return Err(AnalyzerError::Settings(format!(
+                "strict mode: {}:{}:{}: {}",
+                first.file, first.line, first.column, first.message
+            )));
+        }
+        let rules = compiler.build();
+        let rule_count = rules.iter().len();
+        if rule_count == 0 && !sources.is_empty() {
+            let why = diagnostics
+                .iter()
+                .find(|d| d.severity == "error")
+                .map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message))
+                .unwrap_or_else(|| "no rules in the sources".into());
+            return Err(AnalyzerError::Settings(format!("no YARA rule compiled: {why}")));
+        }
+        Ok(Self {
+            rules,
+            digest: digest(sources),
+            diagnostics,
+            rule_count,
+        })
+    }
+
+    /// The BLAKE3 of the sources.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Compilation errors and warnings.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+    /// Number of rules compiled.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+    /// (namespace, rule) of every public rule compiled.
+    pub fn rule_names(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|r| !r.is_private())
+            .map(|r| (r.namespace().to_string(), r.identifier().to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+    fn scanner(&self, limits: Limits) -> yara_x::Scanner<'_> {
+        let mut s = yara_x::Scanner::new(&self.rules);
+        s.set_timeout(limits.timeout);
+        s.max_matches_per_pattern(limits.max_matches);
+        s
+    }
+
+    /// Scans one carved file (its bytes), with the external variables set.
+    ///
+    /// # Errors
+    /// None today; kept fallible for symmetry.
+    pub fn scan_file(
+        &self,
+        scanner: &mut yara_x::Scanner<'_>,
+        data: &[u8],
+        target: &str,
+        target_offset: u64,
+        externals: &[(&str, &str)],
+    ) -> Result<(Vec<YaraMatch>, Option<Note>), AnalyzerError> {
+        for (k, v) in externals {
+            let _ = scanner.set_global(k, *v);
+        }
+        match scanner.scan(data) {
+            Ok(results) => Ok((
+                results
+                    .matching_rules()
+                    .map(|r| final_match(&r, target, target_offset))
+                    .collect(),
+                None,
+            )),
+            Err(e) => Ok((
+                Vec::new(),
+                Some(Note {
+                    analysis: "yara".into(),
+                    offset: target_offset,
+                    message: format!("YARA scan of {target} failed: {e}"),
+                }),
+            )),
+        }
+    }
+
+    /// A scanner for [`CompiledRules::scan_file`].
+    pub fn file_scanner(&self, limits: Limits) -> yara_x::Scanner<'_> {
+        self.scanner(limits)
+    }
+}
+
+
+/// A rule set: its sources, its index (rules, classes, dependencies), and
+/// its full compilation (made when first needed).
+pub struct RuleSet {
+    sources: Vec<RuleSource>,
+    digest: String,
+    index: RuleSetIndex,
+    strict: bool,
+    full: std::sync::OnceLock<Result<SharedRules, String>>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet").field("digest", &self.digest).finish()
+    }
+}
+
+impl RuleSet {
+    /// The BLAKE3 of the sources.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// The index.
+    pub fn index(&self) -> &RuleSetIndex {
+        &self.index
+    }
+    /// The whole set compiled (once).
+    ///
+    /// # Errors
+    /// Nothing compiled; strict mode with a refused rule.
+    pub fn full(&self) -> Result<SharedRules, AnalyzerError> {
+        self.full
+            .get_or_init(|| compile_cached(&self.sources, self.strict).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(AnalyzerError::Settings)
+    }
+
+    /// The rules of this set an image may match, compiled: rules whose
+    /// condition is already false given the image's size and the integers
+    /// at constant offsets it reads (`uint16(0) == 0x5a4d` on a disk image,
+    /// `filesize < 100KB` on a 1 GiB image) are left out.
+    ///
+    /// # Errors
+    /// Evidence read errors; the subset failing to compile.
+    pub fn for_image(self: &Arc<Self>, evidence: &dyn Evidence) -> Result<ImageRules, AnalyzerError> {
+        let size = evidence.size();
+        let err = std::cell::RefCell::new(None);
+        let read = |off: u64, n: usize| -> Option<Vec<u8>> {
+            let mut b = vec![0u8; n];
+            match evidence.read_exact_at(off, &mut b) {
+                Ok(()) => Some(b),
+                Err(e) => {
+                    *err.borrow_mut() = Some(e);
+                    None
+                }
+            }
+        };
+        let live = self.index.live(size, &read);
+        if let Some(e) = err.into_inner() {
+            return Err(e.into());
+        }
+        let always: Vec<(String, String)> = live
+            .iter()
+            .filter_map(|&(f, r)| {
+                let file = &self.index.files[f];
+                let rule = &file.rules[r];
+                (rule.class == RuleClass::Always && !rule.private)
+                    .then(|| (namespace_of(&file.name), rule.name.clone()))
+            })
+            .collect();
+        let compiled = if live.is_empty() {
+            None
+        } else {
+            match compile_cached(&self.index.subset(&live), false) {
+                Ok(c) => Some(c),
+                Err(AnalyzerError::Settings(m)) if m.starts_with("no YARA rule compiled") => None,
+                Err(e) => return Err(e),
+            }
+        };
+        let diagnostics = compiled.as_ref().map(|c| c.diagnostics().to_vec()).unwrap_or_default();
+        Ok(ImageRules {
+            set: self.clone(),
+            live: compiled,
+            live_rules: live.len(),
+            always,
+            diagnostics,
+        })
+    }
+}
+
+/// Rule sets of this process, by digest (parsed and indexed once).
+static SETS: std::sync::Mutex<Vec<(String, bool, Arc<RuleSet>)>> = std::sync::Mutex::new(Vec::new());
+
+/// The rule set of `sources`, indexed once per process.
+pub fn rule_set(sources: &[RuleSource], strict: bool) -> Arc<RuleSet> {
+    let d = digest(sources);
+    let mut sets = SETS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, s)) = sets.iter().find(|(k, st, _)| *k == d && *st == strict) {
+        return s.clone();
+    }
+    let set = Arc::new(RuleSet {
+        sources: sources.to_vec(),
+        digest: d.clone(),
+        index: RuleSetIndex::new(sources),
+        strict,
+        full: std::sync::OnceLock::new(),
+    });
+    if sets.len() >= CACHE_SETS {
+        sets.remove(0);
+    }
+    sets.push((d, strict, set.clone()));
+    set
+}
+
+/// A rule set prepared for one image (see [`RuleSet::for_image`]).
+pub struct ImageRules {
+    set: Arc<RuleSet>,
+    /// The compiled rules the image may match (None: none may).
+    live: Option<SharedRules>,
+    live_rules: usize,
+    /// Live, public rules decided on the whole image whatever the shards find.
+    always: Vec<(String, String)>,
+    /// Errors and warnings of compiling the live rules.
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl std::fmt::Debug for ImageRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRules")
+            .field("set", &self.set.digest)
+            .field("live_rules", &self.live_rules)
+            .field("always", &self.always.len())
+            .finish()
+    }
+}
+
+impl ImageRules {
+    /// The rule set.
+    pub fn set(&self) -> &Arc<RuleSet> {
+        &self.set
+    }
+    /// Number of rules the image may match.
+    pub fn live_rules(&self) -> usize {
+        self.live_rules
+    }
+    /// Rules evaluated on the whole image even without pattern hits.
+    pub fn always_rules(&self) -> &[(String, String)] {
+        &self.always
+    }
+
+    /// What compiling the rules this image may match reported: refused rules
+    /// (file, line, column, reason) and warnings, as report notes.
+    pub fn diagnostic_notes(&self) -> Vec<Note> {
+        self.diagnostics
+            .iter()
+            .map(|d| Note {
+                analysis: "yara".into(),
+                offset: 0,
+                message: format!(
+                    "{}: {}:{}:{}{}: {}",
+                    if d.severity == "error" { "rule refused by yara-x" } else { "rule warning" },
+                    d.file,
+                    d.line,
+                    d.column,
+                    if d.rule.is_empty() { String::new() } else { format!(" ({})", d.rule) },
+                    d.message
+                ),
+            })
+            .collect()
+    }
+
+    /// Scans a shard. `data` holds `[shard.start, shard.scan_end)`; the
+    /// window is widened from the evidence when needed (see the module docs).
+    ///
+    /// # Errors
+    /// Evidence read errors, cancellation. A timeout is a note, not an error.
+    pub fn scan_shard(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+        limits: Limits,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat), AnalyzerError> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(AnalyzerError::Cancelled);
+        }
+        let t = Instant::now();
+        let size = evidence.size();
+        let win_start = shard.start.saturating_sub(BACK_CONTEXT);
+        let win_end = shard.scan_end.max((shard.end + MIN_FORWARD).min(size));
+        let owned;
+        let window: &[u8] = if win_start == shard.start && win_end == shard.scan_end {
+            data
+        } else {
+            let mut v = Vec::with_capacity((win_end - win_start) as usize);
+            if win_start < shard.start {
+                let mut head = vec![0u8; (shard.start - win_start) as usize];
+                evidence.read_exact_at(win_start, &mut head)?;
+                v.extend_from_slice(&head);
+            }
+            v.extend_from_slice(data);
+            if win_end > shard.scan_end {
+                let mut tail = vec![0u8; (win_end - shard.scan_end) as usize];
+                evidence.read_exact_at(shard.scan_end, &mut tail)?;
+                v.extend_from_slice(&tail);
+            }
+            owned = v;
+            &owned
+        };
+        let mut notes = Vec::new();
+        let mut out = Vec::new();
+        let Some(live) = &self.live else {
+            return Ok((Vec::new(), Vec::new(), ScannerStat {
+                scanner: "yara".into(),
+                bytes: shard.len(),
+                nanos: t.elapsed().as_nanos() as u64,
+                findings: 0,
+                skipped_bytes: shard.len(),
+            }));
+        };
+        let mut scanner = live.scanner(limits);
+        let results = match scanner.scan(window) {
+            Ok(r) => Some(r),
+            Err(yara_x::ScanError::Timeout) => {
+                notes.push(Note {
+                    analysis: "yara".into(),
+                    offset: shard.start,
+                    message: format!(
+                        "YARA scan of bytes {}..{} timed out after {:?}; rules matching only there may be missed",
+                        shard.start, shard.end, limits.timeout
+                    ),
+                });
+                None
+            }
+            Err(e) => {
+                notes.push(Note {
+                    analysis: "yara".into(),
+                    offset: shard.start,
+                    message: format!("YARA scan of bytes {}..{} failed: {e}", shard.start, shard.end),
+                });
+                None
+            }
+        };
+        if let Some(results) = results {
+            let own = |m_start: u64| {
+                let abs = win_start + m_start;
+                (abs >= shard.start && abs < shard.end).then_some(abs)
+            };
+            let matching: Vec<yara_x::Rule> = results.matching_rules().include_private(true).collect();
+            let matched: HashSet<(String, String)> = matching
+                .iter()
+                .map(|r| (r.namespace().to_string(), r.identifier().to_string()))
+                .collect();
+            let all = matching
+                .into_iter()
+                .chain(results.non_matching_rules().include_private(true));
+            for rule in all {
+                let ns = rule.namespace();
+                let name = rule.identifier();
+                let key = (ns.to_string(), name.to_string());
+                let class = self.set.index.class(ns, name);
+                let mut strings = Vec::new();
+                for p in rule.patterns().include_private(true) {
+                    for m in p.matches() {
+                        if let Some(abs) = own(m.range().start as u64) {
+                            if !p.is_private() {
+                                strings.push(YaraString {
+                                    id: p.identifier().to_string(),
+                                    offset: abs,
+                                    length: m.range().len() as u64,
+                                });
+                            } else {
+                                // A private pattern still counts as a hit.
+                                strings.push(YaraString { id: String::new(), offset: abs, length: 0 });
+                            }
+                        }
+                    }
+                }
+                let is_match = matched.contains(&key);
+                match class {
+                    RuleClass::Shard => {
+                        if rule.is_private() || (!is_match && strings.is_empty()) {
+                            continue;
+                        }
+                        strings.retain(|s| !s.id.is_empty());
+                        out.push(shard_record(&rule, scope::SHARD, is_match, strings));
+                    }
+                    RuleClass::Gated | RuleClass::Always => {
+                        if !strings.is_empty() {
+                            out.push(shard_record(&rule, scope::HIT, false, Vec::new()));
+                        }
+                    }
+                }
+            }
+        }
+        let elapsed = t.elapsed();
+        if elapsed > SLOW_SCAN {
+            notes.push(Note {
+                analysis: "yara".into(),
+                offset: shard.start,
+                message: format!("slow rules: scanning bytes {}..{} took {:.1} s", shard.start, shard.end, elapsed.as_secs_f64()),
+            });
+        }
+        let stat = ScannerStat {
+            scanner: "yara".into(),
+            bytes: shard.len(),
+            nanos: elapsed.as_nanos() as u64,
+            findings: out.iter().filter(|m| m.target == "image").count() as u64,
+            skipped_bytes: 0,
+        };
+        Ok((out, notes, stat))
+    }
+
+
+    /// Evaluates `candidates` (namespace, rule) on the whole image `data`,
+    /// compiling only them and what they depend on.
+    ///
+    /// # Errors
+    /// The subset failing to compile.
+    pub fn scan_whole(
+        &self,
+        data: &[u8],
+        candidates: &[(String, String)],
+        limits: Limits,
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
+        let refs: Vec<index::RuleRef> = candidates
+            .iter()
+            .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
+            .collect();
+        if refs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let subset = compile_cached(&self.set.index.subset(&refs), false)?;
+        let wanted: HashSet<&(String, String)> = candidates.iter().collect();
+        let mut scanner = subset.scanner(limits);
+        let mut notes = Vec::new();
+        let mut out = Vec::new();
+        let t = Instant::now();
+        let scanned = scanner.scan(data);
+        tracing::info!(
+            candidates = candidates.len(),
+            bytes = data.len(),
+            seconds = t.elapsed().as_secs_f64(),
+            "YARA whole-image evaluation"
+        );
+        match scanned {
+            Ok(results) => {
+                for rule in results.matching_rules() {
+                    let key = (rule.namespace().to_string(), rule.identifier().to_string());
+                    if wanted.contains(&key) {
+                        out.push(final_match(&rule, "image", 0));
+                    }
+                }
+            }
+            Err(e) => notes.push(Note {
+                analysis: "yara".into(),
+                offset: 0,
+                message: format!(
+                    "YARA whole-image evaluation failed: {e}; {} rule(s) undecided",
+                    candidates.len()
+                ),
+            }),
+        }
+        Ok((out, notes))
+    }
+}
+
+fn metadata_json(rule: &yara_x::Rule) -> String {
+    let mut m = serde_json::Map::new();
+    for (k, v) in rule.metadata() {
+        let val = match v {
+            yara_x::MetaValue::Integer(i) => serde_json::json!(i),
+            yara_x::MetaValue::Float(f) => serde_json::json!(f),
+            yara_x::MetaValue::Bool(b) => serde_json::json!(b),
+            yara_x::MetaValue::String(s) => serde_json::json!(s),
+            yara_x::MetaValue::Bytes(b) => serde_json::json!(String::from_utf8_lossy(b)),
+        };
+        m.insert(k.to_string(), val);
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+fn shard_record(rule: &yara_x::Rule, scope: &str, matched: bool, strings: Vec<YaraString>) -> YaraMatch {
+    YaraMatch {
+        target: if matched { format!("{scope}:matched") } else { scope.to_string() },
+        target_offset: 0,
+        rule: rule.identifier().to_string(),
+        namespace: rule.namespace().to_string(),
+        tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
+        metadata_json: metadata_json(rule),
+        strings,
+    }
+}
+
+fn final_match(rule: &yara_x::Rule, target: &str, base: u64) -> YaraMatch {
+    let mut strings = Vec::new();
+    for p in rule.patterns() {
+        for m in p.matches() {
+            strings.push(YaraString {
+                id: p.identifier().to_string(),
+                offset: m.range().start as u64,
+                length: m.range().len() as u64,
+            });
+        }
+    }
+    strings.sort();
+    YaraMatch {
+        target: target.to_string(),
+        target_offset: base,
+        rule: rule.identifier().to_string(),
+        namespace: rule.namespace().to_string(),
+        tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
+        metadata_json: metadata_json(rule),
+        strings,
+    }
+}
+
+/// Merges per-shard records into the image's shard-decided matches, and the
+/// hits that make rules candidates of the whole-image step.
+///
+/// Returns (final matches of shard-decided rules, candidate rules with hits).
+/// A pattern's matches are capped image-wide at `max_matches` (the first
+/// ones by offset, as a scan of the whole image keeps them); capped
+/// patterns are listed in the returned notes.
+pub fn merge_shard_records(records: &[YaraMatch], max_matches: usize) -> (Vec<YaraMatch>, Vec<(String, String)>, Vec<Note>) {
+    let mut shard: BTreeMap<(String, String), (bool, YaraMatch)> = BTreeMap::new();
+    let mut hits: Vec<(String, String)> = Vec::new();
+    for r in records {
+        let key = (r.namespace.clone(), r.rule.clone());
+        if r.target.starts_with(scope::SHARD) {
+            let matched = r.target.ends_with(":matched");
+            let e = shard.entry(key).or_insert_with(|| {
+                (
+                    false,
+                    YaraMatch {
+                        target: "image".into(),
+                        strings: Vec::new(),
+                        ..r.clone()
+                    },
+                )
+            });
+            e.0 |= matched;
+            e.1.strings.extend(r.strings.iter().cloned());
+        } else if r.target.starts_with(scope::HIT) {
+            hits.push(key);
+        }
+    }
+    hits.sort();
+    hits.dedup();
+    let max = if max_matches == 0 { DEFAULT_MAX_MATCHES } else { max_matches };
+    let mut notes = Vec::new();
+    let finals = shard
+        .into_values()
+        .filter(|(m, _)| *m)
+        .map(|(_, mut y)| {
+            // Per pattern, in offset order, at most `max` matches.
+            y.strings.sort_by(|a, b| (&a.id, a.offset, a.length).cmp(&(&b.id, b.offset, b.length)));
+            y.strings.dedup();
+            let mut kept = Vec::with_capacity(y.strings.len());
+            let mut run = 0usize;
+            let mut last_id: Option<String> = None;
+            for st in std::mem::take(&mut y.strings) {
+                if last_id.as_deref() != Some(st.id.as_str()) {
+                    run = 0;
+                    last_id = Some(st.id.clone());
+                }
+                run += 1;
+                if run <= max {
+                    kept.push(st);
+                } else if run == max + 1 {
+                    notes.push(Note {
+                        analysis: "yara".into(),
+                        offset: 0,
+                        message: format!(
+                            "string {} of rule {}:{} has more than {max} matches; the first {max} are reported",
+                            st.id, y.namespace, y.rule
+                        ),
+                    });
+                }
+            }
+            kept.sort();
+            y.strings = kept;
+            y
+        })
+        .collect();
+    (finals, hits, notes)
+}
+
+/// A rule set shared by the scans of one job (compiled once per worker,
+/// cached by digest).
+pub type SharedRules = Arc<CompiledRules>;
+
+/// Compiled rule sets of this process, by (digest, strict); each compiled
+/// once even when several threads ask at the same time.
+type Slot = Arc<std::sync::OnceLock<Result<SharedRules, String>>>;
+static CACHE: std::sync::Mutex<Vec<((String, bool), Slot)>> = std::sync::Mutex::new(Vec::new());
+const CACHE_SETS: usize = 8;
+
+/// Compiles `sources`, or returns the copy compiled earlier in this process
+/// (rule sets are compiled once per worker, keyed by the BLAKE3 of their
+/// sources; compiled rules are never read from anywhere else).
+///
+/// # Errors
+/// As [`CompiledRules::compile`].
+pub fn compile_cached(sources: &[RuleSource], strict: bool) -> Result<SharedRules, AnalyzerError> {
+    let key = (digest(sources), strict);
+    let slot: Slot = {
+        let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        match c.iter().find(|(k, _)| *k == key) {
+            Some((_, s)) => s.clone(),
+            None => {
+                if c.len() >= CACHE_SETS {
+                    c.remove(0);
+                }
+                let s: Slot = Arc::default();
+                c.push((key, s.clone()));
+                s
+            }
+        }
+    };
+    slot.get_or_init(|| {
+        let t = Instant::now();
+        let compiled = CompiledRules::compile(sources, strict).map_err(|e| e.to_string())?;
+        tracing::info!(
+            digest = %compiled.digest(),
+            files = sources.len(),
+            rules = compiled.rule_count(),
+            seconds = t.elapsed().as_secs_f64(),
+            "compiled YARA rule set"
+        );
+        Ok(Arc::new(compiled))
+    })
+    .clone()
+    .map_err(AnalyzerError::Settings)
+}
