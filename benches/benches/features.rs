@@ -29,7 +29,14 @@ fn bench(c: &mut Criterion) {
         })
         .expect("scanners");
         g.bench_function(&name, |b| {
-            b.iter(|| black_box(sc.scan_buffer(&image, &cancel).expect("scan").features.len()))
+            b.iter(|| {
+                black_box(
+                    sc.scan_buffer(&image, &cancel)
+                        .expect("scan")
+                        .features
+                        .len(),
+                )
+            })
         });
     }
     let find = FeatureScanner::new(&FeatureOptions {
@@ -39,7 +46,14 @@ fn bench(c: &mut Criterion) {
     })
     .expect("find");
     g.bench_function("find", |b| {
-        b.iter(|| black_box(find.scan_buffer(&image, &cancel).expect("scan").features.len()))
+        b.iter(|| {
+            black_box(
+                find.scan_buffer(&image, &cancel)
+                    .expect("scan")
+                    .features
+                    .len(),
+            )
+        })
     });
     g.finish();
 }

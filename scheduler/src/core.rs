@@ -1054,7 +1054,9 @@ impl Scheduler {
         {
             let mut st = self.state.lock();
             let State { jobs, tasks, .. } = &mut *st;
-            let Some(j) = jobs.get_mut(job_id) else { return };
+            let Some(j) = jobs.get_mut(job_id) else {
+                return;
+            };
             if j.releasing || j.rec.state.is_final() {
                 return;
             }
@@ -1084,7 +1086,9 @@ impl Scheduler {
             let st = self.state.lock();
             st.tasks
                 .values()
-                .filter(|t| t.job_id == job_id && t.kind == TaskKind::Shard && t.state == TaskState::Done)
+                .filter(|t| {
+                    t.job_id == job_id && t.kind == TaskKind::Shard && t.state == TaskState::Done
+                })
                 .map(|t| t.task_id.clone())
                 .collect()
         };
@@ -1107,7 +1111,9 @@ impl Scheduler {
         {
             let mut st = self.state.lock();
             let State { jobs, tasks, .. } = &mut *st;
-            let Some(job) = jobs.get_mut(job_id) else { return Ok(()) };
+            let Some(job) = jobs.get_mut(job_id) else {
+                return Ok(());
+            };
             job.releasing = false;
             if job.rec.state.is_final() {
                 return Ok(());
@@ -1118,7 +1124,9 @@ impl Scheduler {
                 .map(|t| t.task_id.clone())
                 .collect();
             for id in waiting {
-                let Some(t) = tasks.get_mut(&id) else { continue };
+                let Some(t) = tasks.get_mut(&id) else {
+                    continue;
+                };
                 match t.kind {
                     TaskKind::YaraWhole => {
                         t.yara_candidates = hits.iter().cloned().collect();
@@ -1144,7 +1152,8 @@ impl Scheduler {
                         changed.push(t.clone());
                         for (i, chunk) in chunks.enumerate() {
                             let mut extra = base.clone();
-                            extra.task_id = Self::task_id(job_id, TaskKind::YaraCarved, i as u32 + 1);
+                            extra.task_id =
+                                Self::task_id(job_id, TaskKind::YaraCarved, i as u32 + 1);
                             extra.carved = chunk.to_vec();
                             extra.bytes = chunk.iter().map(|c| c.length).sum();
                             extra.state = TaskState::Queued;
@@ -1161,14 +1170,22 @@ impl Scheduler {
             job.rec.version += 1;
         }
         for id in &done_empty {
-            self.store.put_result(id, &v1::TaskResult { task_id: id.clone(), ..Default::default() })?;
+            self.store.put_result(
+                id,
+                &v1::TaskResult {
+                    task_id: id.clone(),
+                    ..Default::default()
+                },
+            )?;
         }
         self.store.put_tasks(changed.iter())?;
         self.notify(job_id, "yara steps queued");
         self.wake_workers();
         let all_done = {
             let st = self.state.lock();
-            st.jobs.get(job_id).is_some_and(|j| j.unfinished == 0 && !j.rec.state.is_final())
+            st.jobs
+                .get(job_id)
+                .is_some_and(|j| j.unfinished == 0 && !j.rec.state.is_final())
         };
         if all_done {
             self.spawn_finalize(job_id.to_string());

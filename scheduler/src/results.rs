@@ -142,7 +142,11 @@ pub fn build(
                     d.file,
                     d.line,
                     d.column,
-                    if d.rule.is_empty() { String::new() } else { format!(" ({})", d.rule) },
+                    if d.rule.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", d.rule)
+                    },
                     d.message
                 );
                 if r.notes.iter().any(|n| n.message == msg) {

@@ -16,9 +16,14 @@ pub const MAX_RULESET_BYTES: usize = 48 << 20;
 
 fn check_name(name: &str) -> Result<(), SchedError> {
     if name.is_empty() || name.len() > 128 {
-        return Err(SchedError::InvalidArgument("rule set name must be 1..128 characters".into()));
+        return Err(SchedError::InvalidArgument(
+            "rule set name must be 1..128 characters".into(),
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
         return Err(SchedError::InvalidArgument(format!(
             "rule set name {name:?}: only letters, digits and - _ . are allowed"
         )));
@@ -29,7 +34,9 @@ fn check_name(name: &str) -> Result<(), SchedError> {
 /// Checks the shape of rule sources (count, sizes, names).
 fn check_sources(sources: &[RuleSource]) -> Result<(), SchedError> {
     if sources.is_empty() {
-        return Err(SchedError::InvalidArgument("a rule set needs at least one source file".into()));
+        return Err(SchedError::InvalidArgument(
+            "a rule set needs at least one source file".into(),
+        ));
     }
     let total: usize = sources.iter().map(|s| s.text.len() + s.name.len()).sum();
     if total > MAX_RULESET_BYTES {
@@ -39,7 +46,9 @@ fn check_sources(sources: &[RuleSource]) -> Result<(), SchedError> {
     }
     for s in sources {
         if s.name.is_empty() || s.name.len() > 512 {
-            return Err(SchedError::InvalidArgument("every source needs a name of 1..512 characters".into()));
+            return Err(SchedError::InvalidArgument(
+                "every source needs a name of 1..512 characters".into(),
+            ));
         }
     }
     Ok(())
@@ -115,7 +124,13 @@ impl Scheduler {
             by_digest.name = rec.digest.clone();
             self.store.put_ruleset(&by_digest)?;
         }
-        self.audit(caller, "rules.add", name, "", format!("digest={} rules={}", rec.digest, rec.rules));
+        self.audit(
+            caller,
+            "rules.add",
+            name,
+            "",
+            format!("digest={} rules={}", rec.digest, rec.rules),
+        );
         Ok(rec)
     }
 
@@ -183,12 +198,17 @@ impl Scheduler {
                             .first()
                             .map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message))
                             .unwrap_or_else(|| "the sources define no rule".into());
-                        return Err(SchedError::InvalidArgument(format!("no YARA rule compiled: {why}")));
+                        return Err(SchedError::InvalidArgument(format!(
+                            "no YARA rule compiled: {why}"
+                        )));
                     }
                     let rec = RuleSetRecord {
                         name: digest.clone(),
                         digest: digest.clone(),
-                        sources: sources.iter().map(|s| (s.name.clone(), s.text.clone())).collect(),
+                        sources: sources
+                            .iter()
+                            .map(|s| (s.name.clone(), s.text.clone()))
+                            .collect(),
                         rules: parsed_rules as u32,
                         rejected_files: 0,
                         diagnostics: syntax
@@ -214,13 +234,16 @@ impl Scheduler {
                     let me = self.clone();
                     let caller = caller.clone();
                     let name = digest.clone();
-                    tokio::task::spawn_blocking(move || match yara::compile_cached(&sources, false) {
-                        Ok(c) => {
-                            if let Err(e) = me.store_ruleset(&name, sources, false, &c, &caller) {
-                                tracing::error!(error = %e, "storing rule set diagnostics failed");
+                    tokio::task::spawn_blocking(move || {
+                        match yara::compile_cached(&sources, false) {
+                            Ok(c) => {
+                                if let Err(e) = me.store_ruleset(&name, sources, false, &c, &caller)
+                                {
+                                    tracing::error!(error = %e, "storing rule set diagnostics failed");
+                                }
                             }
+                            Err(e) => tracing::warn!(error = %e, "rule set compilation"),
                         }
-                        Err(e) => tracing::warn!(error = %e, "rule set compilation"),
                     });
                 }
             }

@@ -576,26 +576,41 @@ fn ruleset_info(r: &trawl_store::RuleSetRecord) -> v1::RuleSetInfo {
 
 #[tonic::async_trait]
 impl trawl_proto::v1::rules_server::Rules for RulesService {
-    async fn add_rule_set(&self, req: Request<v1::AddRuleSetRequest>) -> Result<Response<v1::RuleSetInfo>, Status> {
+    async fn add_rule_set(
+        &self,
+        req: Request<v1::AddRuleSetRequest>,
+    ) -> Result<Response<v1::RuleSetInfo>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
         let sources = r
             .sources
             .into_iter()
-            .map(|s| trawl_core::spec::RuleSource { name: s.name, text: s.text })
+            .map(|s| trawl_core::spec::RuleSource {
+                name: s.name,
+                text: s.text,
+            })
             .collect();
-        let rec = self.sched.add_ruleset(&r.name, sources, r.strict, &caller).await?;
+        let rec = self
+            .sched
+            .add_ruleset(&r.name, sources, r.strict, &caller)
+            .await?;
         Ok(Response::new(ruleset_info(&rec)))
     }
 
-    async fn list_rule_sets(&self, _req: Request<v1::ListRuleSetsRequest>) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
+    async fn list_rule_sets(
+        &self,
+        _req: Request<v1::ListRuleSetsRequest>,
+    ) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
         let sets = self.sched.rulesets()?;
         Ok(Response::new(v1::ListRuleSetsResponse {
             rule_sets: sets.iter().map(ruleset_info).collect(),
         }))
     }
 
-    async fn get_rule_set(&self, req: Request<v1::GetRuleSetRequest>) -> Result<Response<v1::RuleSet>, Status> {
+    async fn get_rule_set(
+        &self,
+        req: Request<v1::GetRuleSetRequest>,
+    ) -> Result<Response<v1::RuleSet>, Status> {
         let name = req.into_inner().name;
         check_id("name", &name)?;
         let r = self.sched.ruleset(&name)?;
@@ -604,7 +619,10 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
             sources: r
                 .sources
                 .iter()
-                .map(|(n, t)| v1::RuleSource { name: n.clone(), text: t.clone() })
+                .map(|(n, t)| v1::RuleSource {
+                    name: n.clone(),
+                    text: t.clone(),
+                })
                 .collect(),
         }))
     }

@@ -119,18 +119,25 @@ impl ExecContext {
     async fn rules(&self, digest: &str, strict: bool) -> Result<Arc<yara::RuleSet>, String> {
         let mut client = self.rules_client.clone();
         let set = client
-            .get_rule_set(v1::GetRuleSetRequest { name: digest.to_string() })
+            .get_rule_set(v1::GetRuleSetRequest {
+                name: digest.to_string(),
+            })
             .await
             .map_err(|s| format!("fetching rule set {digest}: {}", s.message()))?
             .into_inner();
         let sources: Vec<RuleSource> = set
             .sources
             .into_iter()
-            .map(|s| RuleSource { name: s.name, text: s.text })
+            .map(|s| RuleSource {
+                name: s.name,
+                text: s.text,
+            })
             .collect();
         let got = yara::digest(&sources);
         if got != digest {
-            return Err(format!("rule set digest mismatch: asked for {digest}, received {got}"));
+            return Err(format!(
+                "rule set digest mismatch: asked for {digest}, received {got}"
+            ));
         }
         tokio::task::spawn_blocking(move || yara::rule_set(&sources, strict))
             .await
@@ -139,7 +146,11 @@ impl ExecContext {
 
     /// The job's analyzers, built once per job even when several of its
     /// tasks start at once.
-    async fn analyzers(&self, task: &v1::Task, ev: &SharedEvidence) -> Result<Arc<JobAnalyzers>, String> {
+    async fn analyzers(
+        &self,
+        task: &v1::Task,
+        ev: &SharedEvidence,
+    ) -> Result<Arc<JobAnalyzers>, String> {
         let cell = {
             let mut c = self.analyzers.lock();
             if c.len() >= CACHE_JOBS && !c.contains_key(&task.job_id) {
@@ -147,20 +158,28 @@ impl ExecContext {
             }
             c.entry(task.job_id.clone()).or_default().clone()
         };
-        let r = cell.get_or_try_init(|| self.build_analyzers(task, ev)).await.cloned();
+        let r = cell
+            .get_or_try_init(|| self.build_analyzers(task, ev))
+            .await
+            .cloned();
         if r.is_err() {
             self.analyzers.lock().remove(&task.job_id);
         }
         r
     }
 
-    async fn build_analyzers(&self, task: &v1::Task, ev: &SharedEvidence) -> Result<Arc<JobAnalyzers>, String> {
+    async fn build_analyzers(
+        &self,
+        task: &v1::Task,
+        ev: &SharedEvidence,
+    ) -> Result<Arc<JobAnalyzers>, String> {
         let spec = task.spec.as_ref().ok_or("task without job spec")?;
         let spec = JobSpec::try_from(spec).map_err(|e| e.to_string())?;
         let plan = spec.plan(ev.size()).map_err(|e| e.to_string())?;
         let rules = if spec.analyses.yara {
             let set = if spec.yara.sources.is_empty() {
-                self.rules(&spec.yara.ruleset_digest, spec.yara.strict).await?
+                self.rules(&spec.yara.ruleset_digest, spec.yara.strict)
+                    .await?
             } else {
                 let (src, strict) = (spec.yara.sources.clone(), spec.yara.strict);
                 tokio::task::spawn_blocking(move || yara::rule_set(&src, strict))
@@ -176,7 +195,9 @@ impl ExecContext {
         } else {
             None
         };
-        Ok(Arc::new(JobAnalyzers::build_with_rules(&spec, plan, rules).map_err(|e| e.to_string())?))
+        Ok(Arc::new(
+            JobAnalyzers::build_with_rules(&spec, plan, rules).map_err(|e| e.to_string())?,
+        ))
     }
 
     /// Forgets a job's cached evidence and analyzers.
@@ -300,7 +321,8 @@ impl ExecContext {
                 let rules_for_notes = rules.clone();
                 candidates.sort();
                 candidates.dedup();
-                let span = tracing::info_span!("yara-whole", task = %task.task_id, job = %task.job_id);
+                let span =
+                    tracing::info_span!("yara-whole", task = %task.task_id, job = %task.job_id);
                 let (matches, notes) = self
                     .on_pool(move || {
                         let _g = span.enter();
@@ -331,7 +353,8 @@ impl ExecContext {
                     .ok_or("a YARA task for a job without YARA")?;
                 let carved: Vec<trawl_core::CarvedFile> =
                     task.carved.iter().map(Into::into).collect();
-                let span = tracing::info_span!("yara-carved", task = %task.task_id, job = %task.job_id);
+                let span =
+                    tracing::info_span!("yara-carved", task = %task.task_id, job = %task.job_id);
                 let (matches, notes, bytes) = self
                     .on_pool(move || {
                         let _g = span.enter();
@@ -385,7 +408,10 @@ impl ExecContext {
 impl ExecContext {
     /// Runs CPU work on the analysis pool, bridged back with a oneshot; a
     /// panic becomes an error.
-    async fn on_pool<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
@@ -409,13 +435,16 @@ fn whole_image(ev: &dyn trawl_evidence::Evidence) -> Result<WholeImage<'_>, Stri
         ev.read_exact_at(0, &mut v).map_err(|e| e.to_string())?;
         return Ok(WholeImage::Owned(v));
     }
-    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| format!("temporary copy for YARA: {e}"))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new().map_err(|e| format!("temporary copy for YARA: {e}"))?;
     let mut buf = vec![0u8; 8 << 20];
     let mut off = 0u64;
     while off < size {
         let n = (size - off).min(buf.len() as u64) as usize;
-        ev.read_exact_at(off, &mut buf[..n]).map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut tmp, &buf[..n]).map_err(|e| format!("temporary copy for YARA: {e}"))?;
+        ev.read_exact_at(off, &mut buf[..n])
+            .map_err(|e| e.to_string())?;
+        std::io::Write::write_all(&mut tmp, &buf[..n])
+            .map_err(|e| format!("temporary copy for YARA: {e}"))?;
         off += n as u64;
     }
     let raw = trawl_evidence::RawEvidence::open(tmp.path()).map_err(|e| e.to_string())?;

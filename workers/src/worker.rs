@@ -124,7 +124,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let evidence = EvidenceClient::new(channel.clone()).max_decoding_message_size(16 << 20);
-    let rules = trawl_proto::v1::rules_client::RulesClient::new(channel).max_decoding_message_size(64 << 20);
+    let rules = trawl_proto::v1::rules_client::RulesClient::new(channel)
+        .max_decoding_message_size(64 << 20);
     let pool = match &cfg.pool {
         Some(p) => p.clone(),
         None => Arc::new(

@@ -145,7 +145,11 @@ impl JobAnalyzers {
     ///
     /// # Errors
     /// As [`JobAnalyzers::build_with_rules`]; evidence read errors.
-    pub fn build_for(spec: &JobSpec, plan: ShardPlan, evidence: &dyn Evidence) -> Result<Self, AnalyzerError> {
+    pub fn build_for(
+        spec: &JobSpec,
+        plan: ShardPlan,
+        evidence: &dyn Evidence,
+    ) -> Result<Self, AnalyzerError> {
         #[cfg(feature = "yara")]
         let rules = if spec.analyses.yara && !spec.yara.sources.is_empty() {
             Some(std::sync::Arc::new(
@@ -177,7 +181,8 @@ impl JobAnalyzers {
         #[cfg(not(feature = "yara"))]
         if spec.analyses.yara {
             return Err(AnalyzerError::Settings(
-                "the yara analysis is not available in this build (built without the yara feature)".into(),
+                "the yara analysis is not available in this build (built without the yara feature)"
+                    .into(),
             ));
         }
         #[cfg(feature = "yara")]
@@ -189,7 +194,10 @@ impl JobAnalyzers {
             };
             Some((
                 rules,
-                yara::Limits::from_settings(spec.yara.timeout_seconds, spec.yara.max_matches_per_pattern),
+                yara::Limits::from_settings(
+                    spec.yara.timeout_seconds,
+                    spec.yara.max_matches_per_pattern,
+                ),
             ))
         } else {
             None

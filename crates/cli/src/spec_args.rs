@@ -111,7 +111,11 @@ pub fn read_rules(path: &PathBuf) -> Result<Vec<RuleSource>> {
                 std::fs::read(&p).with_context(|| format!("reading rules {}", p.display()))?;
             // Named by the path relative to the folder, or by the file name
             // for a single file: the name is the rule namespace.
-            let name = match p.strip_prefix(path).ok().filter(|r| !r.as_os_str().is_empty()) {
+            let name = match p
+                .strip_prefix(path)
+                .ok()
+                .filter(|r| !r.as_os_str().is_empty())
+            {
                 Some(rel) => rel.display().to_string(),
                 None => p
                     .file_name()

@@ -193,8 +193,14 @@ mod tests {
         let m = std::fs::read_to_string(out.join("carved/manifest.csv")).unwrap();
         let lines: Vec<&str> = m.lines().collect();
         assert_eq!(lines[0], "offset,length,type,md5,sha256,validated,path");
-        assert_eq!(lines[1], "10,20000,jpg,md5-10,sha-10,true,carved/jpg/10.jpg");
-        assert_eq!(lines[2], "30000,70000,exe,md5-30000,sha-30000,false,carved/exe/30000.dll");
+        assert_eq!(
+            lines[1],
+            "10,20000,jpg,md5-10,sha-10,true,carved/jpg/10.jpg"
+        );
+        assert_eq!(
+            lines[2],
+            "30000,70000,exe,md5-30000,sha-30000,false,carved/exe/30000.dll"
+        );
         assert_eq!(lines.len(), 4);
         // Without the evidence, only the manifest.
         let bare = dir.path().join("bare");

@@ -51,7 +51,13 @@ pub(crate) fn write_with(dir: &Path, r: &JobResults, extra: &Extra) -> Result<()
     w.flush().map_err(io_err(&path))
 }
 
-fn hashdigests(w: &mut dyn Write, indent: &str, md5: &str, sha1: &str, sha256: &str) -> io::Result<()> {
+fn hashdigests(
+    w: &mut dyn Write,
+    indent: &str,
+    md5: &str,
+    sha1: &str,
+    sha256: &str,
+) -> io::Result<()> {
     for (t, v) in [("md5", md5), ("sha1", sha1), ("sha256", sha256)] {
         if !v.is_empty() {
             writeln!(w, "{indent}<hashdigest type='{t}'>{}</hashdigest>", esc(v))?;
@@ -76,7 +82,11 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
         writeln!(w, "    <dc:identifier>{}</dc:identifier>", esc(&r.job_id))?;
     }
     writeln!(w, "  </metadata>")?;
-    let tool = if p.tool.is_empty() { trawl_core::TOOL_NAME } else { &p.tool };
+    let tool = if p.tool.is_empty() {
+        trawl_core::TOOL_NAME
+    } else {
+        &p.tool
+    };
     let version = if p.version.is_empty() {
         trawl_core::TOOL_VERSION
     } else {
@@ -91,7 +101,11 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
             writeln!(w, "      <host>{}</host>", esc(&p.hostname))?;
         }
         if !p.command.is_empty() {
-            writeln!(w, "      <command_line>{}</command_line>", esc(&p.command.join(" ")))?;
+            writeln!(
+                w,
+                "      <command_line>{}</command_line>",
+                esc(&p.command.join(" "))
+            )?;
         }
         if let Some(t) = &r.timings.started_at {
             writeln!(w, "      <start_time>{}</start_time>", esc(t))?;
@@ -100,7 +114,11 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
     }
     writeln!(w, "  </creator>")?;
     writeln!(w, "  <source>")?;
-    writeln!(w, "    <image_filename>{}</image_filename>", esc(&r.evidence.path))?;
+    writeln!(
+        w,
+        "    <image_filename>{}</image_filename>",
+        esc(&r.evidence.path)
+    )?;
     writeln!(w, "    <image_size>{}</image_size>", r.evidence.size)?;
     let h = &r.hashes;
     hashdigests(
@@ -113,7 +131,11 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
     writeln!(w, "  </source>")?;
     for f in &r.carved {
         writeln!(w, "  <fileobject>")?;
-        writeln!(w, "    <filename>{}</filename>", esc(&crate::carved::path_of(f)))?;
+        writeln!(
+            w,
+            "    <filename>{}</filename>",
+            esc(&crate::carved::path_of(f))
+        )?;
         writeln!(w, "    <filesize>{}</filesize>", f.length)?;
         writeln!(w, "    <alloc>0</alloc>")?;
         writeln!(w, "    <byte_runs>")?;

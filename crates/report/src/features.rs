@@ -59,7 +59,10 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
     if by.contains_key(ALERTS) {
         for f in &r.features {
             if f.scanner != ALERTS {
-                source.insert((f.offset, f.path.as_str(), f.feature.as_slice()), f.scanner.as_str());
+                source.insert(
+                    (f.offset, f.path.as_str(), f.feature.as_slice()),
+                    f.scanner.as_str(),
+                );
             }
         }
     }
@@ -131,7 +134,12 @@ fn header(r: &JobResults, name: &str, version_line: &str) -> String {
     h
 }
 
-fn write_histogram(r: &JobResults, fdir: &Path, name: &str, list: &[&Feature]) -> Result<(), ReportError> {
+fn write_histogram(
+    r: &JobResults,
+    fdir: &Path,
+    name: &str,
+    list: &[&Feature],
+) -> Result<(), ReportError> {
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for f in list {
         let key = if name == "email" {
@@ -187,10 +195,22 @@ mod tests {
             feat("email", 200, "100-GZIP-10", b"bob@x.com", b"\0bob@x.com\\"),
             feat("email", 100, "100-GZIP-9", b"eve@y.org", b"eve@y.org"),
             feat("email", 300, "300-UTF16-0", b"bob@x.com", b"b\0o\0b\0"),
-            feat("email_stopped", 400, "400", b"noreply@x.com", b"noreply@x.com"),
+            feat(
+                "email_stopped",
+                400,
+                "400",
+                b"noreply@x.com",
+                b"noreply@x.com",
+            ),
             feat("alerts", 10, "10", b"Bob@x.com", b"to: Bob@x.com\n"),
             feat("ipv4", 50, "50", b"10.1.2.3", b" 10.1.2.3 "),
-            feat("ccn", 60, "60", b"4111 1111 1111 1111", b"card 4111 1111 1111 1111."),
+            feat(
+                "ccn",
+                60,
+                "60",
+                b"4111 1111 1111 1111",
+                b"card 4111 1111 1111 1111.",
+            ),
         ];
         r.stats = vec![
             ScannerStat {
@@ -215,7 +235,10 @@ mod tests {
         );
         let h = read("email_histogram.txt");
         assert!(h.contains("# Histogram-File-Version: 1.1\n"));
-        assert!(h.ends_with("n=3\tbob@x.com\t(utf16=1)\nn=1\teve@y.org\n"), "{h}");
+        assert!(
+            h.ends_with("n=3\tbob@x.com\t(utf16=1)\nn=1\teve@y.org\n"),
+            "{h}"
+        );
         assert!(read("email_stopped.txt").contains("400\tnoreply@x.com\tnoreply@x.com\n"));
         let alerts = read("alerts.txt");
         assert!(alerts.contains("# Columns: offset\tfeature\tcontext\tscanner\n"));
@@ -225,7 +248,11 @@ mod tests {
         // a scanner that ran and found nothing has its (empty) file
         assert!(read("url.txt").starts_with("# Feature-Recorder: url\n"));
         assert!(!dir.path().join("features/alerts_histogram.txt").exists());
-        assert!(!dir.path().join("features/email_stopped_histogram.txt").exists());
+        assert!(
+            !dir.path()
+                .join("features/email_stopped_histogram.txt")
+                .exists()
+        );
     }
 
     #[test]

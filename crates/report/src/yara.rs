@@ -13,8 +13,8 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
     let path = dir.join("yara/matches.jsonl");
     let mut w = create_file(&path)?;
     for m in &r.yara {
-        let metadata: serde_json::Value =
-            serde_json::from_str(&m.metadata_json).unwrap_or(serde_json::Value::Object(Default::default()));
+        let metadata: serde_json::Value = serde_json::from_str(&m.metadata_json)
+            .unwrap_or(serde_json::Value::Object(Default::default()));
         let line = serde_json::json!({
             "target": m.target,
             "target_offset": m.target_offset,

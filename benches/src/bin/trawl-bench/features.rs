@@ -44,7 +44,12 @@ fn scan(ev: &dyn Evidence, data: &[u8], opts: &FeatureOptions) -> Result<Run> {
     let mut features = 0;
     let t = Instant::now();
     for s in plan.shards() {
-        let out = sc.scan_shard(ev, &s, &data[s.start as usize..s.scan_end as usize], &cancel)?;
+        let out = sc.scan_shard(
+            ev,
+            &s,
+            &data[s.start as usize..s.scan_end as usize],
+            &cancel,
+        )?;
         features += out.features.len();
         for st in out.stats {
             let e = per_scanner.entry(st.scanner).or_default();
@@ -66,21 +71,30 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut each = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().with_context(|| format!("{a} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--size" => size = parse_size(&val()?)?,
             "--seed" => seed = val()?.parse()?,
             "--scanners" => scanners = val()?.split(',').map(str::to_string).collect(),
             "--each" => each = true,
             "-h" | "--help" => {
-                println!("trawl-bench features [--size 256MiB] [--seed 1] [--scanners email,url,...] [--each]");
+                println!(
+                    "trawl-bench features [--size 256MiB] [--seed 1] [--scanners email,url,...] [--each]"
+                );
                 return Ok(());
             }
             other => bail!("unknown argument {other:?}"),
         }
     }
     // one core, as the target is per core
-    rayon::ThreadPoolBuilder::new().num_threads(1).build_global().ok();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .ok();
     let dir = tempfile_dir()?;
     let t = Instant::now();
     let cfg = trawl_fixtures::Config::bulk(size, seed);
@@ -105,12 +119,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let r = scan(&ev, &data, &opts)?;
     println!(
         "all scanners{}: {:.2}s, {:.0} MB/s on one core, {} features",
-        if scanners.is_empty() { String::new() } else { format!(" ({})", scanners.join(",")) },
+        if scanners.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", scanners.join(","))
+        },
         r.secs,
         mb / r.secs,
         r.features
     );
-    println!("{:<18} {:>10} {:>12} {:>10}", "stage", "seconds", "MB/s alone", "findings");
+    println!(
+        "{:<18} {:>10} {:>12} {:>10}",
+        "stage", "seconds", "MB/s alone", "findings"
+    );
     for (name, (nanos, findings)) in &r.per_scanner {
         let secs = *nanos as f64 / 1e9;
         println!(
@@ -136,7 +157,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 .per_scanner
                 .get(&format!("{STAT_PREFIX}{}", k.name()))
                 .map_or(0, |v| v.1);
-            println!("  {:<10} {:>8.0} MB/s  {:>8} features", k.name(), mb / r.secs, own);
+            println!(
+                "  {:<10} {:>8.0} MB/s  {:>8} features",
+                k.name(),
+                mb / r.secs,
+                own
+            );
         }
     }
     std::fs::remove_dir_all(&dir).ok();

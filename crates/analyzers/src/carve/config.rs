@@ -149,7 +149,9 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Custom>, String> {
             [a, b, ..] => {
                 footer = Some(decode(a, wildcard));
                 mode = keyword(b).ok_or_else(|| {
-                    format!("line {line_no}: unknown keyword {b:?} (REVERSE, NEXT, FORWARD or ASCII)")
+                    format!(
+                        "line {line_no}: unknown keyword {b:?} (REVERSE, NEXT, FORWARD or ASCII)"
+                    )
                 })?;
                 if rest.len() > 2 {
                     return Err(format!("line {line_no}: too many fields"));
@@ -243,7 +245,10 @@ pub(crate) fn anchor(p: &Pat) -> (usize, Vec<u8>) {
             best_len = i - s;
         }
     }
-    (best, p[best..best + best_len].iter().flatten().copied().collect())
+    (
+        best,
+        p[best..best + best_len].iter().flatten().copied().collect(),
+    )
 }
 
 /// Whether `p` matches at the start of `b`.

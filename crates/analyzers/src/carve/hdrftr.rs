@@ -38,7 +38,13 @@ impl Footer {
 
     /// Footer starts `q` with `from <= q` and `q + len <= to`: the first,
     /// or the last when `last`.
-    fn search(&self, src: &Src, from: u64, to: u64, last: bool) -> Result<Option<u64>, AnalyzerError> {
+    fn search(
+        &self,
+        src: &Src,
+        from: u64,
+        to: u64,
+        last: bool,
+    ) -> Result<Option<u64>, AnalyzerError> {
         let flen = self.pat.len() as u64;
         if to < from + flen {
             return Ok(None);
@@ -133,10 +139,9 @@ pub(crate) fn carve(
         if c.mode == Mode::Ascii {
             let mut end = start + hlen;
             src.each_chunk(end, limit, 1 << 20, |off, b| {
-                match b
-                    .iter()
-                    .position(|&x| !(x.is_ascii_graphic() || matches!(x, b' ' | b'\t' | b'\r' | b'\n')))
-                {
+                match b.iter().position(|&x| {
+                    !(x.is_ascii_graphic() || matches!(x, b' ' | b'\t' | b'\r' | b'\n'))
+                }) {
                     Some(i) => {
                         end = off + i as u64;
                         Some(())
@@ -163,7 +168,10 @@ pub(crate) fn carve(
             None => Err("no footer within the maximum size"),
         },
         Mode::Reverse => match f.search(src, start + hlen, limit, true)? {
-            Some(q) => Ok((q + flen - start, "header to the last footer (REVERSE)".into())),
+            Some(q) => Ok((
+                q + flen - start,
+                "header to the last footer (REVERSE)".into(),
+            )),
             None => Err("no footer within the maximum size"),
         },
         Mode::Next => match f.search(src, start + hlen, limit, false)? {

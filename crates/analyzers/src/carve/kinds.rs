@@ -67,6 +67,7 @@ kinds! {
     MSG = "msg", "msg";
     MSI = "msi", "msi";
     OLE = "ole", "ole";
+    HTML = "html", "html";
 }
 
 /// A validator family: one structure parser, one or more output types.
@@ -89,9 +90,10 @@ pub(crate) enum Fam {
     Isobmff,
     Evtx,
     Ole,
+    Html,
 }
 
-pub(crate) const FAMILIES: [Fam; 17] = [
+pub(crate) const FAMILIES: [Fam; 18] = [
     Fam::Jpeg,
     Fam::Png,
     Fam::Gif,
@@ -109,6 +111,7 @@ pub(crate) const FAMILIES: [Fam; 17] = [
     Fam::Isobmff,
     Fam::Evtx,
     Fam::Ole,
+    Fam::Html,
 ];
 
 const MIB: u64 = 1 << 20;
@@ -135,7 +138,13 @@ impl Fam {
             Fam::Isobmff => &[(b"ftyp", 4)],
             Fam::Evtx => &[(b"ElfFile\0", 0)],
             Fam::Ole => &[(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 0)],
+            Fam::Html => &[(b"<html", 0), (b"<!doctype html", 0)],
         }
+    }
+
+    /// Whether the signatures match in any ASCII case.
+    pub(crate) fn case_insensitive(self) -> bool {
+        self == Fam::Html
     }
 
     /// The output types this family produces.
@@ -160,6 +169,7 @@ impl Fam {
             Fam::Isobmff => &[MP4, M4A, M4V, MP4_3GP, MOV, HEIC, AVIF],
             Fam::Evtx => &[EVTX],
             Fam::Ole => &[DOC, XLS, PPT, MSG, MSI, OLE],
+            Fam::Html => &[HTML],
         }
     }
 
@@ -183,6 +193,7 @@ impl Fam {
             Fam::Isobmff => "isobmff",
             Fam::Evtx => "evtx",
             Fam::Ole => "ole2",
+            Fam::Html => "html",
         }
     }
 }
@@ -207,9 +218,15 @@ pub(crate) fn default_max_size(name: &str) -> u64 {
         "mp4" | "mov" | "heic" => 64 * GIB,
         "evtx" => 2 * GIB,
         "doc" | "xls" | "ppt" | "msg" | "msi" | "ole" => 4 * GIB,
+        "html" => 16 * MIB,
         _ => 64 * MIB,
     }
 }
+
+/// Types carved only when asked for (`--carve-types html` or `all`): HTML
+/// documents are often stored inside archives and mail, where carving them
+/// out separately is noise unless one looks for web pages.
+pub(crate) const OPT_IN: &[&str] = &["html"];
 
 /// Every built-in output type name.
 pub(crate) fn all_type_names() -> Vec<&'static str> {
@@ -226,6 +243,7 @@ pub(crate) fn all_type_names() -> Vec<&'static str> {
 pub(crate) fn alias(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
         "jpeg" | "jfif" => &["jpg"],
+        "htm" => &["html"],
         "tiff" => &["tif"],
         "gzip" | "tgz" => &["gz"],
         "sqlite3" | "db" => &["sqlite"],

@@ -105,7 +105,11 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn build(anchors: Vec<Vec<u8>>, sigs_of: Vec<Vec<u32>>, cs: bool) -> Result<Self, AnalyzerError> {
+    fn build(
+        anchors: Vec<Vec<u8>>,
+        sigs_of: Vec<Vec<u32>>,
+        cs: bool,
+    ) -> Result<Self, AnalyzerError> {
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .kind(Some(AhoCorasickKind::DFA))
@@ -206,8 +210,14 @@ impl Carver {
         // Which types.
         let all_builtin: BTreeSet<&'static str> = kinds::all_type_names().into_iter().collect();
         let custom_names: Vec<String> = customs_parsed.iter().map(Custom::type_name).collect();
-        let (builtin_on, custom_on): (BTreeSet<&'static str>, Vec<bool>) = if opts.types.is_empty() {
-            (all_builtin.clone(), vec![true; customs_parsed.len()])
+        let (builtin_on, custom_on): (BTreeSet<&'static str>, Vec<bool>) = if opts.types.is_empty()
+        {
+            let default: BTreeSet<&'static str> = all_builtin
+                .iter()
+                .copied()
+                .filter(|t| !kinds::OPT_IN.contains(t))
+                .collect();
+            (default, vec![true; customs_parsed.len()])
         } else {
             let mut b = BTreeSet::new();
             let mut c = vec![false; customs_parsed.len()];
@@ -254,7 +264,10 @@ impl Carver {
         };
         for k in opts.max_size.keys() {
             let k = k.to_ascii_lowercase();
-            if !all_builtin.contains(k.as_str()) && !custom_names.contains(&k) && kinds::alias(&k).is_none() {
+            if !all_builtin.contains(k.as_str())
+                && !custom_names.contains(&k)
+                && kinds::alias(&k).is_none()
+            {
                 return Err(AnalyzerError::Settings(format!(
                     "--carve-max-size: unknown type {k:?}"
                 )));
@@ -282,7 +295,11 @@ impl Carver {
                 continue;
             }
             let max = ks.values().copied().max().unwrap_or(0);
-            fams.push(FamCfg { fam: f, kinds: ks, max });
+            fams.push(FamCfg {
+                fam: f,
+                kinds: ks,
+                max,
+            });
         }
         let mut customs = Vec::new();
         for (i, c) in customs_parsed.into_iter().enumerate() {
@@ -291,7 +308,11 @@ impl Carver {
             }
             let name = c.type_name();
             let mut c = c;
-            if let Some((_, v)) = opts.max_size.iter().find(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+            if let Some((_, v)) = opts
+                .max_size
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+            {
                 c.max_size = *v;
             }
             let footer = match &c.footer {
@@ -317,7 +338,7 @@ impl Carver {
                         target: Target::Fam(i),
                         anchor_off: u64::from(off),
                         full: Vec::new(),
-                        case_sensitive: true,
+                        case_sensitive: !f.fam.case_insensitive(),
                     },
                     bytes.to_vec(),
                 ));
@@ -330,7 +351,11 @@ impl Carver {
                 Sig {
                     target: Target::Custom(i),
                     anchor_off: off as u64,
-                    full: if whole { Vec::new() } else { c.c.header.clone() },
+                    full: if whole {
+                        Vec::new()
+                    } else {
+                        c.c.header.clone()
+                    },
                     case_sensitive: c.c.case_sensitive,
                 },
                 lit,
@@ -343,7 +368,11 @@ impl Carver {
             let mut anchors: Vec<Vec<u8>> = Vec::new();
             let mut sigs_of: Vec<Vec<u32>> = Vec::new();
             for (s, a) in sigs.iter().filter(|(s, _)| s.case_sensitive == cs) {
-                let key = if cs { a.clone() } else { a.to_ascii_lowercase() };
+                let key = if cs {
+                    a.clone()
+                } else {
+                    a.to_ascii_lowercase()
+                };
                 let idx = match anchors.iter().position(|x| *x == key) {
                     Some(i) => i,
                     None => {
@@ -353,7 +382,9 @@ impl Carver {
                     }
                 };
                 sigs_of[idx].push(all_sigs.len() as u32);
-                span = span.max(s.anchor_off + a.len() as u64).max(s.full.len() as u64);
+                span = span
+                    .max(s.anchor_off + a.len() as u64)
+                    .max(s.full.len() as u64);
                 all_sigs.push(Sig {
                     target: s.target,
                     anchor_off: s.anchor_off,
@@ -403,14 +434,17 @@ impl Carver {
         type Res = (u32, u64, Option<(CarvedFile, bool)>);
         let results: Vec<Res> = cands
             .par_iter()
-            .map_init(Scratch::default, |scratch, c| -> Result<Res, AnalyzerError> {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(AnalyzerError::Cancelled);
-                }
-                let t = Instant::now();
-                let r = self.validate_one(&src, scratch, *c)?;
-                Ok((c.sig, t.elapsed().as_nanos() as u64, r))
-            })
+            .map_init(
+                Scratch::default,
+                |scratch, c| -> Result<Res, AnalyzerError> {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(AnalyzerError::Cancelled);
+                    }
+                    let t = Instant::now();
+                    let r = self.validate_one(&src, scratch, *c)?;
+                    Ok((c.sig, t.elapsed().as_nanos() as u64, r))
+                },
+            )
             .collect::<Result<_, _>>()?;
         // Time and candidates per validator family / custom type.
         let mut per_validator: BTreeMap<String, ScannerStat> = BTreeMap::new();
@@ -453,14 +487,16 @@ impl Carver {
         // Hashes.
         let hashed: Vec<(CarvedFile, u64)> = files
             .into_par_iter()
-            .map(|(mut f, ns, _)| -> Result<(CarvedFile, u64), AnalyzerError> {
-                let t = Instant::now();
-                let (md5, sha1, sha256) = hash_range(&src, f.offset, f.length)?;
-                f.md5 = md5;
-                f.sha1 = sha1;
-                f.sha256 = sha256;
-                Ok((f, ns + t.elapsed().as_nanos() as u64))
-            })
+            .map(
+                |(mut f, ns, _)| -> Result<(CarvedFile, u64), AnalyzerError> {
+                    let t = Instant::now();
+                    let (md5, sha1, sha256) = hash_range(&src, f.offset, f.length)?;
+                    f.md5 = md5;
+                    f.sha1 = sha1;
+                    f.sha256 = sha256;
+                    Ok((f, ns + t.elapsed().as_nanos() as u64))
+                },
+            )
             .collect::<Result<_, _>>()?;
         let mut per_type: BTreeMap<String, ScannerStat> = BTreeMap::new();
         for (f, ns) in &hashed {
@@ -489,7 +525,12 @@ impl Carver {
     }
 
     /// Every header candidate starting in the shard.
-    fn candidates(&self, src: &Src, shard: &Shard, data: &[u8]) -> Result<Vec<Cand>, AnalyzerError> {
+    fn candidates(
+        &self,
+        src: &Src,
+        shard: &Shard,
+        data: &[u8],
+    ) -> Result<Vec<Cand>, AnalyzerError> {
         let mut cands = Vec::new();
         if self.sector_aligned {
             self.aligned_candidates(src, shard, data, &mut cands)?;
@@ -504,7 +545,14 @@ impl Carver {
                 .map(|&(lo, hi)| {
                     let hay_end = (hi + span).min(data.len());
                     let mut v = Vec::new();
-                    self.scan_hay(&data[lo..hay_end], shard.start + lo as u64, shard.start + lo as u64, shard.start + hi as u64, None, &mut v);
+                    self.scan_hay(
+                        &data[lo..hay_end],
+                        shard.start + lo as u64,
+                        shard.start + lo as u64,
+                        shard.start + hi as u64,
+                        None,
+                        &mut v,
+                    );
                     v
                 })
                 .collect();
@@ -515,7 +563,14 @@ impl Carver {
             if need > data_end {
                 let t0 = data_end.saturating_sub(self.span).max(shard.start);
                 let tail = src.view(t0, need - t0)?;
-                self.scan_hay(&tail, t0, shard.start, shard.end, Some(data_end), &mut cands);
+                self.scan_hay(
+                    &tail,
+                    t0,
+                    shard.start,
+                    shard.end,
+                    Some(data_end),
+                    &mut cands,
+                );
             }
         }
         // Full-header checks (custom patterns with wildcards).
@@ -538,7 +593,15 @@ impl Carver {
 
     /// Scans `hay` (image offset `base`) for candidates starting in
     /// `[lo, hi)`; with `only_past`, only anchors ending past that offset.
-    fn scan_hay(&self, hay: &[u8], base: u64, lo: u64, hi: u64, only_past: Option<u64>, out: &mut Vec<Cand>) {
+    fn scan_hay(
+        &self,
+        hay: &[u8],
+        base: u64,
+        lo: u64,
+        hi: u64,
+        only_past: Option<u64>,
+        out: &mut Vec<Cand>,
+    ) {
         for m in &self.matchers {
             let mut at = 0usize;
             while at < hay.len() {
@@ -567,7 +630,13 @@ impl Carver {
     }
 
     /// Sector-aligned fast mode: only offsets that are multiples of 512.
-    fn aligned_candidates(&self, src: &Src, shard: &Shard, data: &[u8], out: &mut Vec<Cand>) -> Result<(), AnalyzerError> {
+    fn aligned_candidates(
+        &self,
+        src: &Src,
+        shard: &Shard,
+        data: &[u8],
+        out: &mut Vec<Cand>,
+    ) -> Result<(), AnalyzerError> {
         let mut c = shard.start.div_ceil(512) * 512;
         let mut buf = [0u8; 64];
         while c < shard.end {
@@ -617,9 +686,14 @@ impl Carver {
             Target::Custom(i) => (1u8, i),
         };
         for c in cands.iter() {
-            *per.entry(key(self.sigs[c.sig as usize].target)).or_default() += 1;
+            *per.entry(key(self.sigs[c.sig as usize].target))
+                .or_default() += 1;
         }
-        let over: Vec<(u8, usize)> = per.iter().filter(|(_, n)| **n > cap).map(|(k, _)| *k).collect();
+        let over: Vec<(u8, usize)> = per
+            .iter()
+            .filter(|(_, n)| **n > cap)
+            .map(|(k, _)| *k)
+            .collect();
         if over.is_empty() {
             return;
         }
@@ -650,7 +724,12 @@ impl Carver {
 
     /// Validates one candidate: the carved file and whether a built-in
     /// parser produced it.
-    fn validate_one(&self, src: &Src, scratch: &mut Scratch, c: Cand) -> Result<Option<(CarvedFile, bool)>, AnalyzerError> {
+    fn validate_one(
+        &self,
+        src: &Src,
+        scratch: &mut Scratch,
+        c: Cand,
+    ) -> Result<Option<(CarvedFile, bool)>, AnalyzerError> {
         let sig = &self.sigs[c.sig as usize];
         match sig.target {
             Target::Fam(fi) => {
@@ -680,10 +759,17 @@ impl Carver {
                                 cu.c.line,
                                 fam.name()
                             );
-                            return Ok(Some((file(c.off, &found, true, join(&note, &found.note)), false)));
+                            return Ok(Some((
+                                file(c.off, &found, true, join(&note, &found.note)),
+                                false,
+                            )));
                         }
-                        Verdict::Broken(f) => why_not = format!("; built-in {} parser: {}", fam.name(), f.note),
-                        Verdict::Reject(r) => why_not = format!("; built-in {} parser: {r}", fam.name()),
+                        Verdict::Broken(f) => {
+                            why_not = format!("; built-in {} parser: {}", fam.name(), f.note)
+                        }
+                        Verdict::Reject(r) => {
+                            why_not = format!("; built-in {} parser: {r}", fam.name())
+                        }
                     }
                 }
                 match hdrftr::carve(src, &cu.c, cu.footer.as_ref(), c.off)? {
@@ -718,7 +804,13 @@ impl Carver {
         }
     }
 
-    fn accept_builtin(&self, fi: usize, off: u64, v: Verdict, _extra: Option<&str>) -> Option<CarvedFile> {
+    fn accept_builtin(
+        &self,
+        fi: usize,
+        off: u64,
+        v: Verdict,
+        _extra: Option<&str>,
+    ) -> Option<CarvedFile> {
         let (found, valid) = match v {
             Verdict::Valid(f) => (f, true),
             Verdict::Broken(f) => (f, false),

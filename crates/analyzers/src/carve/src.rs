@@ -150,7 +150,12 @@ impl<'a> Src<'a> {
 
     /// First occurrence of `needle` starting in `[from, to)` (the match may
     /// run past `to`, not past the image).
-    pub(crate) fn find(&self, needle: &[u8], from: u64, to: u64) -> Result<Option<u64>, AnalyzerError> {
+    pub(crate) fn find(
+        &self,
+        needle: &[u8],
+        from: u64,
+        to: u64,
+    ) -> Result<Option<u64>, AnalyzerError> {
         if needle.is_empty() {
             return Ok(Some(from));
         }
@@ -280,26 +285,38 @@ impl<'a, 's> Win<'a, 's> {
 pub(crate) mod rd {
     #[inline]
     pub(crate) fn le16(b: &[u8], i: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(b.get(i..i.checked_add(2)?)?.try_into().ok()?))
+        Some(u16::from_le_bytes(
+            b.get(i..i.checked_add(2)?)?.try_into().ok()?,
+        ))
     }
     #[inline]
     pub(crate) fn be16(b: &[u8], i: usize) -> Option<u16> {
-        Some(u16::from_be_bytes(b.get(i..i.checked_add(2)?)?.try_into().ok()?))
+        Some(u16::from_be_bytes(
+            b.get(i..i.checked_add(2)?)?.try_into().ok()?,
+        ))
     }
     #[inline]
     pub(crate) fn le32(b: &[u8], i: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(i..i.checked_add(4)?)?.try_into().ok()?))
+        Some(u32::from_le_bytes(
+            b.get(i..i.checked_add(4)?)?.try_into().ok()?,
+        ))
     }
     #[inline]
     pub(crate) fn be32(b: &[u8], i: usize) -> Option<u32> {
-        Some(u32::from_be_bytes(b.get(i..i.checked_add(4)?)?.try_into().ok()?))
+        Some(u32::from_be_bytes(
+            b.get(i..i.checked_add(4)?)?.try_into().ok()?,
+        ))
     }
     #[inline]
     pub(crate) fn le64(b: &[u8], i: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(i..i.checked_add(8)?)?.try_into().ok()?))
+        Some(u64::from_le_bytes(
+            b.get(i..i.checked_add(8)?)?.try_into().ok()?,
+        ))
     }
     #[inline]
     pub(crate) fn be64(b: &[u8], i: usize) -> Option<u64> {
-        Some(u64::from_be_bytes(b.get(i..i.checked_add(8)?)?.try_into().ok()?))
+        Some(u64::from_be_bytes(
+            b.get(i..i.checked_add(8)?)?.try_into().ok()?,
+        ))
     }
 }

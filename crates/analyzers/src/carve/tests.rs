@@ -88,11 +88,23 @@ fn samples(seed: u64) -> Vec<(Fam, Vec<u8>, Kind)> {
     v.push((Fam::Jpeg, images::jpeg(&mut r, &spec), kinds::JPG));
     let spec = images::small_spec(&mut r);
     v.push((Fam::Jpeg, images::jpeg(&mut r, &spec), kinds::JPG));
-    v.push((Fam::Png, images::png(&mut r, 40, 30, None, false).bytes, kinds::PNG));
+    v.push((
+        Fam::Png,
+        images::png(&mut r, 40, 30, None, false).bytes,
+        kinds::PNG,
+    ));
     v.push((Fam::Gif, images::gif(&mut r, 37, 21), kinds::GIF));
     v.push((Fam::Bmp, images::bmp(&mut r, 13, 7), kinds::BMP));
-    v.push((Fam::Tiff, images::tiff(&mut r, 20, 17, false, true, None).bytes, kinds::TIF));
-    v.push((Fam::Tiff, images::tiff(&mut r, 9, 33, true, false, None).bytes, kinds::TIF));
+    v.push((
+        Fam::Tiff,
+        images::tiff(&mut r, 20, 17, false, true, None).bytes,
+        kinds::TIF,
+    ));
+    v.push((
+        Fam::Tiff,
+        images::tiff(&mut r, 9, 33, true, false, None).bytes,
+        kinds::TIF,
+    ));
     let t = text(&mut r, 300);
     for incremental in [false, true] {
         let p = pdf::pdf(
@@ -116,23 +128,79 @@ fn samples(seed: u64) -> Vec<(Fam, Vec<u8>, Kind)> {
         tm,
     );
     v.push((Fam::Zip, z.bytes, kinds::ZIP));
-    v.push((Fam::Zip, zip::ooxml(&mut r, zip::Ooxml::Docx, Some(&t), None, false).bytes, kinds::DOCX));
-    v.push((Fam::Zip, zip::ooxml(&mut r, zip::Ooxml::Xlsx, Some(&t), None, true).bytes, kinds::XLSX));
-    v.push((Fam::Zip, zip::ooxml(&mut r, zip::Ooxml::Pptx, None, None, false).bytes, kinds::PPTX));
-    v.push((Fam::Zip, zip::odt(&mut r, Some(&t), None, false).bytes, kinds::ODT));
-    v.push((Fam::Rar, archive::rar4(&mut r, "x.txt", &t).bytes, kinds::RAR));
-    v.push((Fam::Rar, archive::rar5(&mut r, "x.txt", &t).bytes, kinds::RAR));
-    v.push((Fam::SevenZ, archive::sevenz(&mut r, "x.txt", &t).bytes, kinds::SEVENZ));
-    v.push((Fam::Gzip, archive::gz(&mut r, &t, None, "x.txt").bytes, kinds::GZ));
+    v.push((
+        Fam::Zip,
+        zip::ooxml(&mut r, zip::Ooxml::Docx, Some(&t), None, false).bytes,
+        kinds::DOCX,
+    ));
+    v.push((
+        Fam::Zip,
+        zip::ooxml(&mut r, zip::Ooxml::Xlsx, Some(&t), None, true).bytes,
+        kinds::XLSX,
+    ));
+    v.push((
+        Fam::Zip,
+        zip::ooxml(&mut r, zip::Ooxml::Pptx, None, None, false).bytes,
+        kinds::PPTX,
+    ));
+    v.push((
+        Fam::Zip,
+        zip::odt(&mut r, Some(&t), None, false).bytes,
+        kinds::ODT,
+    ));
+    v.push((
+        Fam::Rar,
+        archive::rar4(&mut r, "x.txt", &t).bytes,
+        kinds::RAR,
+    ));
+    v.push((
+        Fam::Rar,
+        archive::rar5(&mut r, "x.txt", &t).bytes,
+        kinds::RAR,
+    ));
+    v.push((
+        Fam::SevenZ,
+        archive::sevenz(&mut r, "x.txt", &t).bytes,
+        kinds::SEVENZ,
+    ));
+    v.push((
+        Fam::Gzip,
+        archive::gz(&mut r, &t, None, "x.txt").bytes,
+        kinds::GZ,
+    ));
     let rows = vec![vec![(None, "alice".to_string()), (None, "bob".to_string())]];
-    v.push((Fam::Sqlite, sqlite::sqlite(&mut r, &rows, 1).bytes, kinds::SQLITE));
-    v.push((Fam::Pe, exec::pe(&mut r, false, false, None).bytes, kinds::EXE));
-    v.push((Fam::Pe, exec::pe(&mut r, true, true, None).bytes, kinds::DLL));
-    v.push((Fam::Elf, exec::elf(&mut r, true, false, None).bytes, kinds::ELF));
-    v.push((Fam::Elf, exec::elf(&mut r, false, true, None).bytes, kinds::ELF_SO));
+    v.push((
+        Fam::Sqlite,
+        sqlite::sqlite(&mut r, &rows, 1).bytes,
+        kinds::SQLITE,
+    ));
+    v.push((
+        Fam::Pe,
+        exec::pe(&mut r, false, false, None).bytes,
+        kinds::EXE,
+    ));
+    v.push((
+        Fam::Pe,
+        exec::pe(&mut r, true, true, None).bytes,
+        kinds::DLL,
+    ));
+    v.push((
+        Fam::Elf,
+        exec::elf(&mut r, true, false, None).bytes,
+        kinds::ELF,
+    ));
+    v.push((
+        Fam::Elf,
+        exec::elf(&mut r, false, true, None).bytes,
+        kinds::ELF_SO,
+    ));
     v.push((Fam::Riff, media::wav(&mut r, None).bytes, kinds::WAV));
     v.push((Fam::Riff, media::avi(&mut r, &[], 16, 8).bytes, kinds::AVI));
-    v.push((Fam::Isobmff, media::isobmff(&mut r, false).bytes, kinds::MP4));
+    v.push((
+        Fam::Isobmff,
+        media::isobmff(&mut r, false).bytes,
+        kinds::MP4,
+    ));
     v.push((Fam::Isobmff, media::isobmff(&mut r, true).bytes, kinds::MOV));
     v.push((Fam::Evtx, media::evtx(&mut r, 2, &[]).bytes, kinds::EVTX));
     let u = Artifact {
@@ -145,7 +213,17 @@ fn samples(seed: u64) -> Vec<(Fam, Vec<u8>, Kind)> {
         ole::xls(&mut r, &[(None, "cell".to_string(), false)]).bytes,
         kinds::XLS,
     ));
-    v.push((Fam::Ole, ole::msg(&mut r, "a@b.example", "c@d.example", &u).bytes, kinds::MSG));
+    v.push((
+        Fam::Ole,
+        ole::msg(&mut r, "a@b.example", "c@d.example", &u).bytes,
+        kinds::MSG,
+    ));
+    let body = trawl_fixtures::features::paragraph(&mut r, 2000);
+    v.push((
+        Fam::Html,
+        format!("<!DOCTYPE html>\r\n<HTML lang=en><head><title>t</title></head>\r\n<body><p>{body}</p></body></Html >\r\n").into_bytes(),
+        kinds::HTML,
+    ));
     v
 }
 
@@ -189,8 +267,10 @@ fn truncated_samples_are_never_valid() {
             .filter(|&c| c < n)
             .collect();
         for cut in cuts {
-            // A PDF without the end of line after its last %%EOF is whole.
-            if fam == Fam::Pdf && bytes[cut..].iter().all(|c| matches!(c, b'\r' | b'\n')) {
+            // A PDF or HTML document without its final end of line is whole.
+            if matches!(fam, Fam::Pdf | Fam::Html)
+                && bytes[cut..].iter().all(|c| matches!(c, b'\r' | b'\n'))
+            {
                 continue;
             }
             let v = run(fam, &bytes[..cut]);
@@ -199,7 +279,11 @@ fn truncated_samples_are_never_valid() {
                 "{fam:?} {kind:?} cut at {cut} of {n}: {v:?}"
             );
             if let Verdict::Broken(f) = &v {
-                assert!(f.len <= cut as u64, "{fam:?} cut at {cut}: length {}", f.len);
+                assert!(
+                    f.len <= cut as u64,
+                    "{fam:?} cut at {cut}: length {}",
+                    f.len
+                );
             }
         }
     }
@@ -213,7 +297,7 @@ fn larger_than_max_size_is_not_carved_as_valid() {
         if let Verdict::Valid(f) = &v {
             // A PDF without its final end of line is still whole.
             assert!(
-                fam == Fam::Pdf && f.len <= max,
+                matches!(fam, Fam::Pdf | Fam::Html) && f.len <= max,
                 "{fam:?} {kind:?}: valid with length {} and max {max}",
                 f.len
             );
@@ -230,7 +314,10 @@ fn signature_followed_by_garbage_is_rejected() {
                 let mut b = rng.noise(4096);
                 b[usize::from(*off)..usize::from(*off) + sig.len()].copy_from_slice(sig);
                 let v = run(f, &b);
-                assert!(!matches!(v, Verdict::Valid(_)), "{f:?}: random bytes valid: {v:?}");
+                assert!(
+                    !matches!(v, Verdict::Valid(_)),
+                    "{f:?}: random bytes valid: {v:?}"
+                );
             }
         }
     }
@@ -265,6 +352,28 @@ fn fragmented_jpeg_is_not_valid_even_with_an_eoi() {
 }
 
 #[test]
+fn intertwined_or_binary_html_is_not_valid() {
+    let mut r = Rng::new(12);
+    let a = format!(
+        "<html>\n<body>{}",
+        trawl_fixtures::features::paragraph(&mut r, 900)
+    );
+    let b = format!(
+        "<html><body>{}</body></html>\n",
+        trawl_fixtures::features::paragraph(&mut r, 900)
+    );
+    let tail = "</body></html>\n";
+    let two = format!("{a}{b}{tail}").into_bytes();
+    assert!(matches!(run(Fam::Html, &two), Verdict::Broken(_)));
+    let mut bin = format!("{a}").into_bytes();
+    bin.extend_from_slice(&[0, 1, 2, 3, 0xFF, 0xD8]);
+    bin.extend_from_slice(tail.as_bytes());
+    assert!(matches!(run(Fam::Html, &bin), Verdict::Broken(_)));
+    let ok = format!("{a}{tail}").into_bytes();
+    assert_eq!(run(Fam::Html, &ok).len(), Some(ok.len() as u64));
+}
+
+#[test]
 fn png_with_a_bad_crc_is_broken() {
     let mut r = Rng::new(9);
     let p = images::png(&mut r, 30, 30, None, true).bytes;
@@ -284,7 +393,12 @@ fn tiff_ifd_loop_terminates() {
     let ifd = |next: u32| {
         let mut v = Vec::new();
         v.extend_from_slice(&4u16.to_le_bytes());
-        for (tag, ty, val) in [(256u16, 4u16, 8u32), (257, 4, 8), (273, 4, 100), (279, 4, 64)] {
+        for (tag, ty, val) in [
+            (256u16, 4u16, 8u32),
+            (257, 4, 8),
+            (273, 4, 100),
+            (279, 4, 64),
+        ] {
             v.extend_from_slice(&tag.to_le_bytes());
             v.extend_from_slice(&ty.to_le_bytes());
             v.extend_from_slice(&1u32.to_le_bytes());
@@ -353,7 +467,10 @@ fn members_of_a_zip_are_not_carved_as_archives() {
     assert_eq!(&z[second..second + 4], b"PK\x03\x04");
     let v = run(Fam::Zip, &z);
     assert!(matches!(v, Verdict::Valid(_)), "{v:?}");
-    assert!(matches!(run_at(Fam::Zip, &z, second as u64, z.len(), 1 << 30), Verdict::Reject(_)));
+    assert!(matches!(
+        run_at(Fam::Zip, &z, second as u64, z.len(), 1 << 30),
+        Verdict::Reject(_)
+    ));
 }
 
 #[test]
@@ -371,7 +488,10 @@ fn gzip_bomb_stops_at_the_inflate_cap() {
         scratch: &mut scratch,
     };
     let v = formats::gzip::validate_capped(&mut cx, 0, 1 << 20).unwrap();
-    assert!(matches!(v, Verdict::Reject(r) if r.contains("inflate limit")), "{v:?}");
+    assert!(
+        matches!(v, Verdict::Reject(r) if r.contains("inflate limit")),
+        "{v:?}"
+    );
     let v = formats::validate(Fam::Gzip, &mut cx, 0).unwrap();
     assert_eq!(v.len(), Some(g.len() as u64));
 }
@@ -398,7 +518,10 @@ fn pdf_end_follows_updates_and_skips_embedded_eof() {
     let at = memchr::memmem::find(&q, b"/Title (").unwrap() + 8;
     q[at..at + fake.len()].copy_from_slice(fake);
     let v = run(Fam::Pdf, &q);
-    assert!(matches!(&v, Verdict::Valid(f) if f.len == q.len() as u64), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Valid(f) if f.len == q.len() as u64),
+        "{v:?}"
+    );
     // No %%EOF at all: nothing carved.
     let no = pdf::pdf_no_eof(&mut r);
     assert!(matches!(run(Fam::Pdf, &no), Verdict::Reject(_)));
@@ -407,7 +530,10 @@ fn pdf_end_follows_updates_and_skips_embedded_eof() {
 #[test]
 fn config_parses_the_stock_files_and_escapes() {
     use super::config::{Mode, decode, parse};
-    assert_eq!(decode("\\x4F\\123\\I\\sCCI", b'?'), b"OSI CCI".iter().map(|&c| Some(c)).collect::<Vec<_>>());
+    assert_eq!(
+        decode("\\x4F\\123\\I\\sCCI", b'?'),
+        b"OSI CCI".iter().map(|&c| Some(c)).collect::<Vec<_>>()
+    );
     assert_eq!(decode("a?\\x3f", b'?'), vec![Some(b'a'), None, Some(b'?')]);
     let c = parse(
         "# comment\nwildcard *\njpg y 5242880 \\xff\\xd8\\xff*** \\xff\\xd9 REVERSE\nhtm n 50000 <html </html>\nNONE y 1000 FOREMOST\ndoc y 10000 \\xd0\\xcf \\xd0\\xcf NEXT\n",
@@ -421,7 +547,11 @@ fn config_parses_the_stock_files_and_escapes() {
     assert_eq!(c[2].type_name(), "none");
     assert!(c[2].footer.is_none());
     assert_eq!(c[3].mode, Mode::Next);
-    assert!(parse("jpg y notanumber \\xff").unwrap_err().contains("line 1"));
+    assert!(
+        parse("jpg y notanumber \\xff")
+            .unwrap_err()
+            .contains("line 1")
+    );
     assert!(parse("jpg q 100 \\xff").is_err());
     assert!(parse("jpg y 100 ???").is_err());
     // The stock configurations with every line enabled.
@@ -435,7 +565,10 @@ fn config_parses_the_stock_files_and_escapes() {
             .map(|l| {
                 let t = l.trim_start_matches(['#', ' ', '\t']);
                 let f: Vec<&str> = t.split_whitespace().collect();
-                if f.len() >= 4 && matches!(f[1], "y" | "n" | "Y" | "N") && f[2].parse::<u64>().is_ok() {
+                if f.len() >= 4
+                    && matches!(f[1], "y" | "n" | "Y" | "N")
+                    && f[2].parse::<u64>().is_ok()
+                {
                     format!("{t}\n")
                 } else {
                     format!("#{l}\n")

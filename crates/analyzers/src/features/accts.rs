@@ -89,7 +89,6 @@ pub fn ccn(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     ccn_in(buf, own, &runs, out);
 }
 
-
 /// After a number: not a letter or '_', not a decimal or a dashed
 /// continuation, not one more group with the same separator.
 fn tail_ok(buf: &[u8], e: usize, sep: u8) -> bool {
@@ -110,7 +109,7 @@ pub fn iban_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut
     let mut compact = Vec::with_capacity(40);
     let lo = own.start + 2;
     let hi = own.end + 2;
-    for &(r, e) in runs.iter().filter(|r| (lo..hi).contains(&r.0)) {
+    'runs: for &(r, e) in runs.iter().filter(|r| (lo..hi).contains(&r.0)) {
         if e - r < 2 {
             continue;
         }
@@ -144,7 +143,7 @@ pub fn iban_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut
                 break;
             }
             if i - g != 4 || buf.get(i) != Some(&b' ') || !buf.get(i + 1).is_some_and(|&c| ok(c)) {
-                continue;
+                continue 'runs;
             }
             i += 1;
         }
@@ -163,7 +162,6 @@ pub fn iban(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
     iban_in(buf, own, &runs, out);
 }
-
 
 /// Phone numbers: E.164 (`+` country code and number, compact or in groups
 /// separated by single spaces, dots or dashes; known country code and
@@ -208,7 +206,10 @@ pub fn phone_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mu
         if buf[s] != b'0' || !at(buf, s + 1, DIGIT) || buf[s + 1] == b'0' {
             continue;
         }
-        if s > 0 && (is(buf[s - 1], ALNUM) || matches!(buf[s - 1], b'+' | b'.' | b'-' | b'/' | b'_' | b':')) {
+        if s > 0
+            && (is(buf[s - 1], ALNUM)
+                || matches!(buf[s - 1], b'+' | b'.' | b'-' | b'/' | b'_' | b':'))
+        {
             continue;
         }
         let n = e - s;
@@ -243,14 +244,16 @@ pub fn phone(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     phone_in(buf, own, &runs, out);
 }
 
-
 /// Bitcoin addresses: base58check P2PKH (`1…`) and P2SH (`3…`) with the
 /// double-SHA-256 checksum verified, and segwit `bc1…` addresses with the
 /// bech32 / bech32m checksum verified.
 pub fn bitcoin_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut Vec<Hit>) {
     let lo = own.start + 2;
     let hi = own.end + 2;
-    for &(r, _e) in runs.iter().filter(|r| (own.start.min(lo)..hi).contains(&r.0)) {
+    for &(r, _e) in runs
+        .iter()
+        .filter(|r| (own.start.min(lo)..hi).contains(&r.0))
+    {
         let c = buf[r];
         if (c == b'1' || c == b'3') && own.contains(&r) && !(r > 0 && is(buf[r - 1], ALNUM)) {
             let mut j = r;
@@ -288,7 +291,6 @@ pub fn bitcoin(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     bitcoin_in(buf, own, &runs, out);
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,11 +304,17 @@ mod tests {
     #[test]
     fn ccn_examples() {
         assert_eq!(run(ccn, "Card: 4111111111111111 exp"), ["4111111111111111"]);
-        assert_eq!(run(ccn, "Card 4111 1111 1111 1111."), ["4111 1111 1111 1111"]);
+        assert_eq!(
+            run(ccn, "Card 4111 1111 1111 1111."),
+            ["4111 1111 1111 1111"]
+        );
         assert_eq!(run(ccn, "x 4111-1111-1111-1111\n"), ["4111-1111-1111-1111"]);
         assert_eq!(run(ccn, ">378282246310005<"), ["378282246310005"]);
         assert_eq!(run(ccn, "3782 822463 10005 "), ["3782 822463 10005"]);
-        assert_eq!(run(ccn, "4111 1111 1111 1111 1111 1111"), Vec::<String>::new());
+        assert_eq!(
+            run(ccn, "4111 1111 1111 1111 1111 1111"),
+            Vec::<String>::new()
+        );
         assert_eq!(run(ccn, "4111111111111112"), Vec::<String>::new());
         assert_eq!(run(ccn, "A4111111111111111"), Vec::<String>::new());
         assert_eq!(run(ccn, "3.4111111111111111"), Vec::<String>::new());
@@ -316,21 +324,34 @@ mod tests {
 
     #[test]
     fn iban_examples() {
-        assert_eq!(run(iban, "IBAN DE89370400440532013000."), ["DE89370400440532013000"]);
+        assert_eq!(
+            run(iban, "IBAN DE89370400440532013000."),
+            ["DE89370400440532013000"]
+        );
         assert_eq!(
             run(iban, "to FR14 2004 1010 0505 0001 3M02 606 now"),
             ["FR14 2004 1010 0505 0001 3M02 606"]
         );
-        assert_eq!(run(iban, "GB82 WEST 1234 5698 7654 32\n"), ["GB82 WEST 1234 5698 7654 32"]);
+        assert_eq!(
+            run(iban, "GB82 WEST 1234 5698 7654 32\n"),
+            ["GB82 WEST 1234 5698 7654 32"]
+        );
         assert_eq!(run(iban, "DE89370400440532013001"), Vec::<String>::new());
         assert_eq!(run(iban, "XDE89370400440532013000"), Vec::<String>::new());
         assert_eq!(run(iban, "DE893704004405320130000"), Vec::<String>::new());
+        // cut short, or not in groups of four: no IBAN (and no endless loop)
+        assert_eq!(run(iban, "DE89 3704 0044 end"), Vec::<String>::new());
+        assert_eq!(run(iban, "GB12abc GB12 ABCD 12"), Vec::<String>::new());
+        assert_eq!(run(iban, "FR76 30006"), Vec::<String>::new());
     }
 
     #[test]
     fn phone_examples() {
         assert_eq!(run(phone, "Call +33612345678 now"), ["+33612345678"]);
-        assert_eq!(run(phone, "Tel: +33 6 12 34 56 78\n"), ["+33 6 12 34 56 78"]);
+        assert_eq!(
+            run(phone, "Tel: +33 6 12 34 56 78\n"),
+            ["+33 6 12 34 56 78"]
+        );
         assert_eq!(run(phone, "+1 415 555 0123"), ["+1 415 555 0123"]);
         assert_eq!(run(phone, "+447700900123,"), ["+447700900123"]);
         assert_eq!(run(phone, "Mobile: 06 12 34 56 78\n"), ["06 12 34 56 78"]);

@@ -109,7 +109,11 @@ impl Finder {
                 if m.start() >= own.start && m.end() > m.start() {
                     out.push(Hit::new(Kind::Find, m.start(), m.end()));
                 }
-                pos = if m.end() > m.start() { m.end() } else { m.end() + 1 };
+                pos = if m.end() > m.start() {
+                    m.end()
+                } else {
+                    m.end() + 1
+                };
             }
         }
     }

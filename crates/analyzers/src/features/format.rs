@@ -152,12 +152,24 @@ mod tests {
     #[test]
     fn annotations() {
         assert_eq!(annotate("ipv4", b"10.0.0.1").as_deref(), Some("private"));
-        assert_eq!(annotate("ipv4_stopped", b"8.8.8.8").as_deref(), Some("public"));
+        assert_eq!(
+            annotate("ipv4_stopped", b"8.8.8.8").as_deref(),
+            Some("public")
+        );
         assert_eq!(annotate("ipv6", b"fe80::1").as_deref(), Some("link-local"));
-        assert_eq!(annotate("ccn", b"4111 1111 1111 1111").as_deref(), Some("visa"));
+        assert_eq!(
+            annotate("ccn", b"4111 1111 1111 1111").as_deref(),
+            Some("visa")
+        );
         assert_eq!(annotate("iban", b"FR76 3000").as_deref(), Some("FR"));
-        assert_eq!(annotate("phone", b"+33612345678").as_deref(), Some("e164 +33"));
-        assert_eq!(annotate("phone", b"06 12 34 56 78").as_deref(), Some("fr-national"));
+        assert_eq!(
+            annotate("phone", b"+33612345678").as_deref(),
+            Some("e164 +33")
+        );
+        assert_eq!(
+            annotate("phone", b"06 12 34 56 78").as_deref(),
+            Some("fr-national")
+        );
         assert_eq!(
             annotate("bitcoin", b"3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy").as_deref(),
             Some("p2sh")
@@ -168,8 +180,23 @@ mod tests {
 
     #[test]
     fn path_order() {
-        let mut v = vec!["100-GZIP-10", "101", "100-GZIP-9", "100", "100-GZIP-9-GZIP-1"];
+        let mut v = vec![
+            "100-GZIP-10",
+            "101",
+            "100-GZIP-9",
+            "100",
+            "100-GZIP-9-GZIP-1",
+        ];
         v.sort_by(|a, b| path_cmp(a, b));
-        assert_eq!(v, ["100", "100-GZIP-9", "100-GZIP-9-GZIP-1", "100-GZIP-10", "101"]);
+        assert_eq!(
+            v,
+            [
+                "100",
+                "100-GZIP-9",
+                "100-GZIP-9-GZIP-1",
+                "100-GZIP-10",
+                "101"
+            ]
+        );
     }
 }

@@ -89,7 +89,10 @@ fn zlib_header_at(buf: &[u8], z: usize) -> bool {
     let (Some(&cmf), Some(&flg)) = (buf.get(z), buf.get(z + 1)) else {
         return false;
     };
-    cmf & 0x0f == 8 && cmf >> 4 <= 7 && flg & 0x20 == 0 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
+    cmf & 0x0f == 8
+        && cmf >> 4 <= 7
+        && flg & 0x20 == 0
+        && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
 }
 
 /// A stream header found at `at`: its kind and where the compressed data
@@ -103,7 +106,12 @@ pub struct Header {
 
 /// Stream positions whose signature starts in `buf[own]` (for a PDF
 /// `stream` keyword, the position of the zlib header after it).
-pub fn candidates(ac: &AhoCorasick, buf: &[u8], own: Range<usize>, out: &mut Vec<(usize, StreamKind)>) {
+pub fn candidates(
+    ac: &AhoCorasick,
+    buf: &[u8],
+    own: Range<usize>,
+    out: &mut Vec<(usize, StreamKind)>,
+) {
     let hi = (own.end + 8).min(buf.len());
     if own.start >= hi {
         return;
@@ -147,7 +155,11 @@ fn deflate_start_ok(d: &[u8]) -> bool {
 ///
 /// # Errors
 /// Evidence read errors.
-pub fn header(src: &Source<'_>, kind: StreamKind, at: u64) -> Result<Option<Header>, EvidenceError> {
+pub fn header(
+    src: &Source<'_>,
+    kind: StreamKind,
+    at: u64,
+) -> Result<Option<Header>, EvidenceError> {
     match kind {
         StreamKind::Zlib => {
             let h = src.get(at, 7)?;
@@ -249,7 +261,11 @@ pub fn inflate(
     };
     let mut res = Inflated::default();
     let mut out: Vec<u8> = Vec::new();
-    let mut pos = if h.kind == StreamKind::Zlib { h.at } else { h.data };
+    let mut pos = if h.kind == StreamKind::Zlib {
+        h.at
+    } else {
+        h.data
+    };
     let max_in = limit as u64 + (1 << 20) + 64;
     let start_in = pos;
     let mut scratch = Vec::new();
@@ -383,7 +399,12 @@ mod tests {
             *b = x as u8;
         }
         for (k, r) in run(&buf, 1 << 20) {
-            assert_ne!(k, StreamKind::Zlib, "random zlib stream {} bytes", r.data.len());
+            assert_ne!(
+                k,
+                StreamKind::Zlib,
+                "random zlib stream {} bytes",
+                r.data.len()
+            );
         }
     }
 }

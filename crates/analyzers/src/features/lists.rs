@@ -62,9 +62,9 @@ impl WordList {
                 _ => (fields[1], Some(fields[2])),
             };
             if c.is_none() && f.contains(['*', '[', '(', '?']) {
-                regex::RegexBuilder::new(f).build().map_err(|e| {
-                    AnalyzerError::Settings(format!("{what} line {}: {e}", n + 1))
-                })?;
+                regex::RegexBuilder::new(f)
+                    .build()
+                    .map_err(|e| AnalyzerError::Settings(format!("{what} line {}: {e}", n + 1)))?;
                 pats.push(f.to_string());
                 continue;
             }

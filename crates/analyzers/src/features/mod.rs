@@ -161,10 +161,7 @@ impl Kind {
         if n == "all" {
             return Some(Kind::ALL.to_vec());
         }
-        Kind::ALL
-            .iter()
-            .find(|k| k.name() == n)
-            .map(|k| vec![*k])
+        Kind::ALL.iter().find(|k| k.name() == n).map(|k| vec![*k])
     }
 }
 
@@ -332,7 +329,11 @@ impl FeatureScanner {
     ///
     /// # Errors
     /// Cancellation.
-    pub fn scan_buffer(&self, data: &[u8], cancel: &AtomicBool) -> Result<FeatureOutput, AnalyzerError> {
+    pub fn scan_buffer(
+        &self,
+        data: &[u8],
+        cancel: &AtomicBool,
+    ) -> Result<FeatureOutput, AnalyzerError> {
         let mut st = State::new(self, None, cancel, data.len());
         st.scan_image(data, 0, 0..data.len())?;
         let shard = Shard {
@@ -352,7 +353,11 @@ enum Origin<'p> {
     Image { base: u64 },
     /// Inflated data of the stream at image offset `top`, forensic path
     /// prefix `prefix` (`1234-GZIP`), nesting `depth`.
-    Inner { top: u64, prefix: &'p str, depth: u32 },
+    Inner {
+        top: u64,
+        prefix: &'p str,
+        depth: u32,
+    },
 }
 
 struct State<'a> {
@@ -472,13 +477,23 @@ impl<'a> State<'a> {
         }
     }
 
-    fn scan_image(&mut self, buf: &[u8], base: u64, own: Range<usize>) -> Result<(), AnalyzerError> {
+    fn scan_image(
+        &mut self,
+        buf: &[u8],
+        base: u64,
+        own: Range<usize>,
+    ) -> Result<(), AnalyzerError> {
         self.scan_region(buf, Origin::Image { base }, own)
     }
 
     /// Scans `buf[own]` in cache-sized chunks: text scanners, UTF-16 runs,
     /// compressed streams.
-    fn scan_region(&mut self, buf: &[u8], origin: Origin<'_>, own: Range<usize>) -> Result<(), AnalyzerError> {
+    fn scan_region(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        own: Range<usize>,
+    ) -> Result<(), AnalyzerError> {
         let abs = match origin {
             Origin::Image { base } => base,
             Origin::Inner { .. } => 0,
@@ -513,7 +528,9 @@ impl<'a> State<'a> {
             let a = abs + i as u64;
             let next = (((a / BLOCK as u64) + 1) * BLOCK as u64 - abs) as usize;
             let j = next.min(r.end);
-            let inert = a.is_multiple_of(BLOCK as u64) && j - i == BLOCK && text::is_inert_block(&buf[i..j]);
+            let inert = a.is_multiple_of(BLOCK as u64)
+                && j - i == BLOCK
+                && text::is_inert_block(&buf[i..j]);
             if inert {
                 self.skipped += BLOCK as u64;
                 if let Some(c) = cur.take() {
@@ -545,7 +562,11 @@ impl<'a> State<'a> {
         let hits = &mut self.hits;
         let nanos = &mut self.nanos;
         if want(Kind::Email) || domains {
-            let k = if want(Kind::Email) { Kind::Email } else { Kind::Domain };
+            let k = if want(Kind::Email) {
+                Kind::Email
+            } else {
+                Kind::Domain
+            };
             timed(nanos, k, &mut || {
                 for s in spans {
                     web::email(buf, s.clone(), want(Kind::Email), domains, hits);
@@ -553,7 +574,11 @@ impl<'a> State<'a> {
             });
         }
         if want(Kind::Url) || domains {
-            let k = if want(Kind::Url) { Kind::Url } else { Kind::Domain };
+            let k = if want(Kind::Url) {
+                Kind::Url
+            } else {
+                Kind::Domain
+            };
             timed(nanos, k, &mut || {
                 for s in spans {
                     web::url(buf, s.clone(), want(Kind::Url), domains, hits);
@@ -591,7 +616,9 @@ impl<'a> State<'a> {
             let mut bounds = Vec::with_capacity(spans.len());
             for s in spans {
                 let from = runs.len();
-                text::digit_runs(buf, s.start, (s.end + 2).min(buf.len()), |a, b| runs.push((a, b)));
+                text::digit_runs(buf, s.start, (s.end + 2).min(buf.len()), |a, b| {
+                    runs.push((a, b))
+                });
                 bounds.push(from..runs.len());
             }
             self.digits_time += t.elapsed();
@@ -621,7 +648,12 @@ impl<'a> State<'a> {
     /// Turns `self.hits` (over `buf`) into features. `utf16`: the hits are
     /// over decoded UTF-16 text (`dec`) of `run`, whose character `i` is at
     /// raw `first + 2 i`; only those starting in `own` (raw) are kept.
-    fn emit_hits(&mut self, buf: &[u8], origin: Origin<'_>, utf16: Option<(&[u8], &utf16::Run, usize, Range<usize>)>) {
+    fn emit_hits(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        utf16: Option<(&[u8], &utf16::Run, usize, Range<usize>)>,
+    ) {
         let hits = std::mem::take(&mut self.hits);
         for h in &hits {
             let (pos, len, feature, tag) = match &utf16 {
@@ -636,7 +668,12 @@ impl<'a> State<'a> {
                         continue;
                     }
                     let tag = if be { "-UTF16BE-0" } else { "-UTF16-0" };
-                    (pos, 2 * (h.end - h.start), dec[h.start..h.end].to_vec(), tag)
+                    (
+                        pos,
+                        2 * (h.end - h.start),
+                        dec[h.start..h.end].to_vec(),
+                        tag,
+                    )
                 }
             };
             let c0 = pos.saturating_sub(CONTEXT);
@@ -699,7 +736,13 @@ impl<'a> State<'a> {
     }
 
     /// UTF-16 runs with characters in `chunk`: decoded and scanned.
-    fn scan_utf16(&mut self, buf: &[u8], origin: Origin<'_>, chunk: Range<usize>, spans: &[Range<usize>]) {
+    fn scan_utf16(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        chunk: Range<usize>,
+        spans: &[Range<usize>],
+    ) {
         let t0 = Instant::now();
         let mut scan_time = Duration::ZERO;
         let mut found: Vec<utf16::Run> = Vec::new();
@@ -709,7 +752,9 @@ impl<'a> State<'a> {
         // runs that start right after the chunk, whose big-endian reading
         // begins inside it
         if chunk.end + 8 <= buf.len() {
-            utf16::runs(buf, chunk.end.saturating_sub(8), chunk.end + 1, |r| found.push(r));
+            utf16::runs(buf, chunk.end.saturating_sub(8), chunk.end + 1, |r| {
+                found.push(r)
+            });
         }
         found.sort_unstable_by_key(|r| (r.first, r.last));
         found.dedup();
@@ -742,14 +787,24 @@ impl<'a> State<'a> {
     }
 
     /// Compressed streams starting in the spans: inflated and scanned.
-    fn scan_streams(&mut self, buf: &[u8], origin: Origin<'_>, spans: &[Range<usize>]) -> Result<(), AnalyzerError> {
+    fn scan_streams(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        spans: &[Range<usize>],
+    ) -> Result<(), AnalyzerError> {
         let mut cands = Vec::new();
         for s in spans {
             cands.clear();
             let t0 = Instant::now();
             // 8 bytes past the span: a PDF stream is owned by its "stream"
             // keyword, up to 8 bytes before the zlib header
-            inflate::candidates(&self.sc.signatures, buf, s.start..(s.end + 8).min(buf.len()), &mut cands);
+            inflate::candidates(
+                &self.sc.signatures,
+                buf,
+                s.start..(s.end + 8).min(buf.len()),
+                &mut cands,
+            );
             self.inflate_time += t0.elapsed();
             for &(z, kind) in &cands {
                 self.stream_at(buf, origin, s, z, kind)?;
@@ -766,12 +821,23 @@ impl<'a> State<'a> {
     }
 
     /// Inflates and scans the stream of `kind` at `buf[z]` if `own` owns it.
-    fn stream_at(&mut self, buf: &[u8], origin: Origin<'_>, own: &Range<usize>, z: usize, kind: StreamKind) -> Result<(), AnalyzerError> {
+    fn stream_at(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        own: &Range<usize>,
+        z: usize,
+        kind: StreamKind,
+    ) -> Result<(), AnalyzerError> {
         let (depth, base) = match origin {
             Origin::Image { base } => (0, base),
             Origin::Inner { depth, .. } => (depth, 0),
         };
-        let pdf_kw = if kind == StreamKind::Zlib { textlayer::pdf_keyword(buf, z) } else { None };
+        let pdf_kw = if kind == StreamKind::Zlib {
+            textlayer::pdf_keyword(buf, z)
+        } else {
+            None
+        };
         if !own.contains(&z) && !pdf_kw.is_some_and(|k| own.contains(&k)) {
             return Ok(());
         }
@@ -794,7 +860,11 @@ impl<'a> State<'a> {
             if own.contains(&z) {
                 self.note(
                     top_z,
-                    format!("{path_z}: {} stream not inflated: recursion depth limit {} reached", kind.tag(), self.sc.max_depth),
+                    format!(
+                        "{path_z}: {} stream not inflated: recursion depth limit {} reached",
+                        kind.tag(),
+                        self.sc.max_depth
+                    ),
                 );
             }
             return Ok(());
@@ -857,7 +927,13 @@ impl<'a> State<'a> {
     }
 
     /// Scans decoded data (inflated, or text extracted from it).
-    fn scan_layer(&mut self, data: &[u8], top: u64, prefix: String, depth: u32) -> Result<(), AnalyzerError> {
+    fn scan_layer(
+        &mut self,
+        data: &[u8],
+        top: u64,
+        prefix: String,
+        depth: u32,
+    ) -> Result<(), AnalyzerError> {
         if data.len() < MIN_INFLATED {
             return Ok(());
         }

@@ -34,7 +34,9 @@ fn octet(buf: &[u8], i: usize) -> Option<(u32, usize)> {
 /// `NSS`, `/2001,`, `TI_SZ`) in the 8 bytes before.
 fn version_like(buf: &[u8], s: usize) -> bool {
     let ctx = &buf[s.saturating_sub(8)..s];
-    const ANY: [&[u8]; 8] = [b"rsion", b"ion=", b"PSW/", b"flash=", b"stone=", b"NSS", b"/2001,", b"TI_SZ"];
+    const ANY: [&[u8]; 8] = [
+        b"rsion", b"ion=", b"PSW/", b"flash=", b"stone=", b"NSS", b"/2001,", b"TI_SZ",
+    ];
     if ANY.iter().any(|p| ctx.windows(p.len()).any(|w| w == *p)) {
         return true;
     }
@@ -183,9 +185,32 @@ fn ipv6_in(buf: &[u8], mut r: usize, mut e: usize) -> Option<(usize, usize)> {
         }
         // short forms ("::1", "fe80::1") only between text delimiters
         let delim = |c: Option<&u8>| {
-            c.is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b'(' | b')' | b'"' | b'\'' | b',' | b';' | b'/' | b'=' | b'<' | b'>' | b'%' | b'.'))
+            c.is_none_or(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t'
+                        | b'\r'
+                        | b'\n'
+                        | b'['
+                        | b']'
+                        | b'('
+                        | b')'
+                        | b'"'
+                        | b'\''
+                        | b','
+                        | b';'
+                        | b'/'
+                        | b'='
+                        | b'<'
+                        | b'>'
+                        | b'%'
+                        | b'.'
+                )
+            })
         };
-        if groups.len() < 4 && !(delim(r.checked_sub(1).and_then(|i| buf.get(i))) && delim(buf.get(e))) {
+        if groups.len() < 4
+            && !(delim(r.checked_sub(1).and_then(|i| buf.get(i))) && delim(buf.get(e)))
+        {
             return None;
         }
     }
@@ -263,7 +288,10 @@ mod tests {
         assert_eq!(run(ipv4, "version 1.2.3.4 "), Vec::<String>::new());
         assert_eq!(run(ipv4, "Firefox rv:1.9.2.8 "), Vec::<String>::new());
         assert_eq!(run(ipv4, "tool v1.2.3.4 "), Vec::<String>::new());
-        assert_eq!(run(ipv4, "Received: from srv (198.106.104.163)"), ["198.106.104.163"]);
+        assert_eq!(
+            run(ipv4, "Received: from srv (198.106.104.163)"),
+            ["198.106.104.163"]
+        );
         assert_eq!(run(ipv4, "connect to server 10.0.0.1 now"), ["10.0.0.1"]);
         assert_eq!(run(ipv4, "x1.2.3.4"), Vec::<String>::new());
         assert_eq!(run(ipv4, "0.1.2.3 "), Vec::<String>::new());
@@ -274,7 +302,10 @@ mod tests {
     #[test]
     fn ipv6_examples() {
         assert_eq!(run(ipv6, "addr 2001:db8::1 up"), ["2001:db8::1"]);
-        assert_eq!(run(ipv6, "fe80::344a:5cfd:d344:4b51\n"), ["fe80::344a:5cfd:d344:4b51"]);
+        assert_eq!(
+            run(ipv6, "fe80::344a:5cfd:d344:4b51\n"),
+            ["fe80::344a:5cfd:d344:4b51"]
+        );
         assert_eq!(
             run(ipv6, "[2001:0db8:e4e2:f05f:d7de:d788:72d6:887e]"),
             ["2001:0db8:e4e2:f05f:d7de:d788:72d6:887e"]
@@ -289,7 +320,10 @@ mod tests {
 
     #[test]
     fn ether_examples() {
-        assert_eq!(run(ether, "lease for 00:1a:2b:ae:ba:cd via"), ["00:1a:2b:ae:ba:cd"]);
+        assert_eq!(
+            run(ether, "lease for 00:1a:2b:ae:ba:cd via"),
+            ["00:1a:2b:ae:ba:cd"]
+        );
         assert_eq!(run(ether, "MAC 3C-D9-2B-01-02-03."), ["3C-D9-2B-01-02-03"]);
         assert_eq!(run(ether, "00:00:00:00:00:00"), Vec::<String>::new());
         assert_eq!(run(ether, "00:11:22:33:44:55"), Vec::<String>::new());

@@ -51,8 +51,19 @@ const fn build() -> [u16; 256] {
             || alpha
             || matches!(
                 c,
-                b'_' | b'%' | b'/' | b'-' | b'+' | b'@' | b':' | b'=' | b'&' | b'?' | b'#' | b'~'
-                    | b'.' | b';'
+                b'_' | b'%'
+                    | b'/'
+                    | b'-'
+                    | b'+'
+                    | b'@'
+                    | b':'
+                    | b'='
+                    | b'&'
+                    | b'?'
+                    | b'#'
+                    | b'~'
+                    | b'.'
+                    | b';'
             )
         {
             v |= URLC;
@@ -208,7 +219,9 @@ mod tests {
         let mut v = Vec::new();
         digit_runs(b, 3, 9, |s, e| v.push((s, e)));
         assert_eq!(v, vec![(5, 6), (7, 12)]);
-        let long: Vec<u8> = (0..100u8).map(|i| if i % 7 == 3 { b'5' } else { b'x' }).collect();
+        let long: Vec<u8> = (0..100u8)
+            .map(|i| if i % 7 == 3 { b'5' } else { b'x' })
+            .collect();
         let mut n = 0;
         digit_runs(&long, 0, long.len(), |_, _| n += 1);
         assert_eq!(n, long.iter().filter(|c| c.is_ascii_digit()).count());

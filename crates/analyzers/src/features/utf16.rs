@@ -59,12 +59,16 @@ pub fn runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(Run)) {
         while first >= s_lim + 2 && buf[first - 1] == 0 && is(buf[first - 2], TEXT) {
             first -= 2;
         }
-        let start_known = !(first >= 2 && first - 2 < s_lim && buf[first - 1] == 0 && is(buf[first - 2], TEXT));
+        let start_known =
+            !(first >= 2 && first - 2 < s_lim && buf[first - 1] == 0 && is(buf[first - 2], TEXT));
         let mut last = p;
         while last + 2 < e_lim && buf[last + 1] == 0 && is(buf[last + 2], TEXT) {
             last += 2;
         }
-        let end_known = !(last + 2 < buf.len() && last + 2 >= e_lim && buf[last + 1] == 0 && is(buf[last + 2], TEXT));
+        let end_known = !(last + 2 < buf.len()
+            && last + 2 >= e_lim
+            && buf[last + 1] == 0
+            && is(buf[last + 2], TEXT));
         if (last - first) / 2 + 1 >= MIN_CHARS {
             f(Run {
                 first,

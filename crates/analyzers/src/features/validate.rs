@@ -45,7 +45,10 @@ pub fn ccn_brand(d: &[u8]) -> Option<&'static str> {
         "mastercard"
     } else if (p2 == 34 || p2 == 37) && n == 15 {
         "amex"
-    } else if (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622126..=622925).contains(&p6))
+    } else if (p4 == 6011
+        || (644..=649).contains(&p3)
+        || p2 == 65
+        || (622126..=622925).contains(&p6))
         && (16..=19).contains(&n)
     {
         "discover"
@@ -76,34 +79,123 @@ pub fn ccn_brand(d: &[u8]) -> Option<&'static str> {
 /// A plausible payment card number: Luhn-valid, issued by a known brand
 /// with that length, and not one digit repeated.
 pub fn ccn_valid(d: &[u8]) -> bool {
-    d.len() >= 13
-        && luhn(d)
-        && ccn_brand(d).is_some()
-        && d.iter().any(|&c| c != d[0])
+    d.len() >= 13 && luhn(d) && ccn_brand(d).is_some() && d.iter().any(|&c| c != d[0])
 }
 
 /// IBAN length per country (ISO 13616 registry, including the partner
 /// countries that publish IBANs).
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AO", 25), (b"AT", 20), (b"AZ", 28),
-    (b"BA", 20), (b"BE", 16), (b"BF", 28), (b"BG", 22), (b"BH", 22), (b"BI", 27),
-    (b"BJ", 28), (b"BR", 29), (b"BY", 28), (b"CF", 27), (b"CG", 27), (b"CH", 21),
-    (b"CI", 28), (b"CM", 27), (b"CR", 22), (b"CV", 25), (b"CY", 28), (b"CZ", 24),
-    (b"DE", 22), (b"DJ", 27), (b"DK", 18), (b"DO", 28), (b"DZ", 26), (b"EE", 20),
-    (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FK", 18), (b"FO", 18), (b"FR", 27),
-    (b"GA", 27), (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GQ", 27),
-    (b"GR", 27), (b"GT", 28), (b"GW", 25), (b"HN", 28), (b"HR", 21), (b"HU", 28),
-    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IR", 26), (b"IS", 26), (b"IT", 27),
-    (b"JO", 30), (b"KM", 27), (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32),
-    (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"LY", 25), (b"MA", 28),
-    (b"MC", 27), (b"MD", 24), (b"ME", 22), (b"MG", 27), (b"MK", 19), (b"ML", 28),
-    (b"MN", 20), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"MZ", 25), (b"NE", 28),
-    (b"NI", 28), (b"NL", 18), (b"NO", 15), (b"OM", 23), (b"PK", 24), (b"PL", 28),
-    (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"RU", 33),
-    (b"SA", 24), (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24),
-    (b"SM", 27), (b"SN", 28), (b"SO", 23), (b"ST", 25), (b"SV", 28), (b"TD", 27),
-    (b"TG", 28), (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22),
-    (b"VG", 24), (b"XK", 20), (b"YE", 30),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AO", 25),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BF", 28),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BI", 27),
+    (b"BJ", 28),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CF", 27),
+    (b"CG", 27),
+    (b"CH", 21),
+    (b"CI", 28),
+    (b"CM", 27),
+    (b"CR", 22),
+    (b"CV", 25),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DJ", 27),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"DZ", 26),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FK", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GA", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GQ", 27),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"GW", 25),
+    (b"HN", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IR", 26),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KM", 27),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"LY", 25),
+    (b"MA", 28),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MG", 27),
+    (b"MK", 19),
+    (b"ML", 28),
+    (b"MN", 20),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"MZ", 25),
+    (b"NE", 28),
+    (b"NI", 28),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"OM", 23),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"RU", 33),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SD", 18),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"SN", 28),
+    (b"SO", 23),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TD", 27),
+    (b"TG", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
+    (b"YE", 30),
 ];
 
 /// The IBAN length of a country code, `None` for countries without IBANs.
@@ -187,7 +279,13 @@ pub fn bitcoin_base58(s: &[u8]) -> Option<&'static str> {
 const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
-    const GEN: [u32; 5] = [0x3b6a_57b2, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3];
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
     let mut chk = 1u32;
     for v in values {
         let b = chk >> 25;
@@ -319,15 +417,19 @@ pub fn e164_country_code(d: &[u8]) -> Option<usize> {
     if d.len() < 3 {
         return None;
     }
-    let n = |k: usize| d[..k].iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
+    let n = |k: usize| {
+        d[..k]
+            .iter()
+            .fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'))
+    };
     match d[0] {
         b'1' | b'7' => return Some(1),
         b'0' => return None,
         _ => {}
     }
     const TWO: &[u32] = &[
-        20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
-        55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+        20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
+        56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
     ];
     const THREE_PREFIX: &[u32] = &[
         21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 80, 85, 87, 88, 96, 97, 99,
@@ -380,7 +482,12 @@ mod tests {
         ] {
             assert!(luhn(n.as_bytes()), "{n}");
         }
-        for n in ["4111111111111112", "378282246310006", "1234567890123456", ""] {
+        for n in [
+            "4111111111111112",
+            "378282246310006",
+            "1234567890123456",
+            "",
+        ] {
             assert!(!luhn(n.as_bytes()), "{n}");
         }
         assert!(!luhn(b"4111-1111"));
@@ -431,10 +538,22 @@ mod tests {
 
     #[test]
     fn base58check_examples() {
-        assert_eq!(bitcoin_base58(b"1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"), Some("p2pkh"));
-        assert_eq!(bitcoin_base58(b"17NdbrSGoUotzeGCcMMCqnFkEvLymoou9j"), Some("p2pkh"));
-        assert_eq!(bitcoin_base58(b"1AGNa15ZQXAZUgFiqJ2i7Z2DPU2J6hW62i"), Some("p2pkh"));
-        assert_eq!(bitcoin_base58(b"3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"), Some("p2sh"));
+        assert_eq!(
+            bitcoin_base58(b"1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"),
+            Some("p2pkh")
+        );
+        assert_eq!(
+            bitcoin_base58(b"17NdbrSGoUotzeGCcMMCqnFkEvLymoou9j"),
+            Some("p2pkh")
+        );
+        assert_eq!(
+            bitcoin_base58(b"1AGNa15ZQXAZUgFiqJ2i7Z2DPU2J6hW62i"),
+            Some("p2pkh")
+        );
+        assert_eq!(
+            bitcoin_base58(b"3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"),
+            Some("p2sh")
+        );
         assert_eq!(bitcoin_base58(b"1AGNa15ZQXAZUgFiqJ2i7Z2DPU2J6hW62j"), None);
         assert_eq!(bitcoin_base58(b"1111111114oLvT2"), None);
         assert_eq!(bitcoin_base58(b"1A1zP1eP5QGefi2DMPTfTL5SLmv7Divf0a"), None);
@@ -462,12 +581,23 @@ mod tests {
         );
         // bech32 checksum on a v1 program (must be bech32m): invalid
         assert_eq!(
-            bitcoin_bech32(b"bc1pw508d6qejxtdg4y5r3zarvary0c5xw7kw508d6qejxtdg4y5r3zarvary0c5xw7k7grplx"),
+            bitcoin_bech32(
+                b"bc1pw508d6qejxtdg4y5r3zarvary0c5xw7kw508d6qejxtdg4y5r3zarvary0c5xw7k7grplx"
+            ),
             None
         );
-        assert_eq!(bitcoin_bech32(b"bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5"), None);
-        assert_eq!(bitcoin_bech32(b"bc1Qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"), None);
-        assert_eq!(bitcoin_bech32(b"tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"), None);
+        assert_eq!(
+            bitcoin_bech32(b"bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5"),
+            None
+        );
+        assert_eq!(
+            bitcoin_bech32(b"bc1Qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"),
+            None
+        );
+        assert_eq!(
+            bitcoin_bech32(b"tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"),
+            None
+        );
     }
 
     #[test]

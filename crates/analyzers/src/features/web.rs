@@ -27,15 +27,15 @@ const TLDS: &[&str] = &[
     "info", "int", "io", "iq", "ir", "is", "it", "je", "jm", "jo", "jobs", "jp", "ke", "kg", "kh",
     "ki", "km", "kn", "kp", "kr", "kw", "ky", "kz", "la", "lb", "lc", "li", "live", "lk", "lr",
     "ls", "lt", "lu", "lv", "ly", "ma", "mc", "md", "me", "mf", "mg", "mh", "mil", "mk", "ml",
-    "mm", "mn", "mo", "mobi", "mp", "mq", "mr", "ms", "mt", "mu", "museum", "mv", "mw", "mx",
-    "my", "mz", "na", "name", "nc", "ne", "net", "nf", "ng", "ni", "nl", "no", "np", "nr", "nu",
-    "nz", "om", "online", "org", "pa", "pe", "pf", "pg", "ph", "pk", "pl", "pm", "pn", "pr", "pro",
-    "ps", "pt", "pw", "py", "qa", "re", "ro", "rs", "ru", "rw", "sa", "sb", "sc", "sd", "se", "sg",
-    "sh", "shop", "si", "site", "sj", "sk", "sl", "sm", "sn", "so", "sr", "st", "store", "su",
-    "sv", "sy", "sz", "tc", "td", "tech", "tel", "tf", "tg", "th", "tj", "tk", "tl", "tm", "tn",
-    "to", "top", "tp", "tr", "travel", "tt", "tv", "tw", "tz", "ua", "ug", "uk", "um", "us", "uy",
-    "uz", "va", "vc", "ve", "vg", "vi", "vn", "vu", "wf", "ws", "xyz", "ye", "yt", "yu", "za",
-    "zm", "zw",
+    "mm", "mn", "mo", "mobi", "mp", "mq", "mr", "ms", "mt", "mu", "museum", "mv", "mw", "mx", "my",
+    "mz", "na", "name", "nc", "ne", "net", "nf", "ng", "ni", "nl", "no", "np", "nr", "nu", "nz",
+    "om", "online", "org", "pa", "pe", "pf", "pg", "ph", "pk", "pl", "pm", "pn", "pr", "pro", "ps",
+    "pt", "pw", "py", "qa", "re", "ro", "rs", "ru", "rw", "sa", "sb", "sc", "sd", "se", "sg", "sh",
+    "shop", "si", "site", "sj", "sk", "sl", "sm", "sn", "so", "sr", "st", "store", "su", "sv",
+    "sy", "sz", "tc", "td", "tech", "tel", "tf", "tg", "th", "tj", "tk", "tl", "tm", "tn", "to",
+    "top", "tp", "tr", "travel", "tt", "tv", "tw", "tz", "ua", "ug", "uk", "um", "us", "uy", "uz",
+    "va", "vc", "ve", "vg", "vi", "vn", "vu", "wf", "ws", "xyz", "ye", "yt", "yu", "za", "zm",
+    "zw",
 ];
 
 /// Generic TLDs: a bare `name.tld` is taken as a domain. Country-code TLDs
@@ -150,9 +150,9 @@ fn url_at(buf: &[u8], c: usize) -> Option<(usize, usize, usize, usize)> {
         r -= 1;
     }
     let word = &buf[r..c];
-    let scheme = SCHEMES
-        .iter()
-        .find(|sch| word.len() >= sch.len() && word[word.len() - sch.len()..].eq_ignore_ascii_case(sch))?;
+    let scheme = SCHEMES.iter().find(|sch| {
+        word.len() >= sch.len() && word[word.len() - sch.len()..].eq_ignore_ascii_case(sch)
+    })?;
     let s = c - scheme.len();
     let body = c + 3;
     let limit = (body + 384).min(buf.len());
@@ -180,7 +180,9 @@ fn url_at(buf: &[u8], c: usize) -> Option<(usize, usize, usize, usize)> {
         .rposition(|&b| b == b'@')
         .map_or(body, |p| body + p + 1);
     let he = (hs..auth_end).find(|&i| buf[i] == b':').unwrap_or(auth_end);
-    if he <= hs || !buf[hs..he].iter().all(|&b| is(b, HOST)) || !buf[hs..he].iter().any(|&b| is(b, ALNUM))
+    if he <= hs
+        || !buf[hs..he].iter().all(|&b| is(b, HOST))
+        || !buf[hs..he].iter().any(|&b| is(b, ALNUM))
     {
         return None;
     }
@@ -218,9 +220,9 @@ pub fn url(buf: &[u8], own: Range<usize>, urls: bool, domains: bool, out: &mut V
 
 fn covered_by_earlier_url(buf: &[u8], finder: &memmem::Finder<'_>, s: usize) -> bool {
     let from = s.saturating_sub(400);
-    finder.find_iter(&buf[from..s]).any(|rel| {
-        url_at(buf, from + rel).is_some_and(|(s2, e2, _, _)| s2 < s && e2 > s)
-    })
+    finder
+        .find_iter(&buf[from..s])
+        .any(|rel| url_at(buf, from + rel).is_some_and(|(s2, e2, _, _)| s2 < s && e2 > s))
 }
 
 /// Stand-alone host names (`www.example.com`): labels of letters, digits
@@ -340,9 +342,19 @@ mod tests {
 
     #[test]
     fn email_examples() {
-        assert_eq!(emails("mail bob.smith@example.com now"), ["bob.smith@example.com"]);
-        assert_eq!(emails("<a.b+news@mail.example.co.uk>"), ["a.b+news@mail.example.co.uk"]);
-        assert_eq!(emails("x@example.com"), Vec::<String>::new(), "local part too short");
+        assert_eq!(
+            emails("mail bob.smith@example.com now"),
+            ["bob.smith@example.com"]
+        );
+        assert_eq!(
+            emails("<a.b+news@mail.example.co.uk>"),
+            ["a.b+news@mail.example.co.uk"]
+        );
+        assert_eq!(
+            emails("x@example.com"),
+            Vec::<String>::new(),
+            "local part too short"
+        );
         assert_eq!(emails("abc@example.community"), Vec::<String>::new());
         assert_eq!(emails("abc@example.com2"), ["abc@example.com"]);
         assert_eq!(emails("abc..d@example.com"), Vec::<String>::new());
@@ -352,12 +364,21 @@ mod tests {
             ["iwork09.compages@iwork09.com"]
         );
         assert_eq!(emails("user@EXAMPLE.COM."), ["user@EXAMPLE.COM"]);
-        assert_eq!(emails("xlsx_within_docx@document.comI"), ["xlsx_within_docx@document.com"]);
-        assert_eq!(emails("xlsx_within_docx@document.comIx"), Vec::<String>::new());
+        assert_eq!(
+            emails("xlsx_within_docx@document.comI"),
+            ["xlsx_within_docx@document.com"]
+        );
+        assert_eq!(
+            emails("xlsx_within_docx@document.comIx"),
+            Vec::<String>::new()
+        );
         let both = found(|b, o, v| email(b, o, true, true, v), "to: abc@ex.org;");
         assert_eq!(
             both,
-            [(Kind::Email, "abc@ex.org".into()), (Kind::Domain, "ex.org".into())]
+            [
+                (Kind::Email, "abc@ex.org".into()),
+                (Kind::Domain, "ex.org".into())
+            ]
         );
     }
 
@@ -378,10 +399,13 @@ mod tests {
                 (Kind::Domain, "host.example.org".into())
             ]
         );
-        assert_eq!(u("http://example.com."), [
-            (Kind::Url, "http://example.com".into()),
-            (Kind::Domain, "example.com".into())
-        ]);
+        assert_eq!(
+            u("http://example.com."),
+            [
+                (Kind::Url, "http://example.com".into()),
+                (Kind::Domain, "example.com".into())
+            ]
+        );
         assert_eq!(u("http://"), []);
         // a URL inside another one is part of it
         let v = u("http://a.com/redirect?to=http://b.com/x ");

@@ -205,7 +205,9 @@ pub fn lower(e: &Expr) -> Cond {
         Expr::Le(b) => Cond::Cmp(CmpOp::Le, lower_int(&b.lhs), lower_int(&b.rhs)),
         Expr::Ge(b) => Cond::Cmp(CmpOp::Ge, lower_int(&b.lhs), lower_int(&b.rhs)),
         Expr::Of(of) => match &of.items {
-            OfItems::PatternSet(_) => Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Pattern)),
+            OfItems::PatternSet(_) => {
+                Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Pattern))
+            }
             OfItems::BoolExprTuple(items) => {
                 // `any of (a, b)` over booleans: only its "all false" case is
                 // decidable.
@@ -240,8 +242,12 @@ fn eval_int(i: &Int, env: &Env) -> Option<i64> {
             env.read.and_then(|f| f(*r, off))
         }
         Int::Neg(x) => eval_int(x, env).map(|v| v.wrapping_neg()),
-        Int::Add(v) => v.iter().try_fold(0i64, |a, x| eval_int(x, env).map(|y| a.wrapping_add(y))),
-        Int::Mul(v) => v.iter().try_fold(1i64, |a, x| eval_int(x, env).map(|y| a.wrapping_mul(y))),
+        Int::Add(v) => v
+            .iter()
+            .try_fold(0i64, |a, x| eval_int(x, env).map(|y| a.wrapping_add(y))),
+        Int::Mul(v) => v
+            .iter()
+            .try_fold(1i64, |a, x| eval_int(x, env).map(|y| a.wrapping_mul(y))),
         Int::Sub(v) => {
             let mut it = v.iter();
             let first = eval_int(it.next()?, env)?;
@@ -438,7 +444,10 @@ mod tests {
         assert_eq!(class("1 of ($c*) or $a or $b"), Shard);
         assert_eq!(class("all of them"), Gated);
         assert_eq!(class("$a and $b and any of ($c*)"), Gated);
-        assert_eq!(class("uint16(0) == 0x5a4d and filesize < 100KB and 2 of them"), Gated);
+        assert_eq!(
+            class("uint16(0) == 0x5a4d and filesize < 100KB and 2 of them"),
+            Gated
+        );
         assert_eq!(class("#a > 3 and all of ($c*) and $b"), Gated);
         assert_eq!(class("$a at 0 and $b and $c1 and $c2"), Gated);
         assert_eq!(class("$a at 0 or ($b and $c1 and $c2)"), Gated);
@@ -447,7 +456,10 @@ mod tests {
         assert_eq!(class("none of them"), Always);
         assert_eq!(class("#a == 0 or all of them"), Always);
         assert_eq!(class("pe.is_pe or all of them"), Always);
-        assert_eq!(class("for any of ($a, $b) : ($ at 0) and $c1 and $c2"), Gated);
+        assert_eq!(
+            class("for any of ($a, $b) : ($ at 0) and $c1 and $c2"),
+            Gated
+        );
         assert_eq!(class("for all of them : (# > 1)"), Gated);
         assert_eq!(class("0 of them or all of them"), Always);
         let no_patterns = classify_source("rule r { condition: filesize > 0 }");
@@ -481,7 +493,10 @@ mod tests {
         let t = |c: &str, size: i64| eval(&info(c).condition, &env(size));
         assert_eq!(t("uint16(0) == 0x5a4d and $a", 100), Tri::Unknown);
         assert_eq!(t("uint16(0) == 0x4b50 and $a", 100), Tri::False);
-        assert_eq!(t("uint32be(0) == 0x4d5a9000 and all of them", 100), Tri::Unknown);
+        assert_eq!(
+            t("uint32be(0) == 0x4d5a9000 and all of them", 100),
+            Tri::Unknown
+        );
         assert_eq!(t("uint8(1) == 0x5a and uint16(2) == 0x90", 100), Tri::True);
         assert_eq!(t("filesize < 100KB and any of them", 1 << 30), Tri::False);
         assert_eq!(t("filesize < 100KB and any of them", 1000), Tri::Unknown);

@@ -90,7 +90,9 @@ impl RuleSetIndex {
 
     /// A rule by (namespace, name).
     pub fn get(&self, namespace: &str, rule: &str) -> Option<(RuleRef, &RuleInfo)> {
-        let &(f, r) = self.by_key.get(&(namespace.to_string(), rule.to_string()))?;
+        let &(f, r) = self
+            .by_key
+            .get(&(namespace.to_string(), rule.to_string()))?;
         Some(((f, r), &self.files[f].rules[r]))
     }
 
@@ -104,7 +106,11 @@ impl RuleSetIndex {
     /// The rules an image may still match: those whose condition is not
     /// false under the image's facts (its size; integers read at constant
     /// offsets through `read_bytes`).
-    pub fn live(&self, size: u64, read_bytes: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Vec<RuleRef> {
+    pub fn live(
+        &self,
+        size: u64,
+        read_bytes: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+    ) -> Vec<RuleRef> {
         let memo: RefCell<HashMap<(Read, i64), Option<i64>>> = RefCell::new(HashMap::new());
         let read = |r: Read, off: i64| -> Option<i64> {
             if let Some(v) = memo.borrow().get(&(r, off)) {
@@ -189,7 +195,10 @@ mod tests {
     #[test]
     fn cuts_and_subsets() {
         let src = "import \"pe\"\n// a comment\nprivate rule p { strings: $a = \"x\" condition: $a }\nrule r1 : t1 { meta: k = \"v\" strings: $b = \"y\" condition: $b and p }\nrule r2 { condition: uint16(0) == 0x5a4d }\n";
-        let idx = RuleSetIndex::new(&[RuleSource { name: "f.yar".into(), text: src.into() }]);
+        let idx = RuleSetIndex::new(&[RuleSource {
+            name: "f.yar".into(),
+            text: src.into(),
+        }]);
         assert_eq!(idx.files[0].rules.len(), 3);
         let (r1, _) = idx.get("f.yar", "r1").unwrap();
         let sub = idx.subset(&[r1]);
@@ -203,8 +212,13 @@ mod tests {
         c.add_source(sub[0].text.as_str()).unwrap();
         // Facts: an image starting with "PK" kills r2 only.
         let data = b"PK\x03\x04rest".to_vec();
-        let live = idx.live(data.len() as u64, &|o, n| data.get(o as usize..o as usize + n).map(<[u8]>::to_vec));
-        let names: Vec<&str> = live.iter().map(|(f, r)| idx.files[*f].rules[*r].name.as_str()).collect();
+        let live = idx.live(data.len() as u64, &|o, n| {
+            data.get(o as usize..o as usize + n).map(<[u8]>::to_vec)
+        });
+        let names: Vec<&str> = live
+            .iter()
+            .map(|(f, r)| idx.files[*f].rules[*r].name.as_str())
+            .collect();
         assert_eq!(names, vec!["p", "r1"]);
     }
 }

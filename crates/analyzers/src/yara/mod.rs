@@ -58,6 +58,10 @@ pub const DEFAULT_MAX_MATCHES: usize = 1_000_000;
 /// A scan slower than this is reported as a slow-rule warning.
 pub const SLOW_SCAN: Duration = Duration::from_secs(30);
 
+/// Images smaller than this are scanned with the whole rule set rather
+/// than the subset their facts leave live.
+pub const PRUNE_MIN_IMAGE: u64 = 256 << 20;
+
 /// External variables every rule set declares (as YARA users pass them with
 /// `-d`): empty for the image, set per carved file.
 pub const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
@@ -98,13 +102,23 @@ pub fn syntax_errors(sources: &[RuleSource]) -> Vec<Diagnostic> {
                 | E::InvalidInteger { message, span }
                 | E::InvalidFloat { message, span }
                 | E::InvalidRegexpModifier { message, span }
-                | E::InvalidEscapeSequence { message, span } => (format!("syntax error: {message}"), span.clone()),
+                | E::InvalidEscapeSequence { message, span } => {
+                    (format!("syntax error: {message}"), span.clone())
+                }
                 E::InvalidUTF8(span) => ("invalid UTF-8".to_string(), span.clone()),
-                E::UnexpectedEscapeSequence(span) => ("unexpected escape sequence".to_string(), span.clone()),
+                E::UnexpectedEscapeSequence(span) => {
+                    ("unexpected escape sequence".to_string(), span.clone())
+                }
             };
             let before = &s.text.as_bytes()[..span.start().min(s.text.len())];
             let line = before.iter().filter(|b| **b == b'\n').count() as u32 + 1;
-            let column = (before.len() - before.iter().rposition(|b| *b == b'\n').map(|p| p + 1).unwrap_or(0)) as u32 + 1;
+            let column = (before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|p| p + 1)
+                    .unwrap_or(0)) as u32
+                + 1;
             out.push(Diagnostic {
                 file: s.name.clone(),
                 line,
@@ -159,8 +173,16 @@ impl Limits {
     pub fn from_settings(timeout_seconds: u32, max_matches: u32) -> Self {
         let d = Self::default();
         Self {
-            timeout: if timeout_seconds > 0 { Duration::from_secs(u64::from(timeout_seconds)) } else { d.timeout },
-            max_matches: if max_matches > 0 { max_matches as usize } else { d.max_matches },
+            timeout: if timeout_seconds > 0 {
+                Duration::from_secs(u64::from(timeout_seconds))
+            } else {
+                d.timeout
+            },
+            max_matches: if max_matches > 0 {
+                max_matches as usize
+            } else {
+                d.max_matches
+            },
         }
     }
 }
@@ -245,7 +267,8 @@ impl CompiledRules {
         for s in sources {
             let ns = namespace_of(&s.name);
             compiler.new_namespace(&ns);
-            let _ = compiler.add_source(yara_x::SourceCode::from(s.text.as_str()).with_origin(s.name.as_str()));
+            let _ = compiler
+                .add_source(yara_x::SourceCode::from(s.text.as_str()).with_origin(s.name.as_str()));
         }
         // Rules refused one by one, with their reasons; the errors of whole
         // files (syntax errors, unknown modules) are listed too.
@@ -268,7 +291,10 @@ impl CompiledRules {
             let d = diagnostic(e, "error", "", "");
             // Already listed with its rule?
             let listed = diagnostics.iter().any(|x| {
-                x.file == d.file && x.line == d.line && x.column == d.column && x.message == d.message
+                x.file == d.file
+                    && x.line == d.line
+                    && x.column == d.column
+                    && x.message == d.message
             });
             if !listed {
                 diagnostics.push(d);
@@ -278,14 +304,18 @@ impl CompiledRules {
             diagnostics.push(diagnostic(w, "warning", "", ""));
         }
         if strict && diagnostics.iter().any(|d| d.severity == "error") {
-            let first = diagnostics.iter().find(|d| d.severity == "error").cloned().unwrap_or_else(|| Diagnostic {
-                file: String::new(),
-                line: 0,
-                column: 0,
-                severity: "error".into(),
-                message: "compilation failed".into(),
-                rule: String::new(),
-            });
+            let first = diagnostics
+                .iter()
+                .find(|d| d.severity == "error")
+                .cloned()
+                .unwrap_or_else(|| Diagnostic {
+                    file: String::new(),
+                    line: 0,
+                    column: 0,
+                    severity: "error".into(),
+                    message: "compilation failed".into(),
+                    rule: String::new(),
+                });
             return Err(AnalyzerError::Settings(format!(
                 "strict mode: {}:{}:{}: {}",
                 first.file, first.line, first.column, first.message
@@ -299,7 +329,9 @@ impl CompiledRules {
                 .find(|d| d.severity == "error")
                 .map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message))
                 .unwrap_or_else(|| "no rules in the sources".into());
-            return Err(AnalyzerError::Settings(format!("no YARA rule compiled: {why}")));
+            return Err(AnalyzerError::Settings(format!(
+                "no YARA rule compiled: {why}"
+            )));
         }
         Ok(Self {
             rules,
@@ -379,7 +411,6 @@ impl CompiledRules {
     }
 }
 
-
 /// A rule set: its sources, its index (rules, classes, dependencies), and
 /// its full compilation (made when first needed).
 pub struct RuleSet {
@@ -392,7 +423,9 @@ pub struct RuleSet {
 
 impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleSet").field("digest", &self.digest).finish()
+        f.debug_struct("RuleSet")
+            .field("digest", &self.digest)
+            .finish()
     }
 }
 
@@ -423,7 +456,10 @@ impl RuleSet {
     ///
     /// # Errors
     /// Evidence read errors; the subset failing to compile.
-    pub fn for_image(self: &Arc<Self>, evidence: &dyn Evidence) -> Result<ImageRules, AnalyzerError> {
+    pub fn for_image(
+        self: &Arc<Self>,
+        evidence: &dyn Evidence,
+    ) -> Result<ImageRules, AnalyzerError> {
         let size = evidence.size();
         let err = std::cell::RefCell::new(None);
         let read = |off: u64, n: usize| -> Option<Vec<u8>> {
@@ -449,8 +485,17 @@ impl RuleSet {
                     .then(|| (namespace_of(&file.name), rule.name.clone()))
             })
             .collect();
+        // A small image is scanned with the whole set (compiled once per
+        // process, shared by every small image); a large one with only the
+        // rules it may match (the compilation pays for itself many times).
         let compiled = if live.is_empty() {
             None
+        } else if size < PRUNE_MIN_IMAGE {
+            match self.full() {
+                Ok(c) => Some(c),
+                Err(AnalyzerError::Settings(m)) if m.starts_with("no YARA rule compiled") => None,
+                Err(e) => return Err(e),
+            }
         } else {
             match compile_cached(&self.index.subset(&live), false) {
                 Ok(c) => Some(c),
@@ -458,11 +503,15 @@ impl RuleSet {
                 Err(e) => return Err(e),
             }
         };
-        let diagnostics = compiled.as_ref().map(|c| c.diagnostics().to_vec()).unwrap_or_default();
+        let diagnostics = compiled
+            .as_ref()
+            .map(|c| c.diagnostics().to_vec())
+            .unwrap_or_default();
         Ok(ImageRules {
             set: self.clone(),
             live: compiled,
             live_rules: live.len(),
+            live_set: live.into_iter().collect(),
             always,
             diagnostics,
         })
@@ -470,7 +519,8 @@ impl RuleSet {
 }
 
 /// Rule sets of this process, by digest (parsed and indexed once).
-static SETS: std::sync::Mutex<Vec<(String, bool, Arc<RuleSet>)>> = std::sync::Mutex::new(Vec::new());
+static SETS: std::sync::Mutex<Vec<(String, bool, Arc<RuleSet>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// The rule set of `sources`, indexed once per process.
 pub fn rule_set(sources: &[RuleSource], strict: bool) -> Arc<RuleSet> {
@@ -499,6 +549,8 @@ pub struct ImageRules {
     /// The compiled rules the image may match (None: none may).
     live: Option<SharedRules>,
     live_rules: usize,
+    /// The rules the image's facts leave live.
+    live_set: HashSet<index::RuleRef>,
     /// Live, public rules decided on the whole image whatever the shards find.
     always: Vec<(String, String)>,
     /// Errors and warnings of compiling the live rules.
@@ -539,11 +591,19 @@ impl ImageRules {
                 offset: 0,
                 message: format!(
                     "{}: {}:{}:{}{}: {}",
-                    if d.severity == "error" { "rule refused by yara-x" } else { "rule warning" },
+                    if d.severity == "error" {
+                        "rule refused by yara-x"
+                    } else {
+                        "rule warning"
+                    },
                     d.file,
                     d.line,
                     d.column,
-                    if d.rule.is_empty() { String::new() } else { format!(" ({})", d.rule) },
+                    if d.rule.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", d.rule)
+                    },
                     d.message
                 ),
             })
@@ -592,13 +652,17 @@ impl ImageRules {
         let mut notes = Vec::new();
         let mut out = Vec::new();
         let Some(live) = &self.live else {
-            return Ok((Vec::new(), Vec::new(), ScannerStat {
-                scanner: "yara".into(),
-                bytes: shard.len(),
-                nanos: t.elapsed().as_nanos() as u64,
-                findings: 0,
-                skipped_bytes: shard.len(),
-            }));
+            return Ok((
+                Vec::new(),
+                Vec::new(),
+                ScannerStat {
+                    scanner: "yara".into(),
+                    bytes: shard.len(),
+                    nanos: t.elapsed().as_nanos() as u64,
+                    findings: 0,
+                    skipped_bytes: shard.len(),
+                },
+            ));
         };
         let mut scanner = live.scanner(limits);
         let results = match scanner.scan(window) {
@@ -618,7 +682,10 @@ impl ImageRules {
                 notes.push(Note {
                     analysis: "yara".into(),
                     offset: shard.start,
-                    message: format!("YARA scan of bytes {}..{} failed: {e}", shard.start, shard.end),
+                    message: format!(
+                        "YARA scan of bytes {}..{} failed: {e}",
+                        shard.start, shard.end
+                    ),
                 });
                 None
             }
@@ -628,7 +695,8 @@ impl ImageRules {
                 let abs = win_start + m_start;
                 (abs >= shard.start && abs < shard.end).then_some(abs)
             };
-            let matching: Vec<yara_x::Rule> = results.matching_rules().include_private(true).collect();
+            let matching: Vec<yara_x::Rule> =
+                results.matching_rules().include_private(true).collect();
             let matched: HashSet<(String, String)> = matching
                 .iter()
                 .map(|r| (r.namespace().to_string(), r.identifier().to_string()))
@@ -653,7 +721,11 @@ impl ImageRules {
                                 });
                             } else {
                                 // A private pattern still counts as a hit.
-                                strings.push(YaraString { id: String::new(), offset: abs, length: 0 });
+                                strings.push(YaraString {
+                                    id: String::new(),
+                                    offset: abs,
+                                    length: 0,
+                                });
                             }
                         }
                     }
@@ -680,7 +752,12 @@ impl ImageRules {
             notes.push(Note {
                 analysis: "yara".into(),
                 offset: shard.start,
-                message: format!("slow rules: scanning bytes {}..{} took {:.1} s", shard.start, shard.end, elapsed.as_secs_f64()),
+                message: format!(
+                    "slow rules: scanning bytes {}..{} took {:.1} s",
+                    shard.start,
+                    shard.end,
+                    elapsed.as_secs_f64()
+                ),
             });
         }
         let stat = ScannerStat {
@@ -693,7 +770,6 @@ impl ImageRules {
         Ok((out, notes, stat))
     }
 
-
     /// Evaluates `candidates` (namespace, rule) on the whole image `data`,
     /// compiling only them and what they depend on.
     ///
@@ -705,9 +781,11 @@ impl ImageRules {
         candidates: &[(String, String)],
         limits: Limits,
     ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
+        // Rules the image's facts rule out never reach the whole-image step.
         let refs: Vec<index::RuleRef> = candidates
             .iter()
             .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
+            .filter(|rf| self.live_set.contains(rf))
             .collect();
         if refs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
@@ -762,9 +840,18 @@ fn metadata_json(rule: &yara_x::Rule) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-fn shard_record(rule: &yara_x::Rule, scope: &str, matched: bool, strings: Vec<YaraString>) -> YaraMatch {
+fn shard_record(
+    rule: &yara_x::Rule,
+    scope: &str,
+    matched: bool,
+    strings: Vec<YaraString>,
+) -> YaraMatch {
     YaraMatch {
-        target: if matched { format!("{scope}:matched") } else { scope.to_string() },
+        target: if matched {
+            format!("{scope}:matched")
+        } else {
+            scope.to_string()
+        },
         target_offset: 0,
         rule: rule.identifier().to_string(),
         namespace: rule.namespace().to_string(),
@@ -804,7 +891,10 @@ fn final_match(rule: &yara_x::Rule, target: &str, base: u64) -> YaraMatch {
 /// A pattern's matches are capped image-wide at `max_matches` (the first
 /// ones by offset, as a scan of the whole image keeps them); capped
 /// patterns are listed in the returned notes.
-pub fn merge_shard_records(records: &[YaraMatch], max_matches: usize) -> (Vec<YaraMatch>, Vec<(String, String)>, Vec<Note>) {
+pub fn merge_shard_records(
+    records: &[YaraMatch],
+    max_matches: usize,
+) -> (Vec<YaraMatch>, Vec<(String, String)>, Vec<Note>) {
     let mut shard: BTreeMap<(String, String), (bool, YaraMatch)> = BTreeMap::new();
     let mut hits: Vec<(String, String)> = Vec::new();
     for r in records {
@@ -829,7 +919,11 @@ pub fn merge_shard_records(records: &[YaraMatch], max_matches: usize) -> (Vec<Ya
     }
     hits.sort();
     hits.dedup();
-    let max = if max_matches == 0 { DEFAULT_MAX_MATCHES } else { max_matches };
+    let max = if max_matches == 0 {
+        DEFAULT_MAX_MATCHES
+    } else {
+        max_matches
+    };
     let mut notes = Vec::new();
     let finals = shard
         .into_values()

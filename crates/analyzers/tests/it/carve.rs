@@ -70,7 +70,11 @@ fn carve_with(ev: &Mem, opts: &CarveOptions, shard: u64, margin: u64) -> Vec<Car
         let data = &ev.data[s.start as usize..s.scan_end as usize];
         let o = carver.carve_shard(ev, &s, data, &cancel).expect("carve");
         for f in &o.files {
-            assert!(s.owns(f.offset), "shard {s:?} reported a file at {}", f.offset);
+            assert!(
+                s.owns(f.offset),
+                "shard {s:?} reported a file at {}",
+                f.offset
+            );
         }
         out.extend(o.files);
     }
@@ -125,7 +129,12 @@ fn score(fx: &Fixture, files: &[CarvedFile]) -> Score {
             ));
         }
     }
-    let truth: BTreeSet<(u64, u64)> = fx.manifest.files.iter().map(|p| (p.offset, p.length)).collect();
+    let truth: BTreeSet<(u64, u64)> = fx
+        .manifest
+        .files
+        .iter()
+        .map(|p| (p.offset, p.length))
+        .collect();
     for f in files.iter().filter(|f| f.validated) {
         if !truth.contains(&(f.offset, f.length)) {
             s.false_validated.push(format!(
@@ -178,7 +187,10 @@ fn medium_fixture_recall_and_precision() {
         println!("validated but not planted: {m}");
     }
     for f in files.iter().filter(|f| !f.validated) {
-        println!("unvalidated: {} at {} len {}: {}", f.file_type, f.offset, f.length, f.note);
+        println!(
+            "unvalidated: {} at {} len {}: {}",
+            f.file_type, f.offset, f.length, f.note
+        );
     }
     assert!(s.exact * 100 >= s.planted * 98, "recall below 98%");
     assert!(s.false_validated.is_empty());
@@ -199,14 +211,30 @@ fn identical_across_shard_sizes_margins_and_read_paths() {
         (4 << 10, 1 << 20, &mapped, "4 KiB shards"),
         (1 << 10, 1 << 20, &mapped, "1 KiB shards"),
         (1 << 20, 0, &unmapped, "1 MiB shards, no margin, unmapped"),
-        (64 << 10, 7, &unmapped, "64 KiB shards, 7-byte margin, unmapped"),
-        (2 << 20, 64 << 10, &unmapped, "2 MiB shards, 64 KiB margin, unmapped"),
+        (
+            64 << 10,
+            7,
+            &unmapped,
+            "64 KiB shards, 7-byte margin, unmapped",
+        ),
+        (
+            2 << 20,
+            64 << 10,
+            &unmapped,
+            "2 MiB shards, 64 KiB margin, unmapped",
+        ),
         (1 << 30, 0, &unmapped, "one shard, unmapped"),
     ] {
         let got = carve_with(ev, &opts, shard, margin);
         if got != reference {
-            let a: BTreeSet<_> = reference.iter().map(|f| (f.offset, f.length, f.file_type.clone())).collect();
-            let b: BTreeSet<_> = got.iter().map(|f| (f.offset, f.length, f.file_type.clone())).collect();
+            let a: BTreeSet<_> = reference
+                .iter()
+                .map(|f| (f.offset, f.length, f.file_type.clone()))
+                .collect();
+            let b: BTreeSet<_> = got
+                .iter()
+                .map(|f| (f.offset, f.length, f.file_type.clone()))
+                .collect();
             panic!(
                 "{what}: results differ\nonly in reference: {:?}\nonly here: {:?}",
                 a.difference(&b).collect::<Vec<_>>(),

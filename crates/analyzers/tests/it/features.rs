@@ -73,7 +73,9 @@ fn scan(sc: &FeatureScanner, ev: &dyn Evidence, shard_size: u64, margin: u64) ->
         .map(|s| {
             let mut data = vec![0u8; s.scan_len() as usize];
             ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc.scan_shard(ev, s, &data, &AtomicBool::new(false)).unwrap();
+            let out = sc
+                .scan_shard(ev, s, &data, &AtomicBool::new(false))
+                .unwrap();
             for f in &out.features {
                 assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
             }
@@ -201,7 +203,8 @@ fn recall(fx: &Fixture, s: &Scan) -> Recall {
         {
             r.other_reading += 1;
             if !ambiguous_run(&fx.image, p) {
-                r.misread.push(format!("{} {want} {:?}", p.scanner, p.feature));
+                r.misread
+                    .push(format!("{} {want} {:?}", p.scanner, p.feature));
             }
         } else {
             r.missing.push(format!(
@@ -236,7 +239,11 @@ fn check_fixture(name: &str, fx: &Fixture, ev: &Mem) {
     );
     assert!(r.missing.is_empty(), "{name}: missing {:#?}", r.missing);
     // the other byte order only where neither end of the run decides it
-    assert!(r.misread.is_empty(), "{name}: byte order misread: {:#?}", r.misread);
+    assert!(
+        r.misread.is_empty(),
+        "{name}: byte order misread: {:#?}",
+        r.misread
+    );
     assert_exactly_once(&s);
     // categories covered
     let planted = &fx.manifest.features;
@@ -326,7 +333,10 @@ fn nps_2010_emails_against_bulk_extractor() {
 /// for (e-mail, card number, bitcoin, host name in PDF text), in layers it
 /// decodes (not BASE64, OUTLOOK, RAR).
 fn in_scope(path: &str, feature: &str) -> bool {
-    if ["BASE64", "OUTLOOK", "RAR"].iter().any(|l| path.contains(l)) {
+    if ["BASE64", "OUTLOOK", "RAR"]
+        .iter()
+        .any(|l| path.contains(l))
+    {
         return false;
     }
     let b58 = |c: char| c.is_ascii_alphanumeric() && !"0OIl".contains(c);
@@ -349,7 +359,10 @@ fn tests_data_against_bulk_extractor() {
     let mut cache: BTreeMap<String, BTreeSet<(String, Vec<u8>)>> = BTreeMap::new();
     let (mut total, mut scope, mut found_scope, mut found_all) = (0, 0, 0, 0);
     let mut missing = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut cols = line.split('\t');
         let loc = cols.next().unwrap();
         let feature = cols.next().unwrap_or_default();
@@ -410,7 +423,9 @@ fn random_bytes_false_positives() {
         .into_par_iter()
         .map(|i| {
             let data = random_bytes((i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), 32 << 20);
-            sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap().features
+            sc.scan_buffer(&data, &AtomicBool::new(false))
+                .unwrap()
+                .features
         })
         .collect();
     let all: Vec<&Feature> = per.iter().flatten().collect();
@@ -464,7 +479,10 @@ fn stop_and_alert_lists() {
     let got = names(&out);
     let has = |s: &str, f: &str| got.iter().any(|g| g.0 == s && g.2 == f);
     assert!(has("email_stopped", "noreply@example.com"));
-    assert!(!has("email", "noreply@example.com"), "stopped features leave email.txt");
+    assert!(
+        !has("email", "noreply@example.com"),
+        "stopped features leave email.txt"
+    );
     assert!(has("email", "boss@corp.example.com") && has("alerts", "boss@corp.example.com"));
     assert!(has("email", "eve@evil.example.org") && has("alerts", "eve@evil.example.org"));
     assert!(has("email", "joe@example.net") && !has("alerts", "joe@example.net"));
@@ -492,14 +510,25 @@ fn inflation_bomb_is_bounded_and_noted() {
     }));
     let out = sc.scan_buffer(&img, &AtomicBool::new(false)).unwrap();
     let got = names(&out);
-    assert_eq!(got, [("email".into(), "4-GZIP-7".into(), "alice@example.com".into())]);
+    assert_eq!(
+        got,
+        [(
+            "email".into(),
+            "4-GZIP-7".into(),
+            "alice@example.com".into()
+        )]
+    );
     assert!(
-        out.notes.iter().any(|n| n.message.contains("limit of 1048576 bytes")),
+        out.notes
+            .iter()
+            .any(|n| n.message.contains("limit of 1048576 bytes")),
         "{:?}",
         out.notes
     );
     // default bound: found
-    let out = all_scanners().scan_buffer(&img, &AtomicBool::new(false)).unwrap();
+    let out = all_scanners()
+        .scan_buffer(&img, &AtomicBool::new(false))
+        .unwrap();
     assert!(names(&out).iter().any(|g| g.2 == "bob@example.com"));
 }
 
@@ -512,13 +541,22 @@ fn nesting_depth_is_limited_and_noted() {
         data.extend([0u8; 4096]);
         data = gzip(&data);
     }
-    let out = all_scanners().scan_buffer(&data, &AtomicBool::new(false)).unwrap();
+    let out = all_scanners()
+        .scan_buffer(&data, &AtomicBool::new(false))
+        .unwrap();
     assert!(!names(&out).iter().any(|g| g.0 == "email"));
-    assert!(out.notes.iter().any(|n| n.message.contains("recursion depth limit 7")));
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.message.contains("recursion depth limit 7"))
+    );
     let sc = scanner(&opts(|o| o.max_recursion_depth = 12));
     let out = sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap();
     let deep = names(&out);
-    let e = deep.iter().find(|g| g.0 == "email").expect("found when deep enough");
+    let e = deep
+        .iter()
+        .find(|g| g.0 == "email")
+        .expect("found when deep enough");
     assert_eq!(e.1, format!("0{}-6", "-GZIP-0".repeat(9) + "-GZIP"));
     assert!(out.notes.is_empty(), "{:?}", out.notes);
 }
@@ -539,7 +577,11 @@ fn features_per_shard_are_capped() {
     let sc = scanner(&opts(|o| o.scanners = vec!["email".into()]));
     let out = sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap();
     assert_eq!(out.features.len(), 100_000);
-    assert!(out.notes.iter().any(|n| n.message.contains("more than 100000 features")));
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.message.contains("more than 100000 features"))
+    );
 }
 
 #[test]
@@ -547,7 +589,9 @@ fn inert_blocks_are_skipped_and_counted() {
     let mut data = vec![0u8; 1 << 20];
     data.extend_from_slice(b" write to dave@example.com today ");
     data.extend(vec![0xffu8; 1 << 20]);
-    let out = all_scanners().scan_buffer(&data, &AtomicBool::new(false)).unwrap();
+    let out = all_scanners()
+        .scan_buffer(&data, &AtomicBool::new(false))
+        .unwrap();
     assert_eq!(names(&out).iter().filter(|g| g.0 == "email").count(), 1);
     let email = out
         .stats
@@ -555,10 +599,22 @@ fn inert_blocks_are_skipped_and_counted() {
         .find(|s| s.scanner == format!("{STAT_PREFIX}email"))
         .unwrap();
     assert_eq!(email.bytes, data.len() as u64);
-    assert!(email.skipped_bytes >= (2 << 20) - 3 * 4096, "{}", email.skipped_bytes);
+    assert!(
+        email.skipped_bytes >= (2 << 20) - 3 * 4096,
+        "{}",
+        email.skipped_bytes
+    );
     assert_eq!(email.findings, 1);
-    for k in ["email", "url", "domain", "ipv4", "ipv6", "ether", "ccn", "iban", "phone", "bitcoin", "utf16", "inflate"] {
-        assert!(out.stats.iter().any(|s| s.scanner == format!("{STAT_PREFIX}{k}")), "{k}");
+    for k in [
+        "email", "url", "domain", "ipv4", "ipv6", "ether", "ccn", "iban", "phone", "bitcoin",
+        "utf16", "inflate",
+    ] {
+        assert!(
+            out.stats
+                .iter()
+                .any(|s| s.scanner == format!("{STAT_PREFIX}{k}")),
+            "{k}"
+        );
     }
 }
 
@@ -568,7 +624,10 @@ fn scanner_selection_and_bad_settings() {
     let data = b"x bob@example.com 4111 1111 1111 1111 http://www.example.com/ 10.0.0.1 ";
     let out = sc.scan_buffer(data, &AtomicBool::new(false)).unwrap();
     let kinds: BTreeSet<String> = names(&out).into_iter().map(|g| g.0).collect();
-    assert_eq!(kinds, BTreeSet::from(["ccn".to_string(), "email".to_string()]));
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["ccn".to_string(), "email".to_string()])
+    );
     assert!(FeatureScanner::new(&opts(|o| o.scanners = vec!["emial".into()])).is_err());
     assert!(FeatureScanner::new(&opts(|o| o.scanners = vec!["find".into()])).is_err());
     assert!(FeatureScanner::new(&opts(|o| o.find_keywords = "/(unclosed/".into())).is_err());
@@ -577,9 +636,15 @@ fn scanner_selection_and_bad_settings() {
 
 #[test]
 fn find_keywords_in_text_utf16_and_gzip() {
-    let sc = scanner(&opts(|o| o.find_keywords = "Project Falcon\n/acct-[0-9]{6}/\n".into()));
+    let sc = scanner(&opts(|o| {
+        o.find_keywords = "Project Falcon\n/acct-[0-9]{6}/\n".into()
+    }));
     let mut data = b"notes: the project falcon launch; ref ACCT-123456.\n".to_vec();
-    data.extend("\u{0}see Project Falcon now".encode_utf16().flat_map(u16::to_le_bytes));
+    data.extend(
+        "\u{0}see Project Falcon now"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
     data.extend(gzip(b"zipped acct-654321 here"));
     let out = sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap();
     let finds: Vec<(String, String)> = names(&out)
@@ -590,8 +655,16 @@ fn find_keywords_in_text_utf16_and_gzip() {
     assert_eq!(finds.len(), 4, "{finds:?}");
     assert!(finds.contains(&("11".into(), "project falcon".into())));
     assert!(finds.contains(&("38".into(), "ACCT-123456".into())));
-    assert!(finds.iter().any(|f| f.0.ends_with("-UTF16-0") && f.1 == "Project Falcon"));
-    assert!(finds.iter().any(|f| f.0.contains("-GZIP-7") && f.1 == "acct-654321"));
+    assert!(
+        finds
+            .iter()
+            .any(|f| f.0.ends_with("-UTF16-0") && f.1 == "Project Falcon")
+    );
+    assert!(
+        finds
+            .iter()
+            .any(|f| f.0.contains("-GZIP-7") && f.1 == "acct-654321")
+    );
 }
 
 mod props {
@@ -615,8 +688,13 @@ mod props {
             Just(b"stream\r\n".to_vec()),
             Just(b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec()),
             "[a-z@.:/ 0-9]{0,40}".prop_map(String::into_bytes),
-            "[a-z@.:/ 0-9]{0,40}".prop_map(|s| s.encode_utf16().flat_map(u16::to_le_bytes).collect()),
-            "[a-z@.:/ 0-9]{0,40}".prop_map(|s| s.encode_utf16().flat_map(u16::to_be_bytes).collect()),
+            "[A-Z]{2}[0-9]{2}( [A-Z0-9]{1,5}){0,7}".prop_map(String::into_bytes),
+            "[+0]?[0-9]{1,4}([ .-][0-9]{1,4}){0,6}".prop_map(String::into_bytes),
+            "(bc|BC)1[a-z0-9]{6,70}".prop_map(String::into_bytes),
+            "[a-z@.:/ 0-9]{0,40}"
+                .prop_map(|s| s.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+            "[a-z@.:/ 0-9]{0,40}"
+                .prop_map(|s| s.encode_utf16().flat_map(u16::to_be_bytes).collect()),
             "[a-z@.: 0-9]{0,60}".prop_map(|s| gzip(s.as_bytes())),
         ]
     }

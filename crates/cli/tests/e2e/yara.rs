@@ -26,16 +26,33 @@ pub fn trawl_matches(out: &Path) -> Matches {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["id"].as_str().unwrap().to_string(), s["offset"].as_u64().unwrap()))
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["offset"].as_u64().unwrap(),
+                )
+            })
             .collect();
-        assert!(m.insert(key.clone(), strings).is_none(), "{key:?} reported twice");
+        assert!(
+            m.insert(key.clone(), strings).is_none(),
+            "{key:?} reported twice"
+        );
     }
     m
 }
 
 fn scan_yara(image: &Path, rules: &Path, extra: &[&str]) -> (tempfile::TempDir, Matches, Value) {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec!["scan", image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap()];
+    let mut args = vec![
+        "scan",
+        image.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--analyses",
+        "yara",
+        "--rules",
+        rules.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = run(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -53,7 +70,11 @@ pub fn rule_files(dir: &Path) -> Vec<(String, PathBuf)> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara")) {
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| x.eq_ignore_ascii_case("yar") || x.eq_ignore_ascii_case("yara"))
+            {
                 v.push((p.strip_prefix(dir).unwrap().display().to_string(), p));
             }
         }
@@ -68,7 +89,11 @@ fn yara_defines(values: &[(&str, &str)]) -> Vec<String> {
     EXTERNALS
         .iter()
         .map(|k| {
-            let v = values.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or("");
+            let v = values
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| *v)
+                .unwrap_or("");
             format!("{k}={v}")
         })
         .flat_map(|d| ["-d".to_string(), d])
@@ -94,7 +119,12 @@ pub fn yara_accepted(files: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
 }
 
 /// `yara -e -s` of `target` with every accepted file in its own namespace.
-pub fn yara_cli(files: &[(String, PathBuf)], target: &Path, target_name: &str, defines: &[(&str, &str)]) -> Matches {
+pub fn yara_cli(
+    files: &[(String, PathBuf)],
+    target: &Path,
+    target_name: &str,
+    defines: &[(&str, &str)],
+) -> Matches {
     let mut m = Matches::new();
     // Chunks keep the command line bounded; each file is its own namespace,
     // so splitting changes nothing.
@@ -106,7 +136,11 @@ pub fn yara_cli(files: &[(String, PathBuf)], target: &Path, target_name: &str, d
         }
         cmd.arg(target);
         let o = cmd.output().unwrap();
-        assert!(o.status.success(), "yara failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "yara failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let text = String::from_utf8_lossy(&o.stdout);
         let mut current: Option<(String, String, String)> = None;
         for line in text.lines() {
@@ -128,13 +162,46 @@ pub fn yara_cli(files: &[(String, PathBuf)], target: &Path, target_name: &str, d
     m
 }
 
+/// yara-x on the whole target as one file (the reference trawl's sharded
+/// answer must equal exactly).
+fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str) -> Matches {
+    let sources: Vec<trawl_core::spec::RuleSource> = files
+        .iter()
+        .map(|(n, p)| trawl_core::spec::RuleSource {
+            name: n.clone(),
+            text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned(),
+        })
+        .collect();
+    let rules = trawl_analyzers::yara::compile_cached(&sources, false).unwrap();
+    let mut scanner = rules.file_scanner(trawl_analyzers::yara::Limits::default());
+    let data = std::fs::read(target).unwrap();
+    let (m, _) = rules
+        .scan_file(&mut scanner, &data, target_name, 0, &[])
+        .unwrap();
+    m.into_iter()
+        .map(|y| {
+            (
+                (y.target, y.namespace, y.rule),
+                y.strings.into_iter().map(|s| (s.id, s.offset)).collect(),
+            )
+        })
+        .collect()
+}
+
 /// Rules yara-x accepts in `files` (namespace, rule).
 fn yarax_accepted(files: &[(String, PathBuf)]) -> BTreeSet<(String, String)> {
     let sources: Vec<trawl_core::spec::RuleSource> = files
         .iter()
-        .map(|(n, p)| trawl_core::spec::RuleSource { name: n.clone(), text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned() })
+        .map(|(n, p)| trawl_core::spec::RuleSource {
+            name: n.clone(),
+            text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned(),
+        })
         .collect();
-    trawl_analyzers::yara::compile_cached(&sources, false).unwrap().rule_names().into_iter().collect()
+    trawl_analyzers::yara::compile_cached(&sources, false)
+        .unwrap()
+        .rule_names()
+        .into_iter()
+        .collect()
 }
 
 /// A compact description of how two match sets differ.
@@ -170,6 +237,22 @@ fn restrict(m: &Matches, both: &BTreeSet<(String, String)>) -> Matches {
         .collect()
 }
 
+/// Corpus files scanned as images by the comparison: bulk_extractor's test
+/// data files (documents, archives, mail, logs) and its RAR samples.
+fn corpus_targets(c: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(c.join("bulk-extractor-test-data/tests/Data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && std::fs::metadata(p).unwrap().len() < (2 << 20))
+        .collect();
+    v.push(c.join("bulk-extractor-test-data/src/tests/jpegs.rar"));
+    v.sort();
+    // Distinct file names (each gets DIR/<name>/).
+    let mut seen = BTreeSet::new();
+    v.retain(|p| seen.insert(p.file_name().unwrap().to_owned()));
+    v
+}
+
 #[test]
 fn straddling_string_matches_once_at_the_right_offset() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,10 +279,22 @@ fn straddling_string_matches_once_at_the_right_offset() {
     .unwrap();
     for shard in ["1MiB", "2MiB", "64MiB"] {
         let (_o, m, _) = scan_yara(&img, &rules, &["--shard-size", shard]);
-        let want: BTreeSet<(String, u64)> = [("$n".to_string(), a as u64), ("$n".to_string(), b as u64)].into();
-        assert_eq!(m.get(&("image".into(), "r.yar".into(), "straddle".into())), Some(&want), "shard {shard}: {m:?}");
-        assert_eq!(m.get(&("image".into(), "r.yar".into(), "counted".into())), Some(&want), "shard {shard}: {m:?}");
-        assert!(!m.keys().any(|k| k.2 == "word"), "fullword context lost at the shard start ({shard}): {m:?}");
+        let want: BTreeSet<(String, u64)> =
+            [("$n".to_string(), a as u64), ("$n".to_string(), b as u64)].into();
+        assert_eq!(
+            m.get(&("image".into(), "r.yar".into(), "straddle".into())),
+            Some(&want),
+            "shard {shard}: {m:?}"
+        );
+        assert_eq!(
+            m.get(&("image".into(), "r.yar".into(), "counted".into())),
+            Some(&want),
+            "shard {shard}: {m:?}"
+        );
+        assert!(
+            !m.keys().any(|k| k.2 == "word"),
+            "fullword context lost at the shard start ({shard}): {m:?}"
+        );
         assert_eq!(m.len(), 2, "{m:?}");
     }
 }
@@ -210,31 +305,82 @@ fn bad_rules_are_listed_and_the_rest_runs() {
     let fx = small_fixture();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("good.yar"), "rule good { strings: $a = \"@exemple.fr\" condition: $a }\n").unwrap();
+    std::fs::write(
+        rules.join("good.yar"),
+        "rule good { strings: $a = \"@exemple.fr\" condition: $a }\n",
+    )
+    .unwrap();
     std::fs::write(rules.join("syntax.yar"), "rule ok_in_bad_file { condition: true }\nrule broken {\n  strings: $a = \"x\"\n  condition: $a and and\n}\n").unwrap();
-    std::fs::write(rules.join("module.yar"), "import \"nosuchmodule\"\nrule needs_module { condition: nosuchmodule.x == 1 }\n").unwrap();
+    std::fs::write(
+        rules.join("module.yar"),
+        "import \"nosuchmodule\"\nrule needs_module { condition: nosuchmodule.x == 1 }\n",
+    )
+    .unwrap();
     std::fs::write(rules.join("semantic.yar"), "rule unknown_ident { condition: no_such_identifier > 1 }\nrule fine_too { strings: $b = \"exemple\" condition: $b }\n").unwrap();
     // Matches everything: bounded by the per-pattern limit, with a note.
-    std::fs::write(rules.join("everything.yar"), "rule every_byte { strings: $z = { 00 } condition: $z }\n").unwrap();
+    std::fs::write(
+        rules.join("everything.yar"),
+        "rule every_byte { strings: $z = { 00 } condition: $z }\n",
+    )
+    .unwrap();
     let (_o, m, r) = scan_yara(&fx.image, &rules, &["--shard-size", "1MiB"]);
-    assert!(m.contains_key(&("image".into(), "good.yar".into(), "good".into())), "{m:?}");
-    assert!(m.contains_key(&("image".into(), "semantic.yar".into(), "fine_too".into())), "{m:?}");
+    assert!(
+        m.contains_key(&("image".into(), "good.yar".into(), "good".into())),
+        "{m:?}"
+    );
+    assert!(
+        m.contains_key(&("image".into(), "semantic.yar".into(), "fine_too".into())),
+        "{m:?}"
+    );
     assert!(m.contains_key(&("image".into(), "everything.yar".into(), "every_byte".into())));
-    let notes: Vec<String> = r["notes"].as_array().unwrap().iter().map(|n| n["message"].as_str().unwrap().to_string()).collect();
+    let notes: Vec<String> = r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["message"].as_str().unwrap().to_string())
+        .collect();
     let has = |needle: &str| notes.iter().any(|n| n.contains(needle));
-    assert!(has("syntax.yar:4:"), "syntax error with file and line: {notes:?}");
-    assert!(has("module.yar:1:") || has("nosuchmodule"), "unknown module: {notes:?}");
-    assert!(has("semantic.yar:1:") && has("unknown_identifier") || has("no_such_identifier"), "{notes:?}");
+    assert!(
+        has("syntax.yar:4:"),
+        "syntax error with file and line: {notes:?}"
+    );
+    assert!(
+        has("module.yar:1:") || has("nosuchmodule"),
+        "unknown module: {notes:?}"
+    );
+    assert!(
+        has("semantic.yar:1:") && has("unknown_identifier") || has("no_such_identifier"),
+        "{notes:?}"
+    );
     // Strict mode refuses the whole set, naming the problem.
     let out = tempfile::tempdir().unwrap();
-    let o = run(&["scan", fx.image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap(), "--yara-strict"]);
+    let o = run(&[
+        "scan",
+        fx.image.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--analyses",
+        "yara",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--yara-strict",
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("strict") && err.contains(".yar:"), "{err}");
     // Nothing compiles: a clear error, not a silent empty result.
     let none = dir.path().join("none.yar");
     std::fs::write(&none, "rule x { condition: and }").unwrap();
-    let o = run(&["scan", fx.image.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", none.to_str().unwrap()]);
+    let o = run(&[
+        "scan",
+        fx.image.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--analyses",
+        "yara",
+        "--rules",
+        none.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
 }
 
@@ -248,11 +394,25 @@ fn slow_rules_time_out_with_a_note() {
     // image (a loop over every match).
     std::fs::write(&rules, "rule slow { strings: $a = /a{1,200}b?/ condition: for all i in (1..#a) : (@a[i] >= 0) and filesize > 0 }\n").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let o = run(&["scan", img.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--analyses", "yara", "--rules", rules.to_str().unwrap(), "--yara-timeout", "1"]);
+    let o = run(&[
+        "scan",
+        img.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--analyses",
+        "yara",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--yara-timeout",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report(out.path());
     let notes = r["notes"].to_string();
-    assert!(notes.contains("timed out") || notes.contains("matches") || notes.contains("slow"), "{notes}");
+    assert!(
+        notes.contains("timed out") || notes.contains("matches") || notes.contains("slow"),
+        "{notes}"
+    );
 }
 
 /// For each public rule set of the corpora: trawl's matching (target, rule)
@@ -260,14 +420,24 @@ fn slow_rules_time_out_with_a_note() {
 /// engines accept, and so do the string matches.
 #[test]
 fn public_rule_sets_match_the_yara_cli() {
-    let Some(c) = corpora("public_rule_sets_match_the_yara_cli") else { return };
+    let Some(c) = corpora("public_rule_sets_match_the_yara_cli") else {
+        return;
+    };
     if !have("yara") {
-        println!("public_rule_sets_match_the_yara_cli: skipped: yara not installed (scripts/setup.sh installs it)");
+        println!(
+            "public_rule_sets_match_the_yara_cli: skipped: yara not installed (scripts/setup.sh installs it)"
+        );
         return;
     }
     let fx = small_fixture();
     let mut report_lines = Vec::new();
-    for set in ["yara-rules-community", "signature-base", "reversinglabs", "elastic-protections-artifacts"] {
+    let mut engine_diffs = Vec::new();
+    for set in [
+        "yara-rules-community",
+        "signature-base",
+        "reversinglabs",
+        "elastic-protections-artifacts",
+    ] {
         let dir = c.join("yara-rules").join(set);
         let files = rule_files(&dir);
         let accepted = yara_accepted(&files);
@@ -276,32 +446,99 @@ fn public_rule_sets_match_the_yara_cli() {
             // Every rule of a file yara accepts.
             let srcs: Vec<trawl_core::spec::RuleSource> = accepted
                 .iter()
-                .map(|(n, p)| trawl_core::spec::RuleSource { name: n.clone(), text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned() })
+                .map(|(n, p)| trawl_core::spec::RuleSource {
+                    name: n.clone(),
+                    text: String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned(),
+                })
                 .collect();
             srcs.iter()
-                .flat_map(|s| trawl_analyzers::yara::classify_source(&s.text).into_iter().filter(|r| !r.private).map(move |r| (s.name.clone(), r.name)))
+                .flat_map(|s| {
+                    trawl_analyzers::yara::classify_source(&s.text)
+                        .into_iter()
+                        .filter(|r| !r.private)
+                        .map(move |r| (s.name.clone(), r.name))
+                })
                 .collect()
         };
         let both: BTreeSet<(String, String)> = yx.intersection(&yara_rules).cloned().collect();
-        let want = restrict(&yara_cli(&accepted, &fx.image, "image", &[]), &both);
-        let mut got_per_shard = Vec::new();
+        // trawl, sharded, equals yara-x on the whole image exactly; yara-x
+        // and the yara CLI are compared on the rules both accept, and their
+        // differences (engine differences) listed.
+        let reference = yarax_whole(&files, &fx.image, "image");
         for shard in ["1MiB", "64MiB"] {
             let (_o, m, _) = scan_yara(&fx.image, &dir, &["--shard-size", shard]);
-            let got = restrict(&m, &both);
-            assert!(got == want, "{set}, shard {shard}: trawl vs yara:\n{}", diff(&got, &want));
-            got_per_shard.push(got);
+            assert!(
+                m == reference,
+                "{set}, shard {shard}: trawl vs yara-x on the whole image:\n{}",
+                diff(&m, &reference)
+            );
+        }
+        let want = restrict(&yara_cli(&accepted, &fx.image, "image", &[]), &both);
+        let engine = diff(&restrict(&reference, &both), &want);
+        if !engine.is_empty() {
+            engine_diffs.push(format!("{set}, fixture image:\n{engine}"));
+        }
+        // Real files of the corpora, each scanned as an image (one trawl
+        // run, one job per file): the whole-image step meets real headers
+        // and sizes (Cloaked_RAR_File, SUSP_* rules...).
+        let targets = corpus_targets(&c);
+        let out = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = vec!["scan".into()];
+        args.extend(targets.iter().map(|p| p.display().to_string()));
+        args.extend(
+            [
+                "--out",
+                out.path().to_str().unwrap(),
+                "--analyses",
+                "yara",
+                "--rules",
+                dir.to_str().unwrap(),
+                "--shard-size",
+                "64KiB",
+            ]
+            .map(String::from),
+        );
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut file_matches = 0;
+        for t in &targets {
+            let name = t.file_name().unwrap().to_string_lossy().to_string();
+            let got = trawl_matches(&out.path().join(&name));
+            let reference = yarax_whole(&files, t, "image");
+            assert!(
+                got == reference,
+                "{set}, {}: trawl vs yara-x on the whole file:\n{}",
+                t.display(),
+                diff(&got, &reference)
+            );
+            let want = restrict(&yara_cli(&accepted, t, "image", &[]), &both);
+            let engine = diff(&restrict(&reference, &both), &want);
+            if !engine.is_empty() {
+                engine_diffs.push(format!("{set}, {}:\n{engine}", t.display()));
+            }
+            file_matches += want.len();
         }
         report_lines.push(format!(
-            "{set}: {} files ({} accepted by yara), {} rules accepted by both ({} by yara-x, {} by yara), {} matching rules on the image, equal",
+            "{set}: {} files ({} accepted by yara), {} rules accepted by both ({} by yara-x, {} by yara), {} matching (rule, target) pairs for yara on the fixture image, {} on {} corpus files; trawl equal to yara-x on every target",
             files.len(),
             accepted.len(),
             both.len(),
             yx.len(),
             yara_rules.len(),
-            want.len()
+            want.len(),
+            file_matches,
+            targets.len()
         ));
     }
     for l in report_lines {
         println!("{l}");
+    }
+    println!(
+        "differences between yara-x and the yara CLI on rules both accept ({}):",
+        engine_diffs.len()
+    );
+    for d in &engine_diffs {
+        println!("{d}");
     }
 }

@@ -8,8 +8,8 @@ use crate::carve::kinds::{DLL, ELF, ELF_SO, EXE, Kind, SYS};
 use crate::carve::src::rd;
 
 const PE_MACHINES: [u16; 16] = [
-    0x014C, 0x8664, 0x01C0, 0x01C4, 0xAA64, 0x0200, 0x0166, 0x0169, 0x01A2, 0x01A6, 0x01F0,
-    0x01F1, 0x0EBC, 0x5064, 0x6232, 0x0000,
+    0x014C, 0x8664, 0x01C0, 0x01C4, 0xAA64, 0x0200, 0x0166, 0x0169, 0x01A2, 0x01A6, 0x01F0, 0x01F1,
+    0x0EBC, 0x5064, 0x6232, 0x0000,
 ];
 
 pub(crate) fn pe(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
@@ -114,12 +114,17 @@ pub(crate) fn pe(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
     let mut note = String::new();
     if checksum != 0 {
         let ck_at = lfanew + 24 + 64;
-        match pe_checksum(cx, start, end, ck_at)? {
-            c if c == checksum => note.push_str("PE checksum matches"),
-            _ => note.push_str(
-                "PE checksum does not match (overlay past the last section, or a modified file)",
-            ),
+        if pe_checksum(cx, start, end, ck_at)? != checksum {
+            // Sections in place but the bytes are not the ones the linker
+            // summed: fragmented, overlaid (installer data past the last
+            // section) or modified.
+            return Ok(Verdict::broken(
+                kind,
+                end,
+                "PE checksum does not match: fragmented, an overlay past the last section, or modified",
+            ));
         }
+        note.push_str("PE checksum matches");
     }
     Ok(Verdict::valid_note(kind, end, note))
 }
@@ -163,30 +168,9 @@ pub(crate) fn elf(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
         return Ok(Verdict::Reject("bad ident"));
     }
     let be = data == 2;
-    let u16_ = |b: &[u8], i: usize| {
-        if be {
-            rd::be16(b, i)
-        } else {
-            rd::le16(b, i)
-        }
-        .unwrap_or(0)
-    };
-    let u32_ = |b: &[u8], i: usize| {
-        if be {
-            rd::be32(b, i)
-        } else {
-            rd::le32(b, i)
-        }
-        .unwrap_or(0)
-    };
-    let u64_ = |b: &[u8], i: usize| {
-        if be {
-            rd::be64(b, i)
-        } else {
-            rd::le64(b, i)
-        }
-        .unwrap_or(0)
-    };
+    let u16_ = |b: &[u8], i: usize| if be { rd::be16(b, i) } else { rd::le16(b, i) }.unwrap_or(0);
+    let u32_ = |b: &[u8], i: usize| if be { rd::be32(b, i) } else { rd::le32(b, i) }.unwrap_or(0);
+    let u64_ = |b: &[u8], i: usize| if be { rd::be64(b, i) } else { rd::le64(b, i) }.unwrap_or(0);
     let is64 = class == 2;
     let e_type = u16_(&h, 16);
     let version = u32_(&h, 20);

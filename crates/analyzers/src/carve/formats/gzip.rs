@@ -123,7 +123,9 @@ pub(crate) fn validate_capped(cx: &mut Cx, start: u64, cap: u64) -> Result<Verdi
                     "truncated by the end of the image inside the DEFLATE data",
                 ));
             }
-            return Ok(Verdict::Reject("DEFLATE stream does not end within the maximum size"));
+            return Ok(Verdict::Reject(
+                "DEFLATE stream does not end within the maximum size",
+            ));
         }
     }
     let tend = pos + consumed;

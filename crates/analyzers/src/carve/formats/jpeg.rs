@@ -14,7 +14,7 @@ use crate::carve::src::Win;
 
 /// Extraneous bytes tolerated between the end of a scan's data and the
 /// next marker (some encoders leave a few; libjpeg warns and goes on).
-const SLACK: u64 = 64;
+const SLACK: u64 = 16;
 const FAST: u32 = 9;
 
 #[derive(Clone)]
@@ -301,10 +301,8 @@ fn walk(win: &mut Win, js: &mut JpegScratch, start: u64) -> Result<WalkResult, A
                     for &(ci, td, ta) in &scan.comps {
                         let _ = ci;
                         if !dc_set[td] {
-                            js.dc[td].build(
-                                if td == 0 { &DC_LUM_BITS } else { &DC_CHR_BITS },
-                                &DC_VALS,
-                            );
+                            js.dc[td]
+                                .build(if td == 0 { &DC_LUM_BITS } else { &DC_CHR_BITS }, &DC_VALS);
                             dc_set[td] = true;
                         }
                         if !ac_set[ta] {
@@ -730,7 +728,14 @@ fn decode_scan(
             b = Bits::new(data, p + 2);
         }
     }
-    b.bytes_before_marker()
+    let n = b
+        .bytes_before_marker()
         .filter(|&n| n <= SLACK)
-        .ok_or("data continues past the last MCU")
+        .ok_or("data continues past the last MCU")?;
+    // Tolerated leftovers are padding (zeros or fill), not more data.
+    let tail = &data[data.len().saturating_sub(n as usize)..];
+    if !tail.iter().all(|&x| x == 0 || x == 0xFF) {
+        return Err("data continues past the last MCU");
+    }
+    Ok(n)
 }

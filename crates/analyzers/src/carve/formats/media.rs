@@ -5,9 +5,7 @@
 
 use super::{Cx, Verdict, crc32_range, is_fourcc};
 use crate::AnalyzerError;
-use crate::carve::kinds::{
-    AVI, AVIF, EVTX, HEIC, Kind, M4A, M4V, MOV, MP4, MP4_3GP, WAV, WEBP,
-};
+use crate::carve::kinds::{AVI, AVIF, EVTX, HEIC, Kind, M4A, M4V, MOV, MP4, MP4_3GP, WAV, WEBP};
 use crate::carve::src::rd;
 
 /// Most chunks / boxes walked in one file.
@@ -37,6 +35,7 @@ pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
     let mut first: Option<[u8; 4]> = None;
     let mut seen_fmt = false;
     let mut seen_data = false;
+    let mut broken: Option<String> = None;
     let mut n = 0u32;
     while pos + 8 <= end {
         let Some(c) = src.array::<8>(pos)? else {
@@ -78,6 +77,11 @@ pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
                 }
             }
             b"data" => seen_data = true,
+            b"LIST" if broken.is_none() && len >= 4 => {
+                if let Some(why) = list_fill(cx, pos + 12, pos + 8 + len, 0)? {
+                    broken = Some(format!("LIST chunk at +{}: {why}", pos - start));
+                }
+            }
             _ => {}
         }
         pos = pos
@@ -103,6 +107,11 @@ pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
                 size
             ),
         ));
+    }
+    if let Some(why) = broken
+        && riff_core_seen(kind, seen_fmt, first.as_ref())
+    {
+        return Ok(Verdict::broken(kind, end.min(src.size()) - start, why));
     }
     let ok = match kind {
         k if k == WAV => seen_fmt && seen_data,
@@ -136,6 +145,41 @@ pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
         return Ok(cx.too_long(kind, start, end, "RIFF header"));
     }
     Ok(Verdict::valid_note(kind, end - start, note))
+}
+
+/// Checks that the sub-chunks of a LIST exactly fill `[pos, end)`
+/// (frames of an AVI `movi` list, its header lists, INFO tags).
+fn list_fill(cx: &Cx, mut pos: u64, end: u64, depth: u32) -> Result<Option<String>, AnalyzerError> {
+    let mut n = 0u32;
+    while pos + 8 <= end {
+        let Some(c) = cx.src.array::<8>(pos)? else {
+            return Ok(Some("runs past the image end".into()));
+        };
+        let id = [c[0], c[1], c[2], c[3]];
+        let len = u64::from(rd::le32(&c, 4).unwrap_or(0));
+        if !is_fourcc(&id) {
+            return Ok(Some(format!(
+                "sub-chunk structure broken at image offset {pos}"
+            )));
+        }
+        if &id == b"LIST" && depth < 4 && len >= 4 {
+            if let Some(why) = list_fill(cx, pos + 12, pos + 8 + len, depth + 1)? {
+                return Ok(Some(why));
+            }
+        }
+        pos = pos
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len & 1);
+        n += 1;
+        if n > MAX_ITEMS {
+            return Ok(Some("too many sub-chunks".into()));
+        }
+    }
+    if pos != end && pos != end + 1 && !(pos < end && end - pos < 8) {
+        return Ok(Some("sub-chunks do not fill the list".into()));
+    }
+    Ok(None)
 }
 
 /// Whether the chunk identifying the form was seen (a real file of the
@@ -193,7 +237,10 @@ pub(crate) fn isobmff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError>
     if &h[4..8] != b"ftyp" || !(16..=4096).contains(&fsize) || fsize % 4 != 0 {
         return Ok(Verdict::Reject("bad ftyp box"));
     }
-    if !h[8..12].iter().all(|c| c.is_ascii_alphanumeric() || *c == b' ') {
+    if !h[8..12]
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || *c == b' ')
+    {
         return Ok(Verdict::Reject("bad major brand"));
     }
     let kind = brand_kind(&h[8..12]);
@@ -325,7 +372,12 @@ pub(crate) fn evtx(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
             Some(ok) => ok,
             None => {
                 if k < nchunks {
-                    return Ok(cx.too_long(EVTX, start, start + block + nchunks * CHUNK, "file header"));
+                    return Ok(cx.too_long(
+                        EVTX,
+                        start,
+                        start + block + nchunks * CHUNK,
+                        "file header",
+                    ));
                 }
                 break;
             }
@@ -347,7 +399,10 @@ pub(crate) fn evtx(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
         return Ok(Verdict::Reject("no chunk"));
     }
     let note = if k > nchunks {
-        format!("{} valid chunk(s) beyond the {nchunks} counted in the header", k - nchunks)
+        format!(
+            "{} valid chunk(s) beyond the {nchunks} counted in the header",
+            k - nchunks
+        )
     } else {
         String::new()
     };

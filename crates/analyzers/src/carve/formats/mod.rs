@@ -25,6 +25,7 @@ pub(crate) mod media;
 pub(crate) mod ole;
 pub(crate) mod pdf;
 pub(crate) mod sqlite;
+pub(crate) mod text;
 pub(crate) mod tiff;
 pub(crate) mod zip;
 
@@ -93,7 +94,12 @@ impl Cx<'_, '_> {
     /// [`Src::find`], remembering recent answers: a later search for the
     /// same needle from further on reuses them when they settle it (a
     /// match at or after the new start was the first one after the old).
-    pub(crate) fn find(&mut self, needle: &'static [u8], from: u64, to: u64) -> Result<Option<u64>, AnalyzerError> {
+    pub(crate) fn find(
+        &mut self,
+        needle: &'static [u8],
+        from: u64,
+        to: u64,
+    ) -> Result<Option<u64>, AnalyzerError> {
         for &(n, f0, t0, r) in &self.scratch.finds {
             if n != needle || f0 > from {
                 continue;
@@ -166,6 +172,7 @@ pub(crate) fn validate(fam: Fam, cx: &mut Cx, start: u64) -> Result<Verdict, Ana
         Fam::Isobmff => media::isobmff(cx, start),
         Fam::Evtx => media::evtx(cx, start),
         Fam::Ole => ole::validate(cx, start),
+        Fam::Html => text::html(cx, start),
     }
 }
 

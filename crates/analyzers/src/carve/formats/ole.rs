@@ -89,7 +89,10 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
         if b.len() as u64 != ssz {
             return Ok(truncated(cx, start, "FAT"));
         }
-        fat.extend(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        fat.extend(
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
     }
     // Consistency: FAT and DIFAT sectors are marked as such.
     if fat_secs
@@ -152,7 +155,11 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
         return Ok(Verdict::broken(OLE, len, "empty directory"));
     };
     if root[66] != 5 {
-        return Ok(Verdict::broken(OLE, len, "directory entry 0 is not the root"));
+        return Ok(Verdict::broken(
+            OLE,
+            len,
+            "directory entry 0 is not the root",
+        ));
     }
     root_clsid.copy_from_slice(&root[80..96]);
     // The root's children: a tree of left/right siblings under its child.

@@ -21,13 +21,32 @@ struct T<'c, 'a, 's> {
 
 impl T<'_, '_, '_> {
     fn u16(&self, b: &[u8], i: usize) -> u64 {
-        u64::from(if self.be { rd::be16(b, i) } else { rd::le16(b, i) }.unwrap_or(0))
+        u64::from(
+            if self.be {
+                rd::be16(b, i)
+            } else {
+                rd::le16(b, i)
+            }
+            .unwrap_or(0),
+        )
     }
     fn u32(&self, b: &[u8], i: usize) -> u64 {
-        u64::from(if self.be { rd::be32(b, i) } else { rd::le32(b, i) }.unwrap_or(0))
+        u64::from(
+            if self.be {
+                rd::be32(b, i)
+            } else {
+                rd::le32(b, i)
+            }
+            .unwrap_or(0),
+        )
     }
     fn u64(&self, b: &[u8], i: usize) -> u64 {
-        if self.be { rd::be64(b, i) } else { rd::le64(b, i) }.unwrap_or(0)
+        if self.be {
+            rd::be64(b, i)
+        } else {
+            rd::le64(b, i)
+        }
+        .unwrap_or(0)
     }
     /// Reads `count` unsigned values of `ty` stored inline in `inline` or
     /// at file offset `off`.
@@ -174,7 +193,11 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
                 continue;
             };
             let inl = if big { 8 } else { 4 };
-            let voff = if big { t.u64(inline, 0) } else { t.u32(inline, 0) };
+            let voff = if big {
+                t.u64(inline, 0)
+            } else {
+                t.u32(inline, 0)
+            };
             if bytes > inl {
                 match voff.checked_add(bytes) {
                     Some(e) if voff >= hlen => {

@@ -396,7 +396,10 @@ fn parse_cd(cx: &Cx, start: u64, cd: u64, limit: u64) -> Result<Cd, AnalyzerErro
         let Some(l) = src.array::<30>(start.saturating_add(en.local))? else {
             return Ok(Cd::Bad("local header past the image end"));
         };
-        if l[..4] != LFH || u64::from(rd::le16(&l, 26).unwrap_or(0)) != en.name.len() as u64 && en.name.len() < 512 {
+        if l[..4] != LFH
+            || u64::from(rd::le16(&l, 26).unwrap_or(0)) != en.name.len() as u64
+                && en.name.len() < 512
+        {
             return Ok(Cd::Bad("central directory entry without its local header"));
         }
     }
@@ -409,7 +412,11 @@ fn parse_cd(cx: &Cx, start: u64, cd: u64, limit: u64) -> Result<Cd, AnalyzerErro
 
 /// Compressed length of the raw DEFLATE stream at `at` (inflated into a
 /// small reused buffer, at most 256 MiB out); `None` when it does not end.
-fn deflate_len(src: &crate::carve::src::Src, at: u64, limit: u64) -> Result<Option<u64>, AnalyzerError> {
+fn deflate_len(
+    src: &crate::carve::src::Src,
+    at: u64,
+    limit: u64,
+) -> Result<Option<u64>, AnalyzerError> {
     let mut d = flate2::Decompress::new(false);
     let mut out = vec![0u8; 32 << 10];
     let r = src.each_chunk(at, limit, 1 << 20, |_, mut input| {
@@ -542,7 +549,10 @@ fn classify(cx: &mut Cx, start: u64, entries: &[Entry]) -> Result<(Kind, String)
             return Ok((k, String::new()));
         }
     }
-    if let Some(m) = entries.first().filter(|e| e.name == b"mimetype" && e.method == 0) {
+    if let Some(m) = entries
+        .first()
+        .filter(|e| e.name == b"mimetype" && e.method == 0)
+    {
         let t = member_bytes(cx, start, m, 128)?;
         let k = match t.trim_ascii() {
             b"application/vnd.oasis.opendocument.text"
@@ -571,28 +581,32 @@ fn classify(cx: &mut Cx, start: u64, entries: &[Entry]) -> Result<(Kind, String)
 
 fn ooxml_kind(t: &[u8]) -> Option<Kind> {
     let f = |n: &str| memchr::memmem::find(t, n.as_bytes()).is_some();
-    Some(if f("wordprocessingml.document.main+xml") || f("wordprocessingml.template.main+xml") {
-        DOCX
-    } else if f("ms-word.document.macroEnabled.main+xml")
-        || f("ms-word.template.macroEnabledTemplate.main+xml")
-    {
-        DOCM
-    } else if f("spreadsheetml.sheet.main+xml") || f("spreadsheetml.template.main+xml") {
-        XLSX
-    } else if f("ms-excel.sheet.macroEnabled.main+xml") || f("ms-excel.sheet.binary.macroEnabled.main") {
-        XLSM
-    } else if f("presentationml.presentation.main+xml")
-        || f("presentationml.slideshow.main+xml")
-        || f("presentationml.template.main+xml")
-    {
-        PPTX
-    } else if f("ms-powerpoint.presentation.macroEnabled.main+xml")
-        || f("ms-powerpoint.slideshow.macroEnabled.main+xml")
-    {
-        PPTM
-    } else {
-        return None;
-    })
+    Some(
+        if f("wordprocessingml.document.main+xml") || f("wordprocessingml.template.main+xml") {
+            DOCX
+        } else if f("ms-word.document.macroEnabled.main+xml")
+            || f("ms-word.template.macroEnabledTemplate.main+xml")
+        {
+            DOCM
+        } else if f("spreadsheetml.sheet.main+xml") || f("spreadsheetml.template.main+xml") {
+            XLSX
+        } else if f("ms-excel.sheet.macroEnabled.main+xml")
+            || f("ms-excel.sheet.binary.macroEnabled.main")
+        {
+            XLSM
+        } else if f("presentationml.presentation.main+xml")
+            || f("presentationml.slideshow.main+xml")
+            || f("presentationml.template.main+xml")
+        {
+            PPTX
+        } else if f("ms-powerpoint.presentation.macroEnabled.main+xml")
+            || f("ms-powerpoint.slideshow.macroEnabled.main+xml")
+        {
+            PPTM
+        } else {
+            return None;
+        },
+    )
 }
 
 /// The (inflated, at most `max` bytes of the) data of a member.
