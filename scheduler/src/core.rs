@@ -313,6 +313,8 @@ impl Scheduler {
     ) -> Result<JobRecord, SchedError> {
         spec.validate()
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+        trawl_analyzers::check_settings(&spec)
+            .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
         self.resolve_rules(&mut spec, caller).await?;
         if let EvidenceRef::Paths(paths) = &spec.evidence {
             for p in paths {

@@ -68,6 +68,22 @@ pub type ShareableRules = std::sync::Arc<yara::ImageRules>;
 #[cfg(not(feature = "yara"))]
 pub type ShareableRules = std::convert::Infallible;
 
+/// Checks a job's carving and feature settings (types, configuration files,
+/// scanner names, keyword lists) without evidence, so that a bad setting is
+/// refused when the job is submitted rather than failing every shard.
+///
+/// # Errors
+/// The first invalid setting, named.
+pub fn check_settings(spec: &JobSpec) -> Result<(), AnalyzerError> {
+    if spec.analyses.carve {
+        carve::Carver::new(&spec.carve)?;
+    }
+    if spec.analyses.features {
+        features::FeatureScanner::new(&spec.features)?;
+    }
+    Ok(())
+}
+
 impl JobAnalyzers {
     #[cfg(feature = "yara")]
     fn yara_shard(

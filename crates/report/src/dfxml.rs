@@ -78,9 +78,9 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
     )?;
     writeln!(w, "  <metadata>")?;
     writeln!(w, "    <dc:type>Carve Report</dc:type>")?;
-    if !r.job_id.is_empty() {
-        writeln!(w, "    <dc:identifier>{}</dc:identifier>", esc(&r.job_id))?;
-    }
+    // No job id, host, command line or start time: like every result file
+    // but report.json, dfxml.xml is a pure function of the evidence and the
+    // settings (same bytes for the same job, embedded or on a cluster).
     writeln!(w, "  </metadata>")?;
     let tool = if p.tool.is_empty() {
         trawl_core::TOOL_NAME
@@ -95,23 +95,6 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
     writeln!(w, "  <creator version='1.0'>")?;
     writeln!(w, "    <program>{}</program>", esc(tool))?;
     writeln!(w, "    <version>{}</version>", esc(version))?;
-    if !p.command.is_empty() || !p.hostname.is_empty() {
-        writeln!(w, "    <execution_environment>")?;
-        if !p.hostname.is_empty() {
-            writeln!(w, "      <host>{}</host>", esc(&p.hostname))?;
-        }
-        if !p.command.is_empty() {
-            writeln!(
-                w,
-                "      <command_line>{}</command_line>",
-                esc(&p.command.join(" "))
-            )?;
-        }
-        if let Some(t) = &r.timings.started_at {
-            writeln!(w, "      <start_time>{}</start_time>", esc(t))?;
-        }
-        writeln!(w, "    </execution_environment>")?;
-    }
     writeln!(w, "  </creator>")?;
     writeln!(w, "  <source>")?;
     writeln!(

@@ -101,6 +101,139 @@ pub fn live(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn run(_args: &[String]) -> Result<()> {
-    bail!("trawl-bench yara: not written yet")
+/// External variables the public rule sets use (THOR's), empty for an image.
+const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Whether the `yara` CLI compiles `path` alone.
+fn yara_accepts(path: &Path) -> bool {
+    let mut cmd = std::process::Command::new("yara");
+    for k in EXTERNALS {
+        cmd.args(["-d", &format!("{k}=")]);
+    }
+    cmd.arg("-w")
+        .arg(path)
+        .arg("/dev/null")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `trawl-bench yara [--size 1GiB] [--runs 3] [--rules DIR] [--dir DIR]`:
+/// trawl (embedded, default settings) against `yara -p 2` on the same image
+/// with the same rules (the files of the set the `yara` CLI compiles, each
+/// in its own namespace as trawl loads them), alternating runs.
+pub fn run(args: &[String]) -> Result<()> {
+    use trawl_benches::{Contender, have, race, table};
+    let size = trawl_core::size::parse_size(&arg(args, "--size").unwrap_or_else(|| "1GiB".into()))?;
+    let runs: usize = arg(args, "--runs").unwrap_or_else(|| "3".into()).parse()?;
+    if !have("yara") {
+        bail!("the yara CLI is not installed (TRAWL_SETUP_BENCH=1 scripts/setup.sh)");
+    }
+    let corpora = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/yara-rules");
+    // The largest set by rule count, unless one is named.
+    let rules_dir = match arg(args, "--rules") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let mut best: Option<(usize, PathBuf)> = None;
+            for e in std::fs::read_dir(&corpora)
+                .with_context(|| format!("{}: no rule sets (pass --rules)", corpora.display()))?
+            {
+                let p = e?.path();
+                if !p.is_dir() {
+                    continue;
+                }
+                let n: usize = rule_files(&p)?
+                    .iter()
+                    .map(|s| trawl_analyzers::yara::classify_source(&s.text).len())
+                    .sum();
+                if best.as_ref().is_none_or(|(b, _)| n > *b) {
+                    best = Some((n, p));
+                }
+            }
+            best.context("no rule set found")?.1
+        }
+    };
+    let base = PathBuf::from(
+        arg(args, "--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()),
+    )
+    .join("trawl-bench-yara");
+    std::fs::create_dir_all(&base)?;
+    // The files yara compiles, copied under their relative names.
+    let srcs = rule_files(&rules_dir)?;
+    let set = base.join("rules");
+    let _ = std::fs::remove_dir_all(&set);
+    let mut yara_args: Vec<String> = Vec::new();
+    let mut rules = 0usize;
+    for s in &srcs {
+        let from = rules_dir.join(&s.name);
+        if !yara_accepts(&from) {
+            continue;
+        }
+        let to = set.join(&s.name);
+        std::fs::create_dir_all(to.parent().unwrap())?;
+        std::fs::copy(&from, &to)?;
+        yara_args.push(format!("{}:{}", s.name, to.display()));
+        rules += trawl_analyzers::yara::classify_source(&s.text).len();
+    }
+    let name = format!("bulk-{size}");
+    let img = base.join(format!("{name}.raw"));
+    if std::fs::metadata(&img).map(|m| m.len()).ok() != Some(size) {
+        trawl_fixtures::write(&trawl_fixtures::Config::bulk(size, 7), &base, &name)?;
+    }
+    let trawl = super::trawl_bin();
+    if !trawl.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --locked)",
+            trawl.display()
+        );
+    }
+    let out = base.join("out");
+    let (i, t, o) = (
+        img.display().to_string(),
+        trawl.display().to_string(),
+        out.display().to_string(),
+    );
+    let mut yara_cmd: Vec<String> = vec!["yara".into(), "-p".into(), "2".into(), "-w".into()];
+    for k in EXTERNALS {
+        yara_cmd.push("-d".into());
+        yara_cmd.push(format!("{k}="));
+    }
+    yara_cmd.extend(yara_args.iter().cloned());
+    yara_cmd.push(i.clone());
+    let yara_argv: Vec<&str> = yara_cmd.iter().map(String::as_str).collect();
+    let mut c = vec![
+        Contender::new(
+            "trawl scan --analyses yara",
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "rm -rf {o} && {t} scan {i} --analyses yara --rules {} --out {o} >/dev/null",
+                    set.display()
+                ),
+            ],
+        ),
+        Contender::new("yara -p 2", &yara_argv),
+    ];
+    race(&mut c, runs);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "## YARA\n\nInput: {i} ({size} bytes, `Config::bulk({size}, 7)`), rules: {} ({} files the yara CLI compiles of {}, {rules} rules), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Both compile the rules in every run.\n",
+        rules_dir.display(),
+        yara_args.len(),
+        srcs.len()
+    );
+    println!("{}", table(&c, size));
+    println!(
+        "trawl vs yara -p 2: {:.2}x yara's throughput (target >= 1.0)",
+        c[1].median_wall() / c[0].median_wall()
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
 }

@@ -857,14 +857,14 @@ fn hash_range(src: &Src, off: u64, len: u64) -> Result<(String, String, String),
     use sha1::Digest;
     let end = off.saturating_add(len);
     // Large and contiguous: the three digests in parallel.
-    if len >= 4 << 20 {
-        if let Some(b) = src.borrowed(off, len) {
-            let (m, (s1, s2)) = rayon::join(
-                || crate::md5::md5(b),
-                || rayon::join(|| sha1::Sha1::digest(b), || sha2::Sha256::digest(b)),
-            );
-            return Ok((hex::encode(m), hex::encode(s1), hex::encode(s2)));
-        }
+    if len >= 4 << 20
+        && let Some(b) = src.borrowed(off, len)
+    {
+        let (m, (s1, s2)) = rayon::join(
+            || crate::md5::md5(b),
+            || rayon::join(|| sha1::Sha1::digest(b), || sha2::Sha256::digest(b)),
+        );
+        return Ok((hex::encode(m), hex::encode(s1), hex::encode(s2)));
     }
     let mut m = crate::md5::Md5::new();
     let mut s1 = sha1::Sha1::new();

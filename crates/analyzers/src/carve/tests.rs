@@ -365,7 +365,7 @@ fn intertwined_or_binary_html_is_not_valid() {
     let tail = "</body></html>\n";
     let two = format!("{a}{b}{tail}").into_bytes();
     assert!(matches!(run(Fam::Html, &two), Verdict::Broken(_)));
-    let mut bin = format!("{a}").into_bytes();
+    let mut bin = a.to_string().into_bytes();
     bin.extend_from_slice(&[0, 1, 2, 3, 0xFF, 0xD8]);
     bin.extend_from_slice(tail.as_bytes());
     assert!(matches!(run(Fam::Html, &bin), Verdict::Broken(_)));

@@ -1,7 +1,9 @@
 //! Card numbers, IBANs, phone numbers and bitcoin addresses: all anchored
 //! on runs of ASCII digits.
 
-use super::text::{ALPHA, B58, DIGIT, UPPER, at, digit_runs, is, starts_with_ci};
+#[cfg(test)]
+use super::text::digit_runs;
+use super::text::{ALPHA, B58, DIGIT, UPPER, at, is, starts_with_ci};
 use super::validate;
 use super::{Hit, Kind};
 use std::ops::Range;
@@ -83,6 +85,7 @@ pub fn ccn_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut 
 }
 
 /// [`ccn_in`] computing its own digit runs.
+#[cfg(test)]
 pub fn ccn(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     let mut runs = Vec::new();
     digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
@@ -157,6 +160,7 @@ pub fn iban_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut
 }
 
 /// [`iban_in`] computing its own digit runs.
+#[cfg(test)]
 pub fn iban(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     let mut runs = Vec::new();
     digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
@@ -238,6 +242,7 @@ pub fn phone_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mu
 }
 
 /// [`phone_in`] computing its own digit runs.
+#[cfg(test)]
 pub fn phone(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     let mut runs = Vec::new();
     digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
@@ -285,6 +290,7 @@ pub fn bitcoin_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &
 }
 
 /// [`bitcoin_in`] computing its own digit runs.
+#[cfg(test)]
 pub fn bitcoin(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
     let mut runs = Vec::new();
     digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));

@@ -123,10 +123,10 @@ pub fn email_at(buf: &[u8], a: usize) -> Option<(usize, usize)> {
         while q < buf.len() && is(buf[q], ALPHA) && q - p <= 8 {
             q += 1;
         }
-        let whole = q - p - 1 >= 2 && !at(buf, q, ALPHA) && is_tld(&buf[p + 1..q]);
+        let whole = q - p > 2 && !at(buf, q, ALPHA) && is_tld(&buf[p + 1..q]);
         // one stray letter ending the text (a UTF-16 run that ends with a
         // binary field read as a character), as bulk_extractor accepts it
-        let stray = !whole && q == buf.len() && q - p - 1 >= 3 && is_tld(&buf[p + 1..q - 1]);
+        let stray = !whole && q == buf.len() && q - p > 3 && is_tld(&buf[p + 1..q - 1]);
         if whole || stray {
             let q = if stray { q - 1 } else { q };
             if memmem::find(&buf[s..q], b"..").is_some() {

@@ -202,6 +202,10 @@ fn recall(fx: &Fixture, s: &Scan) -> Recall {
             && found.contains(&(p.scanner.as_str(), o.as_str(), p.feature.as_bytes()))
         {
             r.other_reading += 1;
+            println!(
+                "other reading: {} {want} {:?} {}",
+                p.scanner, p.feature, p.encoding
+            );
             if !ambiguous_run(&fx.image, p) {
                 r.misread
                     .push(format!("{} {want} {:?}", p.scanner, p.feature));
@@ -245,6 +249,18 @@ fn check_fixture(name: &str, fx: &Fixture, ev: &Mem) {
         r.misread
     );
     assert_exactly_once(&s);
+    // every scanner accounts for the whole image
+    for (scanner, (bytes, nanos, findings, skipped)) in &s.stats {
+        println!(
+            "{name}: {scanner}: {bytes} bytes, {skipped} skipped, {findings} findings, {nanos} ns"
+        );
+        // (the inflater counts the compressed streams it opened)
+        if !scanner.ends_with("/inflate") {
+            assert!(*bytes >= ev.size(), "{name}: {scanner} saw {bytes} bytes");
+        }
+    }
+    assert!(!s.stats.is_empty());
+    println!("{name}: notes {:?}", s.notes);
     // categories covered
     let planted = &fx.manifest.features;
     assert!(planted.iter().any(|p| p.straddles && p.container.is_none()));

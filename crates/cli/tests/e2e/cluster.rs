@@ -207,6 +207,24 @@ pub fn fingerprint(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// Asserts two fingerprints are equal, naming the files that differ.
+pub fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| match (got.get(k), want.get(k)) {
+            (Some(a), Some(b)) => format!(
+                "{k}: {:?} vs {:?}",
+                String::from_utf8_lossy(&a[..a.len().min(300)]),
+                String::from_utf8_lossy(&b[..b.len().min(300)])
+            ),
+            (a, _) => format!("{k}: only in {}", if a.is_some() { "got" } else { "want" }),
+        })
+        .collect();
+    assert!(differ.is_empty(), "{what} differ:\n{}", differ.join("\n"));
+}
+
 /// `trawl results` into a new directory.
 pub fn results(url: &str, job: &str, out: &Path) {
     run_ok(&[
@@ -274,7 +292,7 @@ fn worker_killed_mid_job_results_identical() {
     );
     let out = tempfile::tempdir().unwrap();
     results(&s.url, &job, out.path());
-    assert_eq!(fingerprint(out.path()), want);
+    assert_same(&fingerprint(out.path()), &want, "results");
 }
 
 #[test]
@@ -307,10 +325,10 @@ fn scheduler_killed_and_restarted_results_identical() {
     assert_eq!(st["state"], "completed", "{st}");
     let out = tempfile::tempdir().unwrap();
     results(&s2.url, &job, out.path());
-    assert_eq!(
-        fingerprint(out.path()),
-        want,
-        "results after a scheduler restart differ"
+    assert_same(
+        &fingerprint(out.path()),
+        &want,
+        "results after a scheduler restart",
     );
     // Nothing lost or duplicated: one piecewise line per window.
     let csv = std::fs::read_to_string(out.path().join("hashes/piecewise.csv")).unwrap();
@@ -813,7 +831,7 @@ fn worker_without_the_shared_mount_reads_through_the_scheduler() {
     assert_eq!(st["state"], "completed", "{st}");
     let out = tempfile::tempdir().unwrap();
     results(&s.url, &job, out.path());
-    assert_eq!(fingerprint(out.path()), want);
+    assert_same(&fingerprint(out.path()), &want, "results");
 }
 
 #[test]

@@ -135,36 +135,89 @@ pub fn yara_cli(
             cmd.arg(format!("{ns}:{}", p.display()));
         }
         cmd.arg(target);
-        let o = cmd.output().unwrap();
-        assert!(
-            o.status.success(),
-            "yara failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let text = String::from_utf8_lossy(&o.stdout);
-        let mut current: Option<(String, String, String)> = None;
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("0x") {
-                let (off, rest) = rest.split_once(':').unwrap();
-                let id = rest.split(':').next().unwrap().to_string();
-                let off = u64::from_str_radix(off, 16).unwrap();
-                if let Some(k) = &current {
-                    m.get_mut(k).unwrap().insert((id, off));
-                }
-            } else if let Some(rule) = line.strip_suffix(&format!(" {}", target.display())) {
-                let (ns, rule) = rule.rsplit_once(':').unwrap();
-                let k = (target_name.to_string(), ns.to_string(), rule.to_string());
-                m.insert(k.clone(), BTreeSet::new());
-                current = Some(k);
-            }
-        }
+        parse_yara_output(&mut cmd, target, target_name, &mut m);
     }
     m
+}
+
+/// Runs a `yara -e -s` command on `target` and adds its matches to `m`.
+fn parse_yara_output(cmd: &mut Command, target: &Path, target_name: &str, m: &mut Matches) {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "yara failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut current: Option<(String, String, String)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("0x") {
+            let (off, rest) = rest.split_once(':').unwrap();
+            let id = rest.split(':').next().unwrap().to_string();
+            let off = u64::from_str_radix(off, 16).unwrap();
+            if let Some(k) = &current {
+                m.get_mut(k).unwrap().insert((id, off));
+            }
+        } else if let Some(rule) = line.strip_suffix(&format!(" {}", target.display())) {
+            let (ns, rule) = rule.rsplit_once(':').unwrap();
+            let k = (target_name.to_string(), ns.to_string(), rule.to_string());
+            m.insert(k.clone(), BTreeSet::new());
+            current = Some(k);
+        }
+    }
+}
+
+/// The accepted files compiled once by `yarac` (each in its own
+/// namespace), for many targets with their own external variables.
+struct CompiledYara {
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl CompiledYara {
+    fn new(files: &[(String, PathBuf)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("rules.yarc");
+        let mut cmd = Command::new("yarac");
+        cmd.args(yara_defines(&[])).arg("-w");
+        for (ns, p) in files {
+            cmd.arg(format!("{ns}:{}", p.display()));
+        }
+        let o = cmd.arg(&bin).output().unwrap();
+        assert!(
+            o.status.success(),
+            "yarac: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Self { _dir: dir, bin }
+    }
+
+    fn scan(&self, target: &Path, target_name: &str, defines: &[(&str, &str)]) -> Matches {
+        let mut m = Matches::new();
+        let mut cmd = Command::new("yara");
+        cmd.arg("-C")
+            .arg(&self.bin)
+            .args(yara_defines(defines))
+            .args(["-e", "-s", "-w"])
+            .arg(target);
+        parse_yara_output(&mut cmd, target, target_name, &mut m);
+        m
+    }
 }
 
 /// yara-x on the whole target as one file (the reference trawl's sharded
 /// answer must equal exactly).
 fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str) -> Matches {
+    yarax_file(files, target, target_name, &[])
+}
+
+/// yara-x on one file, with external variables.
+fn yarax_file(
+    files: &[(String, PathBuf)],
+    target: &Path,
+    target_name: &str,
+    externals: &[(&str, &str)],
+) -> Matches {
     let sources: Vec<trawl_core::spec::RuleSource> = files
         .iter()
         .map(|(n, p)| trawl_core::spec::RuleSource {
@@ -176,7 +229,7 @@ fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str) ->
     let mut scanner = rules.file_scanner(trawl_analyzers::yara::Limits::default());
     let data = std::fs::read(target).unwrap();
     let (m, _) = rules
-        .scan_file(&mut scanner, &data, target_name, 0, &[])
+        .scan_file(&mut scanner, &data, target_name, 0, externals)
         .unwrap();
     m.into_iter()
         .map(|y| {
@@ -478,6 +531,71 @@ fn public_rule_sets_match_the_yara_cli() {
         if !engine.is_empty() {
             engine_diffs.push(format!("{set}, fixture image:\n{engine}"));
         }
+        // Every carved file of the fixture, scanned as a file with its
+        // external variables (filename, filepath, extension, filetype).
+        let out = tempfile::tempdir().unwrap();
+        run_ok(&[
+            "scan",
+            fx.image.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--analyses",
+            "carve,yara",
+            "--rules",
+            dir.to_str().unwrap(),
+            "--shard-size",
+            "1MiB",
+        ]);
+        let got = trawl_matches(out.path());
+        let compiled = CompiledYara::new(&accepted);
+        let csv = std::fs::read_to_string(out.path().join("carved/manifest.csv")).unwrap();
+        let mut carved = 0;
+        let mut carved_matches = 0;
+        for line in csv.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let (ty, path) = (f[2], f[6]);
+            let file = out.path().join(path);
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            let ext = file
+                .extension()
+                .map(|e| e.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let ext_vars = [
+                ("filename", name.as_str()),
+                ("filepath", path),
+                ("extension", ext.as_str()),
+                ("filetype", ty),
+            ];
+            let mine: Matches = got
+                .iter()
+                .filter(|((t, _, _), _)| t == path)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let reference = yarax_file(&files, &file, path, &ext_vars);
+            assert!(
+                mine == reference,
+                "{set}, {path}: trawl vs yara-x on the carved file:\n{}",
+                diff(&mine, &reference)
+            );
+            let want = restrict(&compiled.scan(&file, path, &ext_vars), &both);
+            let engine = diff(&restrict(&reference, &both), &want);
+            if !engine.is_empty() {
+                engine_diffs.push(format!("{set}, {path}:\n{engine}"));
+            }
+            carved += 1;
+            carved_matches += want.len();
+        }
+        assert!(carved > 10, "{set}: only {carved} carved files");
+        // nothing else but the image and the carved files
+        assert!(
+            got.keys()
+                .all(|(t, _, _)| t == "image" || t.starts_with("carved/")),
+            "{set}: {:?}",
+            got.keys().collect::<Vec<_>>()
+        );
+        report_lines.push(format!(
+            "{set}: {carved} carved files of the fixture, {carved_matches} matching (rule, carved file) pairs for yara"
+        ));
         // Real files of the corpora, each scanned as an image (one trawl
         // run, one job per file): the whole-image step meets real headers
         // and sizes (Cloaked_RAR_File, SUSP_* rules...).

@@ -176,6 +176,7 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
 
 type WalkResult = Result<(u64, String), Stop>;
 
+#[allow(clippy::collapsible_match)] // guards would fall through to other arms
 fn walk(win: &mut Win, js: &mut JpegScratch, start: u64) -> Result<WalkResult, AnalyzerError> {
     let mut framed = false;
     macro_rules! byte {
@@ -366,7 +367,7 @@ fn parse_sof(m: u8, s: &[u8]) -> Option<Frame> {
     if !(1..=4).contains(&n) || s.len() != 6 + 3 * n || width == 0 {
         return None;
     }
-    if !matches!(p, 8 | 12 | 16 | 2..=16) {
+    if !matches!(p, 2..=16) {
         return None;
     }
     let mut comps = Vec::with_capacity(n);
@@ -541,6 +542,7 @@ impl<'d> Bits<'d> {
     }
 
     #[inline]
+    #[allow(clippy::collapsible_match)] // a guard would fall through to the data arm
     fn fill(&mut self) {
         while self.bits <= 56 {
             let b = if self.at_marker {
@@ -714,7 +716,7 @@ fn decode_scan(
         if b.real_left().is_none() {
             return Err("data ends before the last MCU");
         }
-        if restart > 0 && done % u64::from(restart) == 0 && done < mcus {
+        if restart > 0 && done.is_multiple_of(u64::from(restart)) && done < mcus {
             // Must be exactly at a restart marker now.
             if b.bytes_before_marker() != Some(0) || !b.at_marker {
                 return Err("restart marker not where the interval says");

@@ -162,10 +162,12 @@ fn list_fill(cx: &Cx, mut pos: u64, end: u64, depth: u32) -> Result<Option<Strin
                 "sub-chunk structure broken at image offset {pos}"
             )));
         }
-        if &id == b"LIST" && depth < 4 && len >= 4 {
-            if let Some(why) = list_fill(cx, pos + 12, pos + 8 + len, depth + 1)? {
-                return Ok(Some(why));
-            }
+        if &id == b"LIST"
+            && depth < 4
+            && len >= 4
+            && let Some(why) = list_fill(cx, pos + 12, pos + 8 + len, depth + 1)?
+        {
+            return Ok(Some(why));
         }
         pos = pos
             .saturating_add(8)
@@ -249,10 +251,7 @@ pub(crate) fn isobmff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError>
     let (mut moov, mut mdat, mut meta, mut moof) = (false, false, false, false);
     let mut n = 0u32;
     let mut broken: Option<String> = None;
-    loop {
-        let Some((ty, hl, size)) = box_at(cx, pos)? else {
-            break;
-        };
+    while let Some((ty, hl, size)) = box_at(cx, pos)? {
         if !TOP_BOXES.contains(&&ty) {
             break;
         }

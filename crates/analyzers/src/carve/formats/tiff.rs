@@ -229,15 +229,15 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
                 325 => tc = Some((ty, count, voff, inline.to_vec())),
                 513 => jo = Some(first_val()),
                 514 => jl = Some(first_val()),
-                330 | 34665 | 34853 | 40965 => {
-                    if t.values(ty, count.min(64), inline, voff, &mut scratch)? {
-                        for &o in &scratch {
-                            if o >= cx.max {
-                                return Ok(Verdict::Reject("IFD past the maximum size"));
-                            }
-                            if o >= hlen {
-                                queue.push(o);
-                            }
+                330 | 34665 | 34853 | 40965
+                    if t.values(ty, count.min(64), inline, voff, &mut scratch)? =>
+                {
+                    for &o in &scratch {
+                        if o >= cx.max {
+                            return Ok(Verdict::Reject("IFD past the maximum size"));
+                        }
+                        if o >= hlen {
+                            queue.push(o);
                         }
                     }
                 }

@@ -521,10 +521,11 @@ fn search_eocd(cx: &mut Cx, start: u64, limit: u64) -> Result<Cd, AnalyzerError>
     };
     let size = u64::from(rd::le32(&eo, 12).unwrap_or(0));
     let mut cd = q.saturating_sub(size);
-    if size == 0xFFFF_FFFF && q >= 76 {
-        if let Some(s) = cx.src.array::<56>(q - 76)? {
-            cd = (q - 76).saturating_sub(rd::le64(&s, 40).unwrap_or(0));
-        }
+    if size == 0xFFFF_FFFF
+        && q >= 76
+        && let Some(s) = cx.src.array::<56>(q - 76)?
+    {
+        cd = (q - 76).saturating_sub(rd::le64(&s, 40).unwrap_or(0));
     }
     parse_cd(cx, start, cd, limit)
 }
