@@ -170,8 +170,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let _ = std::fs::remove_dir_all(&set);
     let mut yara_args: Vec<String> = Vec::new();
     let mut rules = 0usize;
+    let mut skipped_index = 0;
     for s in &srcs {
         let from = rules_dir.join(&s.name);
+        // Index files only include the others (the same rules twice).
+        if s.text.lines().any(|l| l.trim_start().starts_with("include ")) {
+            skipped_index += 1;
+            continue;
+        }
         if !yara_accepts(&from) {
             continue;
         }
@@ -224,7 +230,7 @@ pub fn run(args: &[String]) -> Result<()> {
     race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "## YARA\n\nInput: {i} ({size} bytes, `Config::bulk({size}, 7)`), rules: {} ({} files the yara CLI compiles of {}, {rules} rules), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Both compile the rules in every run.\n",
+        "## YARA\n\nInput: {i} ({size} bytes, `Config::bulk({size}, 7)`), rules: {} ({} files the yara CLI compiles of {}, {skipped_index} index files of includes left out, {rules} rules), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Both compile the rules in every run.\n",
         rules_dir.display(),
         yara_args.len(),
         srcs.len()
