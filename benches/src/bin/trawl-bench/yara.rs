@@ -174,7 +174,10 @@ pub fn run(args: &[String]) -> Result<()> {
     for s in &srcs {
         let from = rules_dir.join(&s.name);
         // Index files only include the others (the same rules twice).
-        if s.text.lines().any(|l| l.trim_start().starts_with("include ")) {
+        if s.text
+            .lines()
+            .any(|l| l.trim_start().starts_with("include "))
+        {
             skipped_index += 1;
             continue;
         }
