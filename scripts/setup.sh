@@ -10,6 +10,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # Debian packages used by tests (peers the results are compared with).
 have ewfverify || need_pkgs+=(ewf-tools)
 have yara || need_pkgs+=(yara)
+# python3 with venv, for case-utils (CASE/UCO validation of case.jsonld)
+have python3 || need_pkgs+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have hashdeep || need_pkgs+=(hashdeep)
   have foremost || need_pkgs+=(foremost)
@@ -25,4 +28,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || echo "setup: apt-get update failed; trying install anyway"
   $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null \
     || echo "setup: could not install ${need_pkgs[*]}; tests that compare with them will say they were skipped"
+fi
+
+# case-utils (PyPI) in a venv under target/: tests run its case_validate.
+VENV=target/tools-venv
+if [ ! -x "$VENV/bin/case_validate" ]; then
+  echo "setup: installing case-utils into $VENV"
+  { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q case-utils; } >/dev/null 2>&1 \
+    || echo "setup: could not install case-utils; the CASE validation test will say it was skipped"
 fi

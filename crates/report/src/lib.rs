@@ -9,6 +9,7 @@
 //! job's results, which are sorted, so reruns give byte-identical files.
 
 mod carved;
+mod case;
 mod dfxml;
 mod features;
 mod model;

@@ -51,6 +51,7 @@ pub fn write_report_dir(
     crate::carved::write(dir, results, evidence)?;
     crate::yara::write(dir, results)?;
     crate::dfxml::write(dir, results)?;
+    crate::case::write(dir, results)?;
     write_report_json(dir, results)?;
     Ok(())
 }

@@ -1,0 +1,193 @@
+//! `DIR/case.jsonld`: the examination in CASE/UCO JSON-LD (CASE 1.x, UCO
+//! 1.x), valid for `case_validate` (PyPI case-utils).
+//!
+//! * the tool (`uco-tool:Tool`, name and version);
+//! * the evidence (`uco-observable:File` with a `FileFacet` — name, path,
+//!   size — and a `ContentDataFacet` with MD5, SHA-1 and SHA-256 — BLAKE3 is not in
+//!   UCO's hash vocabulary, it stays in report.json);
+//! * every carved file (`uco-observable:File`: name, report path, extension,
+//!   size, hashes), related to the evidence by a `Contained_Within`
+//!   `ObservableRelationship` carrying a `DataRangeFacet` (offset, size);
+//! * the examination (`case-investigation:InvestigativeAction`): instrument
+//!   the tool, object the evidence, results the carved files.
+//!
+//! Identifiers end with UUIDs derived from the content (image digest,
+//! offsets), so the file is the same bytes for the same job.
+
+use crate::write::{create_file, io_err};
+use crate::{JobResults, ReportError};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+
+/// A UUID (version 5 layout) derived from `key`.
+fn uuid(key: &str) -> String {
+    let h = blake3::hash(key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.as_bytes()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
+}
+
+fn int(v: u64) -> Value {
+    json!({"@type": "xsd:integer", "@value": v.to_string()})
+}
+
+fn hashes(id: &str, list: &[(&str, &str)]) -> Vec<Value> {
+    list.iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(m, v)| {
+            json!({
+                "@id": format!("kb:hash-{}", uuid(&format!("{id}/{m}"))),
+                "@type": "uco-types:Hash",
+                "uco-types:hashMethod": m,
+                "uco-types:hashValue": {"@type": "xsd:hexBinary", "@value": v},
+            })
+        })
+        .collect()
+}
+
+/// Writes `DIR/case.jsonld`.
+pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+    let h = &r.hashes;
+    let digest = h
+        .blake3
+        .clone()
+        .or_else(|| h.sha256.clone())
+        .unwrap_or_else(|| format!("{}:{}", r.evidence.path, r.evidence.size));
+    let tool_name = if r.provenance.tool.is_empty() {
+        trawl_core::TOOL_NAME
+    } else {
+        &r.provenance.tool
+    };
+    let version = if r.provenance.version.is_empty() {
+        trawl_core::TOOL_VERSION
+    } else {
+        &r.provenance.version
+    };
+    let tool_id = format!("kb:tool-{}", uuid(&format!("tool/{tool_name}/{version}")));
+    let image_key = format!("image/{digest}");
+    let image_id = format!("kb:file-{}", uuid(&image_key));
+    let name = Path::new(&r.evidence.path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| r.evidence.path.clone());
+    let mut graph = vec![
+        json!({
+            "@id": tool_id,
+            "@type": "uco-tool:Tool",
+            "uco-core:name": tool_name,
+            "uco-tool:version": version,
+            "uco-tool:toolType": "digital forensics",
+        }),
+        json!({
+            "@id": image_id,
+            "@type": "uco-observable:File",
+            "uco-core:hasFacet": [
+                {
+                    "@id": format!("kb:file-facet-{}", uuid(&format!("{image_key}/file"))),
+                    "@type": "uco-observable:FileFacet",
+                    "uco-observable:fileName": name,
+                    "uco-observable:filePath": r.evidence.path,
+                    "uco-observable:sizeInBytes": int(r.evidence.size),
+                },
+                {
+                    "@id": format!("kb:content-data-facet-{}", uuid(&format!("{image_key}/content"))),
+                    "@type": "uco-observable:ContentDataFacet",
+                    "uco-observable:sizeInBytes": int(r.evidence.size),
+                    "uco-observable:hash": hashes(&image_key, &[
+                        ("MD5", h.md5.as_deref().unwrap_or("")),
+                        ("SHA1", h.sha1.as_deref().unwrap_or("")),
+                        ("SHA256", h.sha256.as_deref().unwrap_or("")),
+                    ]),
+                },
+            ],
+        }),
+    ];
+    let mut results = Vec::new();
+    for c in &r.carved {
+        let key = format!("{image_key}/carved/{}/{}", c.offset, c.file_type);
+        let id = format!("kb:file-{}", uuid(&key));
+        let path = c.report_path();
+        graph.push(json!({
+            "@id": id,
+            "@type": "uco-observable:File",
+            "uco-core:description": if c.validated {
+                format!("{} carved at offset {}, structure validated", c.file_type, c.offset)
+            } else {
+                format!("{} carved at offset {}, not validated: {}", c.file_type, c.offset, c.note)
+            },
+            "uco-core:hasFacet": [
+                {
+                    "@id": format!("kb:file-facet-{}", uuid(&format!("{key}/file"))),
+                    "@type": "uco-observable:FileFacet",
+                    "uco-observable:fileName": format!("{}.{}", c.offset, c.extension),
+                    "uco-observable:filePath": path,
+                    "uco-observable:extension": c.extension,
+                    "uco-observable:sizeInBytes": int(c.length),
+                },
+                {
+                    "@id": format!("kb:content-data-facet-{}", uuid(&format!("{key}/content"))),
+                    "@type": "uco-observable:ContentDataFacet",
+                    "uco-observable:sizeInBytes": int(c.length),
+                    "uco-observable:hash": hashes(&key, &[
+                        ("MD5", &c.md5),
+                        ("SHA1", &c.sha1),
+                        ("SHA256", &c.sha256),
+                    ]),
+                },
+            ],
+        }));
+        graph.push(json!({
+            "@id": format!("kb:relationship-{}", uuid(&format!("{key}/within"))),
+            "@type": "uco-observable:ObservableRelationship",
+            "uco-core:source": {"@id": id},
+            "uco-core:target": {"@id": image_id},
+            "uco-core:kindOfRelationship": "Contained_Within",
+            "uco-core:isDirectional": true,
+            "uco-core:hasFacet": [{
+                "@id": format!("kb:data-range-facet-{}", uuid(&format!("{key}/range"))),
+                "@type": "uco-observable:DataRangeFacet",
+                "uco-observable:rangeOffset": int(c.offset),
+                "uco-observable:rangeSize": int(c.length),
+            }],
+        }));
+        results.push(json!({"@id": id}));
+    }
+    graph.push(json!({
+        "@id": format!("kb:investigative-action-{}", uuid(&format!("{image_key}/action"))),
+        "@type": "case-investigation:InvestigativeAction",
+        "uco-core:name": "trawl examination",
+        "uco-action:instrument": {"@id": tool_id},
+        "uco-action:object": [{"@id": image_id}],
+        "uco-action:result": results,
+    }));
+    let doc = json!({
+        "@context": {
+            "kb": "urn:trawl:kb:",
+            "case-investigation": "https://ontology.caseontology.org/case/investigation/",
+            "uco-action": "https://ontology.unifiedcyberontology.org/uco/action/",
+            "uco-core": "https://ontology.unifiedcyberontology.org/uco/core/",
+            "uco-observable": "https://ontology.unifiedcyberontology.org/uco/observable/",
+            "uco-tool": "https://ontology.unifiedcyberontology.org/uco/tool/",
+            "uco-types": "https://ontology.unifiedcyberontology.org/uco/types/",
+            "xsd": "http://www.w3.org/2001/XMLSchema#",
+        },
+        "@graph": graph,
+    });
+    let path = dir.join("case.jsonld");
+    let mut w = create_file(&path)?;
+    serde_json::to_writer_pretty(&mut w, &doc)
+        .map_err(|e| ReportError::Other(format!("{}: {e}", path.display())))?;
+    w.write_all(b"\n").map_err(io_err(&path))?;
+    w.flush().map_err(io_err(&path))
+}
