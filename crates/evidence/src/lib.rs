@@ -18,11 +18,13 @@
 mod detect;
 mod error;
 pub mod ewf;
+mod mem;
 mod raw;
 mod split;
 
 pub use detect::{Format, detect_format, open, open_segments};
 pub use error::EvidenceError;
+pub use mem::MemEvidence;
 pub use raw::RawEvidence;
 pub use split::SplitRawEvidence;
 

@@ -7,56 +7,17 @@ use super::formats::{self, Cx, Scratch, Verdict};
 use super::kinds::{self, Fam, Kind};
 use super::src::Src;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use trawl_evidence::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
 use trawl_fixtures::art::Artifact;
 use trawl_fixtures::formats::{archive, exec, images, media, ole, pdf, sqlite, zip};
 use trawl_fixtures::util::Rng;
 
-#[derive(Debug)]
-struct Mem {
-    info: EvidenceInfo,
-    data: Vec<u8>,
-}
-
-impl Mem {
-    fn new(data: Vec<u8>) -> Self {
-        Self {
-            info: EvidenceInfo {
-                path: "mem".into(),
-                segments: vec!["mem".into()],
-                size: data.len() as u64,
-                format: Format::Raw,
-                stored: StoredHashes::default(),
-                metadata: BTreeMap::new(),
-                acquisition_errors: Vec::new(),
-                bytes_per_sector: 512,
-            },
-            data,
-        }
-    }
-}
-
-impl Evidence for Mem {
-    fn info(&self) -> &EvidenceInfo {
-        &self.info
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
-        let len = self.data.len() as u64;
-        if offset >= len {
-            return Ok(0);
-        }
-        let n = buf.len().min((len - offset) as usize);
-        buf[..n].copy_from_slice(&self.data[offset as usize..offset as usize + n]);
-        Ok(n)
-    }
-}
+type Mem = trawl_evidence::MemEvidence;
 
 /// Runs `fam`'s validator on `img` at `at`, with the buffer covering only
 /// the first `buffered` bytes (the rest read through the evidence).
 fn run_at(fam: Fam, img: &[u8], at: u64, buffered: usize, max: u64) -> Verdict {
-    let ev = Mem::new(img.to_vec());
+    let ev = Mem::new("mem", img.to_vec(), false);
     let b = buffered.min(img.len());
     let src = Src::new(&ev, 0, &img[..b]);
     let mut scratch = Scratch::default();
@@ -479,7 +440,7 @@ fn gzip_bomb_stops_at_the_inflate_cap() {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut e, &vec![0u8; 64 << 20]).unwrap();
     let g = e.finish().unwrap();
-    let ev = Mem::new(g.clone());
+    let ev = Mem::new("mem", g.clone(), false);
     let src = Src::new(&ev, 0, &g);
     let mut scratch = Scratch::default();
     let mut cx = Cx {

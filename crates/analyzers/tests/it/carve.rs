@@ -2,72 +2,26 @@
 //! validated, identical results for every shard size, margin and read path,
 //! custom configurations, limits and hostile input.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 use trawl_analyzers::carve::Carver;
 use trawl_core::spec::CarveOptions;
 use trawl_core::{CarvedFile, ShardPlan};
-use trawl_evidence::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
+use trawl_evidence::Evidence;
 use trawl_fixtures::{Config, Fixture};
 
-/// An in-memory image, optionally "mapped" (zero-copy views) or read only
-/// through `read_at` (as E01 evidence is).
-#[derive(Debug)]
-struct Mem {
-    info: EvidenceInfo,
-    data: Vec<u8>,
-    mapped: bool,
-}
-
-impl Mem {
-    fn new(data: Vec<u8>, mapped: bool) -> Self {
-        Self {
-            info: EvidenceInfo {
-                path: "mem.raw".into(),
-                segments: vec!["mem.raw".into()],
-                size: data.len() as u64,
-                format: Format::Raw,
-                stored: StoredHashes::default(),
-                metadata: BTreeMap::new(),
-                acquisition_errors: Vec::new(),
-                bytes_per_sector: 512,
-            },
-            data,
-            mapped,
-        }
-    }
-}
-
-impl Evidence for Mem {
-    fn info(&self) -> &EvidenceInfo {
-        &self.info
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
-        let len = self.data.len() as u64;
-        if offset >= len {
-            return Ok(0);
-        }
-        let n = buf.len().min((len - offset) as usize);
-        buf[..n].copy_from_slice(&self.data[offset as usize..offset as usize + n]);
-        Ok(n)
-    }
-    fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
-        if !self.mapped {
-            return None;
-        }
-        let end = offset.checked_add(len as u64)?;
-        (end <= self.data.len() as u64).then(|| &self.data[offset as usize..end as usize])
-    }
-}
+/// An in-memory image, "mapped" (zero-copy views) or read only through
+/// `read_at` (as E01 evidence is).
+type Mem = trawl_evidence::MemEvidence;
 
 fn carve_with(ev: &Mem, opts: &CarveOptions, shard: u64, margin: u64) -> Vec<CarvedFile> {
     let carver = Carver::new(opts).expect("carver");
-    let plan = ShardPlan::new(ev.data.len() as u64, shard, margin).expect("plan");
+    let plan = ShardPlan::new(ev.size(), shard, margin).expect("plan");
     let cancel = AtomicBool::new(false);
     let mut out = Vec::new();
     for s in plan.shards() {
-        let data = &ev.data[s.start as usize..s.scan_end as usize];
+        let data = &ev.bytes()[s.start as usize..s.scan_end as usize];
         let o = carver.carve_shard(ev, &s, data, &cancel).expect("carve");
         for f in &o.files {
             assert!(
@@ -83,7 +37,12 @@ fn carve_with(ev: &Mem, opts: &CarveOptions, shard: u64, margin: u64) -> Vec<Car
 }
 
 fn carve(img: &[u8], opts: &CarveOptions, shard: u64) -> Vec<CarvedFile> {
-    carve_with(&Mem::new(img.to_vec(), true), opts, shard, 1 << 20)
+    carve_with(
+        &Mem::new("mem.raw", img.to_vec(), true),
+        opts,
+        shard,
+        1 << 20,
+    )
 }
 
 fn small() -> &'static Fixture {
@@ -202,8 +161,8 @@ fn medium_fixture_recall_and_precision() {
 fn identical_across_shard_sizes_margins_and_read_paths() {
     let fx = small();
     let opts = CarveOptions::default();
-    let mapped = Mem::new(fx.image.clone(), true);
-    let unmapped = Mem::new(fx.image.clone(), false);
+    let mapped = Mem::new("mem.raw", fx.image.clone(), true);
+    let unmapped = Mem::new("mem.raw", fx.image.clone(), false);
     let reference = carve_with(&mapped, &opts, 64 << 20, 1 << 20);
     assert!(reference.len() >= fx.manifest.files.len());
     for (shard, margin, ev, what) in [

@@ -13,48 +13,11 @@ use trawl_analyzers::AnalyzerError;
 use trawl_analyzers::features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
 use trawl_core::spec::FeatureOptions;
 use trawl_core::{Feature, Note, ShardPlan};
-use trawl_evidence::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
+use trawl_evidence::Evidence;
 use trawl_fixtures::{Config, Fixture, PlantedFeature};
 
 /// An in-memory image read through `read_at`.
-#[derive(Debug)]
-struct Mem {
-    info: EvidenceInfo,
-    data: Vec<u8>,
-}
-
-impl Mem {
-    fn new(data: Vec<u8>) -> Self {
-        Self {
-            info: EvidenceInfo {
-                path: "mem.raw".into(),
-                segments: vec!["mem.raw".into()],
-                size: data.len() as u64,
-                format: Format::Raw,
-                stored: StoredHashes::default(),
-                metadata: BTreeMap::new(),
-                acquisition_errors: Vec::new(),
-                bytes_per_sector: 512,
-            },
-            data,
-        }
-    }
-}
-
-impl Evidence for Mem {
-    fn info(&self) -> &EvidenceInfo {
-        &self.info
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
-        let len = self.data.len() as u64;
-        if offset >= len {
-            return Ok(0);
-        }
-        let n = buf.len().min((len - offset) as usize);
-        buf[..n].copy_from_slice(&self.data[offset as usize..offset as usize + n]);
-        Ok(n)
-    }
-}
+type Mem = trawl_evidence::MemEvidence;
 
 /// Everything a scan of a whole image gave.
 struct Scan {
@@ -117,7 +80,7 @@ fn small() -> &'static (Fixture, Mem) {
     static F: OnceLock<(Fixture, Mem)> = OnceLock::new();
     F.get_or_init(|| {
         let f = trawl_fixtures::generate(&Config::small());
-        let m = Mem::new(f.image.clone());
+        let m = Mem::new("mem", f.image.clone(), false);
         (f, m)
     })
 }
@@ -126,7 +89,7 @@ fn medium() -> &'static (Fixture, Mem) {
     static F: OnceLock<(Fixture, Mem)> = OnceLock::new();
     F.get_or_init(|| {
         let f = trawl_fixtures::generate(&Config::medium());
-        let m = Mem::new(f.image.clone());
+        let m = Mem::new("mem", f.image.clone(), false);
         (f, m)
     })
 }
@@ -392,7 +355,7 @@ fn tests_data_against_bulk_extractor() {
             continue; // the ELF files are not in the corpus
         }
         let got = cache.entry(file.to_string()).or_insert_with(|| {
-            let ev = Mem::new(std::fs::read(&file_path).unwrap());
+            let ev = Mem::new("mem", std::fs::read(&file_path).unwrap(), false);
             scan(&sc, &ev, 64 << 20, 1 << 20)
                 .features
                 .iter()
@@ -733,7 +696,7 @@ mod props {
             margin in prop_oneof![Just(0u64), 1u64..3000, Just(1u64 << 20)],
         ) {
             let data: Vec<u8> = parts.concat();
-            let ev = Mem::new(data);
+            let ev = Mem::new("mem", data, false);
             let sc = all_scanners();
             let whole = scan(&sc, &ev, 1 << 30, 1 << 20);
             let sharded = scan(&sc, &ev, 1 << exp, margin);
