@@ -301,11 +301,7 @@ pub fn bitcoin(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
 mod tests {
     use super::*;
 
-    fn run(f: fn(&[u8], Range<usize>, &mut Vec<Hit>), s: &str) -> Vec<String> {
-        let mut v = Vec::new();
-        f(s.as_bytes(), 0..s.len(), &mut v);
-        v.iter().map(|h| s[h.start..h.end].to_string()).collect()
-    }
+    use crate::features::hit_texts as run;
 
     #[test]
     fn ccn_examples() {

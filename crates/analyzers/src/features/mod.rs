@@ -65,6 +65,17 @@ pub mod utf16;
 pub mod validate;
 mod web;
 
+/// The text of every hit a scanner function finds in `s` (unit tests).
+#[cfg(test)]
+pub(crate) fn hit_texts(
+    f: fn(&[u8], std::ops::Range<usize>, &mut Vec<Hit>),
+    s: &str,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    f(s.as_bytes(), 0..s.len(), &mut v);
+    v.iter().map(|h| s[h.start..h.end].to_string()).collect()
+}
+
 use crate::AnalyzerError;
 use aho_corasick::AhoCorasick;
 use flate2::Decompress;

@@ -272,11 +272,7 @@ fn ether_at(buf: &[u8], s: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn run(f: fn(&[u8], Range<usize>, &mut Vec<Hit>), s: &str) -> Vec<String> {
-        let mut v = Vec::new();
-        f(s.as_bytes(), 0..s.len(), &mut v);
-        v.iter().map(|h| s[h.start..h.end].to_string()).collect()
-    }
+    use crate::features::hit_texts as run;
 
     #[test]
     fn ipv4_examples() {
