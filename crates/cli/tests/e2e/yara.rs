@@ -118,28 +118,6 @@ pub fn yara_accepted(files: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// `yara -e -s` of `target` with every accepted file in its own namespace.
-pub fn yara_cli(
-    files: &[(String, PathBuf)],
-    target: &Path,
-    target_name: &str,
-    defines: &[(&str, &str)],
-) -> Matches {
-    let mut m = Matches::new();
-    // Chunks keep the command line bounded; each file is its own namespace,
-    // so splitting changes nothing.
-    for chunk in files.chunks(200) {
-        let mut cmd = Command::new("yara");
-        cmd.args(yara_defines(defines)).args(["-e", "-s", "-w"]);
-        for (ns, p) in chunk {
-            cmd.arg(format!("{ns}:{}", p.display()));
-        }
-        cmd.arg(target);
-        parse_yara_output(&mut cmd, target, target_name, &mut m);
-    }
-    m
-}
-
 /// Runs a `yara -e -s` command on `target` and adds its matches to `m`.
 fn parse_yara_output(cmd: &mut Command, target: &Path, target_name: &str, m: &mut Matches) {
     let o = cmd.output().unwrap();
@@ -526,7 +504,8 @@ fn public_rule_sets_match_the_yara_cli() {
                 diff(&m, &reference)
             );
         }
-        let want = restrict(&yara_cli(&accepted, &fx.image, "image", &[]), &both);
+        let compiled = CompiledYara::new(&accepted);
+        let want = restrict(&compiled.scan(&fx.image, "image", &[]), &both);
         let engine = diff(&restrict(&reference, &both), &want);
         if !engine.is_empty() {
             engine_diffs.push(format!("{set}, fixture image:\n{engine}"));
@@ -547,7 +526,6 @@ fn public_rule_sets_match_the_yara_cli() {
             "1MiB",
         ]);
         let got = trawl_matches(out.path());
-        let compiled = CompiledYara::new(&accepted);
         let csv = std::fs::read_to_string(out.path().join("carved/manifest.csv")).unwrap();
         let mut carved = 0;
         let mut carved_matches = 0;
@@ -630,7 +608,7 @@ fn public_rule_sets_match_the_yara_cli() {
                 t.display(),
                 diff(&got, &reference)
             );
-            let want = restrict(&yara_cli(&accepted, t, "image", &[]), &both);
+            let want = restrict(&compiled.scan(t, "image", &[]), &both);
             let engine = diff(&restrict(&reference, &both), &want);
             if !engine.is_empty() {
                 engine_diffs.push(format!("{set}, {}:\n{engine}", t.display()));
