@@ -10,6 +10,7 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
+pub mod connect;
 pub mod convert;
 
 pub mod v1 {

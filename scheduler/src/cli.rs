@@ -5,6 +5,249 @@ use anyhow::Result;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The scheduler command: serve (no subcommand), or set up its security.
+#[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Command {
+    #[command(subcommand)]
+    pub sub: Option<Sub>,
+    #[command(flatten)]
+    pub serve: Args,
+}
+
+/// Setting up TLS, users and workers of a data directory.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Sub {
+    /// Initialise a data directory: the lab CA, the scheduler's TLS
+    /// certificate, one enrolled worker (worker-1) and the first admin
+    /// token (printed once, on the last line). From then on the scheduler
+    /// requires TLS and a token or worker certificate on every call.
+    #[command(
+        after_help = "Example:\n  trawl-scheduler init --data /var/lib/trawl --host sched.lab.example --admin chief\n  trawl-scheduler --data /var/lib/trawl --listen 0.0.0.0:50051"
+    )]
+    Init(InitArgs),
+    /// Users and their bearer tokens.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Worker certificates (mutual TLS).
+    #[command(subcommand)]
+    Worker(WorkerCmd),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArg {
+    /// Data directory.
+    #[arg(long, env = "TRAWL_DATA")]
+    pub data: PathBuf,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Host names or addresses clients use to reach the scheduler (the
+    /// certificate also covers localhost, 127.0.0.1, ::1 and this host's
+    /// name). Repeatable.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Name of the first admin user.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum UserCmd {
+    /// Add a user; prints its token once, on the last line.
+    #[command(
+        after_help = "Examples:\n  trawl-scheduler user add alice --role investigator --case C-2026-17 --data /var/lib/trawl\n  trawl-scheduler user add bob --role case_officer --case C-2026-17 --case C-2026-20 --expires 30d --data /var/lib/trawl"
+    )]
+    Add {
+        name: String,
+        /// investigator, case_officer or admin.
+        #[arg(long)]
+        role: String,
+        /// A case the user works on (repeatable; admins see every case).
+        #[arg(long = "case")]
+        cases: Vec<String>,
+        /// Token lifetime: 90d, 12h, 30m, 45s, or never.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke a user's token (takes effect on the next call).
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum WorkerCmd {
+    /// Issue and enroll a worker certificate; prints the bundle directory to
+    /// copy to the worker (`trawl-worker --tls DIR`).
+    Enroll {
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke a worker's certificate.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+/// Seconds in a duration like `90d`, `12h`, `30m`, `45s` (0: `never`).
+///
+/// # Errors
+/// Anything else.
+pub fn parse_ttl(s: &str) -> Result<u64> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("never") {
+        return Ok(0);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid duration {s:?} (e.g. 90d, 12h, 30m, 45s, never)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("invalid duration {s:?} (e.g. 90d, 12h, 30m, 45s, never)"),
+    };
+    let secs = n.saturating_mul(mult);
+    if secs == 0 {
+        anyhow::bail!("a token lifetime of 0 seconds: give a positive duration or `never`");
+    }
+    Ok(secs)
+}
+
+fn fmt_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Runs a setup subcommand.
+///
+/// # Errors
+/// As the underlying [`crate::auth`] function.
+pub fn run_sub(sub: Sub) -> Result<()> {
+    use crate::auth;
+    match sub {
+        Sub::Init(a) => {
+            let r = auth::init(&a.data.data, &a.hosts, &a.admin)?;
+            println!(
+                "initialised {}: TLS, tokens and roles are now required on every call",
+                a.data.data.display()
+            );
+            println!(
+                "  CA certificate (give it to clients: --ca or TRAWL_CA): {}",
+                r.ca.display()
+            );
+            println!(
+                "  worker bundle (trawl-worker --tls DIR): {}",
+                r.worker_bundle.display()
+            );
+            println!(
+                "  admin user {:?}: token (shown once, keep it secret):",
+                r.admin
+            );
+            println!("{}", r.admin_token);
+        }
+        Sub::User(UserCmd::Add {
+            name,
+            role,
+            cases,
+            expires,
+            data,
+        }) => {
+            let role = auth::Role::parse_user_role(&role)?;
+            if role != auth::Role::Admin && cases.is_empty() {
+                anyhow::bail!("a {role} needs at least one --case");
+            }
+            let ttl = parse_ttl(&expires)?;
+            let (u, token) = auth::add_user(&data.data, &name, role, &cases, ttl)?;
+            println!(
+                "user {} ({}) cases {:?} expires {}: token (shown once):",
+                u.name,
+                u.role,
+                u.cases,
+                fmt_ms(u.expires_ms)
+            );
+            println!("{token}");
+        }
+        Sub::User(UserCmd::Revoke { name, data }) => {
+            let u = auth::revoke_user(&data.data, &name)?;
+            println!("revoked user {} at {}", u.name, fmt_ms(u.revoked_ms));
+        }
+        Sub::User(UserCmd::List { data, json }) => {
+            let reg = auth::registry(&data.data)?;
+            if json {
+                let v: Vec<_> = reg
+                    .users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({"name": u.name, "role": u.role, "cases": u.cases,
+                        "created_unix_ms": u.created_ms, "expires_unix_ms": u.expires_ms, "revoked_unix_ms": u.revoked_ms})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:<20} {:<13} {:<21} {:<21} CASES",
+                    "USER", "ROLE", "EXPIRES", "REVOKED"
+                );
+                for u in &reg.users {
+                    println!(
+                        "{:<20} {:<13} {:<21} {:<21} {}",
+                        u.name,
+                        u.role.as_str(),
+                        fmt_ms(u.expires_ms),
+                        fmt_ms(u.revoked_ms),
+                        u.cases.join(",")
+                    );
+                }
+            }
+        }
+        Sub::Worker(WorkerCmd::Enroll { name, data }) => {
+            let dir = auth::enroll_worker(&data.data, &name)?;
+            println!(
+                "enrolled worker {name}: copy {} to the worker",
+                dir.display()
+            );
+            println!("{}", dir.display());
+        }
+        Sub::Worker(WorkerCmd::Revoke { name, data }) => {
+            let w = auth::revoke_worker(&data.data, &name)?;
+            println!("revoked worker {} at {}", w.name, fmt_ms(w.revoked_ms));
+        }
+    }
+    Ok(())
+}
+
 /// The trawl scheduler: takes jobs, leases shard tasks to workers, merges
 /// results. State lives in sled under --data.
 #[derive(clap::Args, Debug, Clone)]
@@ -54,6 +297,17 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
         cfg.max_attempts = v.max(1);
     }
     Ok(cfg)
+}
+
+/// Runs a setup subcommand, or serves.
+///
+/// # Errors
+/// As [`run_sub`] and [`run`].
+pub async fn run_command(cmd: Command) -> Result<()> {
+    match cmd.sub {
+        Some(sub) => run_sub(sub),
+        None => run(cmd.serve).await,
+    }
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.

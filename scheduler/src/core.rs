@@ -30,7 +30,9 @@ use crate::config::SchedulerConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user: String,
-    pub role: String,
+    pub role: crate::auth::Role,
+    /// The cases the user may act on (admins and local callers: all).
+    pub cases: Vec<String>,
     pub peer: String,
 }
 
@@ -39,7 +41,8 @@ impl Caller {
     pub fn local(peer: impl Into<String>) -> Self {
         Self {
             user: "local".into(),
-            role: "admin".into(),
+            role: crate::auth::Role::Local,
+            cases: Vec::new(),
             peer: peer.into(),
         }
     }
@@ -105,6 +108,8 @@ pub struct Scheduler {
     work: tokio::sync::Notify,
     pub(crate) uploads: EvidenceStore,
     evidence_cache: Mutex<HashMap<String, SharedEvidence>>,
+    /// Users and worker certificates of an initialised data directory.
+    auth: Option<Arc<crate::auth::Authenticator>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -135,6 +140,14 @@ impl Scheduler {
         };
         let uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
         let (events, _) = broadcast::channel(1024);
+        let auth = if !cfg.ephemeral && crate::auth::is_initialised(&cfg.data_dir) {
+            Some(Arc::new(
+                crate::auth::Authenticator::open(&cfg.data_dir)
+                    .map_err(|e| SchedError::FailedPrecondition(format!("{e:#}")))?,
+            ))
+        } else {
+            None
+        };
         let s = Arc::new(Self {
             cfg,
             store,
@@ -143,9 +156,54 @@ impl Scheduler {
             work: tokio::sync::Notify::new(),
             uploads,
             evidence_cache: Mutex::new(HashMap::new()),
+            auth,
         });
         s.rebuild()?;
+        s.sync_registry(true);
         Ok(s)
+    }
+
+    /// The authenticator of an initialised scheduler (`None`: insecure,
+    /// loopback only).
+    pub fn authenticator(&self) -> Option<&Arc<crate::auth::Authenticator>> {
+        self.auth.as_ref()
+    }
+
+    /// Records the registry's current state; with `audit`, every change
+    /// since the last recorded state (users added or revoked with
+    /// `trawl-scheduler user`, workers enrolled) gets an audit entry.
+    pub fn sync_registry(&self, audit: bool) {
+        let Some(a) = &self.auth else { return };
+        let now = a.registry();
+        let old: crate::auth::Registry = self
+            .store
+            .meta_get("registry_snapshot")
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if old == now {
+            return;
+        }
+        if audit {
+            let who = Caller {
+                user: "trawl-scheduler".into(),
+                role: crate::auth::Role::Local,
+                cases: Vec::new(),
+                peer: "data directory".into(),
+            };
+            for (action, name, detail) in crate::auth::changes(&old, &now) {
+                self.audit(&who, action, &name, "", detail);
+            }
+        }
+        match serde_json::to_vec(&now) {
+            Ok(b) => {
+                if let Err(e) = self.store.meta_put("registry_snapshot", &b) {
+                    tracing::error!(error = %e, "recording the registry snapshot");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "encoding the registry snapshot"),
+        }
     }
 
     /// The state database.
@@ -285,7 +343,7 @@ impl Scheduler {
     ) {
         if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
             actor: caller.user.clone(),
-            role: caller.role.clone(),
+            role: caller.role.to_string(),
             action: action.into(),
             target: target.into(),
             case_id: case_id.into(),
@@ -293,6 +351,26 @@ impl Scheduler {
             detail: detail.into(),
         }) {
             tracing::error!(error = %e, action, target, "audit append failed");
+        }
+    }
+
+    /// Audits a call that was refused before anyone was identified (bad
+    /// token, no TLS, a certificate not enrolled).
+    pub fn audit_refusal(&self, who: &str, peer: &str, reason: &str) {
+        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
+            actor: if who.is_empty() {
+                "(unknown)".into()
+            } else {
+                who.into()
+            },
+            role: "none".into(),
+            action: "auth.refused".into(),
+            target: String::new(),
+            case_id: String::new(),
+            from: peer.into(),
+            detail: reason.into(),
+        }) {
+            tracing::error!(error = %e, "audit append failed");
         }
     }
 
@@ -876,17 +954,19 @@ impl Scheduler {
                 if t.kind == TaskKind::Shard {
                     p.bytes_done += t.bytes;
                 }
+                // Findings per kind: each feature scanner by name, carved
+                // files, YARA matches.
                 t.findings.clear();
-                for (k, n) in [
-                    ("features", result.features.len()),
-                    ("carved", result.carved.len()),
-                    ("yara", result.yara.len()),
-                    ("piecewise", result.piecewise.len()),
-                ] {
+                for f in &result.features {
+                    *t.findings.entry(f.scanner.clone()).or_default() += 1;
+                }
+                for (k, n) in [("carved", result.carved.len()), ("yara", result.yara.len())] {
                     if n > 0 {
                         t.findings.insert(k.to_string(), n as u64);
-                        *p.findings.entry(k.to_string()).or_default() += n as u64;
                     }
+                }
+                for (k, n) in &t.findings {
+                    *p.findings.entry(k.clone()).or_default() += n;
                 }
                 if let Some(w) = workers.get_mut(worker_id) {
                     w.rec.tasks_done += 1;

@@ -10,6 +10,8 @@
 //! # }
 //! ```
 
+pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -9,11 +9,11 @@ use std::process::ExitCode;
     name = "trawl-scheduler",
     version,
     about,
-    after_help = "Example:\n  trawl-scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
+    after_help = "Examples:\n  trawl-scheduler --data /var/lib/trawl --listen 127.0.0.1:50051      (insecure, loopback only)\n  trawl-scheduler init --data /var/lib/trawl --host sched.lab      (CA, certificates, admin token)\n  trawl-scheduler --data /var/lib/trawl --listen 0.0.0.0:50051        (TLS, tokens, roles)\n  trawl-scheduler user add alice --role investigator --case C-17 --data /var/lib/trawl"
 )]
 struct Cli {
     #[command(flatten)]
-    args: trawl_scheduler::cli::Args,
+    args: trawl_scheduler::cli::Command,
     /// Log filter.
     #[arg(long, env = "TRAWL_LOG", default_value = "info")]
     log: String,
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(trawl_scheduler::cli::run(cli.args)) {
+    match rt.block_on(trawl_scheduler::cli::run_command(cli.args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trawl-scheduler: error: {e:#}");

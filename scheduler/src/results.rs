@@ -43,6 +43,7 @@ pub fn build(
             metadata: meta.metadata.clone(),
             acquisition_errors: meta.acquisition_errors.clone(),
             upload_blake3: meta.upload_blake3.clone(),
+            ..Default::default()
         },
         piecewise_window: rec.spec.hash.piecewise_window,
         ..Default::default()
@@ -127,6 +128,12 @@ pub fn build(
             );
         }
         r.hashes.computed_at = rfc3339(rec.finished_ms.max(rec.started_ms));
+    }
+    if let Some(d) = &r.evidence.upload_blake3
+        && let Some(e) = store.evidence(d)?
+    {
+        r.evidence.upload_verified_at = rfc3339(e.completed_ms);
+        r.evidence.uploaded_by = Some(e.uploader);
     }
     if rec.spec.analyses.yara {
         let (decided, _, capped) = trawl_analyzers::yara::merge_shard_records(

@@ -2,6 +2,7 @@
 //! calls. Wire input is validated here (ids, sizes, enums) and every error
 //! maps to a status code in one place ([`SchedError`]'s `From`).
 
+use crate::auth::{Perm, Role};
 use crate::core::{Caller, Scheduler};
 use crate::error::SchedError;
 use crate::results;
@@ -26,16 +27,60 @@ const MAX_LEASE_WAIT_MS: u32 = 5_000;
 /// Default results page size (findings per message).
 const DEFAULT_PAGE: usize = 20_000;
 
-/// The caller of a request (authentication plugs in here).
+/// The caller of a request, as the authentication layer
+/// ([`crate::server`]) identified it. A request that did not pass through
+/// it is refused.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
-    let peer = req
-        .remote_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "local".into());
-    if let Some(c) = req.extensions().get::<Caller>() {
-        return Ok(c.clone());
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the caller was not authenticated"))
+}
+
+/// Refuses, with PERMISSION_DENIED and an audit entry, what `caller` may not
+/// do.
+pub fn authorize(
+    sched: &Scheduler,
+    caller: &Caller,
+    perm: Perm,
+    case: &str,
+    target: &str,
+) -> Result<(), Status> {
+    if caller.may(perm, case) {
+        return Ok(());
     }
-    Ok(Caller::local(peer))
+    let what = if perm.per_case() {
+        format!("{} case {case:?}", perm.as_str())
+    } else {
+        perm.as_str().to_string()
+    };
+    sched.audit(caller, "denied", target, case, what.clone());
+    Err(Status::permission_denied(format!(
+        "user {} ({}) may not {what}",
+        caller.user, caller.role
+    )))
+}
+
+/// A job the caller may `perm`.
+fn job_for(sched: &Scheduler, caller: &Caller, perm: Perm, id: &str) -> Result<JobRecord, Status> {
+    check_id("job_id", id)?;
+    let job = sched.job(id)?;
+    authorize(sched, caller, perm, job.spec.case_id.as_str(), id)?;
+    Ok(job)
+}
+
+/// A name given to uploaded evidence: a plain file name, no path.
+fn check_upload_name(name: &str) -> Result<(), String> {
+    if name.len() > 255 {
+        return Err("name longer than 255 bytes".into());
+    }
+    if name.contains(['/', '\\']) || name == ".." || name == "." || name.starts_with("..") {
+        return Err(format!("name {name:?} is a path: give a plain file name"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("name {name:?} contains control characters"));
+    }
+    Ok(())
 }
 
 fn check_id(kind: &'static str, v: &str) -> Result<(), Status> {
@@ -156,6 +201,37 @@ impl Jobs for JobsService {
             .spec
             .ok_or_else(|| Status::invalid_argument("spec: missing"))?;
         let spec = JobSpec::try_from(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        authorize(
+            &self.sched,
+            &caller,
+            Perm::Submit,
+            spec.case_id.as_str(),
+            "job.submit",
+        )?;
+        if let trawl_core::spec::EvidenceRef::Upload(d) = &spec.evidence
+            && !caller.all_cases()
+        {
+            let d = d.to_ascii_lowercase();
+            let owned = self
+                .sched
+                .store()
+                .evidence(&d)
+                .map_err(SchedError::from)?
+                .is_some_and(|e| e.belongs_to(spec.case_id.as_str()));
+            if !owned {
+                self.sched.audit(
+                    &caller,
+                    "denied",
+                    &d,
+                    spec.case_id.as_str(),
+                    "upload of another case",
+                );
+                return Err(Status::permission_denied(format!(
+                    "upload {d} does not belong to case {:?}",
+                    spec.case_id.as_str()
+                )));
+            }
+        }
         let rec = self.sched.submit(spec, &caller).await?;
         Ok(Response::new(v1::SubmitJobResponse {
             job_id: rec.job_id.clone(),
@@ -164,16 +240,21 @@ impl Jobs for JobsService {
     }
 
     async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
+        let caller = caller(&req)?;
         let id = req.into_inner().job_id;
-        check_id("job_id", &id)?;
-        Ok(Response::new(wire_job(&self.sched.job(&id)?)))
+        let job = job_for(&self.sched, &caller, Perm::Read, &id)?;
+        Ok(Response::new(wire_job(&job)))
     }
 
     async fn list_jobs(
         &self,
         req: Request<v1::ListJobsRequest>,
     ) -> Result<Response<v1::ListJobsResponse>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        if !r.case_id.is_empty() {
+            authorize(&self.sched, &caller, Perm::Read, &r.case_id, "jobs.list")?;
+        }
         let state = match v1::JobState::try_from(r.state) {
             Ok(v1::JobState::Unspecified) => None,
             Ok(s) => Some(match s {
@@ -190,12 +271,17 @@ impl Jobs for JobsService {
                 )));
             }
         };
-        let jobs = self.sched.list_jobs(
+        let mut jobs = self.sched.list_jobs(
             (!r.case_id.is_empty()).then_some(r.case_id.as_str()),
             state,
             (!r.submitter.is_empty()).then_some(r.submitter.as_str()),
-            r.limit as usize,
+            0,
         );
+        // Only the cases the caller may read.
+        jobs.retain(|j| caller.may(Perm::Read, j.spec.case_id.as_str()));
+        if r.limit > 0 {
+            jobs.truncate(r.limit as usize);
+        }
         Ok(Response::new(v1::ListJobsResponse {
             jobs: jobs.iter().map(wire_job).collect(),
         }))
@@ -207,9 +293,9 @@ impl Jobs for JobsService {
         &self,
         req: Request<v1::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = caller(&req)?;
         let id = req.into_inner().job_id;
-        check_id("job_id", &id)?;
-        let first = self.sched.job(&id)?;
+        let first = job_for(&self.sched, &caller, Perm::Read, &id)?;
         let mut rx = self.sched.subscribe();
         let sched = self.sched.clone();
         let stream = async_stream_job(move |tx| async move {
@@ -265,7 +351,7 @@ impl Jobs for JobsService {
     ) -> Result<Response<v1::Job>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
-        check_id("job_id", &r.job_id)?;
+        job_for(&self.sched, &caller, Perm::Cancel, &r.job_id)?;
         Ok(Response::new(wire_job(
             &self.sched.cancel(&r.job_id, &r.reason, &caller)?,
         )))
@@ -275,8 +361,9 @@ impl Jobs for JobsService {
         &self,
         req: Request<v1::ListTasksRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        let caller = caller(&req)?;
         let id = req.into_inner().job_id;
-        check_id("job_id", &id)?;
+        job_for(&self.sched, &caller, Perm::Read, &id)?;
         Ok(Response::new(self.tasks(&id)?))
     }
 
@@ -288,8 +375,7 @@ impl Jobs for JobsService {
     ) -> Result<Response<Self::GetResultsStream>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
-        check_id("job_id", &r.job_id)?;
-        let job = self.sched.job(&r.job_id)?;
+        let job = job_for(&self.sched, &caller, Perm::Read, &r.job_id)?;
         let sched = self.sched.clone();
         let id = r.job_id.clone();
         let mut page = tokio::task::spawn_blocking(move || sched.results(&id))
@@ -396,6 +482,8 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::RegisterResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Work, "", "cluster.register")?;
         let w = req
             .into_inner()
             .worker
@@ -434,6 +522,8 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Work, "", "cluster.heartbeat")?;
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         let o = self.sched.heartbeat(&r.worker_id, &r.task_ids);
@@ -447,6 +537,8 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::LeaseTasksRequest>,
     ) -> Result<Response<v1::LeaseTasksResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Work, "", "cluster.lease_tasks")?;
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         let wait = std::time::Duration::from_millis(u64::from(r.wait_ms.min(MAX_LEASE_WAIT_MS)));
@@ -475,6 +567,8 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::ReportTaskRequest>,
     ) -> Result<Response<v1::ReportTaskResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Work, "", "cluster.report_task")?;
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         check_id("task_id", &r.task_id)?;
@@ -505,6 +599,14 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::ReleaseTasksRequest>,
     ) -> Result<Response<v1::ReleaseTasksResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(
+            &self.sched,
+            &caller,
+            Perm::Work,
+            "",
+            "cluster.release_tasks",
+        )?;
         let r = req.into_inner();
         check_id("worker_id", &r.worker_id)?;
         self.sched.release(&r.worker_id, &r.task_ids);
@@ -513,8 +615,10 @@ impl Cluster for ClusterService {
 
     async fn list_workers(
         &self,
-        _req: Request<v1::ListWorkersRequest>,
+        req: Request<v1::ListWorkersRequest>,
     ) -> Result<Response<v1::ListWorkersResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::ReadPool, "", "workers.list")?;
         let now = now_ms();
         let hb = self.sched.config().heartbeat_ms as i64;
         let workers = self
@@ -582,6 +686,7 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
     ) -> Result<Response<v1::RuleSetInfo>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
+        authorize(&self.sched, &caller, Perm::ManageRules, "", &r.name)?;
         let sources = r
             .sources
             .into_iter()
@@ -599,8 +704,10 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
 
     async fn list_rule_sets(
         &self,
-        _req: Request<v1::ListRuleSetsRequest>,
+        req: Request<v1::ListRuleSetsRequest>,
     ) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::ReadRules, "", "rules.list")?;
         let sets = self.sched.rulesets()?;
         Ok(Response::new(v1::ListRuleSetsResponse {
             rule_sets: sets.iter().map(ruleset_info).collect(),
@@ -611,8 +718,10 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
         &self,
         req: Request<v1::GetRuleSetRequest>,
     ) -> Result<Response<v1::RuleSet>, Status> {
+        let caller = caller(&req)?;
         let name = req.into_inner().name;
         check_id("name", &name)?;
+        authorize(&self.sched, &caller, Perm::ReadRules, "", &name)?;
         let r = self.sched.ruleset(&name)?;
         Ok(Response::new(v1::RuleSet {
             info: Some(ruleset_info(&r)),
@@ -653,8 +762,22 @@ impl Evidence for EvidenceService {
                 ));
             }
         };
-        if header.name.len() > 1024 {
-            return Err(Status::invalid_argument("name too long"));
+        authorize(
+            &self.sched,
+            &caller,
+            Perm::Submit,
+            &header.case_id,
+            &header.blake3,
+        )?;
+        if let Err(why) = check_upload_name(&header.name) {
+            self.sched.audit(
+                &caller,
+                "evidence.upload.rejected",
+                &header.blake3,
+                &header.case_id,
+                why.clone(),
+            );
+            return Err(Status::invalid_argument(why));
         }
         let max = self.sched.config().max_upload_bytes;
         let sched = self.sched.clone();
@@ -666,8 +789,34 @@ impl Evidence for EvidenceService {
         let worker = tokio::task::spawn_blocking(move || -> Result<(bool, u64), SchedError> {
             let Some(mut session) = sched.uploads.begin(&h2.blake3, h2.size, h2.offset, max)?
             else {
-                // Already stored: drain and report deduplication.
-                while rx.blocking_recv().is_some() {}
+                // Already stored. The same case (or an admin) needs no bytes;
+                // another case must prove it holds the content: the whole
+                // stream is hashed and must equal the digest.
+                let d = h2.blake3.to_ascii_lowercase();
+                let mut rec = sched.store.evidence(&d)?;
+                let known = rec
+                    .as_ref()
+                    .is_none_or(|r| caller2.all_cases() || r.belongs_to(&h2.case_id));
+                if known {
+                    while rx.blocking_recv().is_some() {}
+                    return Ok((true, h2.size));
+                }
+                let mut h = blake3::Hasher::new();
+                let mut n = 0u64;
+                while let Some(data) = rx.blocking_recv() {
+                    h.update(&data);
+                    n += data.len() as u64;
+                }
+                if h2.offset != 0 || n != h2.size || h.finalize().to_hex().as_str() != d {
+                    return Err(SchedError::PermissionDenied(format!(
+                        "upload {d} belongs to another case: send the whole content from offset 0 to attach it to case {:?}",
+                        h2.case_id
+                    )));
+                }
+                if let Some(r) = rec.as_mut() {
+                    r.other_cases.push(h2.case_id.clone());
+                    sched.store.put_evidence(r)?;
+                }
                 return Ok((true, h2.size));
             };
             while let Some(data) = rx.blocking_recv() {
@@ -687,6 +836,7 @@ impl Evidence for EvidenceService {
                 complete: true,
                 created_ms: now_ms(),
                 completed_ms: now_ms(),
+                other_cases: Vec::new(),
             };
             sched.store.put_evidence(&rec)?;
             Ok((false, h2.size))
@@ -756,7 +906,11 @@ impl Evidence for EvidenceService {
         &self,
         req: Request<v1::UploadStatusRequest>,
     ) -> Result<Response<v1::UploadStatusResponse>, Status> {
+        let caller = caller(&req)?;
         let d = req.into_inner().blake3;
+        if !(caller.all_cases() || caller.role == Role::Investigator) {
+            authorize(&self.sched, &caller, Perm::Submit, "", &d)?;
+        }
         let (received, complete) = self.sched.uploads.received(&d)?;
         Ok(Response::new(v1::UploadStatusResponse {
             received,
@@ -770,15 +924,30 @@ impl Evidence for EvidenceService {
         &self,
         req: Request<v1::ReadRangeRequest>,
     ) -> Result<Response<Self::ReadRangeStream>, Status> {
+        // Workers read the shards they lease; clients read the carved files
+        // of the jobs they may read (`trawl results` without the mount).
+        let caller = caller(&req)?;
         let r = req.into_inner();
-        check_id("job_id", &r.job_id)?;
+        let job = if caller.may(Perm::Work, "") {
+            check_id("job_id", &r.job_id)?;
+            self.sched.job(&r.job_id)?
+        } else {
+            let job = job_for(&self.sched, &caller, Perm::Read, &r.job_id)?;
+            self.sched.audit(
+                &caller,
+                "evidence.read",
+                &job.job_id,
+                job.spec.case_id.as_str(),
+                format!("bytes {}+{}", r.offset, r.length),
+            );
+            job
+        };
         if r.length > MAX_READ_RANGE {
             return Err(Status::invalid_argument(format!(
                 "length {} exceeds {MAX_READ_RANGE}",
                 r.length
             )));
         }
-        let job = self.sched.job(&r.job_id)?;
         let sched = self.sched.clone();
         let ev = tokio::task::spawn_blocking(move || sched.open_evidence(&job.job_id, &job.spec))
             .await

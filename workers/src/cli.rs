@@ -39,6 +39,11 @@ pub struct Args {
     /// task.
     #[arg(long, default_value_t = 0, hide = true)]
     pub fault_delay_ms: u64,
+    /// Enrolment bundle directory (ca.pem, cert.pem, key.pem from
+    /// `trawl-scheduler worker enroll`): mutual TLS with an initialised
+    /// scheduler (then the URL is https://).
+    #[arg(long, env = "TRAWL_WORKER_TLS")]
+    pub tls: Option<PathBuf>,
     /// Optional TOML configuration file (keys as the flags).
     #[arg(long, env = "TRAWL_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -52,6 +57,7 @@ struct FileConfig {
     threads: Option<usize>,
     evidence_roots: Option<Vec<PathBuf>>,
     worker_id: Option<String>,
+    tls: Option<PathBuf>,
 }
 
 /// The worker configuration `args` describe (file, then environment and
@@ -85,6 +91,7 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
         args.evidence_roots
     };
     cfg.worker_id = args.worker_id.or(file.worker_id);
+    cfg.tls = args.tls.or(file.tls);
     cfg.drain_timeout = Duration::from_secs(args.drain_seconds);
     cfg.task_delay = Duration::from_millis(args.fault_delay_ms);
     Ok(cfg)

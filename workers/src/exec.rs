@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use tokio::runtime::Handle;
-use tonic::transport::Channel;
 use trawl_analyzers::{JobAnalyzers, hash, yara};
 use trawl_core::spec::RuleSource;
 use trawl_core::{JobSpec, Shard};
 use trawl_evidence::SharedEvidence;
+use trawl_proto::connect::AuthChannel as Channel;
 use trawl_proto::v1;
 
 /// A job's evidence, and its remote reader when not read locally.

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use tokio::runtime::Handle;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use trawl_evidence::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
+use trawl_proto::connect::AuthChannel as Channel;
 use trawl_proto::v1::{ReadRangeRequest, evidence_client::EvidenceClient};
 
 /// A job's evidence, read over gRPC.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use trawl_proto::connect::AuthChannel as Channel;
 use trawl_proto::v1::{self, cluster_client::ClusterClient, evidence_client::EvidenceClient};
 
 /// How a worker runs.
@@ -39,6 +39,10 @@ pub struct WorkerConfig {
     /// Fault injection for tests and drills: wait this long before running
     /// each task (makes tasks long enough to kill a worker in the middle).
     pub task_delay: Duration,
+    /// Enrolment bundle for mutual TLS (ca.pem, cert.pem, key.pem), made
+    /// by `trawl-scheduler worker enroll`; required by an initialised
+    /// scheduler.
+    pub tls: Option<PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +61,7 @@ impl Default for WorkerConfig {
             pool: None,
             max_message_bytes: 1 << 30,
             task_delay: Duration::ZERO,
+            tls: None,
         }
     }
 }
@@ -113,12 +118,19 @@ fn is_transient(s: &tonic::Status) -> bool {
 /// # Errors
 /// An invalid scheduler URL or analysis pool failure.
 pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
-    let endpoint = Endpoint::from_shared(cfg.scheduler.clone())
-        .with_context(|| format!("invalid scheduler URL {:?}", cfg.scheduler))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(20));
-    let channel = endpoint.connect_lazy();
+    let connect = trawl_proto::connect::ConnectOptions {
+        url: cfg.scheduler.clone(),
+        ca: cfg.tls.as_ref().map(|d| d.join("ca.pem")),
+        identity: cfg
+            .tls
+            .as_ref()
+            .map(|d| (d.join("cert.pem"), d.join("key.pem"))),
+        token: None,
+    };
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        connect.channel().map_err(|e| anyhow::anyhow!(e))?,
+        connect.bearer().map_err(|e| anyhow::anyhow!(e))?,
+    );
     let max = cfg.max_message_bytes;
     let cluster = ClusterClient::new(channel.clone())
         .max_decoding_message_size(max)

@@ -4,10 +4,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use trawl_proto::connect::{AuthChannel, ConnectOptions};
 use trawl_proto::convert::job_state_name;
 use trawl_proto::v1::{
-    self, cluster_client::ClusterClient, evidence_client::EvidenceClient, jobs_client::JobsClient,
+    self, admin_client::AdminClient, cluster_client::ClusterClient,
+    evidence_client::EvidenceClient, jobs_client::JobsClient, rules_client::RulesClient,
 };
 use trawl_report::JobResults;
 
@@ -15,33 +17,42 @@ use trawl_report::JobResults;
 #[derive(Clone)]
 pub struct Client {
     pub url: String,
-    pub jobs: JobsClient<Channel>,
-    pub evidence: EvidenceClient<Channel>,
-    pub cluster: ClusterClient<Channel>,
+    pub jobs: JobsClient<AuthChannel>,
+    pub evidence: EvidenceClient<AuthChannel>,
+    pub cluster: ClusterClient<AuthChannel>,
+    pub rules: RulesClient<AuthChannel>,
+    pub admin: AdminClient<AuthChannel>,
 }
 
 const MAX_MSG: usize = 1 << 30;
 
 impl Client {
-    /// Connects (lazily) to `url`.
+    /// Connects (lazily) to an uninitialised scheduler at `url`, without
+    /// TLS or token (the embedded scan).
     pub fn new(url: &str) -> Result<Self> {
-        let url = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("http://{url}")
-        };
-        let ch = Endpoint::from_shared(url.clone())
-            .with_context(|| format!("invalid server URL {url:?}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        Self::connect(&ConnectOptions {
+            url: url.into(),
+            ..Default::default()
+        })
+    }
+
+    /// Connects (lazily) as `opts` say: TLS with the lab CA, a bearer token.
+    pub fn connect(opts: &ConnectOptions) -> Result<Self> {
+        let ch = InterceptedService::new(
+            opts.channel().map_err(|e| anyhow!(e))?,
+            opts.bearer().map_err(|e| anyhow!(e))?,
+        );
         Ok(Self {
-            url,
+            url: opts.full_url(),
             jobs: JobsClient::new(ch.clone())
                 .max_decoding_message_size(MAX_MSG)
                 .max_encoding_message_size(MAX_MSG),
             evidence: EvidenceClient::new(ch.clone()).max_decoding_message_size(16 << 20),
-            cluster: ClusterClient::new(ch).max_decoding_message_size(MAX_MSG),
+            cluster: ClusterClient::new(ch.clone()).max_decoding_message_size(MAX_MSG),
+            rules: RulesClient::new(ch.clone())
+                .max_decoding_message_size(MAX_MSG)
+                .max_encoding_message_size(MAX_MSG),
+            admin: AdminClient::new(ch),
         })
     }
 
@@ -123,7 +134,19 @@ pub fn is_final(state: i32) -> bool {
 /// A gRPC status as a one-line error.
 pub fn status_err(s: tonic::Status) -> anyhow::Error {
     match s.code() {
-        tonic::Code::Unavailable => anyhow!("server unavailable: {}", s.message()),
+        tonic::Code::Unavailable => {
+            let hint = if s.message().contains("tls") || s.message().contains("certificate") {
+                ""
+            } else {
+                " (is the scheduler running at that address? does it need https:// and --ca?)"
+            };
+            anyhow!("server unavailable: {}{hint}", s.message())
+        }
+        tonic::Code::Unauthenticated => anyhow!(
+            "not authenticated: {} (give a valid token: --token, TRAWL_TOKEN or the client config)",
+            s.message()
+        ),
+        tonic::Code::PermissionDenied => anyhow!("permission denied: {}", s.message()),
         c => anyhow!("{} ({:?})", s.message(), c),
     }
 }
@@ -173,15 +196,22 @@ pub async fn upload(
     .await??;
     let mut attempts = 0;
     loop {
-        let st = client
+        let st = match client
             .evidence
             .clone()
             .upload_status(v1::UploadStatusRequest {
                 blake3: digest.clone(),
             })
             .await
-            .map_err(status_err)?
-            .into_inner();
+        {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unavailable && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(s) => bail!("upload of {}: {}", path.display(), status_err(s)),
+        };
         if st.complete {
             progress(size, size);
             return Ok(digest);
@@ -238,11 +268,23 @@ pub async fn upload(
         }
         reader.await??;
         match call.await? {
-            Ok(r) => return Ok(r.into_inner().digest),
+            Ok(r) => {
+                let got = r.into_inner().digest;
+                if got != digest {
+                    bail!(
+                        "upload of {}: the scheduler stored {got}, not the file's BLAKE3 {digest}",
+                        path.display()
+                    );
+                }
+                return Ok(got);
+            }
             Err(s)
                 if matches!(
                     s.code(),
-                    tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::Unknown
+                    tonic::Code::Unavailable
+                        | tonic::Code::Aborted
+                        | tonic::Code::Unknown
+                        | tonic::Code::Cancelled
                 ) && attempts < 20 =>
             {
                 attempts += 1;

@@ -3,11 +3,12 @@
 use crate::client::{Client, absolute, is_final, status_err, upload};
 use crate::spec_args::SpecArgs;
 use crate::{Exit, embedded};
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use trawl_core::spec::EvidenceRef;
+use trawl_proto::connect::ConnectOptions;
 use trawl_proto::convert::{job_state_from_name, job_state_name};
 use trawl_proto::v1;
 
@@ -27,33 +28,225 @@ pub enum Command {
     )]
     Submit(SubmitArgs),
     /// Show one job.
+    #[command(
+        after_help = "Examples:\n  trawl status J000042\n  trawl status J000042 --tasks --json"
+    )]
     Status(StatusArgs),
-    /// Follow one job live until it ends.
+    /// Follow one job live until it ends: progress bar, throughput, ETA,
+    /// findings per kind as they arrive. Exit 0 completed, 2 failed or
+    /// cancelled.
+    #[command(after_help = "Example:\n  trawl watch J000042")]
     Watch(JobArgs),
-    /// List jobs.
+    /// List jobs (of the cases you may read).
+    #[command(
+        after_help = "Examples:\n  trawl jobs --case C-2026-17\n  trawl jobs --state running --json"
+    )]
     Jobs(JobsArgs),
     /// Cancel a job.
     Cancel(JobArgs),
     /// Fetch a job's results into a report directory.
+    #[command(after_help = "Example:\n  trawl results J000042 --out report-J000042/")]
     Results(ResultsArgs),
+    /// YARA rule sets kept by the scheduler (jobs name them with --ruleset).
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// The worker pool: nodes, slots, load, health.
+    Workers(ServerArgs),
+    /// Users and tokens (admin).
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// The audit trail (chain of custody): list it, verify its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Run a cluster scheduler (same as the `trawl-scheduler` binary).
     #[command(
         after_help = "Example:\n  trawl scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
     )]
-    Scheduler(trawl_scheduler::cli::Args),
+    Scheduler(trawl_scheduler::cli::Command),
     /// Run a worker node (same as the `trawl-worker` binary).
     #[command(after_help = "Example:\n  trawl worker --scheduler http://127.0.0.1:50051 --slots 3")]
     Worker(trawl_worker::cli::Args),
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// Scheduler URL.
-    #[arg(long, env = "TRAWL_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// Scheduler URL: https://HOST:PORT, or http://127.0.0.1:PORT for an
+    /// uninitialised scheduler [default: the client config's `server`,
+    /// else http://127.0.0.1:50051].
+    #[arg(long, env = "TRAWL_SERVER")]
+    pub server: Option<String>,
+    /// The lab's CA certificate (PEM), to verify the scheduler.
+    #[arg(long, env = "TRAWL_CA")]
+    pub ca: Option<PathBuf>,
+    /// Bearer token (from `trawl-scheduler user add`).
+    #[arg(long, env = "TRAWL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long, env = "TRAWL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Client configuration (TOML: server, ca, token or token_file)
+    /// [default: $XDG_CONFIG_HOME/trawl/client.toml or
+    /// ~/.config/trawl/client.toml, if present].
+    #[arg(long, env = "TRAWL_CLIENT_CONFIG")]
+    pub client_config: Option<PathBuf>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The client configuration file.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(default, deny_unknown_fields)]
+struct ClientFile {
+    server: Option<String>,
+    ca: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+fn default_client_config() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("trawl").join("client.toml"))
+}
+
+fn read_token_file(p: &std::path::Path) -> Result<String> {
+    let t = std::fs::read_to_string(p).with_context(|| format!("token file {}", p.display()))?;
+    Ok(t.trim().to_string())
+}
+
+impl ServerArgs {
+    /// Where and how to connect: flags, then environment, then the client
+    /// configuration file, then the default.
+    pub fn connect_options(&self) -> Result<ConnectOptions> {
+        let (path, explicit) = match &self.client_config {
+            Some(p) => (Some(p.clone()), true),
+            None => (default_client_config(), false),
+        };
+        let mut file = ClientFile::default();
+        let mut base = PathBuf::from(".");
+        if let Some(p) = path
+            && (explicit || p.is_file())
+        {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("client config {}", p.display()))?;
+            file =
+                toml::from_str(&text).with_context(|| format!("client config {}", p.display()))?;
+            base = p.parent().map(PathBuf::from).unwrap_or(base);
+        }
+        let rel = |q: PathBuf| if q.is_absolute() { q } else { base.join(q) };
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => Some(read_token_file(f)?),
+            (None, None) => match (file.token, file.token_file) {
+                (Some(t), _) => Some(t),
+                (None, Some(f)) => Some(read_token_file(&rel(f))?),
+                (None, None) => None,
+            },
+        };
+        Ok(ConnectOptions {
+            url: self
+                .server
+                .clone()
+                .or(file.server)
+                .unwrap_or_else(|| DEFAULT_SERVER.to_string()),
+            ca: self.ca.clone().or(file.ca.map(rel)),
+            identity: None,
+            token,
+        })
+    }
+
+    /// A client for these options.
+    pub fn client(&self) -> Result<Client> {
+        Client::connect(&self.connect_options()?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Compile and keep a rule set under a name (admin). Rules that do not
+    /// compile are listed with file:line:column; the rest is kept unless
+    /// --strict.
+    #[command(after_help = "Example:\n  trawl rules add malware-2026 rules/ --strict")]
+    Add {
+        name: String,
+        /// A .yar file or a folder of them.
+        path: PathBuf,
+        /// Refuse the whole set if any rule fails to compile.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the rule sets.
+    List(ServerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// Add a user; prints the token once, on the last line.
+    #[command(
+        after_help = "Example:\n  trawl users add alice --role investigator --case C-2026-17 --expires 30d"
+    )]
+    Add {
+        name: String,
+        /// investigator, case_officer or admin.
+        #[arg(long)]
+        role: String,
+        /// A case of the user (repeatable).
+        #[arg(long = "case")]
+        cases: Vec<String>,
+        /// Token lifetime: 90d, 12h, 30m, 45s or never.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a user's token.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List users.
+    List(ServerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the audit trail's hash chain: exit 0 intact, 4 broken (the
+    /// first altered, removed or reordered entry is named). With --data,
+    /// reads a stopped scheduler's data directory directly; otherwise asks
+    /// the scheduler (admin).
+    #[command(
+        after_help = "Examples:\n  trawl audit verify --data /var/lib/trawl        (scheduler stopped)\n  trawl audit verify --server https://sched:50051 --ca ca.pem"
+    )]
+    Verify {
+        /// A scheduler's data directory (the scheduler must be stopped).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List audit entries (who, what, when, from where).
+    List {
+        /// Only this case.
+        #[arg(long)]
+        case: Option<String>,
+        /// From this sequence number.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// A stopped scheduler's data directory, read directly.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -156,7 +349,11 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Jobs(a) => jobs(a).await,
         Command::Cancel(a) => cancel(a).await,
         Command::Results(a) => results(a).await,
-        Command::Scheduler(a) => trawl_scheduler::cli::run(a).await,
+        Command::Rules(c) => rules(c).await,
+        Command::Workers(a) => workers(a).await,
+        Command::Users(c) => users(c).await,
+        Command::Audit(c) => audit(c).await,
+        Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await,
         Command::Worker(a) => trawl_worker::cli::run(a).await,
     }
 }
@@ -214,7 +411,7 @@ fn human_line(j: &v1::Job) -> String {
 }
 
 async fn submit(a: SubmitArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let name = a.images[0]
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -223,7 +420,23 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         if a.images.len() != 1 {
             return Err(anyhow!("--upload takes one image file"));
         }
-        let digest = upload(&client, &a.images[0], &a.case, |_, _| {}).await?;
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "uploading {prefix} [{bar:32}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.clone());
+        let digest = upload(&client, &a.images[0], &a.case, |sent, total| {
+            bar.set_length(total);
+            bar.set_position(sent);
+        })
+        .await;
+        bar.finish_and_clear();
+        let digest = digest?;
+        eprintln!("uploaded {name}: BLAKE3 {digest} verified by the scheduler");
         EvidenceRef::Upload(digest)
     } else {
         EvidenceRef::Paths(absolute(&a.images)?)
@@ -246,7 +459,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
 }
 
 async fn status(a: StatusArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let j = client.job(&a.job).await?;
     let tasks = if a.tasks {
         client
@@ -301,28 +514,142 @@ async fn status(a: StatusArgs) -> Result<()> {
     Ok(())
 }
 
+/// Findings per kind, most first: "email 12, carved 3".
+fn findings_line(p: &v1::Progress) -> String {
+    let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
+    f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if f.is_empty() {
+        return "none yet".into();
+    }
+    f.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn eta_text(secs: f64) -> String {
+    if !secs.is_finite() || secs <= 0.0 {
+        return "-".into();
+    }
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// One line of `watch` without a terminal.
+fn watch_line(j: &v1::Job, msg: &str) -> String {
+    let p = j.progress.clone().unwrap_or_default();
+    let pct = if p.bytes_total > 0 {
+        100.0 * p.bytes_done as f64 / p.bytes_total as f64
+    } else {
+        0.0
+    };
+    format!(
+        "{} {:<9} {:>5.1}% {:>9}/{:<9} tasks {}/{}  {:>10}/s  ETA {:<6} findings: {}{}",
+        j.job_id,
+        job_state_name(j.state),
+        pct,
+        indicatif::HumanBytes(p.bytes_done).to_string(),
+        indicatif::HumanBytes(p.bytes_total).to_string(),
+        p.tasks_done,
+        p.tasks_total,
+        indicatif::HumanBytes(p.throughput_bps.max(0.0) as u64).to_string(),
+        if is_final(j.state) {
+            "-".into()
+        } else {
+            eta_text(p.eta_seconds)
+        },
+        findings_line(&p),
+        if msg.is_empty() || msg == "progress" {
+            String::new()
+        } else {
+            format!("  [{msg}]")
+        }
+    )
+}
+
 async fn watch(a: JobArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    use std::io::IsTerminal;
+    let client = a.server.client()?;
     let json_out = a.server.json;
+    let tty = !json_out && std::io::stdout().is_terminal();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:36}] {percent:>3}% {bytes}/{total_bytes}\n{wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    if !tty {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut last = String::new();
     let j = client
         .follow(&a.job, |j, msg| {
             if json_out {
                 let mut v = job_json(j);
                 v["event"] = json!(msg);
                 println!("{v}");
+                return;
+            }
+            let p = j.progress.clone().unwrap_or_default();
+            if tty {
+                bar.set_prefix(format!("{} {}", j.job_id, job_state_name(j.state)));
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+                bar.set_message(format!(
+                    "{}/s  ETA {}  tasks {}/{}  findings: {}",
+                    indicatif::HumanBytes(p.throughput_bps.max(0.0) as u64),
+                    eta_text(p.eta_seconds),
+                    p.tasks_done,
+                    p.tasks_total,
+                    findings_line(&p)
+                ));
+                if msg != "progress" && !msg.is_empty() {
+                    bar.println(format!("{}: {msg}", j.job_id));
+                }
             } else {
-                println!("{}  {}", human_line(j), msg);
+                // Without a terminal: a line whenever something changed.
+                let line = watch_line(j, msg);
+                let key = format!(
+                    "{} {} {} {:?} {msg}",
+                    j.state, p.bytes_done, p.tasks_done, p.findings
+                );
+                if key != last {
+                    println!("{line}");
+                    last = key;
+                }
             }
         })
         .await?;
+    bar.finish_and_clear();
+    if tty {
+        println!("{}", watch_line(&j, ""));
+    }
     match job_state_name(j.state) {
+        "completed" if !j.limitations.is_empty() => Err(Exit(
+            3,
+            format!(
+                "job {} completed, but {} part(s) of the evidence could not be examined (see `trawl status {}`)",
+                j.job_id,
+                j.limitations.len(),
+                j.job_id
+            ),
+        )
+        .into()),
         "completed" => Ok(()),
         s => Err(Exit(2, format!("job {} {s}: {}", j.job_id, j.error)).into()),
     }
 }
 
 async fn jobs(a: JobsArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let state = match &a.state {
         Some(s) => {
             job_state_from_name(s).ok_or_else(|| anyhow!("--state: unknown state {s:?}"))? as i32
@@ -360,7 +687,7 @@ async fn jobs(a: JobsArgs) -> Result<()> {
 }
 
 async fn cancel(a: JobArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let j = client
         .jobs
         .clone()
@@ -380,7 +707,7 @@ async fn cancel(a: JobArgs) -> Result<()> {
 }
 
 async fn results(a: ResultsArgs) -> Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let (job, r) = client.results(&a.job).await?;
     embedded::write_report(&client, &job, &r, &a.out).await?;
     if a.server.json {
@@ -404,4 +731,399 @@ async fn results(a: ResultsArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+async fn rules(c: RulesCmd) -> Result<()> {
+    match c {
+        RulesCmd::Add {
+            name,
+            path,
+            strict,
+            server,
+        } => {
+            let sources = crate::spec_args::read_rules(&path)?
+                .into_iter()
+                .map(|r| v1::RuleSource {
+                    name: r.name,
+                    text: r.text,
+                })
+                .collect();
+            let info = server
+                .client()?
+                .rules
+                .add_rule_set(v1::AddRuleSetRequest {
+                    name: name.clone(),
+                    sources,
+                    strict,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&ruleset_json(&info))?);
+            } else {
+                println!(
+                    "rule set {}: {} rules from {} files ({} refused), digest {}",
+                    info.name, info.rules, info.files, info.rejected_files, info.digest
+                );
+                for d in &info.diagnostics {
+                    println!(
+                        "  {}:{}:{}: {}: {}",
+                        d.file, d.line, d.column, d.severity, d.message
+                    );
+                }
+            }
+        }
+        RulesCmd::List(server) => {
+            let sets = server
+                .client()?
+                .rules
+                .list_rule_sets(v1::ListRuleSetsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .rule_sets;
+            if server.json {
+                let v: Vec<_> = sets.iter().map(ruleset_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:<24} {:>7} {:>6} {:>8}  {:<20} DIGEST",
+                    "NAME", "RULES", "FILES", "REFUSED", "CREATED"
+                );
+                for r in &sets {
+                    println!(
+                        "{:<24} {:>7} {:>6} {:>8}  {:<20} {}",
+                        r.name,
+                        r.rules,
+                        r.files,
+                        r.rejected_files,
+                        fmt_time(r.created_unix_ms),
+                        &r.digest[..r.digest.len().min(16)]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ruleset_json(r: &v1::RuleSetInfo) -> serde_json::Value {
+    json!({
+        "name": r.name, "digest": r.digest, "rules": r.rules, "files": r.files,
+        "rejected_files": r.rejected_files, "created_unix_ms": r.created_unix_ms,
+        "diagnostics": r.diagnostics.iter().map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "severity": d.severity, "message": d.message, "rule": d.rule})).collect::<Vec<_>>(),
+    })
+}
+
+fn fmt_time(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn workers(a: ServerArgs) -> Result<()> {
+    let list = a
+        .client()?
+        .cluster
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .workers;
+    let now = trawl_store::now_ms();
+    if a.json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|w| {
+                json!({"worker_id": w.worker_id, "hostname": w.hostname, "slots": w.slots,
+                "busy_slots": w.busy_slots, "memory_bytes": w.memory_bytes, "state": w.state,
+                "last_heartbeat_unix_ms": w.last_heartbeat_unix_ms, "tasks_done": w.tasks_done,
+                "bytes_done": w.bytes_done, "evidence_roots": w.evidence_roots, "version": w.version})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<22} {:<16} {:>5} {:>5} {:>5} {:>10} {:<6} {:>9} {:>7} {:>10}  EVIDENCE ROOTS",
+        "WORKER", "HOST", "SLOTS", "BUSY", "LOAD", "MEMORY", "HEALTH", "HEARTBEAT", "TASKS", "DONE"
+    );
+    for w in &list {
+        let load = if w.slots > 0 {
+            format!(
+                "{:.0}%",
+                100.0 * f64::from(w.busy_slots) / f64::from(w.slots)
+            )
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<22} {:<16} {:>5} {:>5} {:>5} {:>10} {:<6} {:>8}s {:>7} {:>10}  {}",
+            w.worker_id,
+            w.hostname,
+            w.slots,
+            w.busy_slots,
+            load,
+            indicatif::HumanBytes(w.memory_bytes).to_string(),
+            w.state,
+            ((now - w.last_heartbeat_unix_ms).max(0) / 1000),
+            w.tasks_done,
+            indicatif::HumanBytes(w.bytes_done).to_string(),
+            w.evidence_roots.join(",")
+        );
+    }
+    Ok(())
+}
+
+async fn users(c: UsersCmd) -> Result<()> {
+    let user_json = |u: &v1::User| {
+        json!({"name": u.name, "role": u.role, "cases": u.cases, "created_unix_ms": u.created_unix_ms,
+        "expires_unix_ms": u.expires_unix_ms, "revoked_unix_ms": u.revoked_unix_ms})
+    };
+    match c {
+        UsersCmd::Add {
+            name,
+            role,
+            cases,
+            expires,
+            server,
+        } => {
+            let ttl = trawl_scheduler::cli::parse_ttl(&expires)?;
+            let r = server
+                .client()?
+                .admin
+                .add_user(v1::AddUserRequest {
+                    name,
+                    role,
+                    cases,
+                    ttl_seconds: if ttl == 0 { u64::MAX / 2000 } else { ttl },
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let u = r.user.unwrap_or_default();
+            if server.json {
+                let mut v = user_json(&u);
+                v["token"] = json!(r.token);
+                println!("{v}");
+            } else {
+                println!(
+                    "user {} ({}) cases {:?} expires {}: token (shown once):",
+                    u.name,
+                    u.role,
+                    u.cases,
+                    fmt_time(u.expires_unix_ms)
+                );
+                println!("{}", r.token);
+            }
+        }
+        UsersCmd::Revoke { name, server } => {
+            let u = server
+                .client()?
+                .admin
+                .revoke_user(v1::RevokeUserRequest { name })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if server.json {
+                println!("{}", user_json(&u));
+            } else {
+                println!("revoked user {} at {}", u.name, fmt_time(u.revoked_unix_ms));
+            }
+        }
+        UsersCmd::List(server) => {
+            let list = server
+                .client()?
+                .admin
+                .list_users(v1::ListUsersRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .users;
+            if server.json {
+                let v: Vec<_> = list.iter().map(user_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:<20} {:<13} {:<21} {:<21} CASES",
+                    "USER", "ROLE", "EXPIRES", "REVOKED"
+                );
+                for u in &list {
+                    println!(
+                        "{:<20} {:<13} {:<21} {:<21} {}",
+                        u.name,
+                        u.role,
+                        fmt_time(u.expires_unix_ms),
+                        fmt_time(u.revoked_unix_ms),
+                        u.cases.join(",")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a stopped scheduler's state, read for the audit commands.
+fn open_state(data: &std::path::Path) -> Result<trawl_store::Store> {
+    if !data.join("state.sled").exists() {
+        return Err(anyhow!(
+            "{}: no scheduler state here (expected {})",
+            data.display(),
+            data.join("state.sled").display()
+        ));
+    }
+    trawl_store::Store::open(data).map_err(|e| {
+        anyhow!(
+            "{}: {e} (is the scheduler still running? stop it, or ask it: --server)",
+            data.display()
+        )
+    })
+}
+
+fn audit_json(e: &v1::AuditEntry) -> serde_json::Value {
+    json!({"seq": e.seq, "time_unix_ms": e.time_unix_ms, "actor": e.actor, "role": e.role,
+    "action": e.action, "target": e.target, "case_id": e.case_id, "from": e.from,
+    "detail": e.detail, "prev_hash": e.prev_hash, "hash": e.hash})
+}
+
+fn wire_audit(e: trawl_store::AuditEntry) -> v1::AuditEntry {
+    v1::AuditEntry {
+        seq: e.seq,
+        time_unix_ms: e.time_ms,
+        actor: e.actor,
+        role: e.role,
+        action: e.action,
+        target: e.target,
+        case_id: e.case_id,
+        from: e.from,
+        detail: e.detail,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    }
+}
+
+async fn audit(c: AuditCmd) -> Result<()> {
+    match c {
+        AuditCmd::Verify { data, server } => {
+            let r = match &data {
+                Some(d) => {
+                    let store = open_state(d)?;
+                    match store.audit().verify() {
+                        Ok(n) => v1::VerifyAuditResponse {
+                            ok: true,
+                            entries: n,
+                            ..Default::default()
+                        },
+                        Err(trawl_store::AuditError::Broken { seq, problem }) => {
+                            v1::VerifyAuditResponse {
+                                ok: false,
+                                entries: 0,
+                                broken_seq: seq,
+                                problem,
+                            }
+                        }
+                        Err(e) => return Err(anyhow!("{}: {e}", d.display())),
+                    }
+                }
+                None => server
+                    .client()?
+                    .admin
+                    .verify_audit(v1::VerifyAuditRequest {})
+                    .await
+                    .map_err(status_err)?
+                    .into_inner(),
+            };
+            if server.json {
+                println!(
+                    "{}",
+                    json!({"ok": r.ok, "entries": r.entries, "broken_seq": r.broken_seq, "problem": r.problem})
+                );
+            }
+            if r.ok {
+                if !server.json {
+                    println!(
+                        "audit trail intact: {} entries, hash chain verified",
+                        r.entries
+                    );
+                }
+                Ok(())
+            } else {
+                Err(Exit(
+                    4,
+                    format!(
+                        "audit trail BROKEN at entry {}: {}",
+                        r.broken_seq, r.problem
+                    ),
+                )
+                .into())
+            }
+        }
+        AuditCmd::List {
+            case,
+            from,
+            limit,
+            data,
+            server,
+        } => {
+            let case = case.unwrap_or_default();
+            let entries: Vec<v1::AuditEntry> = match &data {
+                Some(d) => open_state(d)?
+                    .audit()
+                    .page(from, limit as usize, &case)
+                    .map_err(|e| anyhow!("{}: {e}", d.display()))?
+                    .into_iter()
+                    .map(wire_audit)
+                    .collect(),
+                None => {
+                    server
+                        .client()?
+                        .admin
+                        .list_audit(v1::ListAuditRequest {
+                            from_seq: from,
+                            limit,
+                            case_id: case,
+                        })
+                        .await
+                        .map_err(status_err)?
+                        .into_inner()
+                        .entries
+                }
+            };
+            if server.json {
+                let v: Vec<_> = entries.iter().map(audit_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} DETAIL",
+                    "SEQ", "TIME", "WHO", "ROLE", "ACTION", "TARGET", "CASE", "FROM"
+                );
+                for e in &entries {
+                    println!(
+                        "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} {}",
+                        e.seq,
+                        fmt_time(e.time_unix_ms),
+                        e.actor,
+                        e.role,
+                        e.action,
+                        e.target,
+                        e.case_id,
+                        e.from,
+                        e.detail
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }

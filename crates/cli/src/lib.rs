@@ -3,7 +3,8 @@
 //! Exit status: 0 success; 1 error (bad input, unreachable server, refused
 //! request: one line on stderr); 2 the job ended failed or cancelled; 3 the
 //! job completed but parts of the evidence could not be examined (listed as
-//! limitations in the report).
+//! limitations in the report); 4 `trawl audit verify` found the hash chain
+//! broken.
 
 mod client;
 mod commands;
@@ -13,12 +14,18 @@ mod spec_args;
 use clap::Parser;
 use std::process::ExitCode;
 
-pub use client::Client;
+pub use client::{Client, is_final};
 
 /// trawl — a digital-forensics compute engine: hashing, carving, feature
 /// extraction and YARA over disk images, on one laptop or a cluster.
 #[derive(Parser, Debug)]
-#[command(name = "trawl", version, about, long_about = None)]
+#[command(
+    name = "trawl",
+    version,
+    about,
+    long_about = None,
+    after_help = "Connecting to a cluster: --server URL (TRAWL_SERVER), --ca FILE (TRAWL_CA), --token TOKEN\n(TRAWL_TOKEN) or --token-file FILE, or a client config ~/.config/trawl/client.toml with the keys\nserver, ca, token / token_file. Flags win over the environment, the environment over the file.\n\nExit status: 0 success; 1 error (bad input, unreachable server, refused request: one line on\nstderr); 2 the job ended failed or cancelled; 3 the job completed but parts of the evidence\ncould not be examined; 4 `audit verify` found the audit trail broken."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: commands::Command,

@@ -20,6 +20,10 @@ pub struct EvidenceSummary {
     pub acquisition_errors: Vec<(u64, u64)>,
     /// Digest of the upload in the evidence store, when uploaded.
     pub upload_blake3: Option<String>,
+    /// When the scheduler verified the upload's BLAKE3 (RFC 3339, UTC).
+    pub upload_verified_at: Option<String>,
+    /// Who uploaded it.
+    pub uploaded_by: Option<String>,
 }
 
 /// Whole-image hashes, lowercase hex.

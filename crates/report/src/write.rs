@@ -142,6 +142,7 @@ fn write_report_json(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
             "computed_at": r.hashes.computed_at,
         },
         "verification": r.verification,
+        "custody": custody(r),
         "piecewise": {
             "window": r.piecewise_window,
             "windows": r.piecewise.len(),
@@ -162,4 +163,40 @@ fn write_report_json(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         .map_err(|e| ReportError::Other(format!("{}: {e}", path.display())))?;
     w.write_all(b"\n").map_err(io(&path))?;
     w.flush().map_err(io(&path))
+}
+
+/// The evidence's chain of custody as far as this report can state it:
+/// the acquisition hashes stored by the imaging tool (and when it imaged),
+/// the upload verified by the scheduler (when and by whom), and the
+/// verification hashes computed here (when, and whether they match).
+fn custody(r: &JobResults) -> serde_json::Value {
+    let m = &r.evidence.metadata;
+    let acquisition =
+        if r.evidence.stored_md5.is_some() || r.evidence.stored_sha1.is_some() || !m.is_empty() {
+            json!({
+                "hashes": { "md5": r.evidence.stored_md5, "sha1": r.evidence.stored_sha1 },
+                "acquired_at": m.get("acquiry_date"),
+                "software": m.get("acquiry_software_version"),
+                "examiner": m.get("examiner_name"),
+            })
+        } else {
+            serde_json::Value::Null
+        };
+    let received = r.evidence.upload_blake3.as_ref().map(|d| {
+        json!({ "blake3": d, "verified_at": r.evidence.upload_verified_at, "uploaded_by": r.evidence.uploaded_by })
+    });
+    let matches = if r.verification.is_empty() {
+        None
+    } else {
+        Some(r.verification.iter().all(|v| v.matches))
+    };
+    json!({
+        "acquisition": acquisition,
+        "received": received,
+        "verification": {
+            "hashes": { "md5": r.hashes.md5, "sha1": r.hashes.sha1, "sha256": r.hashes.sha256, "blake3": r.hashes.blake3 },
+            "computed_at": r.hashes.computed_at,
+            "matches_acquisition": matches,
+        },
+    })
 }

@@ -133,6 +133,35 @@ impl AuditLog {
             .collect()
     }
 
+    /// Up to `limit` entries with sequence >= `from_seq`, of one case when
+    /// `case_id` is not empty.
+    ///
+    /// # Errors
+    /// sled failures or undecodable entries.
+    pub fn page(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        case_id: &str,
+    ) -> Result<Vec<AuditEntry>, AuditError> {
+        let mut out = Vec::new();
+        for kv in self.tree.range(from_seq.max(1).to_be_bytes()..) {
+            let (k, v) = kv.map_err(|e| AuditError::Store(e.to_string()))?;
+            let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            let e: AuditEntry = serde_json::from_slice(&v).map_err(|e| AuditError::Broken {
+                seq,
+                problem: format!("undecodable entry: {e}"),
+            })?;
+            if case_id.is_empty() || e.case_id == case_id {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Checks the whole chain; returns the number of entries.
     ///
     /// # Errors

@@ -153,6 +153,23 @@ impl Store {
             .unwrap_or(1))
     }
 
+    /// A named value of the `meta` tree.
+    ///
+    /// # Errors
+    /// sled failures.
+    pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a named value of the `meta` tree.
+    ///
+    /// # Errors
+    /// sled failures.
+    pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(name, value)?;
+        Ok(())
+    }
+
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit

@@ -187,6 +187,17 @@ pub struct EvidenceRecord {
     pub complete: bool,
     pub created_ms: i64,
     pub completed_ms: i64,
+    /// Other cases whose uploaders proved they hold the same bytes (a
+    /// deduplicated upload, verified in full).
+    #[serde(default)]
+    pub other_cases: Vec<String>,
+}
+
+impl EvidenceRecord {
+    /// Whether jobs of `case` may use this evidence.
+    pub fn belongs_to(&self, case: &str) -> bool {
+        self.case_id == case || self.other_cases.iter().any(|c| c == case)
+    }
 }
 
 /// A diagnostic of a rule set compilation.

@@ -5,6 +5,7 @@
 mod cluster;
 mod common;
 mod hashing;
+mod security;
 
 mod carving;
 mod features;

@@ -1,0 +1,185 @@
+//! The Admin service: users and tokens, the audit trail.
+
+use crate::auth::{self, Perm, Role};
+use crate::core::Scheduler;
+use crate::service::{authorize, caller};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use trawl_proto::v1::{self, admin_server::Admin};
+
+/// Users and the audit trail (admin role).
+#[derive(Clone, Debug)]
+pub struct AdminService {
+    pub sched: Arc<Scheduler>,
+}
+
+fn wire_user(u: &auth::UserRecord) -> v1::User {
+    v1::User {
+        name: u.name.clone(),
+        role: u.role.to_string(),
+        cases: u.cases.clone(),
+        created_unix_ms: u.created_ms,
+        expires_unix_ms: u.expires_ms,
+        revoked_unix_ms: u.revoked_ms,
+    }
+}
+
+fn wire_entry(e: trawl_store::AuditEntry) -> v1::AuditEntry {
+    v1::AuditEntry {
+        seq: e.seq,
+        time_unix_ms: e.time_ms,
+        actor: e.actor,
+        role: e.role,
+        action: e.action,
+        target: e.target,
+        case_id: e.case_id,
+        from: e.from,
+        detail: e.detail,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    }
+}
+
+impl AdminService {
+    /// The data directory of an initialised scheduler (users live there).
+    fn data(&self) -> Result<&std::path::Path, Status> {
+        if self.sched.authenticator().is_none() {
+            return Err(Status::failed_precondition(
+                "this scheduler was not initialised (`trawl-scheduler init`): it has no users",
+            ));
+        }
+        Ok(&self.sched.config().data_dir)
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn list_users(
+        &self,
+        req: Request<v1::ListUsersRequest>,
+    ) -> Result<Response<v1::ListUsersResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Administer, "", "users.list")?;
+        let data = self.data()?;
+        let reg = auth::registry(data).map_err(|e| Status::internal(format!("{e:#}")))?;
+        Ok(Response::new(v1::ListUsersResponse {
+            users: reg.users.iter().map(wire_user).collect(),
+        }))
+    }
+
+    async fn add_user(
+        &self,
+        req: Request<v1::AddUserRequest>,
+    ) -> Result<Response<v1::AddUserResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        authorize(&self.sched, &caller, Perm::Administer, "", &r.name)?;
+        let data = self.data()?.to_path_buf();
+        let role =
+            Role::parse_user_role(&r.role).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ttl = if r.ttl_seconds == 0 {
+            auth::DEFAULT_TOKEN_TTL_SECS
+        } else {
+            r.ttl_seconds
+        };
+        let (user, token) = auth::add_user(&data, &r.name, role, &r.cases, ttl).map_err(|e| {
+            let m = format!("{e:#}");
+            if m.contains("already exists") {
+                Status::already_exists(m)
+            } else {
+                Status::invalid_argument(m)
+            }
+        })?;
+        self.sched.audit(
+            &caller,
+            "user.add",
+            &user.name,
+            "",
+            format!("role={} cases={:?}", user.role, user.cases),
+        );
+        self.sched.sync_registry(false);
+        Ok(Response::new(v1::AddUserResponse {
+            user: Some(wire_user(&user)),
+            token,
+        }))
+    }
+
+    async fn revoke_user(
+        &self,
+        req: Request<v1::RevokeUserRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        authorize(&self.sched, &caller, Perm::Administer, "", &r.name)?;
+        let data = self.data()?.to_path_buf();
+        let user =
+            auth::revoke_user(&data, &r.name).map_err(|e| Status::not_found(format!("{e:#}")))?;
+        self.sched
+            .audit(&caller, "user.revoke", &user.name, "", String::new());
+        self.sched.sync_registry(false);
+        Ok(Response::new(wire_user(&user)))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<v1::ListAuditRequest>,
+    ) -> Result<Response<v1::ListAuditResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        authorize(
+            &self.sched,
+            &caller,
+            Perm::Administer,
+            &r.case_id,
+            "audit.list",
+        )?;
+        let limit = if r.limit == 0 {
+            1000
+        } else {
+            r.limit.min(100_000)
+        } as usize;
+        let entries = self
+            .sched
+            .store()
+            .audit()
+            .page(r.from_seq, limit, &r.case_id)
+            .map_err(|e| Status::data_loss(e.to_string()))?;
+        Ok(Response::new(v1::ListAuditResponse {
+            entries: entries.into_iter().map(wire_entry).collect(),
+        }))
+    }
+
+    async fn verify_audit(
+        &self,
+        req: Request<v1::VerifyAuditRequest>,
+    ) -> Result<Response<v1::VerifyAuditResponse>, Status> {
+        let caller = caller(&req)?;
+        authorize(&self.sched, &caller, Perm::Administer, "", "audit.verify")?;
+        let out = match self.sched.store().audit().verify() {
+            Ok(n) => v1::VerifyAuditResponse {
+                ok: true,
+                entries: n,
+                ..Default::default()
+            },
+            Err(trawl_store::AuditError::Broken { seq, problem }) => v1::VerifyAuditResponse {
+                ok: false,
+                entries: 0,
+                broken_seq: seq,
+                problem,
+            },
+            Err(e) => return Err(Status::internal(e.to_string())),
+        };
+        self.sched.audit(
+            &caller,
+            "audit.verify",
+            "audit",
+            "",
+            if out.ok {
+                format!("ok, {} entries", out.entries)
+            } else {
+                format!("broken at entry {}: {}", out.broken_seq, out.problem)
+            },
+        );
+        Ok(Response::new(out))
+    }
+}
