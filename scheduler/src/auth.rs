@@ -884,7 +884,9 @@ mod tests {
         assert_eq!(ch[0].0, "user.revoke");
         // Worker certificates: enrolled one accepted, by fingerprint.
         let cert = CertificateDer::from_pem_file(r.worker_bundle.join("cert.pem")).unwrap();
-        let w = a.authenticate(None, Some(std::slice::from_ref(&cert)), "p").unwrap();
+        let w = a
+            .authenticate(None, Some(std::slice::from_ref(&cert)), "p")
+            .unwrap();
         assert_eq!((w.user.as_str(), w.role), ("worker-1", Role::Worker));
         revoke_worker(d.path(), "worker-1").unwrap();
         assert!(a.authenticate(None, Some(&[cert]), "p").is_err());
