@@ -75,6 +75,9 @@ impl Admin for AdminService {
         let r = req.into_inner();
         authorize(&self.sched, &caller, Perm::Administer, "", &r.name)?;
         let data = self.data()?.to_path_buf();
+        // Audit changes made outside (trawl-scheduler user ...) first, so
+        // the quiet snapshot after this change does not swallow them.
+        self.sched.sync_registry(true);
         let role =
             Role::parse_user_role(&r.role).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ttl = if r.ttl_seconds == 0 {
@@ -112,6 +115,7 @@ impl Admin for AdminService {
         let r = req.into_inner();
         authorize(&self.sched, &caller, Perm::Administer, "", &r.name)?;
         let data = self.data()?.to_path_buf();
+        self.sched.sync_registry(true);
         let user =
             auth::revoke_user(&data, &r.name).map_err(|e| Status::not_found(format!("{e:#}")))?;
         self.sched
