@@ -154,3 +154,19 @@ pub fn random_file(path: &Path, size: u64, seed: u64) -> std::io::Result<()> {
     }
     f.flush()
 }
+
+/// A size in binary units: "20 GiB", "512 MiB".
+pub fn human(bytes: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", U[i])
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}

@@ -81,6 +81,10 @@ pub fn run(args: &[String]) -> Result<()> {
             "--seed" => seed = val()?.parse()?,
             "--scanners" => scanners = val()?.split(',').map(str::to_string).collect(),
             "--each" => each = true,
+            // Works in memory: no scratch directory needed.
+            "--dir" => {
+                val()?;
+            }
             "-h" | "--help" => {
                 println!(
                     "trawl-bench features [--size 256MiB] [--seed 1] [--scanners email,url,...] [--each]"
