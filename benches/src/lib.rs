@@ -83,6 +83,8 @@ pub fn have(tool: &str) -> bool {
 pub struct Contender {
     pub name: String,
     pub argv: Vec<String>,
+    /// Shell run, untimed, before each run (e.g. removing the last output).
+    pub prep: Option<String>,
     pub runs: Vec<Run>,
 }
 
@@ -91,8 +93,14 @@ impl Contender {
         Self {
             name: name.into(),
             argv: argv.iter().map(|s| s.to_string()).collect(),
+            prep: None,
             runs: Vec::new(),
         }
+    }
+    /// Runs `sh -c prep` untimed before each run.
+    pub fn prep(mut self, prep: &str) -> Self {
+        self.prep = Some(prep.to_string());
+        self
     }
     pub fn median_wall(&self) -> f64 {
         median(self.runs.iter().map(|r| r.wall).collect())
@@ -105,14 +113,41 @@ impl Contender {
     }
 }
 
+/// A preparation that gives the next run an empty output folder `out` by
+/// moving the last one aside (not deleting it: ext4 skips inodes deleted in
+/// the last minute when it allocates new ones, so deleting thousands of
+/// carved files right before a run makes that run's file creation several
+/// times slower, which no investigator writing a fresh report sees). The
+/// moved folders go with [`clean_outputs`].
+pub fn fresh_output(out: &str) -> String {
+    format!("if [ -e {out} ]; then mv {out} {out}.old.$(date +%s%N); fi")
+}
+
+/// Removes the folders [`fresh_output`] moved aside.
+pub fn clean_outputs(out: &str) {
+    let _ = Command::new("sh")
+        .args(["-c", &format!("rm -rf {out} {out}.old.*")])
+        .status();
+}
+
+/// Untimed: the contender's preparation, then `sync`, so that writing back
+/// the previous run's output does not land in this run's time.
+fn settle(c: &Contender) {
+    let script = format!("{}\nsync", c.prep.as_deref().unwrap_or(":"));
+    let _ = Command::new("sh").args(["-c", &script]).status();
+}
+
 /// Runs every contender `runs` times, alternating (round-robin), after one
-/// warm-up round that is not counted.
+/// warm-up round that is not counted. Before each run: the contender's
+/// preparation and `sync`, untimed.
 pub fn race(contenders: &mut [Contender], runs: usize) {
     for c in contenders.iter() {
+        settle(c);
         measure(&c.argv);
     }
     for _ in 0..runs {
         for c in contenders.iter_mut() {
+            settle(c);
             let r = measure(&c.argv);
             c.runs.push(r);
         }

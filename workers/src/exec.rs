@@ -323,16 +323,35 @@ impl ExecContext {
                 candidates.dedup();
                 let span =
                     tracing::info_span!("yara-whole", task = %task.task_id, job = %task.job_id);
+                let cancel = cancel.clone();
+                let block = task
+                    .spec
+                    .as_ref()
+                    .map(|s| s.shard_size)
+                    .filter(|&s| s > 0)
+                    .unwrap_or(64 << 20);
                 let (matches, notes) = self
                     .on_pool(move || {
                         let _g = span.enter();
                         if candidates.is_empty() {
                             return Ok((Vec::new(), Vec::new()));
                         }
-                        let whole = whole_image(ev.as_ref())?;
-                        rules
-                            .scan_whole(&whole, &candidates, limits)
-                            .map_err(|e| e.to_string())
+                        // Conditions on pattern matches alone: block by
+                        // block, in bounded memory; the rest on the image as
+                        // one buffer.
+                        let (blocks, whole_only) = rules.split_whole(&candidates);
+                        let (mut matches, mut notes) = rules
+                            .scan_blocks(ev.as_ref(), block, &blocks, limits, &cancel)
+                            .map_err(|e| e.to_string())?;
+                        if !whole_only.is_empty() {
+                            let whole = whole_image(ev.as_ref())?;
+                            let (m, n) = rules
+                                .scan_whole(&whole, &whole_only, limits)
+                                .map_err(|e| e.to_string())?;
+                            matches.extend(m);
+                            notes.extend(n);
+                        }
+                        Ok((matches, notes))
                     })
                     .await?;
                 let mut notes: Vec<trawl_core::Note> = notes;
@@ -382,6 +401,9 @@ impl ExecContext {
                             let (m, note) = full
                                 .scan_file(&mut scanner, &data, &path, c.offset, &externals)
                                 .map_err(|e| e.to_string())?;
+                            drop(data);
+                            // Scanned once: keep the pages out of this worker.
+                            ev.release(c.offset, c.offset.saturating_add(c.length));
                             matches.extend(m);
                             notes.extend(note);
                         }

@@ -150,7 +150,12 @@ async fn run_jobs(
                 continue;
             }
         }
+        let t_results = std::time::Instant::now();
         let (job, mut r) = client.results(id).await?;
+        tracing::info!(
+            ms = t_results.elapsed().as_millis() as u64,
+            "results fetched"
+        );
         r.provenance.command = std::env::args().collect();
         r.provenance.hostname = hostname();
         r.provenance.workers = workers;
@@ -259,7 +264,11 @@ pub async fn write_report(
                 trawl_worker::remote::RemoteEvidence::new(&job_id, ev.size, &ev.path, client, rt),
             ))
         };
-        trawl_report::write_report_dir(&out2, &r2, evidence.as_deref()).map_err(anyhow::Error::from)
+        let t = std::time::Instant::now();
+        let done = trawl_report::write_report_dir(&out2, &r2, evidence.as_deref())
+            .map_err(anyhow::Error::from);
+        tracing::info!(ms = t.elapsed().as_millis() as u64, "report written");
+        done
     })
     .await?
     .with_context(|| format!("writing the report to {}", out.display()))?;

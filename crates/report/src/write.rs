@@ -46,14 +46,28 @@ pub fn write_report_dir(
     evidence: Option<&dyn trawl_evidence::Evidence>,
 ) -> Result<(), ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
-    write_piecewise(dir, results)?;
-    crate::features::write(dir, results)?;
-    crate::carved::write(dir, results, evidence)?;
-    crate::yara::write(dir, results)?;
-    crate::dfxml::write(dir, results)?;
-    crate::case::write(dir, results)?;
-    write_report_json(dir, results)?;
-    Ok(())
+    // The parts are independent files: written in parallel, the carved
+    // files (the bulk) spreading over the pool themselves.
+    let parts: [&(dyn Fn() -> Result<(), ReportError> + Sync); 7] = [
+        &|| crate::carved::write(dir, results, evidence),
+        &|| crate::features::write(dir, results),
+        &|| crate::case::write(dir, results),
+        &|| crate::dfxml::write(dir, results),
+        &|| crate::yara::write(dir, results),
+        &|| write_piecewise(dir, results),
+        &|| write_report_json(dir, results),
+    ];
+    use rayon::prelude::*;
+    parts.par_iter().enumerate().try_for_each(|(i, w)| {
+        let t = std::time::Instant::now();
+        let r = w();
+        tracing::debug!(
+            part = i,
+            ms = t.elapsed().as_millis() as u64,
+            "report part written"
+        );
+        r
+    })
 }
 
 /// Creates `path` (and its folders) for writing.

@@ -932,43 +932,52 @@ fn throughput(
     }
     let out = |t: &str| base.join(format!("tp-{t}")).display().to_string();
     let (i, t) = (img.display().to_string(), trawl.display().to_string());
-    let mut c = vec![Contender::new(
-        "trawl scan --analyses carve (all types)",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "rm -rf {o} && {t} scan {i} --analyses carve --out {o} >/dev/null",
-                o = out("trawl")
-            ),
-        ],
-    )];
-    if peers.contains(&"foremost") {
-        c.push(Contender::new(
-            "foremost -t all",
+    let mut c = vec![
+        Contender::new(
+            "trawl scan --analyses carve (all types)",
             &[
                 "sh",
                 "-c",
                 &format!(
-                    "rm -rf {o} && foremost -Q -t all -i {i} -o {o} >/dev/null",
-                    o = out("foremost")
+                    "{t} scan {i} --analyses carve --out {o} >/dev/null",
+                    o = out("trawl")
                 ),
             ],
-        ));
+        )
+        .prep(&trawl_benches::fresh_output(&out("trawl"))),
+    ];
+    if peers.contains(&"foremost") {
+        c.push(
+            Contender::new(
+                "foremost -t all",
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "foremost -Q -t all -i {i} -o {o} >/dev/null",
+                        o = out("foremost")
+                    ),
+                ],
+            )
+            .prep(&trawl_benches::fresh_output(&out("foremost"))),
+        );
     }
     if peers.contains(&"scalpel") {
-        c.push(Contender::new(
-            "scalpel (stock lines with footers: gif jpg png mpg doc htm pdf zip)",
-            &[
-                "sh",
-                "-c",
-                &format!(
-                    "rm -rf {o} && scalpel -c {} -o {o} {i} >/dev/null 2>&1",
-                    conf.display(),
-                    o = out("scalpel")
-                ),
-            ],
-        ));
+        c.push(
+            Contender::new(
+                "scalpel (stock lines with footers: gif jpg png mpg doc htm pdf zip)",
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "scalpel -c {} -o {o} {i} >/dev/null 2>&1",
+                        conf.display(),
+                        o = out("scalpel")
+                    ),
+                ],
+            )
+            .prep(&trawl_benches::fresh_output(&out("scalpel"))),
+        );
     }
     race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -992,7 +1001,7 @@ fn throughput(
         println!("trawl vs scalpel: {:.2}x", sw / tw);
     }
     for t in ["trawl", "foremost", "scalpel"] {
-        let _ = std::fs::remove_dir_all(out(t));
+        trawl_benches::clean_outputs(&out(t));
     }
     Ok(())
 }

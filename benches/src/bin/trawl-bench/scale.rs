@@ -261,51 +261,25 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
         out.display().to_string(),
         rules.display().to_string(),
     );
+    let scan = |name: &str, analyses: &str| {
+        trawl_benches::Contender::new(
+            name,
+            &[
+                "sh",
+                "-c",
+                &format!("{t} scan {i} --out {o} {analyses} >/dev/null"),
+            ],
+        )
+        .prep(&trawl_benches::fresh_output(&o))
+    };
+    let yara = format!("--analyses yara --rules {r}");
+    let all = format!("--analyses all --rules {r}");
     let mut c = vec![
-        trawl_benches::Contender::new(
-            "trawl scan --analyses all (hash+carve+features+yara)",
-            &[
-                "sh",
-                "-c",
-                &format!(
-                    "rm -rf {o} && {t} scan {i} --out {o} --analyses all --rules {r} >/dev/null"
-                ),
-            ],
-        ),
-        trawl_benches::Contender::new(
-            "trawl scan --analyses hash",
-            &[
-                "sh",
-                "-c",
-                &format!("rm -rf {o} && {t} scan {i} --out {o} --analyses hash >/dev/null"),
-            ],
-        ),
-        trawl_benches::Contender::new(
-            "trawl scan --analyses carve",
-            &[
-                "sh",
-                "-c",
-                &format!("rm -rf {o} && {t} scan {i} --out {o} --analyses carve >/dev/null"),
-            ],
-        ),
-        trawl_benches::Contender::new(
-            "trawl scan --analyses features",
-            &[
-                "sh",
-                "-c",
-                &format!("rm -rf {o} && {t} scan {i} --out {o} --analyses features >/dev/null"),
-            ],
-        ),
-        trawl_benches::Contender::new(
-            "trawl scan --analyses yara",
-            &[
-                "sh",
-                "-c",
-                &format!(
-                    "rm -rf {o} && {t} scan {i} --out {o} --analyses yara --rules {r} >/dev/null"
-                ),
-            ],
-        ),
+        scan("trawl scan --analyses all (hash+carve+features+yara)", &all),
+        scan("trawl scan --analyses hash", "--analyses hash"),
+        scan("trawl scan --analyses carve", "--analyses carve"),
+        scan("trawl scan --analyses features", "--analyses features"),
+        scan("trawl scan --analyses yara", &yara),
     ];
     trawl_benches::race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -323,7 +297,7 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
         "full pipeline: {:.0} MB/s (target >= 250 MB/s on 2 cores)",
         size as f64 / 1e6 / w
     );
-    let _ = std::fs::remove_dir_all(&out);
+    trawl_benches::clean_outputs(&o);
     Ok(())
 }
 

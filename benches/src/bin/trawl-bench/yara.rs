@@ -223,11 +223,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 "sh",
                 "-c",
                 &format!(
-                    "rm -rf {o} && {t} scan {i} --analyses yara --rules {} --out {o} >/dev/null",
+                    "{t} scan {i} --analyses yara --rules {} --out {o} >/dev/null",
                     set.display()
                 ),
             ],
-        ),
+        )
+        .prep(&trawl_benches::fresh_output(&o)),
         Contender::new("yara -p 2", &yara_argv),
     ];
     race(&mut c, runs);
@@ -243,6 +244,6 @@ pub fn run(args: &[String]) -> Result<()> {
         "trawl vs yara -p 2: {:.2}x yara's throughput (target >= 1.0)",
         c[1].median_wall() / c[0].median_wall()
     );
-    let _ = std::fs::remove_dir_all(&out);
+    trawl_benches::clean_outputs(&out.display().to_string());
     Ok(())
 }

@@ -368,6 +368,57 @@ pub struct RuleInfo {
     /// Other rules of the same file this rule needs (references; global
     /// rules of the file).
     pub deps: Vec<String>,
+    /// The condition depends on pattern matches alone (no module, no
+    /// `filesize`, no data reads, no other rule, no variable): the whole
+    /// image can be evaluated in blocks, with the same answer.
+    pub blockable: bool,
+}
+
+/// Whether an integer expression is a literal.
+fn literal(e: &Expr) -> bool {
+    matches!(e, Expr::LiteralInteger(_))
+}
+
+fn anchor_literal(a: &Option<ast::MatchAnchor>) -> bool {
+    match a {
+        None => true,
+        Some(ast::MatchAnchor::At(at)) => literal(&at.expr),
+        Some(ast::MatchAnchor::In(i)) => {
+            literal(&i.range.lower_bound) && literal(&i.range.upper_bound)
+        }
+    }
+}
+
+/// Whether `e` depends on pattern matches and literals only (conservative:
+/// anything else is not).
+pub fn pattern_facts_only(e: &Expr) -> bool {
+    match e {
+        Expr::True { .. } | Expr::False { .. } | Expr::LiteralInteger(_) => true,
+        Expr::PatternMatch(p) => anchor_literal(&p.anchor),
+        Expr::PatternCount(p) => p
+            .range
+            .as_ref()
+            .is_none_or(|r| literal(&r.lower_bound) && literal(&r.upper_bound)),
+        Expr::PatternOffset(p) | Expr::PatternLength(p) => p.index.as_ref().is_none_or(literal),
+        Expr::Not(u) | Expr::Minus(u) => pattern_facts_only(&u.operand),
+        Expr::And(n) | Expr::Or(n) | Expr::Add(n) | Expr::Sub(n) | Expr::Mul(n) => {
+            n.operands.iter().all(pattern_facts_only)
+        }
+        Expr::Eq(b) | Expr::Ne(b) | Expr::Lt(b) | Expr::Gt(b) | Expr::Le(b) | Expr::Ge(b) => {
+            pattern_facts_only(&b.lhs) && pattern_facts_only(&b.rhs)
+        }
+        Expr::Of(of) => {
+            matches!(of.items, OfItems::PatternSet(_))
+                && anchor_literal(&of.anchor)
+                && match &of.quantifier {
+                    Quantifier::Any { .. } | Quantifier::All { .. } | Quantifier::None { .. } => {
+                        true
+                    }
+                    Quantifier::Expr(e) | Quantifier::Percentage(e) => literal(e),
+                }
+        }
+        _ => false,
+    }
 }
 
 /// Classifies every rule of a source file, in source order.
@@ -417,6 +468,7 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
                 class,
                 private,
                 global,
+                blockable: deps.is_empty() && !global && pattern_facts_only(&r.condition),
                 condition,
                 deps,
             }
@@ -433,6 +485,32 @@ mod tests {
             "import \"pe\"\nrule r {{ strings: $a = \"abc\" $b = \"def\" $c1 = \"x1\" $c2 = \"x2\" condition: {cond} }}"
         );
         classify_source(&src).remove(0)
+    }
+
+    #[test]
+    fn blockable_conditions_depend_on_pattern_matches_only() {
+        for c in [
+            "#a >= 3",
+            "$a and not $b",
+            "2 of them",
+            "50% of ($c*)",
+            "$a at 100 or $b in (0..4096)",
+            "@a[1] < 1000 and !a[1] == 3",
+            "#a in (0..100) == 2",
+        ] {
+            assert!(info(c).blockable, "{c}");
+        }
+        for c in [
+            "uint16(0) == 0x5a4d and $a",
+            "$a at filesize - 3",
+            "filesize < 100 and $a",
+            "pe.is_pe and $a",
+            "#a in (0..filesize) > 2",
+            "$a at uint32(0x3c)",
+            "for any i in (1..#a) : (@a[i] > 10)",
+        ] {
+            assert!(!info(c).blockable, "{c}");
+        }
     }
 
     #[test]

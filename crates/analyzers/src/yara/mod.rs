@@ -45,6 +45,9 @@ use trawl_core::spec::RuleSource;
 use trawl_core::{Note, ScannerStat, Shard, YaraMatch, YaraString};
 use trawl_evidence::Evidence;
 
+/// A rule by (namespace, identifier).
+pub type RuleKey = (String, String);
+
 /// Bytes before a shard's start included in its window (context for
 /// `fullword` and `\b`).
 pub const BACK_CONTEXT: u64 = 4096;
@@ -493,13 +496,13 @@ impl RuleSet {
         } else if size < PRUNE_MIN_IMAGE {
             match self.full() {
                 Ok(c) => Some(c),
-                Err(AnalyzerError::Settings(m)) if m.starts_with("no YARA rule compiled") => None,
+                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => None,
                 Err(e) => return Err(e),
             }
         } else {
             match compile_cached(&self.index.subset(&live), false) {
                 Ok(c) => Some(c),
-                Err(AnalyzerError::Settings(m)) if m.starts_with("no YARA rule compiled") => None,
+                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => None,
                 Err(e) => return Err(e),
             }
         };
@@ -770,6 +773,115 @@ impl ImageRules {
         Ok((out, notes, stat))
     }
 
+    /// Splits whole-image candidates into those evaluated block by block
+    /// ([`ImageRules::scan_blocks`]: conditions on pattern matches alone) and
+    /// those that need the image as one buffer (modules, `filesize`, data
+    /// reads, other rules).
+    pub fn split_whole(
+        &self,
+        candidates: &[(String, String)],
+    ) -> (Vec<RuleKey>, Vec<RuleKey>) {
+        candidates.iter().cloned().partition(|(ns, r)| {
+            self.set
+                .index
+                .get(ns, r)
+                .is_some_and(|(_, info)| info.blockable)
+        })
+    }
+
+    /// Evaluates `candidates` whose conditions depend on pattern matches
+    /// only, over the whole image read block by block (the shard size, with
+    /// [`BACK_CONTEXT`] before and [`MIN_FORWARD`] after each block, like the
+    /// shards): the same matches as one scan of the whole image, in bounded
+    /// memory — each block's pages are released once scanned.
+    ///
+    /// # Errors
+    /// The subset failing to compile, or the evidence failing to read.
+    pub fn scan_blocks(
+        &self,
+        evidence: &dyn Evidence,
+        block: u64,
+        candidates: &[(String, String)],
+        limits: Limits,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
+        let refs: Vec<index::RuleRef> = candidates
+            .iter()
+            .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
+            .filter(|rf| self.live_set.contains(rf))
+            .collect();
+        if refs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // Rules of files that did not compile are refused (and listed as
+        // such): nothing to evaluate.
+        let subset = match compile_cached(&self.set.index.subset(&refs), false) {
+            Ok(c) => c,
+            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => return Err(e),
+        };
+        let wanted: HashSet<&(String, String)> = candidates.iter().collect();
+        let mut scanner = yara_x::blocks::Scanner::new(&subset.rules);
+        scanner.set_timeout(limits.timeout);
+        scanner.max_matches_per_pattern(limits.max_matches);
+        let size = evidence.size();
+        let block = block.max(1 << 20);
+        let t = Instant::now();
+        let mut notes = Vec::new();
+        let mut start = 0u64;
+        while start < size {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AnalyzerError::Cancelled);
+            }
+            let from = start.saturating_sub(BACK_CONTEXT);
+            let to = (start + block + MIN_FORWARD).min(size);
+            let data = evidence.region(from, to)?;
+            let scanned = scanner.scan(from as usize, &data).map(|_| ());
+            drop(data);
+            evidence.release(from, to);
+            if let Err(e) = scanned {
+                notes.push(Note {
+                    analysis: "yara".into(),
+                    offset: start,
+                    message: format!(
+                        "YARA whole-image evaluation failed at bytes {start}..{to}: {e}; {} rule(s) undecided",
+                        candidates.len()
+                    ),
+                });
+                return Ok((Vec::new(), notes));
+            }
+            start += block;
+        }
+        let mut out = Vec::new();
+        match scanner.finish() {
+            Ok(results) => {
+                for rule in results.matching_rules() {
+                    let key = (rule.namespace().to_string(), rule.identifier().to_string());
+                    if wanted.contains(&key) {
+                        out.push(final_match(&rule, "image", 0));
+                    }
+                }
+            }
+            Err(e) => notes.push(Note {
+                analysis: "yara".into(),
+                offset: 0,
+                message: format!(
+                    "YARA whole-image evaluation failed: {e}; {} rule(s) undecided",
+                    candidates.len()
+                ),
+            }),
+        }
+        tracing::info!(
+            candidates = candidates.len(),
+            bytes = size,
+            seconds = t.elapsed().as_secs_f64(),
+            "YARA whole-image evaluation in blocks"
+        );
+        Ok((out, notes))
+    }
+
     /// Evaluates `candidates` (namespace, rule) on the whole image `data`,
     /// compiling only them and what they depend on.
     ///
@@ -790,7 +902,13 @@ impl ImageRules {
         if refs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let subset = compile_cached(&self.set.index.subset(&refs), false)?;
+        let subset = match compile_cached(&self.set.index.subset(&refs), false) {
+            Ok(c) => c,
+            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => return Err(e),
+        };
         let wanted: HashSet<&(String, String)> = candidates.iter().collect();
         let mut scanner = subset.scanner(limits);
         let mut notes = Vec::new();
