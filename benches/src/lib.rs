@@ -113,17 +113,21 @@ impl Contender {
     }
 }
 
-/// A preparation that gives the next run an empty output folder `out` by
-/// moving the last one aside (not deleting it: ext4 skips inodes deleted in
-/// the last minute when it allocates new ones, so deleting thousands of
-/// carved files right before a run makes that run's file creation several
-/// times slower, which no investigator writing a fresh report sees). The
-/// moved folders go with [`clean_outputs`].
-pub fn fresh_output(out: &str) -> String {
-    format!("if [ -e {out} ]; then mv {out} {out}.old.$(date +%s%N); fi")
+/// A preparation that gives the next run an empty output folder `out`
+/// on an even footing: the last output is deleted, written back, and the
+/// kernel's caches dropped, then `image` is read back into the page cache.
+/// (ext4 skips inodes deleted in the last minute while their inode-table
+/// block is cached, so deleting thousands of carved files right before a
+/// run makes that run's file creation several times slower, which no
+/// investigator writing a fresh report sees.) Dropping caches needs root;
+/// without it the preparation still deletes and syncs.
+pub fn fresh_output(out: &str, image: &str) -> String {
+    format!(
+        "rm -rf {out} {out}.old.*; sync; (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; cat {image} > /dev/null"
+    )
 }
 
-/// Removes the folders [`fresh_output`] moved aside.
+/// Removes a benchmark's output folders.
 pub fn clean_outputs(out: &str) {
     let _ = Command::new("sh")
         .args(["-c", &format!("rm -rf {out} {out}.old.*")])

@@ -944,7 +944,7 @@ fn throughput(
                 ),
             ],
         )
-        .prep(&trawl_benches::fresh_output(&out("trawl"))),
+        .prep(&trawl_benches::fresh_output(&out("trawl"), &i)),
     ];
     if peers.contains(&"foremost") {
         c.push(
@@ -959,7 +959,7 @@ fn throughput(
                     ),
                 ],
             )
-            .prep(&trawl_benches::fresh_output(&out("foremost"))),
+            .prep(&trawl_benches::fresh_output(&out("foremost"), &i)),
         );
     }
     if peers.contains(&"scalpel") {
@@ -976,7 +976,7 @@ fn throughput(
                     ),
                 ],
             )
-            .prep(&trawl_benches::fresh_output(&out("scalpel"))),
+            .prep(&trawl_benches::fresh_output(&out("scalpel"), &i)),
         );
     }
     race(&mut c, runs);

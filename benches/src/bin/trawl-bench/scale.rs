@@ -270,7 +270,7 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
                 &format!("{t} scan {i} --out {o} {analyses} >/dev/null"),
             ],
         )
-        .prep(&trawl_benches::fresh_output(&o))
+        .prep(&trawl_benches::fresh_output(&o, &i))
     };
     let yara = format!("--analyses yara --rules {r}");
     let all = format!("--analyses all --rules {r}");

@@ -228,7 +228,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 ),
             ],
         )
-        .prep(&trawl_benches::fresh_output(&o)),
+        .prep(&trawl_benches::fresh_output(&o, &i)),
         Contender::new("yara -p 2", &yara_argv),
     ];
     race(&mut c, runs);
