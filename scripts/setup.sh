@@ -13,6 +13,9 @@ have yara || need_pkgs+=(yara)
 # python3 with venv, for case-utils (CASE/UCO validation of case.jsonld)
 have python3 || need_pkgs+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# headless Chromium and its WebDriver, for the dashboard's end-to-end test
+have chromium || need_pkgs+=(chromium)
+have chromedriver || need_pkgs+=(chromium-driver)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have hashdeep || need_pkgs+=(hashdeep)
   have foremost || need_pkgs+=(foremost)

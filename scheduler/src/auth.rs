@@ -688,6 +688,18 @@ impl Authenticator {
     /// # Errors
     /// Unreadable or invalid certificate files.
     pub fn tls_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor> {
+        self.tls_acceptor_alpn(b"h2")
+    }
+
+    /// The TLS acceptor of the web dashboard (HTTP/1.1).
+    ///
+    /// # Errors
+    /// As [`Authenticator::tls_acceptor`].
+    pub fn tls_acceptor_http(&self) -> Result<tokio_rustls::TlsAcceptor> {
+        self.tls_acceptor_alpn(b"http/1.1")
+    }
+
+    fn tls_acceptor_alpn(&self, alpn: &[u8]) -> Result<tokio_rustls::TlsAcceptor> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let ca = CertificateDer::pem_file_iter(self.paths.ca_pem())
             .with_context(|| self.paths.ca_pem().display().to_string())?
@@ -715,7 +727,7 @@ impl Authenticator {
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)
             .context("server certificate and key")?;
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        cfg.alpn_protocols = vec![alpn.to_vec()];
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
     }
 

@@ -258,6 +258,10 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "TRAWL_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Serve the web dashboard (HTTPS) on this address; needs a data
+    /// directory initialised with `init`.
+    #[arg(long, env = "TRAWL_HTTP")]
+    pub http: Option<SocketAddr>,
     /// Optional TOML configuration file (flags and environment override it).
     #[arg(long, env = "TRAWL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -286,6 +290,9 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
     }
     if let Some(l) = args.listen {
         cfg.listen = l;
+    }
+    if let Some(h) = args.http {
+        cfg.http = Some(h);
     }
     if let Some(v) = args.lease_ms {
         cfg.lease_ms = v.max(100);

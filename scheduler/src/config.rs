@@ -14,6 +14,8 @@ pub struct SchedulerConfig {
     pub data_dir: PathBuf,
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// Web dashboard address (HTTPS; needs an initialised data directory).
+    pub http: Option<SocketAddr>,
     /// A lease lasts this long without a heartbeat.
     pub lease_ms: u64,
     /// Workers heartbeat this often.
@@ -39,6 +41,7 @@ impl Default for SchedulerConfig {
         Self {
             data_dir: PathBuf::from("trawl-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http: None,
             lease_ms: 30_000,
             heartbeat_ms: 2_000,
             max_attempts: 3,

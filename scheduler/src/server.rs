@@ -259,7 +259,33 @@ pub async fn run(cfg: SchedulerConfig, shutdown: CancellationToken) -> Result<()
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
+    let http = match cfg.http {
+        Some(a) => {
+            if !secure {
+                bail!(
+                    "--http: the dashboard needs a data directory initialised with `trawl-scheduler init --data {}` (users sign in with their tokens over TLS)",
+                    cfg.data_dir.display()
+                );
+            }
+            Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the dashboard address {a}"))?,
+            )
+        }
+        None => None,
+    };
     let sched = Scheduler::open(cfg).context("opening the scheduler state")?;
+    if let Some(l) = http {
+        let addr = l.local_addr()?;
+        println!("trawl-scheduler dashboard on https://{addr}");
+        let (s2, stop) = (sched.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::web::serve(s2, l, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "dashboard stopped");
+            }
+        });
+    }
     if secure {
         tracing::info!(
             "TLS required; clients authenticate with bearer tokens, workers with enrolled certificates"

@@ -38,6 +38,9 @@ pub struct Sched {
     pub proc: Proc,
     pub url: String,
     pub addr: String,
+    /// The dashboard's address, when started with `--http`.
+    #[allow(dead_code)] // read by the dashboard test
+    pub http: Option<String>,
 }
 
 /// Starts `trawl scheduler` on `listen` (port 0 for any) and waits until it
@@ -60,19 +63,24 @@ pub fn start_scheduler(data: &Path, listen: &str, extra: &[&str]) -> Sched {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut http = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("trawl-scheduler dashboard on https://") {
+                http = Some(a.trim().to_string());
+            }
             if let Some(a) = line.strip_prefix("trawl-scheduler listening on ") {
-                let _ = tx.send(a.trim().to_string());
+                let _ = tx.send((a.trim().to_string(), http.clone()));
             }
         }
     });
-    let addr = rx
+    let (addr, http) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("scheduler did not start");
     Sched {
         proc: Proc(child),
         url: format!("http://{addr}"),
         addr,
+        http,
     }
 }
 

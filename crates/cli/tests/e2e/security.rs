@@ -18,24 +18,24 @@ use trawl_proto::connect::ConnectOptions;
 use trawl_proto::v1;
 
 /// An initialised scheduler with one enrolled worker process.
-struct Secure {
-    dir: tempfile::TempDir,
-    sched: Sched,
-    _worker: Proc,
-    admin_token: String,
+pub struct Secure {
+    pub dir: tempfile::TempDir,
+    pub sched: Sched,
+    pub _worker: Proc,
+    pub admin_token: String,
 }
 
 impl Secure {
-    fn data(&self) -> PathBuf {
+    pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("https://{}", self.sched.addr)
     }
-    fn ca(&self) -> PathBuf {
+    pub fn ca(&self) -> PathBuf {
         self.data().join("auth/ca.pem")
     }
-    fn opts(&self, token: Option<&str>) -> ConnectOptions {
+    pub fn opts(&self, token: Option<&str>) -> ConnectOptions {
         ConnectOptions {
             url: self.url(),
             ca: Some(self.ca()),
@@ -43,11 +43,11 @@ impl Secure {
             token: token.map(String::from),
         }
     }
-    fn client(&self, token: Option<&str>) -> Client {
+    pub fn client(&self, token: Option<&str>) -> Client {
         Client::connect(&self.opts(token)).expect("client")
     }
     /// `trawl-scheduler user add`, returning the token.
-    fn add_user(&self, name: &str, role: &str, cases: &[&str], expires: &str) -> String {
+    pub fn add_user(&self, name: &str, role: &str, cases: &[&str], expires: &str) -> String {
         let data = self.data();
         let mut args = vec![
             "scheduler",
@@ -67,7 +67,8 @@ impl Secure {
         last_line(&run_ok(&args).stdout)
     }
     /// `trawl` client command line flags for `token`.
-    fn flags(&self, token: &str) -> Vec<String> {
+    #[allow(dead_code)]
+    pub fn flags(&self, token: &str) -> Vec<String> {
         vec![
             "--server".into(),
             self.url(),
@@ -79,7 +80,7 @@ impl Secure {
     }
 }
 
-fn last_line(out: &[u8]) -> String {
+pub fn last_line(out: &[u8]) -> String {
     String::from_utf8_lossy(out)
         .lines()
         .last()
@@ -90,6 +91,11 @@ fn last_line(out: &[u8]) -> String {
 
 /// Initialises a data directory, starts the scheduler (TLS) and worker-1.
 fn start_secure(extra: &[&str]) -> Secure {
+    start_secure_with(extra, &[])
+}
+
+/// As [`start_secure`], with extra worker arguments.
+pub fn start_secure_with(extra: &[&str], worker_extra: &[&str]) -> Secure {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = run_ok(&[
@@ -118,6 +124,7 @@ fn start_secure(extra: &[&str]) -> Secure {
                 "--drain-seconds",
                 "1",
             ])
+            .args(worker_extra)
             .env("TRAWL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -132,7 +139,7 @@ fn start_secure(extra: &[&str]) -> Secure {
     }
 }
 
-fn random_file(path: &Path, len: usize, seed: u64) {
+pub fn random_file(path: &Path, len: usize, seed: u64) {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v = Vec::with_capacity(len);
     while v.len() < len {
@@ -159,7 +166,7 @@ fn hash_spec(case: &str, image: &Path) -> v1::JobSpec {
     }
 }
 
-async fn wait_final(c: &Client, job: &str) -> v1::Job {
+pub async fn wait_final(c: &Client, job: &str) -> v1::Job {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let j = c.job(job).await.expect("get job");
