@@ -349,6 +349,7 @@ async fn cases(
 }
 
 /// A job the caller may `perm`, or the refusal page (audited).
+#[allow(clippy::result_large_err)] // the refusal is the handler's response
 fn job_for(
     w: &Web,
     c: &Caller,

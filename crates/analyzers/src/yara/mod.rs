@@ -777,10 +777,7 @@ impl ImageRules {
     /// ([`ImageRules::scan_blocks`]: conditions on pattern matches alone) and
     /// those that need the image as one buffer (modules, `filesize`, data
     /// reads, other rules).
-    pub fn split_whole(
-        &self,
-        candidates: &[(String, String)],
-    ) -> (Vec<RuleKey>, Vec<RuleKey>) {
+    pub fn split_whole(&self, candidates: &[(String, String)]) -> (Vec<RuleKey>, Vec<RuleKey>) {
         candidates.iter().cloned().partition(|(ns, r)| {
             self.set
                 .index

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod common;
+mod dashboard;
 mod hashing;
 mod security;
 
