@@ -234,7 +234,7 @@ pub fn run(args: &[String]) -> Result<()> {
     race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "## YARA\n\nInput: {i} ({size} bytes, `Config::bulk({size}, 7)`), rules: {} ({} files the yara CLI compiles of {}, {skipped_index} index files of includes left out, {rules} rules), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Both compile the rules in every run.\n",
+        "Input: {i} ({size} bytes, `Config::bulk({size}, 7)`), rules: {} ({} files the yara CLI compiles of {}, {skipped_index} index files of includes left out, {rules} rules), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Both compile the rules in every run.\n",
         rules_dir.display(),
         yara_args.len(),
         srcs.len()
