@@ -1,4 +1,4 @@
-//! The `trawl.v1` protocol: messages and the Jobs, Rules, Cluster and Evidence
+//! The `trawl.v1` protocol: messages and the Jobs, Rules, Cluster, Evidence and Admin
 //! services, generated at build time (no checked-in generated code, no system
 //! `protoc`).
 //!
