@@ -473,7 +473,7 @@ pub fn all(args: &[String]) -> Result<()> {
         doc.push_str(&format!("\n\n({:.0} s)\n\n", t.elapsed().as_secs_f64()));
         std::fs::write(&out, &doc)?;
     }
-    doc.push_str("## Reproduce\n\n```sh\nTRAWL_SETUP_BENCH=1 ./scripts/setup.sh          # the peers: hashdeep, yara, foremost, scalpel, b3sum\ncargo build --release --locked -p trawl-cli -p trawl-benches\ntarget/release/trawl-bench all --out BENCHMARKS.md   # about 30 minutes on 2 cores; --quick for a smaller run\n```\n\nEach section's command line above reruns that section alone. Criterion micro-benchmarks per analyzer: `cargo bench -p trawl-benches` (hashing, carving, features, yara).\n");
+    doc.push_str("## Reproduce\n\n```sh\nTRAWL_SETUP_BENCH=1 ./scripts/setup.sh          # the peers: hashdeep, yara, foremost, scalpel, b3sum\ncargo build --release --locked -p trawl-cli -p trawl-benches\ntarget/release/trawl-bench all --out BENCHMARKS.md   # about 15 minutes on 2 cores; --quick for a smaller run\n```\n\nEach section's command line above reruns that section alone. Criterion micro-benchmarks per analyzer: `cargo bench -p trawl-benches` (hashing, carving, features, yara).\n");
     std::fs::write(&out, &doc)?;
     eprintln!("wrote {}", out.display());
     Ok(())
