@@ -135,21 +135,6 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
     Ok(secs)
 }
 
-fn fmt_ms(ms: i64) -> String {
-    if ms == 0 {
-        return "-".into();
-    }
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
 /// Runs a setup subcommand.
 ///
 /// # Errors
@@ -195,13 +180,17 @@ pub fn run_sub(sub: Sub) -> Result<()> {
                 u.name,
                 u.role,
                 u.cases,
-                fmt_ms(u.expires_ms)
+                crate::text::utc_ms(u.expires_ms)
             );
             println!("{token}");
         }
         Sub::User(UserCmd::Revoke { name, data }) => {
             let u = auth::revoke_user(&data.data, &name)?;
-            println!("revoked user {} at {}", u.name, fmt_ms(u.revoked_ms));
+            println!(
+                "revoked user {} at {}",
+                u.name,
+                crate::text::utc_ms(u.revoked_ms)
+            );
         }
         Sub::User(UserCmd::List { data, json }) => {
             let reg = auth::registry(&data.data)?;
@@ -225,8 +214,8 @@ pub fn run_sub(sub: Sub) -> Result<()> {
                         "{:<20} {:<13} {:<21} {:<21} {}",
                         u.name,
                         u.role.as_str(),
-                        fmt_ms(u.expires_ms),
-                        fmt_ms(u.revoked_ms),
+                        crate::text::utc_ms(u.expires_ms),
+                        crate::text::utc_ms(u.revoked_ms),
                         u.cases.join(",")
                     );
                 }
@@ -242,7 +231,11 @@ pub fn run_sub(sub: Sub) -> Result<()> {
         }
         Sub::Worker(WorkerCmd::Revoke { name, data }) => {
             let w = auth::revoke_worker(&data.data, &name)?;
-            println!("revoked worker {} at {}", w.name, fmt_ms(w.revoked_ms));
+            println!(
+                "revoked worker {} at {}",
+                w.name,
+                crate::text::utc_ms(w.revoked_ms)
+            );
         }
     }
     Ok(())

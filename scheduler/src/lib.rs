@@ -22,6 +22,7 @@ pub mod results;
 pub mod rules;
 pub mod server;
 pub mod service;
+pub mod text;
 pub mod web;
 
 pub use config::SchedulerConfig;

@@ -11,6 +11,7 @@ use trawl_core::spec::EvidenceRef;
 use trawl_proto::connect::ConnectOptions;
 use trawl_proto::convert::{job_state_from_name, job_state_name};
 use trawl_proto::v1;
+use trawl_scheduler::text::{eta, utc_ms};
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
@@ -527,20 +528,6 @@ fn findings_line(p: &v1::Progress) -> String {
         .join(", ")
 }
 
-fn eta_text(secs: f64) -> String {
-    if !secs.is_finite() || secs <= 0.0 {
-        return "-".into();
-    }
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// One line of `watch` without a terminal.
 fn watch_line(j: &v1::Job, msg: &str) -> String {
     let p = j.progress.clone().unwrap_or_default();
@@ -562,7 +549,7 @@ fn watch_line(j: &v1::Job, msg: &str) -> String {
         if is_final(j.state) {
             "-".into()
         } else {
-            eta_text(p.eta_seconds)
+            eta(p.eta_seconds)
         },
         findings_line(&p),
         if msg.is_empty() || msg == "progress" {
@@ -606,7 +593,7 @@ async fn watch(a: JobArgs) -> Result<()> {
                 bar.set_message(format!(
                     "{}/s  ETA {}  tasks {}/{}  findings: {}",
                     indicatif::HumanBytes(p.throughput_bps.max(0.0) as u64),
-                    eta_text(p.eta_seconds),
+                    eta(p.eta_seconds),
                     p.tasks_done,
                     p.tasks_total,
                     findings_line(&p)
@@ -798,7 +785,7 @@ async fn rules(c: RulesCmd) -> Result<()> {
                         r.rules,
                         r.files,
                         r.rejected_files,
-                        fmt_time(r.created_unix_ms),
+                        utc_ms(r.created_unix_ms),
                         &r.digest[..r.digest.len().min(16)]
                     );
                 }
@@ -814,21 +801,6 @@ fn ruleset_json(r: &v1::RuleSetInfo) -> serde_json::Value {
         "rejected_files": r.rejected_files, "created_unix_ms": r.created_unix_ms,
         "diagnostics": r.diagnostics.iter().map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "severity": d.severity, "message": d.message, "rule": d.rule})).collect::<Vec<_>>(),
     })
-}
-
-fn fmt_time(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".into();
-    }
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
 
 async fn workers(a: ServerArgs) -> Result<()> {
@@ -922,7 +894,7 @@ async fn users(c: UsersCmd) -> Result<()> {
                     u.name,
                     u.role,
                     u.cases,
-                    fmt_time(u.expires_unix_ms)
+                    utc_ms(u.expires_unix_ms)
                 );
                 println!("{}", r.token);
             }
@@ -938,7 +910,7 @@ async fn users(c: UsersCmd) -> Result<()> {
             if server.json {
                 println!("{}", user_json(&u));
             } else {
-                println!("revoked user {} at {}", u.name, fmt_time(u.revoked_unix_ms));
+                println!("revoked user {} at {}", u.name, utc_ms(u.revoked_unix_ms));
             }
         }
         UsersCmd::List(server) => {
@@ -963,8 +935,8 @@ async fn users(c: UsersCmd) -> Result<()> {
                         "{:<20} {:<13} {:<21} {:<21} {}",
                         u.name,
                         u.role,
-                        fmt_time(u.expires_unix_ms),
-                        fmt_time(u.revoked_unix_ms),
+                        utc_ms(u.expires_unix_ms),
+                        utc_ms(u.revoked_unix_ms),
                         u.cases.join(",")
                     );
                 }
@@ -1112,7 +1084,7 @@ async fn audit(c: AuditCmd) -> Result<()> {
                     println!(
                         "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} {}",
                         e.seq,
-                        fmt_time(e.time_unix_ms),
+                        utc_ms(e.time_unix_ms),
                         e.actor,
                         e.role,
                         e.action,

@@ -95,35 +95,6 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn eta_text(secs: f64) -> String {
-    if !secs.is_finite() || secs <= 0.0 {
-        return "-".into();
-    }
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-fn time_text(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".into();
-    }
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
 fn state_name(s: JobState) -> &'static str {
     match s {
         JobState::Queued => "queued",
@@ -301,7 +272,7 @@ pub fn progress_json(j: &JobRecord, wire: &v1::Job) -> serde_json::Value {
         "tasks_total": j.progress.tasks_total,
         "throughput_bps": p.throughput_bps.max(0.0),
         "throughput": format!("{}/s", human_bytes(p.throughput_bps.max(0.0) as u64)),
-        "eta": if j.state.is_final() { "-".to_string() } else { eta_text(p.eta_seconds) },
+        "eta": if j.state.is_final() { "-".to_string() } else { crate::text::eta(p.eta_seconds) },
         "findings": findings_sorted(j),
     })
 }
@@ -339,7 +310,7 @@ pub fn job(
         l.t("throughput"),
         human_bytes(p.throughput_bps.max(0.0) as u64),
         l.t("eta"),
-        if j.state.is_final() { "-".into() } else { eta_text(p.eta_seconds) },
+        if j.state.is_final() { "-".into() } else { crate::text::eta(p.eta_seconds) },
         l.t("tasks"),
         j.progress.tasks_done,
         j.progress.tasks_total,
@@ -468,7 +439,7 @@ pub fn pool(
                 w.slots,
                 human_bytes(w.memory_bytes),
                 esc(&w.evidence_roots.join(", ")),
-                time_text(w.last_heartbeat_ms),
+                crate::text::utc_ms(w.last_heartbeat_ms),
                 if up { "state-completed" } else { "state-failed" },
                 if up { "up" } else { "lost" },
                 w.tasks_done,
