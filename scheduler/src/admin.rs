@@ -24,7 +24,8 @@ fn wire_user(u: &auth::UserRecord) -> v1::User {
     }
 }
 
-fn wire_entry(e: trawl_store::AuditEntry) -> v1::AuditEntry {
+/// An audit entry on the wire.
+pub fn wire_entry(e: trawl_store::AuditEntry) -> v1::AuditEntry {
     v1::AuditEntry {
         seq: e.seq,
         time_unix_ms: e.time_ms,
@@ -37,6 +38,30 @@ fn wire_entry(e: trawl_store::AuditEntry) -> v1::AuditEntry {
         detail: e.detail,
         prev_hash: e.prev_hash,
         hash: e.hash,
+    }
+}
+
+/// Checks an audit trail's hash chain: intact (with its length) or broken
+/// (at which entry, and why).
+///
+/// # Errors
+/// The store failing, not a broken chain.
+pub fn verify(
+    log: &trawl_store::AuditLog,
+) -> Result<v1::VerifyAuditResponse, trawl_store::AuditError> {
+    match log.verify() {
+        Ok(n) => Ok(v1::VerifyAuditResponse {
+            ok: true,
+            entries: n,
+            ..Default::default()
+        }),
+        Err(trawl_store::AuditError::Broken { seq, problem }) => Ok(v1::VerifyAuditResponse {
+            ok: false,
+            entries: 0,
+            broken_seq: seq,
+            problem,
+        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -159,20 +184,8 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::VerifyAuditResponse>, Status> {
         let caller = caller(&req)?;
         authorize(&self.sched, &caller, Perm::Administer, "", "audit.verify")?;
-        let out = match self.sched.store().audit().verify() {
-            Ok(n) => v1::VerifyAuditResponse {
-                ok: true,
-                entries: n,
-                ..Default::default()
-            },
-            Err(trawl_store::AuditError::Broken { seq, problem }) => v1::VerifyAuditResponse {
-                ok: false,
-                entries: 0,
-                broken_seq: seq,
-                problem,
-            },
-            Err(e) => return Err(Status::internal(e.to_string())),
-        };
+        let out =
+            verify(self.sched.store().audit()).map_err(|e| Status::internal(e.to_string()))?;
         self.sched.audit(
             &caller,
             "audit.verify",

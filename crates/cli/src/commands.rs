@@ -969,45 +969,12 @@ fn audit_json(e: &v1::AuditEntry) -> serde_json::Value {
     "detail": e.detail, "prev_hash": e.prev_hash, "hash": e.hash})
 }
 
-fn wire_audit(e: trawl_store::AuditEntry) -> v1::AuditEntry {
-    v1::AuditEntry {
-        seq: e.seq,
-        time_unix_ms: e.time_ms,
-        actor: e.actor,
-        role: e.role,
-        action: e.action,
-        target: e.target,
-        case_id: e.case_id,
-        from: e.from,
-        detail: e.detail,
-        prev_hash: e.prev_hash,
-        hash: e.hash,
-    }
-}
-
 async fn audit(c: AuditCmd) -> Result<()> {
     match c {
         AuditCmd::Verify { data, server } => {
             let r = match &data {
-                Some(d) => {
-                    let store = open_state(d)?;
-                    match store.audit().verify() {
-                        Ok(n) => v1::VerifyAuditResponse {
-                            ok: true,
-                            entries: n,
-                            ..Default::default()
-                        },
-                        Err(trawl_store::AuditError::Broken { seq, problem }) => {
-                            v1::VerifyAuditResponse {
-                                ok: false,
-                                entries: 0,
-                                broken_seq: seq,
-                                problem,
-                            }
-                        }
-                        Err(e) => return Err(anyhow!("{}: {e}", d.display())),
-                    }
-                }
+                Some(d) => trawl_scheduler::admin::verify(open_state(d)?.audit())
+                    .map_err(|e| anyhow!("{}: {e}", d.display()))?,
                 None => server
                     .client()?
                     .admin
@@ -1055,7 +1022,7 @@ async fn audit(c: AuditCmd) -> Result<()> {
                     .page(from, limit as usize, &case)
                     .map_err(|e| anyhow!("{}: {e}", d.display()))?
                     .into_iter()
-                    .map(wire_audit)
+                    .map(trawl_scheduler::admin::wire_entry)
                     .collect(),
                 None => {
                     server
