@@ -63,7 +63,7 @@ impl tonic::service::Interceptor for Authn {
 /// TLS connections of `listener`: each handshake runs on its own task (a
 /// slow or hostile client cannot stall the others); failed handshakes (no
 /// TLS, a certificate the CA did not sign) are audited and dropped.
-fn tls_incoming(
+pub(crate) fn tls_incoming(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     sched: Arc<Scheduler>,

@@ -271,9 +271,7 @@ async fn login(
             );
             w.sched
                 .audit(&c, "web.sign_in", "dashboard", "", String::new());
-            let mut r = (StatusCode::SEE_OTHER, "").into_response();
-            r.headers_mut()
-                .insert(header::LOCATION, HeaderValue::from_static("/cases"));
+            let mut r = see_other("/cases");
             set_cookie(&mut r, COOKIE, &id, SESSION_MS / 1000);
             set_cookie(&mut r, PRELOGIN, "", 0);
             r
@@ -310,9 +308,7 @@ async fn logout(
     if let Some(id) = cookie(&headers, COOKIE) {
         w.sessions.lock().remove(&id);
     }
-    let mut r = (StatusCode::SEE_OTHER, "").into_response();
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/login"));
+    let mut r = see_other("/login");
     set_cookie(&mut r, COOKIE, "", 0);
     r
 }
@@ -326,11 +322,17 @@ fn csrf_refused(w: &Web, c: &Caller, l: Lang, what: &str) -> Response {
     )
 }
 
-async fn root() -> Response {
+/// A redirect after a form (303) to a path of ours.
+fn see_other(to: &str) -> Response {
     let mut r = (StatusCode::SEE_OTHER, "").into_response();
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/cases"));
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
     r
+}
+
+async fn root() -> Response {
+    see_other("/cases")
 }
 
 async fn cases(
@@ -360,17 +362,9 @@ fn job_for(
     let Ok(job) = w.sched.job(id) else {
         return Err(not_found(l, c));
     };
-    let case = job.spec.case_id.as_str().to_string();
-    if !c.may(perm, &case) {
-        w.sched.audit(
-            c,
-            "denied",
-            id,
-            &case,
-            format!("web: {} case {case:?}", perm.as_str()),
-        );
-        return Err(forbidden(l, c));
-    }
+    // The API's check and audit entry: one rule for both doors.
+    crate::service::authorize(&w.sched, c, perm, job.spec.case_id.as_str(), id)
+        .map_err(|_| forbidden(l, c))?;
     Ok(job)
 }
 
@@ -455,11 +449,7 @@ async fn cancel(
         return r;
     }
     let _ = w.sched.cancel(&id, "cancelled from the dashboard", &c);
-    let mut r = (StatusCode::SEE_OTHER, "").into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/jobs/{}", pages::url_part(&id))) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
+    see_other(&format!("/jobs/{}", pages::url_part(&id)))
 }
 
 async fn download(
@@ -623,27 +613,20 @@ pub async fn serve(
         sessions: Arc::default(),
     };
     let app = router(w);
-    loop {
-        let (tcp, addr) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dashboard accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone().layer(Extension(Peer(addr.to_string())));
+    // The gRPC port's TLS accept loop: handshakes on their own tasks,
+    // refused ones audited.
+    let mut incoming =
+        crate::server::tls_incoming(listener, acceptor, sched.clone(), shutdown.clone());
+    while let Some(Ok(tls)) = tokio_stream::StreamExt::next(&mut incoming).await {
+        let peer = tls
+            .get_ref()
+            .0
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let app = app.clone().layer(Extension(Peer(peer)));
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(t)) => t,
-                    _ => return,
-                };
             let svc = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
@@ -654,6 +637,7 @@ pub async fn serve(
             }
         });
     }
+    Ok(())
 }
 
 #[cfg(test)]
