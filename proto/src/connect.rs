@@ -87,6 +87,17 @@ impl ConnectOptions {
         Ok(ep.connect_lazy())
     }
 
+    /// A lazily connecting channel that adds the bearer token to every call.
+    ///
+    /// # Errors
+    /// As [`ConnectOptions::channel`] and [`ConnectOptions::bearer`].
+    pub fn auth_channel(&self) -> Result<AuthChannel, String> {
+        Ok(tonic::service::interceptor::InterceptedService::new(
+            self.channel()?,
+            self.bearer()?,
+        ))
+    }
+
     /// The interceptor adding the bearer token.
     ///
     /// # Errors

@@ -127,10 +127,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
             .map(|d| (d.join("cert.pem"), d.join("key.pem"))),
         token: None,
     };
-    let channel = tonic::service::interceptor::InterceptedService::new(
-        connect.channel().map_err(|e| anyhow::anyhow!(e))?,
-        connect.bearer().map_err(|e| anyhow::anyhow!(e))?,
-    );
+    let channel = connect.auth_channel().map_err(|e| anyhow::anyhow!(e))?;
     let max = cfg.max_message_bytes;
     let cluster = ClusterClient::new(channel.clone())
         .max_decoding_message_size(max)

@@ -4,7 +4,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tonic::service::interceptor::InterceptedService;
 use trawl_proto::connect::{AuthChannel, ConnectOptions};
 use trawl_proto::convert::job_state_name;
 use trawl_proto::v1::{
@@ -38,10 +37,7 @@ impl Client {
 
     /// Connects (lazily) as `opts` say: TLS with the lab CA, a bearer token.
     pub fn connect(opts: &ConnectOptions) -> Result<Self> {
-        let ch = InterceptedService::new(
-            opts.channel().map_err(|e| anyhow!(e))?,
-            opts.bearer().map_err(|e| anyhow!(e))?,
-        );
+        let ch = opts.auth_channel().map_err(|e| anyhow!(e))?;
         Ok(Self {
             url: opts.full_url(),
             jobs: JobsClient::new(ch.clone())
