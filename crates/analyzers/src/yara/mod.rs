@@ -802,24 +802,9 @@ impl ImageRules {
         limits: Limits,
         cancel: &AtomicBool,
     ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
-        let refs: Vec<index::RuleRef> = candidates
-            .iter()
-            .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
-            .filter(|rf| self.live_set.contains(rf))
-            .collect();
-        if refs.is_empty() {
+        let Some(subset) = self.compile_candidates(candidates)? else {
             return Ok((Vec::new(), Vec::new()));
-        }
-        // Rules of files that did not compile are refused (and listed as
-        // such): nothing to evaluate.
-        let subset = match compile_cached(&self.set.index.subset(&refs), false) {
-            Ok(c) => c,
-            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
-                return Ok((Vec::new(), Vec::new()));
-            }
-            Err(e) => return Err(e),
         };
-        let wanted: HashSet<&(String, String)> = candidates.iter().collect();
         let mut scanner = yara_x::blocks::Scanner::new(&subset.rules);
         scanner.set_timeout(limits.timeout);
         scanner.max_matches_per_pattern(limits.max_matches);
@@ -851,25 +836,8 @@ impl ImageRules {
             }
             start += block;
         }
-        let mut out = Vec::new();
-        match scanner.finish() {
-            Ok(results) => {
-                for rule in results.matching_rules() {
-                    let key = (rule.namespace().to_string(), rule.identifier().to_string());
-                    if wanted.contains(&key) {
-                        out.push(final_match(&rule, "image", 0));
-                    }
-                }
-            }
-            Err(e) => notes.push(Note {
-                analysis: "yara".into(),
-                offset: 0,
-                message: format!(
-                    "YARA whole-image evaluation failed: {e}; {} rule(s) undecided",
-                    candidates.len()
-                ),
-            }),
-        }
+        let (out, more) = whole_outcome(candidates, scanner.finish());
+        notes.extend(more);
         tracing::info!(
             candidates = candidates.len(),
             bytes = size,
@@ -890,26 +858,10 @@ impl ImageRules {
         candidates: &[(String, String)],
         limits: Limits,
     ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
-        // Rules the image's facts rule out never reach the whole-image step.
-        let refs: Vec<index::RuleRef> = candidates
-            .iter()
-            .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
-            .filter(|rf| self.live_set.contains(rf))
-            .collect();
-        if refs.is_empty() {
+        let Some(subset) = self.compile_candidates(candidates)? else {
             return Ok((Vec::new(), Vec::new()));
-        }
-        let subset = match compile_cached(&self.set.index.subset(&refs), false) {
-            Ok(c) => c,
-            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
-                return Ok((Vec::new(), Vec::new()));
-            }
-            Err(e) => return Err(e),
         };
-        let wanted: HashSet<&(String, String)> = candidates.iter().collect();
         let mut scanner = subset.scanner(limits);
-        let mut notes = Vec::new();
-        let mut out = Vec::new();
         let t = Instant::now();
         let scanned = scanner.scan(data);
         tracing::info!(
@@ -918,25 +870,62 @@ impl ImageRules {
             seconds = t.elapsed().as_secs_f64(),
             "YARA whole-image evaluation"
         );
-        match scanned {
-            Ok(results) => {
-                for rule in results.matching_rules() {
-                    let key = (rule.namespace().to_string(), rule.identifier().to_string());
-                    if wanted.contains(&key) {
-                        out.push(final_match(&rule, "image", 0));
-                    }
-                }
-            }
-            Err(e) => notes.push(Note {
+        Ok(whole_outcome(candidates, scanned))
+    }
+
+    /// The live rules among `candidates`, compiled with what they depend
+    /// on; `None` when there are none (pruned by the image's facts, or in
+    /// files that did not compile, which are listed as refused elsewhere).
+    fn compile_candidates(
+        &self,
+        candidates: &[RuleKey],
+    ) -> Result<Option<SharedRules>, AnalyzerError> {
+        let refs: Vec<index::RuleRef> = candidates
+            .iter()
+            .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
+            .filter(|rf| self.live_set.contains(rf))
+            .collect();
+        if refs.is_empty() {
+            return Ok(None);
+        }
+        match compile_cached(&self.set.index.subset(&refs), false) {
+            Ok(c) => Ok(Some(c)),
+            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The final image matches of the whole-image step among `candidates`
+/// (the subset compiled for them may hold the rules they depend on), or a
+/// note that they stay undecided.
+fn whole_outcome(
+    candidates: &[RuleKey],
+    scanned: Result<yara_x::ScanResults<'_, '_>, yara_x::ScanError>,
+) -> (Vec<YaraMatch>, Vec<Note>) {
+    match scanned {
+        Ok(results) => {
+            let wanted: HashSet<&RuleKey> = candidates.iter().collect();
+            let out = results
+                .matching_rules()
+                .filter(|rule| {
+                    wanted.contains(&(rule.namespace().to_string(), rule.identifier().to_string()))
+                })
+                .map(|rule| final_match(&rule, "image", 0))
+                .collect();
+            (out, Vec::new())
+        }
+        Err(e) => (
+            Vec::new(),
+            vec![Note {
                 analysis: "yara".into(),
                 offset: 0,
                 message: format!(
                     "YARA whole-image evaluation failed: {e}; {} rule(s) undecided",
                     candidates.len()
                 ),
-            }),
-        }
-        Ok((out, notes))
+            }],
+        ),
     }
 }
 
