@@ -294,7 +294,10 @@ fn cluster(args: &[String]) -> Result<()> {
             .status()?;
         anyhow::ensure!(st.success(), "embedded scan failed");
         embedded.push(t.elapsed().as_secs_f64());
-        clustered.push(cluster_once(&trawl, &img, &out, &analyses)?);
+        // Scheduler + 2 worker processes with the default slots (cores + 1).
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+        let job = ["--analyses".to_string(), analyses.clone()];
+        clustered.push(scale::cluster_run(&trawl, &img, 2, slots, &job, &tempfile_dir()?)?.0);
     }
     // The first round warms up.
     embedded.remove(0);
@@ -326,106 +329,4 @@ fn cluster(args: &[String]) -> Result<()> {
     );
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
-}
-
-fn cluster_once(
-    trawl: &std::path::Path,
-    img: &std::path::Path,
-    out: &std::path::Path,
-    analyses: &str,
-) -> Result<f64> {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let data = tempfile_dir()?.join("cluster-data");
-    let _ = std::fs::remove_dir_all(&data);
-    let mut sched = Command::new(trawl)
-        .args([
-            "scheduler",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("TRAWL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("http://{addr}");
-    let mut workers = Vec::new();
-    for i in 0..2 {
-        workers.push(
-            Command::new(trawl)
-                .args([
-                    "worker",
-                    "--scheduler",
-                    &url,
-                    "--worker-id",
-                    &format!("bench-w{i}"),
-                    "--threads",
-                    "2",
-                ])
-                .env("TRAWL_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let t = std::time::Instant::now();
-    let o = Command::new(trawl)
-        .args([
-            "submit",
-            img.to_str().unwrap(),
-            "--server",
-            &url,
-            "--case",
-            "bench",
-            "--analyses",
-            analyses,
-        ])
-        .output()?;
-    anyhow::ensure!(
-        o.status.success(),
-        "submit: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let job = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    let st = Command::new(trawl)
-        .args(["watch", &job, "--server", &url])
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(st.success(), "watch failed");
-    let st = Command::new(trawl)
-        .args([
-            "results",
-            &job,
-            "--server",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(st.success(), "results failed");
-    let wall = t.elapsed().as_secs_f64();
-    for mut w in workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
-    let _ = sched.kill();
-    let _ = sched.wait();
-    let _ = std::fs::remove_dir_all(&data);
-    Ok(wall)
 }

@@ -68,7 +68,7 @@ impl Drop for Killed {
 
 /// One job through a fresh scheduler and `workers` worker processes:
 /// (wall seconds from submit to results, peak RSS of each worker in KiB).
-fn cluster_run(
+pub fn cluster_run(
     trawl: &Path,
     img: &Path,
     workers: usize,
