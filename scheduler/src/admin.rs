@@ -13,7 +13,8 @@ pub struct AdminService {
     pub sched: Arc<Scheduler>,
 }
 
-fn wire_user(u: &auth::UserRecord) -> v1::User {
+/// A user on the wire.
+pub fn wire_user(u: &auth::UserRecord) -> v1::User {
     v1::User {
         name: u.name.clone(),
         role: u.role.to_string(),

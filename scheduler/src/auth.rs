@@ -470,6 +470,9 @@ pub fn add_user(
     if matches!(role, Role::Worker | Role::Local) {
         bail!("role {role} cannot be given to a user");
     }
+    if role != Role::Admin && cases.is_empty() {
+        bail!("a {role} needs at least one case");
+    }
     for c in cases {
         if c.is_empty() || c.len() > 256 {
             bail!("invalid case id {c:?}");
@@ -881,6 +884,8 @@ mod tests {
         assert!(a.authenticate(None, None, "p").is_err());
         let (_, t) = add_user(d.path(), "alice", Role::Investigator, &["C1".into()], 3600).unwrap();
         assert!(add_user(d.path(), "alice", Role::Admin, &[], 0).is_err());
+        // Only admins see every case: anyone else needs one.
+        assert!(add_user(d.path(), "bob", Role::CaseOfficer, &[], 60).is_err());
         let alice = a
             .authenticate(Some(&format!("Bearer {t}")), None, "p")
             .unwrap();

@@ -135,6 +135,52 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
     Ok(secs)
 }
 
+/// A user as `--json` prints it.
+pub fn user_json(u: &trawl_proto::v1::User) -> serde_json::Value {
+    serde_json::json!({"name": u.name, "role": u.role, "cases": u.cases,
+        "created_unix_ms": u.created_unix_ms, "expires_unix_ms": u.expires_unix_ms,
+        "revoked_unix_ms": u.revoked_unix_ms})
+}
+
+/// The users, as a table or JSON.
+///
+/// # Errors
+/// JSON encoding.
+pub fn print_users(users: &[trawl_proto::v1::User], json: bool) -> Result<()> {
+    if json {
+        let v: Vec<_> = users.iter().map(user_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<13} {:<21} {:<21} CASES",
+        "USER", "ROLE", "EXPIRES", "REVOKED"
+    );
+    for u in users {
+        println!(
+            "{:<20} {:<13} {:<21} {:<21} {}",
+            u.name,
+            u.role,
+            crate::text::utc_ms(u.expires_unix_ms),
+            crate::text::utc_ms(u.revoked_unix_ms),
+            u.cases.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// A new user and its token, shown once (the token on the last line).
+pub fn print_new_user(u: &trawl_proto::v1::User, token: &str) {
+    println!(
+        "user {} ({}) cases {:?} expires {}: token (shown once):",
+        u.name,
+        u.role,
+        u.cases,
+        crate::text::utc_ms(u.expires_unix_ms)
+    );
+    println!("{token}");
+}
+
 /// Runs a setup subcommand.
 ///
 /// # Errors
@@ -170,19 +216,9 @@ pub fn run_sub(sub: Sub) -> Result<()> {
             data,
         }) => {
             let role = auth::Role::parse_user_role(&role)?;
-            if role != auth::Role::Admin && cases.is_empty() {
-                anyhow::bail!("a {role} needs at least one --case");
-            }
             let ttl = parse_ttl(&expires)?;
             let (u, token) = auth::add_user(&data.data, &name, role, &cases, ttl)?;
-            println!(
-                "user {} ({}) cases {:?} expires {}: token (shown once):",
-                u.name,
-                u.role,
-                u.cases,
-                crate::text::utc_ms(u.expires_ms)
-            );
-            println!("{token}");
+            print_new_user(&crate::admin::wire_user(&u), &token);
         }
         Sub::User(UserCmd::Revoke { name, data }) => {
             let u = auth::revoke_user(&data.data, &name)?;
@@ -193,33 +229,12 @@ pub fn run_sub(sub: Sub) -> Result<()> {
             );
         }
         Sub::User(UserCmd::List { data, json }) => {
-            let reg = auth::registry(&data.data)?;
-            if json {
-                let v: Vec<_> = reg
-                    .users
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({"name": u.name, "role": u.role, "cases": u.cases,
-                        "created_unix_ms": u.created_ms, "expires_unix_ms": u.expires_ms, "revoked_unix_ms": u.revoked_ms})
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!(
-                    "{:<20} {:<13} {:<21} {:<21} CASES",
-                    "USER", "ROLE", "EXPIRES", "REVOKED"
-                );
-                for u in &reg.users {
-                    println!(
-                        "{:<20} {:<13} {:<21} {:<21} {}",
-                        u.name,
-                        u.role.as_str(),
-                        crate::text::utc_ms(u.expires_ms),
-                        crate::text::utc_ms(u.revoked_ms),
-                        u.cases.join(",")
-                    );
-                }
-            }
+            let users: Vec<_> = auth::registry(&data.data)?
+                .users
+                .iter()
+                .map(crate::admin::wire_user)
+                .collect();
+            print_users(&users, json)?;
         }
         Sub::Worker(WorkerCmd::Enroll { name, data }) => {
             let dir = auth::enroll_worker(&data.data, &name)?;

@@ -858,10 +858,7 @@ async fn workers(a: ServerArgs) -> Result<()> {
 }
 
 async fn users(c: UsersCmd) -> Result<()> {
-    let user_json = |u: &v1::User| {
-        json!({"name": u.name, "role": u.role, "cases": u.cases, "created_unix_ms": u.created_unix_ms,
-        "expires_unix_ms": u.expires_unix_ms, "revoked_unix_ms": u.revoked_unix_ms})
-    };
+    use trawl_scheduler::cli::{print_new_user, print_users, user_json};
     match c {
         UsersCmd::Add {
             name,
@@ -889,14 +886,7 @@ async fn users(c: UsersCmd) -> Result<()> {
                 v["token"] = json!(r.token);
                 println!("{v}");
             } else {
-                println!(
-                    "user {} ({}) cases {:?} expires {}: token (shown once):",
-                    u.name,
-                    u.role,
-                    u.cases,
-                    utc_ms(u.expires_unix_ms)
-                );
-                println!("{}", r.token);
+                print_new_user(&u, &r.token);
             }
         }
         UsersCmd::Revoke { name, server } => {
@@ -922,25 +912,7 @@ async fn users(c: UsersCmd) -> Result<()> {
                 .map_err(status_err)?
                 .into_inner()
                 .users;
-            if server.json {
-                let v: Vec<_> = list.iter().map(user_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!(
-                    "{:<20} {:<13} {:<21} {:<21} CASES",
-                    "USER", "ROLE", "EXPIRES", "REVOKED"
-                );
-                for u in &list {
-                    println!(
-                        "{:<20} {:<13} {:<21} {:<21} {}",
-                        u.name,
-                        u.role,
-                        utc_ms(u.expires_unix_ms),
-                        utc_ms(u.revoked_unix_ms),
-                        u.cases.join(",")
-                    );
-                }
-            }
+            print_users(&list, server.json)?;
         }
     }
     Ok(())
