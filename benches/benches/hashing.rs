@@ -49,6 +49,27 @@ fn bench(c: &mut Criterion) {
             black_box(hash::merge_blake3(&plan, &parts).expect("merge"))
         })
     });
+    // Carved files: many buffers of mixed sizes, one MD5 each (one thread).
+    let files: Vec<&[u8]> = (0..SIZE / (96 << 10))
+        .map(|i| {
+            let len = 4096 + (i * 7919) % (184 << 10);
+            let start = (i * (96 << 10)).min(SIZE - len);
+            &data[start..start + len]
+        })
+        .collect();
+    g.bench_function("md5-per-file", |b| {
+        b.iter(|| {
+            black_box(
+                files
+                    .iter()
+                    .map(|f| trawl_analyzers::md5::md5(f))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    });
+    g.bench_function("md5-many-files-multibuffer", |b| {
+        b.iter(|| black_box(trawl_analyzers::md5::md5_many(&files)))
+    });
     let cancel = AtomicBool::new(false);
     g.bench_function("stream-md5-sha1-sha256", |b| {
         b.iter(|| black_box(hash::stream_hash(&ev, &|_| {}, &cancel).expect("stream")))

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::broadcast;
+use trawl_analyzers::yara::scope as yara_scope;
 use trawl_core::spec::EvidenceRef;
 use trawl_core::{JobId, JobSpec, Priority, TaskId};
 use trawl_evidence::SharedEvidence;
@@ -25,6 +26,10 @@ use trawl_store::{
 };
 
 use crate::config::SchedulerConfig;
+
+/// Above this many regions, a YARA whole-image task reads the whole image
+/// rather than carry the list.
+const MAX_YARA_WINDOWS: usize = 50_000;
 
 /// Who is calling (filled by the service layer from the connection).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1175,16 +1180,43 @@ impl Scheduler {
                 .collect()
         };
         let mut hits = std::collections::BTreeSet::new();
+        // Rules whose every hit record listed its match spans, and those
+        // spans; a rule with one record without them is read everywhere.
+        let mut listed = std::collections::BTreeSet::new();
+        let mut unlisted = std::collections::BTreeSet::new();
+        let mut spans: Vec<(u64, u64)> = Vec::new();
         let mut carved = Vec::new();
         for id in &shard_ids {
             if let Some(r) = self.store.result(id)? {
                 for y in &r.yara {
-                    if y.target.starts_with("hit") {
-                        hits.insert((y.namespace.clone(), y.rule.clone()));
+                    if y.target.starts_with(yara_scope::HIT) {
+                        let key = (y.namespace.clone(), y.rule.clone());
+                        if y.target == yara_scope::HIT_SPANS && !y.strings.is_empty() {
+                            spans.extend(y.strings.iter().map(|s| (s.offset, s.length)));
+                            listed.insert(key.clone());
+                        } else {
+                            unlisted.insert(key.clone());
+                        }
+                        hits.insert(key);
                     }
                 }
                 carved.extend(r.carved.iter().map(trawl_core::CarvedFile::from));
             }
+        }
+        let (size, block) = {
+            let st = self.state.lock();
+            st.jobs
+                .get(job_id)
+                .and_then(|j| j.rec.plan)
+                .map_or((0, 0), |p| (p.image_size, p.shard_size))
+        };
+        let mut windows = trawl_analyzers::yara::hit_windows(spans, size, block);
+        let mut spans_known: Vec<(String, String)> =
+            listed.difference(&unlisted).cloned().collect();
+        if windows.len() > MAX_YARA_WINDOWS {
+            // Too scattered to list in a task: the whole image is read.
+            windows.clear();
+            spans_known.clear();
         }
         carved.sort_by(|a, b| a.sort_cmp(b));
         const CARVED_PER_TASK: usize = 1000;
@@ -1212,6 +1244,8 @@ impl Scheduler {
                 match t.kind {
                     TaskKind::YaraWhole => {
                         t.yara_candidates = hits.iter().cloned().collect();
+                        t.yara_spans_known = spans_known.clone();
+                        t.yara_windows = windows.clone();
                         t.state = TaskState::Queued;
                         job.queued.insert((t.order, t.task_id.clone()));
                         changed.push(t.clone());

@@ -55,6 +55,8 @@ pub(crate) fn plan_job(
         first_lease_seq: 0,
         findings: Default::default(),
         yara_candidates: Vec::new(),
+        yara_spans_known: Vec::new(),
+        yara_windows: Vec::new(),
         carved: Vec::new(),
     };
     let mut tasks = Vec::new();
@@ -70,18 +72,15 @@ pub(crate) fn plan_job(
             s.len(),
         ));
     }
-    // YARA steps that need every shard first (see trawl_analyzers::yara):
-    // waiting until the shards are done.
+    // The YARA step that needs every shard first (see trawl_analyzers::yara):
+    // waiting until the shards are done. Carved files are scanned by the
+    // shards that carve them (YARA_CARVED tasks remain for jobs planned by
+    // earlier versions).
     let n = plan.len();
     if spec.analyses.yara {
         let mut t = task(TaskKind::YaraWhole, 0, n + 1, None, 0);
         t.state = TaskState::Waiting;
         tasks.push(t);
-        if spec.analyses.carve && spec.yara.scan_carved {
-            let mut t = task(TaskKind::YaraCarved, 0, n + 2, None, 0);
-            t.state = TaskState::Waiting;
-            tasks.push(t);
-        }
     }
     Ok((meta, plan, tasks))
 }

@@ -83,10 +83,15 @@ pub fn build(
         }
         r.features.extend(res.features.iter().map(Into::into));
         r.carved.extend(res.carved.iter().map(Into::into));
-        if t.kind == TaskKind::Shard {
-            yara_partials.extend(res.yara.iter().map(trawl_core::YaraMatch::from));
-        } else {
-            r.yara.extend(res.yara.iter().map(Into::into));
+        for y in &res.yara {
+            // A shard's records of image rules are partial (merged below);
+            // its carved files' matches, like other tasks' matches, final.
+            let y = trawl_core::YaraMatch::from(y);
+            if t.kind == TaskKind::Shard && y.is_shard_record() {
+                yara_partials.push(y);
+            } else {
+                r.yara.push(y);
+            }
         }
         r.piecewise.extend(res.piecewise.iter().map(Into::into));
         r.notes.extend(res.notes.iter().map(Into::into));

@@ -444,6 +444,8 @@ pub struct ClusterService {
 
 fn wire_task(l: &crate::core::Lease) -> v1::Task {
     let t = &l.task;
+    let spans_known: std::collections::HashSet<&(String, String)> =
+        t.yara_spans_known.iter().collect();
     v1::Task {
         task_id: t.task_id.clone(),
         job_id: t.job_id.clone(),
@@ -471,7 +473,13 @@ fn wire_task(l: &crate::core::Lease) -> v1::Task {
             .map(|(namespace, rule)| v1::YaraRuleRef {
                 namespace: namespace.clone(),
                 rule: rule.clone(),
+                spans_known: spans_known.contains(&(namespace.clone(), rule.clone())),
             })
+            .collect(),
+        yara_windows: t
+            .yara_windows
+            .iter()
+            .map(|&(start, end)| v1::ByteRange { start, end })
             .collect(),
     }
 }

@@ -317,6 +317,16 @@ impl ExecContext {
                     .iter()
                     .map(|r| (r.namespace.clone(), r.rule.clone()))
                     .collect();
+                let spans_known: std::collections::HashSet<(String, String)> = task
+                    .yara_candidates
+                    .iter()
+                    .filter(|r| r.spans_known)
+                    .map(|r| (r.namespace.clone(), r.rule.clone()))
+                    .collect();
+                let windows: Vec<(u64, u64)> =
+                    task.yara_windows.iter().map(|r| (r.start, r.end)).collect();
+                let task_hits: std::collections::HashSet<(String, String)> =
+                    candidates.iter().cloned().collect();
                 candidates.extend(rules.always_rules().iter().cloned());
                 let rules_for_notes = rules.clone();
                 candidates.sort();
@@ -340,8 +350,21 @@ impl ExecContext {
                         // block, in bounded memory; the rest on the image as
                         // one buffer.
                         let (blocks, whole_only) = rules.split_whole(&candidates);
+                        // Only around the matches the shards listed, when
+                        // they listed every match of these rules (rules
+                        // without any hit have none to list).
+                        let listed = blocks
+                            .iter()
+                            .all(|k| spans_known.contains(k) || !task_hits.contains(k));
                         let (mut matches, mut notes) = rules
-                            .scan_blocks(ev.as_ref(), block, &blocks, limits, &cancel)
+                            .scan_blocks(
+                                ev.as_ref(),
+                                block,
+                                &blocks,
+                                listed.then_some(windows.as_slice()),
+                                limits,
+                                &cancel,
+                            )
                             .map_err(|e| e.to_string())?;
                         if !whole_only.is_empty() {
                             let whole = whole_image(ev.as_ref())?;
@@ -377,37 +400,9 @@ impl ExecContext {
                 let (matches, notes, bytes) = self
                     .on_pool(move || {
                         let _g = span.enter();
-                        let full = rules.set().full().map_err(|e| e.to_string())?;
-                        let mut scanner = full.file_scanner(limits);
-                        let mut matches = Vec::new();
-                        let mut notes = Vec::new();
-                        let mut bytes = 0u64;
-                        for c in &carved {
-                            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                                return Err("cancelled".to_string());
-                            }
-                            let data = ev
-                                .region(c.offset, c.offset.saturating_add(c.length))
-                                .map_err(|e| e.to_string())?;
-                            bytes += data.len() as u64;
-                            let path = c.report_path();
-                            let name = format!("{}.{}", c.offset, c.extension);
-                            let externals = [
-                                ("filename", name.as_str()),
-                                ("filepath", path.as_str()),
-                                ("extension", c.extension.as_str()),
-                                ("filetype", c.file_type.as_str()),
-                            ];
-                            let (m, note) = full
-                                .scan_file(&mut scanner, &data, &path, c.offset, &externals)
-                                .map_err(|e| e.to_string())?;
-                            drop(data);
-                            // Scanned once: keep the pages out of this worker.
-                            ev.release(c.offset, c.offset.saturating_add(c.length));
-                            matches.extend(m);
-                            notes.extend(note);
-                        }
-                        Ok((matches, notes, bytes))
+                        rules
+                            .scan_carved(ev.as_ref(), 0, &[], &carved, limits, &cancel)
+                            .map_err(|e| e.to_string())
                     })
                     .await?;
                 Ok(v1::TaskResult {

@@ -99,6 +99,48 @@ impl JobAnalyzers {
             .transpose()
     }
 
+    /// YARA over the files carved from a shard (`data` holds the shard's
+    /// bytes from `shard.start`), when the job scans carved files.
+    #[cfg(feature = "yara")]
+    fn yara_carved(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+        files: &[CarvedFile],
+        cancel: &AtomicBool,
+    ) -> Result<Option<YaraShard>, AnalyzerError> {
+        let Some((rules, limits)) = &self.yara else {
+            return Ok(None);
+        };
+        if !self.spec.yara.scan_carved || files.is_empty() {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let (matches, notes, bytes) =
+            rules.scan_carved(evidence, shard.start, data, files, *limits, cancel)?;
+        let stat = ScannerStat {
+            scanner: "yara-carved".into(),
+            bytes,
+            nanos: t.elapsed().as_nanos() as u64,
+            findings: matches.len() as u64,
+            skipped_bytes: 0,
+        };
+        Ok(Some((matches, notes, stat)))
+    }
+
+    #[cfg(not(feature = "yara"))]
+    fn yara_carved(
+        &self,
+        _evidence: &dyn Evidence,
+        _shard: &Shard,
+        _data: &[u8],
+        _files: &[CarvedFile],
+        _cancel: &AtomicBool,
+    ) -> Result<Option<YaraShard>, AnalyzerError> {
+        Ok(None)
+    }
+
     #[cfg(not(feature = "yara"))]
     fn yara_shard(
         &self,
@@ -282,9 +324,16 @@ impl JobAnalyzers {
                 rayon::join(
                     || self.hash_shard(evidence, shard, data),
                     || {
+                        // Carved files are scanned with YARA here, while
+                        // their bytes are at hand.
                         self.carver
                             .as_ref()
-                            .map(|c| c.carve_shard(evidence, shard, data, cancel))
+                            .map(|c| {
+                                let carved = c.carve_shard(evidence, shard, data, cancel)?;
+                                let yara =
+                                    self.yara_carved(evidence, shard, data, &carved.files, cancel)?;
+                                Ok::<_, AnalyzerError>((carved, yara))
+                            })
                             .transpose()
                     },
                 )
@@ -306,10 +355,12 @@ impl JobAnalyzers {
             out.piecewise = pw;
             out.stats.push(stat);
         }
-        if let Some(c) = carved? {
+        let mut carved_yara = None;
+        if let Some((c, y)) = carved? {
             out.carved = c.files;
             out.notes.extend(c.notes);
             out.stats.extend(c.stats);
+            carved_yara = y;
         }
         if let Some(f) = found? {
             out.features = f.features;
@@ -318,6 +369,11 @@ impl JobAnalyzers {
         }
         if let Some((m, notes, stat)) = yara? {
             out.yara = m;
+            out.notes.extend(notes);
+            out.stats.push(stat);
+        }
+        if let Some((m, notes, stat)) = carved_yara {
+            out.yara.extend(m);
             out.notes.extend(notes);
             out.stats.push(stat);
         }

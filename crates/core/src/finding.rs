@@ -113,6 +113,12 @@ pub struct YaraMatch {
 }
 
 impl YaraMatch {
+    /// A shard's partial record of a rule decided on the whole image
+    /// (target `shard…` or `hit…`: see `trawl_analyzers::yara::scope`),
+    /// not a final match.
+    pub fn is_shard_record(&self) -> bool {
+        self.target.starts_with("shard") || self.target.starts_with("hit")
+    }
     /// Result order: target offset, target, namespace, rule.
     pub fn sort_cmp(&self, other: &Self) -> Ordering {
         (

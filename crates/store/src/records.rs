@@ -170,6 +170,13 @@ pub struct TaskRecord {
     /// YARA_WHOLE: (namespace, rule) with pattern hits in some shard.
     #[serde(default)]
     pub yara_candidates: Vec<(String, String)>,
+    /// YARA_WHOLE: the candidates whose pattern matches every shard listed.
+    #[serde(default)]
+    pub yara_spans_known: Vec<(String, String)>,
+    /// YARA_WHOLE: `[from, to)` regions around those matches
+    /// (`trawl_analyzers::yara::hit_windows`).
+    #[serde(default)]
+    pub yara_windows: Vec<(u64, u64)>,
     /// YARA_CARVED: the carved files to scan.
     #[serde(default)]
     pub carved: Vec<trawl_core::CarvedFile>,

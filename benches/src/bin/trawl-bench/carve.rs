@@ -976,13 +976,13 @@ fn throughput(
                     ),
                 ],
             )
-            .prep(&trawl_benches::fresh_output(&out("scalpel"), &i)),
+            .prep(&trawl_benches::fresh_output_deleting(&out("scalpel"), &i)),
         );
     }
     race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "## Throughput\n\nInput: {} ({size} bytes, `Config::bulk({size}, 5)`: planted files of the 25 types replicated with noise between), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Each command writes its carved files.\n",
+        "## Throughput\n\nInput: {} ({size} bytes, `Config::bulk({size}, 5)`: planted files of the 25 types replicated with noise between), page cache warm, {runs} runs each after a warm-up, alternating; {cores} cores. Each command writes its carved files into an empty folder (the previous run's output is moved aside, not deleted, except scalpel's gigabytes; see `fresh_output` in benches/src/lib.rs).\n",
         img.display()
     );
     println!("{}", table(&c, size));

@@ -286,7 +286,7 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
     trawl_benches::race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "Input: {} ({size} bytes, `Config::bulk`), rules {}, embedded scan writing the full report directory, {runs} runs each after a warm-up, alternating, {cores} cores.\n",
+        "Input: {} ({size} bytes, `Config::bulk`), rules {}, embedded scan writing the full report directory into an empty folder (the previous run's output moved aside, deleted after the section), {runs} runs each after a warm-up, alternating, {cores} cores.\n",
         img.display(),
         rules
             .file_name()

@@ -77,7 +77,16 @@ pub mod scope {
     /// A rule decided on the whole image that had a pattern match in this
     /// shard (a candidate for the whole-image step).
     pub const HIT: &str = "hit";
+    /// A [`HIT`] of a rule evaluated block by block, whose strings are the
+    /// spans of every match of its patterns starting in the shard (or one
+    /// span over the whole shard when there are too many to list): the
+    /// whole-image step needs to read only around them.
+    pub const HIT_SPANS: &str = "hit:spans";
 }
+
+/// Above this many matches of one rule in one shard, its hit spans are
+/// replaced by one span over the shard.
+pub const MAX_HIT_SPANS: usize = 4096;
 
 /// A diagnostic of a rule set compilation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -711,25 +720,27 @@ impl ImageRules {
                 let ns = rule.namespace();
                 let name = rule.identifier();
                 let key = (ns.to_string(), name.to_string());
-                let class = self.set.index.class(ns, name);
+                let info = self.set.index.get(ns, name).map(|(_, i)| i);
+                let class = info.map_or(RuleClass::Always, |i| i.class);
                 let mut strings = Vec::new();
+                // Some pattern reached the per-scan match cap: matches past
+                // it are not listed here.
+                let mut capped = false;
                 for p in rule.patterns().include_private(true) {
-                    for m in p.matches() {
+                    let matches = p.matches();
+                    capped |= matches.len() >= limits.max_matches;
+                    for m in matches {
                         if let Some(abs) = own(m.range().start as u64) {
-                            if !p.is_private() {
-                                strings.push(YaraString {
-                                    id: p.identifier().to_string(),
-                                    offset: abs,
-                                    length: m.range().len() as u64,
-                                });
-                            } else {
+                            strings.push(YaraString {
                                 // A private pattern still counts as a hit.
-                                strings.push(YaraString {
-                                    id: String::new(),
-                                    offset: abs,
-                                    length: 0,
-                                });
-                            }
+                                id: if p.is_private() {
+                                    String::new()
+                                } else {
+                                    p.identifier().to_string()
+                                },
+                                offset: abs,
+                                length: m.range().len() as u64,
+                            });
                         }
                     }
                 }
@@ -743,7 +754,27 @@ impl ImageRules {
                         out.push(shard_record(&rule, scope::SHARD, is_match, strings));
                     }
                     RuleClass::Gated | RuleClass::Always => {
-                        if !strings.is_empty() {
+                        if strings.is_empty() {
+                            continue;
+                        }
+                        if info.is_some_and(|i| i.blockable) {
+                            let spans = if capped || strings.len() > MAX_HIT_SPANS {
+                                vec![YaraString {
+                                    id: String::new(),
+                                    offset: shard.start,
+                                    length: shard.len(),
+                                }]
+                            } else {
+                                strings
+                                    .into_iter()
+                                    .map(|s| YaraString {
+                                        id: String::new(),
+                                        ..s
+                                    })
+                                    .collect()
+                            };
+                            out.push(shard_record(&rule, scope::HIT_SPANS, false, spans));
+                        } else {
                             out.push(shard_record(&rule, scope::HIT, false, Vec::new()));
                         }
                     }
@@ -773,6 +804,100 @@ impl ImageRules {
         Ok((out, notes, stat))
     }
 
+    /// Scans carved files as files, with the whole rule set and the
+    /// external variables set from the carving (`filename` is
+    /// `OFFSET.EXT`, `filepath` the report path, `extension`, `filetype`);
+    /// matches are final, targeted at the report path. `window` holds image
+    /// bytes from offset `window_start` (a shard's buffer): files inside it
+    /// are scanned there, others read from `evidence` and their pages
+    /// released after. Files are scanned in parallel, one scanner per
+    /// thread. Returns the matches, notes and bytes scanned.
+    ///
+    /// # Errors
+    /// The rule set failing to compile, evidence read errors, cancellation.
+    pub fn scan_carved(
+        &self,
+        evidence: &dyn Evidence,
+        window_start: u64,
+        window: &[u8],
+        files: &[trawl_core::CarvedFile],
+        limits: Limits,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>, u64), AnalyzerError> {
+        use rayon::prelude::*;
+        if files.is_empty() {
+            return Ok((Vec::new(), Vec::new(), 0));
+        }
+        let full = self.set.full()?;
+        let window_end = window_start + window.len() as u64;
+        type One = (Vec<YaraMatch>, Option<Note>, u64);
+        let scan_one = |scanner: &mut yara_x::Scanner<'_>,
+                        c: &trawl_core::CarvedFile|
+         -> Result<One, AnalyzerError> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AnalyzerError::Cancelled);
+            }
+            let end = c.offset.saturating_add(c.length);
+            let path = c.report_path();
+            let name = format!("{}.{}", c.offset, c.extension);
+            let externals = [
+                ("filename", name.as_str()),
+                ("filepath", path.as_str()),
+                ("extension", c.extension.as_str()),
+                ("filetype", c.file_type.as_str()),
+            ];
+            if c.offset >= window_start && end <= window_end {
+                let data =
+                    &window[(c.offset - window_start) as usize..(end - window_start) as usize];
+                let (m, note) = full.scan_file(scanner, data, &path, c.offset, &externals)?;
+                return Ok((m, note, c.length));
+            }
+            let data = evidence.region(c.offset, end)?;
+            let n = data.len() as u64;
+            let (m, note) = full.scan_file(scanner, &data, &path, c.offset, &externals)?;
+            drop(data);
+            // Scanned once: keep the pages out of this process.
+            evidence.release(c.offset, end);
+            Ok((m, note, n))
+        };
+        // A few groups of about equal bytes, one scanner each (making a
+        // scanner costs more than scanning a small file).
+        let total: u64 = files.iter().map(|c| c.length).sum();
+        let groups = (rayon::current_num_threads() * 2).max(1) as u64;
+        let per_group = total.div_ceil(groups).max(1);
+        let mut bounds = vec![0usize];
+        let mut acc = 0u64;
+        for (i, c) in files.iter().enumerate() {
+            acc += c.length;
+            if acc >= per_group && i + 1 < files.len() {
+                bounds.push(i + 1);
+                acc = 0;
+            }
+        }
+        bounds.push(files.len());
+        let each = bounds
+            .windows(2)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .flat_map_iter(|w| {
+                let mut scanner = full.file_scanner(limits);
+                files[w[0]..w[1]]
+                    .iter()
+                    .map(|c| scan_one(&mut scanner, c))
+                    .collect::<Vec<_>>()
+            });
+        let each = each.collect::<Result<Vec<One>, AnalyzerError>>()?;
+        let mut matches = Vec::new();
+        let mut notes = Vec::new();
+        let mut bytes = 0;
+        for (m, note, n) in each {
+            matches.extend(m);
+            notes.extend(note);
+            bytes += n;
+        }
+        Ok((matches, notes, bytes))
+    }
+
     /// Splits whole-image candidates into those evaluated block by block
     /// ([`ImageRules::scan_blocks`]: conditions on pattern matches alone) and
     /// those that need the image as one buffer (modules, `filesize`, data
@@ -787,10 +912,16 @@ impl ImageRules {
     }
 
     /// Evaluates `candidates` whose conditions depend on pattern matches
-    /// only, over the whole image read block by block (the shard size, with
+    /// only, over the image read block by block (the shard size, with
     /// [`BACK_CONTEXT`] before and [`MIN_FORWARD`] after each block, like the
     /// shards): the same matches as one scan of the whole image, in bounded
     /// memory — each block's pages are released once scanned.
+    ///
+    /// `windows` (sorted `[from, to)` ranges; see [`hit_windows`]) limits
+    /// the reading to the regions around the candidates' pattern matches
+    /// that the shards listed: every match lies in one, with the context
+    /// its shard saw, so the conditions evaluate as over the whole image.
+    /// `None` reads the whole image.
     ///
     /// # Errors
     /// The subset failing to compile, or the evidence failing to read.
@@ -799,6 +930,7 @@ impl ImageRules {
         evidence: &dyn Evidence,
         block: u64,
         candidates: &[(String, String)],
+        windows: Option<&[(u64, u64)]>,
         limits: Limits,
         cancel: &AtomicBool,
     ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
@@ -809,38 +941,71 @@ impl ImageRules {
         scanner.set_timeout(limits.timeout);
         scanner.max_matches_per_pattern(limits.max_matches);
         let size = evidence.size();
+        let whole = [(0, size)];
+        let regions = windows.unwrap_or(&whole);
         let block = block.max(1 << 20);
         let t = Instant::now();
         let mut notes = Vec::new();
-        let mut start = 0u64;
-        while start < size {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(AnalyzerError::Cancelled);
+        let mut bytes = 0u64;
+        for &(region_start, region_end) in regions {
+            let region_end = region_end.min(size);
+            let mut start = region_start;
+            while start < region_end {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(AnalyzerError::Cancelled);
+                }
+                // Blocks overlap by the shards' context, within the region;
+                // a region not much longer than a block is read at once.
+                let from = start.saturating_sub(BACK_CONTEXT).max(region_start);
+                let to = if region_end - from <= block + BACK_CONTEXT + MIN_FORWARD {
+                    region_end
+                } else {
+                    (start + block + MIN_FORWARD).min(region_end)
+                };
+                let data = evidence.region(from, to)?;
+                let scanned = scanner.scan(from as usize, &data).map(|_| ());
+                drop(data);
+                evidence.release(from, to);
+                bytes += to - from;
+                if let Err(e) = scanned {
+                    notes.push(Note {
+                        analysis: "yara".into(),
+                        offset: start,
+                        message: format!(
+                            "YARA whole-image evaluation failed at bytes {from}..{to}: {e}; {} rule(s) undecided",
+                            candidates.len()
+                        ),
+                    });
+                    return Ok((Vec::new(), notes));
+                }
+                if to == region_end {
+                    break;
+                }
+                start += block;
             }
-            let from = start.saturating_sub(BACK_CONTEXT);
-            let to = (start + block + MIN_FORWARD).min(size);
-            let data = evidence.region(from, to)?;
-            let scanned = scanner.scan(from as usize, &data).map(|_| ());
-            drop(data);
-            evidence.release(from, to);
-            if let Err(e) = scanned {
+        }
+        if bytes == 0 {
+            // No region to read (no match anywhere): the conditions are
+            // still evaluated, over no data.
+            if let Err(e) = scanner.scan(0, &[]) {
                 notes.push(Note {
                     analysis: "yara".into(),
-                    offset: start,
+                    offset: 0,
                     message: format!(
-                        "YARA whole-image evaluation failed at bytes {start}..{to}: {e}; {} rule(s) undecided",
+                        "YARA whole-image evaluation failed: {e}; {} rule(s) undecided",
                         candidates.len()
                     ),
                 });
                 return Ok((Vec::new(), notes));
             }
-            start += block;
         }
         let (out, more) = whole_outcome(candidates, scanner.finish());
         notes.extend(more);
         tracing::info!(
             candidates = candidates.len(),
-            bytes = size,
+            windows = regions.len(),
+            bytes,
+            image = size,
             seconds = t.elapsed().as_secs_f64(),
             "YARA whole-image evaluation in blocks"
         );
@@ -894,6 +1059,49 @@ impl ImageRules {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The regions the whole-image step reads for rules evaluated block by
+/// block, from the spans `(offset, length)` of their matches listed by the
+/// shards ([`scope::HIT_SPANS`]): each span widened as a shard's window is
+/// ([`BACK_CONTEXT`] before, [`MIN_FORWARD`] after), clipped to the image,
+/// sorted and merged into `[from, to)` ranges.
+///
+/// A region grown past `block` bytes is cut before the next span, at a
+/// point no listed span crosses (so no match is seen truncated at a
+/// region's start); the new region starts up to [`BACK_CONTEXT`] before
+/// that span.
+pub fn hit_windows(
+    spans: impl IntoIterator<Item = (u64, u64)>,
+    size: u64,
+    block: u64,
+) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = spans
+        .into_iter()
+        .filter(|&(off, _)| off < size)
+        .map(|(off, len)| (off, off.saturating_add(len.max(1)).min(size)))
+        .collect();
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    // The furthest end of the spans seen so far.
+    let mut reach = 0u64;
+    for (start, end) in spans {
+        let from = start.saturating_sub(BACK_CONTEXT);
+        let to = end.saturating_add(MIN_FORWARD).min(size);
+        match out.last_mut() {
+            Some(last) if from <= last.1 && (last.1 - last.0 < block || reach > start) => {
+                last.1 = last.1.max(to);
+            }
+            Some(last) if from <= last.1 => {
+                // Cut: the region is long enough and nothing crosses `reach`.
+                let cut = from.max(reach).max(last.0);
+                out.push((cut, to));
+            }
+            _ => out.push((from, to)),
+        }
+        reach = reach.max(end);
+    }
+    out
 }
 
 /// The final image matches of the whole-image step among `candidates`
@@ -1112,4 +1320,101 @@ pub fn compile_cached(sources: &[RuleSource], strict: bool) -> Result<SharedRule
     })
     .clone()
     .map_err(AnalyzerError::Settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_scopes_are_shard_records() {
+        for target in [scope::SHARD, "shard:matched", scope::HIT, scope::HIT_SPANS] {
+            let y = YaraMatch {
+                target: target.into(),
+                target_offset: 0,
+                rule: "r".into(),
+                namespace: "n".into(),
+                tags: Vec::new(),
+                metadata_json: "{}".into(),
+                strings: Vec::new(),
+            };
+            assert!(y.is_shard_record(), "{target}");
+        }
+        let carved = YaraMatch {
+            target: "carved/jpg/1024.jpg".into(),
+            target_offset: 1024,
+            rule: "r".into(),
+            namespace: "n".into(),
+            tags: Vec::new(),
+            metadata_json: "{}".into(),
+            strings: Vec::new(),
+        };
+        assert!(!carved.is_shard_record());
+    }
+
+    #[test]
+    fn hit_windows_widen_clip_and_merge() {
+        let size = 10 << 20;
+        // Two nearby hits merge; a far one stands alone; one at the end is
+        // clipped; a span past the image is dropped.
+        let w = hit_windows(
+            [
+                (100_000, 10),
+                (150_000, 20),
+                (5 << 20, 4),
+                (size - 3, 3),
+                (size + 5, 1),
+            ],
+            size,
+            64 << 20,
+        );
+        assert_eq!(
+            w,
+            vec![
+                (100_000 - BACK_CONTEXT, 150_020 + MIN_FORWARD),
+                ((5 << 20) - BACK_CONTEXT, (5 << 20) + 4 + MIN_FORWARD),
+                (size - 3 - BACK_CONTEXT, size),
+            ]
+        );
+        assert!(hit_windows([], size, 1 << 20).is_empty());
+        // At the image start nothing goes below 0.
+        assert_eq!(
+            hit_windows([(10, 5)], size, 1 << 20),
+            vec![(0, 15 + MIN_FORWARD)]
+        );
+    }
+
+    #[test]
+    fn long_regions_are_cut_where_no_span_crosses() {
+        // Hits every 32 KiB over 8 MiB: one region, cut past 1 MiB.
+        let spans: Vec<(u64, u64)> = (0..256).map(|i| (i * 32_768 + 5_000, 100)).collect();
+        let w = hit_windows(spans.clone(), 64 << 20, 1 << 20);
+        assert!(w.len() > 4, "{w:?}");
+        for pair in w.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(
+                a.0 < b.0 && b.0 <= a.1,
+                "sorted and overlapping: {a:?} {b:?}"
+            );
+            // No span crosses the start of the next region.
+            assert!(
+                spans.iter().all(|&(o, l)| !(o < b.0 && o + l > b.0)),
+                "span across {}",
+                b.0
+            );
+        }
+        // Every span lies in a region with its context.
+        for &(o, l) in &spans {
+            assert!(
+                w.iter()
+                    .any(|&(f, t)| f <= o.saturating_sub(BACK_CONTEXT).max(f)
+                        && f <= o
+                        && o + l + MIN_FORWARD <= t),
+                "span {o}"
+            );
+        }
+        // A span overlapping the next one's start is never cut before.
+        let w = hit_windows([(0, 2 << 20), (1 << 20, 10)], 64 << 20, 1 << 20);
+        assert_eq!(w, vec![(0, (2 << 20) + MIN_FORWARD)]);
+    }
 }

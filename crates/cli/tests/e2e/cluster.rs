@@ -788,8 +788,11 @@ fn cancel_stops_running_tasks() {
             .all(|t| t["state"] == "cancelled"),
         "{st}"
     );
-    // The worker was told at its next heartbeat and its slots free up: a new
-    // job runs (its tasks would wait 60 s behind the old ones otherwise).
+    // A new job runs at once on another worker: the cancelled tasks hold
+    // nothing in the scheduler. (The slow worker is stopped first: its
+    // injected delay is not cut short by the cancellation, and it would
+    // sleep 60 s on any new task it leased.)
+    drop(_w);
     let t0 = Instant::now();
     let _w2 = start_worker(&s.url, "w1", 1, 0);
     let job2 = submit(&s.url, &fx.image, "case-cancel", &["--analyses", "hash"]);
