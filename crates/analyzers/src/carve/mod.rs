@@ -485,29 +485,35 @@ impl Carver {
             return Err(AnalyzerError::Cancelled);
         }
         // Hashes. Files in memory (the shard's buffer, or a mapped image):
-        // MD5 many files at a time (multi-buffer, batches in parallel), and
-        // SHA-1 and SHA-256 one file each; the others read in chunks.
-        // A file much longer than the others would keep one lane busy
-        // alone: those are hashed one by one. (Shards run in parallel, so
-        // one batch per shard keeps the cores busy.)
+        // MD5 many files at a time (multi-buffer, one batch per shard: shards
+        // run in parallel), SHA-1 and SHA-256 one file each. A file much
+        // longer than the others would keep one lane busy alone: those, and
+        // files not in memory (read in chunks), are hashed one by one.
+        let files: Vec<_> = files
+            .into_iter()
+            .map(|(f, ns, _)| {
+                let bytes = src.borrowed(f.offset, f.length);
+                (f, ns, bytes)
+            })
+            .collect();
         let in_memory: u64 = files
             .iter()
-            .filter(|(f, _, _)| src.borrowed(f.offset, f.length).is_some())
+            .filter(|(_, _, b)| b.is_some())
             .map(|(f, _, _)| f.length)
             .sum();
-        let (small, large): (Vec<_>, Vec<_>) = files.into_iter().partition(|(f, _, _)| {
-            f.length.saturating_mul(8) <= in_memory && src.borrowed(f.offset, f.length).is_some()
-        });
+        let (small, large): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(f, _, b)| b.is_some() && f.length.saturating_mul(8) <= in_memory);
         let bufs: Vec<&[u8]> = small
             .iter()
-            .map(|(f, _, _)| src.borrowed(f.offset, f.length).unwrap_or_default())
+            .map(|(_, _, b)| b.unwrap_or_default())
             .collect();
         let md5s = crate::md5::md5_many(&bufs);
         let hashed_small = small.into_par_iter().zip(md5s).map(
-            |((mut f, ns, _), md5)| -> Result<(CarvedFile, u64), AnalyzerError> {
+            |((mut f, ns, b), md5)| -> Result<(CarvedFile, u64), AnalyzerError> {
                 use sha1::Digest;
                 let t = Instant::now();
-                let b = src.borrowed(f.offset, f.length).unwrap_or_default();
+                let b = b.unwrap_or_default();
                 f.md5 = hex::encode(md5);
                 f.sha1 = hex::encode(sha1::Sha1::digest(b));
                 f.sha256 = hex::encode(sha2::Sha256::digest(b));
