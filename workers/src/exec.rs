@@ -397,11 +397,16 @@ impl ExecContext {
                     task.carved.iter().map(Into::into).collect();
                 let span =
                     tracing::info_span!("yara-carved", task = %task.task_id, job = %task.job_id);
-                let (matches, notes, bytes) = self
+                let trawl_analyzers::yara::CarvedScan {
+                    matches,
+                    notes,
+                    bytes,
+                    ..
+                } = self
                     .on_pool(move || {
                         let _g = span.enter();
                         rules
-                            .scan_carved(ev.as_ref(), 0, &[], &carved, limits, &cancel)
+                            .scan_carved(ev.as_ref(), (0, &[]), &carved, None, limits, &cancel)
                             .map_err(|e| e.to_string())
                     })
                     .await?;

@@ -60,6 +60,11 @@ pub struct JobAnalyzers {
 
 type HashedShard = (hash::Blake3Part, Vec<PiecewiseHash>, ScannerStat);
 type YaraShard = (Vec<YaraMatch>, Vec<Note>, ScannerStat);
+/// What a shard's YARA scan saw, for its carved files.
+#[cfg(feature = "yara")]
+type Hits = yara::ShardHits;
+#[cfg(not(feature = "yara"))]
+type Hits = ();
 
 /// A YARA rule set prepared for an image, handed to [`JobAnalyzers`].
 #[cfg(feature = "yara")]
@@ -92,10 +97,14 @@ impl JobAnalyzers {
         shard: &Shard,
         data: &[u8],
         cancel: &AtomicBool,
-    ) -> Result<Option<YaraShard>, AnalyzerError> {
+    ) -> Result<Option<(YaraShard, Hits)>, AnalyzerError> {
         self.yara
             .as_ref()
-            .map(|(rules, limits)| rules.scan_shard(evidence, shard, data, *limits, cancel))
+            .map(|(rules, limits)| {
+                rules
+                    .scan_shard_hits(evidence, shard, data, *limits, cancel)
+                    .map(|(m, n, s, h)| ((m, n, s), h))
+            })
             .transpose()
     }
 
@@ -108,6 +117,7 @@ impl JobAnalyzers {
         shard: &Shard,
         data: &[u8],
         files: &[CarvedFile],
+        hits: Option<&Hits>,
         cancel: &AtomicBool,
     ) -> Result<Option<YaraShard>, AnalyzerError> {
         let Some((rules, limits)) = &self.yara else {
@@ -117,16 +127,16 @@ impl JobAnalyzers {
             return Ok(None);
         }
         let t = Instant::now();
-        let (matches, notes, bytes) =
-            rules.scan_carved(evidence, shard.start, data, files, *limits, cancel)?;
+        let done =
+            rules.scan_carved(evidence, (shard.start, data), files, hits, *limits, cancel)?;
         let stat = ScannerStat {
             scanner: "yara-carved".into(),
-            bytes,
+            bytes: done.bytes,
             nanos: t.elapsed().as_nanos() as u64,
-            findings: matches.len() as u64,
-            skipped_bytes: 0,
+            findings: done.matches.len() as u64,
+            skipped_bytes: done.skipped_bytes,
         };
-        Ok(Some((matches, notes, stat)))
+        Ok(Some((done.matches, done.notes, stat)))
     }
 
     #[cfg(not(feature = "yara"))]
@@ -136,6 +146,7 @@ impl JobAnalyzers {
         _shard: &Shard,
         _data: &[u8],
         _files: &[CarvedFile],
+        _hits: Option<&Hits>,
         _cancel: &AtomicBool,
     ) -> Result<Option<YaraShard>, AnalyzerError> {
         Ok(None)
@@ -148,7 +159,7 @@ impl JobAnalyzers {
         _shard: &Shard,
         _data: &[u8],
         _cancel: &AtomicBool,
-    ) -> Result<Option<YaraShard>, AnalyzerError> {
+    ) -> Result<Option<(YaraShard, Hits)>, AnalyzerError> {
         Ok(None)
     }
 
@@ -324,16 +335,9 @@ impl JobAnalyzers {
                 rayon::join(
                     || self.hash_shard(evidence, shard, data),
                     || {
-                        // Carved files are scanned with YARA here, while
-                        // their bytes are at hand.
                         self.carver
                             .as_ref()
-                            .map(|c| {
-                                let carved = c.carve_shard(evidence, shard, data, cancel)?;
-                                let yara =
-                                    self.yara_carved(evidence, shard, data, &carved.files, cancel)?;
-                                Ok::<_, AnalyzerError>((carved, yara))
-                            })
+                            .map(|c| c.carve_shard(evidence, shard, data, cancel))
                             .transpose()
                     },
                 )
@@ -350,6 +354,20 @@ impl JobAnalyzers {
                 )
             },
         );
+        let (yara, hits) = match yara? {
+            Some((y, h)) => (Some(y), Some(h)),
+            None => (None, None),
+        };
+        let carved = carved?;
+        // Carved files are scanned with YARA here, while their bytes are at
+        // hand, with what the shard's scan saw (files no rule can match are
+        // not scanned).
+        let carved = carved
+            .map(|c| {
+                let y = self.yara_carved(evidence, shard, data, &c.files, hits.as_ref(), cancel)?;
+                Ok::<_, AnalyzerError>((c, y))
+            })
+            .transpose();
         if let Some((b3, pw, stat)) = hashed? {
             out.blake3 = Some(b3);
             out.piecewise = pw;
@@ -367,7 +385,7 @@ impl JobAnalyzers {
             out.notes.extend(f.notes);
             out.stats.extend(f.stats);
         }
-        if let Some((m, notes, stat)) = yara? {
+        if let Some((m, notes, stat)) = yara {
             out.yara = m;
             out.notes.extend(notes);
             out.stats.push(stat);

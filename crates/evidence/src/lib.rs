@@ -102,6 +102,25 @@ pub trait Evidence: Send + Sync + fmt::Debug {
     /// than growing with the image. Reads of the range stay valid.
     fn release(&self, _start: u64, _end: u64) {}
 
+    /// Copies the media bytes `[start, end)` into `out` at `out_offset`
+    /// inside the kernel (`copy_file_range`: no mapping, no user-space
+    /// buffer) when the evidence is a plain file that allows it; `None` when
+    /// it cannot (containers, split images, file systems refusing it): the
+    /// caller then copies through [`Evidence::region`].
+    ///
+    /// # Errors
+    /// I/O errors on either file (the caller names both); the range passing
+    /// the end of the media or the file shrinking below it.
+    fn copy_range_to(
+        &self,
+        _start: u64,
+        _end: u64,
+        _out: &std::fs::File,
+        _out_offset: u64,
+    ) -> Option<std::io::Result<()>> {
+        None
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     ///
     /// # Errors

@@ -93,6 +93,69 @@ pub(crate) fn release_range(map: &Mmap, start: u64, end: u64) {
     };
 }
 
+/// Copies `[start, end)` of `file` into `out` at `out_offset` with
+/// `copy_file_range(2)`; `None` when the kernel or the file systems refuse
+/// it before anything was copied (the caller copies another way).
+#[allow(unsafe_code)]
+pub(crate) fn copy_file_range(
+    file: &File,
+    start: u64,
+    end: u64,
+    out: &File,
+    out_offset: u64,
+) -> Option<std::io::Result<()>> {
+    use std::os::fd::AsRawFd;
+    let (mut off_in, mut off_out) = (i64::try_from(start).ok()?, i64::try_from(out_offset).ok()?);
+    let mut first = true;
+    while (off_in as u64) < end {
+        let want = usize::try_from(end - off_in as u64)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        // SAFETY: both descriptors are open for the call's duration and the
+        // offsets are plain integers the kernel updates; the evidence is only
+        // read.
+        let n = unsafe {
+            libc::copy_file_range(
+                file.as_raw_fd(),
+                &mut off_in,
+                out.as_raw_fd(),
+                &mut off_out,
+                want,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            let refused = matches!(
+                e.raw_os_error(),
+                Some(
+                    libc::ENOSYS
+                        | libc::EXDEV
+                        | libc::EINVAL
+                        | libc::EOPNOTSUPP
+                        | libc::EBADF
+                        | libc::EPERM
+                )
+            );
+            if first && refused {
+                return None;
+            }
+            return Some(Err(e));
+        }
+        if n == 0 {
+            return Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the evidence ends at {off_in}, below its opened size"),
+            )));
+        }
+        first = false;
+    }
+    Some(Ok(()))
+}
+
 /// Positional read into `buf` that retries short reads until `buf` is full
 /// or the end of file; returns the bytes read.
 pub(crate) fn pread_full(
@@ -184,6 +247,25 @@ impl Evidence for RawEvidence {
         if let Some(map) = &self.map {
             release_range(map, start, end);
         }
+    }
+
+    fn copy_range_to(
+        &self,
+        start: u64,
+        end: u64,
+        out: &File,
+        out_offset: u64,
+    ) -> Option<std::io::Result<()>> {
+        if end > self.info.size || start > end {
+            return Some(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "bytes {start}..{end} pass the end of the evidence ({} bytes)",
+                    self.info.size
+                ),
+            )));
+        }
+        copy_file_range(&self.file, start, end, out, out_offset)
     }
 
     fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {

@@ -128,6 +128,9 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Cmp(CmpOp, Int, Int),
+    /// `pe.is_pe` (the file imports "pe"): false unless the data starts
+    /// with "MZ" (yara-x's pe module parses nothing else).
+    PeIsPe,
     Unknown,
 }
 
@@ -189,9 +192,20 @@ fn lower_quant(q: &Quantifier) -> Quant {
     }
 }
 
-/// The owned form of a condition.
-pub fn lower(e: &Expr) -> Cond {
+/// The owned form of a condition; `pe` tells whether the file imports the
+/// pe module.
+pub fn lower(e: &Expr, pe: bool) -> Cond {
+    let lower = |e: &Expr| lower(e, pe);
     match e {
+        Expr::FieldAccess(f)
+            if pe
+                && matches!(
+                    f.operands.as_slice(),
+                    [Expr::Ident(m), Expr::Ident(x)] if m.name == "pe" && x.name == "is_pe"
+                ) =>
+        {
+            Cond::PeIsPe
+        }
         Expr::True { .. } => Cond::True,
         Expr::False { .. } => Cond::False,
         Expr::PatternMatch(_) => Cond::Pattern,
@@ -211,7 +225,7 @@ pub fn lower(e: &Expr) -> Cond {
             OfItems::BoolExprTuple(items) => {
                 // `any of (a, b)` over booleans: only its "all false" case is
                 // decidable.
-                let all: Vec<Cond> = items.iter().map(lower).collect();
+                let all: Vec<Cond> = items.iter().map(&lower).collect();
                 Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Or(all)))
             }
         },
@@ -316,6 +330,17 @@ pub fn eval(c: &Cond, env: &Env) -> Tri {
             _ => Tri::Unknown,
         },
         Cond::Of(q, body) => quantified(q, eval(body, env)),
+        Cond::PeIsPe => {
+            let mz = Read {
+                bytes: 2,
+                signed: false,
+                big_endian: false,
+            };
+            match env.read.and_then(|f| f(mz, 0)) {
+                Some(v) if v != 0x5a4d => Tri::False,
+                _ => Tri::Unknown,
+            }
+        }
         Cond::Unknown => Tri::Unknown,
     }
 }
@@ -368,6 +393,13 @@ pub struct RuleInfo {
     /// Other rules of the same file this rule needs (references; global
     /// rules of the file).
     pub deps: Vec<String>,
+    /// The rule declares patterns.
+    pub has_patterns: bool,
+    /// Every pattern matches on its own bytes alone (no `fullword`, no
+    /// base64 modifier, no regexp anchor or word boundary): a match inside a
+    /// range of the image is also a match of that range scanned as a file,
+    /// and the other way round.
+    pub context_free: bool,
     /// The condition depends on pattern matches alone (no module, no
     /// `filesize`, no data reads, no other rule, no variable): the whole
     /// image can be evaluated in blocks, with the same answer.
@@ -421,11 +453,66 @@ pub fn pattern_facts_only(e: &Expr) -> bool {
     }
 }
 
+/// Whether a pattern's matches depend on its own bytes only, not on what
+/// surrounds them (see [`RuleInfo::context_free`]).
+fn context_free(p: &ast::Pattern) -> bool {
+    use ast::PatternModifier as M;
+    let modifiers_free = p.modifiers().iter().all(|m| {
+        !matches!(
+            m,
+            M::Fullword { .. } | M::Base64 { .. } | M::Base64Wide { .. }
+        )
+    });
+    modifiers_free
+        && match p {
+            ast::Pattern::Regexp(r) => !regexp_asserts(r.regexp.src),
+            _ => true,
+        }
+}
+
+/// Whether a regexp holds an assertion about its surroundings: `^`, `$`,
+/// `\b`, `\B` outside a character class (conservative: an unreadable
+/// regexp counts as asserting).
+fn regexp_asserts(src: &str) -> bool {
+    let b = src.as_bytes();
+    let mut i = 0;
+    let mut class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'b' | b'B') if !class => return true,
+                    None => return true,
+                    _ => {}
+                }
+                i += 2;
+                continue;
+            }
+            b'[' if !class => {
+                class = true;
+                // `[]...]` and `[^]...]`: a leading `]` is a member.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if class => class = false,
+            b'^' | b'$' if !class => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    class
+}
+
 /// Classifies every rule of a source file, in source order.
 pub fn classify_source(src: &str) -> Vec<RuleInfo> {
     let ast = ast::AST::from(src);
     let rules: Vec<&ast::Rule> = ast.rules().collect();
     let names: std::collections::HashSet<&str> = rules.iter().map(|r| r.identifier.name).collect();
+    let pe = ast.imports().any(|i| i.module_name == "pe");
     let globals: Vec<String> = rules
         .iter()
         .filter(|r| r.flags.contains(RuleFlags::Global))
@@ -437,7 +524,7 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
             let name = r.identifier.name.to_string();
             let global = r.flags.contains(RuleFlags::Global);
             let private = r.flags.contains(RuleFlags::Private);
-            let condition = lower(&r.condition);
+            let condition = lower(&r.condition, pe);
             let mut refs = Vec::new();
             idents(&r.condition, &mut refs);
             let mut deps: Vec<String> = refs
@@ -463,11 +550,17 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
             } else {
                 RuleClass::Always
             };
+            let context_free = r
+                .patterns
+                .as_ref()
+                .is_none_or(|ps| ps.iter().all(context_free));
             RuleInfo {
                 name,
                 class,
                 private,
                 global,
+                has_patterns,
+                context_free,
                 blockable: deps.is_empty() && !global && pattern_facts_only(&r.condition),
                 condition,
                 deps,
@@ -556,6 +649,38 @@ mod tests {
     }
 
     #[test]
+    fn context_free_patterns() {
+        let free = |decl: &str| {
+            classify_source(&format!("rule r {{ strings: $a = {decl} condition: $a }}"))[0]
+                .context_free
+        };
+        for d in [
+            "\"abc\"",
+            "\"abc\" wide nocase xor",
+            "{ 4D 5A [2-4] 90 }",
+            "/ab[^c]d/",
+            "/[a-z0-9._%+-]{1,40}@[a-z0-9.-]{1,60}\\.[a-z]{2,6}/ ascii wide nocase",
+            "/a[]^$]b/",
+            "/a\\$b\\^/",
+        ] {
+            assert!(free(d), "{d}");
+        }
+        for d in [
+            "\"abc\" fullword",
+            "\"abc\" base64",
+            "\"abc\" base64wide",
+            "/^abc/",
+            "/abc$/",
+            "/\\babc/",
+            "/a\\Bc/",
+            "/ab(c|$)/",
+        ] {
+            assert!(!free(d), "{d}");
+        }
+        assert!(classify_source("rule r { condition: filesize > 0 }")[0].context_free);
+    }
+
+    #[test]
     fn facts() {
         let header = [0x4du8, 0x5a, 0x90, 0x00, 0x03, 0x00, 0x00, 0x00];
         let read = |r: Read, off: i64| -> Option<i64> {
@@ -583,6 +708,28 @@ mod tests {
         assert_eq!(t("uint32(100) == 5 and $a", 1000), Tri::Unknown);
         assert_eq!(t("int8(2) == -112", 10), Tri::True);
         assert_eq!(t("pe.is_pe and filesize < 10", 1000), Tri::False);
+        // The header starts with "MZ": pe.is_pe stays unknown.
+        assert_eq!(
+            t("pe.is_pe and pe.number_of_sections > 0", 1000),
+            Tri::Unknown
+        );
+        let zip = [0x50u8, 0x4b, 0x03, 0x04];
+        let read_zip = |r: Read, off: i64| -> Option<i64> {
+            let off = usize::try_from(off).ok()?;
+            Some(r.decode(zip.get(off..off + usize::from(r.bytes))?))
+        };
+        let zenv = Env {
+            patterns: None,
+            filesize: Some(4),
+            read: Some(&read_zip),
+        };
+        let z = |c: &str| eval(&info(c).condition, &zenv);
+        assert_eq!(z("pe.is_pe and pe.number_of_sections > 0"), Tri::False);
+        assert_eq!(z("not pe.is_pe"), Tri::True);
+        assert_eq!(z("pe.number_of_sections > 0"), Tri::Unknown);
+        // Without the import, `pe.is_pe` is not the module's.
+        let no_import = classify_source("rule r { condition: pe.is_pe }");
+        assert_eq!(eval(&no_import[0].condition, &zenv), Tri::Unknown);
         assert_eq!(t("not (filesize < 10) and $a", 1000), Tri::Unknown);
     }
 }

@@ -141,9 +141,8 @@ impl RuleSetIndex {
         out
     }
 
-    /// The sources compiling exactly `rules` and what they depend on (other
-    /// rules of their files), each file in its own namespace.
-    pub fn subset(&self, rules: &[RuleRef]) -> Vec<RuleSource> {
+    /// `rules` and every rule they depend on, transitively.
+    pub fn closure(&self, rules: &[RuleRef]) -> BTreeSet<RuleRef> {
         let mut need: BTreeSet<RuleRef> = BTreeSet::new();
         let mut stack: Vec<RuleRef> = rules.to_vec();
         while let Some((f, r)) = stack.pop() {
@@ -157,6 +156,22 @@ impl RuleSetIndex {
                 }
             }
         }
+        need
+    }
+
+    /// Every rule of the set.
+    pub fn all(&self) -> Vec<RuleRef> {
+        self.files
+            .iter()
+            .enumerate()
+            .flat_map(|(f, file)| (0..file.rules.len()).map(move |r| (f, r)))
+            .collect()
+    }
+
+    /// The sources compiling exactly `rules` and what they depend on (other
+    /// rules of their files), each file in its own namespace.
+    pub fn subset(&self, rules: &[RuleRef]) -> Vec<RuleSource> {
+        let need = self.closure(rules);
         let mut out = Vec::new();
         let mut current: Option<usize> = None;
         let mut text = String::new();

@@ -28,7 +28,10 @@
 //!    image once with the files that define them. Their matches are final.
 //!
 //! Carved files are scanned as files, with the external variables set from
-//! the carving (name, path, extension, type).
+//! the carving (name, path, extension, type), by the shard that carves
+//! them; a file inside the shard's window that no rule can match given the
+//! shard's pattern matches and the file's own facts is not scanned (see
+//! [`ShardHits`]).
 
 mod classify;
 mod index;
@@ -555,6 +558,157 @@ pub fn rule_set(sources: &[RuleSource], strict: bool) -> Arc<RuleSet> {
     set
 }
 
+/// What [`ImageRules::scan_carved`] found and did.
+#[derive(Debug, Default)]
+pub struct CarvedScan {
+    pub matches: Vec<YaraMatch>,
+    pub notes: Vec<Note>,
+    /// Bytes of the files scanned.
+    pub bytes: u64,
+    /// Files (and their bytes) no rule could match, not scanned.
+    pub skipped_files: u64,
+    pub skipped_bytes: u64,
+}
+
+/// Match ranges kept per rule and shard for the carved files (past this,
+/// the rule's matches count as unknown there).
+const MAX_RULE_RANGES: usize = 1 << 16;
+
+/// What a shard's YARA scan saw of each rule, so that the shard's carved
+/// files no rule can match are not scanned (the answer is already known).
+///
+/// A carved file is a range of the image. A pattern that matches only its
+/// own bytes (see [`RuleInfo::context_free`]) matches inside the file iff
+/// the image scan found a match crossing the file's range, when the range
+/// lies inside the scanned window. So a rule that needs a pattern match
+/// ([`RuleClass::Gated`], [`RuleClass::Shard`]) and had none there cannot
+/// match the file; any other rule is evaluated on the file's facts (size,
+/// integers at fixed offsets, `pe.is_pe`) with its patterns unknown — or
+/// known absent. A file is scanned unless every public rule is false.
+#[derive(Debug, Default)]
+pub struct ShardHits {
+    /// The window scanned, `[start, end)` in the image.
+    start: u64,
+    end: u64,
+    /// Rules in the scan, and whether their pattern matches are all known.
+    scanned: std::collections::HashMap<index::RuleRef, bool>,
+    /// Match ranges of rules with matches in the window, sorted by start,
+    /// the second field holding the running maximum end (for the overlap
+    /// test); None: not all listed.
+    hits: std::collections::HashMap<index::RuleRef, Option<Vec<(u64, u64)>>>,
+    /// Public rules a carved file's facts must be checked against: all but
+    /// the pattern-gated ones whose matches are all known.
+    check: Vec<index::RuleRef>,
+    /// Pattern-gated public rules whose matches are all known.
+    gated: HashSet<index::RuleRef>,
+    /// The scan completed and [`ShardHits::prepare`] ran.
+    valid: bool,
+}
+
+impl ShardHits {
+    fn record(&mut self, rf: index::RuleRef, mut ranges: Vec<(u64, u64)>, capped: bool) {
+        let complete = !capped && ranges.len() <= MAX_RULE_RANGES;
+        self.scanned.insert(rf, complete);
+        if ranges.is_empty() && complete {
+            return;
+        }
+        if !complete {
+            self.hits.insert(rf, None);
+            return;
+        }
+        ranges.sort_unstable();
+        let mut max_end = 0;
+        for r in &mut ranges {
+            max_end = max_end.max(r.1);
+            r.1 = max_end;
+        }
+        self.hits.insert(rf, Some(ranges));
+    }
+
+    fn prepare(&mut self, idx: &RuleSetIndex) {
+        for rf in idx.all() {
+            let info = &idx.files[rf.0].rules[rf.1];
+            if info.private {
+                continue;
+            }
+            let known = info.context_free && self.scanned.get(&rf) == Some(&true);
+            if known && matches!(info.class, RuleClass::Gated | RuleClass::Shard) {
+                self.gated.insert(rf);
+            } else {
+                self.check.push(rf);
+            }
+        }
+        self.valid = true;
+    }
+
+    /// Whether `rf`'s patterns have a match crossing `[start, end)`:
+    /// Some(false) only when that is known not to be so.
+    fn matched_in(
+        &self,
+        idx: &RuleSetIndex,
+        rf: index::RuleRef,
+        start: u64,
+        end: u64,
+    ) -> Option<bool> {
+        if !self.valid || start < self.start || end > self.end {
+            return None;
+        }
+        if !idx.files[rf.0].rules[rf.1].context_free || self.scanned.get(&rf) != Some(&true) {
+            return None;
+        }
+        match self.hits.get(&rf) {
+            None => Some(false),
+            Some(None) => None,
+            Some(Some(v)) => {
+                let n = v.partition_point(|&(s, _)| s < end);
+                Some(n > 0 && v[n - 1].1 > start)
+            }
+        }
+    }
+}
+
+/// Whether some public rule of the set may match `data`, the bytes of the
+/// carved file at image offset `offset` (see [`ShardHits`]).
+fn carved_may_match(
+    idx: &RuleSetIndex,
+    hits: Option<&ShardHits>,
+    offset: u64,
+    data: &[u8],
+) -> bool {
+    let Some(h) = hits.filter(|h| h.valid) else {
+        return true;
+    };
+    let end = offset + data.len() as u64;
+    if offset < h.start || end > h.end {
+        return true;
+    }
+    let read = |r: classify::Read, off: i64| -> Option<i64> {
+        let o = usize::try_from(off).ok()?;
+        let b = data.get(o..o.checked_add(usize::from(r.bytes))?)?;
+        Some(r.decode(b))
+    };
+    let env = |patterns| classify::Env {
+        patterns,
+        filesize: i64::try_from(data.len()).ok(),
+        read: Some(&read),
+    };
+    let live = |rf: index::RuleRef| {
+        let info = &idx.files[rf.0].rules[rf.1];
+        let patterns = if !info.has_patterns || h.matched_in(idx, rf, offset, end) == Some(false) {
+            Some(false)
+        } else {
+            None
+        };
+        classify::eval(&info.condition, &env(patterns)) != classify::Tri::False
+    };
+    // Gated rules with matches crossing the file, then everything else.
+    h.hits
+        .keys()
+        .filter(|rf| h.gated.contains(rf))
+        .any(|&rf| h.matched_in(idx, rf, offset, end) != Some(false) && live(rf))
+        || h.check.iter().any(|&rf| live(rf))
+}
+
 /// A rule set prepared for one image (see [`RuleSet::for_image`]).
 pub struct ImageRules {
     set: Arc<RuleSet>,
@@ -635,6 +789,23 @@ impl ImageRules {
         limits: Limits,
         cancel: &AtomicBool,
     ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat), AnalyzerError> {
+        self.scan_shard_hits(evidence, shard, data, limits, cancel)
+            .map(|(m, n, s, _)| (m, n, s))
+    }
+
+    /// [`ImageRules::scan_shard`], also returning what the scan saw of every
+    /// rule (for [`ImageRules::scan_carved`]).
+    ///
+    /// # Errors
+    /// As [`ImageRules::scan_shard`].
+    pub fn scan_shard_hits(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+        limits: Limits,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat, ShardHits), AnalyzerError> {
         if cancel.load(Ordering::Relaxed) {
             return Err(AnalyzerError::Cancelled);
         }
@@ -643,8 +814,12 @@ impl ImageRules {
         let win_start = shard.start.saturating_sub(BACK_CONTEXT);
         let win_end = shard.scan_end.max((shard.end + MIN_FORWARD).min(size));
         let owned;
+        let mapped = evidence.mapped(win_start, (win_end - win_start) as usize);
         let window: &[u8] = if win_start == shard.start && win_end == shard.scan_end {
             data
+        } else if let Some(m) = mapped {
+            // A raw image: the window straight from the mapping, no copy.
+            m
         } else {
             let mut v = Vec::with_capacity((win_end - win_start) as usize);
             if win_start < shard.start {
@@ -663,7 +838,13 @@ impl ImageRules {
         };
         let mut notes = Vec::new();
         let mut out = Vec::new();
+        let mut seen = ShardHits {
+            start: win_start,
+            end: win_end,
+            ..Default::default()
+        };
         let Some(live) = &self.live else {
+            // No rule can match the image: nothing scanned, nothing known.
             return Ok((
                 Vec::new(),
                 Vec::new(),
@@ -674,6 +855,7 @@ impl ImageRules {
                     findings: 0,
                     skipped_bytes: shard.len(),
                 },
+                ShardHits::default(),
             ));
         };
         let mut scanner = live.scanner(limits);
@@ -720,16 +902,24 @@ impl ImageRules {
                 let ns = rule.namespace();
                 let name = rule.identifier();
                 let key = (ns.to_string(), name.to_string());
-                let info = self.set.index.get(ns, name).map(|(_, i)| i);
+                let entry = self.set.index.get(ns, name);
+                let info = entry.map(|(_, i)| i);
                 let class = info.map_or(RuleClass::Always, |i| i.class);
                 let mut strings = Vec::new();
                 // Some pattern reached the per-scan match cap: matches past
                 // it are not listed here.
                 let mut capped = false;
+                // Every match in the window (for the carved files).
+                let mut ranges: Vec<(u64, u64)> = Vec::new();
                 for p in rule.patterns().include_private(true) {
                     let matches = p.matches();
                     capped |= matches.len() >= limits.max_matches;
                     for m in matches {
+                        if ranges.len() <= MAX_RULE_RANGES {
+                            let r = m.range();
+                            let a = win_start + r.start as u64;
+                            ranges.push((a, a + (r.len() as u64).max(1)));
+                        }
                         if let Some(abs) = own(m.range().start as u64) {
                             strings.push(YaraString {
                                 // A private pattern still counts as a hit.
@@ -743,6 +933,9 @@ impl ImageRules {
                             });
                         }
                     }
+                }
+                if let Some((rf, _)) = entry {
+                    seen.record(rf, ranges, capped);
                 }
                 let is_match = matched.contains(&key);
                 match class {
@@ -781,6 +974,11 @@ impl ImageRules {
                 }
             }
         }
+        if mapped.is_some() && win_start < shard.start {
+            // The context before the shard belongs to the shard before,
+            // maybe released already: keep it out of this process again.
+            evidence.release(win_start, shard.start);
+        }
         let elapsed = t.elapsed();
         if elapsed > SLOW_SCAN {
             notes.push(Note {
@@ -801,36 +999,41 @@ impl ImageRules {
             findings: out.iter().filter(|m| m.target == "image").count() as u64,
             skipped_bytes: 0,
         };
-        Ok((out, notes, stat))
+        if !seen.scanned.is_empty() {
+            seen.prepare(&self.set.index);
+        }
+        Ok((out, notes, stat, seen))
     }
 
     /// Scans carved files as files, with the whole rule set and the
     /// external variables set from the carving (`filename` is
     /// `OFFSET.EXT`, `filepath` the report path, `extension`, `filetype`);
     /// matches are final, targeted at the report path. `window` holds image
-    /// bytes from offset `window_start` (a shard's buffer): files inside it
+    /// bytes from an offset (a shard's buffer from its start): files inside it
     /// are scanned there, others read from `evidence` and their pages
     /// released after. Files are scanned in parallel, one scanner per
-    /// thread. Returns the matches, notes and bytes scanned.
+    /// thread. Files inside `hits`' window that no rule can match (see
+    /// [`ShardHits`]) are not scanned.
     ///
     /// # Errors
     /// The rule set failing to compile, evidence read errors, cancellation.
     pub fn scan_carved(
         &self,
         evidence: &dyn Evidence,
-        window_start: u64,
-        window: &[u8],
+        (window_start, window): (u64, &[u8]),
         files: &[trawl_core::CarvedFile],
+        hits: Option<&ShardHits>,
         limits: Limits,
         cancel: &AtomicBool,
-    ) -> Result<(Vec<YaraMatch>, Vec<Note>, u64), AnalyzerError> {
+    ) -> Result<CarvedScan, AnalyzerError> {
         use rayon::prelude::*;
         if files.is_empty() {
-            return Ok((Vec::new(), Vec::new(), 0));
+            return Ok(CarvedScan::default());
         }
         let full = self.set.full()?;
         let window_end = window_start + window.len() as u64;
-        type One = (Vec<YaraMatch>, Option<Note>, u64);
+        // Matches, note, bytes scanned, skipped.
+        type One = (Vec<YaraMatch>, Option<Note>, u64, bool);
         let scan_one = |scanner: &mut yara_x::Scanner<'_>,
                         c: &trawl_core::CarvedFile|
          -> Result<One, AnalyzerError> {
@@ -849,8 +1052,12 @@ impl ImageRules {
             if c.offset >= window_start && end <= window_end {
                 let data =
                     &window[(c.offset - window_start) as usize..(end - window_start) as usize];
+                if !carved_may_match(&self.set.index, hits, c.offset, data) {
+                    // No rule can match it: known without scanning.
+                    return Ok((Vec::new(), None, 0, true));
+                }
                 let (m, note) = full.scan_file(scanner, data, &path, c.offset, &externals)?;
-                return Ok((m, note, c.length));
+                return Ok((m, note, c.length, false));
             }
             let data = evidence.region(c.offset, end)?;
             let n = data.len() as u64;
@@ -858,7 +1065,7 @@ impl ImageRules {
             drop(data);
             // Scanned once: keep the pages out of this process.
             evidence.release(c.offset, end);
-            Ok((m, note, n))
+            Ok((m, note, n, false))
         };
         // A few groups of about equal bytes, one scanner each (making a
         // scanner costs more than scanning a small file).
@@ -887,15 +1094,17 @@ impl ImageRules {
                     .collect::<Vec<_>>()
             });
         let each = each.collect::<Result<Vec<One>, AnalyzerError>>()?;
-        let mut matches = Vec::new();
-        let mut notes = Vec::new();
-        let mut bytes = 0;
-        for (m, note, n) in each {
-            matches.extend(m);
-            notes.extend(note);
-            bytes += n;
+        let mut out = CarvedScan::default();
+        for ((m, note, n, skipped), c) in each.into_iter().zip(files) {
+            out.matches.extend(m);
+            out.notes.extend(note);
+            out.bytes += n;
+            if skipped {
+                out.skipped_bytes += c.length;
+                out.skipped_files += 1;
+            }
         }
-        Ok((matches, notes, bytes))
+        Ok(out)
     }
 
     /// Splits whole-image candidates into those evaluated block by block

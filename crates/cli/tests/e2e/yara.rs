@@ -638,3 +638,137 @@ fn public_rule_sets_match_the_yara_cli() {
         println!("{d}");
     }
 }
+
+/// Carved files no rule can match are not scanned (the shard's own scan
+/// and the file's facts tell), and the answer stays exactly yara-x's on
+/// every carved file: rules whose matches depend on what surrounds them
+/// (`fullword`, regexp anchors) are still scanned, with a letter planted
+/// right before every carved file so that the image and the file disagree.
+#[test]
+fn carved_files_skipped_only_when_no_rule_can_match() {
+    let fx = small_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // Where the carved files start, then a letter before each.
+    let first = tempfile::tempdir().unwrap();
+    run_ok(&[
+        "scan",
+        fx.image.to_str().unwrap(),
+        "--out",
+        first.path().to_str().unwrap(),
+        "--analyses",
+        "carve",
+    ]);
+    let csv = std::fs::read_to_string(first.path().join("carved/manifest.csv")).unwrap();
+    let mut data = std::fs::read(&fx.image).unwrap();
+    for line in csv.lines().skip(1) {
+        let off: usize = line.split(',').next().unwrap().parse().unwrap();
+        if off > 0 {
+            data[off - 1] = b'A';
+        }
+    }
+    let img = dir.path().join("img.raw");
+    std::fs::write(&img, &data).unwrap();
+    // Patterns matching their own bytes only, and facts of the file.
+    let plain = r#"import "pe"
+rule eof_plain { strings: $e = "%%EOF" condition: $e }
+rule never_seen { strings: $n = "TRAWL-NO-SUCH-BYTES" condition: $n }
+rule is_pe { condition: pe.is_pe }
+rule not_pe_small { condition: not pe.is_pe and filesize < 2KB }
+rule jpeg_small { condition: uint16be(0) == 0xFFD8 and filesize < 50KB }
+rule zip_without { strings: $a = "TRAWL-ABSENT" condition: not $a and uint32(0) == 0x04034b50 }
+rule many_at { strings: $at = "@" condition: #at > 2 }
+"#;
+    // Patterns whose matches depend on the bytes around them.
+    let edges = r#"
+rule pk_fullword { strings: $pk = "PK" fullword condition: $pk at 0 }
+rule pdf_anchored { strings: $r = /^%PDF-1\.[0-9]/ condition: $r }
+"#;
+    // Scans with `rules`, checks every carved file against yara-x on the
+    // file; returns the matching files per rule and the yara-carved stat.
+    let check = |name: &str, rules: &str| -> (BTreeMap<String, usize>, Value) {
+        let rules_dir = dir.path().join(name);
+        std::fs::create_dir(&rules_dir).unwrap();
+        std::fs::write(rules_dir.join(format!("{name}.yar")), rules).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        run_ok(&[
+            "scan",
+            img.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--analyses",
+            "carve,yara",
+            "--rules",
+            rules_dir.to_str().unwrap(),
+            "--shard-size",
+            "1MiB",
+        ]);
+        let files = rule_files(&rules_dir);
+        let got = trawl_matches(out.path());
+        let csv = std::fs::read_to_string(out.path().join("carved/manifest.csv")).unwrap();
+        let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
+        let mut carved = 0;
+        for line in csv.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let (ty, path) = (f[2], f[6]);
+            let file = out.path().join(path);
+            let fname = file.file_name().unwrap().to_string_lossy().to_string();
+            let ext = file
+                .extension()
+                .map(|e| e.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let ext_vars = [
+                ("filename", fname.as_str()),
+                ("filepath", path),
+                ("extension", ext.as_str()),
+                ("filetype", ty),
+            ];
+            let mine: Matches = got
+                .iter()
+                .filter(|((t, _, _), _)| t == path)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let reference = yarax_file(&files, &file, path, &ext_vars);
+            assert!(
+                mine == reference,
+                "{name}, {path}: trawl vs yara-x on the carved file:\n{}",
+                diff(&mine, &reference)
+            );
+            for (_, _, rule) in reference.keys() {
+                *per_rule.entry(rule.clone()).or_default() += 1;
+            }
+            carved += 1;
+        }
+        assert!(carved > 10, "only {carved} carved files");
+        let r = report(out.path());
+        let stat = r["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["scanner"] == "yara-carved")
+            .expect("yara-carved stat")
+            .clone();
+        println!("{name}: {carved} carved files; matching files per rule: {per_rule:?}; {stat}");
+        (per_rule, stat)
+    };
+    let (per_rule, stat) = check("plain", plain);
+    for rule in ["eof_plain", "is_pe", "zip_without", "jpeg_small"] {
+        assert!(
+            per_rule.get(rule).copied().unwrap_or(0) > 0,
+            "{rule} matched no carved file: {per_rule:?}"
+        );
+    }
+    assert!(!per_rule.contains_key("never_seen"));
+    assert!(
+        stat["skipped_bytes"].as_u64().unwrap() > 0,
+        "no carved file known without a scan: {stat}"
+    );
+    // With the context-dependent rules, matches that exist only in the
+    // carved file (not in the image) are still found.
+    let (per_rule, _) = check("edges", &format!("{plain}{edges}"));
+    for rule in ["pk_fullword", "pdf_anchored"] {
+        assert!(
+            per_rule.get(rule).copied().unwrap_or(0) > 0,
+            "{rule} matched no carved file: {per_rule:?}"
+        );
+    }
+}

@@ -544,6 +544,28 @@ impl<'d> Bits<'d> {
     #[inline]
     #[allow(clippy::collapsible_match)] // a guard would fall through to the data arm
     fn fill(&mut self) {
+        // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker):
+        // as many whole bytes as fit, at once.
+        if !self.at_marker
+            && let Some(b8) = self.d.get(self.pos..self.pos + 8)
+        {
+            let w = u64::from_be_bytes(b8.try_into().unwrap_or([0xFF; 8]));
+            let z = !w;
+            if z.wrapping_sub(0x0101_0101_0101_0101) & !z & 0x8080_8080_8080_8080 == 0 {
+                let take = (64 - self.bits) / 8;
+                if take > 0 {
+                    let used = self.bits + take * 8;
+                    let mut add = w >> self.bits;
+                    if used < 64 {
+                        add &= !((1u64 << (64 - used)) - 1);
+                    }
+                    self.acc |= add;
+                    self.bits = used;
+                    self.pos += take as usize;
+                }
+                return;
+            }
+        }
         while self.bits <= 56 {
             let b = if self.at_marker {
                 self.fake += 8;
@@ -740,4 +762,72 @@ fn decode_scan(
         return Err("data continues past the last MCU");
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bits;
+
+    /// The entropy-coded bits of `d` from 0 up to the first marker (stuffed
+    /// 0xFF 0x00 read as 0xFF), then zeros.
+    fn reference_bits(d: &[u8]) -> Vec<bool> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < d.len() {
+            let b = d[i];
+            if b == 0xFF {
+                if d.get(i + 1) != Some(&0) {
+                    break;
+                }
+                i += 1;
+            }
+            for k in (0..8).rev() {
+                out.push(b >> k & 1 == 1);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn bit_reader_matches_a_bytewise_reference() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..300 {
+            let len = (next() % 200) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Stuffing, and a marker now and then.
+            for i in 0..d.len() {
+                if d[i] == 0xFF && i + 1 < d.len() {
+                    d[i + 1] = if round % 5 == 0 && next() % 20 == 0 {
+                        0xD9
+                    } else {
+                        0
+                    };
+                }
+            }
+            let want = reference_bits(&d);
+            let mut b = Bits::new(&d, 0);
+            let mut at = 0usize;
+            while at < want.len() + 40 {
+                let n = 1 + (next() % 16) as u32;
+                if b.bits < n {
+                    b.fill();
+                }
+                let got = b.acc >> (64 - n);
+                let mut expect = 0u64;
+                for k in 0..n as usize {
+                    expect = expect << 1 | u64::from(want.get(at + k).copied().unwrap_or(false));
+                }
+                assert_eq!(got, expect, "round {round}, bit {at}, {n} bits of {d:02x?}");
+                b.skip(n);
+                at += n as usize;
+            }
+        }
+    }
 }
