@@ -663,6 +663,27 @@ fn decode_block(b: &mut Bits, dc: &Huff, ac: &Huff) -> Result<(), &'static str> 
     b.skip(u32::from(s));
     let mut k = 1u32;
     while k < 64 {
+        // Fast path: a short code and its magnitude bits consumed at once
+        // (only their count matters here, not the coefficient's value).
+        if b.bits < 32 {
+            b.fill();
+        }
+        let f = ac.fast[(b.acc >> (64 - FAST)) as usize];
+        if f != 0 {
+            let (r, s) = (u32::from((f as u8) >> 4), u32::from(f & 15));
+            let n = u32::from(f >> 8) + s;
+            b.acc <<= n;
+            b.bits -= n;
+            if s == 0 {
+                if r == 15 {
+                    k += 16;
+                    continue;
+                }
+                break;
+            }
+            k += r + 1;
+            continue;
+        }
         let rs = b.decode(ac).ok_or("invalid AC code")?;
         let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
         if s == 0 {
