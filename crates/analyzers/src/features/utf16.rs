@@ -50,6 +50,14 @@ pub fn runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(Run)) {
     let e_lim = (hi + EXTEND).min(buf.len());
     let mut q = lo & !3;
     while q + 8 <= buf.len() && q < hi {
+        // Skip, 56 bytes at a time, positions where the probe must fail: it
+        // needs four zero bytes at every other position.
+        if let Some(j) = next_candidate(buf, q) {
+            if j > 0 {
+                q += j;
+                continue;
+            }
+        }
         let Some(par) = utf16_probe(buf, q) else {
             q += 4;
             continue;
@@ -78,6 +86,55 @@ pub fn runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(Run)) {
             });
         }
         q = (last + 2).max(q + 4) & !3;
+    }
+}
+
+/// From `q` (a multiple of 4, with 64 bytes readable), the offset of the
+/// first position `q + j` (`j` a multiple of 4, below 56) where four zero
+/// bytes sit at every other position in the next 8 bytes — where
+/// [`utf16_probe`] may succeed — or 56 when there is none; `None` when the
+/// 64 bytes are not there.
+#[inline]
+fn next_candidate(buf: &[u8], q: usize) -> Option<usize> {
+    let block = buf.get(q..q + 64)?;
+    let z = zero_mask(block);
+    // Bit p: bytes p, p + 2, p + 4, p + 6 are zero.
+    let e = z & (z >> 2) & (z >> 4) & (z >> 6);
+    // Position q: zeros at the odd (bit q + 1) or the even (bit q) bytes;
+    // positions 0, 4, ..., 52 only.
+    let c = (e | (e >> 1)) & 0x0011_1111_1111_1111;
+    Some(if c == 0 {
+        56
+    } else {
+        c.trailing_zeros() as usize
+    })
+}
+
+/// Bit i set iff `block[i] == 0` (64 bytes).
+#[inline]
+#[allow(unsafe_code)]
+fn zero_mask(block: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let mut m = 0u64;
+        for k in 0..4 {
+            // SAFETY: SSE2 is part of x86-64; the 16-byte unaligned load
+            // reads block[16k..16k + 16], inside the 64 bytes.
+            let bits = unsafe {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) as u32 as u64
+            };
+            m |= bits << (16 * k);
+        }
+        m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block[..64]
+            .iter()
+            .enumerate()
+            .fold(0u64, |m, (i, &b)| m | (u64::from(b == 0) << i))
     }
 }
 
