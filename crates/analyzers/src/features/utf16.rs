@@ -52,11 +52,11 @@ pub fn runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(Run)) {
     while q + 8 <= buf.len() && q < hi {
         // Skip, 56 bytes at a time, positions where the probe must fail: it
         // needs four zero bytes at every other position.
-        if let Some(j) = next_candidate(buf, q) {
-            if j > 0 {
-                q += j;
-                continue;
-            }
+        if let Some(j) = next_candidate(buf, q)
+            && j > 0
+        {
+            q += j;
+            continue;
         }
         let Some(par) = utf16_probe(buf, q) else {
             q += 4;
