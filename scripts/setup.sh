@@ -22,6 +22,7 @@ if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have scalpel || need_pkgs+=(scalpel)
   have fls || need_pkgs+=(sleuthkit)
   have dcfldd || need_pkgs+=(dcfldd)
+  have b3sum || need_pkgs+=(b3sum)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_pkgs[*]}"
