@@ -102,7 +102,7 @@ impl JobAnalyzers {
             .as_ref()
             .map(|(rules, limits)| {
                 rules
-                    .scan_shard_hits(evidence, shard, data, *limits, cancel)
+                    .scan_shard(evidence, shard, data, *limits, cancel)
                     .map(|(m, n, s, h)| ((m, n, s), h))
             })
             .transpose()

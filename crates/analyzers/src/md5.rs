@@ -64,6 +64,79 @@ impl Md5 {
     }
 }
 
+/// The 64 MD5 steps (RFC 1321) as `$step!(round function as a ternary-logic
+/// table over b, c, d, step index, message word, rotation)`, for the SIMD
+/// implementations below.
+#[cfg(target_arch = "x86_64")]
+macro_rules! md5_steps {
+    ($step:ident) => {
+        $step!(0xCA, 0, 0, 7);
+        $step!(0xCA, 1, 1, 12);
+        $step!(0xCA, 2, 2, 17);
+        $step!(0xCA, 3, 3, 22);
+        $step!(0xCA, 4, 4, 7);
+        $step!(0xCA, 5, 5, 12);
+        $step!(0xCA, 6, 6, 17);
+        $step!(0xCA, 7, 7, 22);
+        $step!(0xCA, 8, 8, 7);
+        $step!(0xCA, 9, 9, 12);
+        $step!(0xCA, 10, 10, 17);
+        $step!(0xCA, 11, 11, 22);
+        $step!(0xCA, 12, 12, 7);
+        $step!(0xCA, 13, 13, 12);
+        $step!(0xCA, 14, 14, 17);
+        $step!(0xCA, 15, 15, 22);
+        $step!(0xE4, 16, 1, 5);
+        $step!(0xE4, 17, 6, 9);
+        $step!(0xE4, 18, 11, 14);
+        $step!(0xE4, 19, 0, 20);
+        $step!(0xE4, 20, 5, 5);
+        $step!(0xE4, 21, 10, 9);
+        $step!(0xE4, 22, 15, 14);
+        $step!(0xE4, 23, 4, 20);
+        $step!(0xE4, 24, 9, 5);
+        $step!(0xE4, 25, 14, 9);
+        $step!(0xE4, 26, 3, 14);
+        $step!(0xE4, 27, 8, 20);
+        $step!(0xE4, 28, 13, 5);
+        $step!(0xE4, 29, 2, 9);
+        $step!(0xE4, 30, 7, 14);
+        $step!(0xE4, 31, 12, 20);
+        $step!(0x96, 32, 5, 4);
+        $step!(0x96, 33, 8, 11);
+        $step!(0x96, 34, 11, 16);
+        $step!(0x96, 35, 14, 23);
+        $step!(0x96, 36, 1, 4);
+        $step!(0x96, 37, 4, 11);
+        $step!(0x96, 38, 7, 16);
+        $step!(0x96, 39, 10, 23);
+        $step!(0x96, 40, 13, 4);
+        $step!(0x96, 41, 0, 11);
+        $step!(0x96, 42, 3, 16);
+        $step!(0x96, 43, 6, 23);
+        $step!(0x96, 44, 9, 4);
+        $step!(0x96, 45, 12, 11);
+        $step!(0x96, 46, 15, 16);
+        $step!(0x96, 47, 2, 23);
+        $step!(0x39, 48, 0, 6);
+        $step!(0x39, 49, 7, 10);
+        $step!(0x39, 50, 14, 15);
+        $step!(0x39, 51, 5, 21);
+        $step!(0x39, 52, 12, 6);
+        $step!(0x39, 53, 3, 10);
+        $step!(0x39, 54, 10, 15);
+        $step!(0x39, 55, 1, 21);
+        $step!(0x39, 56, 8, 6);
+        $step!(0x39, 57, 15, 10);
+        $step!(0x39, 58, 6, 15);
+        $step!(0x39, 59, 13, 21);
+        $step!(0x39, 60, 4, 6);
+        $step!(0x39, 61, 11, 10);
+        $step!(0x39, 62, 2, 15);
+        $step!(0x39, 63, 9, 21);
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod ternlog {
@@ -97,70 +170,7 @@ mod ternlog {
                         b = n;
                     }};
                 }
-                step!(0xCA, 0, 0, 7);
-                step!(0xCA, 1, 1, 12);
-                step!(0xCA, 2, 2, 17);
-                step!(0xCA, 3, 3, 22);
-                step!(0xCA, 4, 4, 7);
-                step!(0xCA, 5, 5, 12);
-                step!(0xCA, 6, 6, 17);
-                step!(0xCA, 7, 7, 22);
-                step!(0xCA, 8, 8, 7);
-                step!(0xCA, 9, 9, 12);
-                step!(0xCA, 10, 10, 17);
-                step!(0xCA, 11, 11, 22);
-                step!(0xCA, 12, 12, 7);
-                step!(0xCA, 13, 13, 12);
-                step!(0xCA, 14, 14, 17);
-                step!(0xCA, 15, 15, 22);
-                step!(0xE4, 16, 1, 5);
-                step!(0xE4, 17, 6, 9);
-                step!(0xE4, 18, 11, 14);
-                step!(0xE4, 19, 0, 20);
-                step!(0xE4, 20, 5, 5);
-                step!(0xE4, 21, 10, 9);
-                step!(0xE4, 22, 15, 14);
-                step!(0xE4, 23, 4, 20);
-                step!(0xE4, 24, 9, 5);
-                step!(0xE4, 25, 14, 9);
-                step!(0xE4, 26, 3, 14);
-                step!(0xE4, 27, 8, 20);
-                step!(0xE4, 28, 13, 5);
-                step!(0xE4, 29, 2, 9);
-                step!(0xE4, 30, 7, 14);
-                step!(0xE4, 31, 12, 20);
-                step!(0x96, 32, 5, 4);
-                step!(0x96, 33, 8, 11);
-                step!(0x96, 34, 11, 16);
-                step!(0x96, 35, 14, 23);
-                step!(0x96, 36, 1, 4);
-                step!(0x96, 37, 4, 11);
-                step!(0x96, 38, 7, 16);
-                step!(0x96, 39, 10, 23);
-                step!(0x96, 40, 13, 4);
-                step!(0x96, 41, 0, 11);
-                step!(0x96, 42, 3, 16);
-                step!(0x96, 43, 6, 23);
-                step!(0x96, 44, 9, 4);
-                step!(0x96, 45, 12, 11);
-                step!(0x96, 46, 15, 16);
-                step!(0x96, 47, 2, 23);
-                step!(0x39, 48, 0, 6);
-                step!(0x39, 49, 7, 10);
-                step!(0x39, 50, 14, 15);
-                step!(0x39, 51, 5, 21);
-                step!(0x39, 52, 12, 6);
-                step!(0x39, 53, 3, 10);
-                step!(0x39, 54, 10, 15);
-                step!(0x39, 55, 1, 21);
-                step!(0x39, 56, 8, 6);
-                step!(0x39, 57, 15, 10);
-                step!(0x39, 58, 6, 15);
-                step!(0x39, 59, 13, 21);
-                step!(0x39, 60, 4, 6);
-                step!(0x39, 61, 11, 10);
-                step!(0x39, 62, 2, 15);
-                step!(0x39, 63, 9, 21);
+                md5_steps!(step);
                 a0 = _mm_add_epi32(a0, a);
                 b0 = _mm_add_epi32(b0, b);
                 c0 = _mm_add_epi32(c0, c);
@@ -294,70 +304,7 @@ mod multi {
                     b = n;
                 }};
             }
-            step!(0xCA, 0, 0, 7);
-            step!(0xCA, 1, 1, 12);
-            step!(0xCA, 2, 2, 17);
-            step!(0xCA, 3, 3, 22);
-            step!(0xCA, 4, 4, 7);
-            step!(0xCA, 5, 5, 12);
-            step!(0xCA, 6, 6, 17);
-            step!(0xCA, 7, 7, 22);
-            step!(0xCA, 8, 8, 7);
-            step!(0xCA, 9, 9, 12);
-            step!(0xCA, 10, 10, 17);
-            step!(0xCA, 11, 11, 22);
-            step!(0xCA, 12, 12, 7);
-            step!(0xCA, 13, 13, 12);
-            step!(0xCA, 14, 14, 17);
-            step!(0xCA, 15, 15, 22);
-            step!(0xE4, 16, 1, 5);
-            step!(0xE4, 17, 6, 9);
-            step!(0xE4, 18, 11, 14);
-            step!(0xE4, 19, 0, 20);
-            step!(0xE4, 20, 5, 5);
-            step!(0xE4, 21, 10, 9);
-            step!(0xE4, 22, 15, 14);
-            step!(0xE4, 23, 4, 20);
-            step!(0xE4, 24, 9, 5);
-            step!(0xE4, 25, 14, 9);
-            step!(0xE4, 26, 3, 14);
-            step!(0xE4, 27, 8, 20);
-            step!(0xE4, 28, 13, 5);
-            step!(0xE4, 29, 2, 9);
-            step!(0xE4, 30, 7, 14);
-            step!(0xE4, 31, 12, 20);
-            step!(0x96, 32, 5, 4);
-            step!(0x96, 33, 8, 11);
-            step!(0x96, 34, 11, 16);
-            step!(0x96, 35, 14, 23);
-            step!(0x96, 36, 1, 4);
-            step!(0x96, 37, 4, 11);
-            step!(0x96, 38, 7, 16);
-            step!(0x96, 39, 10, 23);
-            step!(0x96, 40, 13, 4);
-            step!(0x96, 41, 0, 11);
-            step!(0x96, 42, 3, 16);
-            step!(0x96, 43, 6, 23);
-            step!(0x96, 44, 9, 4);
-            step!(0x96, 45, 12, 11);
-            step!(0x96, 46, 15, 16);
-            step!(0x96, 47, 2, 23);
-            step!(0x39, 48, 0, 6);
-            step!(0x39, 49, 7, 10);
-            step!(0x39, 50, 14, 15);
-            step!(0x39, 51, 5, 21);
-            step!(0x39, 52, 12, 6);
-            step!(0x39, 53, 3, 10);
-            step!(0x39, 54, 10, 15);
-            step!(0x39, 55, 1, 21);
-            step!(0x39, 56, 8, 6);
-            step!(0x39, 57, 15, 10);
-            step!(0x39, 58, 6, 15);
-            step!(0x39, 59, 13, 21);
-            step!(0x39, 60, 4, 6);
-            step!(0x39, 61, 11, 10);
-            step!(0x39, 62, 2, 15);
-            step!(0x39, 63, 9, 21);
+            md5_steps!(step);
             let store = |p: &mut [u32; 16], v: __m512i| {
                 // SAFETY: as for the loads.
                 unsafe { _mm512_storeu_si512(p.as_mut_ptr().cast(), v) }

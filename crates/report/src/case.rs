@@ -81,7 +81,7 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| r.evidence.path.clone());
-    let mut graph = vec![
+    let head = [
         json!({
             "@id": tool_id,
             "@type": "uco-tool:Tool",
@@ -171,14 +171,14 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         })
         .collect();
     let results: Vec<Value> = carved.iter().map(|(id, _)| json!({"@id": id})).collect();
-    graph.push(json!({
+    let action = json!({
         "@id": format!("kb:investigative-action-{}", uuid(&format!("{image_key}/action"))),
         "@type": "case-investigation:InvestigativeAction",
         "uco-core:name": "trawl examination",
         "uco-action:instrument": {"@id": tool_id},
         "uco-action:object": [{"@id": image_id}],
         "uco-action:result": results,
-    }));
+    });
     let context = json!({
             "kb": "urn:trawl:kb:",
             "case-investigation": "https://ontology.caseontology.org/case/investigation/",
@@ -195,11 +195,11 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
     let path = dir.join("case.jsonld");
     let mut w = create_file(&path)?;
     let ctx = pretty(&context).replace('\n', "\n  ");
-    let mut nodes = graph.iter().map(element).collect::<Vec<_>>().into_iter();
-    let action = nodes.next_back();
-    let all = nodes
+    let all = head
+        .iter()
+        .map(element)
         .chain(carved.into_iter().flat_map(|(_, pair)| pair))
-        .chain(action);
+        .chain([element(&action)]);
     (|| {
         write!(w, "{{\n  \"@context\": {ctx},\n  \"@graph\": [")?;
         for (i, node) in all.enumerate() {

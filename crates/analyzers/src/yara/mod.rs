@@ -590,30 +590,27 @@ pub struct ShardHits {
     /// The window scanned, `[start, end)` in the image.
     start: u64,
     end: u64,
-    /// Rules in the scan, and whether their pattern matches are all known.
-    scanned: std::collections::HashMap<index::RuleRef, bool>,
+    /// Rules in the scan (empty: the scan did not complete, nothing known).
+    scanned: HashSet<index::RuleRef>,
     /// Match ranges of rules with matches in the window, sorted by start,
     /// the second field holding the running maximum end (for the overlap
-    /// test); None: not all listed.
+    /// test); None: not all listed (a pattern reached the match cap).
     hits: std::collections::HashMap<index::RuleRef, Option<Vec<(u64, u64)>>>,
     /// Public rules a carved file's facts must be checked against: all but
     /// the pattern-gated ones whose matches are all known.
     check: Vec<index::RuleRef>,
     /// Pattern-gated public rules whose matches are all known.
     gated: HashSet<index::RuleRef>,
-    /// The scan completed and [`ShardHits::prepare`] ran.
-    valid: bool,
 }
 
 impl ShardHits {
     fn record(&mut self, rf: index::RuleRef, mut ranges: Vec<(u64, u64)>, capped: bool) {
-        let complete = !capped && ranges.len() <= MAX_RULE_RANGES;
-        self.scanned.insert(rf, complete);
-        if ranges.is_empty() && complete {
+        self.scanned.insert(rf);
+        if capped || ranges.len() > MAX_RULE_RANGES {
+            self.hits.insert(rf, None);
             return;
         }
-        if !complete {
-            self.hits.insert(rf, None);
+        if ranges.is_empty() {
             return;
         }
         ranges.sort_unstable();
@@ -626,23 +623,28 @@ impl ShardHits {
     }
 
     fn prepare(&mut self, idx: &RuleSetIndex) {
+        if self.scanned.is_empty() {
+            return;
+        }
         for rf in idx.all() {
             let info = &idx.files[rf.0].rules[rf.1];
             if info.private {
                 continue;
             }
-            let known = info.context_free && self.scanned.get(&rf) == Some(&true);
+            let known = info.context_free
+                && self.scanned.contains(&rf)
+                && !matches!(self.hits.get(&rf), Some(None));
             if known && matches!(info.class, RuleClass::Gated | RuleClass::Shard) {
                 self.gated.insert(rf);
             } else {
                 self.check.push(rf);
             }
         }
-        self.valid = true;
     }
 
-    /// Whether `rf`'s patterns have a match crossing `[start, end)`:
-    /// Some(false) only when that is known not to be so.
+    /// Whether `rf`'s patterns have a match crossing `[start, end)` (a
+    /// range inside the window): Some(false) only when that is known not to
+    /// be so.
     fn matched_in(
         &self,
         idx: &RuleSetIndex,
@@ -650,10 +652,7 @@ impl ShardHits {
         start: u64,
         end: u64,
     ) -> Option<bool> {
-        if !self.valid || start < self.start || end > self.end {
-            return None;
-        }
-        if !idx.files[rf.0].rules[rf.1].context_free || self.scanned.get(&rf) != Some(&true) {
+        if !idx.files[rf.0].rules[rf.1].context_free || !self.scanned.contains(&rf) {
             return None;
         }
         match self.hits.get(&rf) {
@@ -675,7 +674,7 @@ fn carved_may_match(
     offset: u64,
     data: &[u8],
 ) -> bool {
-    let Some(h) = hits.filter(|h| h.valid) else {
+    let Some(h) = hits.filter(|h| !h.scanned.is_empty()) else {
         return true;
     };
     let end = offset + data.len() as u64;
@@ -692,21 +691,21 @@ fn carved_may_match(
         filesize: i64::try_from(data.len()).ok(),
         read: Some(&read),
     };
-    let live = |rf: index::RuleRef| {
+    // Not false under the file's facts, `matched` telling whether the
+    // rule's patterns match in the file (None: unknown).
+    let live = |rf: index::RuleRef, matched: Option<bool>| {
         let info = &idx.files[rf.0].rules[rf.1];
-        let patterns = if !info.has_patterns || h.matched_in(idx, rf, offset, end) == Some(false) {
-            Some(false)
-        } else {
-            None
-        };
+        let patterns = (!info.has_patterns || matched == Some(false)).then_some(false);
         classify::eval(&info.condition, &env(patterns)) != classify::Tri::False
     };
     // Gated rules with matches crossing the file, then everything else.
-    h.hits
-        .keys()
-        .filter(|rf| h.gated.contains(rf))
-        .any(|&rf| h.matched_in(idx, rf, offset, end) != Some(false) && live(rf))
-        || h.check.iter().any(|&rf| live(rf))
+    h.hits.keys().filter(|rf| h.gated.contains(rf)).any(|&rf| {
+        let matched = h.matched_in(idx, rf, offset, end);
+        matched != Some(false) && live(rf, matched)
+    }) || h
+        .check
+        .iter()
+        .any(|&rf| live(rf, h.matched_in(idx, rf, offset, end)))
 }
 
 /// A rule set prepared for one image (see [`RuleSet::for_image`]).
@@ -778,27 +777,12 @@ impl ImageRules {
 
     /// Scans a shard. `data` holds `[shard.start, shard.scan_end)`; the
     /// window is widened from the evidence when needed (see the module docs).
+    /// Also returns what the scan saw of every rule, for
+    /// [`ImageRules::scan_carved`].
     ///
     /// # Errors
     /// Evidence read errors, cancellation. A timeout is a note, not an error.
     pub fn scan_shard(
-        &self,
-        evidence: &dyn Evidence,
-        shard: &Shard,
-        data: &[u8],
-        limits: Limits,
-        cancel: &AtomicBool,
-    ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat), AnalyzerError> {
-        self.scan_shard_hits(evidence, shard, data, limits, cancel)
-            .map(|(m, n, s, _)| (m, n, s))
-    }
-
-    /// [`ImageRules::scan_shard`], also returning what the scan saw of every
-    /// rule (for [`ImageRules::scan_carved`]).
-    ///
-    /// # Errors
-    /// As [`ImageRules::scan_shard`].
-    pub fn scan_shard_hits(
         &self,
         evidence: &dyn Evidence,
         shard: &Shard,
@@ -838,11 +822,6 @@ impl ImageRules {
         };
         let mut notes = Vec::new();
         let mut out = Vec::new();
-        let mut seen = ShardHits {
-            start: win_start,
-            end: win_end,
-            ..Default::default()
-        };
         let Some(live) = &self.live else {
             // No rule can match the image: nothing scanned, nothing known.
             return Ok((
@@ -857,6 +836,11 @@ impl ImageRules {
                 },
                 ShardHits::default(),
             ));
+        };
+        let mut seen = ShardHits {
+            start: win_start,
+            end: win_end,
+            ..Default::default()
         };
         let mut scanner = live.scanner(limits);
         let results = match scanner.scan(window) {
@@ -999,9 +983,7 @@ impl ImageRules {
             findings: out.iter().filter(|m| m.target == "image").count() as u64,
             skipped_bytes: 0,
         };
-        if !seen.scanned.is_empty() {
-            seen.prepare(&self.set.index);
-        }
+        seen.prepare(&self.set.index);
         Ok((out, notes, stat, seen))
     }
 

@@ -219,6 +219,52 @@ fn yarax_file(
         .collect()
 }
 
+/// Checks trawl's matches `got` on every carved file of the report in
+/// `out` against yara-x on the file, with its external variables
+/// (filename, filepath, extension, filetype); then calls `each` with the
+/// report path, the file, the variables and yara-x's matches. Returns the
+/// number of carved files.
+fn check_carved_files(
+    label: &str,
+    out: &Path,
+    files: &[(String, PathBuf)],
+    got: &Matches,
+    mut each: impl FnMut(&str, &Path, &[(&str, &str)], &Matches),
+) -> usize {
+    let csv = std::fs::read_to_string(out.join("carved/manifest.csv")).unwrap();
+    let mut carved = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (ty, path) = (f[2], f[6]);
+        let file = out.join(path);
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let ext = file
+            .extension()
+            .map(|e| e.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let ext_vars = [
+            ("filename", name.as_str()),
+            ("filepath", path),
+            ("extension", ext.as_str()),
+            ("filetype", ty),
+        ];
+        let mine: Matches = got
+            .iter()
+            .filter(|((t, _, _), _)| t == path)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let reference = yarax_file(files, &file, path, &ext_vars);
+        assert!(
+            mine == reference,
+            "{label}, {path}: trawl vs yara-x on the carved file:\n{}",
+            diff(&mine, &reference)
+        );
+        each(path, &file, &ext_vars, &reference);
+        carved += 1;
+    }
+    carved
+}
+
 /// Rules yara-x accepts in `files` (namespace, rule).
 fn yarax_accepted(files: &[(String, PathBuf)]) -> BTreeSet<(String, String)> {
     let sources: Vec<trawl_core::spec::RuleSource> = files
@@ -526,43 +572,21 @@ fn public_rule_sets_match_the_yara_cli() {
             "1MiB",
         ]);
         let got = trawl_matches(out.path());
-        let csv = std::fs::read_to_string(out.path().join("carved/manifest.csv")).unwrap();
-        let mut carved = 0;
         let mut carved_matches = 0;
-        for line in csv.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            let (ty, path) = (f[2], f[6]);
-            let file = out.path().join(path);
-            let name = file.file_name().unwrap().to_string_lossy().to_string();
-            let ext = file
-                .extension()
-                .map(|e| e.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let ext_vars = [
-                ("filename", name.as_str()),
-                ("filepath", path),
-                ("extension", ext.as_str()),
-                ("filetype", ty),
-            ];
-            let mine: Matches = got
-                .iter()
-                .filter(|((t, _, _), _)| t == path)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let reference = yarax_file(&files, &file, path, &ext_vars);
-            assert!(
-                mine == reference,
-                "{set}, {path}: trawl vs yara-x on the carved file:\n{}",
-                diff(&mine, &reference)
-            );
-            let want = restrict(&compiled.scan(&file, path, &ext_vars), &both);
-            let engine = diff(&restrict(&reference, &both), &want);
-            if !engine.is_empty() {
-                engine_diffs.push(format!("{set}, {path}:\n{engine}"));
-            }
-            carved += 1;
-            carved_matches += want.len();
-        }
+        let carved = check_carved_files(
+            set,
+            out.path(),
+            &files,
+            &got,
+            |path, file, ext_vars, reference| {
+                let want = restrict(&compiled.scan(file, path, ext_vars), &both);
+                let engine = diff(&restrict(reference, &both), &want);
+                if !engine.is_empty() {
+                    engine_diffs.push(format!("{set}, {path}:\n{engine}"));
+                }
+                carved_matches += want.len();
+            },
+        );
         assert!(carved > 10, "{set}: only {carved} carved files");
         // nothing else but the image and the carved files
         assert!(
@@ -704,40 +728,12 @@ rule pdf_anchored { strings: $r = /^%PDF-1\.[0-9]/ condition: $r }
         ]);
         let files = rule_files(&rules_dir);
         let got = trawl_matches(out.path());
-        let csv = std::fs::read_to_string(out.path().join("carved/manifest.csv")).unwrap();
         let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
-        let mut carved = 0;
-        for line in csv.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            let (ty, path) = (f[2], f[6]);
-            let file = out.path().join(path);
-            let fname = file.file_name().unwrap().to_string_lossy().to_string();
-            let ext = file
-                .extension()
-                .map(|e| e.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let ext_vars = [
-                ("filename", fname.as_str()),
-                ("filepath", path),
-                ("extension", ext.as_str()),
-                ("filetype", ty),
-            ];
-            let mine: Matches = got
-                .iter()
-                .filter(|((t, _, _), _)| t == path)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let reference = yarax_file(&files, &file, path, &ext_vars);
-            assert!(
-                mine == reference,
-                "{name}, {path}: trawl vs yara-x on the carved file:\n{}",
-                diff(&mine, &reference)
-            );
+        let carved = check_carved_files(name, out.path(), &files, &got, |_, _, _, reference| {
             for (_, _, rule) in reference.keys() {
                 *per_rule.entry(rule.clone()).or_default() += 1;
             }
-            carved += 1;
-        }
+        });
         assert!(carved > 10, "only {carved} carved files");
         let r = report(out.path());
         let stat = r["stats"]
