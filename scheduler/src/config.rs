@@ -34,6 +34,11 @@ pub struct SchedulerConfig {
     /// refused rule (off in embedded scans, where workers report the rules
     /// refused among those the image could match, and the cores are shared).
     pub background_rule_validation: bool,
+    /// Keep each finished job's merged results in memory until
+    /// [`crate::Scheduler::take_results`] takes them (the embedded scan,
+    /// which writes the report in the same process, skips decoding them
+    /// back from the database and the wire). Off for a standing scheduler.
+    pub hand_over_results: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +55,7 @@ impl Default for SchedulerConfig {
             evidence_roots: Vec::new(),
             ephemeral: false,
             background_rule_validation: true,
+            hand_over_results: false,
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct Scheduler {
     evidence_cache: Mutex<HashMap<String, SharedEvidence>>,
     /// Users and worker certificates of an initialised data directory.
     auth: Option<Arc<crate::auth::Authenticator>>,
+    /// Merged results of finished jobs not yet taken (`hand_over_results`).
+    handed: Mutex<HashMap<String, trawl_report::JobResults>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -162,6 +164,7 @@ impl Scheduler {
             uploads,
             evidence_cache: Mutex::new(HashMap::new()),
             auth,
+            handed: Mutex::new(HashMap::new()),
         });
         s.rebuild()?;
         s.sync_registry(true);
@@ -1335,7 +1338,22 @@ impl Scheduler {
                 .collect();
             (j.rec.clone(), tasks)
         };
-        let merged = results::merge_job(&self.store, &rec, &tasks);
+        // The results describe the job as it ends: completed, with its end
+        // time (the merged record is what `results` and reports show).
+        let finished_ms = now_ms();
+        let t = std::time::Instant::now();
+        let mut ending = rec;
+        ending.state = JobState::Completed;
+        ending.finished_ms = finished_ms;
+        let merged = results::build(&self.store, &ending, &tasks).and_then(|mut r| {
+            self.store.put_merged(job_id, &results::to_page(&mut r))?;
+            Ok(r)
+        });
+        tracing::debug!(
+            job = job_id,
+            ms = t.elapsed().as_millis() as u64,
+            "results merged and stored"
+        );
         let mut st = self.state.lock();
         let Some(j) = st.jobs.get_mut(job_id) else {
             return;
@@ -1344,21 +1362,18 @@ impl Scheduler {
         if j.rec.state.is_final() {
             return;
         }
+        let mut keep = None;
         match merged {
-            Ok(page) => {
-                if let Err(e) = self.store.put_merged(job_id, &page) {
-                    j.rec.state = JobState::Failed;
-                    j.rec.error = format!("storing results: {e}");
-                } else {
-                    j.rec.state = JobState::Completed;
-                }
+            Ok(r) => {
+                j.rec.state = JobState::Completed;
+                keep = self.cfg.hand_over_results.then_some(r);
             }
             Err(e) => {
                 j.rec.state = JobState::Failed;
-                j.rec.error = format!("merging results: {e}");
+                j.rec.error = format!("merging or storing results: {e}");
             }
         }
-        j.rec.finished_ms = now_ms();
+        j.rec.finished_ms = finished_ms;
         j.rec.version += 1;
         let rec = j.rec.clone();
         drop(st);
@@ -1369,9 +1384,21 @@ impl Scheduler {
             let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
             let _ = self.store.remove_results(&ids);
         }
+        if let Some(r) = keep {
+            self.handed.lock().insert(job_id.to_string(), r);
+        }
         self.evidence_cache.lock().remove(job_id);
         tracing::info!(job = job_id, state = rec.state.name(), "job finished");
         self.notify(job_id, rec.state.name());
+    }
+
+    /// The merged results of a completed job, handed over once to the
+    /// process that runs this scheduler (`hand_over_results`): the same
+    /// results [`Scheduler::results`] serves, without the round trip
+    /// through the database and the wire. `None` when not kept or already
+    /// taken.
+    pub fn take_results(&self, job_id: &str) -> Option<trawl_report::JobResults> {
+        self.handed.lock().remove(job_id)
     }
 
     /// A job's results: the merged results of a completed job, or the

@@ -19,6 +19,16 @@ fn rfc3339(ms: i64) -> Option<String> {
         .ok()
 }
 
+/// One finished task's result, decoded, its findings converted.
+struct Decoded<'a> {
+    task: &'a TaskRecord,
+    res: v1::TaskResult,
+    features: Vec<trawl_core::Feature>,
+    carved: Vec<trawl_core::CarvedFile>,
+    yara: Vec<trawl_core::YaraMatch>,
+    piecewise: Vec<trawl_core::PiecewiseHash>,
+}
+
 /// Builds the job's results from the results of its finished tasks.
 ///
 /// # Errors
@@ -54,13 +64,32 @@ pub fn build(
     let mut stats: BTreeMap<String, ScannerStat> = BTreeMap::new();
     let mut yara_partials = Vec::new();
     let mut scan_ms = 0u64;
-    for t in tasks.iter().filter(|t| t.state == TaskState::Done) {
-        let Some(res) = store.result(&t.task_id)? else {
-            return Err(SchedError::Internal(format!(
-                "task {} is done but its result is missing",
-                t.task_id
-            )));
-        };
+    // Each task's result decoded and converted in parallel (tens of
+    // thousands of findings), then gathered in task order.
+    use rayon::prelude::*;
+    let decoded = tasks
+        .par_iter()
+        .filter(|t| t.state == TaskState::Done)
+        .map(|t| -> Result<Decoded<'_>, SchedError> {
+            let Some(res) = store.result(&t.task_id)? else {
+                return Err(SchedError::Internal(format!(
+                    "task {} is done but its result is missing",
+                    t.task_id
+                )));
+            };
+            let yara = res.yara.iter().map(trawl_core::YaraMatch::from).collect();
+            Ok(Decoded {
+                task: t,
+                features: res.features.iter().map(Into::into).collect(),
+                carved: res.carved.iter().map(Into::into).collect(),
+                piecewise: res.piecewise.iter().map(Into::into).collect(),
+                yara,
+                res,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for d in decoded {
+        let (t, res) = (d.task, d.res);
         scan_ms += res.elapsed_ms;
         if let Some(b) = &res.blake3
             && let (Some(slot), Ok(v)) = (
@@ -81,19 +110,18 @@ pub fn build(
             r.hashes.sha1 = Some(s.sha1.clone());
             r.hashes.sha256 = Some(s.sha256.clone());
         }
-        r.features.extend(res.features.iter().map(Into::into));
-        r.carved.extend(res.carved.iter().map(Into::into));
-        for y in &res.yara {
+        r.features.extend(d.features);
+        r.carved.extend(d.carved);
+        for y in d.yara {
             // A shard's records of image rules are partial (merged below);
             // its carved files' matches, like other tasks' matches, final.
-            let y = trawl_core::YaraMatch::from(y);
             if t.kind == TaskKind::Shard && y.is_shard_record() {
                 yara_partials.push(y);
             } else {
                 r.yara.push(y);
             }
         }
-        r.piecewise.extend(res.piecewise.iter().map(Into::into));
+        r.piecewise.extend(d.piecewise);
         r.notes.extend(res.notes.iter().map(Into::into));
         for s in &res.stats {
             let s: ScannerStat = s.into();
@@ -236,22 +264,41 @@ pub fn merge_job(
     rec: &JobRecord,
     tasks: &[TaskRecord],
 ) -> Result<v1::ResultsPage, SchedError> {
-    Ok(to_page(&build(store, rec, tasks)?))
+    Ok(to_page(&mut build(store, rec, tasks)?))
 }
 
-/// One page holding all of `r`.
-pub fn to_page(r: &JobResults) -> v1::ResultsPage {
-    let mut head = r.clone();
-    head.features.clear();
-    head.carved.clear();
-    head.yara.clear();
-    head.piecewise.clear();
+/// One page holding all of `r` (its lists are lent to the conversion and
+/// put back, so the summary is serialized without copying them).
+pub fn to_page(r: &mut JobResults) -> v1::ResultsPage {
+    let features = std::mem::take(&mut r.features);
+    let carved = std::mem::take(&mut r.carved);
+    let yara = std::mem::take(&mut r.yara);
+    let piecewise = std::mem::take(&mut r.piecewise);
+    let results_json = serde_json::to_string(&*r).unwrap_or_default();
+    let ((wf, wc), (wy, wp)) = rayon::join(
+        || {
+            rayon::join(
+                || features.iter().map(Into::into).collect(),
+                || carved.iter().map(Into::into).collect(),
+            )
+        },
+        || {
+            rayon::join(
+                || yara.iter().map(Into::into).collect(),
+                || piecewise.iter().map(Into::into).collect(),
+            )
+        },
+    );
+    r.features = features;
+    r.carved = carved;
+    r.yara = yara;
+    r.piecewise = piecewise;
     v1::ResultsPage {
         job: None,
-        features: r.features.iter().map(Into::into).collect(),
-        carved: r.carved.iter().map(Into::into).collect(),
-        yara: r.yara.iter().map(Into::into).collect(),
-        piecewise: r.piecewise.iter().map(Into::into).collect(),
+        features: wf,
+        carved: wc,
+        yara: wy,
+        piecewise: wp,
         summary: Some(v1::JobSummary {
             md5: r.hashes.md5.clone().unwrap_or_default(),
             sha1: r.hashes.sha1.clone().unwrap_or_default(),
@@ -259,7 +306,7 @@ pub fn to_page(r: &JobResults) -> v1::ResultsPage {
             blake3: r.hashes.blake3.clone().unwrap_or_default(),
             stats: r.stats.iter().map(Into::into).collect(),
             notes: r.notes.iter().map(Into::into).collect(),
-            results_json: serde_json::to_string(&head).unwrap_or_default(),
+            results_json,
             scan_ms: r.timings.wall_ms,
         }),
         last: true,

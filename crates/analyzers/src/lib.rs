@@ -11,6 +11,7 @@ pub mod carve;
 pub mod features;
 pub mod hash;
 pub mod md5;
+pub mod sha_multi;
 #[cfg(feature = "yara")]
 pub mod yara;
 

@@ -696,7 +696,7 @@ async fn cancel(a: JobArgs) -> Result<()> {
 async fn results(a: ResultsArgs) -> Result<()> {
     let client = a.server.client()?;
     let (job, r) = client.results(&a.job).await?;
-    embedded::write_report(&client, &job, &r, &a.out).await?;
+    embedded::write_report(&client, &job, r, &a.out).await?;
     if a.server.json {
         println!(
             "{}",

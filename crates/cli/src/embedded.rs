@@ -1,6 +1,9 @@
 //! `trawl scan`: a scheduler and workers in this process, through the same
 //! gRPC code paths as a cluster (on a loopback port only this process
-//! knows), with no server to install or start.
+//! knows), with no server to install or start. The merged results alone
+//! are handed over in memory ([`Scheduler::take_results`]): the same
+//! results `trawl results` fetches, without encoding them for the database
+//! and the wire only to decode them back here.
 
 use crate::Exit;
 use crate::client::{Client, absolute, is_final};
@@ -74,6 +77,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
     let cfg = SchedulerConfig {
         ephemeral: true,
         background_rule_validation: false,
+        hand_over_results: true,
         lease_ms: 600_000,
         heartbeat_ms: 1_000,
         ..Default::default()
@@ -104,7 +108,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
     }
 
     let client = Client::new(&url)?;
-    let outcome = run_jobs(&client, &a, &groups, specs, a.workers.max(1) as u32).await;
+    let outcome = run_jobs(&client, &sched, &a, &groups, specs, a.workers.max(1) as u32).await;
     stop.cancel();
     for w in workers {
         let _ = w.await;
@@ -115,6 +119,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
 
 async fn run_jobs(
     client: &Client,
+    sched: &Scheduler,
     a: &ScanArgs,
     groups: &[(Vec<PathBuf>, PathBuf)],
     specs: Vec<trawl_core::JobSpec>,
@@ -151,7 +156,10 @@ async fn run_jobs(
             }
         }
         let t_results = std::time::Instant::now();
-        let (job, mut r) = client.results(id).await?;
+        let (job, mut r) = match sched.take_results(id) {
+            Some(r) => (job, r),
+            None => client.results(id).await?,
+        };
         tracing::info!(
             ms = t_results.elapsed().as_millis() as u64,
             "results fetched"
@@ -159,7 +167,7 @@ async fn run_jobs(
         r.provenance.command = std::env::args().collect();
         r.provenance.hostname = hostname();
         r.provenance.workers = workers;
-        write_report(client, &job, &r, out).await?;
+        let r = write_report(client, &job, r, out).await?;
         print_summary(&job, &r, out, a.json);
         if !r.limitations.is_empty() {
             limited.push(format!(
@@ -244,11 +252,10 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
 pub async fn write_report(
     client: &Client,
     job: &v1::Job,
-    r: &JobResults,
+    r2: JobResults,
     out: &Path,
-) -> Result<()> {
+) -> Result<JobResults> {
     let out2 = out.to_path_buf();
-    let r2 = r.clone();
     let ev = job.evidence.clone().unwrap_or_default();
     let job_id = job.job_id.clone();
     let client = client.evidence.clone();
@@ -268,9 +275,8 @@ pub async fn write_report(
         let done = trawl_report::write_report_dir(&out2, &r2, evidence.as_deref())
             .map_err(anyhow::Error::from);
         tracing::info!(ms = t.elapsed().as_millis() as u64, "report written");
-        done
+        done.map(|()| r2)
     })
     .await?
-    .with_context(|| format!("writing the report to {}", out.display()))?;
-    Ok(())
+    .with_context(|| format!("writing the report to {}", out.display()))
 }

@@ -107,10 +107,18 @@ pub struct JobResults {
 impl JobResults {
     /// Sorts every finding list into result order.
     pub fn sort(&mut self) {
+        use rayon::slice::ParallelSliceMut;
+        let (features, carved, yara) = (&mut self.features, &mut self.carved, &mut self.yara);
+        rayon::join(
+            || features.par_sort_by(|a, b| a.sort_cmp(b)),
+            || {
+                rayon::join(
+                    || carved.par_sort_by(|a, b| a.sort_cmp(b)),
+                    || yara.par_sort_by(|a, b| a.sort_cmp(b)),
+                )
+            },
+        );
         self.piecewise.sort_by_key(|p| p.offset);
-        self.features.sort_by(|a, b| a.sort_cmp(b));
-        self.carved.sort_by(|a, b| a.sort_cmp(b));
-        self.yara.sort_by(|a, b| a.sort_cmp(b));
         self.stats.sort_by(|a, b| a.scanner.cmp(&b.scanner));
         self.notes.sort();
     }

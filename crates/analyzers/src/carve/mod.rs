@@ -485,10 +485,10 @@ impl Carver {
             return Err(AnalyzerError::Cancelled);
         }
         // Hashes. Files in memory (the shard's buffer, or a mapped image):
-        // MD5 many files at a time (multi-buffer, one batch per shard: shards
-        // run in parallel), SHA-1 and SHA-256 one file each. A file much
-        // longer than the others would keep one lane busy alone: those, and
-        // files not in memory (read in chunks), are hashed one by one.
+        // MD5, SHA-1 and SHA-256 each many files at a time (multi-buffer,
+        // one batch per shard: shards run in parallel). A file much longer
+        // than the others would keep one lane busy alone: those, and files
+        // not in memory (read in chunks), are hashed one by one.
         let files: Vec<_> = files
             .into_iter()
             .map(|(f, ns, _)| {
@@ -508,16 +508,26 @@ impl Carver {
             .iter()
             .map(|(_, _, b)| b.unwrap_or_default())
             .collect();
-        let md5s = crate::md5::md5_many(&bufs);
-        let hashed_small = small.into_par_iter().zip(md5s).map(
-            |((mut f, ns, b), md5)| -> Result<(CarvedFile, u64), AnalyzerError> {
-                use sha1::Digest;
-                let t = Instant::now();
-                let b = b.unwrap_or_default();
+        let t = Instant::now();
+        let (md5s, (sha1s, sha256s)) = rayon::join(
+            || crate::md5::md5_many(&bufs),
+            || {
+                rayon::join(
+                    || crate::sha_multi::sha1_many(&bufs),
+                    || crate::sha_multi::sha256_many(&bufs),
+                )
+            },
+        );
+        // The batch's time, shared among its files by length.
+        let batch_ns = t.elapsed().as_nanos() as u64;
+        let batch_len = bufs.iter().map(|b| b.len() as u128).sum::<u128>().max(1);
+        let hashed_small = small.into_par_iter().zip(md5s).zip(sha1s).zip(sha256s).map(
+            |((((mut f, ns, _), md5), sha1), sha256)| -> Result<(CarvedFile, u64), AnalyzerError> {
                 f.md5 = hex::encode(md5);
-                f.sha1 = hex::encode(sha1::Sha1::digest(b));
-                f.sha256 = hex::encode(sha2::Sha256::digest(b));
-                Ok((f, ns + t.elapsed().as_nanos() as u64))
+                f.sha1 = hex::encode(sha1);
+                f.sha256 = hex::encode(sha256);
+                let share = (u128::from(batch_ns) * u128::from(f.length) / batch_len) as u64;
+                Ok((f, ns + share))
             },
         );
         let hashed_large = large.into_par_iter().map(

@@ -1021,3 +1021,52 @@ fn health_reflection_and_toml_configuration() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("loopback"));
 }
+
+/// An embedded scan takes its merged results in memory from the scheduler
+/// in its process; `trawl results` fetches them from a standing scheduler's
+/// database over gRPC: with every analysis on, the two reports must be
+/// identical, and both must describe the job as it ended (completed, with
+/// its end time).
+#[test]
+fn embedded_scan_and_cluster_results_identical_with_every_analysis() {
+    let fx = small_fixture();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/rules/demo.yar");
+    let spec = [
+        "--analyses",
+        "all",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--shard-size",
+        "1MiB",
+    ];
+    let (embedded, want) = reference(&fx.image, &spec);
+    let data = tempfile::tempdir().unwrap();
+    let s = start_scheduler(data.path(), "127.0.0.1:0", &[]);
+    let _w = start_worker(&s.url, "w0", 2, 0);
+    let job = submit(&s.url, &fx.image, "case-all", &spec);
+    let st = wait_for(&s.url, &job, "completion", 120, done);
+    assert_eq!(st["state"], "completed", "{st}");
+    let out = tempfile::tempdir().unwrap();
+    results(&s.url, &job, out.path());
+    let got = fingerprint(out.path());
+    assert!(
+        got.keys().any(|k| k.starts_with("carved/")) && got.contains_key("yara/matches.jsonl"),
+        "the fixture gives carved files and YARA matches: {:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    assert_same(&got, &want, "embedded and cluster reports");
+    for dir in [embedded.path(), out.path()] {
+        let r = report(dir);
+        assert_eq!(r["state"], "completed", "{}", dir.display());
+        let (started, finished) = (
+            r["timings"]["started_at"].as_str().unwrap_or_default(),
+            r["timings"]["finished_at"].as_str().unwrap_or_default(),
+        );
+        assert!(
+            !started.is_empty() && finished >= started,
+            "{}: {}",
+            dir.display(),
+            r["timings"]
+        );
+    }
+}
