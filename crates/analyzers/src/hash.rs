@@ -17,7 +17,6 @@ use crate::AnalyzerError;
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
-use digest::Digest;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use trawl_core::{PiecewiseHash, Shard, ShardPlan};
@@ -216,8 +215,8 @@ impl Drop for Block<'_> {
 }
 
 /// Hashes the whole evidence with MD5, SHA-1 and SHA-256 in one sequential
-/// read; the three digests run concurrently on their own threads over the
-/// same blocks. `progress` receives the byte count after each block;
+/// read; MD5 on one thread, SHA-1 and SHA-256 together on another
+/// ([`crate::sha_pair`], their rounds interleaved), over the same blocks. `progress` receives the byte count after each block;
 /// `cancel` stops the read early (the result is then an error).
 ///
 /// # Errors
@@ -238,25 +237,20 @@ pub fn stream_hash(
             }
             hex::encode(d.finalize())
         }
-        fn digest_loop<D: Digest>(rx: Rx<'_>, low_priority: bool) -> String {
-            if low_priority {
-                lower_thread_priority();
-            }
-            let mut d = D::new();
+        fn sha_loop(rx: Rx<'_>) -> (String, String) {
+            lower_thread_priority();
+            let mut d = crate::sha_pair::Sha1Sha256::new();
             for b in rx {
                 d.update(b.bytes());
             }
-            hex::encode(d.finalize())
+            let (sha1, sha256) = d.finalize();
+            (hex::encode(sha1), hex::encode(sha256))
         }
         let (md5_tx, md5_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
-        let (sha1_tx, sha1_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
-        let (sha256_tx, sha256_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
-        let handles = [
-            scope.spawn(move || md5_loop(md5_rx)),
-            scope.spawn(move || digest_loop::<sha1::Sha1>(sha1_rx, true)),
-            scope.spawn(move || digest_loop::<sha2::Sha256>(sha256_rx, true)),
-        ];
-        let txs = [md5_tx, sha1_tx, sha256_tx];
+        let (sha_tx, sha_rx) = crossbeam_channel::bounded(STREAM_BUFFERS);
+        let md5 = scope.spawn(move || md5_loop(md5_rx));
+        let sha = scope.spawn(move || sha_loop(sha_rx));
+        let txs = [md5_tx, sha_tx];
 
         let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
         let mapped_whole = evidence.mapped(0, size as usize).is_some();
@@ -299,23 +293,21 @@ pub fn stream_hash(
             progress(offset);
         }
         drop(txs);
-        let digests: Vec<String> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect();
+        let md5 = md5.join().unwrap_or_default();
+        let (sha1, sha256) = sha.join().unwrap_or_default();
         result?;
         Ok(StreamHashes {
-            md5: digests[0].clone(),
-            sha1: digests[1].clone(),
-            sha256: digests[2].clone(),
+            md5,
+            sha1,
+            sha256,
             bytes: done.load(Ordering::Relaxed),
         })
     })
 }
 
-/// MD5 is the one serial bottleneck of the stream: the faster hashers run at
-/// a lower scheduling priority so that, with more runnable threads than
-/// cores, the MD5 thread keeps its core and the others fill the gaps.
+/// MD5 is the one serial bottleneck of the stream: the SHA pair runs at a
+/// lower scheduling priority so that, with more runnable threads than
+/// cores, the MD5 thread keeps its core and the other fills the gaps.
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     #[allow(unsafe_code)]

@@ -12,6 +12,7 @@ pub mod features;
 pub mod hash;
 pub mod md5;
 pub mod sha_multi;
+pub mod sha_pair;
 #[cfg(feature = "yara")]
 pub mod yara;
 

@@ -898,30 +898,21 @@ fn file(off: u64, f: &Found, validated: bool, note: String) -> CarvedFile {
 
 /// MD5, SHA-1 and SHA-256 (lowercase hex) of image bytes `[off, off+len)`.
 fn hash_range(src: &Src, off: u64, len: u64) -> Result<(String, String, String), AnalyzerError> {
-    use sha1::Digest;
     let end = off.saturating_add(len);
-    // Large and contiguous: the three digests in parallel.
+    // Large and contiguous: MD5 and the SHA pair in parallel.
     if len >= 4 << 20
         && let Some(b) = src.borrowed(off, len)
     {
-        let (m, (s1, s2)) = rayon::join(
-            || crate::md5::md5(b),
-            || rayon::join(|| sha1::Sha1::digest(b), || sha2::Sha256::digest(b)),
-        );
+        let (m, (s1, s2)) = rayon::join(|| crate::md5::md5(b), || crate::sha_pair::sha1_sha256(b));
         return Ok((hex::encode(m), hex::encode(s1), hex::encode(s2)));
     }
     let mut m = crate::md5::Md5::new();
-    let mut s1 = sha1::Sha1::new();
-    let mut s2 = sha2::Sha256::new();
+    let mut s = crate::sha_pair::Sha1Sha256::new();
     src.each_chunk(off, end, 4 << 20, |_, c| {
         m.update(c);
-        s1.update(c);
-        s2.update(c);
+        s.update(c);
         None::<()>
     })?;
-    Ok((
-        hex::encode(m.finalize()),
-        hex::encode(s1.finalize()),
-        hex::encode(s2.finalize()),
-    ))
+    let (s1, s2) = s.finalize();
+    Ok((hex::encode(m.finalize()), hex::encode(s1), hex::encode(s2)))
 }
