@@ -165,6 +165,9 @@ pub struct CompiledRules {
     digest: String,
     diagnostics: Vec<Diagnostic>,
     rule_count: usize,
+    /// What a scan reports for each rule matching with no pattern match,
+    /// by (namespace, rule), target left empty (see [`Verdict::Known`]).
+    bare: std::sync::OnceLock<std::collections::HashMap<(String, String), YaraMatch>>,
 }
 
 /// Per-scan limits of a job.
@@ -353,6 +356,7 @@ impl CompiledRules {
             digest: digest(sources),
             diagnostics,
             rule_count,
+            bare: std::sync::OnceLock::new(),
         })
     }
 
@@ -423,6 +427,42 @@ impl CompiledRules {
     /// A scanner for [`CompiledRules::scan_file`].
     pub fn file_scanner(&self, limits: Limits) -> yara_x::Scanner<'_> {
         self.scanner(limits)
+    }
+
+    /// The match [`CompiledRules::scan_file`] reports for rule `rule` of
+    /// `namespace` matching `target` with no pattern match; `None` when the
+    /// rule is not in the compiled set (refused by yara-x: it never
+    /// matches).
+    fn bare_match(
+        &self,
+        namespace: &str,
+        rule: &str,
+        target: &str,
+        target_offset: u64,
+    ) -> Option<YaraMatch> {
+        let bare = self.bare.get_or_init(|| {
+            self.rules
+                .iter()
+                .map(|r| {
+                    let m = YaraMatch {
+                        target: String::new(),
+                        target_offset: 0,
+                        rule: r.identifier().to_string(),
+                        namespace: r.namespace().to_string(),
+                        tags: r.tags().map(|t| t.identifier().to_string()).collect(),
+                        metadata_json: metadata_json(&r),
+                        strings: Vec::new(),
+                    };
+                    ((m.namespace.clone(), m.rule.clone()), m)
+                })
+                .collect()
+        });
+        let mut m = bare
+            .get(&(namespace.to_string(), rule.to_string()))?
+            .clone();
+        m.target = target.to_string();
+        m.target_offset = target_offset;
+        Some(m)
     }
 }
 
@@ -565,7 +605,8 @@ pub struct CarvedScan {
     pub notes: Vec<Note>,
     /// Bytes of the files scanned.
     pub bytes: u64,
-    /// Files (and their bytes) no rule could match, not scanned.
+    /// Files (and their bytes) whose matches were known without a scan
+    /// (most often: no rule could match).
     pub skipped_files: u64,
     pub skipped_bytes: u64,
 }
@@ -584,7 +625,9 @@ const MAX_RULE_RANGES: usize = 1 << 16;
 /// ([`RuleClass::Gated`], [`RuleClass::Shard`]) and had none there cannot
 /// match the file; any other rule is evaluated on the file's facts (size,
 /// integers at fixed offsets, `pe.is_pe`) with its patterns unknown — or
-/// known absent. A file is scanned unless every public rule is false.
+/// known absent. A file is scanned unless every public rule is decided:
+/// false, or true with no pattern matching inside the file (a rule on
+/// magic numbers and size: its match is then known, and lists no string).
 #[derive(Debug, Default)]
 pub struct ShardHits {
     /// The window scanned, `[start, end)` in the image.
@@ -666,21 +709,29 @@ impl ShardHits {
     }
 }
 
-/// Whether some public rule of the set may match `data`, the bytes of the
-/// carved file at image offset `offset` (see [`ShardHits`]).
-fn carved_may_match(
+/// What is known of a carved file before scanning it (see [`ShardHits`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Some rule's outcome depends on what only a scan can tell.
+    Scan,
+    /// Every public rule is decided by the file's facts and the shard's
+    /// matches: these match (none: the file matches nothing), each with no
+    /// pattern match inside the file — what a scan would report.
+    Known(Vec<index::RuleRef>),
+}
+
+/// What is known of `data`, the bytes of the carved file at image offset
+/// `offset`, from the shard's scan and the file's facts.
+fn carved_verdict(
     idx: &RuleSetIndex,
     hits: Option<&ShardHits>,
     offset: u64,
     data: &[u8],
-) -> bool {
-    let Some(h) = hits.filter(|h| !h.scanned.is_empty()) else {
-        return true;
-    };
+) -> Verdict {
     let end = offset + data.len() as u64;
-    if offset < h.start || end > h.end {
-        return true;
-    }
+    // Without the shard's matches over the file (no scan, an incomplete
+    // one, or the file past its window), only the facts of the file.
+    let hits = hits.filter(|h| !h.scanned.is_empty() && offset >= h.start && end <= h.end);
     let read = |r: classify::Read, off: i64| -> Option<i64> {
         let o = usize::try_from(off).ok()?;
         let b = data.get(o..o.checked_add(usize::from(r.bytes))?)?;
@@ -691,21 +742,49 @@ fn carved_may_match(
         filesize: i64::try_from(data.len()).ok(),
         read: Some(&read),
     };
-    // Not false under the file's facts, `matched` telling whether the
-    // rule's patterns match in the file (None: unknown).
-    let live = |rf: index::RuleRef, matched: Option<bool>| {
+    let mut matching = Vec::new();
+    // The rule under the file's facts, `matched` telling whether its
+    // patterns match in the file (None: unknown). A true rule is known to
+    // match only when no pattern of it matches in the file (the match then
+    // lists none) and nothing outside its condition bears on it (another
+    // rule, a global rule of its file).
+    let mut decide = |rf: index::RuleRef, matched: Option<bool>| -> bool {
         let info = &idx.files[rf.0].rules[rf.1];
-        let patterns = (!info.has_patterns || matched == Some(false)).then_some(false);
-        classify::eval(&info.condition, &env(patterns)) != classify::Tri::False
+        let absent = !info.has_patterns || matched == Some(false);
+        match classify::eval(&info.condition, &env(absent.then_some(false))) {
+            classify::Tri::False => true,
+            classify::Tri::True if absent && info.deps.is_empty() => {
+                matching.push(rf);
+                true
+            }
+            _ => false,
+        }
     };
-    // Gated rules with matches crossing the file, then everything else.
-    h.hits.keys().filter(|rf| h.gated.contains(rf)).any(|&rf| {
-        let matched = h.matched_in(idx, rf, offset, end);
-        matched != Some(false) && live(rf, matched)
-    }) || h
-        .check
-        .iter()
-        .any(|&rf| live(rf, h.matched_in(idx, rf, offset, end)))
+    let decided = match hits {
+        // Gated rules with matches crossing the file, then everything else
+        // (gated rules without are false).
+        Some(h) => {
+            h.hits.keys().filter(|rf| h.gated.contains(rf)).all(|&rf| {
+                let matched = h.matched_in(idx, rf, offset, end);
+                matched == Some(false) || decide(rf, matched)
+            }) && h
+                .check
+                .iter()
+                .all(|&rf| decide(rf, h.matched_in(idx, rf, offset, end)))
+        }
+        None => idx.files.iter().enumerate().all(|(f, file)| {
+            file.rules
+                .iter()
+                .enumerate()
+                .all(|(r, info)| info.private || decide((f, r), None))
+        }),
+    };
+    if decided {
+        matching.sort_unstable();
+        Verdict::Known(matching)
+    } else {
+        Verdict::Scan
+    }
 }
 
 /// A rule set prepared for one image (see [`RuleSet::for_image`]).
@@ -1034,9 +1113,22 @@ impl ImageRules {
             if c.offset >= window_start && end <= window_end {
                 let data =
                     &window[(c.offset - window_start) as usize..(end - window_start) as usize];
-                if !carved_may_match(&self.set.index, hits, c.offset, data) {
-                    // No rule can match it: known without scanning.
-                    return Ok((Vec::new(), None, 0, true));
+                if let Verdict::Known(rules) = carved_verdict(&self.set.index, hits, c.offset, data)
+                {
+                    // Known without scanning: what matches (often nothing).
+                    let m = rules
+                        .into_iter()
+                        .filter_map(|(f, r)| {
+                            let file = &self.set.index.files[f];
+                            full.bare_match(
+                                &namespace_of(&file.name),
+                                &file.rules[r].name,
+                                &path,
+                                c.offset,
+                            )
+                        })
+                        .collect();
+                    return Ok((m, None, 0, true));
                 }
                 let (m, note) = full.scan_file(scanner, data, &path, c.offset, &externals)?;
                 return Ok((m, note, c.length, false));

@@ -669,7 +669,7 @@ fn public_rule_sets_match_the_yara_cli() {
 /// (`fullword`, regexp anchors) are still scanned, with a letter planted
 /// right before every carved file so that the image and the file disagree.
 #[test]
-fn carved_files_skipped_only_when_no_rule_can_match() {
+fn carved_files_known_without_a_scan_only_when_decided() {
     let fx = small_fixture();
     let dir = tempfile::tempdir().unwrap();
     // Where the carved files start, then a letter before each.
@@ -754,6 +754,26 @@ rule pdf_anchored { strings: $r = /^%PDF-1\.[0-9]/ condition: $r }
         );
     }
     assert!(!per_rule.contains_key("never_seen"));
+    assert!(
+        stat["skipped_bytes"].as_u64().unwrap() > 0,
+        "no carved file known without a scan: {stat}"
+    );
+    // Rules decided by a file's facts alone (magic numbers, size): files
+    // whose every rule is so decided are not scanned, matching or not, and
+    // their matches are what yara-x finds in each file (checked above).
+    // (Here the image itself matches no rule: its shards are not scanned.)
+    let magic = r#"import "pe"
+rule not_pe_small { condition: not pe.is_pe and filesize < 2KB }
+rule jpeg_small { condition: uint16be(0) == 0xFFD8 and filesize < 50KB }
+rule zip_without { strings: $a = "TRAWL-ABSENT" condition: not $a and uint32(0) == 0x04034b50 }
+"#;
+    let (per_rule, stat) = check("magic", magic);
+    for rule in ["jpeg_small", "zip_without"] {
+        assert!(
+            per_rule.get(rule).copied().unwrap_or(0) > 0,
+            "{rule} matched no carved file: {per_rule:?}"
+        );
+    }
     assert!(
         stat["skipped_bytes"].as_u64().unwrap() > 0,
         "no carved file known without a scan: {stat}"
