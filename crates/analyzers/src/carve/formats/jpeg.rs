@@ -15,7 +15,7 @@ use crate::carve::src::Win;
 /// Extraneous bytes tolerated between the end of a scan's data and the
 /// next marker (some encoders leave a few; libjpeg warns and goes on).
 const SLACK: u64 = 16;
-const FAST: u32 = 9;
+const FAST: u32 = 12;
 
 #[derive(Clone)]
 pub(crate) struct Huff {
@@ -43,7 +43,7 @@ impl Huff {
         if total == 0 || total > 256 || vals.len() < total {
             return false;
         }
-        self.fast = [0; 1 << FAST];
+        self.fast.fill(0);
         self.maxcode = [-1; 18];
         self.vals[..total].copy_from_slice(&vals[..total]);
         let mut code: i32 = 0;
@@ -76,11 +76,12 @@ impl Huff {
     }
 }
 
-/// Per-thread decoder state: tables kept between candidates.
+/// Per-thread decoder state: tables kept between candidates (on the heap:
+/// scratch states are cloned on the stacks of nested parallel tasks).
 #[derive(Clone, Default)]
 pub(crate) struct JpegScratch {
-    dc: [Huff; 4],
-    ac: [Huff; 4],
+    dc: Box<[Huff; 4]>,
+    ac: Box<[Huff; 4]>,
 }
 
 // Annex K default tables (Motion-JPEG frames often omit DHT).
