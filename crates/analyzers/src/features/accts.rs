@@ -37,6 +37,39 @@ const CCN_GROUPINGS: &[&[usize]] = &[
     &[4, 4, 4, 1],
 ];
 
+/// Whether the digit run `buf[s..e]` can anchor a finding of
+/// [`ccn_in`], [`iban_in`], [`phone_in`] or [`bitcoin_in`]: the union of
+/// the first tests each applies to a run (kept in step with them; the
+/// tests compare every scanner over all runs and over these). Most runs
+/// of binary data are one or two digits that none of them can use.
+#[inline]
+pub fn run_may_anchor(buf: &[u8], s: usize, e: usize) -> bool {
+    let n = e - s;
+    let first = buf[s];
+    // ccn: a 4-digit group or 13-19 digits; bitcoin: `1…`, `3…`, `bc1…`;
+    // phone: `0X` groups or a 10-digit national number; iban: two capitals
+    // before at least two digits.
+    n == 4
+        || (13..=19).contains(&n)
+        || first == b'1'
+        || first == b'3'
+        || (first == b'0' && (n == 2 || n == 10))
+        || (n >= 2 && s >= 2 && is(buf[s - 2], UPPER) && is(buf[s - 1], UPPER))
+}
+
+/// The digit runs of `own` (plus the two bytes after) that may anchor a
+/// finding, as the feature scanner lists them.
+#[cfg(test)]
+fn anchor_runs(buf: &[u8], own: Range<usize>) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    digit_runs(buf, own.start, (own.end + 2).min(buf.len()), |s, e| {
+        if run_may_anchor(buf, s, e) {
+            runs.push((s, e))
+        }
+    });
+    runs
+}
+
 /// Payment card numbers: 13-19 digits written plain, or grouped with
 /// single spaces or dashes (4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4, 4-4-4-3,
 /// 4-4-4-2, 4-4-4-1); Luhn-valid, a brand issuing that prefix and length,
@@ -87,8 +120,7 @@ pub fn ccn_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut 
 /// [`ccn_in`] computing its own digit runs.
 #[cfg(test)]
 pub fn ccn(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
-    let mut runs = Vec::new();
-    digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
+    let runs = anchor_runs(buf, own.clone());
     ccn_in(buf, own, &runs, out);
 }
 
@@ -162,8 +194,7 @@ pub fn iban_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mut
 /// [`iban_in`] computing its own digit runs.
 #[cfg(test)]
 pub fn iban(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
-    let mut runs = Vec::new();
-    digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
+    let runs = anchor_runs(buf, own.clone());
     iban_in(buf, own, &runs, out);
 }
 
@@ -244,8 +275,7 @@ pub fn phone_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &mu
 /// [`phone_in`] computing its own digit runs.
 #[cfg(test)]
 pub fn phone(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
-    let mut runs = Vec::new();
-    digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
+    let runs = anchor_runs(buf, own.clone());
     phone_in(buf, own, &runs, out);
 }
 
@@ -292,8 +322,7 @@ pub fn bitcoin_in(buf: &[u8], own: Range<usize>, runs: &[(usize, usize)], out: &
 /// [`bitcoin_in`] computing its own digit runs.
 #[cfg(test)]
 pub fn bitcoin(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
-    let mut runs = Vec::new();
-    digit_runs(buf, own.start, own.end + 2, |s, e| runs.push((s, e)));
+    let runs = anchor_runs(buf, own.clone());
     bitcoin_in(buf, own, &runs, out);
 }
 
@@ -302,6 +331,58 @@ mod tests {
     use super::*;
 
     use crate::features::hit_texts as run;
+
+    /// Every scanner anchored on digit runs finds the same over all the
+    /// runs as over those [`run_may_anchor`] keeps: examples of each
+    /// (valid and not), among runs of every length and pseudo-random bytes.
+    #[test]
+    fn anchor_filter_keeps_every_finding() {
+        let mut buf = Vec::new();
+        for t in [
+            "Card: 4111111111111111 exp, 4111 1111 1111 1111. 3782 822463 10005 ",
+            "IBAN DE89370400440532013000. FR14 2004 1010 0505 0001 3M02 606 GB82 WEST 1234 5698 7654 32",
+            "Call +33612345678, +33 6 12 34 56 78, 06 12 34 56 78 or 0612345678; 01.20.18.22.15 ",
+            "17NdbrSGoUotzeGCcMMCqnFkEvLymoou9j 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy ",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4 1111111114oLvT2 ",
+        ] {
+            buf.extend_from_slice(t.as_bytes());
+        }
+        for n in 1..=25 {
+            for d in [b'0', b'1', b'3', b'4', b'9'] {
+                buf.extend(std::iter::repeat_n(d, n));
+                buf.push(b' ');
+                buf.extend_from_slice(b"AB");
+                buf.extend(std::iter::repeat_n(d, n));
+                buf.push(b'-');
+            }
+        }
+        let mut x = 0x2545F4914F6CDD1Du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly digits, separators and capitals.
+            buf.push(b"0123456789 -.+ABCDEFbc13"[(x % 24) as usize]);
+        }
+        let own = 0..buf.len() - 2;
+        let mut all = Vec::new();
+        digit_runs(&buf, own.start, own.end + 2, |s, e| all.push((s, e)));
+        let kept = anchor_runs(&buf, own.clone());
+        assert!(kept.len() < all.len());
+        type RunFn = fn(&[u8], Range<usize>, &[(usize, usize)], &mut Vec<Hit>);
+        for (name, f) in [
+            ("ccn", ccn_in as RunFn),
+            ("iban", iban_in),
+            ("phone", phone_in),
+            ("bitcoin", bitcoin_in),
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            f(&buf, own.clone(), &all, &mut a);
+            f(&buf, own.clone(), &kept, &mut b);
+            assert!(!a.is_empty(), "{name}: nothing found");
+            assert_eq!(a, b, "{name}");
+        }
+    }
 
     #[test]
     fn ccn_examples() {

@@ -628,7 +628,9 @@ impl<'a> State<'a> {
             for s in spans {
                 let from = runs.len();
                 text::digit_runs(buf, s.start, (s.end + 2).min(buf.len()), |a, b| {
-                    runs.push((a, b))
+                    if accts::run_may_anchor(buf, a, b) {
+                        runs.push((a, b))
+                    }
                 });
                 bounds.push(from..runs.len());
             }
