@@ -36,8 +36,10 @@ pub struct SchedulerConfig {
     pub background_rule_validation: bool,
     /// Keep each finished job's merged results in memory until
     /// [`crate::Scheduler::take_results`] takes them (the embedded scan,
-    /// which writes the report in the same process, skips decoding them
-    /// back from the database and the wire). Off for a standing scheduler.
+    /// which writes the report in the same process, skips encoding them
+    /// into the database and decoding them back from the wire); they are
+    /// then not stored merged, and `results` merges the tasks' results on
+    /// demand. Off for a standing scheduler.
     pub hand_over_results: bool,
 }
 

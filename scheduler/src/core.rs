@@ -1345,8 +1345,13 @@ impl Scheduler {
         let mut ending = rec;
         ending.state = JobState::Completed;
         ending.finished_ms = finished_ms;
+        // Results handed over in memory are not stored merged: `results`
+        // merges the tasks' results (kept) if ever asked.
+        let store_merged = !self.cfg.hand_over_results;
         let merged = results::build(&self.store, &ending, &tasks).and_then(|mut r| {
-            self.store.put_merged(job_id, &results::to_page(&mut r))?;
+            if store_merged {
+                self.store.put_merged(job_id, &results::to_page(&mut r))?;
+            }
             Ok(r)
         });
         tracing::debug!(
@@ -1380,7 +1385,7 @@ impl Scheduler {
         if let Err(e) = self.store.put_job(&rec).and_then(|_| self.store.flush()) {
             tracing::error!(job = job_id, error = %e, "persisting the finished job failed");
         }
-        if rec.state == JobState::Completed {
+        if rec.state == JobState::Completed && store_merged {
             let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
             let _ = self.store.remove_results(&ids);
         }
