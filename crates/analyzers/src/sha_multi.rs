@@ -508,20 +508,7 @@ mod multi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// xorshift64* bytes.
-    fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            v.extend_from_slice(&x.wrapping_mul(0x2545F4914F6CDD1D).to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
+    use crate::sha_pair::tests::random_bytes;
 
     fn check(inputs: &[&[u8]]) {
         let want1: Vec<[u8; 20]> = inputs
