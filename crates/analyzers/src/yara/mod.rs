@@ -444,15 +444,7 @@ impl CompiledRules {
             self.rules
                 .iter()
                 .map(|r| {
-                    let m = YaraMatch {
-                        target: String::new(),
-                        target_offset: 0,
-                        rule: r.identifier().to_string(),
-                        namespace: r.namespace().to_string(),
-                        tags: r.tags().map(|t| t.identifier().to_string()).collect(),
-                        metadata_json: metadata_json(&r),
-                        strings: Vec::new(),
-                    };
+                    let m = rule_match(&r, String::new(), 0, Vec::new());
                     ((m.namespace.clone(), m.rule.clone()), m)
                 })
                 .collect()
@@ -1435,25 +1427,37 @@ fn metadata_json(rule: &yara_x::Rule) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-fn shard_record(
+/// A record of `rule` for `target`: its identity, tags and metadata as the
+/// compiled rules give them, with `strings`.
+fn rule_match(
     rule: &yara_x::Rule,
-    scope: &str,
-    matched: bool,
+    target: String,
+    target_offset: u64,
     strings: Vec<YaraString>,
 ) -> YaraMatch {
     YaraMatch {
-        target: if matched {
-            format!("{scope}:matched")
-        } else {
-            scope.to_string()
-        },
-        target_offset: 0,
+        target,
+        target_offset,
         rule: rule.identifier().to_string(),
         namespace: rule.namespace().to_string(),
         tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
         metadata_json: metadata_json(rule),
         strings,
     }
+}
+
+fn shard_record(
+    rule: &yara_x::Rule,
+    scope: &str,
+    matched: bool,
+    strings: Vec<YaraString>,
+) -> YaraMatch {
+    let target = if matched {
+        format!("{scope}:matched")
+    } else {
+        scope.to_string()
+    };
+    rule_match(rule, target, 0, strings)
 }
 
 fn final_match(rule: &yara_x::Rule, target: &str, base: u64) -> YaraMatch {
@@ -1468,15 +1472,7 @@ fn final_match(rule: &yara_x::Rule, target: &str, base: u64) -> YaraMatch {
         }
     }
     strings.sort();
-    YaraMatch {
-        target: target.to_string(),
-        target_offset: base,
-        rule: rule.identifier().to_string(),
-        namespace: rule.namespace().to_string(),
-        tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
-        metadata_json: metadata_json(rule),
-        strings,
-    }
+    rule_match(rule, target.to_string(), base, strings)
 }
 
 /// Merges per-shard records into the image's shard-decided matches, and the
