@@ -1357,7 +1357,7 @@ impl Scheduler {
         tracing::debug!(
             job = job_id,
             ms = t.elapsed().as_millis() as u64,
-            "results merged and stored"
+            "results merged"
         );
         let mut st = self.state.lock();
         let Some(j) = st.jobs.get_mut(job_id) else {

@@ -216,8 +216,9 @@ impl Drop for Block<'_> {
 
 /// Hashes the whole evidence with MD5, SHA-1 and SHA-256 in one sequential
 /// read; MD5 on one thread, SHA-1 and SHA-256 together on another
-/// ([`crate::sha_pair`], their rounds interleaved), over the same blocks. `progress` receives the byte count after each block;
-/// `cancel` stops the read early (the result is then an error).
+/// ([`crate::sha_pair`], their rounds interleaved), over the same blocks.
+/// `progress` receives the byte count after each block; `cancel` stops the
+/// read early (the result is then an error).
 ///
 /// # Errors
 /// Read errors, or [`AnalyzerError::Cancelled`].
@@ -303,6 +304,73 @@ pub fn stream_hash(
             bytes: done.load(Ordering::Relaxed),
         })
     })
+}
+
+/// The last block or two of an MD5, SHA-1 or SHA-256 message (64-byte
+/// blocks): `rest` (what follows the last whole block), the 0x80 byte,
+/// zeros and the message length in bits, `length` (little-endian for MD5,
+/// big-endian for SHA): the blocks are `tail[..n]`, `n` 64 or 128.
+pub(crate) fn final_blocks(rest: &[u8], length: [u8; 8]) -> ([u8; 128], usize) {
+    let mut tail = [0u8; 128];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let n = if rest.len() < 56 { 64 } else { 128 };
+    tail[n - 8..n].copy_from_slice(&length);
+    (tail, n)
+}
+
+/// A streaming MD5/SHA message cut into 64-byte blocks: the bytes not yet
+/// in a whole block, and the length so far.
+pub(crate) struct Blocks {
+    buf: [u8; 64],
+    len: usize,
+    total: u64,
+}
+
+impl Blocks {
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+            total: 0,
+        }
+    }
+
+    /// Adds `data`; `compress` receives the whole blocks (a multiple of 64
+    /// bytes), in order.
+    pub(crate) fn update(&mut self, mut data: &[u8], mut compress: impl FnMut(&[u8])) {
+        self.total = self.total.wrapping_add(data.len() as u64);
+        if self.len > 0 {
+            let n = (64 - self.len).min(data.len());
+            self.buf[self.len..self.len + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
+            if self.len < 64 {
+                return;
+            }
+            compress(&self.buf);
+            self.len = 0;
+        }
+        let whole = data.len() / 64 * 64;
+        if whole > 0 {
+            compress(&data[..whole]);
+        }
+        let rest = &data[whole..];
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.len = rest.len();
+    }
+
+    /// The final block(s), [`final_blocks`] with the length in bits
+    /// big-endian (SHA) or little-endian (MD5).
+    pub(crate) fn finish(&self, big_endian: bool) -> ([u8; 128], usize) {
+        let bits = self.total.wrapping_mul(8);
+        let length = if big_endian {
+            bits.to_be_bytes()
+        } else {
+            bits.to_le_bytes()
+        };
+        final_blocks(&self.buf[..self.len], length)
+    }
 }
 
 /// MD5 is the one serial bottleneck of the stream: the SHA pair runs at a

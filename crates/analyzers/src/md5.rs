@@ -341,19 +341,14 @@ mod multi {
     impl<'a> Lane<'a> {
         fn new(input: usize, data: &'a [u8]) -> Self {
             let full = data.len() / 64;
-            let rest = &data[full * 64..];
-            let mut tail = [0u8; 128];
-            tail[..rest.len()].copy_from_slice(rest);
-            tail[rest.len()] = 0x80;
-            let tail_blocks = if rest.len() < 56 { 1 } else { 2 };
             let bits = (data.len() as u64).wrapping_mul(8);
-            tail[tail_blocks * 64 - 8..tail_blocks * 64].copy_from_slice(&bits.to_le_bytes());
+            let (tail, n) = crate::hash::final_blocks(&data[full * 64..], bits.to_le_bytes());
             Self {
                 input,
                 data,
                 full,
                 tail,
-                blocks: full + tail_blocks,
+                blocks: full + n / 64,
                 next: 0,
             }
         }
@@ -577,9 +572,7 @@ mod portable {
 
     pub struct Inner {
         state: [u32; 4],
-        buf: [u8; 64],
-        buf_len: usize,
-        total: u64,
+        blocks: crate::hash::Blocks,
         compress: fn(&mut [u32; 4], &[u8]),
     }
 
@@ -591,46 +584,17 @@ mod portable {
         pub fn with(compress: fn(&mut [u32; 4], &[u8])) -> Self {
             Self {
                 state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
-                buf: [0; 64],
-                buf_len: 0,
-                total: 0,
+                blocks: crate::hash::Blocks::new(),
                 compress,
             }
         }
-        pub fn update(&mut self, mut data: &[u8]) {
-            self.total = self.total.wrapping_add(data.len() as u64);
-            if self.buf_len > 0 {
-                let take = (64 - self.buf_len).min(data.len());
-                self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
-                self.buf_len += take;
-                data = &data[take..];
-                if self.buf_len < 64 {
-                    return;
-                }
-                let b = self.buf;
-                (self.compress)(&mut self.state, &b);
-                self.buf_len = 0;
-            }
-            let full = data.len() / 64 * 64;
-            (self.compress)(&mut self.state, &data[..full]);
-            let rest = &data[full..];
-            self.buf[..rest.len()].copy_from_slice(rest);
-            self.buf_len = rest.len();
+        pub fn update(&mut self, data: &[u8]) {
+            let (state, f) = (&mut self.state, self.compress);
+            self.blocks.update(data, |b| f(state, b));
         }
         pub fn finalize(mut self) -> [u8; 16] {
-            let bits = self.total.wrapping_mul(8);
-            let mut pad = [0u8; 72];
-            pad[0] = 0x80;
-            let padlen = if self.buf_len < 56 {
-                56 - self.buf_len
-            } else {
-                120 - self.buf_len
-            };
-            let mut tail = pad[..padlen].to_vec();
-            tail.extend_from_slice(&bits.to_le_bytes());
-            let total = self.total;
-            self.update(&tail);
-            self.total = total;
+            let (tail, n) = self.blocks.finish(false);
+            (self.compress)(&mut self.state, &tail[..n]);
             let mut out = [0u8; 16];
             for (i, w) in self.state.iter().enumerate() {
                 out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());

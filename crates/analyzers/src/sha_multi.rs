@@ -387,13 +387,9 @@ mod multi {
 
     impl<'a> Lane<'a> {
         fn new(input: usize, data: &'a [u8]) -> Self {
+            let bits = (data.len() as u64).wrapping_mul(8);
             let (data, rest) = data.split_at(data.len() / 64 * 64);
-            let mut tail = [0u8; 128];
-            tail[..rest.len()].copy_from_slice(rest);
-            tail[rest.len()] = 0x80;
-            let tail_end = if rest.len() < 56 { 64 } else { 128 };
-            let bits = ((data.len() + rest.len()) as u64).wrapping_mul(8);
-            tail[tail_end - 8..tail_end].copy_from_slice(&bits.to_be_bytes());
+            let (tail, tail_end) = crate::hash::final_blocks(rest, bits.to_be_bytes());
             Self {
                 input,
                 data,
@@ -422,14 +418,6 @@ mod multi {
         fn done(&self) -> bool {
             self.data.is_empty() && self.tail_pos == self.tail_end
         }
-    }
-
-    fn digest<const S: usize, const D: usize>(state: [u32; S]) -> [u8; D] {
-        let mut out = [0u8; D];
-        for (o, w) in out.chunks_exact_mut(4).zip(state) {
-            o.copy_from_slice(&w.to_be_bytes());
-        }
-        out
     }
 
     /// Hashes `inputs` with `algo` (`D` = 4 `S` digest bytes), 16 lanes at
@@ -461,7 +449,7 @@ mod multi {
                         let mut st: [u32; S] = std::array::from_fn(|w| state[w][l]);
                         (algo.scalar)(&mut st, lane.data);
                         (algo.scalar)(&mut st, &lane.tail[lane.tail_pos..lane.tail_end]);
-                        out[lane.input] = digest(st);
+                        out[lane.input] = crate::sha_pair::digest(st);
                     }
                 }
                 break;
@@ -479,7 +467,8 @@ mod multi {
                 let Some(lane) = slot else { continue };
                 lane.advance(blocks * 64);
                 if lane.done() {
-                    out[lane.input] = digest::<S, D>(std::array::from_fn(|w| state[w][l]));
+                    out[lane.input] =
+                        crate::sha_pair::digest(std::array::from_fn::<u32, S, _>(|w| state[w][l]));
                     *slot = queue.next().map(|i| Lane::new(i, inputs[i]));
                     for (s, iv) in state.iter_mut().zip(algo.iv) {
                         s[l] = iv;

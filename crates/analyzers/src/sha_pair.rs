@@ -45,10 +45,7 @@ enum Inner {
 struct Fused {
     s1: [u32; 5],
     s2: [u32; 8],
-    /// Bytes of an incomplete block, `buf[..len]`.
-    buf: [u8; 64],
-    len: usize,
-    total: u64,
+    blocks: crate::hash::Blocks,
 }
 
 impl Default for Sha1Sha256 {
@@ -67,9 +64,7 @@ impl Sha1Sha256 {
                 inner: Inner::Fused(Box::new(Fused {
                     s1: SHA1_IV,
                     s2: SHA256_IV,
-                    buf: [0; 64],
-                    len: 0,
-                    total: 0,
+                    blocks: crate::hash::Blocks::new(),
                 })),
             };
         }
@@ -84,28 +79,12 @@ impl Sha1Sha256 {
     }
 
     /// Hashes `data`.
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         match &mut self.inner {
             #[cfg(target_arch = "x86_64")]
             Inner::Fused(f) => {
-                f.total = f.total.wrapping_add(data.len() as u64);
-                if f.len > 0 {
-                    let n = (64 - f.len).min(data.len());
-                    f.buf[f.len..f.len + n].copy_from_slice(&data[..n]);
-                    f.len += n;
-                    data = &data[n..];
-                    if f.len < 64 {
-                        return;
-                    }
-                    let block = f.buf;
-                    ni::compress(&mut f.s1, &mut f.s2, &block);
-                    f.len = 0;
-                }
-                let whole = data.len() / 64 * 64;
-                ni::compress(&mut f.s1, &mut f.s2, &data[..whole]);
-                let rest = &data[whole..];
-                f.buf[..rest.len()].copy_from_slice(rest);
-                f.len = rest.len();
+                let (s1, s2) = (&mut f.s1, &mut f.s2);
+                f.blocks.update(data, |b| ni::compress(s1, s2, b));
             }
             Inner::Separate(h) => {
                 h.0.update(data);
@@ -119,27 +98,24 @@ impl Sha1Sha256 {
         match self.inner {
             #[cfg(target_arch = "x86_64")]
             Inner::Fused(mut f) => {
-                // Padding (the same for both): 0x80, zeros, the big-endian
-                // bit length, in one block or two.
-                let mut tail = [0u8; 128];
-                tail[..f.len].copy_from_slice(&f.buf[..f.len]);
-                tail[f.len] = 0x80;
-                let end = if f.len < 56 { 64 } else { 128 };
-                tail[end - 8..end].copy_from_slice(&f.total.wrapping_mul(8).to_be_bytes());
-                ni::compress(&mut f.s1, &mut f.s2, &tail[..end]);
-                let mut d1 = [0u8; 20];
-                for (o, w) in d1.chunks_exact_mut(4).zip(f.s1) {
-                    o.copy_from_slice(&w.to_be_bytes());
-                }
-                let mut d2 = [0u8; 32];
-                for (o, w) in d2.chunks_exact_mut(4).zip(f.s2) {
-                    o.copy_from_slice(&w.to_be_bytes());
-                }
-                (d1, d2)
+                // The same padding for both.
+                let (tail, n) = f.blocks.finish(true);
+                ni::compress(&mut f.s1, &mut f.s2, &tail[..n]);
+                (digest(f.s1), digest(f.s2))
             }
             Inner::Separate(h) => (h.0.finalize().into(), h.1.finalize().into()),
         }
     }
+}
+
+/// The digest of a SHA state: its words, big-endian (`D` = 4 `S`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn digest<const S: usize, const D: usize>(state: [u32; S]) -> [u8; D] {
+    let mut out = [0u8; D];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 /// SHA-1 and SHA-256 of `data`.
