@@ -353,9 +353,12 @@ impl ExecContext {
                         // Only around the matches the shards listed, when
                         // they listed every match of these rules (rules
                         // without any hit have none to list).
-                        let listed = blocks
-                            .iter()
-                            .all(|k| spans_known.contains(k) || !task_hits.contains(k));
+                        // Rules whose occurrences the shards could not
+                        // report are read everywhere.
+                        let listed = blocks.iter().all(|k| {
+                            rules.occurrences_known(&k.0, &k.1)
+                                && (spans_known.contains(k) || !task_hits.contains(k))
+                        });
                         let (mut matches, mut notes) = rules
                             .scan_blocks(
                                 ev.as_ref(),

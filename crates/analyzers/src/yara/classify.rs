@@ -21,7 +21,7 @@
 //!   `filesize < 10`, module data, references to other rules): evaluated on
 //!   the whole image unless its facts make it false.
 
-use yara_x_parser::ast::{self, Expr, OfItems, Quantifier, RuleFlags};
+use yara_x_parser::ast::{self, Expr, OfItems, Quantifier, RuleFlags, WithSpan};
 
 /// How a rule is decided (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,8 +122,8 @@ pub enum Cond {
     False,
     /// A pattern test (`$a`, `$a at 0`, `$ in (..)`).
     Pattern,
-    /// `<quantifier> of <patterns>`, each pattern test as `body`.
-    Of(Quant, Box<Cond>),
+    /// `<quantifier> of <items>` and `for <quantifier> of <patterns>`.
+    Of(Quant, Items),
     Not(Box<Cond>),
     And(Vec<Cond>),
     Or(Vec<Cond>),
@@ -132,6 +132,17 @@ pub enum Cond {
     /// with "MZ" (yara-x's pe module parses nothing else).
     PeIsPe,
     Unknown,
+}
+
+/// The items a quantifier counts.
+#[derive(Debug, Clone)]
+pub enum Items {
+    /// `n` items that share one truth value under any [`Env`]: the
+    /// patterns of a set, each tested by the same body (`any of ($a*)`,
+    /// `for all of them : (# > 2)`). `None`: the count is not known.
+    Same(Option<usize>, Box<Cond>),
+    /// Boolean expressions, each its own (`any of (filesize > 10, $a)`).
+    Each(Vec<Cond>),
 }
 
 /// Comparison operators.
@@ -192,13 +203,47 @@ fn lower_quant(q: &Quantifier) -> Quant {
     }
 }
 
-/// The owned form of a condition; `pe` tells whether the file imports the
-/// pe module.
-pub fn lower(e: &Expr, pe: bool) -> Cond {
-    let lower = |e: &Expr| lower(e, pe);
+/// What lowering a condition needs to know of its rule.
+pub struct Scope<'a> {
+    /// The file imports the pe module.
+    pub pe: bool,
+    /// The identifiers of the rule's patterns, in order (`$` for anonymous
+    /// ones).
+    pub patterns: Vec<&'a str>,
+}
+
+impl Scope<'_> {
+    /// How many of the rule's patterns a pattern set names.
+    fn count(&self, set: &ast::PatternSet) -> Option<usize> {
+        match set {
+            ast::PatternSet::Them { .. } => Some(self.patterns.len()),
+            ast::PatternSet::Set(items) => {
+                let n = self
+                    .patterns
+                    .iter()
+                    .filter(|p| {
+                        items.iter().any(|i| {
+                            if i.wildcard {
+                                p.starts_with(i.identifier)
+                            } else {
+                                **p == i.identifier
+                            }
+                        })
+                    })
+                    .count();
+                // An unreadable set (no pattern of the rule): not known.
+                (n > 0).then_some(n)
+            }
+        }
+    }
+}
+
+/// The owned form of a condition.
+pub fn lower(e: &Expr, scope: &Scope) -> Cond {
+    let lower = |e: &Expr| lower(e, scope);
     match e {
         Expr::FieldAccess(f)
-            if pe
+            if scope.pe
                 && matches!(
                     f.operands.as_slice(),
                     [Expr::Ident(m), Expr::Ident(x)] if m.name == "pe" && x.name == "is_pe"
@@ -219,17 +264,19 @@ pub fn lower(e: &Expr, pe: bool) -> Cond {
         Expr::Le(b) => Cond::Cmp(CmpOp::Le, lower_int(&b.lhs), lower_int(&b.rhs)),
         Expr::Ge(b) => Cond::Cmp(CmpOp::Ge, lower_int(&b.lhs), lower_int(&b.rhs)),
         Expr::Of(of) => match &of.items {
-            OfItems::PatternSet(_) => {
-                Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Pattern))
-            }
-            OfItems::BoolExprTuple(items) => {
-                // `any of (a, b)` over booleans: only its "all false" case is
-                // decidable.
-                let all: Vec<Cond> = items.iter().map(&lower).collect();
-                Cond::Of(lower_quant(&of.quantifier), Box::new(Cond::Or(all)))
-            }
+            OfItems::PatternSet(set) => Cond::Of(
+                lower_quant(&of.quantifier),
+                Items::Same(scope.count(set), Box::new(Cond::Pattern)),
+            ),
+            OfItems::BoolExprTuple(items) => Cond::Of(
+                lower_quant(&of.quantifier),
+                Items::Each(items.iter().map(&lower).collect()),
+            ),
         },
-        Expr::ForOf(f) => Cond::Of(lower_quant(&f.quantifier), Box::new(lower(&f.body))),
+        Expr::ForOf(f) => Cond::Of(
+            lower_quant(&f.quantifier),
+            Items::Same(scope.count(&f.pattern_set), Box::new(lower(&f.body))),
+        ),
         _ => Cond::Unknown,
     }
 }
@@ -255,31 +302,128 @@ fn eval_int(i: &Int, env: &Env) -> Option<i64> {
             let off = eval_int(off, env)?;
             env.read.and_then(|f| f(*r, off))
         }
-        Int::Neg(x) => eval_int(x, env).map(|v| v.wrapping_neg()),
+        // An overflow is unknown (never a wrapped value yara-x may not
+        // compute).
+        Int::Neg(x) => eval_int(x, env)?.checked_neg(),
         Int::Add(v) => v
             .iter()
-            .try_fold(0i64, |a, x| eval_int(x, env).map(|y| a.wrapping_add(y))),
+            .try_fold(0i64, |a, x| a.checked_add(eval_int(x, env)?)),
         Int::Mul(v) => v
             .iter()
-            .try_fold(1i64, |a, x| eval_int(x, env).map(|y| a.wrapping_mul(y))),
+            .try_fold(1i64, |a, x| a.checked_mul(eval_int(x, env)?)),
         Int::Sub(v) => {
             let mut it = v.iter();
             let first = eval_int(it.next()?, env)?;
-            it.try_fold(first, |a, x| eval_int(x, env).map(|y| a.wrapping_sub(y)))
+            it.try_fold(first, |a, x| a.checked_sub(eval_int(x, env)?))
         }
         Int::Unknown => None,
     }
 }
 
-fn quantified(q: &Quant, body: Tri) -> Tri {
+/// A quantifier over `n` items of which at least `yes` and at most
+/// `maybe` are true (`n` unknown: `None`), as yara-x decides it: `N of`
+/// means at least N, `0 of` (and a percentage rounding up to 0) means none,
+/// `P% of` needs `ceil(n * P / 100)`.
+fn quantified(q: &Quant, n: Option<usize>, yes: usize, maybe: usize) -> Tri {
+    let at_least = |k: usize| {
+        if yes >= k {
+            Tri::True
+        } else if maybe < k {
+            Tri::False
+        } else {
+            Tri::Unknown
+        }
+    };
+    let none = if maybe == 0 {
+        Tri::True
+    } else if yes > 0 {
+        Tri::False
+    } else {
+        Tri::Unknown
+    };
     match q {
-        Quant::Any | Quant::All => body,
-        Quant::None => not(body),
-        Quant::AtLeast(Some(k)) if *k >= 1 => body,
-        Quant::AtLeast(Some(_)) => Tri::True,
-        Quant::Percent(Some(k)) if *k > 0 => body,
-        Quant::Percent(Some(_)) => Tri::True,
+        Quant::Any => at_least(1),
+        Quant::None => none,
+        // A pattern set is never empty (yara-x refuses it).
+        Quant::All => match n {
+            Some(n) if n > 0 => at_least(n),
+            _ if maybe == 0 => Tri::False,
+            _ => Tri::Unknown,
+        },
+        Quant::AtLeast(Some(0)) => none,
+        Quant::AtLeast(Some(k)) if *k > 0 => at_least(usize::try_from(*k).unwrap_or(usize::MAX)),
+        Quant::Percent(Some(p)) if *p >= 0 => match n {
+            Some(n) => {
+                let need = (n as f64 * *p as f64 / 100.0).ceil();
+                if need <= 0.0 {
+                    none
+                } else if need >= usize::MAX as f64 {
+                    at_least(usize::MAX)
+                } else {
+                    at_least(need as usize)
+                }
+            }
+            None if maybe == 0 => {
+                if *p > 0 {
+                    Tri::False
+                } else {
+                    Tri::True
+                }
+            }
+            None => Tri::Unknown,
+        },
         _ => Tri::Unknown,
+    }
+}
+
+/// `<quantifier> of (<boolean>, ...)` as yara-x evaluates it: item by
+/// item, in order, stopping as soon as the outcome is known (`any`: at a
+/// true item; `all`: at a false one; `none` and `0 of`: at a true one; `N
+/// of`: when N items were true). An undefined item met before that (a read
+/// past the end, say) makes the whole expression undefined — neither true
+/// nor false, as `not` of it is false too: an unknown item there leaves the
+/// outcome unknown.
+fn each_of(q: &Quant, items: &[Cond], env: &Env) -> Tri {
+    let n = items.len();
+    // Some(k): true once k items are true; None: a `none` test.
+    let need: Option<usize> = match q {
+        Quant::Any => Some(1),
+        Quant::All => Some(n),
+        Quant::None | Quant::AtLeast(Some(0)) => None,
+        Quant::AtLeast(Some(k)) if *k > 0 => Some(usize::try_from(*k).unwrap_or(usize::MAX)),
+        Quant::Percent(Some(p)) if *p >= 0 => {
+            let k = (n as f64 * *p as f64 / 100.0).ceil();
+            if k <= 0.0 {
+                None
+            } else if k >= usize::MAX as f64 {
+                Some(usize::MAX)
+            } else {
+                Some(k as usize)
+            }
+        }
+        _ => return Tri::Unknown,
+    };
+    let all = matches!(q, Quant::All);
+    let mut yes = 0usize;
+    for x in items {
+        match eval(x, env) {
+            Tri::Unknown => return Tri::Unknown,
+            Tri::True => {
+                yes += 1;
+                match need {
+                    None => return Tri::False,
+                    Some(k) if yes >= k => return Tri::True,
+                    _ => {}
+                }
+            }
+            Tri::False if all => return Tri::False,
+            Tri::False => {}
+        }
+    }
+    match need {
+        None => Tri::True,
+        Some(k) if yes >= k => Tri::True,
+        Some(_) => Tri::False,
     }
 }
 
@@ -329,7 +473,20 @@ pub fn eval(c: &Cond, env: &Env) -> Tri {
             }
             _ => Tri::Unknown,
         },
-        Cond::Of(q, body) => quantified(q, eval(body, env)),
+        Cond::Of(q, Items::Same(n, body)) => {
+            // Every item has the body's value; with the count unknown, a
+            // false body still tells "none is true".
+            let t = eval(body, env);
+            let count = n.unwrap_or(0);
+            let (yes, maybe) = match (t, n) {
+                (Tri::False, _) => (0, 0),
+                (_, None) => return Tri::Unknown,
+                (Tri::True, _) => (count, count),
+                (Tri::Unknown, _) => (0, count),
+            };
+            quantified(q, *n, yes, maybe)
+        }
+        Cond::Of(q, Items::Each(items)) => each_of(q, items, env),
         Cond::PeIsPe => {
             let mz = Read {
                 bytes: 2,
@@ -345,20 +502,118 @@ pub fn eval(c: &Cond, env: &Env) -> Tri {
     }
 }
 
-/// A disjunction of unanchored "pattern found" atoms.
-fn shard_decidable(e: &Expr) -> bool {
-    match e {
-        Expr::PatternMatch(pm) => pm.anchor.is_none() && pm.identifier.name != "$",
-        Expr::Of(of) => {
-            of.anchor.is_none()
-                && matches!(of.items, OfItems::PatternSet(_))
-                && match &of.quantifier {
+/// A disjunction of unanchored "pattern found" atoms (`$a`, `any of
+/// ($b*)`, `1 of them`) that together name every pattern of the rule: the
+/// rule matches iff one of its patterns is found (a pattern the condition
+/// leaves out, such as an unused `$_x`, makes it not so).
+fn shard_decidable(e: &Expr, scope: &Scope) -> bool {
+    fn atoms(e: &Expr, scope: &Scope, covered: &mut [bool]) -> bool {
+        let mut name = |want: &str, wildcard: bool| {
+            for (i, p) in scope.patterns.iter().enumerate() {
+                if (wildcard && p.starts_with(want)) || (!wildcard && *p == want) {
+                    covered[i] = true;
+                }
+            }
+        };
+        match e {
+            Expr::PatternMatch(pm) => {
+                if pm.anchor.is_some() || pm.identifier.name == "$" {
+                    return false;
+                }
+                name(pm.identifier.name, false);
+                true
+            }
+            Expr::Of(of) => {
+                let one = match &of.quantifier {
                     Quantifier::Any { .. } => true,
                     Quantifier::Expr(n) => matches!(lower_int(n), Int::Lit(1)),
                     _ => false,
+                };
+                if of.anchor.is_some() || !one {
+                    return false;
                 }
+                match &of.items {
+                    OfItems::PatternSet(ast::PatternSet::Them { .. }) => name("$", true),
+                    OfItems::PatternSet(ast::PatternSet::Set(items)) => {
+                        for i in items {
+                            name(i.identifier, i.wildcard);
+                        }
+                    }
+                    OfItems::BoolExprTuple(_) => return false,
+                }
+                true
+            }
+            Expr::Or(n) => n.operands.iter().all(|x| atoms(x, scope, covered)),
+            _ => false,
         }
-        Expr::Or(n) => n.operands.iter().all(shard_decidable),
+    }
+    let mut covered = vec![false; scope.patterns.len()];
+    !covered.is_empty() && atoms(e, scope, &mut covered) && covered.iter().all(|c| *c)
+}
+
+/// Whether a condition holds an `N of <patterns>` whose outcome depends on
+/// the numbering of the patterns (see [`RuleInfo::layout_dependent`]).
+fn layout_dependent(e: &Expr) -> bool {
+    if let Expr::Of(of) = e
+        && of.anchor.is_none()
+        && matches!(of.items, OfItems::PatternSet(_))
+        && let Quantifier::Expr(q) = &of.quantifier
+        && !matches!(lower_int(q), Int::Lit(k) if k >= 1)
+    {
+        return true;
+    }
+    e.children().any(layout_dependent)
+}
+
+/// Whether yara-x may fold an expression to a constant (conservative):
+/// literals; arithmetic and comparisons of such; `and`, `or` and `not`
+/// holding such an operand (a constant operand removes itself or decides
+/// the whole).
+fn constant(e: &Expr) -> bool {
+    match e {
+        Expr::True { .. }
+        | Expr::False { .. }
+        | Expr::LiteralInteger(_)
+        | Expr::LiteralFloat(_)
+        | Expr::LiteralString(_) => true,
+        Expr::PatternMatch(_)
+        | Expr::PatternCount(_)
+        | Expr::PatternOffset(_)
+        | Expr::PatternLength(_)
+        | Expr::Filesize { .. }
+        | Expr::Entrypoint { .. }
+        | Expr::Ident(_)
+        | Expr::FuncCall(_)
+        | Expr::FieldAccess(_)
+        | Expr::Lookup(_)
+        | Expr::Of(_)
+        | Expr::ForOf(_)
+        | Expr::ForIn(_) => false,
+        Expr::And(n) | Expr::Or(n) => n.operands.iter().any(constant),
+        Expr::Not(u) => constant(&u.operand),
+        _ => {
+            let mut children = e.children().peekable();
+            children.peek().is_some() && children.all(constant)
+        }
+    }
+}
+
+/// Whether evaluating `e` always reaches a pattern test first (see
+/// [`RuleInfo::searches`]).
+fn searches_first(e: &Expr) -> bool {
+    match e {
+        Expr::PatternMatch(_)
+        | Expr::PatternCount(_)
+        | Expr::PatternOffset(_)
+        | Expr::PatternLength(_) => true,
+        Expr::Of(of) => matches!(of.items, OfItems::PatternSet(_)),
+        Expr::And(n) | Expr::Or(n) => {
+            !n.operands.iter().any(constant) && n.operands.first().is_some_and(searches_first)
+        }
+        Expr::Not(u) => searches_first(&u.operand),
+        Expr::Eq(b) | Expr::Ne(b) | Expr::Lt(b) | Expr::Gt(b) | Expr::Le(b) | Expr::Ge(b) => {
+            searches_first(&b.lhs)
+        }
         _ => false,
     }
 }
@@ -401,9 +656,54 @@ pub struct RuleInfo {
     /// and the other way round.
     pub context_free: bool,
     /// The condition depends on pattern matches alone (no module, no
-    /// `filesize`, no data reads, no other rule, no variable): the whole
-    /// image can be evaluated in blocks, with the same answer.
+    /// `filesize`, no data reads, no other rule, no variable) and every
+    /// pattern is [`RuleInfo::context_free`]: the whole image can be
+    /// evaluated in blocks (or regions of it), with the same answer — a
+    /// block's first and last bytes hide their surroundings, which
+    /// `fullword`, `base64` and regexp assertions would see.
     pub blockable: bool,
+    /// The condition holds `N of <patterns>` with N possibly 0 (a literal 0
+    /// or an expression), which yara-x decides two ways depending on how
+    /// the rule set it was compiled in numbered the patterns: "at least 0"
+    /// (always true) when the set's patterns got consecutive numbers, "none"
+    /// otherwise — and identical patterns of other rules share numbers. Such
+    /// a rule is evaluated only with the whole rule set compiled, as the
+    /// reference (yara-x on the image with the whole set) evaluates it.
+    pub layout_dependent: bool,
+    /// Evaluating the condition always reaches a pattern test first (and no
+    /// constant folds it away): the scan that evaluates this rule always
+    /// searches the data for patterns. yara-x searches lazily, when a
+    /// condition first needs a pattern, and reports the strings of every
+    /// matching rule only if some rule made it search.
+    pub searches: bool,
+    /// Where the rule's identifier starts and where its condition lies in
+    /// the source (byte offsets), for [`occurrence_rule`].
+    pub ident_start: usize,
+    pub condition_span: std::ops::Range<usize>,
+}
+
+/// The rule `text` (its declaration, starting at byte `start` of its
+/// source) rewritten to report where its patterns occur: the same
+/// identifier, tags, metadata and patterns, with the condition `any of
+/// them` and no `global` flag (kept `private`). yara-x reports the matches
+/// of a pattern only as far as the rule's condition needs them: a pattern
+/// used as `$a at 0` is looked for at offset 0 only, one behind `filesize`
+/// bounds or a header test (`uint16(0) == ..`) not at all when they fail.
+/// Under `any of them` every occurrence of every pattern is reported.
+/// `None` for a rule without patterns, or spans outside `text`.
+pub fn occurrence_rule(info: &RuleInfo, text: &str, start: usize) -> Option<String> {
+    if !info.has_patterns {
+        return None;
+    }
+    let ident = info.ident_start.checked_sub(start)?;
+    let cond = info.condition_span.start.checked_sub(start)?
+        ..info.condition_span.end.checked_sub(start)?;
+    let head = text.get(ident..cond.start)?;
+    let tail = text.get(cond.end..)?;
+    Some(format!(
+        "{}rule {head}any of them{tail}",
+        if info.private { "private " } else { "" }
+    ))
 }
 
 /// Whether an integer expression is a literal.
@@ -524,7 +824,16 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
             let name = r.identifier.name.to_string();
             let global = r.flags.contains(RuleFlags::Global);
             let private = r.flags.contains(RuleFlags::Private);
-            let condition = lower(&r.condition, pe);
+            let scope = Scope {
+                pe,
+                patterns: r
+                    .patterns
+                    .iter()
+                    .flatten()
+                    .map(|p| p.identifier().name)
+                    .collect(),
+            };
+            let condition = lower(&r.condition, &scope);
             let mut refs = Vec::new();
             idents(&r.condition, &mut refs);
             let mut deps: Vec<String> = refs
@@ -543,7 +852,7 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
             };
             let class = if !globals.is_empty() || !deps.is_empty() {
                 RuleClass::Always
-            } else if has_patterns && shard_decidable(&r.condition) {
+            } else if has_patterns && shard_decidable(&r.condition, &scope) {
                 RuleClass::Shard
             } else if has_patterns && eval(&condition, &no_matches) == Tri::False {
                 RuleClass::Gated
@@ -561,7 +870,15 @@ pub fn classify_source(src: &str) -> Vec<RuleInfo> {
                 global,
                 has_patterns,
                 context_free,
-                blockable: deps.is_empty() && !global && pattern_facts_only(&r.condition),
+                layout_dependent: layout_dependent(&r.condition),
+                searches: !constant(&r.condition) && searches_first(&r.condition),
+                blockable: deps.is_empty()
+                    && !global
+                    && context_free
+                    && !layout_dependent(&r.condition)
+                    && pattern_facts_only(&r.condition),
+                ident_start: r.identifier.span().range().start,
+                condition_span: r.condition.span().range(),
                 condition,
                 deps,
             }

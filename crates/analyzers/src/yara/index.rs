@@ -21,6 +21,10 @@ pub struct FileIndex {
     /// The text of each rule (same order as `rules`); `None` when the file
     /// could not be cut (it is then always compiled whole).
     texts: Option<Vec<String>>,
+    /// Each rule rewritten to report every occurrence of its patterns (see
+    /// [`super::classify::occurrence_rule`]); `None` for a rule without
+    /// patterns or a file that could not be cut.
+    occurrences: Vec<Option<String>>,
 }
 
 /// A rule set's index.
@@ -33,7 +37,8 @@ pub struct RuleSetIndex {
 /// (file index, rule index).
 pub type RuleRef = (usize, usize);
 
-fn cut(src: &str, expected: usize) -> Option<(String, Vec<String>)> {
+/// The imports of a source, and each rule declaration with its byte offset.
+fn cut(src: &str, expected: usize) -> Option<(String, Vec<(usize, String)>)> {
     let cst = CST::from(src);
     let root = cst.root();
     let mut imports = String::new();
@@ -46,7 +51,7 @@ fn cut(src: &str, expected: usize) -> Option<(String, Vec<String>)> {
                 imports.push_str(text);
                 imports.push('\n');
             }
-            SyntaxKind::RULE_DECL => rules.push(text.to_string()),
+            SyntaxKind::RULE_DECL => rules.push((span.range().start, text.to_string())),
             _ => {}
         }
     }
@@ -69,9 +74,16 @@ impl RuleSetIndex {
         let mut files = Vec::with_capacity(sources.len());
         let mut by_key = HashMap::new();
         for (fi, (s, (rules, cut))) in sources.iter().zip(parsed).enumerate() {
-            let (imports, texts) = match cut {
-                Some((i, t)) => (i, Some(t)),
-                None => (String::new(), None),
+            let (imports, texts, occurrences) = match cut {
+                Some((i, t)) => {
+                    let occ = rules
+                        .iter()
+                        .zip(&t)
+                        .map(|(r, (start, text))| super::classify::occurrence_rule(r, text, *start))
+                        .collect();
+                    (i, Some(t.into_iter().map(|(_, x)| x).collect()), occ)
+                }
+                None => (String::new(), None, vec![None; rules.len()]),
             };
             let ns = super::namespace_of(&s.name);
             for (ri, r) in rules.iter().enumerate() {
@@ -83,6 +95,7 @@ impl RuleSetIndex {
                 imports,
                 rules,
                 texts,
+                occurrences,
             });
         }
         Self { files, by_key }
@@ -166,6 +179,38 @@ impl RuleSetIndex {
             .enumerate()
             .flat_map(|(f, file)| (0..file.rules.len()).map(move |r| (f, r)))
             .collect()
+    }
+
+    /// The sources that report every occurrence of the patterns of `rules`
+    /// (each rule rewritten, see [`super::classify::occurrence_rule`]; no
+    /// imports, no other rule needed), each file in its own namespace, and
+    /// the rules they hold (those with patterns, in files that could be
+    /// cut).
+    pub fn occurrence_subset(&self, rules: &[RuleRef]) -> (Vec<RuleSource>, Vec<RuleRef>) {
+        let mut sorted = rules.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out: Vec<RuleSource> = Vec::new();
+        let mut held = Vec::new();
+        let mut current = None;
+        for (f, r) in sorted {
+            let Some(text) = &self.files[f].occurrences[r] else {
+                continue;
+            };
+            if current != Some(f) {
+                current = Some(f);
+                out.push(RuleSource {
+                    name: self.files[f].name.clone(),
+                    text: String::new(),
+                });
+            }
+            if let Some(last) = out.last_mut() {
+                last.text.push_str(text);
+                last.text.push('\n');
+            }
+            held.push((f, r));
+        }
+        (out, held)
     }
 
     /// The sources compiling exactly `rules` and what they depend on (other

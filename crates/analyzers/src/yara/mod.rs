@@ -15,23 +15,36 @@
 //!    margin (at least [`MIN_FORWARD`] past the end, read from the evidence
 //!    when the margin is smaller) and [`BACK_CONTEXT`] bytes before its
 //!    start, so `fullword` and word-boundary checks see the preceding bytes —
-//!    is scanned with the whole rule set. Matches are kept when they start in
-//!    the shard's own range. Rules whose condition is a disjunction of
-//!    "pattern found" tests ([`RuleClass::Shard`]) are decided here: they
-//!    match the image iff they match some window. For the others, the shard
-//!    records whether any of their patterns matched in its range.
+//!    is scanned with the *occurrence form* of the rules
+//!    ([`classify::occurrence_rule`]: each rule's patterns under the
+//!    condition `any of them`). yara-x reports a pattern's matches only as
+//!    far as its rule's condition needs them — a pattern used as `$a at 0`
+//!    is looked for at offset 0 of the scanned buffer only, one behind a
+//!    failed `filesize` bound or header test (`uint16(0) == ..`) not at
+//!    all, and a window's offset 0, size and first bytes are not the
+//!    image's — so the real conditions are never evaluated on a window.
+//!    The occurrence form reports every occurrence of every pattern. An
+//!    occurrence counts when it starts in the shard's own range (where the
+//!    window gives it the image's context). Rules whose condition is a
+//!    disjunction of "pattern found" tests naming every pattern
+//!    ([`RuleClass::Shard`]) are decided here: they match the image iff one
+//!    of their patterns occurs in some shard. For the others, the shard
+//!    lists where their patterns occur.
 //! 2. **Whole image** (one task after the shards): rules that cannot match
-//!    without a pattern match and had none anywhere are known not to match.
-//!    The remaining candidates — rules with pattern hits, and rules whose
-//!    condition may hold without any (`filesize`, fixed-offset reads,
-//!    modules, `not $a`, other rules) — are evaluated by scanning the whole
-//!    image once with the files that define them. Their matches are final.
+//!    without a pattern match and had no occurrence anywhere are known not
+//!    to match. The remaining candidates — rules with occurrences, rules
+//!    whose condition may hold without any (`filesize`, fixed-offset reads,
+//!    modules, `not $a`, other rules), and rules whose occurrence form
+//!    yara-x refused — are evaluated with their real conditions by yara-x
+//!    over the image: block by block, and only around the listed
+//!    occurrences, for conditions on context-free pattern matches alone;
+//!    as one buffer otherwise. Their matches are final.
 //!
 //! Carved files are scanned as files, with the external variables set from
 //! the carving (name, path, extension, type), by the shard that carves
 //! them; a file inside the shard's window that no rule can match given the
-//! shard's pattern matches and the file's own facts is not scanned (see
-//! [`ShardHits`]).
+//! occurrences the shard found and the file's own facts is not scanned
+//! (see [`ShardHits`]).
 
 mod classify;
 mod index;
@@ -523,15 +536,6 @@ impl RuleSet {
         if let Some(e) = err.into_inner() {
             return Err(e.into());
         }
-        let always: Vec<(String, String)> = live
-            .iter()
-            .filter_map(|&(f, r)| {
-                let file = &self.index.files[f];
-                let rule = &file.rules[r];
-                (rule.class == RuleClass::Always && !rule.private)
-                    .then(|| (namespace_of(&file.name), rule.name.clone()))
-            })
-            .collect();
         // A small image is scanned with the whole set (compiled once per
         // process, shared by every small image); a large one with only the
         // rules it may match (the compilation pays for itself many times).
@@ -550,18 +554,101 @@ impl RuleSet {
                 Err(e) => return Err(e),
             }
         };
+        // What the shards scan: the occurrence form of the compiled rules
+        // (every occurrence of their patterns, whatever their conditions).
+        let (occurrences, occ_known) = match &compiled {
+            Some(c) => self.occurrences_of(c),
+            None => (None, HashSet::new()),
+        };
+        let live_set: HashSet<index::RuleRef> = live.iter().copied().collect();
+        // Decided on the whole image whatever the shards find: rules whose
+        // condition may hold without a pattern match, and rules whose
+        // occurrences the shards cannot report (their occurrence form did
+        // not compile, or their file could not be cut into rules).
+        let always: Vec<(String, String)> = live
+            .iter()
+            .filter_map(|&(f, r)| {
+                let file = &self.index.files[f];
+                let rule = &file.rules[r];
+                let unknown = rule.has_patterns && !occ_known.contains(&(f, r));
+                ((rule.class == RuleClass::Always || unknown) && !rule.private)
+                    .then(|| (namespace_of(&file.name), rule.name.clone()))
+            })
+            .collect();
         let diagnostics = compiled
             .as_ref()
             .map(|c| c.diagnostics().to_vec())
             .unwrap_or_default();
+        let searches_always = compiled.as_ref().is_some_and(|c| self.searches_always(c));
         Ok(ImageRules {
             set: self.clone(),
-            live: compiled,
             live_rules: live.len(),
-            live_set: live.into_iter().collect(),
+            occurrences,
+            occ_known: Arc::new(occ_known),
+            live_set,
             always,
+            searches_always,
             diagnostics,
         })
+    }
+
+    /// Whether some rule `compiled` holds surely makes a scan with the whole
+    /// set search for patterns (see [`ImageRules::searches_always`]): it
+    /// reaches a pattern test first, in a file without global rules. The
+    /// whole set holds every rule `compiled` holds (and maybe more: this
+    /// errs only towards "maybe not").
+    fn searches_always(&self, compiled: &CompiledRules) -> bool {
+        compiled.rules.iter().any(|r| {
+            self.index
+                .get(r.namespace(), r.identifier())
+                .is_some_and(|((f, _), info)| {
+                    info.searches && !self.index.files[f].rules.iter().any(|x| x.global)
+                })
+        })
+    }
+
+    /// The occurrence form (see [`classify::occurrence_rule`]) of the rules
+    /// `compiled` holds, compiled (cached by its sources), and the rules it
+    /// holds. A rule refused in that form is left out: its occurrences are
+    /// unknown.
+    fn occurrences_of(
+        &self,
+        compiled: &CompiledRules,
+    ) -> (Option<SharedRules>, HashSet<index::RuleRef>) {
+        let refs: Vec<index::RuleRef> = compiled
+            .rules
+            .iter()
+            .filter_map(|r| {
+                self.index
+                    .get(r.namespace(), r.identifier())
+                    .map(|(rf, _)| rf)
+            })
+            .collect();
+        let (sources, held) = self.index.occurrence_subset(&refs);
+        if held.is_empty() {
+            return (None, HashSet::new());
+        }
+        match compile_cached(&sources, false) {
+            Ok(occ) => {
+                let compiled_keys: HashSet<(&str, &str)> = occ
+                    .rules
+                    .iter()
+                    .map(|r| (r.namespace(), r.identifier()))
+                    .collect();
+                let known = held
+                    .into_iter()
+                    .filter(|&(f, r)| {
+                        let file = &self.index.files[f];
+                        compiled_keys.contains(&(file.name.as_str(), file.rules[r].name.as_str()))
+                    })
+                    .collect();
+                (Some(occ), known)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the occurrence form of the YARA rules did not compile; every rule with patterns is evaluated on the whole image");
+                (None, HashSet::new())
+            }
+        }
     }
 }
 
@@ -610,10 +697,14 @@ const MAX_RULE_RANGES: usize = 1 << 16;
 /// What a shard's YARA scan saw of each rule, so that the shard's carved
 /// files no rule can match are not scanned (the answer is already known).
 ///
-/// A carved file is a range of the image. A pattern that matches only its
-/// own bytes (see [`RuleInfo::context_free`]) matches inside the file iff
-/// the image scan found a match crossing the file's range, when the range
-/// lies inside the scanned window. So a rule that needs a pattern match
+/// The shard is scanned with the occurrence form of the rules (see
+/// [`classify::occurrence_rule`]): every occurrence of every pattern of the
+/// rules it holds is reported, whatever their conditions — not only the
+/// matches yara-x keeps for rules true on the window. A carved file is a
+/// range of the image. A pattern that matches only its own bytes (see
+/// [`RuleInfo::context_free`]) matches inside the file iff the scan found
+/// an occurrence crossing the file's range, when the range lies inside the
+/// scanned window. So a rule that needs a pattern match
 /// ([`RuleClass::Gated`], [`RuleClass::Shard`]) and had none there cannot
 /// match the file; any other rule is evaluated on the file's facts (size,
 /// integers at fixed offsets, `pe.is_pe`) with its patterns unknown — or
@@ -625,22 +716,23 @@ pub struct ShardHits {
     /// The window scanned, `[start, end)` in the image.
     start: u64,
     end: u64,
-    /// Rules in the scan (empty: the scan did not complete, nothing known).
-    scanned: HashSet<index::RuleRef>,
-    /// Match ranges of rules with matches in the window, sorted by start,
-    /// the second field holding the running maximum end (for the overlap
-    /// test); None: not all listed (a pattern reached the match cap).
+    /// Rules whose every occurrence in the window the scan reported (None:
+    /// the scan did not complete, nothing known).
+    known: Option<Arc<HashSet<index::RuleRef>>>,
+    /// Occurrence ranges of rules with occurrences in the window, sorted by
+    /// start, the second field holding the running maximum end (for the
+    /// overlap test); None: not all listed (a pattern reached the match
+    /// cap).
     hits: std::collections::HashMap<index::RuleRef, Option<Vec<(u64, u64)>>>,
     /// Public rules a carved file's facts must be checked against: all but
-    /// the pattern-gated ones whose matches are all known.
+    /// the pattern-gated ones whose occurrences are all known.
     check: Vec<index::RuleRef>,
-    /// Pattern-gated public rules whose matches are all known.
+    /// Pattern-gated public rules whose occurrences are all known.
     gated: HashSet<index::RuleRef>,
 }
 
 impl ShardHits {
     fn record(&mut self, rf: index::RuleRef, mut ranges: Vec<(u64, u64)>, capped: bool) {
-        self.scanned.insert(rf);
         if capped || ranges.len() > MAX_RULE_RANGES {
             self.hits.insert(rf, None);
             return;
@@ -657,8 +749,14 @@ impl ShardHits {
         self.hits.insert(rf, Some(ranges));
     }
 
+    /// Whether every occurrence of `rf`'s patterns in the window is known.
+    fn knows(&self, rf: index::RuleRef) -> bool {
+        self.known.as_ref().is_some_and(|k| k.contains(&rf))
+            && !matches!(self.hits.get(&rf), Some(None))
+    }
+
     fn prepare(&mut self, idx: &RuleSetIndex) {
-        if self.scanned.is_empty() {
+        if self.known.is_none() {
             return;
         }
         for rf in idx.all() {
@@ -666,10 +764,10 @@ impl ShardHits {
             if info.private {
                 continue;
             }
-            let known = info.context_free
-                && self.scanned.contains(&rf)
-                && !matches!(self.hits.get(&rf), Some(None));
-            if known && matches!(info.class, RuleClass::Gated | RuleClass::Shard) {
+            if info.context_free
+                && self.knows(rf)
+                && matches!(info.class, RuleClass::Gated | RuleClass::Shard)
+            {
                 self.gated.insert(rf);
             } else {
                 self.check.push(rf);
@@ -687,7 +785,7 @@ impl ShardHits {
         start: u64,
         end: u64,
     ) -> Option<bool> {
-        if !idx.files[rf.0].rules[rf.1].context_free || !self.scanned.contains(&rf) {
+        if !idx.files[rf.0].rules[rf.1].context_free || !self.knows(rf) {
             return None;
         }
         match self.hits.get(&rf) {
@@ -723,7 +821,7 @@ fn carved_verdict(
     let end = offset + data.len() as u64;
     // Without the shard's matches over the file (no scan, an incomplete
     // one, or the file past its window), only the facts of the file.
-    let hits = hits.filter(|h| !h.scanned.is_empty() && offset >= h.start && end <= h.end);
+    let hits = hits.filter(|h| h.known.is_some() && offset >= h.start && end <= h.end);
     let read = |r: classify::Read, off: i64| -> Option<i64> {
         let o = usize::try_from(off).ok()?;
         let b = data.get(o..o.checked_add(usize::from(r.bytes))?)?;
@@ -782,13 +880,18 @@ fn carved_verdict(
 /// A rule set prepared for one image (see [`RuleSet::for_image`]).
 pub struct ImageRules {
     set: Arc<RuleSet>,
-    /// The compiled rules the image may match (None: none may).
-    live: Option<SharedRules>,
     live_rules: usize,
+    /// The occurrence form of the rules the image may match, which the
+    /// shards scan (None: nothing to scan).
+    occurrences: Option<SharedRules>,
+    /// The rules whose occurrences the shards report.
+    occ_known: Arc<HashSet<index::RuleRef>>,
     /// The rules the image's facts leave live.
     live_set: HashSet<index::RuleRef>,
     /// Live, public rules decided on the whole image whatever the shards find.
     always: Vec<(String, String)>,
+    /// See [`ImageRules::searches_always`].
+    searches_always: bool,
     /// Errors and warnings of compiling the live rules.
     diagnostics: Vec<Diagnostic>,
 }
@@ -815,6 +918,16 @@ impl ImageRules {
     /// Rules evaluated on the whole image even without pattern hits.
     pub fn always_rules(&self) -> &[(String, String)] {
         &self.always
+    }
+
+    /// Whether the shards report every occurrence of the patterns of rule
+    /// `rule` of `namespace` (a rule without patterns has none to report),
+    /// so that the whole-image step may read only around them.
+    pub fn occurrences_known(&self, namespace: &str, rule: &str) -> bool {
+        self.set
+            .index
+            .get(namespace, rule)
+            .is_some_and(|(rf, info)| !info.has_patterns || self.occ_known.contains(&rf))
     }
 
     /// What compiling the rules this image may match reported: refused rules
@@ -893,7 +1006,7 @@ impl ImageRules {
         };
         let mut notes = Vec::new();
         let mut out = Vec::new();
-        let Some(live) = &self.live else {
+        let Some(occurrences) = &self.occurrences else {
             // No rule can match the image: nothing scanned, nothing known.
             return Ok((
                 Vec::new(),
@@ -913,7 +1026,7 @@ impl ImageRules {
             end: win_end,
             ..Default::default()
         };
-        let mut scanner = live.scanner(limits);
+        let mut scanner = occurrences.scanner(limits);
         let results = match scanner.scan(window) {
             Ok(r) => Some(r),
             Err(yara_x::ScanError::Timeout) => {
@@ -944,27 +1057,18 @@ impl ImageRules {
                 let abs = win_start + m_start;
                 (abs >= shard.start && abs < shard.end).then_some(abs)
             };
-            let matching: Vec<yara_x::Rule> =
-                results.matching_rules().include_private(true).collect();
-            let matched: HashSet<(String, String)> = matching
-                .iter()
-                .map(|r| (r.namespace().to_string(), r.identifier().to_string()))
-                .collect();
-            let all = matching
-                .into_iter()
-                .chain(results.non_matching_rules().include_private(true));
-            for rule in all {
-                let ns = rule.namespace();
-                let name = rule.identifier();
-                let key = (ns.to_string(), name.to_string());
-                let entry = self.set.index.get(ns, name);
+            // Every rule is `any of them` here: a rule that did not match
+            // has no occurrence in the window.
+            seen.known = Some(self.occ_known.clone());
+            for rule in results.matching_rules().include_private(true) {
+                let entry = self.set.index.get(rule.namespace(), rule.identifier());
                 let info = entry.map(|(_, i)| i);
                 let class = info.map_or(RuleClass::Always, |i| i.class);
                 let mut strings = Vec::new();
                 // Some pattern reached the per-scan match cap: matches past
                 // it are not listed here.
                 let mut capped = false;
-                // Every match in the window (for the carved files).
+                // Every occurrence in the window (for the carved files).
                 let mut ranges: Vec<(u64, u64)> = Vec::new();
                 for p in rule.patterns().include_private(true) {
                     let matches = p.matches();
@@ -992,14 +1096,18 @@ impl ImageRules {
                 if let Some((rf, _)) = entry {
                     seen.record(rf, ranges, capped);
                 }
-                let is_match = matched.contains(&key);
                 match class {
+                    // The rule matches the image iff one of its patterns
+                    // occurs: a match starting in this shard's own range
+                    // (where the window holds the context the image gives
+                    // it; an occurrence only at the window's edges may be an
+                    // artefact of the cut and belongs to another shard).
                     RuleClass::Shard => {
-                        if rule.is_private() || (!is_match && strings.is_empty()) {
+                        if rule.is_private() || strings.is_empty() {
                             continue;
                         }
                         strings.retain(|s| !s.id.is_empty());
-                        out.push(shard_record(&rule, scope::SHARD, is_match, strings));
+                        out.push(shard_record(&rule, scope::SHARD, true, strings));
                     }
                     RuleClass::Gated | RuleClass::Always => {
                         if strings.is_empty() {
@@ -1177,13 +1285,34 @@ impl ImageRules {
     /// ([`ImageRules::scan_blocks`]: conditions on pattern matches alone) and
     /// those that need the image as one buffer (modules, `filesize`, data
     /// reads, other rules).
+    ///
+    /// When the whole set may scan the image without searching it for
+    /// patterns (see [`ImageRules::searches_always`]), every candidate needs
+    /// the image as one buffer: yara-x's block scanner always searches.
     pub fn split_whole(&self, candidates: &[(String, String)]) -> (Vec<RuleKey>, Vec<RuleKey>) {
+        if !self.searches_always {
+            return (Vec::new(), candidates.to_vec());
+        }
         candidates.iter().cloned().partition(|(ns, r)| {
             self.set
                 .index
                 .get(ns, r)
                 .is_some_and(|(_, info)| info.blockable)
         })
+    }
+
+    /// Whether a scan of the image with the whole rule set surely searches
+    /// it for patterns: some rule it evaluates whatever the data (in a file
+    /// without global rules, which could stop the evaluation of the others)
+    /// reaches a pattern test first. yara-x searches lazily, when a
+    /// condition first needs a pattern, and only then reports the strings
+    /// of the rules that match — whichever rule made it search. When this
+    /// holds, the whole-image step makes its own scans search too (blocks
+    /// always do; a scan of a subset is given a rule that searches); when
+    /// it does not, the whole set evaluates the candidates, as the
+    /// reference does.
+    pub fn searches_always(&self) -> bool {
+        self.searches_always
     }
 
     /// Evaluates `candidates` whose conditions depend on pattern matches
@@ -1328,13 +1457,44 @@ impl ImageRules {
         if refs.is_empty() {
             return Ok(None);
         }
-        match compile_cached(&self.set.index.subset(&refs), false) {
+        // A rule yara-x decides by how the set numbered its patterns is
+        // evaluated with the whole set, as the reference compiles it (the
+        // other candidates give the same answer there); so is every rule
+        // when the whole set may not search the image for patterns.
+        if !self.searches_always
+            || refs
+                .iter()
+                .any(|&(f, r)| self.set.index.files[f].rules[r].layout_dependent)
+        {
+            return match self.set.full() {
+                Ok(c) => Ok(Some(c)),
+                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        // The whole set searches the image for patterns whatever it holds:
+        // the subset must too (its rules may all be decided without a
+        // pattern, and would then report no strings). A rule of its own,
+        // last (the numbering of the others is kept), searches first.
+        let mut sources = self.set.index.subset(&refs);
+        sources.push(RuleSource {
+            name: SEARCH_NAMESPACE.into(),
+            text: SEARCH_RULE.into(),
+        });
+        match compile_cached(&sources, false) {
             Ok(c) => Ok(Some(c)),
             Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
             Err(e) => Err(e),
         }
     }
 }
+
+/// The namespace of [`SEARCH_RULE`] (no rule file can be named so).
+const SEARCH_NAMESPACE: &str = "<trawl: pattern search>";
+/// A rule whose evaluation makes yara-x search the data for patterns (its
+/// own pattern, 16 arbitrary bytes, practically never occurs; its result
+/// is never reported).
+const SEARCH_RULE: &str = "private rule pattern_search { strings: $s = { 9F 3A 71 C4 0B E8 52 D6 2F 8C 17 A9 64 F0 3B 5E } condition: $s }\n";
 
 /// The regions the whole-image step reads for rules evaluated block by
 /// block, from the spans `(offset, length)` of their matches listed by the
@@ -1695,5 +1855,204 @@ mod tests {
         // A span overlapping the next one's start is never cut before.
         let w = hit_windows([(0, 2 << 20), (1 << 20, 10)], 64 << 20, 1 << 20);
         assert_eq!(w, vec![(0, (2 << 20) + MIN_FORWARD)]);
+    }
+}
+
+/// The three-valued evaluation of conditions under a target's facts
+/// ([`classify::eval`]: size, integers at fixed offsets, `pe.is_pe`,
+/// patterns known absent or unknown) decides rules without a scan: rules
+/// dead on an image, carved files known to match or not. Whatever it
+/// decides must be what yara-x answers, on generated conditions and data.
+#[cfg(test)]
+mod facts_tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Patterns no sample holds.
+    const PATTERNS: [&str; 4] = [
+        "$a = \"TRAWL-ABSENT-A\"",
+        "$b = { 00 54 52 41 57 4C 00 }",
+        "$c1 = /TRAWL-[0-9]{3}-ABSENT/",
+        "$c2 = \"TRAWL-ABSENT-C2\" wide",
+    ];
+
+    fn sample(rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let len = [0, 1, 2, 3, 4, 7, 8, 64, 100, 257, 1000][rng.gen_range(0..11)];
+        let mut v: Vec<u8> = (0..len).map(|_| rng.r#gen()).collect();
+        let magic: &[u8] = match rng.gen_range(0..5) {
+            0 => b"MZ",
+            1 => b"PK\x03\x04",
+            2 => b"\xff\xd8\xff",
+            _ => b"",
+        };
+        let n = magic.len().min(v.len());
+        v[..n].copy_from_slice(&magic[..n]);
+        v
+    }
+
+    fn int_atom(rng: &mut ChaCha8Rng) -> String {
+        match rng.gen_range(0..6) {
+            0 => "filesize".into(),
+            1 => format!("filesize + {}", rng.gen_range(0..10)),
+            2 => format!(
+                "filesize * {}",
+                [2i64, 1 << 40, i64::MAX][rng.gen_range(0..3)]
+            ),
+            3 => format!("{} - filesize", rng.gen_range(0..300)),
+            _ => {
+                let f = ["uint8", "uint16", "uint32be", "int8", "int16be", "int32"]
+                    [rng.gen_range(0..6)];
+                let off = rng.gen_range(0..10usize);
+                let off = if rng.gen_ratio(1, 5) {
+                    format!("uint8({}) + {off}", rng.gen_range(0..4))
+                } else {
+                    off.to_string()
+                };
+                format!("{f}({off})")
+            }
+        }
+    }
+
+    fn value(rng: &mut ChaCha8Rng, samples: &[Vec<u8>]) -> String {
+        // Values the samples have (sizes, bytes), or small numbers.
+        let s = &samples[rng.gen_range(0..samples.len())];
+        match rng.gen_range(0..4) {
+            0 => s.len().to_string(),
+            1 if s.len() >= 2 => (u16::from(s[0]) | (u16::from(s[1]) << 8)).to_string(),
+            2 if !s.is_empty() => s[0].to_string(),
+            _ => rng.gen_range(-2..300).to_string(),
+        }
+    }
+
+    fn cond(depth: u32, rng: &mut ChaCha8Rng, samples: &[Vec<u8>], pe: bool) -> String {
+        if depth == 0 || rng.gen_ratio(1, 3) {
+            let op = ["==", "!=", "<", ">", "<=", ">="][rng.gen_range(0..6)];
+            return match rng.gen_range(0..12) {
+                0 => "$a".into(),
+                1 => format!("$b at {}", rng.gen_range(0..4)),
+                2 => format!("#a {op} {}", rng.gen_range(0..3)),
+                3 => format!(
+                    "{} of them",
+                    ["any", "all", "none", "0", "1", "3", "10%", "0%", "100%"][rng.gen_range(0..9)]
+                ),
+                4 => format!(
+                    "{} of ($c*)",
+                    ["any", "all", "none", "1", "2", "50%"][rng.gen_range(0..6)]
+                ),
+                5 => format!(
+                    "for {} of ($a, $c*) : (# {op} {})",
+                    ["any", "all", "none", "1", "2", "0"][rng.gen_range(0..6)],
+                    rng.gen_range(0..2)
+                ),
+                6 => {
+                    let n = rng.gen_range(1..4);
+                    let items: Vec<String> = (0..n).map(|_| cond(0, rng, samples, pe)).collect();
+                    format!(
+                        "{} of ({})",
+                        ["any", "all", "none", "1", "2", "0", "50%"][rng.gen_range(0..7)],
+                        items.join(", ")
+                    )
+                }
+                7 if pe => "pe.is_pe".into(),
+                8 => ["true", "false"][rng.gen_range(0..2)].into(),
+                _ => format!("{} {op} {}", int_atom(rng), value(rng, samples)),
+            };
+        }
+        let a = cond(depth - 1, rng, samples, pe);
+        let b = cond(depth - 1, rng, samples, pe);
+        match rng.gen_range(0..5) {
+            0 | 1 => format!("({a} and {b})"),
+            2 | 3 => format!("({a} or {b})"),
+            _ => format!("not ({a})"),
+        }
+    }
+
+    #[test]
+    fn decided_conditions_are_what_yara_x_answers() {
+        let mut decided = 0usize;
+        let mut checked = 0usize;
+        // More seeds by hand: TRAWL_FACTS_SEEDS=500.
+        let seeds: u64 = std::env::var("TRAWL_FACTS_SEEDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6);
+        for seed in 0..seeds {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let samples: Vec<Vec<u8>> = (0..24).map(|_| sample(&mut rng)).collect();
+            let pe = seed % 2 == 0;
+            let mut src = String::new();
+            if pe {
+                src.push_str("import \"pe\"\n");
+            }
+            for i in 0..300 {
+                let c = cond(rng.gen_range(0..4), &mut rng, &samples, pe);
+                // Every pattern used (yara-x refuses unused ones).
+                let _ = std::fmt::Write::write_fmt(
+                    &mut src,
+                    format_args!(
+                        "rule r{i} {{ strings: {} condition: ({c}) or (false and any of them) }}\n",
+                        PATTERNS.join(" ")
+                    ),
+                );
+            }
+            let infos = classify_source(&src);
+            let rules = CompiledRules::compile(
+                &[RuleSource {
+                    name: "gen".into(),
+                    text: src.clone(),
+                }],
+                false,
+            )
+            .unwrap();
+            let compiled: HashSet<String> =
+                rules.rule_names().into_iter().map(|(_, r)| r).collect();
+            assert!(
+                compiled.len() > 250,
+                "seed {seed}: {} compiled",
+                compiled.len()
+            );
+            let mut scanner = rules.file_scanner(Limits::default());
+            for data in &samples {
+                let (m, _) = rules.scan_file(&mut scanner, data, "t", 0, &[]).unwrap();
+                let matched: HashSet<&str> = m.iter().map(|y| y.rule.as_str()).collect();
+                let read = |r: classify::Read, off: i64| -> Option<i64> {
+                    let o = usize::try_from(off).ok()?;
+                    Some(r.decode(data.get(o..o.checked_add(usize::from(r.bytes))?)?))
+                };
+                for info in infos.iter().filter(|i| compiled.contains(&i.name)) {
+                    let truth = matched.contains(info.name.as_str());
+                    for patterns in [Some(false), None] {
+                        let env = classify::Env {
+                            patterns,
+                            filesize: i64::try_from(data.len()).ok(),
+                            read: Some(&read),
+                        };
+                        let got = classify::eval(&info.condition, &env);
+                        checked += 1;
+                        if got != classify::Tri::Unknown {
+                            decided += 1;
+                            assert_eq!(
+                                got == classify::Tri::True,
+                                truth,
+                                "seed {seed}, rule {} on {} bytes {:02x?}..., patterns {patterns:?}: eval says {got:?}, yara-x {truth}",
+                                src.lines()
+                                    .find(|l| l.starts_with(&format!("rule {} ", info.name)))
+                                    .unwrap_or_default(),
+                                data.len(),
+                                &data[..data.len().min(8)]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        println!(
+            "{decided} of {checked} (rule, sample, knowledge) evaluations decided, all as yara-x"
+        );
+        assert!(
+            decided * 3 > checked,
+            "too few decided: {decided} of {checked}"
+        );
     }
 }

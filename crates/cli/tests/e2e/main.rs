@@ -11,3 +11,4 @@ mod security;
 mod carving;
 mod features;
 mod yara;
+mod yara_diff;

@@ -185,7 +185,7 @@ impl CompiledYara {
 
 /// yara-x on the whole target as one file (the reference trawl's sharded
 /// answer must equal exactly).
-fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str) -> Matches {
+pub fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str) -> Matches {
     yarax_file(files, target, target_name, &[])
 }
 
@@ -224,7 +224,7 @@ fn yarax_file(
 /// (filename, filepath, extension, filetype); then calls `each` with the
 /// report path, the file, the variables and yara-x's matches. Returns the
 /// number of carved files.
-fn check_carved_files(
+pub fn check_carved_files(
     label: &str,
     out: &Path,
     files: &[(String, PathBuf)],
