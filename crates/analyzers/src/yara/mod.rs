@@ -539,26 +539,58 @@ impl RuleSet {
         // A small image is scanned with the whole set (compiled once per
         // process, shared by every small image); a large one with only the
         // rules it may match (the compilation pays for itself many times).
-        let compiled = if live.is_empty() {
-            None
-        } else if size < PRUNE_MIN_IMAGE {
-            match self.full() {
-                Ok(c) => Some(c),
-                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => None,
-                Err(e) => return Err(e),
-            }
+        // What the shards scan: the occurrence form of the same rules
+        // (every occurrence of their patterns, whatever their conditions),
+        // compiled beside them (the two compilations are independent).
+        let small = size < PRUNE_MIN_IMAGE;
+        let (compiled, occurrences) = if live.is_empty() {
+            (None, (None, HashSet::new()))
         } else {
-            match compile_cached(&self.index.subset(&live), false) {
-                Ok(c) => Some(c),
-                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => None,
-                Err(e) => return Err(e),
-            }
+            let (compiled, occurrences) = rayon::join(
+                || -> Result<Option<SharedRules>, AnalyzerError> {
+                    let c = if small {
+                        self.full()
+                    } else {
+                        compile_cached(&self.index.subset(&live), false)
+                    };
+                    match c {
+                        Ok(c) => Ok(Some(c)),
+                        Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
+                            Ok(None)
+                        }
+                        Err(e) => Err(e),
+                    }
+                },
+                || {
+                    self.occurrences_of(if small {
+                        self.index.all()
+                    } else {
+                        live.clone()
+                    })
+                },
+            );
+            (compiled?, occurrences)
         };
-        // What the shards scan: the occurrence form of the compiled rules
-        // (every occurrence of their patterns, whatever their conditions).
-        let (occurrences, occ_known) = match &compiled {
-            Some(c) => self.occurrences_of(c),
-            None => (None, HashSet::new()),
+        // Rules whose occurrences the shards report: held by both
+        // compilations (a rule yara-x refuses never matches; its occurrence
+        // form may still compile, and is then ignored).
+        let (occurrences, occ_known) = match (compiled.as_ref(), occurrences) {
+            (Some(c), (Some(occ), held)) => {
+                let accepted: HashSet<(&str, &str)> = c
+                    .rules
+                    .iter()
+                    .map(|r| (r.namespace(), r.identifier()))
+                    .collect();
+                let known: HashSet<index::RuleRef> = held
+                    .into_iter()
+                    .filter(|&(f, r)| {
+                        let file = &self.index.files[f];
+                        accepted.contains(&(file.name.as_str(), file.rules[r].name.as_str()))
+                    })
+                    .collect();
+                (Some(occ), known)
+            }
+            _ => (None, HashSet::new()),
         };
         let live_set: HashSet<index::RuleRef> = live.iter().copied().collect();
         // Decided on the whole image whatever the shards find: rules whose
@@ -607,23 +639,13 @@ impl RuleSet {
         })
     }
 
-    /// The occurrence form (see [`classify::occurrence_rule`]) of the rules
-    /// `compiled` holds, compiled (cached by its sources), and the rules it
-    /// holds. A rule refused in that form is left out: its occurrences are
-    /// unknown.
+    /// The occurrence form (see [`classify::occurrence_rule`]) of `refs`,
+    /// compiled (cached by its sources), and the rules it holds. A rule
+    /// refused in that form is left out: its occurrences are unknown.
     fn occurrences_of(
         &self,
-        compiled: &CompiledRules,
+        refs: Vec<index::RuleRef>,
     ) -> (Option<SharedRules>, HashSet<index::RuleRef>) {
-        let refs: Vec<index::RuleRef> = compiled
-            .rules
-            .iter()
-            .filter_map(|r| {
-                self.index
-                    .get(r.namespace(), r.identifier())
-                    .map(|(rf, _)| rf)
-            })
-            .collect();
         let (sources, held) = self.index.occurrence_subset(&refs);
         if held.is_empty() {
             return (None, HashSet::new());
@@ -1062,6 +1084,10 @@ impl ImageRules {
             seen.known = Some(self.occ_known.clone());
             for rule in results.matching_rules().include_private(true) {
                 let entry = self.set.index.get(rule.namespace(), rule.identifier());
+                // A rule yara-x refuses in its real form never matches.
+                if !entry.is_some_and(|(rf, _)| self.occ_known.contains(&rf)) {
+                    continue;
+                }
                 let info = entry.map(|(_, i)| i);
                 let class = info.map_or(RuleClass::Always, |i| i.class);
                 let mut strings = Vec::new();
