@@ -37,7 +37,7 @@ fn main() -> Result<()> {
         Some("pipeline") => scale::pipeline(&trawl_bin(), &args[2..]),
         Some("all") => scale::all(&args[2..]),
         _ => bail!(
-            "usage: trawl-bench all [--out BENCHMARKS.md] [--quick] [--dir DIR]     every section below, one document\n       trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench carve [--size 1GiB] [--runs 3] [--dir DIR]\n       trawl-bench features [--size 256MiB]\n       trawl-bench yara [--size 1GiB] [--runs 3] [--rules DIR] [--dir DIR]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]\n       trawl-bench pipeline [--size 2GiB] [--runs 3] [--rules FILE] [--dir DIR]\n       trawl-bench scale [--sparse-size 20GiB] [--mixed-size 2GiB] [--workers 1,2,4] [--slots 3] [--runs 1] [--dir DIR]"
+            "usage: trawl-bench all [--out BENCHMARKS.md] [--quick] [--dir DIR] [--baseline OLD_TRAWL]     every section below, one document (yara and pipeline also timed with an earlier build)\n       trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench carve [--size 1GiB] [--runs 3] [--dir DIR]\n       trawl-bench features [--size 256MiB]\n       trawl-bench yara [--size 1GiB] [--runs 3] [--rules DIR] [--dir DIR] [--baseline OLD_TRAWL]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]\n       trawl-bench pipeline [--size 2GiB] [--runs 3] [--rules FILE] [--dir DIR] [--baseline OLD_TRAWL]\n       trawl-bench scale [--sparse-size 20GiB] [--mixed-size 2GiB] [--workers 1,2,4] [--slots 3] [--runs 1] [--dir DIR]"
         ),
     }
 }

@@ -283,6 +283,22 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
         scan("trawl scan --analyses features", "--analyses features"),
         scan("trawl scan --analyses yara", &yara),
     ];
+    // `--baseline BIN`: an earlier build of trawl on the same full
+    // pipeline, alternating with this one (what a change costs or gains).
+    let baseline = arg(args, "--baseline");
+    if let Some(b) = &baseline {
+        c.push(
+            trawl_benches::Contender::new(
+                "baseline build: trawl scan --analyses all",
+                &[
+                    "sh",
+                    "-c",
+                    &format!("{b} scan {i} --out {o} {all} >/dev/null"),
+                ],
+            )
+            .prep(&trawl_benches::fresh_output(&o, &i)),
+        );
+    }
     trawl_benches::race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -299,6 +315,15 @@ pub fn pipeline(trawl: &Path, args: &[String]) -> Result<()> {
         "full pipeline: {:.0} MB/s (target >= 250 MB/s on 2 cores)",
         size as f64 / 1e6 / w
     );
+    if let (Some(b), Some(base)) = (&baseline, c.last()) {
+        println!(
+            "\nfull pipeline against the baseline build ({b}): {:.0} vs {:.0} MB/s, this build takes {:.3}x the baseline's wall time ({:.3}x its CPU time)",
+            size as f64 / 1e6 / w,
+            size as f64 / 1e6 / base.median_wall(),
+            w / base.median_wall(),
+            c[0].median_cpu() / base.median_cpu()
+        );
+    }
     trawl_benches::clean_outputs(&o);
     Ok(())
 }
@@ -358,6 +383,8 @@ pub fn all(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let dir = arg(args, "--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string());
     let me = std::env::current_exe()?;
+    // An earlier build of trawl to compare the pipeline and YARA sections with.
+    let baseline = arg(args, "--baseline");
     let sections: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "Hashing",
@@ -400,7 +427,14 @@ pub fn all(args: &[String]) -> Result<()> {
                 if quick { "64MiB" } else { "256MiB" }.into(),
                 "--runs".into(),
                 "2".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                baseline
+                    .iter()
+                    .flat_map(|b| ["--baseline".to_string(), b.clone()]),
+            )
+            .collect(),
         ),
         (
             "Cluster overhead",
@@ -422,7 +456,14 @@ pub fn all(args: &[String]) -> Result<()> {
                 if quick { "512MiB" } else { "2GiB" }.into(),
                 "--runs".into(),
                 if quick { "1" } else { "3" }.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                baseline
+                    .iter()
+                    .flat_map(|b| ["--baseline".to_string(), b.clone()]),
+            )
+            .collect(),
         ),
         (
             "Scale",

@@ -231,6 +231,24 @@ pub fn run(args: &[String]) -> Result<()> {
         .prep(&trawl_benches::fresh_output(&o, &i)),
         Contender::new("yara -p 2", &yara_argv),
     ];
+    // `--baseline BIN`: an earlier build of trawl, alternating with this one.
+    let baseline = arg(args, "--baseline");
+    if let Some(b) = &baseline {
+        c.push(
+            Contender::new(
+                "baseline build: trawl scan --analyses yara",
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "{b} scan {i} --analyses yara --rules {} --out {o} >/dev/null",
+                        set.display()
+                    ),
+                ],
+            )
+            .prep(&trawl_benches::fresh_output(&o, &i)),
+        );
+    }
     race(&mut c, runs);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -244,6 +262,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "trawl vs yara -p 2: {:.2}x yara's throughput (target >= 1.0)",
         c[1].median_wall() / c[0].median_wall()
     );
+    if let (Some(b), Some(base)) = (&baseline, c.get(2)) {
+        println!(
+            "\nagainst the baseline build ({b}): this build takes {:.3}x its wall time ({:.3}x its CPU time)",
+            c[0].median_wall() / base.median_wall(),
+            c[0].median_cpu() / base.median_cpu()
+        );
+    }
     trawl_benches::clean_outputs(&out.display().to_string());
     Ok(())
 }
