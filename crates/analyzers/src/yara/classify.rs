@@ -966,6 +966,60 @@ mod tests {
     }
 
     #[test]
+    fn occurrence_form_keeps_identity_and_drops_the_condition() {
+        let src = "import \"pe\"\nglobal private rule g : t1 t2 {\n meta: a = 1 b = \"x\"\n strings: $h = \"%PDF-\" $_u = { 00 11 }\n condition: $h at 0 and filesize < 10 and pe.is_pe\n}\nrule plain { condition: true }\n";
+        let infos = classify_source(src);
+        let start = src.find("global").unwrap();
+        let end = src.find("}\nrule plain").unwrap() + 1;
+        let form = occurrence_rule(&infos[0], &src[start..end], start).unwrap();
+        assert_eq!(
+            form,
+            "private rule g : t1 t2 {\n meta: a = 1 b = \"x\"\n strings: $h = \"%PDF-\" $_u = { 00 11 }\n condition: any of them\n}"
+        );
+        // No patterns: no occurrence form.
+        let plain = src.find("rule plain").unwrap();
+        assert!(occurrence_rule(&infos[1], &src[plain..], plain).is_none());
+        // yara-x takes it, without the import.
+        let mut c = yara_x::Compiler::new();
+        c.add_source(form.as_str()).unwrap();
+    }
+
+    #[test]
+    fn set_dependent_behaviours_are_flagged() {
+        // A shard rule names every pattern; an unused `$_x` makes the rule
+        // gated (its occurrences would not make it match).
+        let r =
+            classify_source("rule r { strings: $a = \"abc\" $_b = \"def\" condition: $a or $a }");
+        assert_eq!(r[0].class, RuleClass::Gated);
+        assert_eq!(info("$a or any of ($c*) or $b").class, RuleClass::Shard);
+        // `N of <patterns>` with N possibly 0.
+        for (c, dep) in [
+            ("0 of them", true),
+            ("uint8(0) of them and $a", true),
+            ("1 of them", false),
+            ("0 of them at 0", false),
+            ("for 0 of them : (# > 1)", false),
+            ("$a and (0 of ($c*))", true),
+        ] {
+            assert_eq!(info(c).layout_dependent, dep, "{c}");
+            assert!(!dep || !info(c).blockable, "{c}");
+        }
+        // Conditions that always reach a pattern test first.
+        for (c, searches) in [
+            ("$a and filesize > 0", true),
+            ("#a > 2", true),
+            ("any of them", true),
+            ("not $a and $b and $c1 and $c2", true),
+            ("filesize > 0 and $a", false),
+            ("$a or true", false),
+            ("($a or $b) and (1 == 1)", false),
+            ("uint16(0) == 0x5a4d and all of them", false),
+        ] {
+            assert_eq!(info(c).searches, searches, "{c}");
+        }
+    }
+
+    #[test]
     fn context_free_patterns() {
         let free = |decl: &str| {
             classify_source(&format!("rule r {{ strings: $a = {decl} condition: $a }}"))[0]
