@@ -61,6 +61,25 @@ impl Custom {
     }
 }
 
+/// Longest custom type or extension name ([`sanitize`] keeps no more).
+const MAX_CUSTOM_NAME: usize = 32;
+
+/// Whether `s` has the form of a custom type's folder name
+/// ([`Custom::type_name`]): 1 to 32 of `a-z 0-9 _ -`.
+pub(crate) fn is_custom_type_name(s: &str) -> bool {
+    (1..=MAX_CUSTOM_NAME).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// Whether `s` has the form of a custom type's extension
+/// ([`Custom::extension`]): 1 to 32 of `A-Z a-z 0-9 _ -`.
+pub(crate) fn is_custom_extension(s: &str) -> bool {
+    (1..=MAX_CUSTOM_NAME).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
 fn sanitize(s: &str) -> String {
     let t: String = s
         .chars()
@@ -71,7 +90,7 @@ fn sanitize(s: &str) -> String {
                 '_'
             }
         })
-        .take(32)
+        .take(MAX_CUSTOM_NAME)
         .collect();
     if t.is_empty() { "custom".into() } else { t }
 }

@@ -37,6 +37,29 @@ use trawl_core::spec::CarveOptions;
 use trawl_core::{ByteRun, CarvedFile, Note, ScannerStat, Shard};
 use trawl_evidence::Evidence;
 
+/// Whether the carver can produce files of type `name` (the folder of
+/// `carved/NAME/OFFSET.EXT`): a type of the built-in type table, or the
+/// folder name of a custom type from a Scalpel/Foremost configuration as
+/// the carver derives it (1 to 32 of `a-z 0-9 _ -`). Report writers use it
+/// to refuse forged type names before they become paths.
+pub fn is_output_type(name: &str) -> bool {
+    kinds::FAMILIES
+        .iter()
+        .any(|f| f.kinds().iter().any(|k| k.name == name))
+        || config::is_custom_type_name(name)
+}
+
+/// Whether the carver can give a carved file the extension `ext` (the
+/// `EXT` of `carved/NAME/OFFSET.EXT`): an extension of the built-in type
+/// table, or a custom type's extension as the carver derives it (1 to 32
+/// of `A-Z a-z 0-9 _ -`).
+pub fn is_output_extension(ext: &str) -> bool {
+    kinds::FAMILIES
+        .iter()
+        .any(|f| f.kinds().iter().any(|k| k.ext == ext))
+        || config::is_custom_extension(ext)
+}
+
 /// What carving one shard produced.
 #[derive(Debug, Default)]
 pub struct CarveOutput {

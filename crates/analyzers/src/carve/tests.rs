@@ -584,3 +584,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn output_type_table_accepts_what_the_carver_names_and_nothing_path_like() {
+    use super::config::parse;
+    use super::{is_output_extension, is_output_type};
+    for f in kinds::FAMILIES {
+        for k in f.kinds() {
+            assert!(is_output_type(k.name), "{}", k.name);
+            assert!(is_output_extension(k.ext), "{}", k.ext);
+        }
+    }
+    // Custom types: the names the carver derives from hostile extensions.
+    let c =
+        parse("../../etc y 100 \\xff\nA/B.c y 100 \\xfe\nNONE y 100 \\xfd\nx\\x00y y 100 \\xfc\n")
+            .unwrap();
+    for t in &c {
+        assert!(is_output_type(&t.type_name()), "{}", t.type_name());
+        assert!(is_output_extension(&t.extension()), "{}", t.extension());
+    }
+    assert_eq!(c[0].type_name(), "______etc");
+    assert_eq!(c[1].extension(), "A_B_c");
+    for bad in [
+        "",
+        ".",
+        "..",
+        "../x",
+        "/tmp/x",
+        "a/b",
+        "a\\b",
+        "a\0b",
+        "jpg\n",
+        "a.b",
+        "Jpg",
+        &"x".repeat(33),
+    ] {
+        assert!(!is_output_type(bad), "type {bad:?}");
+    }
+    for bad in ["", ".", "..", "a/b", "/x", "a\0", "j.pg", &"x".repeat(33)] {
+        assert!(!is_output_extension(bad), "extension {bad:?}");
+    }
+}

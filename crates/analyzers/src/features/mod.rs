@@ -110,6 +110,21 @@ const MAX_NOTES: usize = 64;
 /// Name prefix of the statistics in report.json.
 pub const STAT_PREFIX: &str = "features/";
 
+/// Recorder name of the features on the alert list (`features/alerts.txt`).
+pub const ALERTS: &str = "alerts";
+/// Suffix of the recorder of a scanner's features on the stop list
+/// (`features/NAME_stopped.txt`).
+pub const STOPPED_SUFFIX: &str = "_stopped";
+
+/// Whether `name` is a recorder name the scanners give features (the
+/// `scanner` of a [`Feature`], whose file is `features/NAME.txt`): a
+/// scanner's name, a scanner's name with [`STOPPED_SUFFIX`], or [`ALERTS`].
+/// Report writers use it to refuse forged names before they become paths.
+pub fn is_recorder_name(name: &str) -> bool {
+    let base = name.strip_suffix(STOPPED_SUFFIX).unwrap_or(name);
+    name == ALERTS || Kind::ALL.iter().any(|k| k.name() == base)
+}
+
 /// The scanners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -728,10 +743,10 @@ impl<'a> State<'a> {
             let f = format::escape(&feature);
             let c = format::escape(&context);
             if self.sc.stop.matches(&f, &c) {
-                scanner.push_str("_stopped");
+                scanner.push_str(STOPPED_SUFFIX);
             } else if self.sc.alert.matches(&f, &c) {
                 self.features.push(Feature {
-                    scanner: "alerts".into(),
+                    scanner: ALERTS.into(),
                     offset,
                     path: path.clone(),
                     feature: feature.clone(),
@@ -960,5 +975,35 @@ impl<'a> State<'a> {
         let res = self.scan_region(data, inner, 0..data.len());
         self.spans = saved;
         res
+    }
+}
+
+#[cfg(test)]
+mod recorder_name_tests {
+    use super::*;
+
+    #[test]
+    fn recorder_names_are_the_scanners_their_stop_lists_and_alerts() {
+        for k in Kind::ALL {
+            assert!(is_recorder_name(k.name()));
+            assert!(is_recorder_name(&format!("{}{STOPPED_SUFFIX}", k.name())));
+        }
+        assert!(is_recorder_name(ALERTS));
+        for bad in [
+            "",
+            "..",
+            "/tmp/x",
+            "../../../../tmp/y",
+            "email/x",
+            "email\0",
+            "Email",
+            "alerts_stopped",
+            "_stopped",
+            "email_stopped_stopped",
+            "ip",
+            "all",
+        ] {
+            assert!(!is_recorder_name(bad), "{bad:?}");
+        }
     }
 }
