@@ -3,6 +3,7 @@
 //! between nodes), and `carved/manifest.csv`
 //! (`offset,length,type,md5,sha256,validated,path`).
 
+use crate::paths::{NameError, RelPath, ReportDir};
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
 use std::io::{Seek, Write};
@@ -12,31 +13,13 @@ use trawl_core::CarvedFile;
 /// Bytes copied per read.
 const CHUNK: u64 = 8 << 20;
 
-/// A path component from an untrusted type or extension name.
-fn component(s: &str) -> String {
-    let t: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if t.is_empty() { "unknown".into() } else { t }
-}
-
-/// The report path of a carved file (`carved/TYPE/OFFSET.EXT`), with the
-/// type and extension reduced to safe file-name characters.
-pub(crate) fn path_of(f: &CarvedFile) -> String {
-    format!(
-        "carved/{}/{}.{}",
-        component(&f.file_type),
-        f.offset,
-        component(&f.extension)
-    )
+/// The report path of a carved file (`carved/TYPE/OFFSET.EXT`).
+///
+/// # Errors
+/// A type or extension the carver does not give (a forged name such as
+/// `../x`): refused, never rewritten into another name.
+pub(crate) fn path_of(f: &CarvedFile) -> Result<RelPath, NameError> {
+    RelPath::carved_file(&f.file_type, f.offset, &f.extension)
 }
 
 fn csv(s: &str) -> String {
@@ -49,7 +32,7 @@ fn csv(s: &str) -> String {
 
 /// Writes this part of the report directory.
 pub(crate) fn write(
-    dir: &Path,
+    dir: &ReportDir,
     r: &JobResults,
     evidence: Option<&dyn trawl_evidence::Evidence>,
 ) -> Result<(), ReportError> {
@@ -57,13 +40,12 @@ pub(crate) fn write(
     if r.carved.is_empty() && !ran {
         return Ok(());
     }
-    let mpath = dir.join("carved/manifest.csv");
-    let mut m = create_file(&mpath)?;
+    let (mpath, mut m) = create_file(dir, "carved/manifest.csv")?;
     m.write_all(b"offset,length,type,md5,sha256,validated,path\n")
         .map_err(io_err(&mpath))?;
     let mut folders = std::collections::BTreeSet::new();
     for f in &r.carved {
-        let rel = path_of(f);
+        let rel = path_of(f)?;
         writeln!(
             m,
             "{},{},{},{},{},{},{}",
@@ -73,11 +55,11 @@ pub(crate) fn write(
             csv(&f.md5),
             csv(&f.sha256),
             f.validated,
-            csv(&rel)
+            csv(rel.as_str())
         )
         .map_err(io_err(&mpath))?;
-        if let Some(parent) = Path::new(&rel).parent() {
-            folders.insert(parent.to_path_buf());
+        if let Some(parent) = rel.parent() {
+            folders.insert(parent);
         }
     }
     m.flush().map_err(io_err(&mpath))?;
@@ -85,24 +67,25 @@ pub(crate) fn write(
         // Thousands of files: the folders once, then the copies in parallel
         // (file creation is most of the cost, and it scales with cores).
         for d in &folders {
-            let p = dir.join(d);
-            std::fs::create_dir_all(&p).map_err(io_err(&p))?;
+            dir.create_dir(d)?;
         }
         use rayon::prelude::*;
-        r.carved
-            .par_iter()
-            .try_for_each(|f| copy_out(ev, f, &dir.join(path_of(f))))?;
+        r.carved.par_iter().try_for_each(|f| {
+            let (path, out) = dir.create_file(&path_of(f)?)?;
+            copy_out(ev, f, out, &path)
+        })?;
     }
     Ok(())
 }
 
-/// Copies a carved file's byte runs out of the evidence.
+/// Copies a carved file's byte runs out of the evidence into `out`, the
+/// file created at `path`.
 fn copy_out(
     ev: &dyn trawl_evidence::Evidence,
     f: &CarvedFile,
+    mut out: std::fs::File,
     path: &Path,
 ) -> Result<(), ReportError> {
-    let mut out = std::fs::File::create(path).map_err(io_err(path))?;
     let mut runs = f.byte_runs.clone();
     if runs.is_empty() {
         runs.push(trawl_core::ByteRun {
@@ -196,8 +179,6 @@ mod tests {
         r.carved = vec![
             carved(10, 20_000, "jpg", "jpg", true),
             carved(30_000, 70_000, "exe", "dll", false),
-            // Hostile names from a remote result never leave carved/.
-            carved(5, 3, "../../etc", "a/b", false),
         ];
         // Two runs, out of order: the file is their concatenation in file order.
         r.carved[1].byte_runs = vec![
@@ -214,14 +195,13 @@ mod tests {
         ];
         let out = dir.path().join("report");
         std::fs::create_dir_all(&out).unwrap();
-        write(&out, &r, Some(ev.as_ref())).unwrap();
+        write(&ReportDir::new(&out), &r, Some(ev.as_ref())).unwrap();
         assert_eq!(
             std::fs::read(out.join("carved/jpg/10.jpg")).unwrap(),
             &data[10..20_010]
         );
         let dll = std::fs::read(out.join("carved/exe/30000.dll")).unwrap();
         assert_eq!(dll, &data[30_000..100_000]);
-        assert!(out.join("carved/______etc/5.a_b").exists());
         let m = std::fs::read_to_string(out.join("carved/manifest.csv")).unwrap();
         let lines: Vec<&str> = m.lines().collect();
         assert_eq!(lines[0], "offset,length,type,md5,sha256,validated,path");
@@ -233,14 +213,66 @@ mod tests {
             lines[2],
             "30000,70000,exe,md5-30000,sha-30000,false,carved/exe/30000.dll"
         );
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 3);
         // Without the evidence, only the manifest.
         let bare = dir.path().join("bare");
-        write(&bare, &r, None).unwrap();
+        write(&ReportDir::new(&bare), &r, None).unwrap();
         assert!(bare.join("carved/manifest.csv").exists());
         assert!(!bare.join("carved/jpg/10.jpg").exists());
         // A run past the end of the evidence is an error, not a short file.
         r.carved = vec![carved(99_000, 5_000, "jpg", "jpg", true)];
-        assert!(write(&dir.path().join("bad"), &r, Some(ev.as_ref())).is_err());
+        assert!(
+            write(
+                &ReportDir::new(dir.path().join("bad")),
+                &r,
+                Some(ev.as_ref())
+            )
+            .is_err()
+        );
+    }
+
+    /// The carved part alone (without the writer's first check of every
+    /// name) still refuses forged types and extensions where it creates
+    /// the files, and writes nowhere outside the report folder.
+    #[test]
+    fn forged_types_are_refused_where_the_files_are_created() {
+        let t = tempfile::tempdir().unwrap();
+        let img = t.path().join("img.raw");
+        std::fs::write(&img, vec![7u8; 4096]).unwrap();
+        let ev = trawl_evidence::open(&img).unwrap();
+        let out = t.path().join("a/b/out");
+        for (ty, ext, field) in [
+            ("../../../x", "jpg", "carved file type"),
+            ("/tmp/x", "jpg", "carved file type"),
+            ("..", "jpg", "carved file type"),
+            ("jpg", "../x", "carved file extension"),
+            ("jpg", "a/b", "carved file extension"),
+            ("jp\0g", "jpg", "carved file type"),
+            ("", "jpg", "carved file type"),
+        ] {
+            let r = JobResults {
+                carved: vec![carved(5, 3, ty, ext, false)],
+                ..Default::default()
+            };
+            let e = write(&ReportDir::new(&out), &r, Some(ev.as_ref())).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with(field), "{ty:?} {ext:?}: {msg}");
+            assert!(
+                msg.contains(&format!(
+                    "{:?}",
+                    if field.ends_with("type") { ty } else { ext }
+                )),
+                "{msg}"
+            );
+        }
+        // Nothing but the (empty) manifest, and nothing beside DIR.
+        assert!(!t.path().join("x").exists() && !t.path().join("a/x").exists());
+        assert_eq!(std::fs::read_dir(t.path().join("a")).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1);
+        let inside: Vec<_> = std::fs::read_dir(out.join("carved"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(inside, ["manifest.csv"]);
     }
 }

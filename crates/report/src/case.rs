@@ -14,6 +14,7 @@
 //! Identifiers end with UUIDs derived from the content (image digest,
 //! offsets), so the file is the same bytes for the same job.
 
+use crate::paths::ReportDir;
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
 use serde_json::{Value, json};
@@ -57,7 +58,7 @@ fn hashes(id: &str, list: &[(&str, &str)]) -> Vec<Value> {
 }
 
 /// Writes `DIR/case.jsonld`.
-pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     let h = &r.hashes;
     let digest = h
         .blake3
@@ -123,7 +124,7 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         .map(|c| {
             let key = format!("{image_key}/carved/{}/{}", c.offset, c.file_type);
             let id = format!("kb:file-{}", uuid(&key));
-            let path = c.report_path();
+            let path = crate::carved::path_of(c)?.to_string();
             let file = json!({
                 "@id": id,
                 "@type": "uco-observable:File",
@@ -167,9 +168,9 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
                     "uco-observable:rangeSize": int(c.length),
                 }],
             });
-            (id, [element(&file), element(&within)])
+            Ok::<_, ReportError>((id, [element(&file), element(&within)]))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let results: Vec<Value> = carved.iter().map(|(id, _)| json!({"@id": id})).collect();
     let action = json!({
         "@id": format!("kb:investigative-action-{}", uuid(&format!("{image_key}/action"))),
@@ -192,8 +193,7 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
     // The document as `serde_json::to_writer_pretty` prints it: the
     // context at depth 1, the graph's nodes at depth 2; the tool and the
     // image first, each carved file and its relationship, the action last.
-    let path = dir.join("case.jsonld");
-    let mut w = create_file(&path)?;
+    let (path, mut w) = create_file(dir, "case.jsonld")?;
     let ctx = pretty(&context).replace('\n', "\n  ");
     let all = head
         .iter()

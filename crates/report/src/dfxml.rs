@@ -7,10 +7,10 @@
 //! through [`write_with`]: it calls a function for each file object, inside
 //! its element, after the standard children.
 
+use crate::paths::ReportDir;
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
 use std::io::{self, Write};
-use std::path::Path;
 use trawl_core::CarvedFile;
 
 /// Escapes text and attribute values (quotes included); drops characters
@@ -39,14 +39,17 @@ pub(crate) fn esc(s: &str) -> String {
 pub(crate) type Extra<'a> = dyn Fn(&CarvedFile, &mut dyn Write) -> io::Result<()> + 'a;
 
 /// Writes this part of the report directory.
-pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     write_with(dir, r, &|_, _| Ok(()))
 }
 
 /// Writes `dfxml.xml`, calling `extra` inside each file object.
-pub(crate) fn write_with(dir: &Path, r: &JobResults, extra: &Extra) -> Result<(), ReportError> {
-    let path = dir.join("dfxml.xml");
-    let mut w = create_file(&path)?;
+pub(crate) fn write_with(
+    dir: &ReportDir,
+    r: &JobResults,
+    extra: &Extra,
+) -> Result<(), ReportError> {
+    let (path, mut w) = create_file(dir, "dfxml.xml")?;
     document(&mut w, r, extra).map_err(io_err(&path))?;
     w.flush().map_err(io_err(&path))
 }
@@ -117,7 +120,9 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
         writeln!(
             w,
             "    <filename>{}</filename>",
-            esc(&crate::carved::path_of(f))
+            esc(crate::carved::path_of(f)
+                .map_err(io::Error::other)?
+                .as_str())
         )?;
         writeln!(w, "    <filesize>{}</filesize>", f.length)?;
         writeln!(w, "    <alloc>0</alloc>")?;
@@ -195,7 +200,7 @@ mod tests {
     #[test]
     fn escapes_and_extra_children() {
         let dir = tempfile::tempdir().unwrap();
-        write_with(dir.path(), &results(), &|f, w| {
+        write_with(&ReportDir::new(dir.path()), &results(), &|f, w| {
             writeln!(w, "    <yara_match rule='r{}'/>", f.offset)
         })
         .unwrap();

@@ -25,18 +25,18 @@
 //! * Every scanner that ran has its file, empty but for the header when it
 //!   found nothing.
 
-use crate::write::{create_file, io_err};
+use crate::paths::{RelPath, ReportDir};
+use crate::write::io_err;
 use crate::{JobResults, ReportError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::Path;
-use trawl_analyzers::features::{Kind, STAT_PREFIX, format};
+use std::io::{BufWriter, Write};
+use trawl_analyzers::features::{ALERTS, Kind, STAT_PREFIX, STOPPED_SUFFIX, format};
 use trawl_core::Feature;
 
-const ALERTS: &str = "alerts";
-
-/// Writes this part of the report directory.
-pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+/// Writes this part of the report directory. Each file's name is built
+/// from its recorder's name by [`RelPath::feature_file`], which refuses
+/// anything but a recorder of trawl's scanners.
+pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     let mut by: BTreeMap<&str, Vec<&Feature>> = BTreeMap::new();
     for f in &r.features {
         by.entry(f.scanner.as_str()).or_default().push(f);
@@ -66,7 +66,6 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
             }
         }
     }
-    let fdir = dir.join("features");
     for name in names {
         let mut list: Vec<&Feature> = by.get(name).cloned().unwrap_or_default();
         list.sort_by(|a, b| {
@@ -81,8 +80,8 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         } else {
             format::annotation_column(name)
         };
-        let path = fdir.join(format!("{name}.txt"));
-        let mut w = create_file(&path)?;
+        let (path, w) = dir.create_file(&RelPath::feature_file(name)?)?;
+        let mut w = BufWriter::new(w);
         let mut text = header(r, name, "Feature-File-Version");
         if let Some(c) = column {
             text.push_str(&format!("# Columns: offset\tfeature\tcontext\t{c}\n"));
@@ -112,8 +111,8 @@ pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         }
         w.write_all(text.as_bytes()).map_err(io_err(&path))?;
         w.flush().map_err(io_err(&path))?;
-        if name != ALERTS && !name.ends_with("_stopped") {
-            write_histogram(r, &fdir, name, &list)?;
+        if name != ALERTS && !name.ends_with(STOPPED_SUFFIX) {
+            write_histogram(r, dir, name, &list)?;
         }
     }
     Ok(())
@@ -136,7 +135,7 @@ fn header(r: &JobResults, name: &str, version_line: &str) -> String {
 
 fn write_histogram(
     r: &JobResults,
-    fdir: &Path,
+    dir: &ReportDir,
     name: &str,
     list: &[&Feature],
 ) -> Result<(), ReportError> {
@@ -155,8 +154,8 @@ fn write_histogram(
     }
     let mut rows: Vec<(String, (u64, u64))> = counts.into_iter().collect();
     rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
-    let path = fdir.join(format!("{name}_histogram.txt"));
-    let mut w = create_file(&path)?;
+    let (path, w) = dir.create_file(&RelPath::histogram_file(name)?)?;
+    let mut w = BufWriter::new(w);
     let mut text = header(r, name, "Histogram-File-Version");
     for (key, (n, n16)) in rows {
         text.push_str(&format!("n={n}\t{key}"));
@@ -222,7 +221,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        write(dir.path(), &r).unwrap();
+        write(&ReportDir::new(dir.path()), &r).unwrap();
         let read = |n: &str| std::fs::read_to_string(dir.path().join("features").join(n)).unwrap();
         let email = read("email.txt");
         assert_eq!(
@@ -258,7 +257,7 @@ mod tests {
     #[test]
     fn nothing_without_features() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &JobResults::default()).unwrap();
+        write(&ReportDir::new(dir.path()), &JobResults::default()).unwrap();
         assert!(!dir.path().join("features").exists());
     }
 }

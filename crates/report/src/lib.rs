@@ -5,6 +5,10 @@
 //! DIR/hashes/piecewise.csv   offset,length,blake3[,md5]
 //! ```
 //!
+//! Every path inside DIR is built by [`paths::ReportDir::file`] from names
+//! checked against their allowed sets ([`paths`]); results carrying a name
+//! that cannot be a report path are refused whole, nothing written.
+//!
 //! Everything but `report.json`'s timings and ids is a pure function of the
 //! job's results, which are sorted, so reruns give byte-identical files.
 
@@ -13,6 +17,7 @@ mod case;
 mod dfxml;
 mod features;
 mod model;
+pub mod paths;
 mod write;
 mod yara;
 

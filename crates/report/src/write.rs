@@ -1,6 +1,7 @@
 //! Writing the report directory.
 
 use crate::JobResults;
+use crate::paths::{NameError, Refused, RelPath, ReportDir};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +17,12 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// A name refused as a report path where the file is created.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Names of the results refused before anything was written.
+    #[error("{refused}; nothing was written to {}", dir.display())]
+    Refused { dir: PathBuf, refused: Refused },
     #[error("{0}")]
     Other(String),
 }
@@ -27,25 +34,32 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     }
 }
 
-fn create(path: &Path) -> Result<BufWriter<fs::File>, ReportError> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    Ok(BufWriter::new(fs::File::create(path).map_err(io(path))?))
-}
-
 /// Writes the report directory for `results` into `dir`. Carved files are
 /// copied out of `evidence` (their bytes are ranges of the image); without
 /// it only their manifest is written.
 ///
+/// Every name of the results that becomes a path is checked first
+/// ([`crate::paths::check_names`]): when one is refused (a forged feature
+/// recorder, carved type or extension, YARA target), the whole results set
+/// is refused and nothing is written, not even `dir`; the error names each
+/// refused record, field and value. Every file is then created through
+/// [`ReportDir`], which checks each name again.
+///
 /// # Errors
-/// File-system errors, naming the file; evidence read errors.
+/// Refused names; file-system errors, naming the file; evidence read
+/// errors.
 pub fn write_report_dir(
     dir: &Path,
     results: &JobResults,
     evidence: Option<&dyn trawl_evidence::Evidence>,
 ) -> Result<(), ReportError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::paths::check_names(results).map_err(|refused| ReportError::Refused {
+        dir: dir.to_path_buf(),
+        refused,
+    })?;
+    let dir = ReportDir::new(dir);
+    let dir = &dir;
+    dir.create_root()?;
     // The parts are independent files: written in parallel, the carved
     // files (the bulk) spreading over the pool themselves.
     let parts: [&(dyn Fn() -> Result<(), ReportError> + Sync); 7] = [
@@ -70,27 +84,30 @@ pub fn write_report_dir(
     })
 }
 
-/// Creates `path` (and its folders) for writing.
+/// Creates report file `rel` (a fixed name of the writer, such as
+/// `report.json`, or one built by a [`RelPath`] constructor) for writing.
 ///
 /// # Errors
-/// File-system errors, naming the file.
-#[allow(dead_code)]
-pub(crate) fn create_file(path: &Path) -> Result<BufWriter<fs::File>, ReportError> {
-    create(path)
+/// As [`ReportDir::create_file`].
+pub(crate) fn create_file(
+    dir: &ReportDir,
+    rel: &str,
+) -> Result<(PathBuf, BufWriter<fs::File>), ReportError> {
+    let rel = RelPath::parse("report file", rel)?;
+    let (path, f) = dir.create_file(&rel)?;
+    Ok((path, BufWriter::new(f)))
 }
 
 /// Maps an I/O error on `path`.
-#[allow(dead_code)]
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     io(path)
 }
 
-fn write_piecewise(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+fn write_piecewise(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     if r.piecewise.is_empty() && r.hashes.blake3.is_none() {
         return Ok(());
     }
-    let path = dir.join("hashes/piecewise.csv");
-    let mut w = create(&path)?;
+    let (path, mut w) = create_file(dir, "hashes/piecewise.csv")?;
     let with_md5 = r.piecewise.iter().any(|p| !p.md5.is_empty());
     let header = if with_md5 {
         "offset,length,blake3,md5\n"
@@ -109,7 +126,7 @@ fn write_piecewise(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
     w.flush().map_err(io(&path))
 }
 
-fn write_report_json(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     let mut features_per_scanner: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &r.features {
         *features_per_scanner.entry(f.scanner.as_str()).or_default() += 1;
@@ -171,8 +188,7 @@ fn write_report_json(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
         "provenance": r.provenance,
         "errors": r.errors,
     });
-    let path = dir.join("report.json");
-    let mut w = create(&path)?;
+    let (path, mut w) = create_file(dir, "report.json")?;
     serde_json::to_writer_pretty(&mut w, &doc)
         .map_err(|e| ReportError::Other(format!("{}: {e}", path.display())))?;
     w.write_all(b"\n").map_err(io(&path))?;

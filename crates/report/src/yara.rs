@@ -1,17 +1,16 @@
 //! `yara/matches.jsonl`: one JSON object per (target, rule).
 
+use crate::paths::ReportDir;
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
 use std::io::Write;
-use std::path::Path;
 
 /// Writes `yara/matches.jsonl` when YARA ran.
-pub(crate) fn write(dir: &Path, r: &JobResults) -> Result<(), ReportError> {
+pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     if !r.provenance.analyses.iter().any(|a| a == "yara") && r.yara.is_empty() {
         return Ok(());
     }
-    let path = dir.join("yara/matches.jsonl");
-    let mut w = create_file(&path)?;
+    let (path, mut w) = create_file(dir, "yara/matches.jsonl")?;
     for m in &r.yara {
         let metadata: serde_json::Value = serde_json::from_str(&m.metadata_json)
             .unwrap_or(serde_json::Value::Object(Default::default()));
