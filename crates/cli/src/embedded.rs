@@ -41,6 +41,9 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
         if a.images.len() == 1 || one_segmented_image(&a.images) {
             vec![(a.images.clone(), a.out.clone())]
         } else {
+            // One report folder per image, OUT/NAME, its path built like
+            // every report path (a name that cannot be one is refused).
+            let out = trawl_report::paths::ReportDir::new(&a.out);
             a.images
                 .iter()
                 .map(|p| {
@@ -48,9 +51,10 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| "image".into());
-                    (vec![p.clone()], a.out.join(name))
+                    let rel = trawl_report::paths::RelPath::name("image name", &name)?;
+                    Ok((vec![p.clone()], out.file(&rel)?))
                 })
-                .collect()
+                .collect::<Result<_>>()?
         };
     // Check what can be checked before starting anything.
     let mut specs = Vec::new();
