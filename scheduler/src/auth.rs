@@ -812,6 +812,37 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// `caller` as the registry describes it now: `None` when its token or
+    /// certificate was revoked or expired since it was authenticated (open
+    /// streams then end), else with its current role and cases.
+    pub fn refresh(&self, caller: &Caller) -> Option<Caller> {
+        let idx = self.index();
+        let now = now_ms();
+        if caller.role == Role::Worker {
+            return idx
+                .registry
+                .workers
+                .iter()
+                .any(|w| w.name == caller.user && w.revoked_ms == 0)
+                .then(|| caller.clone());
+        }
+        if caller.role == Role::Local {
+            return Some(caller.clone());
+        }
+        let u = idx.registry.users.iter().find(|u| u.name == caller.user)?;
+        if u.revoked_ms != 0 || (u.expires_ms != 0 && u.expires_ms <= now) {
+            return None;
+        }
+        Some(Caller {
+            user: u.name.clone(),
+            role: u.role,
+            cases: u.cases.clone(),
+            peer: caller.peer.clone(),
+        })
+    }
+}
+
 /// The registry differences worth an audit entry: (action, name, detail).
 pub fn changes(old: &Registry, new: &Registry) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();

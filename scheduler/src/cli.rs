@@ -282,6 +282,41 @@ pub struct Args {
     /// Attempts before a task is quarantined.
     #[arg(long, env = "TRAWL_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
+    /// A folder (or file) whose evidence may be submitted by server path
+    /// (repeatable; the environment variable takes a colon-separated list).
+    /// None: server paths are refused, only uploads are accepted.
+    #[arg(
+        long = "evidence-root",
+        value_name = "DIR",
+        env = "TRAWL_EVIDENCE_ROOTS",
+        value_delimiter = ':'
+    )]
+    pub evidence_roots: Vec<PathBuf>,
+    /// A root open to one case only: CASE=DIR (repeatable).
+    #[arg(long = "case-evidence-root", value_name = "CASE=DIR", value_parser = parse_case_root)]
+    pub case_evidence_roots: Vec<(String, PathBuf)>,
+    /// Most tasks one job may create.
+    #[arg(long, env = "TRAWL_MAX_TASKS_PER_JOB")]
+    pub max_tasks_per_job: Option<u64>,
+    /// Most evidence bytes one user may have in unfinished jobs (0: no
+    /// limit), e.g. 20TiB.
+    #[arg(long, env = "TRAWL_MAX_QUEUED_BYTES_PER_USER", value_parser = parse_bytes)]
+    pub max_queued_bytes_per_user: Option<u64>,
+}
+
+fn parse_case_root(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (case, dir) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected CASE=DIR"))?;
+    trawl_core::CaseId::new(case.to_string()).map_err(|e| e.to_string())?;
+    if dir.is_empty() {
+        return Err(format!("{s:?}: the folder is empty"));
+    }
+    Ok((case.to_string(), PathBuf::from(dir)))
+}
+
+fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    trawl_core::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// The configuration `args` describe (file, then environment and flags).
@@ -310,6 +345,21 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
     }
     if let Some(v) = args.max_attempts {
         cfg.max_attempts = v.max(1);
+    }
+    if !args.evidence_roots.is_empty() {
+        cfg.evidence_roots = args.evidence_roots.clone();
+    }
+    for (case, dir) in &args.case_evidence_roots {
+        cfg.case_evidence_roots
+            .entry(case.clone())
+            .or_default()
+            .push(dir.clone());
+    }
+    if let Some(v) = args.max_tasks_per_job {
+        cfg.max_tasks_per_job = v.max(1);
+    }
+    if let Some(v) = args.max_queued_bytes_per_user {
+        cfg.max_queued_bytes_per_user = v;
     }
     Ok(cfg)
 }

@@ -18,6 +18,7 @@ pub mod core;
 pub mod error;
 pub mod evidence_store;
 mod plan;
+pub mod result_check;
 pub mod results;
 pub mod rules;
 pub mod server;

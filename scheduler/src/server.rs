@@ -163,7 +163,8 @@ pub async fn serve(
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
-        .add_service(reflection)
+        // Reflection describes the API: only to authenticated callers.
+        .add_service(InterceptedService::new(reflection, authn.clone()))
         .add_service(InterceptedService::new(
             JobsServer::new(JobsService {
                 sched: sched.clone(),

@@ -422,6 +422,7 @@ async fn report(
             attempt: task.attempt,
             outcome: Some(outcome.clone()),
             lease_next,
+            lease_token: task.lease_token.clone(),
         };
         match client.report_task(req).await {
             Ok(r) => return r.into_inner().next,

@@ -197,6 +197,7 @@ pub async fn upload(
             .clone()
             .upload_status(v1::UploadStatusRequest {
                 blake3: digest.clone(),
+                case_id: case.to_string(),
             })
             .await
         {

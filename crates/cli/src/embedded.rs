@@ -74,7 +74,22 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
             .build()
             .context("starting the analysis pool")?,
     );
+    // The folders of the images named on the command line (their further
+    // segments are discovered there) are the only evidence this scan's
+    // scheduler and workers may read.
+    let mut roots: Vec<PathBuf> = groups
+        .iter()
+        .flat_map(|(paths, _)| paths.iter())
+        .map(|p| {
+            let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            real.parent().map(Path::to_path_buf).unwrap_or(real)
+        })
+        .collect();
+    roots.sort();
+    roots.dedup();
     let cfg = SchedulerConfig {
+        evidence_roots: roots.clone(),
+        min_shard_size: trawl_core::plan::MIN_SHARD_SIZE,
         ephemeral: true,
         background_rule_validation: false,
         hand_over_results: true,
@@ -101,6 +116,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
             slots,
             pool: Some(pool.clone()),
             worker_id: Some(format!("embedded-{i}")),
+            evidence_roots: roots.clone(),
             drain_timeout: std::time::Duration::ZERO,
             ..Default::default()
         };

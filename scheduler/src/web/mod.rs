@@ -418,16 +418,24 @@ async fn job_events(
         return r;
     }
     let sched = w.sched.clone();
-    let stream = futures::stream::unfold((sched, id, false), |(sched, id, done)| async move {
-        if done {
-            return None;
+    let stream = futures::stream::unfold((sched, id, false), move |(sched, id, done)| {
+        let c = c.clone();
+        async move {
+            if done {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let job = sched.job(&id).ok()?;
+            // A token revoked (or expired) since the page opened ends the
+            // stream.
+            if !sched.still_may(&c, Perm::Read, job.spec.case_id.as_str()) {
+                return None;
+            }
+            let fin = job.state.is_final();
+            let wire = crate::service::wire_job(&job);
+            let ev = Event::default().data(pages::progress_json(&job, &wire).to_string());
+            Some((Ok::<_, std::convert::Infallible>(ev), (sched, id, fin)))
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let job = sched.job(&id).ok()?;
-        let fin = job.state.is_final();
-        let wire = crate::service::wire_job(&job);
-        let ev = Event::default().data(pages::progress_json(&job, &wire).to_string());
-        Some((Ok::<_, std::convert::Infallible>(ev), (sched, id, fin)))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

@@ -54,6 +54,7 @@ pub fn start_scheduler(data: &Path, listen: &str, extra: &[&str]) -> Sched {
             "--listen",
             listen,
         ])
+        .args(default_roots(extra))
         .args(extra)
         .env("TRAWL_LOG", "warn")
         .stdout(Stdio::piped())
@@ -84,6 +85,26 @@ pub fn start_scheduler(data: &Path, listen: &str, extra: &[&str]) -> Sched {
     }
 }
 
+/// The evidence roots of test schedulers and workers when the test gives
+/// none: the temporary folder the fixtures are written to (the data
+/// directories there are refused by the scheduler all the same) and the
+/// shared corpora.
+pub fn default_roots(extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--evidence-root") {
+        return Vec::new();
+    }
+    let mut v = vec![
+        "--evidence-root".to_string(),
+        std::env::temp_dir().display().to_string(),
+    ];
+    let corpora = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
+    if corpora.is_dir() {
+        v.push("--evidence-root".into());
+        v.push(corpora.display().to_string());
+    }
+    v
+}
+
 /// Starts `trawl worker`.
 pub fn start_worker(url: &str, id: &str, slots: u32, delay_ms: u64) -> Proc {
     Proc(
@@ -99,6 +120,7 @@ pub fn start_worker(url: &str, id: &str, slots: u32, delay_ms: u64) -> Proc {
                 "--threads",
                 "2",
             ])
+            .args(default_roots(&[]))
             .args([
                 "--fault-delay-ms",
                 &delay_ms.to_string(),

@@ -2,7 +2,7 @@
 //! A real scheduler initialised with `trawl-scheduler init` and a real
 //! worker enrolled for mutual TLS, on loopback ports.
 
-use crate::cluster::{Proc, Sched, start_scheduler};
+use crate::cluster::{Proc, Sched, default_roots, start_scheduler};
 use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -124,6 +124,7 @@ pub fn start_secure_with(extra: &[&str], worker_extra: &[&str]) -> Secure {
                 "--drain-seconds",
                 "1",
             ])
+            .args(default_roots(worker_extra))
             .args(worker_extra)
             .env("TRAWL_LOG", "warn")
             .stdout(Stdio::null())
