@@ -1139,12 +1139,21 @@ impl Scheduler {
         let job = jobs
             .get_mut(&t.job_id)
             .ok_or_else(|| SchedError::Internal(format!("task {task_id} has no job")))?;
+        // A malformed result is refused: the attempt fails (retried, then
+        // quarantined as a limitation), so the job still ends.
+        let image_size = job.rec.plan.map(|p| p.image_size).unwrap_or(0);
+        let refused = match &outcome {
+            Ok(result) => crate::result_check::check(t, image_size, &job.rec.spec, result)
+                .err()
+                .map(|e| format!("result of task {task_id} refused: {e}")),
+            Err(_) => None,
+        };
+        let outcome = match &refused {
+            Some(e) => Err(e.clone()),
+            None => outcome,
+        };
         match outcome {
             Ok(result) => {
-                let image_size = job.rec.plan.map(|p| p.image_size).unwrap_or(0);
-                crate::result_check::check(t, image_size, &job.rec.spec, &result).map_err(|e| {
-                    SchedError::InvalidArgument(format!("result of task {task_id}: {e}"))
-                })?;
                 // Persist the result before the task is marked done.
                 self.store.put_result(task_id, &result)?;
                 if t.state == TaskState::Leased {
@@ -1208,7 +1217,10 @@ impl Scheduler {
         if done {
             self.spawn_finalize(job_id);
         }
-        Ok(true)
+        match refused {
+            Some(e) => Err(SchedError::InvalidArgument(e)),
+            None => Ok(true),
+        }
     }
 
     /// One failed attempt: requeue, or quarantine after `max_attempts`.

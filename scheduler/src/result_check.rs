@@ -6,6 +6,7 @@
 //! folder.
 
 use std::collections::HashSet;
+use trawl_analyzers::yara::scope as yara_scope;
 use trawl_core::JobSpec;
 use trawl_proto::v1;
 use trawl_store::{TaskKind, TaskRecord};
@@ -107,10 +108,14 @@ pub fn check(
     }
     let task_carved: HashSet<String> = task.carved.iter().map(|c| c.report_path()).collect();
     for m in &result.yara {
+        let scope = [yara_scope::SHARD, yara_scope::HIT, yara_scope::HIT_SPANS];
         let target_size = if m.target == "image" {
             if task.kind == TaskKind::YaraCarved {
                 return Err("a YARA match on the image from a carved-file task".into());
             }
+            image_size
+        } else if task.kind == TaskKind::Shard && scope.contains(&m.target.as_str()) {
+            // A shard's per-rule record (image offsets).
             image_size
         } else if carved_paths.contains(&m.target) || task_carved.contains(&m.target) {
             u64::MAX

@@ -311,7 +311,17 @@ impl Jobs for JobsService {
                 )));
             }
         }
-        let rec = self.sched.submit(spec, &caller).await?;
+        let case = spec.case_id.as_str().to_string();
+        let rec = match self.sched.submit(spec, &caller).await {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, SchedError::PermissionDenied(_)) {
+                    self.sched
+                        .audit(&caller, "denied", "job.submit", &case, e.to_string());
+                }
+                return Err(e.into());
+            }
+        };
         Ok(Response::new(v1::SubmitJobResponse {
             job_id: rec.job_id.clone(),
             job: Some(wire_job(&rec)),

@@ -32,7 +32,13 @@ impl Confinement {
     pub fn new<R: AsRef<Path>, E: AsRef<Path>>(roots: &[R], excluded: &[E]) -> Self {
         let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| lexical(p));
         Self {
-            roots: roots.iter().map(|r| resolve(r.as_ref())).collect(),
+            // An empty path is no root (it would contain every path).
+            roots: roots
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|r| !r.as_os_str().is_empty())
+                .map(resolve)
+                .collect(),
             excluded: excluded.iter().map(|e| resolve(e.as_ref())).collect(),
         }
     }
