@@ -187,6 +187,7 @@ async fn run_jobs(
     }
     let mut failed = Vec::new();
     let mut limited = Vec::new();
+    let mut mismatched = Vec::new();
     for (id, (_, out)) in ids.iter().zip(groups) {
         let job = client.follow(id, |_, _| {}).await?;
         if job_state_name(job.state) != "completed" {
@@ -216,6 +217,7 @@ async fn run_jobs(
         r.provenance.workers = workers;
         let r = write_report(client, &job, r, out).await?;
         print_summary(&job, &r, out, a.json);
+        mismatched.extend(stored_hash_mismatches(&r));
         if !r.limitations.is_empty() {
             limited.push(format!(
                 "{}: {} range(s) not examined",
@@ -227,6 +229,16 @@ async fn run_jobs(
     if !failed.is_empty() {
         return Err(Exit(2, format!("error: {}", failed.join("; "))).into());
     }
+    if !mismatched.is_empty() {
+        let mut msg = integrity_failure(&mismatched);
+        if !limited.is_empty() {
+            msg.push_str(&format!(
+                "; also, examination incomplete: {}",
+                limited.join("; ")
+            ));
+        }
+        return Err(Exit(crate::EXIT_STORED_HASH_MISMATCH, msg).into());
+    }
     if !limited.is_empty() {
         return Err(Exit(
             3,
@@ -235,6 +247,31 @@ async fn run_jobs(
         .into());
     }
     Ok(())
+}
+
+/// Each stored container hash (an E01's MD5 or SHA-1) that differs from the
+/// one computed over the data, as `IMAGE: stored MD5 S, computed MD5 C`.
+pub fn stored_hash_mismatches(r: &JobResults) -> Vec<String> {
+    r.verification
+        .iter()
+        .filter(|v| !v.matches)
+        .map(|v| {
+            let alg = v.algorithm.to_uppercase();
+            format!(
+                "{}: stored {alg} {}, computed {alg} {}",
+                r.evidence.path, v.stored, v.computed
+            )
+        })
+        .collect()
+}
+
+/// The one-line reason of [`crate::EXIT_STORED_HASH_MISMATCH`] (as
+/// `ewfverify` says FAILURE).
+pub fn integrity_failure(mismatches: &[String]) -> String {
+    format!(
+        "integrity FAILURE: the data does not match the hash stored at acquisition: {} (report written)",
+        mismatches.join("; ")
+    )
 }
 
 fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
