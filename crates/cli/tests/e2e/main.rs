@@ -7,6 +7,7 @@ mod common;
 mod dashboard;
 mod hashing;
 mod security;
+mod security_embedded;
 
 mod carving;
 mod features;
