@@ -696,7 +696,7 @@ async fn cancel(a: JobArgs) -> Result<()> {
 async fn results(a: ResultsArgs) -> Result<()> {
     let client = a.server.client()?;
     let (job, r) = client.results(&a.job).await?;
-    embedded::write_report(&client, &job, r, &a.out).await?;
+    let r = embedded::write_report(&client, &job, r, &a.out).await?;
     if a.server.json {
         println!(
             "{}",
@@ -716,6 +716,18 @@ async fn results(a: ResultsArgs) -> Result<()> {
             job.job_id,
             job_state_name(job.state)
         );
+    }
+    let mismatched = embedded::stored_hash_mismatches(&r);
+    if !mismatched.is_empty() {
+        return Err(Exit(
+            crate::EXIT_STORED_HASH_MISMATCH,
+            format!(
+                "job {}: {}",
+                job.job_id,
+                embedded::integrity_failure(&mismatched)
+            ),
+        )
+        .into());
     }
     Ok(())
 }
