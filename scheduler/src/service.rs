@@ -73,8 +73,7 @@ pub fn job_for(
     check_id("job_id", id)?;
     let hidden = || {
         Status::not_found(format!(
-            "job {id:?}: no such job among those you may {}",
-            perm.as_str()
+            "job {id:?} not found among the jobs you may access"
         ))
     };
     let Ok(job) = sched.job(id) else {
