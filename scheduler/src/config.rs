@@ -28,6 +28,14 @@ pub struct SchedulerConfig {
     pub max_message_bytes: usize,
     /// Evidence paths must lie under one of these roots (empty: anywhere).
     pub evidence_roots: Vec<PathBuf>,
+    /// The audit trail's HMAC key, kept outside the data directory
+    /// (default: `DATA.audit-key` beside the data directory, made by
+    /// `trawl-scheduler init`). Required for an initialised data directory.
+    pub audit_key_file: Option<PathBuf>,
+    /// Refusals (denied calls, failed authentication) written to the audit
+    /// trail in full per source address, user and kind each minute; the
+    /// rest are counted into one `*.aggregated` entry per minute.
+    pub audit_refusals_per_minute: u32,
     /// Keep the sled database in memory only (embedded scans, tests).
     pub ephemeral: bool,
     /// Compile inline YARA sources in full in the background to list every
@@ -55,6 +63,8 @@ impl Default for SchedulerConfig {
             max_upload_bytes: 16 << 40,
             max_message_bytes: 1 << 30,
             evidence_roots: Vec::new(),
+            audit_key_file: None,
+            audit_refusals_per_minute: 60,
             ephemeral: false,
             background_rule_validation: true,
             hand_over_results: false,
