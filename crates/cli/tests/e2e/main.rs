@@ -7,6 +7,7 @@ mod common;
 mod dashboard;
 mod hashing;
 mod security;
+mod security_audit;
 
 mod carving;
 mod features;
