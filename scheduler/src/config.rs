@@ -42,6 +42,14 @@ pub struct SchedulerConfig {
     /// Most evidence bytes one user may have in unfinished jobs (0: no
     /// limit).
     pub max_queued_bytes_per_user: u64,
+    /// The audit trail's HMAC key, kept outside the data directory
+    /// (default: `DATA.audit-key` beside the data directory, made by
+    /// `trawl-scheduler init`). Required for an initialised data directory.
+    pub audit_key_file: Option<PathBuf>,
+    /// Refusals (denied calls, failed authentication) written to the audit
+    /// trail in full per source address, user and kind each minute; the
+    /// rest are counted into one `*.aggregated` entry per minute.
+    pub audit_refusals_per_minute: u32,
     /// Keep the sled database in memory only (embedded scans, tests).
     pub ephemeral: bool,
     /// Compile inline YARA sources in full in the background to list every
@@ -73,6 +81,8 @@ impl Default for SchedulerConfig {
             min_shard_size: 64 << 10,
             max_tasks_per_job: 65_536,
             max_queued_bytes_per_user: 64 << 40,
+            audit_key_file: None,
+            audit_refusals_per_minute: 60,
             ephemeral: false,
             background_rule_validation: true,
             hand_over_results: false,

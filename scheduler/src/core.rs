@@ -123,6 +123,8 @@ pub struct Scheduler {
     /// How far past its scan range a shard task may read (the job's
     /// largest carved file), per job.
     read_extent: Mutex<HashMap<String, u64>>,
+    /// Which refusals are audited in full, and the count of the others.
+    pub(crate) refusals: crate::audit_limit::RefusalLimiter,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -146,11 +148,7 @@ impl Scheduler {
     /// # Errors
     /// The data directory or database cannot be opened.
     pub fn open(cfg: SchedulerConfig) -> Result<Arc<Self>, SchedError> {
-        let store = if cfg.ephemeral {
-            Store::temporary()?
-        } else {
-            Store::open(&cfg.data_dir)?
-        };
+        let store = crate::audit_key::open_store(&cfg)?;
         let uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
         let (events, _) = broadcast::channel(1024);
         let auth = if !cfg.ephemeral && crate::auth::is_initialised(&cfg.data_dir) {
@@ -168,6 +166,7 @@ impl Scheduler {
                 tracing::warn!(root = %r.display(), "evidence root does not exist (yet)");
             }
         }
+        let refusals = crate::audit_limit::RefusalLimiter::new(cfg.audit_refusals_per_minute);
         let s = Arc::new(Self {
             confinement,
             read_extent: Mutex::new(HashMap::new()),
@@ -180,6 +179,7 @@ impl Scheduler {
             evidence_cache: Mutex::new(HashMap::new()),
             auth,
             handed: Mutex::new(HashMap::new()),
+            refusals,
         });
         s.rebuild()?;
         s.sync_registry(true);
@@ -365,7 +365,9 @@ impl Scheduler {
     }
 
     /// Records an audited action (failures to audit are logged, never
-    /// silent).
+    /// silent). Refusals (`denied`) go through the rate limit: the first of
+    /// each minute per source, user and kind are written, the rest counted
+    /// into one aggregate entry ([`crate::audit_limit`]).
     pub fn audit(
         &self,
         caller: &Caller,
@@ -374,36 +376,69 @@ impl Scheduler {
         case_id: &str,
         detail: impl Into<String>,
     ) {
-        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
+        let detail = detail.into();
+        if action == "denied" {
+            let role = caller.role.to_string();
+            let (full, closed) = self.refusals.admit(
+                now_ms(),
+                &crate::audit_limit::Refusal {
+                    peer: &caller.peer,
+                    actor: &caller.user,
+                    role: &role,
+                    action,
+                    target,
+                    case_id,
+                    detail: &detail,
+                },
+            );
+            for e in closed {
+                self.append_audit(e);
+            }
+            if !full {
+                return;
+            }
+        }
+        self.append_audit(trawl_store::NewAuditEntry {
             actor: caller.user.clone(),
             role: caller.role.to_string(),
             action: action.into(),
             target: target.into(),
             case_id: case_id.into(),
             from: caller.peer.clone(),
-            detail: detail.into(),
-        }) {
-            tracing::error!(error = %e, action, target, "audit append failed");
-        }
+            detail,
+        });
     }
 
     /// Audits a call that was refused before anyone was identified (bad
-    /// token, no TLS, a certificate not enrolled).
+    /// token, no TLS, a certificate not enrolled), rate-limited as
+    /// [`Scheduler::audit`]'s refusals are.
     pub fn audit_refusal(&self, who: &str, peer: &str, reason: &str) {
-        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
-            actor: if who.is_empty() {
-                "(unknown)".into()
-            } else {
-                who.into()
+        let actor = if who.is_empty() { "(unknown)" } else { who };
+        let (full, closed) = self.refusals.admit(
+            now_ms(),
+            &crate::audit_limit::Refusal {
+                peer,
+                actor,
+                role: "none",
+                action: "auth.refused",
+                target: "",
+                case_id: "",
+                detail: reason,
             },
-            role: "none".into(),
-            action: "auth.refused".into(),
-            target: String::new(),
-            case_id: String::new(),
-            from: peer.into(),
-            detail: reason.into(),
-        }) {
-            tracing::error!(error = %e, "audit append failed");
+        );
+        for e in closed {
+            self.append_audit(e);
+        }
+        if full {
+            self.append_audit(trawl_store::NewAuditEntry {
+                actor: actor.into(),
+                role: "none".into(),
+                action: "auth.refused".into(),
+                target: String::new(),
+                case_id: String::new(),
+                from: peer.into(),
+                detail: reason.into(),
+            });
         }
     }
 

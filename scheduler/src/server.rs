@@ -157,6 +157,7 @@ async fn prepare(
                 _ = t.tick() => {
                     reaper_sched.expire_leases();
                     reaper_sched.sync_registry(true);
+                    reaper_sched.flush_refusal_windows(false);
                 }
             }
         }
@@ -248,6 +249,7 @@ pub async fn serve(
         }
     };
     reaper.abort();
+    sched.flush_refusal_windows(true);
     let _ = sched.store().flush();
     result.context("gRPC server")
 }

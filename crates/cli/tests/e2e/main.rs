@@ -8,6 +8,7 @@ mod dashboard;
 mod hashing;
 mod security;
 mod security_access;
+mod security_audit;
 mod security_embedded;
 
 mod carving;
