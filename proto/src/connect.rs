@@ -128,5 +128,12 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
+/// A ready channel (for example an in-process one, see
+/// `trawl_scheduler::server::in_process`) as an [`AuthChannel`] that sends
+/// no token: for a scheduler that needs none.
+pub fn without_token(channel: Channel) -> AuthChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, Bearer(None))
+}
+
 /// A channel that authenticates every call.
 pub type AuthChannel = tonic::service::interceptor::InterceptedService<Channel, Bearer>;

@@ -39,31 +39,41 @@ pub fn wire_entry(e: trawl_store::AuditEntry) -> v1::AuditEntry {
         detail: e.detail,
         prev_hash: e.prev_hash,
         hash: e.hash,
+        mac: e.mac,
     }
 }
 
-/// Checks an audit trail's hash chain: intact (with its length) or broken
-/// (at which entry, and why).
+/// Most entries in one ListAudit page.
+pub const MAX_AUDIT_PAGE: usize = 10_000;
+/// A ListAudit page stops at about this many bytes of entries (clients
+/// decode 4 MiB messages by default).
+pub const MAX_AUDIT_PAGE_BYTES: usize = 1 << 20;
+
+/// One page of the audit trail and where the next one starts (0: none),
+/// capped at `limit` (0: 1000) entries and [`MAX_AUDIT_PAGE_BYTES`].
 ///
 /// # Errors
-/// The store failing, not a broken chain.
-pub fn verify(
+/// The store failing or an undecodable entry.
+pub fn audit_page(
     log: &trawl_store::AuditLog,
-) -> Result<v1::VerifyAuditResponse, trawl_store::AuditError> {
-    match log.verify() {
-        Ok(n) => Ok(v1::VerifyAuditResponse {
-            ok: true,
-            entries: n,
-            ..Default::default()
-        }),
-        Err(trawl_store::AuditError::Broken { seq, problem }) => Ok(v1::VerifyAuditResponse {
-            ok: false,
-            entries: 0,
-            broken_seq: seq,
-            problem,
-        }),
-        Err(e) => Err(e),
-    }
+    from_seq: u64,
+    limit: u32,
+    case_id: &str,
+) -> Result<v1::ListAuditResponse, trawl_store::AuditError> {
+    let limit = if limit == 0 {
+        1000
+    } else {
+        (limit as usize).min(MAX_AUDIT_PAGE)
+    };
+    let (entries, more) = log.page(from_seq, limit, MAX_AUDIT_PAGE_BYTES, case_id)?;
+    let next_seq = match entries.last() {
+        Some(e) if more => e.seq + 1,
+        _ => 0,
+    };
+    Ok(v1::ListAuditResponse {
+        entries: entries.into_iter().map(wire_entry).collect(),
+        next_seq,
+    })
 }
 
 impl AdminService {
@@ -163,20 +173,9 @@ impl Admin for AdminService {
             &r.case_id,
             "audit.list",
         )?;
-        let limit = if r.limit == 0 {
-            1000
-        } else {
-            r.limit.min(100_000)
-        } as usize;
-        let entries = self
-            .sched
-            .store()
-            .audit()
-            .page(r.from_seq, limit, &r.case_id)
+        let page = audit_page(self.sched.store().audit(), r.from_seq, r.limit, &r.case_id)
             .map_err(|e| Status::data_loss(e.to_string()))?;
-        Ok(Response::new(v1::ListAuditResponse {
-            entries: entries.into_iter().map(wire_entry).collect(),
-        }))
+        Ok(Response::new(page))
     }
 
     async fn verify_audit(
@@ -185,17 +184,27 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::VerifyAuditResponse>, Status> {
         let caller = caller(&req)?;
         authorize(&self.sched, &caller, Perm::Administer, "", "audit.verify")?;
-        let out =
-            verify(self.sched.store().audit()).map_err(|e| Status::internal(e.to_string()))?;
+        let store = self.sched.store();
+        let (anchor, key) = match store.anchoring() {
+            Some((a, k)) => (Some(a), k),
+            None => (None, None),
+        };
+        let out = crate::audit_key::verify_log(store.audit(), anchor, key)
+            .map_err(|e| Status::internal(e.to_string()))?;
         self.sched.audit(
             &caller,
             "audit.verify",
             "audit",
             "",
             if out.ok {
-                format!("ok, {} entries", out.entries)
-            } else {
+                format!(
+                    "ok, {} entries, anchored head {}",
+                    out.entries, out.anchored_seq
+                )
+            } else if out.broken_seq > 0 {
                 format!("broken at entry {}: {}", out.broken_seq, out.problem)
+            } else {
+                format!("not verified: {}", out.problem)
             },
         );
         Ok(Response::new(out))

@@ -812,33 +812,258 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// `caller` as the registry describes it now: `None` when its token or
+    /// certificate was revoked or expired since it was authenticated (open
+    /// streams then end), else with its current role and cases.
+    pub fn refresh(&self, caller: &Caller) -> Option<Caller> {
+        let idx = self.index();
+        let now = now_ms();
+        if caller.role == Role::Worker {
+            return idx
+                .registry
+                .workers
+                .iter()
+                .any(|w| w.name == caller.user && w.revoked_ms == 0)
+                .then(|| caller.clone());
+        }
+        if caller.role == Role::Local {
+            return Some(caller.clone());
+        }
+        let u = idx.registry.users.iter().find(|u| u.name == caller.user)?;
+        if u.revoked_ms != 0 || (u.expires_ms != 0 && u.expires_ms <= now) {
+            return None;
+        }
+        Some(Caller {
+            user: u.name.clone(),
+            role: u.role,
+            cases: u.cases.clone(),
+            peer: caller.peer.clone(),
+        })
+    }
+}
+
+fn expiry(ms: i64) -> String {
+    if ms == 0 {
+        "never".into()
+    } else {
+        crate::text::utc_ms(ms)
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// What changed in a user record that is still the same user (same token,
+/// or the same name with a replaced token): role, cases, expiry,
+/// revocation and the token itself, each as (action, detail).
+fn user_diff(o: &UserRecord, u: &UserRecord) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if o.name != u.name {
+        out.push(("user.rename", format!("name: {} -> {}", o.name, u.name)));
+    }
+    if o.token_blake3 != u.token_blake3 {
+        out.push((
+            "user.token",
+            format!(
+                "token replaced: blake3 {}… -> {}…",
+                short(&o.token_blake3),
+                short(&u.token_blake3)
+            ),
+        ));
+    }
+    if o.role != u.role {
+        out.push(("user.role", format!("role: {} -> {}", o.role, u.role)));
+    }
+    if o.cases != u.cases {
+        out.push((
+            "user.cases",
+            format!("cases: {:?} -> {:?}", o.cases, u.cases),
+        ));
+    }
+    if o.expires_ms != u.expires_ms {
+        out.push((
+            "user.expiry",
+            format!(
+                "expires: {} -> {}",
+                expiry(o.expires_ms),
+                expiry(u.expires_ms)
+            ),
+        ));
+    }
+    if o.created_ms != u.created_ms {
+        out.push((
+            "user.created",
+            format!(
+                "created: {} -> {}",
+                crate::text::utc_ms(o.created_ms),
+                crate::text::utc_ms(u.created_ms)
+            ),
+        ));
+    }
+    if u.revoked_ms != 0 && o.revoked_ms == 0 {
+        out.push(("user.revoke", String::new()));
+    } else if u.revoked_ms == 0 && o.revoked_ms != 0 {
+        out.push((
+            "user.unrevoke",
+            format!(
+                "revocation of {} removed: the token works again",
+                crate::text::utc_ms(o.revoked_ms)
+            ),
+        ));
+    } else if u.revoked_ms != o.revoked_ms {
+        out.push((
+            "user.revoke",
+            format!(
+                "revoked: {} -> {}",
+                crate::text::utc_ms(o.revoked_ms),
+                crate::text::utc_ms(u.revoked_ms)
+            ),
+        ));
+    }
+    out
+}
+
 /// The registry differences worth an audit entry: (action, name, detail).
+///
+/// Users are matched by token first, then (for a token replaced by hand) by
+/// name; every change of role, cases, expiry, revocation or token gets its
+/// own entry with the old and new values, and records that disappear are
+/// reported as removed. Workers likewise, by certificate fingerprint then
+/// name.
 pub fn changes(old: &Registry, new: &Registry) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
-    for u in &new.users {
-        let before = old.users.iter().find(|o| o.token_blake3 == u.token_blake3);
-        if before.is_none() {
-            out.push((
-                "user.add",
-                u.name.clone(),
-                format!("role={} cases={:?}", u.role, u.cases),
-            ));
+    let mut matched_old = vec![false; old.users.len()];
+    let mut pairs: Vec<(Option<usize>, usize)> = Vec::new();
+    for (ni, u) in new.users.iter().enumerate() {
+        let i = old
+            .users
+            .iter()
+            .position(|o| o.token_blake3 == u.token_blake3);
+        if let Some(i) = i {
+            matched_old[i] = true;
         }
-        if u.revoked_ms != 0 && before.is_none_or(|o| o.revoked_ms == 0) {
-            out.push(("user.revoke", u.name.clone(), String::new()));
+        pairs.push((i, ni));
+    }
+    // A token replaced in place: same name, the old token gone.
+    for p in pairs.iter_mut().filter(|p| p.0.is_none()) {
+        let u = &new.users[p.1];
+        if let Some(i) =
+            (0..old.users.len()).find(|&i| !matched_old[i] && old.users[i].name == u.name)
+        {
+            matched_old[i] = true;
+            p.0 = Some(i);
         }
     }
+    for (oi, ni) in pairs {
+        let u = &new.users[ni];
+        match oi {
+            None => {
+                out.push((
+                    "user.add",
+                    u.name.clone(),
+                    format!(
+                        "role={} cases={:?} expires={}",
+                        u.role,
+                        u.cases,
+                        expiry(u.expires_ms)
+                    ),
+                ));
+                if u.revoked_ms != 0 {
+                    out.push(("user.revoke", u.name.clone(), String::new()));
+                }
+            }
+            Some(i) => {
+                for (action, detail) in user_diff(&old.users[i], u) {
+                    out.push((action, u.name.clone(), detail));
+                }
+            }
+        }
+    }
+    for (i, o) in old.users.iter().enumerate() {
+        if !matched_old[i] {
+            out.push((
+                "user.remove",
+                o.name.clone(),
+                format!(
+                    "record removed from the registry (role={} cases={:?}, token blake3 {}…)",
+                    o.role,
+                    o.cases,
+                    short(&o.token_blake3)
+                ),
+            ));
+        }
+    }
+    let mut matched_old = vec![false; old.workers.len()];
     for w in &new.workers {
-        let before = old.workers.iter().find(|o| o.fingerprint == w.fingerprint);
-        if before.is_none() {
+        let i = old
+            .workers
+            .iter()
+            .position(|o| o.fingerprint == w.fingerprint)
+            .or_else(|| {
+                (0..old.workers.len()).find(|&i| {
+                    !matched_old[i]
+                        && old.workers[i].name == w.name
+                        && !new
+                            .workers
+                            .iter()
+                            .any(|n| n.fingerprint == old.workers[i].fingerprint)
+                })
+            });
+        let Some(i) = i else {
             out.push((
                 "worker.enroll",
                 w.name.clone(),
                 format!("fingerprint={}", w.fingerprint),
             ));
+            if w.revoked_ms != 0 {
+                out.push(("worker.revoke", w.name.clone(), String::new()));
+            }
+            continue;
+        };
+        matched_old[i] = true;
+        let o = &old.workers[i];
+        if o.fingerprint != w.fingerprint {
+            out.push((
+                "worker.certificate",
+                w.name.clone(),
+                format!(
+                    "certificate replaced: fingerprint {} -> {}",
+                    o.fingerprint, w.fingerprint
+                ),
+            ));
         }
-        if w.revoked_ms != 0 && before.is_none_or(|o| o.revoked_ms == 0) {
+        if o.name != w.name {
+            out.push((
+                "worker.rename",
+                w.name.clone(),
+                format!("name: {} -> {}", o.name, w.name),
+            ));
+        }
+        if w.revoked_ms != 0 && o.revoked_ms == 0 {
             out.push(("worker.revoke", w.name.clone(), String::new()));
+        } else if w.revoked_ms == 0 && o.revoked_ms != 0 {
+            out.push((
+                "worker.unrevoke",
+                w.name.clone(),
+                format!(
+                    "revocation of {} removed: the certificate works again",
+                    crate::text::utc_ms(o.revoked_ms)
+                ),
+            ));
+        }
+    }
+    for (i, o) in old.workers.iter().enumerate() {
+        if !matched_old[i] {
+            out.push((
+                "worker.remove",
+                o.name.clone(),
+                format!(
+                    "record removed from the registry (fingerprint={})",
+                    o.fingerprint
+                ),
+            ));
         }
     }
     out
@@ -908,5 +1133,50 @@ mod tests {
         revoke_worker(d.path(), "worker-1").unwrap();
         assert!(a.authenticate(None, Some(&[cert]), "p").is_err());
         assert!(a.tls_acceptor().is_ok());
+    }
+
+    #[test]
+    fn hand_edits_of_the_registry_are_all_reported() {
+        let user = |name: &str, token: &str, role, cases: &[&str]| UserRecord {
+            name: name.into(),
+            role,
+            cases: cases.iter().map(|c| c.to_string()).collect(),
+            token_blake3: token.into(),
+            created_ms: 1,
+            expires_ms: 0,
+            revoked_ms: 0,
+        };
+        let old = Registry {
+            users: vec![
+                user("ivy", "t1", Role::Investigator, &["A"]),
+                user("otto", "t2", Role::CaseOfficer, &["A"]),
+                user("gone", "t3", Role::Investigator, &["A"]),
+                UserRecord {
+                    revoked_ms: 5,
+                    ..user("back", "t4", Role::Investigator, &["A"])
+                },
+            ],
+            workers: Vec::new(),
+        };
+        let mut new = old.clone();
+        new.users[0].role = Role::Admin;
+        new.users[0].cases = vec!["A".into(), "B".into()];
+        new.users[0].expires_ms = 86_400_000;
+        new.users[1].token_blake3 = "t9".into();
+        new.users.remove(2);
+        new.users[2].revoked_ms = 0;
+        let ch = changes(&old, &new);
+        let has = |a: &str, n: &str, d: &str| {
+            ch.iter()
+                .any(|(x, y, z)| *x == a && y == n && z.contains(d))
+        };
+        assert!(has("user.role", "ivy", "investigator -> admin"), "{ch:?}");
+        assert!(has("user.cases", "ivy", r#"["A"] -> ["A", "B"]"#), "{ch:?}");
+        assert!(has("user.expiry", "ivy", "never -> 1970-01-02"), "{ch:?}");
+        assert!(has("user.token", "otto", "token replaced"), "{ch:?}");
+        assert!(has("user.remove", "gone", "role=investigator"), "{ch:?}");
+        assert!(has("user.unrevoke", "back", "works again"), "{ch:?}");
+        assert_eq!(ch.len(), 6, "{ch:?}");
+        assert!(changes(&new, &new).is_empty());
     }
 }

@@ -32,7 +32,62 @@ pub enum Sub {
     /// Worker certificates (mutual TLS).
     #[command(subcommand)]
     Worker(WorkerCmd),
+    /// The audit trail of a stopped scheduler: verify it, or key and anchor
+    /// a trail from before audit keys existed.
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
+
+/// The audit key: a file outside the data directory.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuditKeyArg {
+    /// The audit trail's key file (default: DATA.audit-key beside the data
+    /// directory). It must not lie inside the data directory.
+    #[arg(long = "audit-key", env = "TRAWL_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum AuditCmd {
+    /// Check the audit trail (hash chain, MACs, anchor): exit 0 intact, 4
+    /// broken or not verifiable (the first bad entry is named).
+    #[command(
+        after_help = "Example:\n  trawl-scheduler audit verify --data /var/lib/trawl --audit-key /etc/trawl/audit.key"
+    )]
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        key: AuditKeyArg,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Key and anchor the audit trail of a data directory from before audit
+    /// keys existed (or of a scheduler that was never initialised): checks
+    /// the chain, makes the key unless it exists, anchors the current head
+    /// and records which entries came before.
+    #[command(
+        after_help = "Example:\n  trawl-scheduler audit seal --data /var/lib/trawl      (scheduler stopped; key at /var/lib/trawl.audit-key)"
+    )]
+    Seal {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        key: AuditKeyArg,
+    },
+}
+
+/// An error carrying the process exit status (`audit verify`: 4).
+#[derive(Debug)]
+pub struct ExitStatus(pub u8, pub String);
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+impl std::error::Error for ExitStatus {}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArg {
@@ -53,6 +108,8 @@ pub struct InitArgs {
     /// Name of the first admin user.
     #[arg(long, default_value = "admin")]
     pub admin: String,
+    #[command(flatten)]
+    pub key: AuditKeyArg,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -189,7 +246,23 @@ pub fn run_sub(sub: Sub) -> Result<()> {
     use crate::auth;
     match sub {
         Sub::Init(a) => {
-            let r = auth::init(&a.data.data, &a.hosts, &a.admin)?;
+            // The audit key goes outside the data directory; check its place
+            // before anything is made.
+            let data = &a.data.data;
+            let key = crate::audit_key::key_path(data, a.key.audit_key.as_deref());
+            if !auth::is_initialised(data) {
+                std::fs::create_dir_all(data)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
+                crate::audit_key::check_outside(&key, data)?;
+                if key.exists() {
+                    anyhow::bail!(
+                        "the audit key {} already exists (the key of another data directory?): move it away, or choose another place with --audit-key FILE",
+                        key.display()
+                    );
+                }
+            }
+            let r = auth::init(data, &a.hosts, &a.admin)?;
+            let sealed = crate::audit_key::seal(data, a.key.audit_key.as_deref())?;
             println!(
                 "initialised {}: TLS, tokens and roles are now required on every call",
                 a.data.data.display()
@@ -202,6 +275,21 @@ pub fn run_sub(sub: Sub) -> Result<()> {
                 "  worker bundle (trawl-worker --tls DIR): {}",
                 r.worker_bundle.display()
             );
+            println!(
+                "  audit key (keep it apart from the data and its backups; the scheduler needs it: --audit-key, TRAWL_AUDIT_KEY or audit_key_file{}): {}",
+                if a.key.audit_key.is_none() {
+                    ", found here by default"
+                } else {
+                    ""
+                },
+                sealed.key.display()
+            );
+            if sealed.before > 0 {
+                println!(
+                    "  audit trail: the {} entries already there were checked and anchored",
+                    sealed.before
+                );
+            }
             println!(
                 "  admin user {:?}: token (shown once, keep it secret):",
                 r.admin
@@ -244,6 +332,32 @@ pub fn run_sub(sub: Sub) -> Result<()> {
             );
             println!("{}", dir.display());
         }
+        Sub::Audit(AuditCmd::Verify { data, key, json }) => {
+            let r = crate::audit_key::verify_data_dir(&data.data, key.audit_key.as_deref())?;
+            return print_verify(&r, json);
+        }
+        Sub::Audit(AuditCmd::Seal { data, key }) => {
+            let s = crate::audit_key::seal(&data.data, key.audit_key.as_deref())?;
+            println!(
+                "audit trail of {} keyed (key {}{}) and anchored ({}){}",
+                data.data.display(),
+                s.key_id,
+                if s.key_created { ", new" } else { "" },
+                data.data.join(trawl_store::ANCHOR_FILE).display(),
+                if s.before > 0 {
+                    format!(
+                        "; entries 1 to {} were written before and carry no MAC",
+                        s.before
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            println!(
+                "  audit key (keep it apart from the data): {}",
+                s.key.display()
+            );
+        }
         Sub::Worker(WorkerCmd::Revoke { name, data }) => {
             let w = auth::revoke_worker(&data.data, &name)?;
             println!(
@@ -254,6 +368,31 @@ pub fn run_sub(sub: Sub) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints a verification (text or JSON) and fails with exit status 4 when
+/// the trail is broken or cannot be verified.
+///
+/// # Errors
+/// [`ExitStatus`] 4 for a broken trail.
+pub fn print_verify(r: &trawl_proto::v1::VerifyAuditResponse, json: bool) -> Result<()> {
+    let (code, text) = crate::audit_key::verify_report(r);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": r.ok, "entries": r.entries, "broken_seq": r.broken_seq,
+                "problem": r.problem, "anchored_seq": r.anchored_seq,
+                "anchored_hash": r.anchored_hash, "head_hash": r.head_hash,
+                "keyed": r.keyed, "key_id": r.key_id, "notes": r.notes})
+        );
+    } else if code == 0 {
+        println!("{text}");
+    }
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(ExitStatus(code, text).into())
+    }
 }
 
 /// The trawl scheduler: takes jobs, leases shard tasks to workers, merges
@@ -282,6 +421,43 @@ pub struct Args {
     /// Attempts before a task is quarantined.
     #[arg(long, env = "TRAWL_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
+    /// A folder (or file) whose evidence may be submitted by server path
+    /// (repeatable; the environment variable takes a colon-separated list).
+    /// None: server paths are refused, only uploads are accepted.
+    #[arg(
+        long = "evidence-root",
+        value_name = "DIR",
+        env = "TRAWL_EVIDENCE_ROOTS",
+        value_delimiter = ':'
+    )]
+    pub evidence_roots: Vec<PathBuf>,
+    /// A root open to one case only: CASE=DIR (repeatable).
+    #[arg(long = "case-evidence-root", value_name = "CASE=DIR", value_parser = parse_case_root)]
+    pub case_evidence_roots: Vec<(String, PathBuf)>,
+    /// Most tasks one job may create.
+    #[arg(long, env = "TRAWL_MAX_TASKS_PER_JOB")]
+    pub max_tasks_per_job: Option<u64>,
+    /// Most evidence bytes one user may have in unfinished jobs (0: no
+    /// limit), e.g. 20TiB.
+    #[arg(long, env = "TRAWL_MAX_QUEUED_BYTES_PER_USER", value_parser = parse_bytes)]
+    pub max_queued_bytes_per_user: Option<u64>,
+    #[command(flatten)]
+    pub key: AuditKeyArg,
+}
+
+fn parse_case_root(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (case, dir) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected CASE=DIR"))?;
+    trawl_core::CaseId::new(case.to_string()).map_err(|e| e.to_string())?;
+    if dir.is_empty() {
+        return Err(format!("{s:?}: the folder is empty"));
+    }
+    Ok((case.to_string(), PathBuf::from(dir)))
+}
+
+fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    trawl_core::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// The configuration `args` describe (file, then environment and flags).
@@ -310,6 +486,24 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
     }
     if let Some(v) = args.max_attempts {
         cfg.max_attempts = v.max(1);
+    }
+    if !args.evidence_roots.is_empty() {
+        cfg.evidence_roots = args.evidence_roots.clone();
+    }
+    for (case, dir) in &args.case_evidence_roots {
+        cfg.case_evidence_roots
+            .entry(case.clone())
+            .or_default()
+            .push(dir.clone());
+    }
+    if let Some(v) = args.max_tasks_per_job {
+        cfg.max_tasks_per_job = v.max(1);
+    }
+    if let Some(v) = args.max_queued_bytes_per_user {
+        cfg.max_queued_bytes_per_user = v;
+    }
+    if let Some(k) = &args.key.audit_key {
+        cfg.audit_key_file = Some(k.clone());
     }
     Ok(cfg)
 }

@@ -26,8 +26,30 @@ pub struct SchedulerConfig {
     pub max_upload_bytes: u64,
     /// Largest gRPC message, in bytes (task results can be large).
     pub max_message_bytes: usize,
-    /// Evidence paths must lie under one of these roots (empty: anywhere).
+    /// Server-side evidence paths must lie under one of these roots (a
+    /// folder or a single file), symbolic links followed, and never in the
+    /// data directory. None configured: server paths are refused and only
+    /// uploads are possible.
     pub evidence_roots: Vec<PathBuf>,
+    /// Roots open to one case only (case id to roots), on top of
+    /// `evidence_roots`.
+    pub case_evidence_roots: std::collections::BTreeMap<String, Vec<PathBuf>>,
+    /// Smallest shard size a job may ask for (bounds the task count).
+    pub min_shard_size: u64,
+    /// Most tasks one job may create (a job needing more fails with the
+    /// shard size that would fit).
+    pub max_tasks_per_job: u64,
+    /// Most evidence bytes one user may have in unfinished jobs (0: no
+    /// limit).
+    pub max_queued_bytes_per_user: u64,
+    /// The audit trail's HMAC key, kept outside the data directory
+    /// (default: `DATA.audit-key` beside the data directory, made by
+    /// `trawl-scheduler init`). Required for an initialised data directory.
+    pub audit_key_file: Option<PathBuf>,
+    /// Refusals (denied calls, failed authentication) written to the audit
+    /// trail in full per source address, user and kind each minute; the
+    /// rest are counted into one `*.aggregated` entry per minute.
+    pub audit_refusals_per_minute: u32,
     /// Keep the sled database in memory only (embedded scans, tests).
     pub ephemeral: bool,
     /// Compile inline YARA sources in full in the background to list every
@@ -55,6 +77,12 @@ impl Default for SchedulerConfig {
             max_upload_bytes: 16 << 40,
             max_message_bytes: 1 << 30,
             evidence_roots: Vec::new(),
+            case_evidence_roots: Default::default(),
+            min_shard_size: 64 << 10,
+            max_tasks_per_job: 65_536,
+            max_queued_bytes_per_user: 64 << 40,
+            audit_key_file: None,
+            audit_refusals_per_minute: 60,
             ephemeral: false,
             background_rule_validation: true,
             hand_over_results: false,

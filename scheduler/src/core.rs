@@ -117,6 +117,14 @@ pub struct Scheduler {
     auth: Option<Arc<crate::auth::Authenticator>>,
     /// Merged results of finished jobs not yet taken (`hand_over_results`).
     handed: Mutex<HashMap<String, trawl_report::JobResults>>,
+    /// Where server-side evidence paths may lie (the configured roots,
+    /// never the data directory).
+    confinement: trawl_evidence::Confinement,
+    /// How far past its scan range a shard task may read (the job's
+    /// largest carved file), per job.
+    read_extent: Mutex<HashMap<String, u64>>,
+    /// Which refusals are audited in full, and the count of the others.
+    pub(crate) refusals: crate::audit_limit::RefusalLimiter,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -140,11 +148,7 @@ impl Scheduler {
     /// # Errors
     /// The data directory or database cannot be opened.
     pub fn open(cfg: SchedulerConfig) -> Result<Arc<Self>, SchedError> {
-        let store = if cfg.ephemeral {
-            Store::temporary()?
-        } else {
-            Store::open(&cfg.data_dir)?
-        };
+        let store = crate::audit_key::open_store(&cfg)?;
         let uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
         let (events, _) = broadcast::channel(1024);
         let auth = if !cfg.ephemeral && crate::auth::is_initialised(&cfg.data_dir) {
@@ -155,7 +159,17 @@ impl Scheduler {
         } else {
             None
         };
+        let confinement =
+            trawl_evidence::Confinement::new(&cfg.evidence_roots, &[cfg.data_dir.as_path()]);
+        for r in confinement.roots() {
+            if !r.exists() {
+                tracing::warn!(root = %r.display(), "evidence root does not exist (yet)");
+            }
+        }
+        let refusals = crate::audit_limit::RefusalLimiter::new(cfg.audit_refusals_per_minute);
         let s = Arc::new(Self {
+            confinement,
+            read_extent: Mutex::new(HashMap::new()),
             cfg,
             store,
             state: Mutex::new(State::default()),
@@ -165,10 +179,21 @@ impl Scheduler {
             evidence_cache: Mutex::new(HashMap::new()),
             auth,
             handed: Mutex::new(HashMap::new()),
+            refusals,
         });
         s.rebuild()?;
         s.sync_registry(true);
         Ok(s)
+    }
+
+    /// Whether `caller`, as the registry describes it now, may still do
+    /// `perm` on `case` (a revoked or expired token may not; open streams
+    /// check this and end).
+    pub fn still_may(&self, caller: &Caller, perm: crate::auth::Perm, case: &str) -> bool {
+        match &self.auth {
+            None => true,
+            Some(a) => a.refresh(caller).is_some_and(|c| c.may(perm, case)),
+        }
     }
 
     /// The authenticator of an initialised scheduler (`None`: insecure,
@@ -340,7 +365,9 @@ impl Scheduler {
     }
 
     /// Records an audited action (failures to audit are logged, never
-    /// silent).
+    /// silent). Refusals (`denied`) go through the rate limit: the first of
+    /// each minute per source, user and kind are written, the rest counted
+    /// into one aggregate entry ([`crate::audit_limit`]).
     pub fn audit(
         &self,
         caller: &Caller,
@@ -349,36 +376,69 @@ impl Scheduler {
         case_id: &str,
         detail: impl Into<String>,
     ) {
-        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
+        let detail = detail.into();
+        if action == "denied" {
+            let role = caller.role.to_string();
+            let (full, closed) = self.refusals.admit(
+                now_ms(),
+                &crate::audit_limit::Refusal {
+                    peer: &caller.peer,
+                    actor: &caller.user,
+                    role: &role,
+                    action,
+                    target,
+                    case_id,
+                    detail: &detail,
+                },
+            );
+            for e in closed {
+                self.append_audit(e);
+            }
+            if !full {
+                return;
+            }
+        }
+        self.append_audit(trawl_store::NewAuditEntry {
             actor: caller.user.clone(),
             role: caller.role.to_string(),
             action: action.into(),
             target: target.into(),
             case_id: case_id.into(),
             from: caller.peer.clone(),
-            detail: detail.into(),
-        }) {
-            tracing::error!(error = %e, action, target, "audit append failed");
-        }
+            detail,
+        });
     }
 
     /// Audits a call that was refused before anyone was identified (bad
-    /// token, no TLS, a certificate not enrolled).
+    /// token, no TLS, a certificate not enrolled), rate-limited as
+    /// [`Scheduler::audit`]'s refusals are.
     pub fn audit_refusal(&self, who: &str, peer: &str, reason: &str) {
-        if let Err(e) = self.store.audit().append(trawl_store::NewAuditEntry {
-            actor: if who.is_empty() {
-                "(unknown)".into()
-            } else {
-                who.into()
+        let actor = if who.is_empty() { "(unknown)" } else { who };
+        let (full, closed) = self.refusals.admit(
+            now_ms(),
+            &crate::audit_limit::Refusal {
+                peer,
+                actor,
+                role: "none",
+                action: "auth.refused",
+                target: "",
+                case_id: "",
+                detail: reason,
             },
-            role: "none".into(),
-            action: "auth.refused".into(),
-            target: String::new(),
-            case_id: String::new(),
-            from: peer.into(),
-            detail: reason.into(),
-        }) {
-            tracing::error!(error = %e, "audit append failed");
+        );
+        for e in closed {
+            self.append_audit(e);
+        }
+        if full {
+            self.append_audit(trawl_store::NewAuditEntry {
+                actor: actor.into(),
+                role: "none".into(),
+                action: "auth.refused".into(),
+                target: String::new(),
+                case_id: String::new(),
+                from: peer.into(),
+                detail: reason.into(),
+            });
         }
     }
 
@@ -401,12 +461,26 @@ impl Scheduler {
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
         trawl_analyzers::check_settings(&spec)
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
-        self.resolve_rules(&mut spec, caller).await?;
-        if let EvidenceRef::Paths(paths) = &spec.evidence {
-            for p in paths {
-                self.check_evidence_path(p)?;
+        let case = spec.case_id.as_str().to_string();
+        let bytes = match &spec.evidence {
+            EvidenceRef::Paths(paths) => {
+                let mut n = 0u64;
+                for p in paths {
+                    n = n.saturating_add(self.check_evidence_path(p, &case)?);
+                }
+                n
             }
+            EvidenceRef::Upload(d) => self
+                .store
+                .evidence(&d.to_ascii_lowercase())?
+                .map(|e| e.size)
+                .unwrap_or(0),
+        };
+        if bytes > 0 {
+            self.check_task_count(bytes, spec.shard_size)?;
         }
+        self.check_quota(caller, bytes)?;
+        self.resolve_rules(&mut spec, caller).await?;
         let seq = self.store.next_id("job")?;
         let created = now_ms();
         let job_id =
@@ -452,26 +526,91 @@ impl Scheduler {
         Ok(rec)
     }
 
-    fn check_evidence_path(&self, p: &str) -> Result<(), SchedError> {
+    /// Where evidence of `case` may be read from: the scheduler's roots and
+    /// the case's own.
+    pub(crate) fn confinement_for(&self, case: &str) -> trawl_evidence::Confinement {
+        match self.cfg.case_evidence_roots.get(case) {
+            Some(more) => self.confinement.with_roots(more),
+            None => self.confinement.clone(),
+        }
+    }
+
+    /// A server-side evidence path of a job of `case`: absolute, resolving
+    /// (symbolic links followed) under an evidence root, not in the data
+    /// directory. Returns its size (0 for devices).
+    fn check_evidence_path(&self, p: &str, case: &str) -> Result<u64, SchedError> {
         let path = std::path::Path::new(p);
         if !path.is_absolute() {
             return Err(SchedError::InvalidArgument(format!(
                 "evidence path {p:?} must be absolute (a path every node can read)"
             )));
         }
-        if path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(SchedError::InvalidArgument(format!(
-                "evidence path {p:?} contains '..'"
+        let conf = self.confinement_for(case);
+        if conf.is_empty() {
+            return Err(SchedError::PermissionDenied(format!(
+                "evidence path {p:?} refused: this scheduler has no evidence root (start it with --evidence-root DIR, TRAWL_EVIDENCE_ROOTS or evidence_roots in its configuration file); upload the image instead (trawl submit --upload)"
             )));
         }
-        if !self.cfg.evidence_roots.is_empty()
-            && !self.cfg.evidence_roots.iter().any(|r| path.starts_with(r))
-        {
-            return Err(SchedError::PermissionDenied(format!(
-                "evidence path {p:?} is outside the configured evidence roots"
+        let real = conf.check_path(path).map_err(|e| match e {
+            trawl_evidence::EvidenceError::OutsideRoots { why, .. } => {
+                SchedError::PermissionDenied(format!("evidence path {p:?} refused: {why}"))
+            }
+            e => SchedError::Evidence(e),
+        })?;
+        Ok(std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Refuses a job whose shards would be smaller than the scheduler's
+    /// minimum or more than its per-job cap.
+    pub(crate) fn check_task_count(
+        &self,
+        image_size: u64,
+        shard_size: u64,
+    ) -> Result<(), SchedError> {
+        let min = self.cfg.min_shard_size;
+        if shard_size < min {
+            return Err(SchedError::InvalidArgument(format!(
+                "shard size {shard_size} bytes is below this scheduler's minimum of {min} bytes"
+            )));
+        }
+        let shards = image_size.div_ceil(shard_size.max(1));
+        let max = self.cfg.max_tasks_per_job;
+        // Shards, plus the stream hash and the YARA steps.
+        if shards.saturating_add(3) > max {
+            let fit = image_size
+                .div_ceil(max.saturating_sub(3).max(1))
+                .next_power_of_two();
+            return Err(SchedError::InvalidArgument(format!(
+                "{image_size} bytes in shards of {shard_size} bytes would make {shards} tasks, more than this scheduler's limit of {max} per job: use --shard-size {fit} or more"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a job that would take `user` over the per-user limit of
+    /// evidence bytes in unfinished jobs.
+    fn check_quota(&self, caller: &Caller, bytes: u64) -> Result<(), SchedError> {
+        let max = self.cfg.max_queued_bytes_per_user;
+        if max == 0 || caller.role == crate::auth::Role::Local {
+            return Ok(());
+        }
+        let queued: u64 = self
+            .state
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| j.rec.submitter == caller.user && !j.rec.state.is_final())
+            .map(|j| {
+                j.rec
+                    .plan
+                    .map(|p| p.image_size)
+                    .unwrap_or(j.rec.progress.bytes_total)
+            })
+            .sum();
+        if queued.saturating_add(bytes) > max {
+            return Err(SchedError::ResourceExhausted(format!(
+                "user {} has {queued} bytes of evidence in unfinished jobs; {bytes} more would exceed the limit of {max} bytes per user: wait for jobs to finish or ask an administrator",
+                caller.user
             )));
         }
         Ok(())
@@ -559,8 +698,11 @@ impl Scheduler {
         }
         let ev = match &spec.evidence {
             EvidenceRef::Paths(p) => {
+                // Checked again at open, on the files as opened: a path
+                // swapped since the submission cannot lead out of the roots.
                 let paths: Vec<_> = p.iter().map(std::path::PathBuf::from).collect();
-                trawl_evidence::open_segments(&paths)?
+                self.confinement_for(spec.case_id.as_str())
+                    .open_segments(&paths)?
             }
             EvidenceRef::Upload(d) => {
                 let path = self.uploads.complete_path(d).ok_or_else(|| {
@@ -678,14 +820,22 @@ impl Scheduler {
     ///
     /// # Errors
     /// The state database failing.
-    pub fn register(&self, mut info: WorkerRecord) -> Result<WorkerRecord, SchedError> {
+    pub fn register(
+        &self,
+        mut info: WorkerRecord,
+        cert: Option<&str>,
+    ) -> Result<WorkerRecord, SchedError> {
         let now = now_ms();
         if info.worker_id.is_empty() {
-            info.worker_id = format!(
+            let id = format!(
                 "W{:04}-{}",
                 self.store.next_id("worker")?,
                 sanitize(&info.hostname)
             );
+            info.worker_id = match cert {
+                Some(c) => format!("{c}@{id}"),
+                None => id,
+            };
         }
         trawl_core::WorkerId::new(info.worker_id.clone())
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
@@ -805,6 +955,7 @@ impl Scheduler {
                 t.first_lease_seq = counter;
             }
             t.lease_deadline_ms = now + self.cfg.lease_ms as i64;
+            t.lease_token = new_lease_token();
             if job.rec.state == JobState::Queued {
                 job.rec.state = JobState::Running;
                 job.rec.started_ms = now;
@@ -869,6 +1020,73 @@ impl Scheduler {
         best.map(|(_, j, t)| (j.rec.job_id.clone(), t.to_string()))
     }
 
+    /// Whether the worker certificate `cert` holds, right now, a lease on a
+    /// task of `job_id` whose bytes include `[offset, offset + len)`: a
+    /// worker reads only what its current leases need (a shard's scan
+    /// range and the files that may be carved from it; the carved files of
+    /// a YARA_CARVED task; the whole image for the stream hash and the
+    /// whole-image YARA step).
+    ///
+    /// # Errors
+    /// [`SchedError::PermissionDenied`] naming the range.
+    pub fn worker_may_read(
+        &self,
+        cert: &str,
+        job_id: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), SchedError> {
+        let now = now_ms();
+        let end = offset.saturating_add(len);
+        let spec = self.job(job_id)?.spec;
+        let extent = *self
+            .read_extent
+            .lock()
+            .entry(job_id.to_string())
+            .or_insert_with(|| trawl_analyzers::read_extent(&spec));
+        let st = self.state.lock();
+        let image_size = st
+            .jobs
+            .get(job_id)
+            .and_then(|j| j.rec.plan.map(|p| p.image_size))
+            .unwrap_or(0);
+        let ok = st
+            .workers
+            .iter()
+            .filter(|(id, _)| worker_of_cert(id, cert))
+            .flat_map(|(_, w)| w.running.iter())
+            .filter_map(|id| st.tasks.get(id))
+            .filter(|t| {
+                t.job_id == job_id
+                    && t.state == TaskState::Leased
+                    && t.lease_deadline_ms >= now
+                    && t.worker.as_deref().is_some_and(|w| worker_of_cert(w, cert))
+            })
+            .any(|t| match (t.kind, t.shard) {
+                (TaskKind::Shard, Some(s)) => {
+                    offset >= s.start.saturating_sub(1 << 20)
+                        && end
+                            <= s.scan_end
+                                .saturating_add(extent)
+                                .min(image_size.max(s.scan_end))
+                }
+                (TaskKind::YaraCarved, _) => t.carved.iter().any(|c| {
+                    (offset >= c.offset && end <= c.offset.saturating_add(c.length))
+                        || c.byte_runs.iter().any(|r| {
+                            offset >= r.img_offset && end <= r.img_offset.saturating_add(r.len)
+                        })
+                }),
+                _ => end <= image_size,
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(SchedError::PermissionDenied(format!(
+                "worker {cert} holds no current lease of job {job_id} covering bytes {offset}..{end}"
+            )))
+        }
+    }
+
     /// Gives leases back without results (a draining worker).
     pub fn release(&self, worker_id: &str, task_ids: &[String]) {
         let mut changed = Vec::new();
@@ -905,17 +1123,22 @@ impl Scheduler {
         self.wake_workers();
     }
 
-    /// A worker's report. Idempotent: a task already done ignores further
-    /// reports; a late success from a worker whose lease expired is still
-    /// accepted (results are deterministic), the rerun's report is then
-    /// ignored. Returns whether the report was taken.
+    /// A worker's report. Taken only from the worker holding the task's
+    /// current lease, with the lease's token, before the lease expired; a
+    /// task already done ignores further reports (returns false). A result
+    /// is checked for shape (task, offsets inside the image and the task's
+    /// range, names) before it is stored. Returns whether the report was
+    /// taken.
     ///
     /// # Errors
-    /// Unknown task, or the state database failing.
+    /// Unknown task; the lease not held ([`SchedError::PermissionDenied`]);
+    /// a malformed result ([`SchedError::InvalidArgument`]); the state
+    /// database failing.
     pub fn report(
         self: &Arc<Self>,
         worker_id: &str,
         task_id: &str,
+        lease_token: &str,
         outcome: Result<v1::TaskResult, String>,
     ) -> Result<bool, SchedError> {
         let now = now_ms();
@@ -929,24 +1152,43 @@ impl Scheduler {
         let t = tasks
             .get_mut(task_id)
             .ok_or_else(|| SchedError::NotFound(format!("task {task_id:?}")))?;
+        if t.state.is_final() {
+            if let Some(w) = workers.get_mut(worker_id) {
+                w.running.remove(task_id);
+            }
+            return Ok(false);
+        }
+        let held = t.state == TaskState::Leased
+            && t.worker.as_deref() == Some(worker_id)
+            && !t.lease_token.is_empty()
+            && constant_time_eq(t.lease_token.as_bytes(), lease_token.as_bytes())
+            && t.lease_deadline_ms >= now;
+        if !held {
+            return Err(SchedError::PermissionDenied(format!(
+                "task {task_id:?} is not leased to worker {worker_id:?} under this lease token (never leased to it, lease expired or taken by another worker)"
+            )));
+        }
         if let Some(w) = workers.get_mut(worker_id) {
             w.running.remove(task_id);
         }
-        if t.state.is_final() {
-            return Ok(false);
-        }
-        let held = t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id);
         let job = jobs
             .get_mut(&t.job_id)
             .ok_or_else(|| SchedError::Internal(format!("task {task_id} has no job")))?;
+        // A malformed result is refused: the attempt fails (retried, then
+        // quarantined as a limitation), so the job still ends.
+        let image_size = job.rec.plan.map(|p| p.image_size).unwrap_or(0);
+        let refused = match &outcome {
+            Ok(result) => crate::result_check::check(t, image_size, &job.rec.spec, result)
+                .err()
+                .map(|e| format!("result of task {task_id} refused: {e}")),
+            Err(_) => None,
+        };
+        let outcome = match &refused {
+            Some(e) => Err(e.clone()),
+            None => outcome,
+        };
         match outcome {
             Ok(result) => {
-                if result.task_id != task_id {
-                    return Err(SchedError::InvalidArgument(format!(
-                        "result names task {:?}, report is for {task_id:?}",
-                        result.task_id
-                    )));
-                }
                 // Persist the result before the task is marked done.
                 self.store.put_result(task_id, &result)?;
                 if t.state == TaskState::Leased {
@@ -955,6 +1197,7 @@ impl Scheduler {
                     job.queued.remove(&(t.order, t.task_id.clone()));
                 }
                 t.state = TaskState::Done;
+                t.lease_token.clear();
                 t.worker = Some(worker_id.to_string());
                 job.unfinished = job.unfinished.saturating_sub(1);
                 let p = &mut job.rec.progress;
@@ -982,10 +1225,6 @@ impl Scheduler {
                 }
             }
             Err(error) => {
-                if !held {
-                    // A failure from a worker that no longer holds the task.
-                    return Ok(false);
-                }
                 job.leased = job.leased.saturating_sub(1);
                 Self::fail_attempt(&self.cfg, job, t, worker_id, &error, now);
             }
@@ -1013,7 +1252,10 @@ impl Scheduler {
         if done {
             self.spawn_finalize(job_id);
         }
-        Ok(true)
+        match refused {
+            Some(e) => Err(SchedError::InvalidArgument(e)),
+            None => Ok(true),
+        }
     }
 
     /// One failed attempt: requeue, or quarantine after `max_attempts`.
@@ -1467,4 +1709,27 @@ fn sanitize(s: &str) -> String {
         .take(32)
         .collect();
     if t.is_empty() { "node".into() } else { t }
+}
+
+/// A lease's secret: 128 random bits, hex.
+fn new_lease_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the worker id `id` belongs to the worker certificate `cert`: the
+/// certificate's name itself, or `NAME@...` (several processes enrolled
+/// with one certificate).
+pub fn worker_of_cert(id: &str, cert: &str) -> bool {
+    id == cert
+        || id
+            .strip_prefix(cert)
+            .is_some_and(|rest| rest.starts_with('@'))
 }

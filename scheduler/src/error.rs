@@ -37,6 +37,9 @@ impl From<SchedError> for tonic::Status {
             SchedError::Unauthenticated(_) => Status::unauthenticated(msg),
             SchedError::AlreadyExists(_) => Status::already_exists(msg),
             SchedError::ResourceExhausted(_) => Status::resource_exhausted(msg),
+            SchedError::Evidence(trawl_evidence::EvidenceError::OutsideRoots { .. }) => {
+                Status::permission_denied(msg)
+            }
             SchedError::Evidence(_) => Status::failed_precondition(msg),
             SchedError::Store(_) | SchedError::Internal(_) => Status::internal(msg),
         }

@@ -11,6 +11,8 @@
 //! ```
 
 pub mod admin;
+pub mod audit_key;
+pub mod audit_limit;
 pub mod auth;
 pub mod cli;
 pub mod config;

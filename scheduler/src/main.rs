@@ -37,6 +37,10 @@ fn main() -> ExitCode {
     match rt.block_on(trawl_scheduler::cli::run_command(cli.args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(x) = e.downcast_ref::<trawl_scheduler::cli::ExitStatus>() {
+                eprintln!("trawl-scheduler: {}", x.1);
+                return ExitCode::from(x.0);
+            }
             eprintln!("trawl-scheduler: error: {e:#}");
             ExitCode::from(1)
         }

@@ -17,6 +17,7 @@ pub(crate) fn plan_job(
     let plan = spec
         .plan(info.size)
         .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+    sched.check_task_count(info.size, spec.shard_size)?;
     let meta = EvidenceMeta {
         path: info.path.display().to_string(),
         segments: info
@@ -49,6 +50,7 @@ pub(crate) fn plan_job(
         attempts: 0,
         worker: None,
         lease_deadline_ms: 0,
+        lease_token: String::new(),
         errors: Vec::new(),
         failed_on: Vec::new(),
         bytes,

@@ -1,11 +1,135 @@
-//! Names in a worker's task result, checked where results enter the
-//! scheduler (before they are stored): every name that a report writer
-//! turns into a path, or that names a report path, against its allowed set
-//! ([`trawl_report::paths`]). The report writers check them again where
-//! they create the files.
+//! The shape of a worker's result, checked before it is stored: the task it
+//! names, offsets inside the image and inside the task's range, and every
+//! name that later becomes part of a report path (feature scanners, carved
+//! file types and extensions, YARA targets). A worker certificate cannot
+//! plant findings outside its shard or names that lead out of a report
+//! folder.
 
+use std::collections::HashSet;
+use trawl_analyzers::yara::scope as yara_scope;
+use trawl_core::JobSpec;
 use trawl_proto::v1;
 use trawl_report::paths::{NameCheck, quote};
+use trawl_store::{TaskKind, TaskRecord};
+
+fn within(what: &str, start: u64, len: u64, lo: u64, hi: u64) -> Result<(), String> {
+    let end = start
+        .checked_add(len)
+        .ok_or_else(|| format!("{what} at {start} with length {len} overflows"))?;
+    if start < lo || end > hi {
+        return Err(format!("{what} [{start}, {end}) lies outside [{lo}, {hi})"));
+    }
+    Ok(())
+}
+
+/// Checks `result` against the task it reports and the job's image size.
+///
+/// # Errors
+/// The first problem found, naming the field and the value.
+pub fn check(
+    task: &TaskRecord,
+    image_size: u64,
+    _spec: &JobSpec,
+    result: &v1::TaskResult,
+) -> Result<(), String> {
+    check_result_names(result)?;
+    if result.task_id != task.task_id {
+        return Err(format!(
+            "the result names task {:?}, the report is for {:?}",
+            result.task_id.chars().take(80).collect::<String>(),
+            task.task_id
+        ));
+    }
+    // The range the task's findings may start in.
+    let (lo, hi) = match (task.kind, task.shard) {
+        (TaskKind::Shard, Some(s)) => (s.start, s.scan_end.min(image_size)),
+        _ => (0, image_size),
+    };
+    for f in &result.features {
+        if f.offset < lo || f.offset >= hi.max(lo + 1) {
+            return Err(format!(
+                "feature of {} at {} lies outside the task's range [{lo}, {hi})",
+                f.scanner, f.offset
+            ));
+        }
+        if f.path.len() > 4096 {
+            return Err(format!(
+                "feature path of {} longer than 4096 bytes",
+                f.scanner
+            ));
+        }
+    }
+    let mut carved_paths: HashSet<String> = HashSet::new();
+    for c in &result.carved {
+        if c.offset < lo || c.offset >= hi.max(lo + 1) {
+            return Err(format!(
+                "carved {} at {} starts outside the task's range [{lo}, {hi})",
+                c.file_type, c.offset
+            ));
+        }
+        within("carved file", c.offset, c.length, 0, image_size)?;
+        for r in &c.byte_runs {
+            within("carved byte run", r.img_offset, r.len, 0, image_size)?;
+            within(
+                "carved byte run (file offsets)",
+                r.file_offset,
+                r.len,
+                0,
+                c.length,
+            )?;
+        }
+        carved_paths.insert(format!(
+            "carved/{}/{}.{}",
+            c.file_type, c.offset, c.extension
+        ));
+    }
+    let task_carved: HashSet<String> = task.carved.iter().map(|c| c.report_path()).collect();
+    for m in &result.yara {
+        // A shard's per-rule records: `shard`, `hit`, `hit:spans`, with
+        // `:matched` (names checked above).
+        let target_size = if m.target == "image" {
+            if task.kind == TaskKind::YaraCarved {
+                return Err("a YARA match on the image from a carved-file task".into());
+            }
+            image_size
+        } else if task.kind == TaskKind::Shard
+            && (m.target.starts_with(yara_scope::SHARD) || m.target.starts_with(yara_scope::HIT))
+        {
+            // A shard's per-rule record (image offsets).
+            image_size
+        } else if carved_paths.contains(&m.target) || task_carved.contains(&m.target) {
+            u64::MAX
+        } else {
+            return Err(format!(
+                "YARA target {:?} is neither the image nor a file carved by this task",
+                m.target.chars().take(120).collect::<String>()
+            ));
+        };
+        if m.rule.is_empty() || m.rule.len() > 256 || m.namespace.len() > 256 {
+            return Err("YARA rule or namespace name empty or longer than 256 bytes".into());
+        }
+        for st in &m.strings {
+            if target_size != u64::MAX {
+                within(
+                    &format!("YARA string {} of {}", st.id, m.rule),
+                    st.offset,
+                    st.length,
+                    0,
+                    target_size,
+                )?;
+            }
+        }
+    }
+    for p in &result.piecewise {
+        if p.offset > image_size {
+            return Err(format!(
+                "piecewise hash at {} past the end of the image ({image_size} bytes)",
+                p.offset
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Checks the names of a task result: each feature's recorder (a scanner's
 /// name, `NAME_stopped` or `alerts`), each carved file's type and extension

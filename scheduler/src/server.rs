@@ -1,16 +1,25 @@
 //! Serving the scheduler: gRPC services, health, reflection, the lease
-//! reaper, graceful shutdown.
+//! reaper, graceful shutdown; over TCP (TLS on an initialised scheduler) or
+//! over an in-process transport with no socket at all (the embedded scan).
 
 use crate::admin::AdminService;
 use crate::config::SchedulerConfig;
 use crate::core::{Caller, Scheduler};
 use crate::service::{ClusterService, EvidenceService, JobsService, RulesService};
 use anyhow::{Context, Result, bail};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::Service;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::{Connected, Router};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Status};
 use trawl_proto::v1::admin_server::AdminServer;
 use trawl_proto::v1::rules_server::RulesServer;
@@ -34,10 +43,11 @@ struct Authn {
 
 impl tonic::service::Interceptor for Authn {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let peer = req
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let peer = match req.remote_addr() {
+            Some(a) => a.to_string(),
+            None if req.extensions().get::<InProcessPeer>().is_some() => IN_PROCESS_PEER.into(),
+            None => "unknown".into(),
+        };
         let caller = match self.sched.authenticator() {
             None => Caller::local(peer),
             Some(a) => {
@@ -108,15 +118,13 @@ pub(crate) fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// Serves `sched` on an already bound listener until `shutdown`.
-///
-/// # Errors
-/// Transport failures.
-pub async fn serve(
-    sched: Arc<Scheduler>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// The trawl services, health, reflection and the lease reaper, ready to
+/// serve any transport. The reaper runs until `shutdown` (or until the
+/// returned handle is aborted).
+async fn prepare(
+    sched: &Arc<Scheduler>,
+    shutdown: &CancellationToken,
+) -> Result<(Router, tokio::task::JoinHandle<()>)> {
     let max = sched.config().max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -149,21 +157,20 @@ pub async fn serve(
                 _ = t.tick() => {
                     reaper_sched.expire_leases();
                     reaper_sched.sync_registry(true);
+                    reaper_sched.flush_refusal_windows(false);
                 }
             }
         }
     });
 
-    // Accepted connections get TCP_NODELAY (the builder's setting only applies
-    // to listeners it binds itself): small gRPC frames must not wait for
-    // delayed ACKs.
     let authn = Authn {
         sched: sched.clone(),
     };
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
-        .add_service(reflection)
+        // Reflection describes the API: only to authenticated callers.
+        .add_service(InterceptedService::new(reflection, authn.clone()))
         .add_service(InterceptedService::new(
             JobsServer::new(JobsService {
                 sched: sched.clone(),
@@ -202,6 +209,20 @@ pub async fn serve(
             }),
             authn,
         ));
+    Ok((router, reaper))
+}
+
+/// Serves `sched` on an already bound listener until `shutdown`: TLS when
+/// the scheduler was initialised, plaintext otherwise.
+///
+/// # Errors
+/// Transport failures.
+pub async fn serve(
+    sched: Arc<Scheduler>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (router, reaper) = prepare(&sched, &shutdown).await?;
     let result = match sched.authenticator() {
         Some(a) => {
             let acceptor = a.tls_acceptor().context("loading the TLS identity")?;
@@ -211,6 +232,9 @@ pub async fn serve(
                 .await
         }
         None => {
+            // Accepted connections get TCP_NODELAY (the builder's setting
+            // only applies to listeners it binds itself): small gRPC frames
+            // must not wait for delayed ACKs.
             let incoming = tokio_stream::StreamExt::map(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 |s| {
@@ -225,8 +249,148 @@ pub async fn serve(
         }
     };
     reaper.abort();
+    sched.flush_refusal_windows(true);
     let _ = sched.store().flush();
     result.context("gRPC server")
+}
+
+/// Serves `sched` over the in-process transport of [`in_process`] until
+/// `shutdown` (or until every [`InProcessConnector`] is gone): no socket,
+/// no port, nothing another process or user can reach. The embedded scan
+/// (`trawl scan`) runs its scheduler this way. Calls are authenticated as
+/// on TCP (an uninitialised scheduler: the local caller), and their peer,
+/// in the audit trail and the logs, is `in-process`.
+///
+/// # Errors
+/// Transport failures.
+pub async fn serve_in_process(
+    sched: Arc<Scheduler>,
+    incoming: InProcessIncoming,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (router, reaper) = prepare(&sched, &shutdown).await?;
+    let result = router
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::ReceiverStream::new(incoming.rx),
+            shutdown.cancelled(),
+        )
+        .await;
+    reaper.abort();
+    let _ = sched.store().flush();
+    result.context("gRPC server (in-process)")
+}
+
+/// The peer of in-process calls, as the audit trail and logs name it.
+pub const IN_PROCESS_PEER: &str = "in-process";
+
+/// Bytes buffered in each direction of an in-process connection: room for
+/// several HTTP/2 frames of a large task result in flight, so neither side
+/// waits on the other more than a socket pair would make it.
+const IN_PROCESS_BUFFER: usize = 4 << 20;
+
+/// Marks requests that came over the in-process transport (a request
+/// extension set by tonic from [`Connected`]).
+#[derive(Debug, Clone, Copy)]
+pub struct InProcessPeer;
+
+/// The scheduler's end of one in-process connection: a
+/// [`tokio::io::DuplexStream`], which is memory inside this process, not a
+/// file descriptor.
+#[derive(Debug)]
+pub struct InProcessStream(DuplexStream);
+
+impl Connected for InProcessStream {
+    type ConnectInfo = InProcessPeer;
+
+    fn connect_info(&self) -> InProcessPeer {
+        InProcessPeer
+    }
+}
+
+impl AsyncRead for InProcessStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for InProcessStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The connections [`serve_in_process`] accepts.
+#[derive(Debug)]
+pub struct InProcessIncoming {
+    rx: tokio::sync::mpsc::Receiver<Result<InProcessStream, std::io::Error>>,
+}
+
+/// Opens in-process connections to [`serve_in_process`]: each connection
+/// is a pair of [`tokio::io::duplex`] ends, the client's wrapped for hyper
+/// and the scheduler's handed to the server.
+#[derive(Debug, Clone)]
+pub struct InProcessConnector {
+    tx: tokio::sync::mpsc::Sender<Result<InProcessStream, std::io::Error>>,
+}
+
+/// A new in-process transport: the connector for clients and workers, the
+/// incoming connections for [`serve_in_process`].
+pub fn in_process() -> (InProcessConnector, InProcessIncoming) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    (InProcessConnector { tx }, InProcessIncoming { rx })
+}
+
+impl InProcessConnector {
+    /// A lazily connecting channel over its own in-process connection
+    /// (each call makes a new one, as each TCP client would have its own).
+    pub fn channel(&self) -> Channel {
+        Endpoint::from_static("http://in-process.trawl.invalid")
+            .connect_with_connector_lazy(self.clone())
+    }
+}
+
+impl Service<Uri> for InProcessConnector {
+    type Response = TokioIo<DuplexStream>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<TokioIo<DuplexStream>, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), std::io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let (client, server) = tokio::io::duplex(IN_PROCESS_BUFFER);
+            tx.send(Ok(InProcessStream(server))).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the in-process scheduler has stopped",
+                )
+            })?;
+            Ok(TokioIo::new(client))
+        })
+    }
 }
 
 /// Opens the scheduler described by `cfg`, binds its address and serves

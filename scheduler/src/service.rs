@@ -61,12 +61,49 @@ pub fn authorize(
     )))
 }
 
-/// A job the caller may `perm`.
-fn job_for(sched: &Scheduler, caller: &Caller, perm: Perm, id: &str) -> Result<JobRecord, Status> {
+/// A job the caller may `perm`. A job of another case is answered exactly
+/// as a job that does not exist (NOT_FOUND, same message: the answer tells
+/// neither that the id exists nor its case); the refusal is audited.
+pub fn job_for(
+    sched: &Scheduler,
+    caller: &Caller,
+    perm: Perm,
+    id: &str,
+) -> Result<JobRecord, Status> {
     check_id("job_id", id)?;
-    let job = sched.job(id)?;
-    authorize(sched, caller, perm, job.spec.case_id.as_str(), id)?;
+    let hidden = || {
+        Status::not_found(format!(
+            "job {id:?} not found among the jobs you may access"
+        ))
+    };
+    let Ok(job) = sched.job(id) else {
+        return Err(hidden());
+    };
+    if !caller.may(perm, job.spec.case_id.as_str()) {
+        sched.audit(
+            caller,
+            "denied",
+            id,
+            job.spec.case_id.as_str(),
+            format!("{} a job of another case", perm.as_str()),
+        );
+        return Err(hidden());
+    }
     Ok(job)
+}
+
+/// The worker id a call acts as: a worker certificate acts only as itself
+/// (its name, or `NAME@...`); anything else is refused and audited.
+fn acting_worker(sched: &Scheduler, caller: &Caller, requested: &str) -> Result<String, Status> {
+    check_id("worker_id", requested)?;
+    if caller.role == Role::Worker && !crate::core::worker_of_cert(requested, &caller.user) {
+        sched.audit(caller, "denied", requested, "", "act as another worker");
+        return Err(Status::permission_denied(format!(
+            "the certificate of worker {} may not act as worker {requested:?}",
+            caller.user
+        )));
+    }
+    Ok(requested.to_string())
 }
 
 /// A name given to uploaded evidence: a plain file name, no path.
@@ -87,8 +124,48 @@ fn check_id(kind: &'static str, v: &str) -> Result<(), Status> {
     if v.is_empty() {
         return Err(Status::invalid_argument(format!("{kind} is empty")));
     }
-    if v.len() > 256 {
-        return Err(Status::invalid_argument(format!("{kind} is too long")));
+    bounded(kind, v, MAX_ID)
+}
+
+/// Longest id (job, task, worker, case, rule set) accepted on the wire.
+const MAX_ID: usize = 128;
+/// Longest free text (a cancel reason, a description) accepted.
+const MAX_TEXT: usize = 4096;
+
+/// Refuses a string field longer than `max` bytes, before it is used,
+/// stored or audited.
+pub fn bounded(field: &'static str, v: &str, max: usize) -> Result<(), Status> {
+    if v.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {} bytes, more than the limit of {max}",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The identity and free-text fields of a job specification, bounded
+/// before the specification is converted or any of it is audited.
+fn check_wire_spec(spec: &v1::JobSpec) -> Result<(), Status> {
+    bounded("case_id", &spec.case_id, MAX_ID)?;
+    bounded("description", &spec.description, MAX_TEXT)?;
+    bounded("evidence_name", &spec.evidence_name, 255)?;
+    if let Some(ev) = &spec.evidence {
+        use v1::evidence_locator::Source;
+        match &ev.source {
+            Some(Source::Paths(p)) => {
+                if p.paths.len() > 1024 {
+                    return Err(Status::invalid_argument(
+                        "evidence: more than 1024 segment paths",
+                    ));
+                }
+                for path in &p.paths {
+                    bounded("evidence path", path, MAX_TEXT)?;
+                }
+            }
+            Some(Source::UploadDigest(d)) => bounded("evidence upload digest", d, 64)?,
+            None => {}
+        }
     }
     Ok(())
 }
@@ -200,6 +277,7 @@ impl Jobs for JobsService {
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("spec: missing"))?;
+        check_wire_spec(&spec)?;
         let spec = JobSpec::try_from(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
         authorize(
             &self.sched,
@@ -232,7 +310,17 @@ impl Jobs for JobsService {
                 )));
             }
         }
-        let rec = self.sched.submit(spec, &caller).await?;
+        let case = spec.case_id.as_str().to_string();
+        let rec = match self.sched.submit(spec, &caller).await {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, SchedError::PermissionDenied(_)) {
+                    self.sched
+                        .audit(&caller, "denied", "job.submit", &case, e.to_string());
+                }
+                return Err(e.into());
+            }
+        };
         Ok(Response::new(v1::SubmitJobResponse {
             job_id: rec.job_id.clone(),
             job: Some(wire_job(&rec)),
@@ -252,6 +340,8 @@ impl Jobs for JobsService {
     ) -> Result<Response<v1::ListJobsResponse>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
+        bounded("case_id", &r.case_id, MAX_ID)?;
+        bounded("submitter", &r.submitter, MAX_ID)?;
         if !r.case_id.is_empty() {
             authorize(&self.sched, &caller, Perm::Read, &r.case_id, "jobs.list")?;
         }
@@ -324,6 +414,16 @@ impl Jobs for JobsService {
                     _ = tick.tick() => "progress".to_string(),
                 };
                 let Ok(j) = sched.job(&id) else { return };
+                // A token revoked (or expired, or moved off the case) since
+                // the stream opened ends it.
+                if !sched.still_may(&caller, Perm::Read, j.spec.case_id.as_str()) {
+                    let _ = tx
+                        .send(Err(Status::unauthenticated(
+                            "credentials revoked or expired: the stream is closed",
+                        )))
+                        .await;
+                    return;
+                }
                 if j.version == last_version && msg == "progress" && !j.state.is_final() {
                     // Periodic tick: still send, so throughput and ETA move.
                 }
@@ -351,6 +451,7 @@ impl Jobs for JobsService {
     ) -> Result<Response<v1::Job>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
+        bounded("reason", &r.reason, MAX_TEXT)?;
         job_for(&self.sched, &caller, Perm::Cancel, &r.job_id)?;
         Ok(Response::new(wire_job(
             &self.sched.cancel(&r.job_id, &r.reason, &caller)?,
@@ -481,6 +582,7 @@ fn wire_task(l: &crate::core::Lease) -> v1::Task {
             .iter()
             .map(|&(start, end)| v1::ByteRange { start, end })
             .collect(),
+        lease_token: t.lease_token.clone(),
     }
 }
 
@@ -506,18 +608,33 @@ impl Cluster for ClusterService {
         if w.worker_id.len() > 128 || w.hostname.len() > 256 {
             return Err(Status::invalid_argument("worker id or hostname too long"));
         }
-        let rec = self.sched.register(WorkerRecord {
-            worker_id: w.worker_id,
-            hostname: w.hostname,
-            slots: w.slots,
-            memory_bytes: w.memory_bytes,
-            evidence_roots: w.evidence_roots,
-            version: w.version,
-            registered_ms: 0,
-            last_heartbeat_ms: 0,
-            tasks_done: 0,
-            bytes_done: 0,
-        })?;
+        if !w.worker_id.is_empty() {
+            acting_worker(&self.sched, &caller, &w.worker_id)?;
+        }
+        if w.evidence_roots.len() > 64 || w.evidence_roots.iter().any(|r| r.len() > 4096) {
+            return Err(Status::invalid_argument(
+                "evidence_roots: too many or too long",
+            ));
+        }
+        if w.version.len() > 128 {
+            return Err(Status::invalid_argument("version: longer than 128 bytes"));
+        }
+        let cert = (caller.role == Role::Worker).then_some(caller.user.as_str());
+        let rec = self.sched.register(
+            WorkerRecord {
+                worker_id: w.worker_id,
+                hostname: w.hostname,
+                slots: w.slots,
+                memory_bytes: w.memory_bytes,
+                evidence_roots: w.evidence_roots,
+                version: w.version,
+                registered_ms: 0,
+                last_heartbeat_ms: 0,
+                tasks_done: 0,
+                bytes_done: 0,
+            },
+            cert,
+        )?;
         let cfg = self.sched.config();
         Ok(Response::new(v1::RegisterResponse {
             worker_id: rec.worker_id,
@@ -533,7 +650,10 @@ impl Cluster for ClusterService {
         let caller = caller(&req)?;
         authorize(&self.sched, &caller, Perm::Work, "", "cluster.heartbeat")?;
         let r = req.into_inner();
-        check_id("worker_id", &r.worker_id)?;
+        acting_worker(&self.sched, &caller, &r.worker_id)?;
+        if r.task_ids.len() > 4096 || r.task_ids.iter().any(|t| t.len() > 256) {
+            return Err(Status::invalid_argument("task_ids: too many or too long"));
+        }
         let o = self.sched.heartbeat(&r.worker_id, &r.task_ids);
         Ok(Response::new(v1::HeartbeatResponse {
             cancel_task_ids: o.cancel,
@@ -548,7 +668,7 @@ impl Cluster for ClusterService {
         let caller = caller(&req)?;
         authorize(&self.sched, &caller, Perm::Work, "", "cluster.lease_tasks")?;
         let r = req.into_inner();
-        check_id("worker_id", &r.worker_id)?;
+        acting_worker(&self.sched, &caller, &r.worker_id)?;
         let wait = std::time::Duration::from_millis(u64::from(r.wait_ms.min(MAX_LEASE_WAIT_MS)));
         let deadline = tokio::time::Instant::now() + wait;
         let leases = loop {
@@ -578,8 +698,13 @@ impl Cluster for ClusterService {
         let caller = caller(&req)?;
         authorize(&self.sched, &caller, Perm::Work, "", "cluster.report_task")?;
         let r = req.into_inner();
-        check_id("worker_id", &r.worker_id)?;
+        acting_worker(&self.sched, &caller, &r.worker_id)?;
         check_id("task_id", &r.task_id)?;
+        if r.lease_token.len() > 128 {
+            return Err(Status::invalid_argument(
+                "lease_token: longer than 128 bytes",
+            ));
+        }
         let outcome = match r.outcome {
             Some(v1::report_task_request::Outcome::Result(res)) => Ok(res),
             Some(v1::report_task_request::Outcome::Error(e)) => Err(e),
@@ -591,7 +716,22 @@ impl Cluster for ClusterService {
         };
         // A report is a few in-memory updates and sled inserts (microseconds):
         // done inline rather than paying a thread hop per report.
-        let accepted = self.sched.report(&r.worker_id, &r.task_id, outcome)?;
+        let accepted = match self
+            .sched
+            .report(&r.worker_id, &r.task_id, &r.lease_token, outcome)
+        {
+            Ok(a) => a,
+            Err(e) => {
+                if matches!(
+                    e,
+                    SchedError::PermissionDenied(_) | SchedError::InvalidArgument(_)
+                ) {
+                    self.sched
+                        .audit(&caller, "denied", &r.task_id, "", e.to_string());
+                }
+                return Err(e.into());
+            }
+        };
         let next = if r.lease_next > 0 {
             match self.sched.lease(&r.worker_id, r.lease_next) {
                 Ok(l) => l.iter().map(wire_task).collect(),
@@ -616,7 +756,10 @@ impl Cluster for ClusterService {
             "cluster.release_tasks",
         )?;
         let r = req.into_inner();
-        check_id("worker_id", &r.worker_id)?;
+        acting_worker(&self.sched, &caller, &r.worker_id)?;
+        if r.task_ids.len() > 4096 {
+            return Err(Status::invalid_argument("task_ids: too many"));
+        }
         self.sched.release(&r.worker_id, &r.task_ids);
         Ok(Response::new(v1::ReleaseTasksResponse {}))
     }
@@ -694,6 +837,12 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
     ) -> Result<Response<v1::RuleSetInfo>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
+        check_id("name", &r.name)?;
+        if r.sources.len() > 100_000 || r.sources.iter().any(|s| s.name.len() > MAX_TEXT) {
+            return Err(Status::invalid_argument(
+                "sources: more than 100000 files, or a file name longer than 4096 bytes",
+            ));
+        }
         authorize(&self.sched, &caller, Perm::ManageRules, "", &r.name)?;
         let sources = r
             .sources
@@ -770,6 +919,9 @@ impl Evidence for EvidenceService {
                 ));
             }
         };
+        bounded("case_id", &header.case_id, MAX_ID)?;
+        bounded("blake3", &header.blake3, 64)?;
+        bounded("name", &header.name, 255)?;
         authorize(
             &self.sched,
             &caller,
@@ -827,6 +979,23 @@ impl Evidence for EvidenceService {
                 }
                 return Ok((true, h2.size));
             };
+            // A partial upload belongs to the case that started it: its
+            // status is answered to that case only.
+            let d = h2.blake3.to_ascii_lowercase();
+            if sched.store.evidence(&d)?.is_none() {
+                sched.store.put_evidence(&trawl_store::EvidenceRecord {
+                    blake3: d.clone(),
+                    size: h2.size,
+                    name: h2.name.clone(),
+                    case_id: h2.case_id.clone(),
+                    uploader: caller2.user.clone(),
+                    received: 0,
+                    complete: false,
+                    created_ms: now_ms(),
+                    completed_ms: 0,
+                    other_cases: Vec::new(),
+                })?;
+            }
             while let Some(data) = rx.blocking_recv() {
                 session.write(&data)?;
             }
@@ -834,8 +1003,11 @@ impl Evidence for EvidenceService {
                 return Ok((false, session.received()));
             }
             session.finish()?;
-            let rec = trawl_store::EvidenceRecord {
-                blake3: h2.blake3.to_ascii_lowercase(),
+            // The case that started the upload keeps it; another case that
+            // finished it is attached only if it sent every byte.
+            let started = sched.store.evidence(&d)?;
+            let mut rec = trawl_store::EvidenceRecord {
+                blake3: d.clone(),
                 size: h2.size,
                 name: h2.name.clone(),
                 case_id: h2.case_id.clone(),
@@ -846,6 +1018,16 @@ impl Evidence for EvidenceService {
                 completed_ms: now_ms(),
                 other_cases: Vec::new(),
             };
+            if let Some(s) = started.filter(|s| s.case_id != h2.case_id) {
+                rec.case_id = s.case_id;
+                rec.name = s.name;
+                rec.uploader = s.uploader;
+                rec.created_ms = s.created_ms;
+                rec.other_cases = s.other_cases;
+                if h2.offset == 0 {
+                    rec.other_cases.push(h2.case_id.clone());
+                }
+            }
             sched.store.put_evidence(&rec)?;
             Ok((false, h2.size))
         });
@@ -915,11 +1097,23 @@ impl Evidence for EvidenceService {
         req: Request<v1::UploadStatusRequest>,
     ) -> Result<Response<v1::UploadStatusResponse>, Status> {
         let caller = caller(&req)?;
-        let d = req.into_inner().blake3;
-        if !(caller.all_cases() || caller.role == Role::Investigator) {
-            authorize(&self.sched, &caller, Perm::Submit, "", &d)?;
-        }
-        let (received, complete) = self.sched.uploads.received(&d)?;
+        let r = req.into_inner();
+        let d = crate::evidence_store::check_digest(&r.blake3)?;
+        bounded("case_id", &r.case_id, MAX_ID)?;
+        authorize(&self.sched, &caller, Perm::Submit, &r.case_id, &d)?;
+        // Another case's upload is answered as an unknown one.
+        let mine = caller.all_cases()
+            || self
+                .sched
+                .store()
+                .evidence(&d)
+                .map_err(SchedError::from)?
+                .is_some_and(|e| e.belongs_to(&r.case_id));
+        let (received, complete) = if mine {
+            self.sched.uploads.received(&d)?
+        } else {
+            (0, false)
+        };
         Ok(Response::new(v1::UploadStatusResponse {
             received,
             complete,
@@ -938,6 +1132,20 @@ impl Evidence for EvidenceService {
         let r = req.into_inner();
         let job = if caller.may(Perm::Work, "") {
             check_id("job_id", &r.job_id)?;
+            if caller.role == Role::Worker
+                && let Err(e) =
+                    self.sched
+                        .worker_may_read(&caller.user, &r.job_id, r.offset, r.length)
+            {
+                self.sched.audit(
+                    &caller,
+                    "denied",
+                    &r.job_id,
+                    "",
+                    format!("read bytes {}+{}: {e}", r.offset, r.length),
+                );
+                return Err(e.into());
+            }
             self.sched.job(&r.job_id)?
         } else {
             let job = job_for(&self.sched, &caller, Perm::Read, &r.job_id)?;

@@ -25,7 +25,7 @@ type JobEvidence = (SharedEvidence, Option<Arc<RemoteEvidence>>);
 /// Shared state of a worker's executors.
 pub struct ExecContext {
     pub pool: Arc<rayon::ThreadPool>,
-    pub evidence_roots: Vec<PathBuf>,
+    confinement: trawl_evidence::Confinement,
     pub evidence_client: trawl_proto::v1::evidence_client::EvidenceClient<Channel>,
     pub rules_client: trawl_proto::v1::rules_client::RulesClient<Channel>,
     pub rt: Handle,
@@ -43,9 +43,10 @@ impl ExecContext {
         rules_client: trawl_proto::v1::rules_client::RulesClient<Channel>,
         rt: Handle,
     ) -> Self {
+        let no_exclusions: [&Path; 0] = [];
         Self {
             pool,
-            evidence_roots,
+            confinement: trawl_evidence::Confinement::new(&evidence_roots, &no_exclusions),
             evidence_client,
             rules_client,
             rt,
@@ -54,13 +55,14 @@ impl ExecContext {
         }
     }
 
+    /// Whether every segment resolves (symbolic links followed) under this
+    /// node's evidence roots. A node without roots reads nothing locally:
+    /// everything comes through the scheduler, which confines it.
     fn readable_locally(&self, paths: &[String]) -> bool {
         !paths.is_empty()
             && paths.iter().all(|p| {
                 let p = Path::new(p);
-                p.is_file()
-                    && (self.evidence_roots.is_empty()
-                        || self.evidence_roots.iter().any(|r| p.starts_with(r)))
+                p.is_file() && self.confinement.check_path(p).is_ok()
             })
     }
 
@@ -89,7 +91,9 @@ impl ExecContext {
         let info = task.evidence.clone().ok_or("task without evidence info")?;
         if self.readable_locally(&info.segments) {
             let paths: Vec<PathBuf> = info.segments.iter().map(PathBuf::from).collect();
-            let ev = tokio::task::spawn_blocking(move || trawl_evidence::open_segments(&paths))
+            // Checked again on the files as opened.
+            let conf = self.confinement.clone();
+            let ev = tokio::task::spawn_blocking(move || conf.open_segments(&paths))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;

@@ -17,8 +17,13 @@ use trawl_proto::v1::{self, cluster_client::ClusterClient, evidence_client::Evid
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Scheduler URL, e.g. `http://127.0.0.1:50051`.
+    /// Scheduler URL, e.g. `http://127.0.0.1:50051`. Ignored when
+    /// `channel` is given.
     pub scheduler: String,
+    /// A ready channel to the scheduler (the embedded scan's in-process
+    /// transport) instead of connecting to `scheduler`; calls carry no
+    /// token and no client certificate.
+    pub channel: Option<tonic::transport::Channel>,
     /// Tasks run at once.
     pub slots: usize,
     /// Analysis threads (0: one per core). Ignored when `pool` is given.
@@ -49,6 +54,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             scheduler: "http://127.0.0.1:50051".into(),
+            channel: None,
             slots: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -118,16 +124,21 @@ fn is_transient(s: &tonic::Status) -> bool {
 /// # Errors
 /// An invalid scheduler URL or analysis pool failure.
 pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
-    let connect = trawl_proto::connect::ConnectOptions {
-        url: cfg.scheduler.clone(),
-        ca: cfg.tls.as_ref().map(|d| d.join("ca.pem")),
-        identity: cfg
-            .tls
-            .as_ref()
-            .map(|d| (d.join("cert.pem"), d.join("key.pem"))),
-        token: None,
+    let channel = match &cfg.channel {
+        Some(ch) => trawl_proto::connect::without_token(ch.clone()),
+        None => {
+            let connect = trawl_proto::connect::ConnectOptions {
+                url: cfg.scheduler.clone(),
+                ca: cfg.tls.as_ref().map(|d| d.join("ca.pem")),
+                identity: cfg
+                    .tls
+                    .as_ref()
+                    .map(|d| (d.join("cert.pem"), d.join("key.pem"))),
+                token: None,
+            };
+            connect.auth_channel().map_err(|e| anyhow::anyhow!(e))?
+        }
     };
-    let channel = connect.auth_channel().map_err(|e| anyhow::anyhow!(e))?;
     let max = cfg.max_message_bytes;
     let cluster = ClusterClient::new(channel.clone())
         .max_decoding_message_size(max)
@@ -422,6 +433,7 @@ async fn report(
             attempt: task.attempt,
             outcome: Some(outcome.clone()),
             lease_next,
+            lease_token: task.lease_token.clone(),
         };
         match client.report_task(req).await {
             Ok(r) => return r.into_inner().next,

@@ -91,6 +91,20 @@ pub fn check_settings(spec: &JobSpec) -> Result<(), AnalyzerError> {
     Ok(())
 }
 
+/// How far past a shard's scan range a shard task of `spec` may read: the
+/// largest file its carver may produce, plus a MiB for the analyses that
+/// look a little past the range (YARA matches crossing the end).
+pub fn read_extent(spec: &JobSpec) -> u64 {
+    let carve = if spec.analyses.carve {
+        carve::Carver::new(&spec.carve)
+            .map(|c| c.max_extent())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    carve.saturating_add(1 << 20)
+}
+
 impl JobAnalyzers {
     #[cfg(feature = "yara")]
     fn yara_shard(

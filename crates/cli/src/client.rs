@@ -27,7 +27,7 @@ const MAX_MSG: usize = 1 << 30;
 
 impl Client {
     /// Connects (lazily) to an uninitialised scheduler at `url`, without
-    /// TLS or token (the embedded scan).
+    /// TLS or token.
     pub fn new(url: &str) -> Result<Self> {
         Self::connect(&ConnectOptions {
             url: url.into(),
@@ -38,8 +38,21 @@ impl Client {
     /// Connects (lazily) as `opts` say: TLS with the lab CA, a bearer token.
     pub fn connect(opts: &ConnectOptions) -> Result<Self> {
         let ch = opts.auth_channel().map_err(|e| anyhow!(e))?;
-        Ok(Self {
-            url: opts.full_url(),
+        Ok(Self::over(opts.full_url(), ch))
+    }
+
+    /// Calls over a ready channel, without a token: the embedded scan's
+    /// in-process transport. `label` stands for the URL in messages.
+    pub fn with_channel(label: &str, channel: tonic::transport::Channel) -> Self {
+        Self::over(
+            label.to_string(),
+            trawl_proto::connect::without_token(channel),
+        )
+    }
+
+    fn over(url: String, ch: AuthChannel) -> Self {
+        Self {
+            url,
             jobs: JobsClient::new(ch.clone())
                 .max_decoding_message_size(MAX_MSG)
                 .max_encoding_message_size(MAX_MSG),
@@ -49,7 +62,7 @@ impl Client {
                 .max_decoding_message_size(MAX_MSG)
                 .max_encoding_message_size(MAX_MSG),
             admin: AdminClient::new(ch),
-        })
+        }
     }
 
     /// A job.
@@ -197,6 +210,7 @@ pub async fn upload(
             .clone()
             .upload_status(v1::UploadStatusRequest {
                 blake3: digest.clone(),
+                case_id: case.to_string(),
             })
             .await
         {

@@ -217,21 +217,27 @@ pub enum UsersCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
-    /// Check the audit trail's hash chain: exit 0 intact, 4 broken (the
-    /// first altered, removed or reordered entry is named). With --data,
-    /// reads a stopped scheduler's data directory directly; otherwise asks
-    /// the scheduler (admin).
+    /// Check the audit trail: its hash chain, each entry's MAC and the
+    /// anchor recording its head (exit 0 intact; 4 broken, naming the first
+    /// entry altered, removed, reordered, forged, unreadable or cut off the
+    /// end, or not verifiable). With --data, reads a stopped scheduler's
+    /// data directory directly (with the audit key: --audit-key, else
+    /// DATA.audit-key when it is there); otherwise asks the scheduler
+    /// (admin).
     #[command(
-        after_help = "Examples:\n  trawl audit verify --data /var/lib/trawl        (scheduler stopped)\n  trawl audit verify --server https://sched:50051 --ca ca.pem"
+        after_help = "Examples:\n  trawl audit verify --data /var/lib/trawl        (scheduler stopped; key /var/lib/trawl.audit-key)\n  trawl audit verify --data copy/ --audit-key /secure/trawl.audit-key\n  trawl audit verify --server https://sched:50051 --ca ca.pem"
     )]
     Verify {
         /// A scheduler's data directory (the scheduler must be stopped).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The audit key of that data directory (with --data).
+        #[arg(long = "audit-key", env = "TRAWL_AUDIT_KEY", requires = "data")]
+        audit_key: Option<PathBuf>,
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// List audit entries (who, what, when, from where).
+    /// List audit entries (who, what, when, from where), page by page.
     List {
         /// Only this case.
         #[arg(long)]
@@ -239,9 +245,9 @@ pub enum AuditCmd {
         /// From this sequence number.
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// At most this many entries.
-        #[arg(long, default_value_t = 1000)]
-        limit: u32,
+        /// At most this many entries (0: all).
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
         /// A stopped scheduler's data directory, read directly.
         #[arg(long)]
         data: Option<PathBuf>,
@@ -354,7 +360,12 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Workers(a) => workers(a).await,
         Command::Users(c) => users(c).await,
         Command::Audit(c) => audit(c).await,
-        Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await,
+        Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await.map_err(|e| {
+            match e.downcast::<trawl_scheduler::cli::ExitStatus>() {
+                Ok(x) => Exit(x.0, x.1).into(),
+                Err(e) => e,
+            }
+        }),
         Command::Worker(a) => trawl_worker::cli::run(a).await,
     }
 }
@@ -696,7 +707,7 @@ async fn cancel(a: JobArgs) -> Result<()> {
 async fn results(a: ResultsArgs) -> Result<()> {
     let client = a.server.client()?;
     let (job, r) = client.results(&a.job).await?;
-    embedded::write_report(&client, &job, r, &a.out).await?;
+    let r = embedded::write_report(&client, &job, r, &a.out).await?;
     if a.server.json {
         println!(
             "{}",
@@ -716,6 +727,18 @@ async fn results(a: ResultsArgs) -> Result<()> {
             job.job_id,
             job_state_name(job.state)
         );
+    }
+    let mismatched = embedded::stored_hash_mismatches(&r);
+    if !mismatched.is_empty() {
+        return Err(Exit(
+            crate::EXIT_STORED_HASH_MISMATCH,
+            format!(
+                "job {}: {}",
+                job.job_id,
+                embedded::integrity_failure(&mismatched)
+            ),
+        )
+        .into());
     }
     Ok(())
 }
@@ -938,15 +961,18 @@ fn open_state(data: &std::path::Path) -> Result<trawl_store::Store> {
 fn audit_json(e: &v1::AuditEntry) -> serde_json::Value {
     json!({"seq": e.seq, "time_unix_ms": e.time_unix_ms, "actor": e.actor, "role": e.role,
     "action": e.action, "target": e.target, "case_id": e.case_id, "from": e.from,
-    "detail": e.detail, "prev_hash": e.prev_hash, "hash": e.hash})
+    "detail": e.detail, "prev_hash": e.prev_hash, "hash": e.hash, "mac": e.mac})
 }
 
 async fn audit(c: AuditCmd) -> Result<()> {
     match c {
-        AuditCmd::Verify { data, server } => {
+        AuditCmd::Verify {
+            data,
+            audit_key,
+            server,
+        } => {
             let r = match &data {
-                Some(d) => trawl_scheduler::admin::verify(open_state(d)?.audit())
-                    .map_err(|e| anyhow!("{}: {e}", d.display()))?,
+                Some(d) => trawl_scheduler::audit_key::verify_data_dir(d, audit_key.as_deref())?,
                 None => server
                     .client()?
                     .admin
@@ -955,30 +981,12 @@ async fn audit(c: AuditCmd) -> Result<()> {
                     .map_err(status_err)?
                     .into_inner(),
             };
-            if server.json {
-                println!(
-                    "{}",
-                    json!({"ok": r.ok, "entries": r.entries, "broken_seq": r.broken_seq, "problem": r.problem})
-                );
-            }
-            if r.ok {
-                if !server.json {
-                    println!(
-                        "audit trail intact: {} entries, hash chain verified",
-                        r.entries
-                    );
+            trawl_scheduler::cli::print_verify(&r, server.json).map_err(|e| {
+                match e.downcast::<trawl_scheduler::cli::ExitStatus>() {
+                    Ok(x) => Exit(x.0, x.1).into(),
+                    Err(e) => e,
                 }
-                Ok(())
-            } else {
-                Err(Exit(
-                    4,
-                    format!(
-                        "audit trail BROKEN at entry {}: {}",
-                        r.broken_seq, r.problem
-                    ),
-                )
-                .into())
-            }
+            })
         }
         AuditCmd::List {
             case,
@@ -988,51 +996,79 @@ async fn audit(c: AuditCmd) -> Result<()> {
             server,
         } => {
             let case = case.unwrap_or_default();
-            let entries: Vec<v1::AuditEntry> = match &data {
-                Some(d) => open_state(d)?
-                    .audit()
-                    .page(from, limit as usize, &case)
-                    .map_err(|e| anyhow!("{}: {e}", d.display()))?
-                    .into_iter()
-                    .map(trawl_scheduler::admin::wire_entry)
-                    .collect(),
-                None => {
-                    server
-                        .client()?
-                        .admin
-                        .list_audit(v1::ListAuditRequest {
-                            from_seq: from,
-                            limit,
-                            case_id: case,
-                        })
-                        .await
-                        .map_err(status_err)?
-                        .into_inner()
-                        .entries
-                }
+            enum Source {
+                Stopped(trawl_store::Store, String),
+                Server(Box<Client>),
+            }
+            let src = match &data {
+                Some(d) => Source::Stopped(open_state(d)?, d.display().to_string()),
+                None => Source::Server(Box::new(server.client()?)),
             };
-            if server.json {
-                let v: Vec<_> = entries.iter().map(audit_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+            let json = server.json;
+            if json {
+                println!("[");
             } else {
                 println!(
                     "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} DETAIL",
                     "SEQ", "TIME", "WHO", "ROLE", "ACTION", "TARGET", "CASE", "FROM"
                 );
-                for e in &entries {
-                    println!(
-                        "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} {}",
-                        e.seq,
-                        utc_ms(e.time_unix_ms),
-                        e.actor,
-                        e.role,
-                        e.action,
-                        e.target,
-                        e.case_id,
-                        e.from,
-                        e.detail
-                    );
+            }
+            // Page by page: a long trail never has to fit in one message.
+            let mut next = from;
+            let mut shown = 0u64;
+            loop {
+                let want = if limit == 0 {
+                    1000
+                } else {
+                    (limit - shown).min(1000)
+                } as u32;
+                let page = match &src {
+                    Source::Stopped(st, d) => {
+                        trawl_scheduler::admin::audit_page(st.audit(), next, want, &case)
+                            .map_err(|e| anyhow!("{d}: {e}"))?
+                    }
+                    Source::Server(c) => c
+                        .admin
+                        .clone()
+                        .list_audit(v1::ListAuditRequest {
+                            from_seq: next,
+                            limit: want,
+                            case_id: case.clone(),
+                        })
+                        .await
+                        .map_err(status_err)?
+                        .into_inner(),
+                };
+                for e in &page.entries {
+                    if json {
+                        println!(
+                            "{}{}",
+                            if shown > 0 { "," } else { "" },
+                            serde_json::to_string_pretty(&audit_json(e))?
+                        );
+                    } else {
+                        println!(
+                            "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} {}",
+                            e.seq,
+                            utc_ms(e.time_unix_ms),
+                            e.actor,
+                            e.role,
+                            e.action,
+                            e.target,
+                            e.case_id,
+                            e.from,
+                            e.detail
+                        );
+                    }
+                    shown += 1;
                 }
+                if page.next_seq == 0 || page.entries.is_empty() || (limit > 0 && shown >= limit) {
+                    break;
+                }
+                next = page.next_seq;
+            }
+            if json {
+                println!("]");
             }
             Ok(())
         }

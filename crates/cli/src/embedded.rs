@@ -1,6 +1,8 @@
 //! `trawl scan`: a scheduler and workers in this process, through the same
-//! gRPC code paths as a cluster (on a loopback port only this process
-//! knows), with no server to install or start. The merged results alone
+//! gRPC code paths as a cluster, with no server to install or start. They
+//! talk over in-process connections ([`trawl_scheduler::server::in_process`]),
+//! not a port: nothing outside this process can reach the embedded
+//! scheduler. The merged results alone
 //! are handed over in memory ([`Scheduler::take_results`]): the same
 //! results `trawl results` fetches, without encoding them for the database
 //! and the wire only to decode them back here.
@@ -30,6 +32,44 @@ fn one_segmented_image(paths: &[PathBuf]) -> bool {
     };
     let first = key(&paths[0]);
     paths.iter().all(|p| key(p) == first)
+}
+
+/// What the embedded scheduler is called where a URL would stand.
+const IN_PROCESS_LABEL: &str = "in-process";
+
+/// The files the embedded scheduler and workers may read: every image file
+/// of the scan, resolved (`absolute` canonicalised them), and the files
+/// beside each that share its stem (the further segments of an E01 or a
+/// split raw image named by its first segment: disk.E02.., disk.002..),
+/// as found beside it and resolved.
+fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for spec in specs {
+        let EvidenceRef::Paths(paths) = &spec.evidence else {
+            continue;
+        };
+        for p in paths.iter().map(PathBuf::from) {
+            if let (Some(dir), Some(stem)) = (p.parent(), p.file_stem())
+                && let Ok(entries) = std::fs::read_dir(dir)
+            {
+                for e in entries.flatten() {
+                    let q = e.path();
+                    if q != p && q.file_stem() == Some(stem) && q.is_file() {
+                        // As the scheduler names it (beside the first
+                        // segment) and resolved.
+                        if let Ok(r) = q.canonicalize() {
+                            roots.push(r);
+                        }
+                        roots.push(q);
+                    }
+                }
+            }
+            roots.push(p);
+        }
+    }
+    roots.sort();
+    roots.dedup();
+    roots
 }
 
 fn hostname() -> String {
@@ -78,40 +118,48 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
             .build()
             .context("starting the analysis pool")?,
     );
+    // The scheduler may read the images named here (and the further
+    // segments of a segmented image beside them) and nothing else.
+    let roots = evidence_roots(&specs);
     let cfg = SchedulerConfig {
+        min_shard_size: trawl_core::plan::MIN_SHARD_SIZE,
         ephemeral: true,
         background_rule_validation: false,
         hand_over_results: true,
         lease_ms: 600_000,
         heartbeat_ms: 1_000,
+        evidence_roots: roots.clone(),
         ..Default::default()
     };
     let sched = Scheduler::open(cfg).context("starting the embedded scheduler")?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .context("binding a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
+    // No port: the scheduler, the workers and this client talk over
+    // in-process connections (memory), which no other process or user can
+    // reach.
+    let (connector, incoming) = trawl_scheduler::server::in_process();
     let stop = CancellationToken::new();
-    let server = tokio::spawn(trawl_scheduler::serve(
+    let server = tokio::spawn(trawl_scheduler::server::serve_in_process(
         sched.clone(),
-        listener,
+        incoming,
         stop.clone(),
     ));
     let slots = a.slots.unwrap_or(threads + 1).max(1);
     let mut workers = Vec::new();
     for i in 0..a.workers.max(1) {
         let wc = WorkerConfig {
-            scheduler: url.clone(),
+            scheduler: IN_PROCESS_LABEL.into(),
+            channel: Some(connector.channel()),
             slots,
             pool: Some(pool.clone()),
             worker_id: Some(format!("embedded-{i}")),
             drain_timeout: std::time::Duration::ZERO,
+            evidence_roots: roots.clone(),
             ..Default::default()
         };
         workers.push(tokio::spawn(trawl_worker::run(wc, stop.clone())));
     }
 
-    let client = Client::new(&url)?;
+    let client = Client::with_channel(IN_PROCESS_LABEL, connector.channel());
+    drop(connector);
     let outcome = run_jobs(&client, &sched, &a, &groups, specs, a.workers.max(1) as u32).await;
     stop.cancel();
     for w in workers {
@@ -144,6 +192,7 @@ async fn run_jobs(
     }
     let mut failed = Vec::new();
     let mut limited = Vec::new();
+    let mut mismatched = Vec::new();
     for (id, (_, out)) in ids.iter().zip(groups) {
         let job = client.follow(id, |_, _| {}).await?;
         if job_state_name(job.state) != "completed" {
@@ -173,6 +222,7 @@ async fn run_jobs(
         r.provenance.workers = workers;
         let r = write_report(client, &job, r, out).await?;
         print_summary(&job, &r, out, a.json);
+        mismatched.extend(stored_hash_mismatches(&r));
         if !r.limitations.is_empty() {
             limited.push(format!(
                 "{}: {} range(s) not examined",
@@ -184,6 +234,16 @@ async fn run_jobs(
     if !failed.is_empty() {
         return Err(Exit(2, format!("error: {}", failed.join("; "))).into());
     }
+    if !mismatched.is_empty() {
+        let mut msg = integrity_failure(&mismatched);
+        if !limited.is_empty() {
+            msg.push_str(&format!(
+                "; also, examination incomplete: {}",
+                limited.join("; ")
+            ));
+        }
+        return Err(Exit(crate::EXIT_STORED_HASH_MISMATCH, msg).into());
+    }
     if !limited.is_empty() {
         return Err(Exit(
             3,
@@ -192,6 +252,31 @@ async fn run_jobs(
         .into());
     }
     Ok(())
+}
+
+/// Each stored container hash (an E01's MD5 or SHA-1) that differs from the
+/// one computed over the data, as `IMAGE: stored MD5 S, computed MD5 C`.
+pub fn stored_hash_mismatches(r: &JobResults) -> Vec<String> {
+    r.verification
+        .iter()
+        .filter(|v| !v.matches)
+        .map(|v| {
+            let alg = v.algorithm.to_uppercase();
+            format!(
+                "{}: stored {alg} {}, computed {alg} {}",
+                r.evidence.path, v.stored, v.computed
+            )
+        })
+        .collect()
+}
+
+/// The one-line reason of [`crate::EXIT_STORED_HASH_MISMATCH`] (as
+/// `ewfverify` says FAILURE).
+pub fn integrity_failure(mismatches: &[String]) -> String {
+    format!(
+        "integrity FAILURE: the data does not match the hash stored at acquisition: {} (report written)",
+        mismatches.join("; ")
+    )
 }
 
 fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {

@@ -4,7 +4,9 @@
 //! request: one line on stderr); 2 the job ended failed or cancelled; 3 the
 //! job completed but parts of the evidence could not be examined (listed as
 //! limitations in the report); 4 `trawl audit verify` found the hash chain
-//! broken.
+//! broken; 5 ([`EXIT_STORED_HASH_MISMATCH`]) `trawl scan` or `trawl results`
+//! wrote the report, but a hash stored in the image (an E01's MD5 or SHA-1)
+//! does not match the data.
 
 mod client;
 mod commands;
@@ -24,7 +26,7 @@ pub use client::{Client, is_final};
     version,
     about,
     long_about = None,
-    after_help = "Connecting to a cluster: --server URL (TRAWL_SERVER), --ca FILE (TRAWL_CA), --token TOKEN\n(TRAWL_TOKEN) or --token-file FILE, or a client config ~/.config/trawl/client.toml with the keys\nserver, ca, token / token_file. Flags win over the environment, the environment over the file.\n\nExit status: 0 success; 1 error (bad input, unreachable server, refused request: one line on\nstderr); 2 the job ended failed or cancelled; 3 the job completed but parts of the evidence\ncould not be examined; 4 `audit verify` found the audit trail broken."
+    after_help = "Connecting to a cluster: --server URL (TRAWL_SERVER), --ca FILE (TRAWL_CA), --token TOKEN\n(TRAWL_TOKEN) or --token-file FILE, or a client config ~/.config/trawl/client.toml with the keys\nserver, ca, token / token_file. Flags win over the environment, the environment over the file.\n\nExit status: 0 success; 1 error (bad input, unreachable server, refused request: one line on\nstderr); 2 the job ended failed or cancelled; 3 the job completed but parts of the evidence\ncould not be examined; 4 `audit verify` found the audit trail broken; 5 the report was written\nbut a hash stored in the image (E01 MD5/SHA-1) does not match its data (one line on stderr\nnames the image, the stored and the computed hash)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,6 +35,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "TRAWL_LOG", default_value = "warn")]
     log: String,
 }
+
+/// Exit status of `trawl scan` and `trawl results` when the report was
+/// written but a hash stored in the image at acquisition (an E01's MD5 or
+/// SHA-1) does not match the hash computed over its data, as `ewfverify`
+/// reports FAILURE. Takes precedence over 3 (parts not examined), not over
+/// 2 (a job failed).
+pub const EXIT_STORED_HASH_MISMATCH: u8 = 5;
 
 /// An error carrying the process exit code.
 #[derive(Debug)]

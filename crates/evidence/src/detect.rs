@@ -4,7 +4,6 @@ use crate::split::discover_segments;
 use crate::{Evidence, EvidenceError, RawEvidence, SplitRawEvidence, ewf};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -92,7 +91,7 @@ const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
 /// (QCOW, VMDK, VHD, VHDX, AFF, L01), named with a conversion hint.
 pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
     use std::io::Read;
-    let mut f = File::open(path).map_err(|e| EvidenceError::from_open(path, e))?;
+    let mut f = crate::confine::checked_open(path)?;
     let meta = f.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
     if meta.is_dir() {
         return Err(EvidenceError::IsDirectory {

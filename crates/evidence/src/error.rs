@@ -43,6 +43,12 @@ pub enum EvidenceError {
         expected: String,
         what: String,
     },
+    #[error("{}: refused: {why} (it resolves to {})", path.display(), real.display())]
+    OutsideRoots {
+        path: PathBuf,
+        real: PathBuf,
+        why: String,
+    },
     #[error("{}: read at offset {offset} is past the end of the media ({size} bytes)", path.display())]
     OutOfRange {
         path: PathBuf,

@@ -15,6 +15,7 @@
 //! println!("{} bytes, {}", ev.size(), ev.info().format);
 //! ```
 
+mod confine;
 mod detect;
 mod error;
 pub mod ewf;
@@ -22,6 +23,7 @@ mod mem;
 mod raw;
 mod split;
 
+pub use confine::Confinement;
 pub use detect::{Format, detect_format, open, open_segments};
 pub use error::EvidenceError;
 pub use mem::MemEvidence;

@@ -30,7 +30,7 @@ pub struct RawEvidence {
 /// Opens `path` read-only and returns it with its size (block devices
 /// included, whose metadata length is 0).
 pub(crate) fn open_file(path: &Path) -> Result<(File, u64), EvidenceError> {
-    let mut file = File::open(path).map_err(|e| EvidenceError::from_open(path, e))?;
+    let mut file = crate::confine::checked_open(path)?;
     let meta = file.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
     if meta.is_dir() {
         return Err(EvidenceError::IsDirectory {

@@ -12,6 +12,10 @@
 //! | `audit`    | sequence (u64 BE)   | [`AuditEntry`] (JSON, hash-chained)|
 //! | `meta`     | name                | counters                           |
 //!
+//! Beside the database, `audit.anchor` records the audit chain's head after
+//! each flush that made new entries durable ([`seal`]); a store opened with
+//! [`Store::open_anchored`] keeps it up to date.
+//!
 //! sled is the truth: the scheduler rebuilds its in-memory queues from it on
 //! start, so a restart (or `kill -9`) loses nothing that was flushed, and a
 //! task whose result was not flushed simply runs again (results are keyed by
@@ -19,15 +23,24 @@
 
 mod audit;
 mod records;
+pub mod seal;
 
-pub use audit::{AuditEntry, AuditError, AuditLog, NewAuditEntry, now_ms};
+pub use audit::{
+    AuditEntry, AuditError, AuditLog, MAX_DETAIL_BYTES, MAX_FIELD_BYTES, NewAuditEntry, Verified,
+    cap_field, now_ms,
+};
 pub use records::*;
+pub use seal::{ANCHOR_FILE, Anchor, AnchorWriter, AuditKey};
 
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use trawl_proto::v1;
+
+/// How often the anchoring thread records a new audit head.
+const ANCHOR_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +55,60 @@ pub enum StoreError {
     },
     #[error("state database: {0}")]
     Other(String),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl StoreError {
+    /// The database's own checks found damaged data (not an I/O or lock
+    /// failure).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))
+        )
+    }
+}
+
+/// Keeps the anchor file in step with the audit trail: after a flush of the
+/// database, the head it made durable is appended to the anchor (so the
+/// anchor never names an entry a crash could lose).
+#[derive(Debug)]
+struct Anchoring {
+    db: sled::Db,
+    audit: AuditLog,
+    writer: Mutex<AnchorWriter>,
+    path: PathBuf,
+}
+
+impl Anchoring {
+    /// Flushes the database and anchors the head, if it moved.
+    fn tick(&self) -> Result<(), StoreError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (seq, hash) = self.audit.head()?;
+        if seq <= w.last_seq {
+            return Ok(());
+        }
+        self.db.flush()?;
+        w.anchor(seq, &hash)?;
+        Ok(())
+    }
+
+    /// Anchors `head`, which a flush that started after it was read made
+    /// durable.
+    fn anchor(&self, (seq, hash): (u64, String)) -> Result<(), StoreError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.anchor(seq, &hash)?;
+        Ok(())
+    }
+}
+
+impl Drop for Anchoring {
+    fn drop(&mut self) {
+        if let Err(e) = self.tick() {
+            tracing::error!(error = %e, "anchoring the audit trail at close");
+        }
+    }
 }
 
 /// The scheduler's state database.
@@ -59,6 +126,8 @@ pub struct Store {
     audit: AuditLog,
     /// A throw-away database: flushing it buys nothing.
     ephemeral: bool,
+    /// The audit anchor being kept (a store opened with `open_anchored`).
+    anchoring: Option<Arc<Anchoring>>,
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -109,6 +178,147 @@ impl Store {
             audit: AuditLog::new(db.open_tree("audit")?),
             db,
             ephemeral,
+            anchoring: None,
+        })
+    }
+
+    /// Opens the database under `dir` and keeps its audit trail anchored in
+    /// `dir/audit.anchor`: with `key`, new entries are MACed and the anchor
+    /// is keyed. A trail with no anchor yet gets one: from its start when it
+    /// is empty; at its current head when it is not keyed (a scheduler that
+    /// was never initialised). The anchor's last record must name an entry
+    /// the store still has, with the same hash.
+    ///
+    /// # Errors
+    /// As [`Store::open`]; `Audit(Broken)` when the store no longer matches
+    /// its anchor (entries cut off or rewritten); `Audit(Key)` when the
+    /// anchor is keyed and `key` is `None` (or the other way round), or a
+    /// keyed trail with entries has no anchor.
+    pub fn open_anchored(dir: &Path, key: Option<AuditKey>) -> Result<Self, StoreError> {
+        let mut s = Self::open(dir)?;
+        let path = dir.join(ANCHOR_FILE);
+        let head = s.audit.head()?;
+        let writer = if !path.exists() {
+            if head.0 > 0 && key.is_some() {
+                return Err(AuditError::Key(format!(
+                    "{}: the audit trail has {} entries but no anchor {}: it was deleted, or this data directory predates anchoring (then check it with `trawl audit verify --data {}` and anchor it with `trawl-scheduler audit seal --data {}`)",
+                    dir.display(),
+                    head.0,
+                    path.display(),
+                    dir.display(),
+                    dir.display()
+                ))
+                .into());
+            }
+            if head.0 > 0 {
+                tracing::warn!(
+                    entries = head.0,
+                    anchor = %path.display(),
+                    "the audit trail had no anchor: anchored from its current head on"
+                );
+            }
+            AnchorWriter::create(&path, key.clone(), head.0, &head.1)?
+        } else {
+            let anchor = Anchor::read(&path)?;
+            match (&key, &anchor.key_id) {
+                (None, Some(id)) => {
+                    return Err(AuditError::Key(format!(
+                        "the audit trail of {} is keyed (anchor {} names key {id}) but no audit key was given",
+                        dir.display(),
+                        path.display()
+                    ))
+                    .into());
+                }
+                (Some(_), None) => {
+                    return Err(AuditError::Key(format!(
+                        "the audit trail of {} is not keyed (anchor {}) but an audit key was given: anchor it with the key first (`trawl-scheduler audit seal --data {}`)",
+                        dir.display(),
+                        path.display(),
+                        dir.display()
+                    ))
+                    .into());
+                }
+                _ => {}
+            }
+            anchor.check(key.as_ref())?;
+            let last = anchor.last();
+            let have = if last.seq == 0 {
+                Some(audit::GENESIS.to_string())
+            } else {
+                s.audit
+                    .page(last.seq, 1, usize::MAX, "")?
+                    .0
+                    .into_iter()
+                    .next()
+                    .filter(|e| e.seq == last.seq)
+                    .map(|e| e.hash)
+            };
+            match have {
+                None => {
+                    return Err(AuditError::Broken {
+                        seq: head.0 + 1,
+                        problem: format!(
+                            "missing: the trail ends at entry {} but its anchor ({} line {}) records entry {}: entries were cut off the end, or the database was replaced by an older copy; preserve {} as it is and run `trawl audit verify --data {}`",
+                            head.0,
+                            path.display(),
+                            last.line,
+                            last.seq,
+                            dir.display(),
+                            dir.display()
+                        ),
+                    }
+                    .into());
+                }
+                Some(h) if h != last.hash => {
+                    return Err(AuditError::Broken {
+                        seq: last.seq,
+                        problem: format!(
+                            "differs from the hash its anchor ({} line {}) recorded: the trail was rewritten; preserve {} as it is and run `trawl audit verify --data {}`",
+                            path.display(),
+                            last.line,
+                            dir.display(),
+                            dir.display()
+                        ),
+                    }
+                    .into());
+                }
+                Some(_) => {}
+            }
+            AnchorWriter::open(&path, key.clone(), &anchor)?
+        };
+        s.audit.set_key(key);
+        let a = Arc::new(Anchoring {
+            db: s.db.clone(),
+            audit: s.audit.clone(),
+            writer: Mutex::new(writer),
+            path,
+        });
+        let weak: Weak<Anchoring> = Arc::downgrade(&a);
+        std::thread::Builder::new()
+            .name("audit-anchor".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(ANCHOR_EVERY);
+                    let Some(a) = weak.upgrade() else { break };
+                    if let Err(e) = a.tick() {
+                        tracing::error!(error = %e, "anchoring the audit trail");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("starting the audit anchor thread: {e}")))?;
+        s.anchoring = Some(a);
+        Ok(s)
+    }
+
+    /// The anchor file and key of a store opened with
+    /// [`Store::open_anchored`].
+    pub fn anchoring(&self) -> Option<(&Path, Option<&AuditKey>)> {
+        self.anchoring.as_ref().map(|a| {
+            (
+                a.path.as_path(),
+                // The key lives in the writer; the audit log has a copy.
+                self.audit.key(),
+            )
         })
     }
 
@@ -120,7 +330,14 @@ impl Store {
         if self.ephemeral {
             return Ok(());
         }
+        let head = match &self.anchoring {
+            Some(_) => Some(self.audit.head()?),
+            None => None,
+        };
         self.db.flush()?;
+        if let (Some(a), Some(h)) = (&self.anchoring, head) {
+            a.anchor(h)?;
+        }
         Ok(())
     }
 
@@ -132,7 +349,14 @@ impl Store {
         if self.ephemeral {
             return Ok(());
         }
+        let head = match &self.anchoring {
+            Some(_) => Some(self.audit.head()?),
+            None => None,
+        };
         self.db.flush_async().await?;
+        if let (Some(a), Some(h)) = (&self.anchoring, head) {
+            a.anchor(h)?;
+        }
         Ok(())
     }
 

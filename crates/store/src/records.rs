@@ -155,6 +155,10 @@ pub struct TaskRecord {
     pub attempts: u32,
     pub worker: Option<String>,
     pub lease_deadline_ms: i64,
+    /// The current lease's secret (empty when not leased): reports must
+    /// carry it.
+    #[serde(default)]
+    pub lease_token: String,
     pub errors: Vec<String>,
     /// Workers this task failed on (retried elsewhere when possible).
     pub failed_on: Vec<String>,

@@ -142,9 +142,14 @@ fn round_trips(clients: usize, secs: f64) -> Result<(f64, u64)> {
         let dir = tempfile_dir()?;
         let img = dir.join("rt.raw");
         std::fs::write(&img, vec![0u8; 64 << 20])?;
+        // Tiny tasks on purpose (the round trip is what is measured): the
+        // per-job limits are lifted, the image is the only evidence root.
         let cfg = trawl_scheduler::SchedulerConfig {
             data_dir: dir.join("data"),
             lease_ms: 60_000,
+            evidence_roots: vec![img.clone()],
+            min_shard_size: 1024,
+            max_tasks_per_job: 1 << 20,
             ..Default::default()
         };
         let sched = trawl_scheduler::Scheduler::open(cfg)?;
@@ -222,18 +227,20 @@ fn round_trips(clients: usize, secs: f64) -> Result<(f64, u64)> {
                     .tasks;
                 while std::time::Instant::now() < deadline {
                     let Some(t) = next.pop() else { break };
+                    let task_id = t.task_id.clone();
                     next = c
                         .report_task(v1::ReportTaskRequest {
                             worker_id: id.clone(),
-                            task_id: t.task_id.clone(),
+                            task_id: task_id.clone(),
                             attempt: t.attempt,
                             outcome: Some(v1::report_task_request::Outcome::Result(
                                 v1::TaskResult {
-                                    task_id: t.task_id,
+                                    task_id,
                                     ..Default::default()
                                 },
                             )),
                             lease_next: 1,
+                            lease_token: t.lease_token,
                         })
                         .await?
                         .into_inner()

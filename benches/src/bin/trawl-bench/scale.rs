@@ -80,9 +80,11 @@ pub fn cluster_run(
     let out = work.join("scale-out");
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&out);
+    // The image is the only evidence the scheduler and the workers may read.
+    let root = img.to_str().unwrap();
     let mut sched = Command::new(trawl)
         .args(["scheduler", "--data", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--evidence-root", root])
         .env("TRAWL_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -103,6 +105,7 @@ pub fn cluster_run(
             Command::new(trawl)
                 .args(["worker", "--scheduler", &url])
                 .args(["--worker-id", &format!("scale-w{i}")])
+                .args(["--evidence-root", root])
                 .args(["--slots", &slots.to_string(), "--drain-seconds", "0"])
                 .env("TRAWL_LOG", "error")
                 .stdout(Stdio::null())

@@ -200,6 +200,16 @@ pub struct Carver {
     cap: u32,
 }
 
+impl Carver {
+    /// The largest file this carver may produce: how far past a shard's
+    /// scan range a shard task may read.
+    pub fn max_extent(&self) -> u64 {
+        let fams = self.fams.iter().map(|f| f.max).max().unwrap_or(0);
+        let customs = self.customs.iter().map(|c| c.c.max_size).max().unwrap_or(0);
+        fams.max(customs).max(self.span)
+    }
+}
+
 /// Whether an output type is enabled, and its maximum size.
 fn kind_max(fams: &[FamCfg], fam_idx: usize, k: Kind) -> Option<u64> {
     fams.get(fam_idx)?.kinds.get(k.name).copied()

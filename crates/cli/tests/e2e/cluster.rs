@@ -54,7 +54,8 @@ pub fn start_scheduler(data: &Path, listen: &str, extra: &[&str]) -> Sched {
             "--listen",
             listen,
         ])
-        .args(extra)
+        .args(default_roots(extra))
+        .args(extra.iter().filter(|a| **a != "--no-default-roots"))
         .env("TRAWL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -84,6 +85,26 @@ pub fn start_scheduler(data: &Path, listen: &str, extra: &[&str]) -> Sched {
     }
 }
 
+/// The evidence roots of test schedulers and workers when the test gives
+/// none: the temporary folder the fixtures are written to (the data
+/// directories there are refused by the scheduler all the same) and the
+/// shared corpora.
+pub fn default_roots(extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--evidence-root") || extra.contains(&"--no-default-roots") {
+        return Vec::new();
+    }
+    let mut v = vec![
+        "--evidence-root".to_string(),
+        std::env::temp_dir().display().to_string(),
+    ];
+    let corpora = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
+    if corpora.is_dir() {
+        v.push("--evidence-root".into());
+        v.push(corpora.display().to_string());
+    }
+    v
+}
+
 /// Starts `trawl worker`.
 pub fn start_worker(url: &str, id: &str, slots: u32, delay_ms: u64) -> Proc {
     Proc(
@@ -99,6 +120,7 @@ pub fn start_worker(url: &str, id: &str, slots: u32, delay_ms: u64) -> Proc {
                 "--threads",
                 "2",
             ])
+            .args(default_roots(&[]))
             .args([
                 "--fault-delay-ms",
                 &delay_ms.to_string(),
@@ -557,13 +579,21 @@ fn bad_input_over_grpc() {
                 .submit_job(v1::SubmitJobRequest { spec: Some(spec) }),
         )
     };
-    // Missing file, unknown format, truncated E01: the job fails, status says why.
+    // A missing file is refused at submission (its path cannot be resolved
+    // under the evidence roots), naming it.
+    let missing = dir.path().join("missing.dd");
+    let e = submit(spec_for(missing.to_str().unwrap())).unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("missing.dd") && e.message().contains("not found"),
+        "{e:?}"
+    );
+    // Unknown format, truncated E01: the job fails, status says why.
     let qcow = dir.path().join("vm.qcow2");
     std::fs::write(&qcow, b"QFI\xfb\0\0\0\x03xxxxxxxx").unwrap();
     let e01 = dir.path().join("cut.E01");
     std::fs::write(&e01, b"EVF\x09\x0d\x0a\xff\x00\x01\x01\x00\x00\x00header\0").unwrap();
-    let missing = dir.path().join("missing.dd");
-    for (path, needle) in [(&missing, "not found"), (&qcow, "QCOW"), (&e01, "cut.E01")] {
+    for (path, needle) in [(&qcow, "QCOW"), (&e01, "cut.E01")] {
         let id = submit(spec_for(path.to_str().unwrap()))
             .unwrap()
             .into_inner()
@@ -630,6 +660,7 @@ fn bad_input_over_grpc() {
         attempt: 1,
         outcome: None,
         lease_next: 0,
+        lease_token: String::new(),
     }));
     assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
     let r = rt.block_on(cl.lease_tasks(v1::LeaseTasksRequest {
@@ -675,6 +706,7 @@ fn bad_input_over_grpc() {
                 .clone()
                 .upload_status(v1::UploadStatusRequest {
                     blake3: declared.clone(),
+                    case_id: "case-bad".into(),
                 }),
         )
         .unwrap()
@@ -707,7 +739,7 @@ fn bad_input_over_grpc() {
     assert!(std::fs::metadata(&p).unwrap().permissions().readonly());
 }
 
-fn walk(d: &Path) -> Vec<PathBuf> {
+pub fn walk(d: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd {

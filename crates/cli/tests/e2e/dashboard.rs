@@ -492,10 +492,11 @@ fn dashboard_in_headless_chromium() {
     assert!(pool.contains("up"), "{pool}");
     b.screenshot(&shots_dir().join("pool.png"));
 
-    // Another case's job: 403, audited.
+    // Another case's job: the same 404 as a job that does not exist,
+    // audited.
     b.go(&format!("{base}/jobs/{j3}"));
     let refused = b.source();
-    assert!(refused.contains("403"), "{refused}");
+    assert!(refused.contains("Not found"), "{refused}");
     assert!(
         !refused.contains("other.dd"),
         "nothing of the job leaks: {refused}"

@@ -7,6 +7,9 @@ mod common;
 mod dashboard;
 mod hashing;
 mod security;
+mod security_access;
+mod security_audit;
+mod security_embedded;
 mod security_report;
 
 mod carving;
