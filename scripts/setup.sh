@@ -10,6 +10,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # Debian packages used by tests (peers the results are compared with).
 have ewfverify || need_pkgs+=(ewf-tools)
 have yara || need_pkgs+=(yara)
+# curl drives the dashboard's HTTP endpoints in the security tests
+have curl || need_pkgs+=(curl)
 # python3 with venv, for case-utils (CASE/UCO validation of case.jsonld)
 have python3 || need_pkgs+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)

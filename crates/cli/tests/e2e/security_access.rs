@@ -349,7 +349,7 @@ async fn a_worker_certificate_reads_and_reports_only_its_current_leases() {
 
     // With a lease: its range and no other.
     let t = lease_one(&w, &id).await.expect("a task");
-    let shard = t.shard.clone().expect("a shard task");
+    let shard = t.shard.expect("a shard task");
     assert!(!t.lease_token.is_empty());
     assert_eq!(
         read(&w, &job, shard.start, shard.end - shard.start)
@@ -649,5 +649,62 @@ async fn lesser_findings_other_cases_revocation_reflection() {
     println!(
         "watch stream closed {:.1} s after the revocation",
         revoked.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_revoked_token_ends_its_dashboard_event_stream() {
+    if !crate::security_report::curl_present() {
+        return;
+    }
+    let s = start_secure_with(&["--http", "127.0.0.1:0"], &["--no-worker"]);
+    let http = s.sched.http.clone().expect("the dashboard address");
+    let bob_t = s.add_user("bob", "investigator", &["B"], "1d");
+    let img = s.dir.path().join("img.dd");
+    random_file(&img, 1 << 20, 9);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bob = s.client(Some(&bob_t));
+    // No worker: the job stays queued and its event stream stays open.
+    let job = rt
+        .block_on(submit(&bob, spec("B", &[&img], &[v1::Analysis::Hash], 0)))
+        .unwrap();
+    let jar = s.dir.path().join("jar");
+    crate::security_report::web_sign_in(&http, &s.ca(), &bob_t, &jar);
+    let mut curl = std::process::Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "60", "--cacert"])
+        .arg(s.ca())
+        .args(["-b", jar.to_str().unwrap()])
+        .arg(format!("https://{http}/jobs/{job}/events"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let mut out = std::io::BufReader::new(curl.stdout.take().unwrap());
+    let mut line = String::new();
+    // The stream is live: a first event.
+    while !line.starts_with("data:") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "the stream ended before its first event"
+        );
+    }
+    run_ok(&[
+        "scheduler",
+        "user",
+        "revoke",
+        "bob",
+        "--data",
+        s.data().to_str().unwrap(),
+    ]);
+    let revoked = Instant::now();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = curl.wait().unwrap();
+    let took = revoked.elapsed();
+    assert!(status.success(), "curl: {status:?} (60 s timeout reached?)");
+    assert!(took < Duration::from_secs(10), "closed after {took:?}");
+    println!(
+        "dashboard event stream closed {:.1} s after the revocation",
+        took.as_secs_f64()
     );
 }

@@ -95,7 +95,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 /// A dashboard session through curl: signs in with `token` and returns
 /// the cookie jar.
-fn web_sign_in(http: &str, ca: &Path, token: &str, jar: &Path) {
+pub fn web_sign_in(http: &str, ca: &Path, token: &str, jar: &Path) {
     let curl = |args: &[&str]| -> String {
         let o = Command::new("curl")
             .args(["-sS", "--cacert", ca.to_str().unwrap()])
@@ -144,7 +144,7 @@ fn web_report_tar(http: &str, ca: &Path, jar: &Path, job: &str, body: &Path) -> 
     )
 }
 
-fn curl_present() -> bool {
+pub fn curl_present() -> bool {
     let ok = Command::new("curl")
         .arg("--version")
         .output()
