@@ -372,39 +372,73 @@ async fn a_worker_certificate_reads_and_reports_only_its_current_leases() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "wrong token: {e:?}");
-    for (what, feature) in [
-        (
-            "a scanner name leaving the report folder",
-            ("../../../../tmp/y", shard.start),
-        ),
-        ("an absolute scanner name", ("/tmp/x", shard.start)),
-        ("a feature outside the shard", ("email", far)),
+    // A malformed result is refused and its attempt fails (the task goes
+    // back to the queue: the lease and its token are gone).
+    let mut refused = 0;
+    for what in [
+        "a scanner name leaving the report folder",
+        "an absolute scanner name",
+        "a feature outside the shard",
+        "a carved type leaving the report folder",
     ] {
+        let t = lease_one(&w, &id).await.expect("a task");
+        let shard = t.shard.expect("a shard task");
+        let far = if shard.start >= 4 << 20 { 0 } else { 7 << 20 };
         let mut r = forged(&t.task_id);
-        r.features.push(v1::Feature {
-            scanner: feature.0.into(),
-            offset: feature.1,
-            path: feature.1.to_string(),
+        let feature = |scanner: &str, offset: u64| v1::Feature {
+            scanner: scanner.into(),
+            offset,
+            path: offset.to_string(),
             feature: b"x@example.com".to_vec(),
             context: Vec::new(),
-        });
+        };
+        match what {
+            "a scanner name leaving the report folder" => {
+                r.features.push(feature("../../../../tmp/y", shard.start))
+            }
+            "an absolute scanner name" => r.features.push(feature("/tmp/x", shard.start)),
+            "a feature outside the shard" => r.features.push(feature("email", far)),
+            _ => r.carved.push(v1::CarvedFile {
+                offset: shard.start,
+                length: 10,
+                file_type: "../x".into(),
+                extension: "jpg".into(),
+                ..Default::default()
+            }),
+        }
         let e = report(&w, &id, &t.task_id, &t.lease_token, r)
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
+        // The lease is gone: refused, or ignored once the task was
+        // quarantined after its last attempt; never taken.
+        let again = report(&w, &id, &t.task_id, &t.lease_token, forged(&t.task_id)).await;
+        assert!(
+            matches!(&again, Err(e) if e.code() == Code::PermissionDenied)
+                || matches!(again, Ok(false)),
+            "{what}: the lease is gone: {again:?}"
+        );
+        refused += 1;
     }
-    let mut carved = forged(&t.task_id);
-    carved.carved.push(v1::CarvedFile {
-        offset: shard.start,
-        length: 10,
-        file_type: "../x".into(),
-        extension: "jpg".into(),
-        ..Default::default()
-    });
-    let e = report(&w, &id, &t.task_id, &t.lease_token, carved)
+    let tasks = bob
+        .jobs
+        .clone()
+        .list_tasks(v1::ListTasksRequest {
+            job_id: job.clone(),
+        })
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        .unwrap()
+        .into_inner()
+        .tasks;
+    let errors: usize = tasks
+        .iter()
+        .map(|t| t.errors.iter().filter(|e| e.contains("refused")).count())
+        .sum();
+    assert_eq!(
+        errors, refused,
+        "each refused result is a failed attempt: {tasks:?}"
+    );
+    let t = lease_one(&w, &id).await.expect("a task");
     assert!(
         report(&w, &id, &t.task_id, &t.lease_token, forged(&t.task_id))
             .await
@@ -663,6 +697,7 @@ fn a_revoked_token_ends_its_dashboard_event_stream() {
     let img = s.dir.path().join("img.dd");
     random_file(&img, 1 << 20, 9);
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
     let bob = s.client(Some(&bob_t));
     // No worker: the job stays queued and its event stream stays open.
     let job = rt
