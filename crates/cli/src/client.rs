@@ -155,6 +155,10 @@ pub fn status_err(s: tonic::Status) -> anyhow::Error {
             "not authenticated: {} (give a valid token: --token, TRAWL_TOKEN or the client config)",
             s.message()
         ),
+        // The scheduler's message may already say so.
+        tonic::Code::PermissionDenied if s.message().starts_with("permission denied") => {
+            anyhow!("{}", s.message())
+        }
         tonic::Code::PermissionDenied => anyhow!("permission denied: {}", s.message()),
         c => anyhow!("{} ({:?})", s.message(), c),
     }
