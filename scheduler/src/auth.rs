@@ -530,6 +530,11 @@ pub fn revoke_user(data: &Path, name: &str) -> Result<UserRecord> {
 /// Not initialised, an enrolled worker of that name, or I/O failures.
 pub fn enroll_worker(data: &Path, name: &str) -> Result<PathBuf> {
     valid_name("worker", name)?;
+    // `NAME@...` are the worker ids a certificate may act as: a certificate
+    // name with an `@` would reach into another certificate's ids.
+    if name.contains('@') {
+        bail!("invalid worker name {name:?}: '@' is reserved (worker ids are NAME@...)");
+    }
     let paths = AuthPaths::new(data);
     let issuer = load_issuer(&paths)?;
     let key = rcgen::KeyPair::generate()?;

@@ -1729,7 +1729,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// with one certificate).
 pub fn worker_of_cert(id: &str, cert: &str) -> bool {
     id == cert
-        || id
-            .strip_prefix(cert)
-            .is_some_and(|rest| rest.starts_with('@'))
+        || (!cert.contains('@')
+            && id
+                .strip_prefix(cert)
+                .is_some_and(|rest| rest.starts_with('@')))
+}
+
+#[cfg(test)]
+mod worker_id_tests {
+    use super::worker_of_cert;
+
+    #[test]
+    fn a_certificate_acts_only_as_its_own_ids() {
+        assert!(worker_of_cert("node2", "node2"));
+        assert!(worker_of_cert("node2@W0001-host", "node2"));
+        assert!(!worker_of_cert("node20", "node2"));
+        assert!(!worker_of_cert("node", "node2"));
+        assert!(!worker_of_cert("node2x@W1", "node2"));
+        // A certificate name with '@' (enrolment now refuses them) matches
+        // itself only.
+        assert!(worker_of_cert("a@b", "a@b"));
+        assert!(!worker_of_cert("a@b@c", "a@b"));
+    }
 }
