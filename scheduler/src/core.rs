@@ -1038,12 +1038,15 @@ impl Scheduler {
     ) -> Result<(), SchedError> {
         let now = now_ms();
         let end = offset.saturating_add(len);
-        let spec = self.job(job_id)?.spec;
-        let extent = *self
-            .read_extent
-            .lock()
-            .entry(job_id.to_string())
-            .or_insert_with(|| trawl_analyzers::read_extent(&spec));
+        let cached = self.read_extent.lock().get(job_id).copied();
+        let extent = match cached {
+            Some(e) => e,
+            None => {
+                let e = trawl_analyzers::read_extent(&self.job(job_id)?.spec);
+                self.read_extent.lock().insert(job_id.to_string(), e);
+                e
+            }
+        };
         let st = self.state.lock();
         let image_size = st
             .jobs
@@ -1178,7 +1181,7 @@ impl Scheduler {
         // quarantined as a limitation), so the job still ends.
         let image_size = job.rec.plan.map(|p| p.image_size).unwrap_or(0);
         let refused = match &outcome {
-            Ok(result) => crate::result_check::check(t, image_size, &job.rec.spec, result)
+            Ok(result) => crate::result_check::check(t, image_size, result)
                 .err()
                 .map(|e| format!("result of task {task_id} refused: {e}")),
             Err(_) => None,
@@ -1635,6 +1638,7 @@ impl Scheduler {
             self.handed.lock().insert(job_id.to_string(), r);
         }
         self.evidence_cache.lock().remove(job_id);
+        self.read_extent.lock().remove(job_id);
         tracing::info!(job = job_id, state = rec.state.name(), "job finished");
         self.notify(job_id, rec.state.name());
     }

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use trawl_analyzers::yara::scope as yara_scope;
-use trawl_core::JobSpec;
 use trawl_proto::v1;
 use trawl_report::paths::{NameCheck, quote};
 use trawl_store::{TaskKind, TaskRecord};
@@ -26,12 +25,7 @@ fn within(what: &str, start: u64, len: u64, lo: u64, hi: u64) -> Result<(), Stri
 ///
 /// # Errors
 /// The first problem found, naming the field and the value.
-pub fn check(
-    task: &TaskRecord,
-    image_size: u64,
-    _spec: &JobSpec,
-    result: &v1::TaskResult,
-) -> Result<(), String> {
+pub fn check(task: &TaskRecord, image_size: u64, result: &v1::TaskResult) -> Result<(), String> {
     check_result_names(result)?;
     if result.task_id != task.task_id {
         return Err(format!(

@@ -182,7 +182,7 @@ pub async fn wait_final(c: &Client, job: &str) -> v1::Job {
 }
 
 /// Uploads `data` for `case` in one stream.
-async fn upload_bytes(c: &Client, case: &str, name: &str, data: Vec<u8>) -> Result<(), Status> {
+pub async fn upload_bytes(c: &Client, case: &str, name: &str, data: Vec<u8>) -> Result<(), Status> {
     let digest = blake3::hash(&data).to_hex().to_string();
     let msgs = vec![
         v1::UploadChunk {
@@ -588,7 +588,7 @@ const TABLE: &[(&str, [bool; 8])] = &[
     ),
 ];
 
-async fn audit_actions(s: &Secure) -> Vec<v1::AuditEntry> {
+pub async fn audit_actions(s: &Secure) -> Vec<v1::AuditEntry> {
     s.client(Some(&s.admin_token))
         .admin
         .clone()

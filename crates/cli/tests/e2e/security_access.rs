@@ -4,7 +4,9 @@
 
 use crate::cluster::walk;
 use crate::common::*;
-use crate::security::{Secure, random_file, start_secure_with, wait_final};
+use crate::security::{
+    Secure, audit_actions, random_file, start_secure_with, upload_bytes, wait_final,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -34,20 +36,6 @@ async fn submit(c: &Client, spec: v1::JobSpec) -> Result<String, tonic::Status> 
         .submit_job(v1::SubmitJobRequest { spec: Some(spec) })
         .await
         .map(|r| r.into_inner().job_id)
-}
-
-async fn audit(s: &Secure) -> Vec<v1::AuditEntry> {
-    s.client(Some(&s.admin_token))
-        .admin
-        .clone()
-        .list_audit(v1::ListAuditRequest {
-            limit: 100_000,
-            ..Default::default()
-        })
-        .await
-        .expect("list audit")
-        .into_inner()
-        .entries
 }
 
 fn worker_client(s: &Secure, name: &str) -> Client {
@@ -98,23 +86,7 @@ async fn server_paths_are_confined_to_the_evidence_roots() {
     // A legitimate upload by case B: its store path is not a server path.
     let blob = vec![9u8; 100_000];
     let digest = blake3::hash(&blob).to_hex().to_string();
-    let msgs = vec![
-        v1::UploadChunk {
-            part: Some(v1::upload_chunk::Part::Header(v1::UploadHeader {
-                blake3: digest.clone(),
-                size: blob.len() as u64,
-                name: "b.dd".into(),
-                offset: 0,
-                case_id: "B".into(),
-            })),
-        },
-        v1::UploadChunk {
-            part: Some(v1::upload_chunk::Part::Data(blob)),
-        },
-    ];
-    bob.evidence
-        .clone()
-        .upload_evidence(tokio_stream::iter(msgs))
+    upload_bytes(&bob, "B", "b.dd", blob)
         .await
         .expect("case B uploads");
     let store_path = walk(&s.data().join("evidence"))
@@ -154,7 +126,7 @@ async fn server_paths_are_confined_to_the_evidence_roots() {
             .expect_err(what);
         assert_eq!(e.code(), Code::PermissionDenied, "{what} (admin): {e:?}");
     }
-    let refusals = audit(&s)
+    let refusals = audit_actions(&s)
         .await
         .into_iter()
         .filter(|e| e.action == "denied" && e.detail.contains("evidence path"))
@@ -461,7 +433,7 @@ async fn a_worker_certificate_reads_and_reports_only_its_current_leases() {
     );
 
     // Every refusal of the worker is in the audit trail.
-    let denied: Vec<_> = audit(&s)
+    let denied: Vec<_> = audit_actions(&s)
         .await
         .into_iter()
         .filter(|e| e.action == "denied" && e.actor == "worker-1")
@@ -482,7 +454,7 @@ async fn oversized_fields_task_floods_and_quotas_are_refused() {
     );
     let inv = s.add_user("ivy", "investigator", &["A"], "1d");
     let ivy = s.client(Some(&inv));
-    let before = audit(&s).await.len();
+    let before = audit_actions(&s).await.len();
     let huge = "A".repeat(8 << 20);
     for _ in 0..5 {
         let e = ivy
@@ -496,7 +468,7 @@ async fn oversized_fields_task_floods_and_quotas_are_refused() {
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{}", e.code());
     }
-    let after = audit(&s).await;
+    let after = audit_actions(&s).await;
     assert!(
         after.len() - before <= 5 && after.iter().all(|e| e.case_id.len() <= 128),
         "the huge case id was not stored"
