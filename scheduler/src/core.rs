@@ -12,7 +12,7 @@ use crate::error::SchedError;
 use crate::evidence_store::EvidenceStore;
 use crate::results;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use trawl_analyzers::yara::scope as yara_scope;
@@ -76,6 +76,45 @@ struct JobEntry {
 struct WorkerEntry {
     rec: WorkerRecord,
     running: HashSet<String>,
+    /// Busy slots over the last [`LOAD_HISTORY_MS`]: (unix ms, busy),
+    /// one sample per [`LOAD_SAMPLE_MS`] (the highest seen in it).
+    load: VecDeque<(i64, u32)>,
+}
+
+/// How far back the pool's load history goes (in memory).
+pub const LOAD_HISTORY_MS: i64 = 6 * 3600 * 1000;
+/// One load sample per this period.
+pub const LOAD_SAMPLE_MS: i64 = 15 * 1000;
+
+impl WorkerEntry {
+    fn sample_load(&mut self, now: i64) {
+        let busy = self.running.len() as u32;
+        match self.load.back_mut() {
+            Some(last) if now - last.0 < LOAD_SAMPLE_MS => last.1 = last.1.max(busy),
+            _ => self.load.push_back((now, busy)),
+        }
+        while self.load.front().is_some_and(|f| now - f.0 > LOAD_HISTORY_MS) {
+            self.load.pop_front();
+        }
+    }
+}
+
+/// What the pool page shows: each worker with its busy slots and load
+/// history, and the queue per priority.
+#[derive(Debug, Clone, Default)]
+pub struct PoolView {
+    pub workers: Vec<WorkerView>,
+    /// Priority name -> (jobs with queued tasks, queued tasks), highest
+    /// priority first.
+    pub queue: Vec<(String, u64, u64)>,
+}
+
+/// A worker on the pool page.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    pub rec: WorkerRecord,
+    pub busy: u32,
+    pub load: Vec<(i64, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -316,6 +355,13 @@ impl Scheduler {
             st.tasks.insert(t.task_id.clone(), t);
         }
         self.store.put_tasks(refreshed.iter())?;
+        // A completed job's counts are its merged report's, not the sums
+        // over its tasks.
+        for j in st.jobs.values_mut() {
+            if let Some(c) = &j.rec.counts {
+                j.rec.progress.findings = c.findings();
+            }
+        }
         // Jobs whose tasks all finished but were not finalised (crash during
         // the merge) are finalised now; jobs left in planning are re-planned.
         let mut to_finalize = Vec::new();
@@ -500,6 +546,8 @@ impl Scheduler {
             progress: ProgressRecord::default(),
             limitations: Vec::new(),
             version: 1,
+            counts: None,
+            throughput: Vec::new(),
         };
         self.store.put_job(&rec)?;
         self.store.flush_async().await?;
@@ -851,15 +899,18 @@ impl Scheduler {
             })
             .map(|t| t.task_id.clone())
             .collect();
-        if let Some(old) = st.workers.get(&info.worker_id) {
+        let mut load = VecDeque::new();
+        if let Some(old) = st.workers.get_mut(&info.worker_id) {
             info.tasks_done = old.rec.tasks_done;
             info.bytes_done = old.rec.bytes_done;
+            load = std::mem::take(&mut old.load);
         }
         st.workers.insert(
             info.worker_id.clone(),
             WorkerEntry {
                 rec: info.clone(),
                 running,
+                load,
             },
         );
         drop(st);
@@ -870,7 +921,13 @@ impl Scheduler {
 
     /// A worker's heartbeat: extends the leases it still holds; lists the
     /// tasks it must stop.
-    pub fn heartbeat(&self, worker_id: &str, task_ids: &[String]) -> HeartbeatOutcome {
+    pub fn heartbeat(
+        &self,
+        worker_id: &str,
+        task_ids: &[String],
+        memory_free: u64,
+        rule_sets: &[String],
+    ) -> HeartbeatOutcome {
         let now = now_ms();
         let mut st = self.state.lock();
         let State { workers, tasks, .. } = &mut *st;
@@ -881,6 +938,12 @@ impl Scheduler {
             };
         };
         w.rec.last_heartbeat_ms = now;
+        w.rec.memory_free_bytes = memory_free;
+        w.rec.capabilities.retain(|c| !c.starts_with("ruleset:"));
+        w.rec
+            .capabilities
+            .extend(rule_sets.iter().map(|d| format!("ruleset:{d}")));
+        w.sample_load(now);
         let mut out = HeartbeatOutcome::default();
         for id in task_ids {
             match tasks.get_mut(id) {
@@ -893,6 +956,50 @@ impl Scheduler {
             }
         }
         out
+    }
+
+    /// The pool as its page shows it: workers with their load history,
+    /// and the queue depth per priority.
+    pub fn pool_view(&self) -> PoolView {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        let mut workers: Vec<WorkerView> = st
+            .workers
+            .values_mut()
+            .map(|w| {
+                w.sample_load(now);
+                WorkerView {
+                    rec: w.rec.clone(),
+                    busy: w.running.len() as u32,
+                    load: w.load.iter().copied().collect(),
+                }
+            })
+            .collect();
+        workers.sort_by(|a, b| {
+            (a.rec.site.as_str(), a.rec.worker_id.as_str())
+                .cmp(&(b.rec.site.as_str(), b.rec.worker_id.as_str()))
+        });
+        let mut queue: BTreeMap<std::cmp::Reverse<Priority>, (u64, u64)> =
+            BTreeMap::new();
+        for j in st.jobs.values() {
+            if j.rec.state.is_final() {
+                continue;
+            }
+            let q = queue
+                .entry(std::cmp::Reverse(j.rec.spec.priority))
+                .or_default();
+            if !j.queued.is_empty() || j.rec.plan.is_none() {
+                q.0 += 1;
+            }
+            q.1 += j.queued.len() as u64;
+        }
+        PoolView {
+            workers,
+            queue: queue
+                .into_iter()
+                .map(|(p, (j, t))| (p.0.name().to_string(), j, t))
+                .collect(),
+        }
     }
 
     /// The pool.
@@ -1200,6 +1307,7 @@ impl Scheduler {
                     job.queued.remove(&(t.order, t.task_id.clone()));
                 }
                 t.state = TaskState::Done;
+                t.finished_ms = now_ms();
                 t.lease_token.clear();
                 t.worker = Some(worker_id.to_string());
                 job.unfinished = job.unfinished.saturating_sub(1);
@@ -1615,6 +1723,12 @@ impl Scheduler {
         let mut keep = None;
         match merged {
             Ok(r) => {
+                // The one definition of the counts, settled with the state:
+                // every view shows these from now on.
+                let counts = trawl_report::counts(&r);
+                j.rec.progress.findings = counts.findings();
+                j.rec.counts = Some(counts);
+                j.rec.throughput = trawl_store::throughput_series(j.rec.started_ms, &tasks);
                 j.rec.state = JobState::Completed;
                 keep = self.cfg.hand_over_results.then_some(r);
             }

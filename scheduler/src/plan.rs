@@ -60,6 +60,7 @@ pub(crate) fn plan_job(
         yara_spans_known: Vec::new(),
         yara_windows: Vec::new(),
         carved: Vec::new(),
+        finished_ms: 0,
     };
     let mut tasks = Vec::new();
     if spec.analyses.hash && !spec.hash.skip_stream {

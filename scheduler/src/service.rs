@@ -239,6 +239,12 @@ pub fn wire_job(j: &JobRecord) -> v1::Job {
             eta_seconds: eta,
             started_unix_ms: j.started_ms,
             updated_unix_ms: now,
+            findings_final: j.counts.is_some(),
+            carved_per_type: j
+                .counts
+                .as_ref()
+                .map(|c| c.carve.per_type.clone().into_iter().collect())
+                .unwrap_or_default(),
         }),
         evidence: j.evidence.as_ref().map(wire_evidence),
         error: j.error.clone(),
@@ -619,6 +625,21 @@ impl Cluster for ClusterService {
         if w.version.len() > 128 {
             return Err(Status::invalid_argument("version: longer than 128 bytes"));
         }
+        if w.site.len() > 128 || w.site.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "site: longer than 128 bytes or has control characters",
+            ));
+        }
+        if w.capabilities.len() > 256
+            || w
+                .capabilities
+                .iter()
+                .any(|c| c.len() > 128 || c.starts_with("ruleset:"))
+        {
+            return Err(Status::invalid_argument(
+                "capabilities: too many, too long, or a ruleset: entry (the scheduler sets those)",
+            ));
+        }
         let cert = (caller.role == Role::Worker).then_some(caller.user.as_str());
         let rec = self.sched.register(
             WorkerRecord {
@@ -632,6 +653,10 @@ impl Cluster for ClusterService {
                 last_heartbeat_ms: 0,
                 tasks_done: 0,
                 bytes_done: 0,
+                site: w.site,
+                cores: w.cores.min(1 << 16),
+                memory_free_bytes: w.memory_free_bytes,
+                capabilities: w.capabilities,
             },
             cert,
         )?;
@@ -654,7 +679,15 @@ impl Cluster for ClusterService {
         if r.task_ids.len() > 4096 || r.task_ids.iter().any(|t| t.len() > 256) {
             return Err(Status::invalid_argument("task_ids: too many or too long"));
         }
-        let o = self.sched.heartbeat(&r.worker_id, &r.task_ids);
+        if r.rule_sets.len() > 256 || r.rule_sets.iter().any(|d| d.len() > 128) {
+            return Err(Status::invalid_argument("rule_sets: too many or too long"));
+        }
+        let o = self.sched.heartbeat(
+            &r.worker_id,
+            &r.task_ids,
+            r.memory_free_bytes,
+            &r.rule_sets,
+        );
         Ok(Response::new(v1::HeartbeatResponse {
             cancel_task_ids: o.cancel,
             reregister: o.reregister,
@@ -794,6 +827,10 @@ impl Cluster for ClusterService {
                 .into(),
                 tasks_done: w.tasks_done,
                 bytes_done: w.bytes_done,
+                site: w.site,
+                cores: w.cores,
+                memory_free_bytes: w.memory_free_bytes,
+                capabilities: w.capabilities,
             })
             .collect();
         Ok(Response::new(v1::ListWorkersResponse { workers }))

@@ -44,6 +44,14 @@ pub struct Args {
     /// scheduler (then the URL is https://).
     #[arg(long, env = "TRAWL_WORKER_TLS")]
     pub tls: Option<PathBuf>,
+    /// The site this worker runs at (a label such as `paris-lab`): the
+    /// dashboard's capacity map groups workers by site.
+    #[arg(long, env = "TRAWL_SITE")]
+    pub site: Option<String>,
+    /// A specialised capability to announce (repeatable), such as
+    /// `gpu:A100` or `format:aff4`.
+    #[arg(long = "capability")]
+    pub capabilities: Vec<String>,
     /// Optional TOML configuration file (keys as the flags).
     #[arg(long, env = "TRAWL_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -58,6 +66,8 @@ struct FileConfig {
     evidence_roots: Option<Vec<PathBuf>>,
     worker_id: Option<String>,
     tls: Option<PathBuf>,
+    site: Option<String>,
+    capabilities: Option<Vec<String>>,
 }
 
 /// The worker configuration `args` describe (file, then environment and
@@ -92,6 +102,22 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
     };
     cfg.worker_id = args.worker_id.or(file.worker_id);
     cfg.tls = args.tls.or(file.tls);
+    cfg.site = args.site.or(file.site).unwrap_or_default();
+    cfg.capabilities = if args.capabilities.is_empty() {
+        file.capabilities.unwrap_or_default()
+    } else {
+        args.capabilities
+    };
+    if cfg.site.len() > 128 || cfg.site.chars().any(char::is_control) {
+        anyhow::bail!("--site: at most 128 characters, no control characters");
+    }
+    if let Some(c) = cfg
+        .capabilities
+        .iter()
+        .find(|c| c.is_empty() || c.len() > 128 || c.starts_with("ruleset:"))
+    {
+        anyhow::bail!("--capability {c:?}: 1 to 128 characters, not ruleset: (reported by the worker itself)");
+    }
     cfg.drain_timeout = Duration::from_secs(args.drain_seconds);
     cfg.task_delay = Duration::from_millis(args.fault_delay_ms);
     Ok(cfg)

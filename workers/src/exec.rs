@@ -31,6 +31,9 @@ pub struct ExecContext {
     pub rt: Handle,
     evidence: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<JobEvidence>>>>,
     analyzers: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<JobAnalyzers>>>>>,
+    /// Digests of the rule sets compiled here recently (newest last), told
+    /// to the scheduler with each heartbeat (the capacity map).
+    rule_sets: Mutex<std::collections::VecDeque<String>>,
 }
 
 const CACHE_JOBS: usize = 32;
@@ -52,7 +55,13 @@ impl ExecContext {
             rt,
             evidence: Mutex::new(HashMap::new()),
             analyzers: Mutex::new(HashMap::new()),
+            rule_sets: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// The rule sets compiled here recently.
+    pub fn rule_sets(&self) -> Vec<String> {
+        self.rule_sets.lock().iter().cloned().collect()
     }
 
     /// Whether every segment resolves (symbolic links followed) under this
@@ -143,9 +152,16 @@ impl ExecContext {
                 "rule set digest mismatch: asked for {digest}, received {got}"
             ));
         }
-        tokio::task::spawn_blocking(move || yara::rule_set(&sources, strict))
+        let set = tokio::task::spawn_blocking(move || yara::rule_set(&sources, strict))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let mut known = self.rule_sets.lock();
+        known.retain(|d| d != digest);
+        known.push_back(digest.to_string());
+        while known.len() > CACHE_JOBS {
+            known.pop_front();
+        }
+        Ok(set)
     }
 
     /// The job's analyzers, built once per job even when several of its

@@ -48,6 +48,12 @@ pub struct WorkerConfig {
     /// by `trawl-scheduler worker enroll`; required by an initialised
     /// scheduler.
     pub tls: Option<PathBuf>,
+    /// The site this worker runs at (`--site`): the capacity map groups
+    /// workers by it.
+    pub site: String,
+    /// Specialised capabilities announced beyond what every worker does
+    /// (`--capability gpu:NAME`, ...).
+    pub capabilities: Vec<String>,
 }
 
 impl Default for WorkerConfig {
@@ -68,6 +74,8 @@ impl Default for WorkerConfig {
             max_message_bytes: 1 << 30,
             task_delay: Duration::ZERO,
             tls: None,
+            site: String::new(),
+            capabilities: Vec::new(),
         }
     }
 }
@@ -80,11 +88,33 @@ pub fn hostname() -> String {
 }
 
 fn memory_bytes() -> u64 {
+    meminfo("MemTotal:")
+}
+
+/// Memory available for new work (`MemAvailable`).
+fn memory_free_bytes() -> u64 {
+    meminfo("MemAvailable:")
+}
+
+/// What every worker of this build can do, with the announced extras:
+/// YARA, the evidence containers it opens.
+fn capabilities(extra: &[String]) -> Vec<String> {
+    let mut c: Vec<String> = ["yara", "format:raw", "format:split", "format:ewf"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    c.extend(extra.iter().cloned());
+    c.sort();
+    c.dedup();
+    c
+}
+
+fn meminfo(key: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
         })
@@ -288,6 +318,10 @@ async fn register(
                     .collect(),
                 version: trawl_core::TOOL_VERSION.into(),
                 protocol: trawl_proto::PROTOCOL_VERSION as i32,
+                site: cfg.site.clone(),
+                cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                memory_free_bytes: memory_free_bytes(),
+                capabilities: capabilities(&cfg.capabilities),
                 ..Default::default()
             }),
         };
@@ -334,6 +368,8 @@ async fn heartbeat_loop(
                 worker_id: id,
                 task_ids: ids,
                 free_slots: 0,
+                memory_free_bytes: memory_free_bytes(),
+                rule_sets: ctx.rule_sets(),
             })
             .await
         {

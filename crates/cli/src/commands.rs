@@ -394,6 +394,10 @@ pub fn job_json(j: &v1::Job) -> serde_json::Value {
             "tasks_done": p.tasks_done, "tasks_total": p.tasks_total, "tasks_failed": p.tasks_failed,
             "throughput_bps": p.throughput_bps.round(), "eta_seconds": (p.eta_seconds * 10.0).round() / 10.0,
             "findings": p.findings,
+            // Final: the merged report's counts (report.json `counts`);
+            // otherwise provisional sums over the shards done so far.
+            "findings_final": p.findings_final,
+            "carved_per_type": p.carved_per_type,
         },
         "error": j.error,
         "limitations": j.limitations.iter().map(|l| json!({"start": l.start, "end": l.end, "task": l.task_id, "error": l.error, "attempts": l.attempts})).collect::<Vec<_>>(),
@@ -531,12 +535,24 @@ fn findings_line(p: &v1::Progress) -> String {
     let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
     f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     if f.is_empty() {
-        return "none yet".into();
+        return if p.findings_final {
+            "none".into()
+        } else {
+            "none yet".into()
+        };
     }
-    f.iter()
+    let list = f
+        .iter()
         .map(|(k, n)| format!("{k} {n}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if p.findings_final {
+        list
+    } else {
+        // Per-shard sums before the exact merge: overlaps and whole-image
+        // YARA rules are settled when the job completes.
+        format!("{list} (provisional)")
+    }
 }
 
 /// One line of `watch` without a terminal.

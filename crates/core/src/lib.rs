@@ -9,6 +9,7 @@
 //! assert_eq!(plan.shard(2).unwrap().scan_end, 10_000);
 //! ```
 
+pub mod counts;
 pub mod error;
 pub mod finding;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod size;
 pub mod spec;
 
+pub use counts::Counts;
 pub use error::CoreError;
 pub use finding::{
     ByteRun, CarvedFile, Feature, Note, PiecewiseHash, ScannerStat, YaraMatch, YaraString,

@@ -3,7 +3,6 @@
 use crate::JobResults;
 use crate::paths::{NameError, Refused, RelPath, ReportDir};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -127,28 +126,7 @@ fn write_piecewise(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
 }
 
 fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
-    let mut features_per_scanner: BTreeMap<&str, u64> = BTreeMap::new();
-    for f in &r.features {
-        *features_per_scanner.entry(f.scanner.as_str()).or_default() += 1;
-    }
-    let mut carved_per_type: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &r.carved {
-        *carved_per_type.entry(c.file_type.as_str()).or_default() += 1;
-    }
-    let counts = json!({
-        "hash": { "piecewise_windows": r.piecewise.len() },
-        "features": { "total": r.features.len(), "per_scanner": features_per_scanner },
-        "carve": {
-            "total": r.carved.len(),
-            "validated": r.carved.iter().filter(|c| c.validated).count(),
-            "per_type": carved_per_type,
-        },
-        "yara": {
-            "matches": r.yara.len(),
-            "image_matches": r.yara.iter().filter(|m| m.target == "image").count(),
-            "carved_matches": r.yara.iter().filter(|m| m.target != "image").count(),
-        },
-    });
+    let counts = crate::counts(r);
     let doc = json!({
         "tool": { "name": r.provenance.tool, "version": r.provenance.version },
         "job_id": r.job_id,

@@ -96,6 +96,51 @@ pub struct JobRecord {
     pub limitations: Vec<LimitationRecord>,
     /// Versions of the record, for watchers.
     pub version: u64,
+    /// The final counts of the merged results, set with the completed
+    /// state (`trawl_report::counts`): what every view shows once the job
+    /// is complete.
+    #[serde(default)]
+    pub counts: Option<trawl_core::Counts>,
+    /// Progress over time, kept when the job ends: (unix ms, shard bytes
+    /// done), one point per finished shard task (at most
+    /// [`THROUGHPUT_POINTS`], evenly thinned).
+    #[serde(default)]
+    pub throughput: Vec<(i64, u64)>,
+}
+
+/// The most points a job's stored throughput series keeps.
+pub const THROUGHPUT_POINTS: usize = 512;
+
+/// The (time, cumulative bytes) series of finished shard tasks: one point
+/// per finish time, thinned evenly to at most [`THROUGHPUT_POINTS`] (the
+/// first and last kept), starting at (`started_ms`, 0).
+pub fn throughput_series(started_ms: i64, tasks: &[TaskRecord]) -> Vec<(i64, u64)> {
+    let mut done: Vec<(i64, u64)> = tasks
+        .iter()
+        .filter(|t| t.kind == TaskKind::Shard && t.state == TaskState::Done && t.finished_ms > 0)
+        .map(|t| (t.finished_ms, t.bytes))
+        .collect();
+    done.sort_unstable();
+    let mut out: Vec<(i64, u64)> = Vec::with_capacity(done.len() + 1);
+    if started_ms > 0 {
+        out.push((started_ms, 0));
+    }
+    let mut total = 0u64;
+    for (ms, b) in done {
+        total += b;
+        match out.last_mut() {
+            Some(last) if last.0 == ms => last.1 = total,
+            _ => out.push((ms.max(out.last().map_or(ms, |l| l.0)), total)),
+        }
+    }
+    if out.len() > THROUGHPUT_POINTS {
+        let n = out.len();
+        let keep = THROUGHPUT_POINTS;
+        out = (0..keep)
+            .map(|i| out[i * (n - 1) / (keep - 1)])
+            .collect();
+    }
+    out
 }
 
 /// What a task does.
@@ -184,6 +229,9 @@ pub struct TaskRecord {
     /// YARA_CARVED: the carved files to scan.
     #[serde(default)]
     pub carved: Vec<trawl_core::CarvedFile>,
+    /// When the accepted result arrived (unix ms; 0 until done).
+    #[serde(default)]
+    pub finished_ms: i64,
 }
 
 /// An upload in the content-addressed evidence store.
@@ -249,4 +297,18 @@ pub struct WorkerRecord {
     pub last_heartbeat_ms: i64,
     pub tasks_done: u64,
     pub bytes_done: u64,
+    /// The site label the worker was started with (`--site`).
+    #[serde(default)]
+    pub site: String,
+    /// Logical CPUs of the worker's machine.
+    #[serde(default)]
+    pub cores: u32,
+    /// Available memory at the last heartbeat.
+    #[serde(default)]
+    pub memory_free_bytes: u64,
+    /// What the worker can do beyond the common analyses: `yara`,
+    /// `gpu:NAME`, evidence formats (`format:ewf`), and the rule sets it
+    /// has compiled (`ruleset:DIGEST`, set by the scheduler).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }

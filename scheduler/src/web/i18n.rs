@@ -1,4 +1,247 @@
-//! English and French, chosen by the browser's `Accept-Language`.
+//! English and French, chosen by the browser's `Accept-Language`: every
+//! text of the dashboard ([`TEXTS`]), and numbers, sizes, percentages,
+//! dates and durations formatted per language.
+//!
+//! Pages take their words from [`Lang::t`] (a fixed key) or [`Lang::word`]
+//! (a state, role, finding kind... known at run time); a key missing from
+//! [`TEXTS`] shows as `⟦key⟧`, which the tests look for (a unit test over
+//! the page sources, and the browser test over every page in French).
+
+/// (key, English, French).
+pub const TEXTS: &[(&str, &str, &str)] = &[
+    (
+        "title",
+        "trawl — case dashboard",
+        "trawl — tableau de bord des affaires",
+    ),
+    ("cases", "Cases", "Affaires"),
+    ("case", "Case", "Affaire"),
+    ("pool", "Pool", "Parc"),
+    ("capacity", "Capacity map", "Carte des capacités"),
+    ("indicators", "Indicators", "Indicateurs"),
+    ("sign_in", "Sign in", "Connexion"),
+    ("sign_out", "Sign out", "Déconnexion"),
+    ("token", "Access token", "Jeton d'accès"),
+    ("signed_in_as", "Signed in as", "Connecté en tant que"),
+    ("job", "Job", "Traitement"),
+    ("jobs", "Jobs", "Traitements"),
+    ("state", "State", "État"),
+    ("submitter", "Submitter", "Déposant"),
+    ("evidence", "Evidence", "Scellé"),
+    ("size", "Size", "Taille"),
+    ("format", "Format", "Format"),
+    ("progress", "Progress", "Avancement"),
+    ("throughput", "Throughput", "Débit"),
+    ("eta", "Time left", "Temps restant"),
+    ("findings", "Findings", "Résultats"),
+    ("kind", "Kind", "Type"),
+    ("count", "Count", "Nombre"),
+    ("cancel", "Cancel the job", "Annuler le traitement"),
+    (
+        "download",
+        "Download the report (tar)",
+        "Télécharger le rapport (tar)",
+    ),
+    ("quarantined", "Parts not examined", "Parties non examinées"),
+    ("none", "None", "Aucun"),
+    ("reason", "Reason", "Motif"),
+    ("bytes_range", "Bytes", "Octets"),
+    ("task", "Task", "Tâche"),
+    ("attempts", "Attempts", "Tentatives"),
+    ("top_features", "Top features", "Principaux éléments"),
+    (
+        "top_features_note",
+        "Features seen at least twice, most frequent first (at most 10 per scanner).",
+        "Éléments vus au moins deux fois, les plus fréquents d'abord (10 au plus par détecteur).",
+    ),
+    ("scanner", "Scanner", "Détecteur"),
+    ("feature", "Feature", "Élément"),
+    ("yara_hits", "YARA hits", "Détections YARA"),
+    ("rule", "Rule", "Règle"),
+    ("family", "Rule family", "Famille de règles"),
+    (
+        "when_complete",
+        "Shown when the job is complete.",
+        "Affiché lorsque le traitement est terminé.",
+    ),
+    ("worker", "Worker", "Nœud"),
+    ("host", "Host", "Hôte"),
+    ("slots", "Slots", "Emplacements"),
+    ("load", "Load", "Charge"),
+    ("memory", "Memory", "Mémoire"),
+    ("memory_total", "Memory (total)", "Mémoire (totale)"),
+    ("memory_free", "Memory (free)", "Mémoire (libre)"),
+    ("cores", "Cores", "Cœurs"),
+    ("roots", "Evidence roots", "Racines des scellés"),
+    ("heartbeat", "Last heartbeat", "Dernier signal"),
+    ("health", "Health", "Santé"),
+    ("tasks", "Tasks", "Tâches"),
+    ("bytes", "Bytes processed", "Octets traités"),
+    (
+        "bytes_note",
+        "Bytes processed count each evidence byte once per pass over the evidence: the shard analyses are one pass, stream hashing (MD5/SHA-1/SHA-256) another.",
+        "Les octets traités comptent chaque octet du scellé une fois par passe : les analyses par fragment forment une passe, le hachage en flux (MD5/SHA-1/SHA-256) une autre.",
+    ),
+    ("month", "Month", "Mois"),
+    ("images", "Images", "Images"),
+    ("mean_ttr", "Mean time to result", "Délai moyen de résultat"),
+    ("p90_ttr", "90th percentile time to result", "Délai de résultat (90e centile)"),
+    ("export_csv", "Export as CSV", "Exporter en CSV"),
+    (
+        "forbidden",
+        "Access denied: this job belongs to a case you are not assigned to.",
+        "Accès refusé : ce traitement relève d'une affaire qui ne vous est pas attribuée.",
+    ),
+    ("forbidden_title", "403 — Forbidden", "403 — Accès refusé"),
+    ("unauth_title", "401 — Sign in required", "401 — Connexion requise"),
+    (
+        "unauth",
+        "Your session is missing or has expired.",
+        "Votre session est absente ou a expiré.",
+    ),
+    (
+        "bad_token",
+        "This token was not accepted (unknown, expired or revoked).",
+        "Ce jeton n'a pas été accepté (inconnu, expiré ou révoqué).",
+    ),
+    ("not_found", "Not found", "Introuvable"),
+    ("no_jobs", "No jobs.", "Aucun traitement."),
+    ("no_workers", "No workers.", "Aucun nœud."),
+    ("submitted", "Submitted", "Déposé"),
+    ("started", "Started", "Commencé"),
+    ("finished", "Finished", "Terminé"),
+    ("duration", "Duration", "Durée"),
+    ("analyses", "Analyses", "Analyses"),
+    ("settings", "Settings", "Paramètres"),
+    ("shard_size", "Shard size", "Taille des fragments"),
+    ("priority", "Priority", "Priorité"),
+    ("rule_set", "Rule set", "Jeu de règles"),
+    ("digest", "Digest", "Empreinte"),
+    ("scanners", "Feature scanners", "Détecteurs d'éléments"),
+    ("carve_types", "Carved types", "Types extraits"),
+    ("piecewise", "Piecewise window", "Fenêtre de hachage par blocs"),
+    ("hashes", "Evidence hashes", "Empreintes du scellé"),
+    ("stored_hashes", "Hashes stored by the imaging tool", "Empreintes enregistrées par l'outil d'acquisition"),
+    ("outcome", "Outcome", "Issue"),
+    ("passes", "Passes over the evidence", "Passes sur le scellé"),
+    ("pass_shards", "shard analyses", "analyses par fragment"),
+    ("pass_stream", "stream hashing", "hachage en flux"),
+    ("evidence_read", "Evidence read", "Scellé lu"),
+    ("facts", "Facts", "Faits"),
+    ("provisional", "provisional", "provisoire"),
+    (
+        "provisional_note",
+        "Provisional: sums over the shards done so far; the counts become the report's when the job completes.",
+        "Provisoire : sommes sur les fragments déjà traités ; les nombres deviennent ceux du rapport à la fin du traitement.",
+    ),
+    (
+        "final_note",
+        "Final: the counts of the merged report (report.json).",
+        "Définitif : les nombres du rapport fusionné (report.json).",
+    ),
+    ("carved_per_type", "Carved files per type", "Fichiers extraits par type"),
+    ("file_type", "File type", "Type de fichier"),
+    ("validated", "Validated", "Validés"),
+    ("findings_per_kind", "Findings per kind", "Résultats par type"),
+    ("throughput_chart", "Throughput over time", "Débit au fil du temps"),
+    ("time_s", "Time since start", "Temps depuis le début"),
+    ("rate_axis", "Throughput", "Débit"),
+    ("no_series", "No progress recorded yet.", "Aucun avancement enregistré pour l'instant."),
+    ("chart_table", "The chart's data", "Les données du graphique"),
+    ("elapsed", "Elapsed", "Écoulé"),
+    ("done_bytes", "Bytes done", "Octets traités"),
+    ("filter", "Filter", "Filtrer"),
+    ("all", "all", "tous"),
+    ("from", "From", "Du"),
+    ("to", "To", "Au"),
+    ("sort", "Sort by", "Trier par"),
+    ("apply", "Apply", "Appliquer"),
+    ("ascending", "ascending", "croissant"),
+    ("descending", "descending", "décroissant"),
+    ("reveal", "Reveal card numbers (audited)", "Afficher les numéros de carte (journalisé)"),
+    (
+        "masked_note",
+        "Card numbers are masked (first 6 and last 4 digits).",
+        "Les numéros de carte sont masqués (6 premiers et 4 derniers chiffres).",
+    ),
+    (
+        "revealed_note",
+        "Card numbers are shown in full; this viewing was recorded in the audit log.",
+        "Les numéros de carte sont affichés en entier ; cette consultation a été inscrite au journal d'audit.",
+    ),
+    ("site", "Site", "Site"),
+    ("no_site", "(no site)", "(sans site)"),
+    ("capabilities", "Capabilities", "Capacités"),
+    ("utilisation", "Utilisation", "Utilisation"),
+    ("load_chart", "Pool load over the last hours", "Charge du parc sur les dernières heures"),
+    ("busy_slots", "Busy slots", "Emplacements occupés"),
+    ("queue", "Queue per priority", "File d'attente par priorité"),
+    ("queued_jobs", "Jobs waiting", "Traitements en attente"),
+    ("queued_tasks", "Tasks queued", "Tâches en attente"),
+    ("site_summary", "Sites", "Sites"),
+    ("workers_up", "Workers up", "Nœuds actifs"),
+    ("free_slots", "Free slots", "Emplacements libres"),
+    ("saturated", "saturated", "saturé"),
+    ("available", "capacity available", "capacité disponible"),
+    ("time_utc", "Time (UTC)", "Heure (UTC)"),
+    ("findings_per_month", "Findings per month, by kind", "Résultats par mois, par type"),
+    ("activity_per_month", "Images and bytes per month", "Images et octets par mois"),
+    ("ttr_per_month", "Time to result per month", "Délai de résultat par mois"),
+    ("jobs_completed", "Jobs completed", "Traitements terminés"),
+    ("total", "total", "total"),
+    ("images_with", "Images with this kind", "Images concernées"),
+    ("version", "Version", "Version"),
+    ("error", "Error", "Erreur"),
+    ("s_ago", "ago", "il y a"),
+    ("yes", "yes", "oui"),
+    ("no", "no", "non"),
+    // States.
+    ("state.queued", "queued", "en attente"),
+    ("state.running", "running", "en cours"),
+    ("state.completed", "completed", "terminé"),
+    ("state.failed", "failed", "échoué"),
+    ("state.cancelled", "cancelled", "annulé"),
+    // Roles.
+    ("role.investigator", "investigator", "enquêteur"),
+    ("role.case_officer", "case officer", "officier de dossier"),
+    ("role.admin", "administrator", "administrateur"),
+    ("role.worker", "worker", "nœud"),
+    ("role.local", "local user", "utilisateur local"),
+    // Health.
+    ("health.up", "up", "actif"),
+    ("health.lost", "lost", "perdu"),
+    // Analyses.
+    ("analysis.hash", "hashing", "hachage"),
+    ("analysis.carve", "carving", "extraction de fichiers"),
+    ("analysis.features", "features", "extraction d'éléments"),
+    ("analysis.yara", "YARA", "YARA"),
+    // Priorities.
+    ("priority.low", "low", "basse"),
+    ("priority.normal", "normal", "normale"),
+    ("priority.high", "high", "haute"),
+    ("priority.urgent", "urgent", "urgente"),
+    // Finding kinds.
+    ("kind.email", "e-mail addresses", "adresses électroniques"),
+    ("kind.url", "URLs", "URL"),
+    ("kind.domain", "domain names", "noms de domaine"),
+    ("kind.ipv4", "IPv4 addresses", "adresses IPv4"),
+    ("kind.ipv6", "IPv6 addresses", "adresses IPv6"),
+    ("kind.ether", "Ethernet addresses", "adresses Ethernet"),
+    ("kind.ccn", "card numbers", "numéros de carte"),
+    ("kind.iban", "IBANs", "IBAN"),
+    ("kind.phone", "phone numbers", "numéros de téléphone"),
+    ("kind.bitcoin", "Bitcoin addresses", "adresses Bitcoin"),
+    ("kind.find", "keyword hits", "mots-clés trouvés"),
+    ("kind.alerts", "alerts (stop list)", "alertes (liste d'arrêt)"),
+    ("kind.carved", "carved files", "fichiers extraits"),
+    ("kind.yara", "YARA matches", "correspondances YARA"),
+    ("kind.stopped", "stopped", "écartés"),
+    // Capabilities.
+    ("cap.yara", "YARA", "YARA"),
+    ("cap.format", "container", "conteneur"),
+    ("cap.ruleset", "rule set cached", "jeu de règles en cache"),
+    ("cap.gpu", "GPU", "GPU"),
+];
 
 /// A language of the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,81 +285,195 @@ impl Lang {
         }
     }
 
-    /// The text of `key` in this language (the key itself when missing).
+    fn lookup(self, key: &str) -> Option<&'static str> {
+        TEXTS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, en, fr)| if self == Lang::Fr { *fr } else { *en })
+    }
+
+    /// The text of `key` in this language; `⟦key⟧` when missing (the
+    /// tests fail on it).
     pub fn t(self, key: &'static str) -> &'static str {
-        let fr = self == Lang::Fr;
-        let pick = |en: &'static str, f: &'static str| if fr { f } else { en };
-        match key {
-            "title" => pick(
-                "trawl — case dashboard",
-                "trawl — tableau de bord des affaires",
-            ),
-            "cases" => pick("Cases", "Affaires"),
-            "case" => pick("Case", "Affaire"),
-            "pool" => pick("Pool", "Parc"),
-            "indicators" => pick("Indicators", "Indicateurs"),
-            "sign_in" => pick("Sign in", "Connexion"),
-            "sign_out" => pick("Sign out", "Déconnexion"),
-            "token" => pick("Access token", "Jeton d'accès"),
-            "signed_in_as" => pick("Signed in as", "Connecté en tant que"),
-            "job" => pick("Job", "Traitement"),
-            "jobs" => pick("Jobs", "Traitements"),
-            "state" => pick("State", "État"),
-            "submitter" => pick("Submitter", "Déposant"),
-            "evidence" => pick("Evidence", "Scellé"),
-            "progress" => pick("Progress", "Avancement"),
-            "throughput" => pick("Throughput", "Débit"),
-            "eta" => pick("Time left", "Temps restant"),
-            "findings" => pick("Findings", "Résultats"),
-            "kind" => pick("Kind", "Type"),
-            "count" => pick("Count", "Nombre"),
-            "cancel" => pick("Cancel the job", "Annuler le traitement"),
-            "download" => pick("Download the report (tar)", "Télécharger le rapport (tar)"),
-            "quarantined" => pick("Parts not examined", "Parties non examinées"),
-            "none" => pick("None", "Aucune"),
-            "reason" => pick("Reason", "Motif"),
-            "top_features" => pick("Top features", "Principaux éléments"),
-            "yara_hits" => pick("YARA hits", "Détections YARA"),
-            "rule" => pick("Rule", "Règle"),
-            "family" => pick("Rule family", "Famille de règles"),
-            "when_complete" => pick(
-                "Shown when the job is complete.",
-                "Affiché lorsque le traitement est terminé.",
-            ),
-            "worker" => pick("Worker", "Nœud"),
-            "host" => pick("Host", "Hôte"),
-            "slots" => pick("Slots", "Emplacements"),
-            "load" => pick("Load", "Charge"),
-            "memory" => pick("Memory", "Mémoire"),
-            "roots" => pick("Evidence roots", "Racines des scellés"),
-            "heartbeat" => pick("Last heartbeat", "Dernier signal"),
-            "health" => pick("Health", "Santé"),
-            "tasks" => pick("Tasks", "Tâches"),
-            "bytes" => pick("Bytes processed", "Octets traités"),
-            "month" => pick("Month", "Mois"),
-            "images" => pick("Images", "Images"),
-            "mean_ttr" => pick("Mean time to result", "Délai moyen de résultat"),
-            "export_csv" => pick("Export as CSV", "Exporter en CSV"),
-            "forbidden" => pick(
-                "Access denied: this job belongs to a case you are not assigned to.",
-                "Accès refusé : ce traitement relève d'une affaire qui ne vous est pas attribuée.",
-            ),
-            "forbidden_title" => pick("403 — Forbidden", "403 — Accès refusé"),
-            "unauth_title" => pick("401 — Sign in required", "401 — Connexion requise"),
-            "unauth" => pick(
-                "Your session is missing or has expired.",
-                "Votre session est absente ou a expiré.",
-            ),
-            "bad_token" => pick(
-                "This token was not accepted (unknown, expired or revoked).",
-                "Ce jeton n'a pas été accepté (inconnu, expiré ou révoqué).",
-            ),
-            "not_found" => pick("Not found", "Introuvable"),
-            "no_jobs" => pick("No jobs.", "Aucun traitement."),
-            "no_workers" => pick("No workers.", "Aucun nœud."),
-            _ => key,
+        self.lookup(key).unwrap_or(MISSING)
+    }
+
+    /// A word known at run time: `group.value` (a state, role, finding
+    /// kind...) in this language. Values the table does not know (a rule
+    /// set's namespace, a scanner added later) are shown as they are;
+    /// `NAME_stopped` kinds read as the scanner's words plus "stopped".
+    pub fn word(self, group: &str, value: &str) -> String {
+        if let Some(w) = self.lookup(&format!("{group}.{value}")) {
+            return w.to_string();
+        }
+        if group == "kind"
+            && let Some(base) = value.strip_suffix("_stopped")
+            && let Some(w) = self.lookup(&format!("kind.{base}"))
+        {
+            return format!("{w} ({})", self.t("kind.stopped"));
+        }
+        value.to_string()
+    }
+
+    /// A whole number with the language's digit grouping (`12,345` /
+    /// `12 345` with a narrow no-break space).
+    pub fn int(self, n: u64) -> String {
+        let digits = n.to_string();
+        let sep = match self {
+            Lang::En => ",",
+            Lang::Fr => "\u{202f}",
+        };
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push_str(sep);
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// A number with `decimals` places (`1,234.5` / `1 234,5`).
+    pub fn num(self, v: f64, decimals: usize) -> String {
+        if !v.is_finite() {
+            return "-".into();
+        }
+        let neg = v < 0.0;
+        let s = format!("{:.*}", decimals, v.abs());
+        let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
+        let whole = self.int(whole.parse().unwrap_or(0));
+        let mark = match self {
+            Lang::En => ".",
+            Lang::Fr => ",",
+        };
+        let mut o = String::new();
+        if neg {
+            o.push('-');
+        }
+        o.push_str(&whole);
+        if !frac.is_empty() {
+            o.push_str(mark);
+            o.push_str(frac);
+        }
+        o
+    }
+
+    /// A fraction (0..1) as a percentage: `99.1 %` / `99,1 %` (no-break
+    /// space before the sign).
+    pub fn pct(self, f: f64) -> String {
+        format!("{}\u{a0}%", self.num(f * 100.0, 1))
+    }
+
+    /// A size in binary units: `320.0 MiB` / `320,0 Mio`.
+    pub fn bytes(self, n: u64) -> String {
+        const EN: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+        const FR: [&str; 6] = ["o", "Kio", "Mio", "Gio", "Tio", "Pio"];
+        let units = if self == Lang::Fr { FR } else { EN };
+        let mut v = n as f64;
+        let mut i = 0;
+        while v >= 1024.0 && i + 1 < units.len() {
+            v /= 1024.0;
+            i += 1;
+        }
+        if i == 0 {
+            format!("{}\u{a0}{}", self.int(n), units[0])
+        } else {
+            format!("{}\u{a0}{}", self.num(v, 1), units[i])
         }
     }
+
+    /// A rate: `99.1 MiB/s` / `99,1 Mio/s`.
+    pub fn rate(self, bytes_per_s: f64) -> String {
+        format!("{}/s", self.bytes(bytes_per_s.max(0.0) as u64))
+    }
+
+    /// A duration: `1 h 02 min`, `3 min 20 s`, `4.2 s` / `4,2 s`.
+    pub fn duration_ms(self, ms: i64) -> String {
+        if ms < 0 {
+            return "-".into();
+        }
+        let s = ms / 1000;
+        if s >= 86_400 {
+            let j = if self == Lang::Fr { "j" } else { "d" };
+            format!("{} {j} {:02} h", s / 86_400, (s % 86_400) / 3600)
+        } else if s >= 3600 {
+            format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+        } else if s >= 60 {
+            format!("{} min {:02} s", s / 60, s % 60)
+        } else {
+            format!("{} s", self.num(ms as f64 / 1000.0, 1))
+        }
+    }
+
+    /// A time left in seconds (`-` when unknown).
+    pub fn eta(self, secs: f64) -> String {
+        if !secs.is_finite() || secs <= 0.0 {
+            return "-".into();
+        }
+        self.duration_ms((secs * 1000.0).round() as i64)
+    }
+
+    /// A Unix time in ms as a date and time, UTC: `2026-12-06 21:10:00 UTC`
+    /// / `06/12/2026 21:10:00 UTC`; `-` for none.
+    pub fn datetime(self, ms: i64) -> String {
+        if ms <= 0 {
+            return "-".into();
+        }
+        let Ok(t) = time::OffsetDateTime::from_unix_timestamp(ms / 1000) else {
+            return ms.to_string();
+        };
+        let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
+        let (h, mi, s) = (t.hour(), t.minute(), t.second());
+        match self {
+            Lang::En => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC"),
+            Lang::Fr => format!("{d:02}/{mo:02}/{y:04} {h:02}:{mi:02}:{s:02} UTC"),
+        }
+    }
+
+    /// A time relative to `now_ms` (`3 s ago` / `il y a 3 s`) as a
+    /// `<time>` element with the absolute time on hover.
+    pub fn ago(self, ms: i64, now_ms: i64) -> String {
+        if ms <= 0 {
+            return "-".into();
+        }
+        let secs = (now_ms - ms).max(0) / 1000;
+        let d = if secs < 60 {
+            format!("{secs} s")
+        } else {
+            self.duration_ms(secs * 1000)
+        };
+        let rel = match self {
+            Lang::En => format!("{d} {}", self.t("s_ago")),
+            Lang::Fr => format!("{} {d}", self.t("s_ago")),
+        };
+        format!(
+            "<time datetime=\"{}\" title=\"{}\">{rel}</time>",
+            iso(ms),
+            self.datetime(ms)
+        )
+    }
+
+    /// A month `YYYY-MM` as people read it (`2026-12` / `12/2026`).
+    pub fn month(self, m: &str) -> String {
+        match (self, m.split_once('-')) {
+            (Lang::Fr, Some((y, mo))) => format!("{mo}/{y}"),
+            _ => m.to_string(),
+        }
+    }
+}
+
+/// What [`Lang::t`] shows for a key it does not know.
+pub const MISSING: &str = "⟦missing translation⟧";
+
+/// A Unix time in ms as RFC 3339 (UTC).
+pub fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -131,5 +488,81 @@ mod tests {
         assert_eq!(Lang::from_accept(Some("de")), Lang::En);
         assert_eq!(Lang::from_accept(None), Lang::En);
         assert_eq!(Lang::Fr.t("cases"), "Affaires");
+    }
+
+    #[test]
+    fn numbers_sizes_and_times_per_language() {
+        assert_eq!(Lang::En.int(1_234_567), "1,234,567");
+        assert_eq!(Lang::Fr.int(1_234_567), "1\u{202f}234\u{202f}567");
+        assert_eq!(Lang::En.pct(1.0), "100.0\u{a0}%");
+        assert_eq!(Lang::Fr.pct(1.0), "100,0\u{a0}%");
+        assert_eq!(Lang::En.bytes(320 << 20), "320.0\u{a0}MiB");
+        assert_eq!(Lang::Fr.bytes(320 << 20), "320,0\u{a0}Mio");
+        assert_eq!(Lang::Fr.bytes(12), "12\u{a0}o");
+        assert_eq!(Lang::Fr.rate(99.1 * 1048576.0), "99,1\u{a0}Mio/s");
+        assert_eq!(Lang::En.duration_ms(200_400), "3 min 20 s");
+        assert_eq!(Lang::Fr.duration_ms(4_200), "4,2 s");
+        assert_eq!(Lang::En.duration_ms(3_725_000), "1 h 02 min");
+        assert_eq!(Lang::En.datetime(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(Lang::Fr.datetime(1_700_000_000_000), "14/11/2023 22:13:20 UTC");
+        let a = Lang::Fr.ago(1_700_000_000_000, 1_700_000_003_000);
+        assert!(a.contains(">il y a 3 s</time>"), "{a}");
+        assert!(a.contains("title=\"14/11/2023 22:13:20 UTC\""), "{a}");
+        assert_eq!(Lang::Fr.num(-1234.56, 1), "-1\u{202f}234,6");
+        assert_eq!(Lang::Fr.month("2026-12"), "12/2026");
+    }
+
+    #[test]
+    fn words_known_at_run_time() {
+        assert_eq!(Lang::Fr.word("state", "completed"), "terminé");
+        assert_eq!(Lang::Fr.word("role", "case_officer"), "officier de dossier");
+        assert_eq!(Lang::Fr.word("kind", "email"), "adresses électroniques");
+        assert_eq!(
+            Lang::Fr.word("kind", "email_stopped"),
+            "adresses électroniques (écartés)"
+        );
+        assert_eq!(Lang::Fr.word("kind", "my_family"), "my_family");
+        assert_eq!(Lang::Fr.t("no_such_key"), MISSING);
+    }
+
+    /// Every key is unique and has both texts; every French text differs
+    /// from the English one unless the word is the same in both languages.
+    #[test]
+    fn the_table_is_complete() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, en, fr) in TEXTS {
+            assert!(seen.insert(*k), "duplicate key {k}");
+            assert!(!en.is_empty() && !fr.is_empty(), "{k}");
+        }
+    }
+
+    /// Every key a page asks for is in the table: the sources of the pages
+    /// are read for `t("...")` calls and `word("group", ...)` groups.
+    #[test]
+    fn every_key_used_by_a_page_has_a_translation() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("pages.rs"),
+            include_str!("charts.rs"),
+        ];
+        let mut missing = Vec::new();
+        let mut used = 0;
+        for src in sources {
+            for part in src.split(".t(\"").skip(1) {
+                let key = part.split('"').next().unwrap_or("");
+                used += 1;
+                if Lang::En.lookup(key).is_none() {
+                    missing.push(key.to_string());
+                }
+            }
+            for part in src.split(".word(\"").skip(1) {
+                let group = part.split('"').next().unwrap_or("");
+                if !TEXTS.iter().any(|(k, _, _)| k.starts_with(&format!("{group}."))) {
+                    missing.push(format!("{group}.*"));
+                }
+            }
+        }
+        assert!(used > 50, "only {used} keys found: the scan is broken");
+        assert!(missing.is_empty(), "no translation for {missing:?}");
     }
 }

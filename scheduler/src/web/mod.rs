@@ -9,12 +9,13 @@
 //! users or rules is HTML-escaped ([`esc`]).
 
 mod archive;
+mod charts;
 mod i18n;
 mod pages;
 
 use crate::auth::Perm;
 use crate::core::{Caller, Scheduler};
-use axum::extract::{Extension, Form, Path, State};
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -338,6 +339,7 @@ async fn root() -> Response {
 async fn cases(
     State(w): State<Web>,
     Extension(peer): Extension<Peer>,
+    Query(q): Query<pages::CasesQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (l, c, s) = signed_in!(w, headers, peer);
@@ -347,7 +349,7 @@ async fn cases(
         .into_iter()
         .filter(|j| c.may(Perm::Read, j.spec.case_id.as_str()))
         .collect();
-    html(StatusCode::OK, pages::cases(l, &c, &s.csrf, &jobs))
+    html(StatusCode::OK, pages::cases(l, &c, &s.csrf, &jobs, &q))
 }
 
 /// A job the caller may `perm`, or the refusal page (audited).
@@ -375,6 +377,55 @@ async fn job_page(
         Ok(j) => j,
         Err(r) => return r,
     };
+    render_job(&w, l, &c, &s, job, false).await
+}
+
+/// Card numbers in full, for an investigator of the case: the viewing is
+/// audited (`web.reveal_card_numbers`). Other roles are refused (audited).
+async fn reveal(
+    State(w): State<Web>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (l, c, s) = signed_in!(w, headers, peer);
+    if !same(&s.csrf, &f.csrf) {
+        return csrf_refused(&w, &c, l, &id);
+    }
+    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    if c.role != crate::auth::Role::Investigator {
+        w.sched.audit(
+            &c,
+            "denied",
+            &id,
+            job.spec.case_id.as_str(),
+            "web: revealing card numbers is for investigators",
+        );
+        return forbidden(l, &c);
+    }
+    w.sched.audit(
+        &c,
+        "web.reveal_card_numbers",
+        &id,
+        job.spec.case_id.as_str(),
+        "web: card numbers shown in full",
+    );
+    render_job(&w, l, &c, &s, job, true).await
+}
+
+async fn render_job(
+    w: &Web,
+    l: Lang,
+    c: &Caller,
+    s: &Session,
+    job: trawl_store::JobRecord,
+    revealed: bool,
+) -> Response {
+    let id = job.job_id.clone();
     let summary = if job.state.is_final() {
         let sched = w.sched.clone();
         let id2 = id.clone();
@@ -386,18 +437,67 @@ async fn job_page(
         None
     };
     let wire = crate::service::wire_job(&job);
-    html(
-        StatusCode::OK,
-        pages::job(
-            l,
-            &c,
-            &s.csrf,
-            &job,
-            &wire,
-            summary.as_ref(),
-            c.may(Perm::Cancel, job.spec.case_id.as_str()),
-        ),
-    )
+    let tasks = w.sched.tasks_of(&id);
+    let view = pages::JobView {
+        job: &job,
+        wire: &wire,
+        tasks: &tasks,
+        summary: summary.as_ref(),
+        may_cancel: c.may(Perm::Cancel, job.spec.case_id.as_str()),
+        may_reveal: c.role == crate::auth::Role::Investigator,
+        revealed,
+    };
+    html(StatusCode::OK, pages::job(l, c, &s.csrf, &view))
+}
+
+/// A job's throughput chart (SVG), live while it runs.
+async fn job_throughput(
+    State(w): State<Web>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (l, c, _s) = signed_in!(w, headers, peer);
+    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    let tasks = w.sched.tasks_of(&id);
+    let (svg, _) = pages::throughput_chart(l, &pages::throughput_series(&job, &tasks));
+    svg_response(svg)
+}
+
+/// The pool's load chart (SVG).
+async fn pool_load(
+    State(w): State<Web>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let (l, c, _s) = signed_in!(w, headers, peer);
+    if !c.may(Perm::ReadPool, "") {
+        return forbidden(l, &c);
+    }
+    let (svg, _) = pages::load_chart(l, &w.sched.pool_view());
+    svg_response(svg)
+}
+
+fn svg_response(svg: String) -> Response {
+    let mut r = (StatusCode::OK, svg).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Live progress as server-sent events: one JSON object per update (twice
@@ -429,7 +529,7 @@ async fn job_events(
             }
             let fin = job.state.is_final();
             let wire = crate::service::wire_job(&job);
-            let ev = Event::default().data(pages::progress_json(&job, &wire).to_string());
+            let ev = Event::default().data(pages::progress_json(l, &job, &wire).to_string());
             Some((Ok::<_, std::convert::Infallible>(ev), (sched, id, fin)))
         }
     });
@@ -519,7 +619,7 @@ async fn pool(
     let hb = w.sched.config().heartbeat_ms as i64;
     html(
         StatusCode::OK,
-        pages::pool(l, &c, &s.csrf, &w.sched.workers(), hb),
+        pages::pool(l, &c, &s.csrf, &w.sched.pool_view(), hb),
     )
 }
 
@@ -587,6 +687,9 @@ fn router(w: Web) -> axum::Router {
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/events", get(job_events))
         .route("/jobs/{id}/cancel", post(cancel))
+        .route("/jobs/{id}/reveal", post(reveal))
+        .route("/jobs/{id}/throughput.svg", get(job_throughput))
+        .route("/pool/load.svg", get(pool_load))
         .route("/jobs/{id}/report.tar", get(download))
         .route("/pool", get(pool))
         .route("/indicators", get(indicators))
@@ -681,17 +784,40 @@ mod tests {
         .expect("a job record");
         job.spec.evidence_name = "<script>alert(1).dd".into();
         let summary = pages::Summary {
-            top_features: vec![("find".into(), "<script>alert(\"xss\")</script>".into(), 2)],
+            top_features: vec![
+                ("find".into(), "<script>alert(\"xss\")</script>".into(), 2),
+                ("ccn".into(), "4111111111111111".into(), 2),
+            ],
             yara: vec![("<ns>".into(), "<rule>".into(), 1)],
+            ..Default::default()
         };
         let wire = crate::service::wire_job(&job);
-        let page = pages::job(Lang::En, &c, "tok", &job, &wire, Some(&summary), true);
+        let view = |revealed| pages::JobView {
+            job: &job,
+            wire: &wire,
+            tasks: &[],
+            summary: Some(&summary),
+            may_cancel: true,
+            may_reveal: true,
+            revealed,
+        };
+        let page = pages::job(Lang::En, &c, "tok", &view(false));
+        // Card numbers masked unless revealed.
+        assert!(page.contains("411111••••••1111"), "{page}");
+        assert!(!page.contains("4111111111111111"), "{page}");
+        assert!(page.contains("id=\"reveal\""), "{page}");
+        let shown = pages::job(Lang::En, &c, "tok", &view(true));
+        assert!(shown.contains("4111111111111111"));
+        // French: no English word of the table, no missing key.
+        let fr = pages::job(Lang::Fr, &c, "tok", &view(false));
+        assert!(!fr.contains(i18n::MISSING), "{fr}");
+        assert!(fr.contains("numéros de carte"), "{fr}");
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(!page.contains("<script>x"), "{page}");
         assert!(!page.contains("<b>ivy"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1).dd"));
         assert!(page.contains("&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;"));
-        let list = pages::cases(Lang::Fr, &c, "tok", &[job]);
+        let list = pages::cases(Lang::Fr, &c, "tok", &[job], &Default::default());
         assert!(
             list.contains("Affaires") && !list.contains("<script>x"),
             "{list}"

@@ -340,7 +340,7 @@ async fn call(
             .heartbeat(v1::HeartbeatRequest {
                 worker_id: "worker-1@table".into(),
                 task_ids: vec![],
-                free_slots: 0,
+                ..Default::default()
             })
             .await
             .map(|_| ()),
