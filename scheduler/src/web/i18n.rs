@@ -71,6 +71,8 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("memory", "Memory", "Mémoire"),
     ("memory_total", "Memory (total)", "Mémoire (totale)"),
     ("memory_free", "Memory (free)", "Mémoire (libre)"),
+    ("memory_free_total", "Memory (free / total)", "Mémoire (libre / totale)"),
+    ("inline_rules", "rules given with the job", "règles fournies avec le traitement"),
     ("cores", "Cores", "Cœurs"),
     ("roots", "Evidence roots", "Racines des scellés"),
     ("heartbeat", "Last heartbeat", "Dernier signal"),

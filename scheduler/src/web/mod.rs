@@ -13,6 +13,9 @@ mod charts;
 mod i18n;
 mod pages;
 
+/// Every text of the dashboard: (key, English, French).
+pub use i18n::TEXTS;
+
 use crate::auth::Perm;
 use crate::core::{Caller, Scheduler};
 use axum::extract::{Extension, Form, Path, Query, State};

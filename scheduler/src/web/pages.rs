@@ -475,8 +475,19 @@ fn is_card(scanner: &str) -> bool {
 
 /// Findings per kind, most first, in words, with their counts.
 fn findings_rows(l: Lang, f: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = f.iter().map(|(k, n)| (l.word("kind", k), *n)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    findings_keyed(l, f)
+        .into_iter()
+        .map(|(_, w, n)| (w, n))
+        .collect()
+}
+
+/// Findings per kind, most first: (kind, words, count).
+fn findings_keyed(l: Lang, f: &BTreeMap<String, u64>) -> Vec<(String, String, u64)> {
+    let mut v: Vec<(String, String, u64)> = f
+        .iter()
+        .map(|(k, n)| (k.clone(), l.word("kind", k), *n))
+        .collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
     v
 }
 
@@ -531,37 +542,70 @@ pub fn throughput_series(j: &JobRecord, tasks: &[TaskRecord]) -> Vec<(i64, u64)>
     }
 }
 
-/// (seconds since start, bytes per second) between successive points,
-/// each rate drawn at the end of its interval.
+/// Most intervals the throughput chart is drawn over.
+const RATE_BUCKETS: i64 = 40;
+
+/// (seconds since start, mean bytes per second over the interval ending
+/// there): the run cut into at most [`RATE_BUCKETS`] equal intervals (no
+/// shorter than 100 ms), so that shards finishing together do not draw
+/// spikes.
 fn rates(series: &[(i64, u64)]) -> Vec<(f64, f64)> {
-    let Some(&(t0, _)) = series.first() else {
+    let (Some(&(t0, _)), Some(&(t1, _))) = (series.first(), series.last()) else {
         return Vec::new();
     };
+    let span = (t1 - t0).max(1);
+    let n = RATE_BUCKETS.min(span / 100).max(1);
+    let width = span as f64 / n as f64;
+    // Cumulative bytes at time t (the last point at or before t).
+    let at = |t: f64| -> u64 {
+        let i = series.partition_point(|p| (p.0 - t0) as f64 <= t);
+        if i == 0 { 0 } else { series[i - 1].1 }
+    };
     let mut out = vec![(0.0, 0.0)];
-    for w in series.windows(2) {
-        let dt = (w[1].0 - w[0].0) as f64 / 1000.0;
-        if dt <= 0.0 {
-            continue;
-        }
-        let rate = w[1].1.saturating_sub(w[0].1) as f64 / dt;
-        out.push(((w[1].0 - t0) as f64 / 1000.0, rate));
+    let mut prev = 0u64;
+    for k in 1..=n {
+        let end = if k == n { span as f64 } else { width * k as f64 };
+        let done = at(end);
+        out.push((end / 1000.0, done.saturating_sub(prev) as f64 / (width / 1000.0)));
+        prev = done;
     }
     out
 }
 
+/// The binary unit that shows `max` bytes best: (divisor, unit).
+fn byte_unit(l: Lang, max: f64) -> (f64, &'static str) {
+    let fr = l == Lang::Fr;
+    let units: [(&str, &str); 5] = [
+        ("B", "o"),
+        ("KiB", "Kio"),
+        ("MiB", "Mio"),
+        ("GiB", "Gio"),
+        ("TiB", "Tio"),
+    ];
+    let mut i = 0;
+    let mut d = 1.0;
+    while max >= d * 1024.0 && i + 1 < units.len() {
+        d *= 1024.0;
+        i += 1;
+    }
+    (d, if fr { units[i].1 } else { units[i].0 })
+}
+
 /// The throughput chart of a job (SVG) and its data table.
 pub fn throughput_chart(l: Lang, series: &[(i64, u64)]) -> (String, String) {
-    let pts = rates(series);
+    let raw = rates(series);
+    let (div, unit) = byte_unit(l, raw.iter().map(|p| p.1).fold(0.0, f64::max));
+    let pts: Vec<(f64, f64)> = raw.iter().map(|(t, r)| (*t, r / div)).collect();
     let secs = |v: f64| l.duration_ms((v * 1000.0) as i64);
-    let mib = |v: f64| l.rate(v);
+    let mib = |v: f64| l.num(v, if v.fract() == 0.0 { 0 } else { 1 });
     let svg = charts::line(
         "throughput-chart",
         l.t("throughput_chart"),
         &format!(
             "{} — {}",
             l.t("throughput_chart"),
-            pts.iter()
-                .map(|(t, r)| format!("{}: {}", secs(*t), mib(*r)))
+            raw.iter()
+                .map(|(t, r)| format!("{}: {}", secs(*t), l.rate(*r)))
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
@@ -570,7 +614,7 @@ pub fn throughput_chart(l: Lang, series: &[(i64, u64)]) -> (String, String) {
             fmt: &secs,
         },
         &Axis {
-            label: l.t("rate_axis").to_string(),
+            label: format!("{} ({unit}/s)", l.t("rate_axis")),
             fmt: &mib,
         },
         &[Series {
@@ -579,20 +623,16 @@ pub fn throughput_chart(l: Lang, series: &[(i64, u64)]) -> (String, String) {
         }],
     );
     let mut table = format!(
-        "<details><summary>{}</summary><table class=\"chart-data\" id=\"throughput-data\"><tr><th>{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
+        "<details><summary>{}</summary><table class=\"chart-data\" id=\"throughput-data\"><tr><th>{}</th><th class=\"num\">{}</th></tr>",
         l.t("chart_table"),
         l.t("elapsed"),
-        l.t("done_bytes"),
         l.t("throughput")
     );
-    let t0 = series.first().map_or(0, |p| p.0);
-    for (i, (t, b)) in series.iter().enumerate() {
-        let rate = pts.get(i).map_or(0.0, |p| p.1);
+    for (t, r) in &raw {
         table.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            l.duration_ms(t - t0),
-            l.bytes(*b),
-            l.rate(rate)
+            "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
+            secs(*t),
+            l.rate(*r)
         ));
     }
     table.push_str("</table></details>");
@@ -762,7 +802,9 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> String {
         settings.push_str(&format!(
             " · {}: {} ({}: <span class=\"mono\">{}</span>)",
             l.t("rule_set"),
-            if s.yara.ruleset_name.is_empty() {
+            if s.yara.ruleset_name.is_empty() && s.yara.sources.is_empty() {
+                l.t("inline_rules").to_string()
+            } else if s.yara.ruleset_name.is_empty() {
                 esc(&s
                     .yara
                     .sources
@@ -784,7 +826,8 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> String {
         &mut b,
         l.t("passes"),
         &format!(
-            "{} ({}) — {}: {}",
+            "<span data-passes=\"{}\">{}</span> ({}) — {}: {}",
+            ps.len(),
             l.int(ps.len() as u64),
             esc(&ps.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")),
             l.t("evidence_read"),
@@ -860,14 +903,15 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> String {
         l.t("kind"),
         l.t("count"),
     ));
-    let rows = findings_rows(l, &findings);
-    for (k, n) in &rows {
+    for (k, w, n) in findings_keyed(l, &findings) {
         b.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
-            esc(k),
-            l.int(*n)
+            "<tr data-kind=\"{}\" data-n=\"{n}\"><td>{}</td><td class=\"num\">{}</td></tr>",
+            esc(&k),
+            esc(&w),
+            l.int(n)
         ));
     }
+    let rows = findings_rows(l, &findings);
     b.push_str("</tbody></table>");
     if counts.is_some() && !rows.is_empty() {
         b.push_str(&count_bars(
@@ -903,7 +947,8 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> String {
         ));
         for (k, n) in &per {
             b.push_str(&format!(
-                "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
+                "<tr data-kind=\"{}\" data-n=\"{n}\"><td>{}</td><td class=\"num\">{}</td></tr>",
+                esc(k),
                 esc(k),
                 l.int(*n)
             ));
@@ -1137,7 +1182,7 @@ pub fn pool(l: Lang, c: &Caller, csrf: &str, view: &PoolView, hb_ms: i64) -> Str
         l.t("cores"),
         l.t("slots"),
         l.t("free_slots"),
-        l.t("memory_free"),
+        l.t("memory_free_total"),
         l.t("utilisation"),
         l.t("state"),
     ));
@@ -1428,15 +1473,16 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
             points: pts(&|m| m.images as f64),
         }],
     ));
-    let bfmt = |v: f64| l.bytes(v.max(0.0) as u64);
+    let (div, unit) = byte_unit(l, ms.values().map(|m| m.bytes as f64).fold(0.0, f64::max));
+    let bfmt = |v: f64| l.num(v, if v.fract() == 0.0 { 0 } else { 1 });
     b.push_str(&monthly(
         "bytes-month-chart",
         l.t("bytes"),
-        l.t("bytes"),
+        &format!("{} ({unit})", l.t("bytes")),
         &bfmt,
         vec![Series {
             name: l.t("bytes").to_string(),
-            points: pts(&|m| m.bytes as f64),
+            points: pts(&|m| m.bytes as f64 / div),
         }],
     ));
     let sfmt = |v: f64| l.duration_ms((v * 1000.0) as i64);
@@ -1628,8 +1674,17 @@ mod tests {
     }
 
     #[test]
-    fn rates_between_points() {
-        let r = rates(&[(1000, 0), (2000, 1000), (4000, 5000)]);
-        assert_eq!(r, [(0.0, 0.0), (1.0, 1000.0), (3.0, 2000.0)]);
+    fn rates_over_equal_intervals() {
+        // 4 s: 40 intervals of 100 ms.
+        let r = rates(&[(1000, 0), (2000, 1000), (5000, 4000)]);
+        assert_eq!(r.len(), 41);
+        assert_eq!(r[0], (0.0, 0.0));
+        assert_eq!(r[10], (1.0, 10_000.0));
+        assert_eq!(r[11].1, 0.0);
+        assert_eq!(r[40], (4.0, 30_000.0));
+        let total: f64 = r.iter().skip(1).map(|p| p.1 * 0.1).sum();
+        assert!((total - 4000.0).abs() < 1e-6, "{total}");
+        assert!(rates(&[]).is_empty());
+        assert_eq!(rates(&[(5, 0)]), [(0.0, 0.0), (0.001, 0.0)]);
     }
 }

@@ -5,6 +5,7 @@
 mod cluster;
 mod common;
 mod dashboard;
+mod dashboard_counts;
 mod hashing;
 mod security;
 mod security_access;
