@@ -107,6 +107,16 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "Ce jeton n'a pas été accepté (inconnu, expiré ou révoqué).",
     ),
     ("not_found", "Not found", "Introuvable"),
+    (
+        "csrf",
+        "This form did not come from this dashboard (missing or forged CSRF token); nothing was done.",
+        "Ce formulaire ne vient pas de ce tableau de bord (jeton CSRF absent ou falsifié) ; rien n'a été fait.",
+    ),
+    (
+        "reveal_refused",
+        "Only investigators may see card numbers in full.",
+        "Seuls les enquêteurs peuvent voir les numéros de carte en entier.",
+    ),
     ("no_jobs", "No jobs.", "Aucun traitement."),
     ("no_workers", "No workers.", "Aucun nœud."),
     ("submitted", "Submitted", "Déposé"),

@@ -255,7 +255,12 @@ async fn login(
             .audit_refusal("", &peer.0, "web sign-in: missing or forged CSRF token");
         return html(
             StatusCode::FORBIDDEN,
-            pages::layout(l, None, "403", "<h1>403</h1><p>CSRF</p>"),
+            pages::layout(
+                l,
+                None,
+                l.t("forbidden_title"),
+                &format!("<h1>{}</h1><p>{}</p>", l.t("forbidden_title"), l.t("csrf")),
+            ),
         );
     }
     let Some(a) = w.sched.authenticator() else {
@@ -322,7 +327,12 @@ fn csrf_refused(w: &Web, c: &Caller, l: Lang, what: &str) -> Response {
         .audit(c, "denied", what, "", "web: missing or forged CSRF token");
     html(
         StatusCode::FORBIDDEN,
-        pages::layout(l, Some(c), "403", "<h1>403</h1><p>CSRF</p>"),
+        pages::layout(
+            l,
+            Some(c),
+            l.t("forbidden_title"),
+            &format!("<h1>{}</h1><p>{}</p>", l.t("forbidden_title"), l.t("csrf")),
+        ),
     )
 }
 
@@ -408,7 +418,15 @@ async fn reveal(
             job.spec.case_id.as_str(),
             "web: revealing card numbers is for investigators",
         );
-        return forbidden(l, &c);
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::layout(
+                l,
+                Some(&c),
+                l.t("forbidden_title"),
+                &format!("<h1>{}</h1><p>{}</p>", l.t("forbidden_title"), l.t("reveal_refused")),
+            ),
+        );
     }
     w.sched.audit(
         &c,

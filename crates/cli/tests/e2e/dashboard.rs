@@ -368,7 +368,7 @@ fn spec(case: &str, image: &Path, features: bool) -> v1::JobSpec {
         evidence_name: image.file_name().unwrap().to_string_lossy().into_owned(),
         shard_size: 1 << 20,
         features: Some(v1::FeatureOptions {
-            scanners: vec!["find".into(), "email".into()],
+            scanners: vec!["find".into(), "email".into(), "ccn".into()],
             find_keywords: "<script>alert(\"xss\")</script>".into(),
             ..Default::default()
         }),
@@ -392,7 +392,7 @@ fn dashboard_in_headless_chromium() {
     crate::security::random_file(&img, 32 << 20, 5);
     {
         let mut data = std::fs::read(&img).unwrap();
-        let planted = b" contact <script>alert(\"xss\")</script> mallory@example.com ";
+        let planted = b" contact <script>alert(\"xss\")</script> mallory@example.com card 4111 1111 1111 1111 ";
         // Twice: the top features list what was seen at least twice.
         data[3000..3000 + planted.len()].copy_from_slice(planted);
         data[90_000..90_000 + planted.len()].copy_from_slice(planted);
@@ -501,6 +501,42 @@ fn dashboard_in_headless_chromium() {
         "{page}"
     );
     assert!(!page.contains("<script>alert("), "{page}");
+    // Card numbers masked; an investigator reveals them, audited.
+    assert!(page.contains("4111 11•• •••• 1111"), "{page}");
+    assert!(!page.contains("4111 1111 1111 1111"), "{page}");
+    b.click("#reveal");
+    b.el("#revealed");
+    assert!(b.source().contains("4111 1111 1111 1111"));
+    let reveals = |who: &str, action: &str| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { crate::security::audit_actions(&s).await })
+            .iter()
+            .filter(|e| e.actor == who && e.action == action && e.target == j1)
+            .count()
+    };
+    assert_eq!(reveals("ivy", "web.reveal_card_numbers"), 1);
+    // A case officer sees them masked, without the action; forcing it is
+    // refused and audited.
+    {
+        let olga = s.add_user("olga", "case_officer", &["A"], "1d");
+        let o = Browser::new(port, downloads.path());
+        sign_in(&o, &base, &olga);
+        o.go(&format!("{base}/jobs/{j1}"));
+        let page = o.source();
+        assert!(page.contains("4111 11•• •••• 1111"), "{page}");
+        assert!(o.find("#reveal").is_none());
+        let status = o.run_async(&format!(
+            "var done = arguments[arguments.length - 1];
+             var t = document.querySelector('input[name=csrf]').value;
+             fetch('/jobs/{j1}/reveal', {{method: 'POST', headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: 'csrf=' + t}})
+               .then(r => r.text().then(x => done([r.status, x])));"
+        ));
+        assert_eq!(status[0], json!(403), "{status}");
+        assert!(!status[1].as_str().unwrap_or_default().contains("4111 1111"));
+        assert_eq!(reveals("olga", "web.reveal_card_numbers"), 0);
+        assert_eq!(reveals("olga", "denied"), 1);
+    }
+    b.go(&format!("{base}/jobs/{j1}"));
     let raw = b.run_async(
         "var done = arguments[arguments.length - 1];
          fetch(location.href).then(r => r.text()).then(done);",
