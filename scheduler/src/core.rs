@@ -93,7 +93,11 @@ impl WorkerEntry {
             Some(last) if now - last.0 < LOAD_SAMPLE_MS => last.1 = last.1.max(busy),
             _ => self.load.push_back((now, busy)),
         }
-        while self.load.front().is_some_and(|f| now - f.0 > LOAD_HISTORY_MS) {
+        while self
+            .load
+            .front()
+            .is_some_and(|f| now - f.0 > LOAD_HISTORY_MS)
+        {
             self.load.pop_front();
         }
     }
@@ -979,8 +983,7 @@ impl Scheduler {
             (a.rec.site.as_str(), a.rec.worker_id.as_str())
                 .cmp(&(b.rec.site.as_str(), b.rec.worker_id.as_str()))
         });
-        let mut queue: BTreeMap<std::cmp::Reverse<Priority>, (u64, u64)> =
-            BTreeMap::new();
+        let mut queue: BTreeMap<std::cmp::Reverse<Priority>, (u64, u64)> = BTreeMap::new();
         for j in st.jobs.values() {
             if j.rec.state.is_final() {
                 continue;

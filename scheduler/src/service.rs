@@ -631,8 +631,7 @@ impl Cluster for ClusterService {
             ));
         }
         if w.capabilities.len() > 256
-            || w
-                .capabilities
+            || w.capabilities
                 .iter()
                 .any(|c| c.len() > 128 || c.starts_with("ruleset:"))
         {
@@ -682,12 +681,9 @@ impl Cluster for ClusterService {
         if r.rule_sets.len() > 256 || r.rule_sets.iter().any(|d| d.len() > 128) {
             return Err(Status::invalid_argument("rule_sets: too many or too long"));
         }
-        let o = self.sched.heartbeat(
-            &r.worker_id,
-            &r.task_ids,
-            r.memory_free_bytes,
-            &r.rule_sets,
-        );
+        let o = self
+            .sched
+            .heartbeat(&r.worker_id, &r.task_ids, r.memory_free_bytes, &r.rule_sets);
         Ok(Response::new(v1::HeartbeatResponse {
             cancel_task_ids: o.cancel,
             reregister: o.reregister,

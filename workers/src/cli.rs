@@ -116,7 +116,9 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
         .iter()
         .find(|c| c.is_empty() || c.len() > 128 || c.starts_with("ruleset:"))
     {
-        anyhow::bail!("--capability {c:?}: 1 to 128 characters, not ruleset: (reported by the worker itself)");
+        anyhow::bail!(
+            "--capability {c:?}: 1 to 128 characters, not ruleset: (reported by the worker itself)"
+        );
     }
     cfg.drain_timeout = Duration::from_secs(args.drain_seconds);
     cfg.task_delay = Duration::from_millis(args.fault_delay_ms);

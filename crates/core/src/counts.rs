@@ -73,10 +73,7 @@ impl Counts {
         };
         c.features.total = features.len() as u64;
         for f in features {
-            *c.features
-                .per_scanner
-                .entry(f.scanner.clone())
-                .or_default() += 1;
+            *c.features.per_scanner.entry(f.scanner.clone()).or_default() += 1;
         }
         c.carve.total = carved.len() as u64;
         for f in carved {
@@ -90,10 +87,7 @@ impl Counts {
             } else {
                 c.yara.carved_matches += 1;
             }
-            *c.yara
-                .per_namespace
-                .entry(m.namespace.clone())
-                .or_default() += 1;
+            *c.yara.per_namespace.entry(m.namespace.clone()).or_default() += 1;
         }
         c
     }

@@ -136,9 +136,7 @@ pub fn throughput_series(started_ms: i64, tasks: &[TaskRecord]) -> Vec<(i64, u64
     if out.len() > THROUGHPUT_POINTS {
         let n = out.len();
         let keep = THROUGHPUT_POINTS;
-        out = (0..keep)
-            .map(|i| out[i * (n - 1) / (keep - 1)])
-            .collect();
+        out = (0..keep).map(|i| out[i * (n - 1) / (keep - 1)]).collect();
     }
     out
 }

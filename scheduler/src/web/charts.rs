@@ -10,13 +10,13 @@ const W: f64 = 680.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 84.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 28.0;
-const BOTTOM: f64 = 44.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 56.0;
 
 /// Series colours (distinguishable, readable on white).
-const PALETTE: [&str; 10] = [
+const PALETTE: [&str; 16] = [
     "#1d5fa0", "#d0651a", "#2a8a4a", "#a02060", "#6a4fb0", "#8a6a10", "#1a8a8a", "#b03030",
-    "#4a4a4a", "#7a9a20",
+    "#4a4a4a", "#7a9a20", "#e0a800", "#5ab4e8", "#e377c2", "#8c564b", "#17becf", "#9a9a30",
 ];
 
 /// The colour of series `i`.
@@ -28,6 +28,33 @@ pub fn colour(i: usize) -> &'static str {
 pub struct Axis<'a> {
     pub label: String,
     pub fmt: &'a dyn Fn(f64) -> String,
+    /// Whole values only (counts): ticks at least 1 apart.
+    pub integral: bool,
+    /// The range to show (x axes), instead of the data's.
+    pub range: Option<(f64, f64)>,
+}
+
+impl<'a> Axis<'a> {
+    pub fn new(label: impl Into<String>, fmt: &'a dyn Fn(f64) -> String) -> Self {
+        Self {
+            label: label.into(),
+            fmt,
+            integral: false,
+            range: None,
+        }
+    }
+
+    /// Ticks on whole values only.
+    pub fn integral(mut self) -> Self {
+        self.integral = true;
+        self
+    }
+
+    /// Shows `[from, to]`.
+    pub fn range(mut self, from: f64, to: f64) -> Self {
+        self.range = Some((from, to));
+        self
+    }
 }
 
 /// A named line.
@@ -59,9 +86,12 @@ fn nice_step(max: f64, n: f64) -> f64 {
     k * p
 }
 
-/// Ticks from `lo` to at least `hi`.
-fn ticks(lo: f64, hi: f64, n: f64) -> Vec<f64> {
-    let step = nice_step((hi - lo).max(f64::MIN_POSITIVE), n);
+/// Ticks from `lo` to at least `hi` (whole steps when `integral`).
+fn ticks_of(lo: f64, hi: f64, n: f64, integral: bool) -> Vec<f64> {
+    let mut step = nice_step((hi - lo).max(f64::MIN_POSITIVE), n);
+    if integral {
+        step = step.max(1.0).round();
+    }
     let start = (lo / step).floor() * step;
     let mut v = Vec::new();
     let mut x = start;
@@ -84,10 +114,21 @@ fn open(id: &str, title: &str, desc: &str, height: f64) -> String {
     )
 }
 
-fn legend(names: &[String], y: f64) -> String {
+/// The legend under the plot, wrapped to the chart's width: the SVG and
+/// the height it takes.
+fn legend(names: &[String], top: f64) -> (String, f64) {
+    if names.len() < 2 {
+        return (String::new(), 0.0);
+    }
     let mut o = String::new();
     let mut x = LEFT;
+    let mut y = top + 12.0;
     for (i, n) in names.iter().enumerate() {
+        let w = 24.0 + 6.5 * n.chars().count() as f64;
+        if x > LEFT && x + w > W - RIGHT {
+            x = LEFT;
+            y += 16.0;
+        }
         o.push_str(&format!(
             "<g class=\"legend\"><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"></rect><text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
             y - 9.0,
@@ -96,9 +137,9 @@ fn legend(names: &[String], y: f64) -> String {
             y,
             esc(n)
         ));
-        x += 24.0 + 7.0 * n.chars().count() as f64;
+        x += w;
     }
-    o
+    (o, y - top + 6.0)
 }
 
 /// Both axes with their ticks and labels, for a plot of `[x0, x1] ×
@@ -111,9 +152,9 @@ fn frame(
     plot_h: f64,
     x_ticks: bool,
 ) -> (String, impl Fn(f64, f64) -> (f64, f64) + use<>) {
-    let yt = ticks(0.0, y1, 4.0);
+    let yt = ticks_of(0.0, y1, 4.0, y.integral);
     let ymax = yt.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
-    let xt = ticks(x0, x1, 5.0);
+    let xt = ticks_of(x0, x1, 5.0, x.integral);
     let (xa, xb) = if x_ticks {
         (
             xt.first().copied().unwrap_or(x0),
@@ -168,7 +209,7 @@ fn frame(
     o.push_str(&format!(
         "<text class=\"axis-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></g>",
         LEFT + pw / 2.0,
-        TOP + plot_h + 34.0,
+        TOP + plot_h + 48.0,
         esc(&x.label)
     ));
     (o, map)
@@ -187,10 +228,14 @@ pub fn line(id: &str, title: &str, desc: &str, x: &Axis, y: &Axis, series: &[Ser
     if !x0.is_finite() {
         (x0, x1) = (0.0, 1.0);
     }
+    if let Some(r) = x.range {
+        (x0, x1) = r;
+    }
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let legend_h = if series.len() > 1 { 18.0 } else { 0.0 };
+    let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
+    let (legend_svg, legend_h) = legend(&names, H);
     let height = H + legend_h;
     let plot_h = H - TOP - BOTTOM;
     let mut o = open(id, title, desc, height);
@@ -225,10 +270,7 @@ pub fn line(id: &str, title: &str, desc: &str, x: &Axis, y: &Axis, series: &[Ser
             }
         }
     }
-    if series.len() > 1 {
-        let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
-        o.push_str(&legend(&names, H + 8.0));
-    }
+    o.push_str(&legend_svg);
     o.push_str("</svg>");
     o
 }
@@ -245,18 +287,21 @@ pub fn stacked_bars(
     series: &[(String, Vec<f64>)],
 ) -> String {
     let totals: Vec<f64> = (0..categories.len())
-        .map(|c| series.iter().map(|s| s.1.get(c).copied().unwrap_or(0.0)).sum())
+        .map(|c| {
+            series
+                .iter()
+                .map(|s| s.1.get(c).copied().unwrap_or(0.0))
+                .sum()
+        })
         .collect();
     let y1 = totals.iter().copied().fold(0.0, f64::max);
-    let legend_h = if series.len() > 1 { 18.0 } else { 0.0 };
+    let names: Vec<String> = series.iter().map(|s| s.0.clone()).collect();
+    let (legend_svg, legend_h) = legend(&names, H);
     let height = H + legend_h;
     let plot_h = H - TOP - BOTTOM;
     let mut o = open(id, title, desc, height);
     let xfmt = |_: f64| String::new();
-    let xa = Axis {
-        label: x_label.to_string(),
-        fmt: &xfmt,
-    };
+    let xa = Axis::new(x_label, &xfmt);
     let n = categories.len().max(1) as f64;
     let (axes, map) = frame(&xa, y, (0.0, n), y1, plot_h, false);
     o.push_str(&axes);
@@ -291,16 +336,24 @@ pub fn stacked_bars(
                 esc(&(y.fmt)(base))
             ));
         }
+        // Narrow slots: labels slanted so that they do not run together.
+        let slanted = slot < 48.0;
+        let ty = TOP + plot_h + 14.0;
         o.push_str(&format!(
-            "<text class=\"tick\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            TOP + plot_h + 16.0,
-            esc(&shorten(name, (slot / 7.0) as usize))
+            "<text class=\"tick\" x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"{}\"{}>{}</text>",
+            if slanted { "end" } else { "middle" },
+            if slanted {
+                format!(" transform=\"rotate(-40 {cx:.1} {ty:.1})\"")
+            } else {
+                String::new()
+            },
+            esc(&shorten(
+                name,
+                if slanted { 8 } else { (slot / 7.0) as usize }
+            ))
         ));
     }
-    if series.len() > 1 {
-        let names: Vec<String> = series.iter().map(|s| s.0.clone()).collect();
-        o.push_str(&legend(&names, H + 8.0));
-    }
+    o.push_str(&legend_svg);
     o.push_str("</svg>");
     o
 }
@@ -321,21 +374,24 @@ fn shorten(s: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
+    fn ticks(lo: f64, hi: f64, n: f64) -> Vec<f64> {
+        ticks_of(lo, hi, n, false)
+    }
+
     #[test]
     fn nice_ticks() {
         assert_eq!(ticks(0.0, 95.0, 4.0), [0.0, 25.0, 50.0, 75.0, 100.0]);
         assert_eq!(ticks(0.0, 70.0, 4.0), [0.0, 20.0, 40.0, 60.0, 80.0]);
         assert_eq!(ticks(0.0, 3.0, 4.0), [0.0, 1.0, 2.0, 3.0]);
         assert_eq!(ticks(0.0, 0.0, 4.0)[0], 0.0);
+        assert_eq!(ticks_of(0.0, 2.0, 4.0, true), [0.0, 1.0, 2.0]);
+        assert_eq!(ticks_of(-0.5, 0.5, 5.0, true), [-1.0, 0.0, 1.0]);
     }
 
     #[test]
     fn a_line_chart_has_axes_points_and_escaped_text() {
         let f = |v: f64| format!("{v} u");
-        let a = Axis {
-            label: "x <s>".into(),
-            fmt: &f,
-        };
+        let a = Axis::new("x <s>", &f);
         let svg = line(
             "c",
             "T <b>",
@@ -360,7 +416,10 @@ mod tests {
             "month",
             &a,
             &["2026-11".into(), "2026-12".into()],
-            &[("email".into(), vec![1.0, 2.0]), ("url".into(), vec![0.0, 4.0])],
+            &[
+                ("email".into(), vec![1.0, 2.0]),
+                ("url".into(), vec![0.0, 4.0]),
+            ],
         );
         assert_eq!(bars.matches("class=\"bar\"").count(), 3, "{bars}");
         assert!(bars.contains(">6 u</text>"), "{bars}");

@@ -71,8 +71,16 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("memory", "Memory", "Mémoire"),
     ("memory_total", "Memory (total)", "Mémoire (totale)"),
     ("memory_free", "Memory (free)", "Mémoire (libre)"),
-    ("memory_free_total", "Memory (free / total)", "Mémoire (libre / totale)"),
-    ("inline_rules", "rules given with the job", "règles fournies avec le traitement"),
+    (
+        "memory_free_total",
+        "Memory (free / total)",
+        "Mémoire (libre / totale)",
+    ),
+    (
+        "inline_rules",
+        "rules given with the job",
+        "règles fournies avec le traitement",
+    ),
     ("cores", "Cores", "Cœurs"),
     ("roots", "Evidence roots", "Racines des scellés"),
     ("heartbeat", "Last heartbeat", "Dernier signal"),
@@ -87,7 +95,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("month", "Month", "Mois"),
     ("images", "Images", "Images"),
     ("mean_ttr", "Mean time to result", "Délai moyen de résultat"),
-    ("p90_ttr", "90th percentile time to result", "Délai de résultat (90e centile)"),
+    (
+        "p90_ttr",
+        "90th percentile time to result",
+        "Délai de résultat (90e centile)",
+    ),
     ("export_csv", "Export as CSV", "Exporter en CSV"),
     (
         "forbidden",
@@ -95,7 +107,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "Accès refusé : ce traitement relève d'une affaire qui ne vous est pas attribuée.",
     ),
     ("forbidden_title", "403 — Forbidden", "403 — Accès refusé"),
-    ("unauth_title", "401 — Sign in required", "401 — Connexion requise"),
+    (
+        "unauth_title",
+        "401 — Sign in required",
+        "401 — Connexion requise",
+    ),
     (
         "unauth",
         "Your session is missing or has expired.",
@@ -131,9 +147,17 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("digest", "Digest", "Empreinte"),
     ("scanners", "Feature scanners", "Détecteurs d'éléments"),
     ("carve_types", "Carved types", "Types extraits"),
-    ("piecewise", "Piecewise window", "Fenêtre de hachage par blocs"),
+    (
+        "piecewise",
+        "Piecewise window",
+        "Fenêtre de hachage par blocs",
+    ),
     ("hashes", "Evidence hashes", "Empreintes du scellé"),
-    ("stored_hashes", "Hashes stored by the imaging tool", "Empreintes enregistrées par l'outil d'acquisition"),
+    (
+        "stored_hashes",
+        "Hashes stored by the imaging tool",
+        "Empreintes enregistrées par l'outil d'acquisition",
+    ),
     ("outcome", "Outcome", "Issue"),
     ("passes", "Passes over the evidence", "Passes sur le scellé"),
     ("pass_shards", "shard analyses", "analyses par fragment"),
@@ -151,15 +175,35 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "Final: the counts of the merged report (report.json).",
         "Définitif : les nombres du rapport fusionné (report.json).",
     ),
-    ("carved_per_type", "Carved files per type", "Fichiers extraits par type"),
+    (
+        "carved_per_type",
+        "Carved files per type",
+        "Fichiers extraits par type",
+    ),
     ("file_type", "File type", "Type de fichier"),
     ("validated", "Validated", "Validés"),
-    ("findings_per_kind", "Findings per kind", "Résultats par type"),
-    ("throughput_chart", "Throughput over time", "Débit au fil du temps"),
+    (
+        "findings_per_kind",
+        "Findings per kind",
+        "Résultats par type",
+    ),
+    (
+        "throughput_chart",
+        "Throughput over time",
+        "Débit au fil du temps",
+    ),
     ("time_s", "Time since start", "Temps depuis le début"),
     ("rate_axis", "Throughput", "Débit"),
-    ("no_series", "No progress recorded yet.", "Aucun avancement enregistré pour l'instant."),
-    ("chart_table", "The chart's data", "Les données du graphique"),
+    (
+        "no_series",
+        "No progress recorded yet.",
+        "Aucun avancement enregistré pour l'instant.",
+    ),
+    (
+        "chart_table",
+        "The chart's data",
+        "Les données du graphique",
+    ),
     ("elapsed", "Elapsed", "Écoulé"),
     ("done_bytes", "Bytes done", "Octets traités"),
     ("filter", "Filter", "Filtrer"),
@@ -170,7 +214,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("apply", "Apply", "Appliquer"),
     ("ascending", "ascending", "croissant"),
     ("descending", "descending", "décroissant"),
-    ("reveal", "Reveal card numbers (audited)", "Afficher les numéros de carte (journalisé)"),
+    (
+        "reveal",
+        "Reveal card numbers (audited)",
+        "Afficher les numéros de carte (journalisé)",
+    ),
     (
         "masked_note",
         "Card numbers are masked (first 6 and last 4 digits).",
@@ -185,7 +233,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("no_site", "(no site)", "(sans site)"),
     ("capabilities", "Capabilities", "Capacités"),
     ("utilisation", "Utilisation", "Utilisation"),
-    ("load_chart", "Pool load over the last hours", "Charge du parc sur les dernières heures"),
+    (
+        "load_chart",
+        "Pool load over the last hours",
+        "Charge du parc sur les dernières heures",
+    ),
     ("busy_slots", "Busy slots", "Emplacements occupés"),
     ("queue", "Queue per priority", "File d'attente par priorité"),
     ("queued_jobs", "Jobs waiting", "Traitements en attente"),
@@ -196,9 +248,21 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("saturated", "saturated", "saturé"),
     ("available", "capacity available", "capacité disponible"),
     ("time_utc", "Time (UTC)", "Heure (UTC)"),
-    ("findings_per_month", "Findings per month, by kind", "Résultats par mois, par type"),
-    ("activity_per_month", "Images and bytes per month", "Images et octets par mois"),
-    ("ttr_per_month", "Time to result per month", "Délai de résultat par mois"),
+    (
+        "findings_per_month",
+        "Findings per month, by kind",
+        "Résultats par mois, par type",
+    ),
+    (
+        "activity_per_month",
+        "Images and bytes per month",
+        "Images et octets par mois",
+    ),
+    (
+        "ttr_per_month",
+        "Time to result per month",
+        "Délai de résultat par mois",
+    ),
     ("jobs_completed", "Jobs completed", "Traitements terminés"),
     ("total", "total", "total"),
     ("images_with", "Images with this kind", "Images concernées"),
@@ -244,7 +308,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("kind.phone", "phone numbers", "numéros de téléphone"),
     ("kind.bitcoin", "Bitcoin addresses", "adresses Bitcoin"),
     ("kind.find", "keyword hits", "mots-clés trouvés"),
-    ("kind.alerts", "alerts (stop list)", "alertes (liste d'arrêt)"),
+    (
+        "kind.alerts",
+        "alerts (stop list)",
+        "alertes (liste d'arrêt)",
+    ),
     ("kind.carved", "carved files", "fichiers extraits"),
     ("kind.yara", "YARA matches", "correspondances YARA"),
     ("kind.stopped", "stopped", "écartés"),
@@ -515,8 +583,14 @@ mod tests {
         assert_eq!(Lang::En.duration_ms(200_400), "3 min 20 s");
         assert_eq!(Lang::Fr.duration_ms(4_200), "4,2 s");
         assert_eq!(Lang::En.duration_ms(3_725_000), "1 h 02 min");
-        assert_eq!(Lang::En.datetime(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(Lang::Fr.datetime(1_700_000_000_000), "14/11/2023 22:13:20 UTC");
+        assert_eq!(
+            Lang::En.datetime(1_700_000_000_000),
+            "2023-11-14 22:13:20 UTC"
+        );
+        assert_eq!(
+            Lang::Fr.datetime(1_700_000_000_000),
+            "14/11/2023 22:13:20 UTC"
+        );
         let a = Lang::Fr.ago(1_700_000_000_000, 1_700_000_003_000);
         assert!(a.contains(">il y a 3 s</time>"), "{a}");
         assert!(a.contains("title=\"14/11/2023 22:13:20 UTC\""), "{a}");
@@ -569,7 +643,10 @@ mod tests {
             }
             for part in src.split(".word(\"").skip(1) {
                 let group = part.split('"').next().unwrap_or("");
-                if !TEXTS.iter().any(|(k, _, _)| k.starts_with(&format!("{group}."))) {
+                if !TEXTS
+                    .iter()
+                    .any(|(k, _, _)| k.starts_with(&format!("{group}.")))
+                {
                     missing.push(format!("{group}.*"));
                 }
             }

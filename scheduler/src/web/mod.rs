@@ -424,7 +424,11 @@ async fn reveal(
                 l,
                 Some(&c),
                 l.t("forbidden_title"),
-                &format!("<h1>{}</h1><p>{}</p>", l.t("forbidden_title"), l.t("reveal_refused")),
+                &format!(
+                    "<h1>{}</h1><p>{}</p>",
+                    l.t("forbidden_title"),
+                    l.t("reveal_refused")
+                ),
             ),
         );
     }

@@ -46,6 +46,7 @@ dl.facts dd{margin:0}
 form.filters{background:#fff;border:1px solid #d0d7e1;padding:.5em .8em;display:flex;flex-wrap:wrap;gap:.8em;align-items:end}
 form.filters label{display:flex;flex-direction:column;font-size:.85em}
 details{margin:0 0 1.2em}
+#indicators td:first-child,#indicators td:nth-child(2){white-space:nowrap}
 "#;
 
 pub const JS: &str = r#"
@@ -237,8 +238,7 @@ fn day_ms(s: &str) -> Option<i64> {
     let y: i32 = it.next()?.parse().ok()?;
     let m: u8 = it.next()?.parse().ok()?;
     let d: u8 = it.next()?.parse().ok()?;
-    let date =
-        time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()?;
+    let date = time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()?;
     Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
@@ -564,9 +564,16 @@ fn rates(series: &[(i64, u64)]) -> Vec<(f64, f64)> {
     let mut out = vec![(0.0, 0.0)];
     let mut prev = 0u64;
     for k in 1..=n {
-        let end = if k == n { span as f64 } else { width * k as f64 };
+        let end = if k == n {
+            span as f64
+        } else {
+            width * k as f64
+        };
         let done = at(end);
-        out.push((end / 1000.0, done.saturating_sub(prev) as f64 / (width / 1000.0)));
+        out.push((
+            end / 1000.0,
+            done.saturating_sub(prev) as f64 / (width / 1000.0),
+        ));
         prev = done;
     }
     out
@@ -609,14 +616,8 @@ pub fn throughput_chart(l: Lang, series: &[(i64, u64)]) -> (String, String) {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        &Axis {
-            label: l.t("time_s").to_string(),
-            fmt: &secs,
-        },
-        &Axis {
-            label: format!("{} ({unit}/s)", l.t("rate_axis")),
-            fmt: &mib,
-        },
+        &Axis::new(l.t("time_s").to_string(), &secs),
+        &Axis::new(format!("{} ({unit}/s)", l.t("rate_axis")), &mib),
         &[Series {
             name: l.t("throughput").to_string(),
             points: pts.clone(),
@@ -653,10 +654,7 @@ fn count_bars(l: Lang, id: &str, title: &str, x_label: &str, rows: &[(String, u6
                 .join("; ")
         ),
         x_label,
-        &Axis {
-            label: l.t("count").to_string(),
-            fmt: &int,
-        },
+        &Axis::new(l.t("count").to_string(), &int).integral(),
         &rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
         &[(
             l.t("count").to_string(),
@@ -1095,7 +1093,11 @@ pub fn load_chart(l: Lang, view: &PoolView) -> (String, String) {
         .iter()
         .map(|w| Series {
             name: w.rec.worker_id.clone(),
-            points: w.load.iter().map(|(t, b)| (*t as f64, f64::from(*b))).collect(),
+            points: w
+                .load
+                .iter()
+                .map(|(t, b)| (*t as f64, f64::from(*b)))
+                .collect(),
         })
         .collect();
     let tfmt = |v: f64| hhmm(v as i64);
@@ -1104,14 +1106,8 @@ pub fn load_chart(l: Lang, view: &PoolView) -> (String, String) {
         "load-chart",
         l.t("load_chart"),
         l.t("load_chart"),
-        &Axis {
-            label: l.t("time_utc").to_string(),
-            fmt: &tfmt,
-        },
-        &Axis {
-            label: l.t("busy_slots").to_string(),
-            fmt: &int,
-        },
+        &Axis::new(l.t("time_utc").to_string(), &tfmt),
+        &Axis::new(l.t("busy_slots").to_string(), &int).integral(),
         &series,
     );
     let mut t = format!(
@@ -1426,10 +1422,7 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
         l.t("findings_per_month"),
         l.t("findings_per_month"),
         l.t("month"),
-        &Axis {
-            label: l.t("findings").to_string(),
-            fmt: &int,
-        },
+        &Axis::new(l.t("findings").to_string(), &int).integral(),
         &cats,
         &series,
     ));
@@ -1447,19 +1440,22 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
             String::new()
         }
     };
-    let monthly = |id: &str, title: &str, y_label: &str, fmt: &dyn Fn(f64) -> String, s: Vec<Series>| {
+    let n_months = ms.len() as f64;
+    let monthly = |id: &str,
+                   title: &str,
+                   y_label: &str,
+                   fmt: &dyn Fn(f64) -> String,
+                   whole: bool,
+                   s: Vec<Series>| {
+        let y = Axis::new(y_label, fmt);
         charts::line(
             id,
             title,
             title,
-            &Axis {
-                label: l.t("month").to_string(),
-                fmt: &mfmt,
-            },
-            &Axis {
-                label: y_label.to_string(),
-                fmt,
-            },
+            &Axis::new(l.t("month"), &mfmt)
+                .integral()
+                .range(-0.5, n_months - 0.5),
+            &if whole { y.integral() } else { y },
             &s,
         )
     };
@@ -1468,6 +1464,7 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
         l.t("images"),
         l.t("images"),
         &int,
+        true,
         vec![Series {
             name: l.t("images").to_string(),
             points: pts(&|m| m.images as f64),
@@ -1480,6 +1477,7 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
         l.t("bytes"),
         &format!("{} ({unit})", l.t("bytes")),
         &bfmt,
+        false,
         vec![Series {
             name: l.t("bytes").to_string(),
             points: pts(&|m| m.bytes as f64 / div),
@@ -1491,6 +1489,7 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
         l.t("ttr_per_month"),
         l.t("duration"),
         &sfmt,
+        false,
         vec![
             Series {
                 name: l.t("mean_ttr").to_string(),

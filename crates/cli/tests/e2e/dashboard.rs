@@ -453,8 +453,21 @@ fn dashboard_in_headless_chromium() {
         first < 1000.0,
         "the job finished before it could be watched"
     );
+    // While running, the counts are labelled provisional, time left shows,
+    // and the throughput chart is drawn from the shards done so far.
+    assert_eq!(b.prop("#counts-note", "className"), json!("provisional"));
+    b.el("#eta");
     // A few more updates for the throughput line, then the picture.
     std::thread::sleep(Duration::from_secs(3));
+    let d = b.run_async(
+        "var done = arguments[arguments.length - 1];
+         var p = document.querySelector('#throughput-chart path.series');
+         done(p ? p.getAttribute('d') : '');",
+    );
+    assert!(
+        d.as_str().unwrap_or_default().contains(" L"),
+        "a live throughput line: {d}"
+    );
     b.screenshot(&shots_dir().join("job.png"));
 
     // Cancel the second job (queued behind the first on the one slot).
@@ -467,11 +480,7 @@ fn dashboard_in_headless_chromium() {
     }
     let t0 = Instant::now();
     while !b.text("#state").contains("cancelled") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{}",
-            b.source()
-        );
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", b.source());
         std::thread::sleep(Duration::from_millis(200));
     }
 

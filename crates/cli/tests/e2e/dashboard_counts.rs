@@ -180,7 +180,10 @@ fn check_line_chart(b: &Browser, id: &str) {
         "{v}"
     );
     assert!(v["ticks"].as_u64().unwrap() >= 4, "{id}: {v}");
-    assert!(v["width"].as_f64().unwrap() > 100.0, "{id} is not drawn: {v}");
+    assert!(
+        v["width"].as_f64().unwrap() > 100.0,
+        "{id} is not drawn: {v}"
+    );
     assert_eq!(v["role"], json!("img"));
     assert!(!v["title"].as_str().unwrap_or_default().is_empty());
 }
@@ -289,16 +292,20 @@ fn counts_agree_with_the_report_in_every_view_in_english_and_french() {
                 .map(|(a, n)| (a[0].clone(), n))
                 .collect();
             assert_eq!(shown, want, "{lang}: job page of {job}");
-            let carved: BTreeMap<String, u64> = rows(&b, "#carved-types tr[data-kind]", &["data-kind"])
-                .into_iter()
-                .map(|(a, n)| (a[0].clone(), n))
-                .collect();
+            let carved: BTreeMap<String, u64> =
+                rows(&b, "#carved-types tr[data-kind]", &["data-kind"])
+                    .into_iter()
+                    .map(|(a, n)| (a[0].clone(), n))
+                    .collect();
             let report_types: BTreeMap<String, u64> =
                 serde_json::from_value(r1["counts"]["carve"]["per_type"].clone()).unwrap();
             assert_eq!(carved, report_types, "{lang}: carved per type");
             let passes = b.prop("#facts", "innerHTML");
             assert!(
-                passes.as_str().unwrap_or_default().contains("data-passes=\"2\""),
+                passes
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("data-passes=\"2\""),
                 "hash + shards: two passes: {passes}"
             );
             assert!(b.find("#eta").is_none(), "no time left on a completed job");
@@ -343,11 +350,14 @@ fn counts_agree_with_the_report_in_every_view_in_english_and_french() {
         // report's (two jobs, same month and case).
         b.go(&format!("{base}/indicators"));
         b.el("#indicators");
-        let page: BTreeMap<(String, String, String), u64> =
-            rows(&b, "#indicators tr[data-kind]", &["data-month", "data-case", "data-kind"])
-                .into_iter()
-                .map(|(a, n)| ((a[0].clone(), a[1].clone(), a[2].clone()), n))
-                .collect();
+        let page: BTreeMap<(String, String, String), u64> = rows(
+            &b,
+            "#indicators tr[data-kind]",
+            &["data-month", "data-case", "data-kind"],
+        )
+        .into_iter()
+        .map(|(a, n)| ((a[0].clone(), a[1].clone(), a[2].clone()), n))
+        .collect();
         let csv = b
             .run_async(
                 "var done = arguments[arguments.length - 1];
