@@ -363,6 +363,31 @@ fn scheduler_killed_and_restarted_results_identical() {
     // Nothing lost or duplicated: one piecewise line per window.
     let csv = std::fs::read_to_string(out.path().join("hashes/piecewise.csv")).unwrap();
     assert_eq!(csv.lines().count() - 1, (8 << 20) / (64 << 10));
+
+    // A completed job's counts are its report's, and stay so across a
+    // restart (not rebuilt as sums over its shards).
+    let job2 = submit(
+        &s2.url,
+        &fx.image,
+        "case-restart",
+        &["--analyses", "features,carve", "--shard-size", "256KiB"],
+    );
+    let st = wait_for(&s2.url, &job2, "completion", 120, done);
+    let out2 = tempfile::tempdir().unwrap();
+    results(&s2.url, &job2, out2.path());
+    let want = crate::dashboard_counts::report_findings(&report(out2.path()));
+    assert!(want.contains_key("carved") && want.contains_key("email"), "{want:?}");
+    let shown = |st: &Value| -> BTreeMap<String, u64> {
+        assert_eq!(st["progress"]["findings_final"], Value::Bool(true), "{st}");
+        serde_json::from_value(st["progress"]["findings"].clone()).unwrap()
+    };
+    assert_eq!(shown(&st), want);
+    let mut s2 = s2;
+    s2.proc.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    let s3 = start_scheduler(data.path(), &addr, &[]);
+    let st = status(&s3.url, &job2);
+    assert_eq!(shown(&st), want, "after a restart");
 }
 
 #[test]

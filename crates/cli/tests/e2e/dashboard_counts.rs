@@ -85,7 +85,7 @@ fn report_of(s: &Secure, token: &str, job: &str, dir: &Path) -> Value {
 }
 
 /// Findings per kind as report.json counts them.
-fn report_findings(r: &Value) -> BTreeMap<String, u64> {
+pub fn report_findings(r: &Value) -> BTreeMap<String, u64> {
     let c = &r["counts"];
     let mut m: BTreeMap<String, u64> = c["features"]["per_scanner"]
         .as_object()
