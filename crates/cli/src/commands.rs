@@ -1090,3 +1090,23 @@ async fn audit(c: AuditCmd) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `watch` labels running counts provisional; final counts are the
+    /// report's, said without the label.
+    #[test]
+    fn running_counts_are_labelled_provisional() {
+        let mut p = v1::Progress::default();
+        assert_eq!(findings_line(&p), "none yet");
+        p.findings.insert("email".into(), 3);
+        p.findings.insert("yara".into(), 7);
+        assert_eq!(findings_line(&p), "yara 7, email 3 (provisional)");
+        p.findings_final = true;
+        assert_eq!(findings_line(&p), "yara 7, email 3");
+        p.findings.clear();
+        assert_eq!(findings_line(&p), "none");
+    }
+}
