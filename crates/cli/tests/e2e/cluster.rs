@@ -376,7 +376,10 @@ fn scheduler_killed_and_restarted_results_identical() {
     let out2 = tempfile::tempdir().unwrap();
     results(&s2.url, &job2, out2.path());
     let want = crate::dashboard_counts::report_findings(&report(out2.path()));
-    assert!(want.contains_key("carved") && want.contains_key("email"), "{want:?}");
+    assert!(
+        want.contains_key("carved") && want.contains_key("email"),
+        "{want:?}"
+    );
     let shown = |st: &Value| -> BTreeMap<String, u64> {
         assert_eq!(st["progress"]["findings_final"], Value::Bool(true), "{st}");
         serde_json::from_value(st["progress"]["findings"].clone()).unwrap()
