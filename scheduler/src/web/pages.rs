@@ -646,7 +646,7 @@ pub fn throughput_chart(l: Lang, series: &[(i64, u64)]) -> (String, String) {
 /// Bars of (label, count), with the table under them.
 fn count_bars(l: Lang, id: &str, title: &str, x_label: &str, rows: &[(String, u64)]) -> String {
     let int = |v: f64| l.int(v.round().max(0.0) as u64);
-    let svg = charts::stacked_bars(
+    charts::stacked_bars(
         id,
         title,
         &format!(
@@ -663,8 +663,7 @@ fn count_bars(l: Lang, id: &str, title: &str, x_label: &str, rows: &[(String, u6
             l.t("count").to_string(),
             rows.iter().map(|r| r.1 as f64).collect(),
         )],
-    );
-    svg
+    )
 }
 
 /// Everything the job page needs.
