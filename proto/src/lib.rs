@@ -12,6 +12,7 @@
 
 pub mod connect;
 pub mod convert;
+pub mod logging;
 
 pub mod v1 {
     tonic::include_proto!("trawl.v1");

@@ -1,6 +1,7 @@
 //! Command-line front end of the scheduler, shared by the `trawl-scheduler`
 //! binary and `trawl scheduler`.
 use crate::SchedulerConfig;
+use crate::outln;
 use anyhow::Result;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,15 +207,18 @@ pub fn user_json(u: &trawl_proto::v1::User) -> serde_json::Value {
 pub fn print_users(users: &[trawl_proto::v1::User], json: bool) -> Result<()> {
     if json {
         let v: Vec<_> = users.iter().map(user_json).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<20} {:<13} {:<21} {:<21} CASES",
-        "USER", "ROLE", "EXPIRES", "REVOKED"
+        "USER",
+        "ROLE",
+        "EXPIRES",
+        "REVOKED"
     );
     for u in users {
-        println!(
+        outln!(
             "{:<20} {:<13} {:<21} {:<21} {}",
             u.name,
             u.role,
@@ -228,14 +232,14 @@ pub fn print_users(users: &[trawl_proto::v1::User], json: bool) -> Result<()> {
 
 /// A new user and its token, shown once (the token on the last line).
 pub fn print_new_user(u: &trawl_proto::v1::User, token: &str) {
-    println!(
+    outln!(
         "user {} ({}) cases {:?} expires {}: token (shown once):",
         u.name,
         u.role,
         u.cases,
         crate::text::utc_ms(u.expires_unix_ms)
     );
-    println!("{token}");
+    outln!("{token}");
 }
 
 /// Runs a setup subcommand.
@@ -263,19 +267,19 @@ pub fn run_sub(sub: Sub) -> Result<()> {
             }
             let r = auth::init(data, &a.hosts, &a.admin)?;
             let sealed = crate::audit_key::seal(data, a.key.audit_key.as_deref())?;
-            println!(
+            outln!(
                 "initialised {}: TLS, tokens and roles are now required on every call",
                 a.data.data.display()
             );
-            println!(
+            outln!(
                 "  CA certificate (give it to clients: --ca or TRAWL_CA): {}",
                 r.ca.display()
             );
-            println!(
+            outln!(
                 "  worker bundle (trawl-worker --tls DIR): {}",
                 r.worker_bundle.display()
             );
-            println!(
+            outln!(
                 "  audit key (keep it apart from the data and its backups; the scheduler needs it: --audit-key, TRAWL_AUDIT_KEY or audit_key_file{}): {}",
                 if a.key.audit_key.is_none() {
                     ", found here by default"
@@ -285,16 +289,16 @@ pub fn run_sub(sub: Sub) -> Result<()> {
                 sealed.key.display()
             );
             if sealed.before > 0 {
-                println!(
+                outln!(
                     "  audit trail: the {} entries already there were checked and anchored",
                     sealed.before
                 );
             }
-            println!(
+            outln!(
                 "  admin user {:?}: token (shown once, keep it secret):",
                 r.admin
             );
-            println!("{}", r.admin_token);
+            outln!("{}", r.admin_token);
         }
         Sub::User(UserCmd::Add {
             name,
@@ -310,7 +314,7 @@ pub fn run_sub(sub: Sub) -> Result<()> {
         }
         Sub::User(UserCmd::Revoke { name, data }) => {
             let u = auth::revoke_user(&data.data, &name)?;
-            println!(
+            outln!(
                 "revoked user {} at {}",
                 u.name,
                 crate::text::utc_ms(u.revoked_ms)
@@ -326,11 +330,11 @@ pub fn run_sub(sub: Sub) -> Result<()> {
         }
         Sub::Worker(WorkerCmd::Enroll { name, data }) => {
             let dir = auth::enroll_worker(&data.data, &name)?;
-            println!(
+            outln!(
                 "enrolled worker {name}: copy {} to the worker",
                 dir.display()
             );
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
         }
         Sub::Audit(AuditCmd::Verify { data, key, json }) => {
             let r = crate::audit_key::verify_data_dir(&data.data, key.audit_key.as_deref())?;
@@ -338,7 +342,7 @@ pub fn run_sub(sub: Sub) -> Result<()> {
         }
         Sub::Audit(AuditCmd::Seal { data, key }) => {
             let s = crate::audit_key::seal(&data.data, key.audit_key.as_deref())?;
-            println!(
+            outln!(
                 "audit trail of {} keyed (key {}{}) and anchored ({}){}",
                 data.data.display(),
                 s.key_id,
@@ -353,14 +357,14 @@ pub fn run_sub(sub: Sub) -> Result<()> {
                     String::new()
                 }
             );
-            println!(
+            outln!(
                 "  audit key (keep it apart from the data): {}",
                 s.key.display()
             );
         }
         Sub::Worker(WorkerCmd::Revoke { name, data }) => {
             let w = auth::revoke_worker(&data.data, &name)?;
-            println!(
+            outln!(
                 "revoked worker {} at {}",
                 w.name,
                 crate::text::utc_ms(w.revoked_ms)
@@ -378,7 +382,7 @@ pub fn run_sub(sub: Sub) -> Result<()> {
 pub fn print_verify(r: &trawl_proto::v1::VerifyAuditResponse, json: bool) -> Result<()> {
     let (code, text) = crate::audit_key::verify_report(r);
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"ok": r.ok, "entries": r.entries, "broken_seq": r.broken_seq,
                 "problem": r.problem, "anchored_seq": r.anchored_seq,
@@ -386,7 +390,7 @@ pub fn print_verify(r: &trawl_proto::v1::VerifyAuditResponse, json: bool) -> Res
                 "keyed": r.keyed, "key_id": r.key_id, "notes": r.notes})
         );
     } else if code == 0 {
-        println!("{text}");
+        outln!("{text}");
     }
     if code == 0 {
         Ok(())

@@ -827,7 +827,18 @@ impl Scheduler {
             .get_mut(job_id)
             .ok_or_else(|| SchedError::NotFound(format!("job {job_id:?}")))?;
         if job.rec.state.is_final() {
-            return Ok(job.rec.clone());
+            // Nothing to cancel: said, and the attempt audited.
+            let (state, case) = (job.rec.state.name(), job.rec.spec.case_id.clone());
+            drop(st);
+            let msg = format!("job {job_id} has already ended ({state}): nothing to cancel");
+            self.audit(
+                caller,
+                "job.cancel",
+                job_id,
+                case.as_str(),
+                format!("refused: {msg}"),
+            );
+            return Err(SchedError::FailedPrecondition(msg));
         }
         job.rec.state = JobState::Cancelled;
         job.rec.error = if reason.is_empty() {
@@ -1358,7 +1369,10 @@ impl Scheduler {
         }
         self.notify(
             &job_id,
-            format!("task {task_id} {:?}", task.state).to_lowercase(),
+            format!(
+                "task {task_id} {}",
+                format!("{:?}", task.state).to_lowercase()
+            ),
         );
         if release {
             self.maybe_release(&job_id);

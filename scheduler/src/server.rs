@@ -78,6 +78,7 @@ pub(crate) fn tls_incoming(
     acceptor: tokio_rustls::TlsAcceptor,
     sched: Arc<Scheduler>,
     shutdown: CancellationToken,
+    redirect_plain_http: bool,
 ) -> tokio_stream::wrappers::ReceiverStream<
     Result<tokio_rustls::server::TlsStream<TcpStream>, std::io::Error>,
 > {
@@ -100,6 +101,10 @@ pub(crate) fn tls_incoming(
             let tx = tx.clone();
             let sched = sched.clone();
             tokio::spawn(async move {
+                let mut tcp = tcp;
+                if redirect_plain_http && redirect_if_plain_http(&mut tcp).await {
+                    return;
+                }
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
@@ -116,6 +121,60 @@ pub(crate) fn tls_incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A browser speaking plain HTTP to the dashboard's TLS port: answered
+/// with a redirect to the same host and path over https (a TLS client's
+/// first byte is a handshake record, 0x16). Returns whether it was.
+async fn redirect_if_plain_http(tcp: &mut TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != 0x16 => {}
+        _ => return false,
+    }
+    // The request head (at most 8 KiB, a few seconds).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let text = String::from_utf8_lossy(&head);
+    let path = text
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .filter(|p| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("/");
+    let host = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| v.trim().to_string())
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .or_else(|| tcp.local_addr().ok().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let body = "This is the trawl dashboard: it answers HTTPS only.\n";
+    let answer = format!(
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://{host}{path}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(answer.as_bytes()).await;
+    let _ = tcp.shutdown().await;
+    true
 }
 
 /// The trawl services, health, reflection and the lease reaper, ready to
@@ -226,7 +285,7 @@ pub async fn serve(
     let result = match sched.authenticator() {
         Some(a) => {
             let acceptor = a.tls_acceptor().context("loading the TLS identity")?;
-            let incoming = tls_incoming(listener, acceptor, sched.clone(), shutdown.clone());
+            let incoming = tls_incoming(listener, acceptor, sched.clone(), shutdown.clone(), false);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
                 .await

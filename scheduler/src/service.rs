@@ -64,6 +64,17 @@ pub fn authorize(
 /// A job the caller may `perm`. A job of another case is answered exactly
 /// as a job that does not exist (NOT_FOUND, same message: the answer tells
 /// neither that the id exists nor its case); the refusal is audited.
+/// A job id as the scheduler writes it (`J000042`): ids are accepted in
+/// any case (`j000042`).
+pub fn canonical_job_id(id: &str) -> String {
+    match id.strip_prefix(['j', 'J']) {
+        Some(rest) if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("J{rest}")
+        }
+        _ => id.to_string(),
+    }
+}
+
 pub fn job_for(
     sched: &Scheduler,
     caller: &Caller,
@@ -335,7 +346,7 @@ impl Jobs for JobsService {
 
     async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
         let caller = caller(&req)?;
-        let id = req.into_inner().job_id;
+        let id = canonical_job_id(&req.into_inner().job_id);
         let job = job_for(&self.sched, &caller, Perm::Read, &id)?;
         Ok(Response::new(wire_job(&job)))
     }
@@ -390,7 +401,7 @@ impl Jobs for JobsService {
         req: Request<v1::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = caller(&req)?;
-        let id = req.into_inner().job_id;
+        let id = canonical_job_id(&req.into_inner().job_id);
         let first = job_for(&self.sched, &caller, Perm::Read, &id)?;
         let mut rx = self.sched.subscribe();
         let sched = self.sched.clone();
@@ -456,7 +467,8 @@ impl Jobs for JobsService {
         req: Request<v1::CancelJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         let caller = caller(&req)?;
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        r.job_id = canonical_job_id(&r.job_id);
         bounded("reason", &r.reason, MAX_TEXT)?;
         job_for(&self.sched, &caller, Perm::Cancel, &r.job_id)?;
         Ok(Response::new(wire_job(
@@ -469,7 +481,7 @@ impl Jobs for JobsService {
         req: Request<v1::ListTasksRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
         let caller = caller(&req)?;
-        let id = req.into_inner().job_id;
+        let id = canonical_job_id(&req.into_inner().job_id);
         job_for(&self.sched, &caller, Perm::Read, &id)?;
         Ok(Response::new(self.tasks(&id)?))
     }
@@ -481,7 +493,8 @@ impl Jobs for JobsService {
         req: Request<v1::GetResultsRequest>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
         let caller = caller(&req)?;
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        r.job_id = canonical_job_id(&r.job_id);
         let job = job_for(&self.sched, &caller, Perm::Read, &r.job_id)?;
         let sched = self.sched.clone();
         let id = r.job_id.clone();

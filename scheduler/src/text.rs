@@ -33,6 +33,37 @@ pub fn eta(secs: f64) -> String {
     }
 }
 
+/// Writes one line to standard output. A reader that has gone away (a
+/// closed pipe, as `trawl jobs | head -3` closes it) ends the process
+/// quietly with status 0: nothing more can be said to it, and nothing has
+/// failed. Other write errors end it with status 1 and one line on stderr.
+pub fn out_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| o.write_all(b"\n"))
+        .and_then(|()| o.flush());
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("trawl: error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for command output: see [`out_line`].
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::text::out_line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::text::out_line(format_args!($($t)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

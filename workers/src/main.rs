@@ -17,16 +17,15 @@ struct Cli {
     /// Log filter.
     #[arg(long, env = "TRAWL_LOG", default_value = "info")]
     log: String,
+    /// Log lines as text (coloured only on a terminal) or JSON, one object
+    /// per line.
+    #[arg(long, env = "TRAWL_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: trawl_proto::logging::LogFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    trawl_proto::logging::init(&cli.log, "info", cli.log_format);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

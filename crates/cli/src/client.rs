@@ -142,7 +142,22 @@ pub fn is_final(state: i32) -> bool {
 
 /// A gRPC status as a one-line error.
 pub fn status_err(s: tonic::Status) -> anyhow::Error {
+    // The whole cause chain: the transport's reason is often in a source.
+    let mut chain = s.message().to_string();
+    let mut src = std::error::Error::source(&s);
+    while let Some(e) = src {
+        chain.push_str(&format!(": {e}"));
+        src = e.source();
+    }
     match s.code() {
+        tonic::Code::Unavailable
+            if chain.contains("NoApplicationProtocol")
+                || chain.contains("no application protocol") =>
+        {
+            anyhow!(
+                "server unavailable: that address is the scheduler's web dashboard (HTTPS for browsers), not its gRPC port: give --server the address of the scheduler's --listen"
+            )
+        }
         tonic::Code::Unavailable => {
             let hint = if s.message().contains("tls") || s.message().contains("certificate") {
                 ""

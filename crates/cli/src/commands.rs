@@ -11,6 +11,7 @@ use trawl_core::spec::EvidenceRef;
 use trawl_proto::connect::ConnectOptions;
 use trawl_proto::convert::{job_state_from_name, job_state_name};
 use trawl_proto::v1;
+use trawl_scheduler::outln;
 use trawl_scheduler::text::{eta, utc_ms};
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -36,8 +37,10 @@ pub enum Command {
     /// Follow one job live until it ends: progress bar, throughput, ETA,
     /// findings per kind as they arrive. Exit 0 completed, 2 failed or
     /// cancelled.
-    #[command(after_help = "Example:\n  trawl watch J000042")]
-    Watch(JobArgs),
+    #[command(
+        after_help = "Examples:\n  trawl watch J000042\n  trawl watch J000042 --verbose     (also one line per task event)\n  trawl watch J000042 --json"
+    )]
+    Watch(WatchArgs),
     /// List jobs (of the cases you may read).
     #[command(
         after_help = "Examples:\n  trawl jobs --case C-2026-17\n  trawl jobs --state running --json"
@@ -302,17 +305,38 @@ pub struct SubmitArgs {
     pub server: ServerArgs,
 }
 
+/// A job id as typed, in the scheduler's spelling (`j42` stays as typed:
+/// ids are `J` and six digits, accepted in any case).
+fn job_id_arg(s: &str) -> std::result::Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("a job id, such as J000042".into());
+    }
+    Ok(trawl_scheduler::service::canonical_job_id(s))
+}
+
 #[derive(Args, Debug)]
 pub struct JobArgs {
-    /// Job id.
+    /// Job id (J000042; any case).
+    #[arg(value_parser = job_id_arg)]
     pub job: String,
     #[command(flatten)]
     pub server: ServerArgs,
 }
 
 #[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Also print one line per task event (task done, retried...).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// Job id.
+    /// Job id (J000042; any case).
+    #[arg(value_parser = job_id_arg)]
     pub job: String,
     /// Also list the job's tasks (state, attempts, worker, errors).
     #[arg(long)]
@@ -338,7 +362,8 @@ pub struct JobsArgs {
 
 #[derive(Args, Debug)]
 pub struct ResultsArgs {
-    /// Job id.
+    /// Job id (J000042; any case).
+    #[arg(value_parser = job_id_arg)]
     pub job: String,
     /// Report directory.
     #[arg(long, short)]
@@ -387,7 +412,7 @@ pub fn job_json(j: &v1::Job) -> serde_json::Value {
         "state": job_state_name(j.state),
         "case_id": spec.case_id,
         "submitter": j.submitter,
-        "evidence": { "path": ev.path, "size": ev.size, "format": ev.format().as_str_name().trim_start_matches("EVIDENCE_FORMAT_").to_ascii_lowercase() },
+        "evidence": { "submitted": submitted_evidence(j), "path": ev.path, "size": ev.size, "format": ev.format().as_str_name().trim_start_matches("EVIDENCE_FORMAT_").to_ascii_lowercase() },
         "progress": {
             "percent": (pct * 10.0).round() / 10.0,
             "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
@@ -406,23 +431,65 @@ pub fn job_json(j: &v1::Job) -> serde_json::Value {
     })
 }
 
+/// The evidence as it was submitted: the path given (not where a symbolic
+/// link leads), its segment count, or the upload.
+fn submitted_evidence(j: &v1::Job) -> String {
+    let spec = j.spec.clone().unwrap_or_default();
+    match spec.evidence.and_then(|e| e.source) {
+        Some(v1::evidence_locator::Source::Paths(p)) => match p.paths.as_slice() {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} (+{} segments)", rest.len()),
+            [] => String::new(),
+        },
+        Some(v1::evidence_locator::Source::UploadDigest(d)) => {
+            format!("upload {} ({})", spec.evidence_name, &d[..d.len().min(12)])
+        }
+        None => j
+            .evidence
+            .as_ref()
+            .map(|e| e.path.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The header of [`human_line`]'s columns.
+const JOBS_HEADER: &str =
+    "JOB      STATE     PRIORITY CASE             SUBMITTED (UTC)    DONE   TASKS        EVIDENCE";
+
+/// A job on one line, in [`JOBS_HEADER`]'s columns (a case id longer than
+/// its column pushes the rest right rather than being cut).
 fn human_line(j: &v1::Job) -> String {
     let p = j.progress.clone().unwrap_or_default();
     let spec = j.spec.clone().unwrap_or_default();
     let pct = if p.bytes_total > 0 {
         100.0 * p.bytes_done as f64 / p.bytes_total as f64
+    } else if is_final(j.state) && job_state_name(j.state) == "completed" {
+        100.0
     } else {
         0.0
     };
+    let priority = v1::Priority::try_from(spec.priority)
+        .map(|p| {
+            p.as_str_name()
+                .trim_start_matches("PRIORITY_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let submitted = utc_ms(j.created_unix_ms);
     format!(
-        "{:<10} {:<10} {:<16} {:>6.1}%  {:>4}/{:<4} tasks  {}",
+        "{:<8} {:<9} {:<8} {:<16} {:<18} {:>5.1}% {:>12} {}",
         j.job_id,
         job_state_name(j.state),
+        if priority == "unspecified" {
+            "normal".into()
+        } else {
+            priority
+        },
         spec.case_id,
+        submitted.get(..16).unwrap_or(submitted.as_str()),
         pct,
-        p.tasks_done,
-        p.tasks_total,
-        j.evidence.as_ref().map(|e| e.path.as_str()).unwrap_or("")
+        format!("{}/{}", p.tasks_done, p.tasks_total),
+        submitted_evidence(j),
     )
 }
 
@@ -468,9 +535,9 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .map_err(status_err)?
         .into_inner();
     if a.server.json {
-        println!("{}", json!({"job_id": resp.job_id}));
+        outln!("{}", json!({"job_id": resp.job_id}));
     }
-    println!("{}", resp.job_id);
+    outln!("{}", resp.job_id);
     Ok(())
 }
 
@@ -503,20 +570,25 @@ async fn status(a: StatusArgs) -> Result<()> {
                 }))
                 .collect::<Vec<_>>());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{}", human_line(&j));
+        outln!("{JOBS_HEADER}");
+        outln!("{}", human_line(&j));
         if !j.error.is_empty() {
-            println!("  error: {}", j.error);
+            outln!("  error: {}", j.error);
         }
         for l in &j.limitations {
-            println!(
+            outln!(
                 "  not examined: bytes {}..{} ({}, {} attempts): {}",
-                l.start, l.end, l.task_id, l.attempts, l.error
+                l.start,
+                l.end,
+                l.task_id,
+                l.attempts,
+                l.error
             );
         }
         for t in &tasks {
-            println!(
+            outln!(
                 "  {:<24} {:<12} {:<12} attempts {:<2} {:<16} {}",
                 t.task_id,
                 t.kind,
@@ -587,15 +659,117 @@ fn watch_line(j: &v1::Job, msg: &str) -> String {
     )
 }
 
-async fn watch(a: JobArgs) -> Result<()> {
+/// The terminal's width in columns (80 when unknown), capped at 160.
+fn term_width() -> usize {
+    console::Term::stdout()
+        .size_checked()
+        .map_or(80, |(_, w)| usize::from(w))
+        .clamp(40, 160)
+}
+
+/// `items` joined with ", " into lines of at most `width` columns, the
+/// first starting with `head`, the next indented.
+fn wrap_list(head: &str, items: &[String], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = head.to_string();
+    for (i, it) in items.iter().enumerate() {
+        let piece = if i + 1 < items.len() {
+            format!("{it},")
+        } else {
+            it.clone()
+        };
+        let sep = if line.ends_with(' ') || line.is_empty() {
+            ""
+        } else {
+            " "
+        };
+        if line.chars().count() + sep.len() + piece.chars().count() > width
+            && line.trim().len() > head.trim().len()
+        {
+            lines.push(line);
+            line = format!("  {piece}");
+        } else {
+            line.push_str(sep);
+            line.push_str(&piece);
+        }
+    }
+    lines.push(line);
+    lines
+}
+
+/// The summary `watch` prints when the job ends, wrapped to `width`.
+fn watch_summary(j: &v1::Job, width: usize) -> Vec<String> {
+    let p = j.progress.clone().unwrap_or_default();
+    let took = if j.finished_unix_ms > 0 && p.started_unix_ms > 0 {
+        format!(
+            " in {}",
+            eta(((j.finished_unix_ms - p.started_unix_ms) as f64 / 1000.0).max(1.0))
+        )
+    } else {
+        String::new()
+    };
+    let mut out = vec![format!(
+        "{} {}{took}: {} at {}/s, tasks {}/{}",
+        j.job_id,
+        job_state_name(j.state),
+        indicatif::HumanBytes(p.bytes_done),
+        indicatif::HumanBytes(p.throughput_bps.max(0.0) as u64),
+        p.tasks_done,
+        p.tasks_total,
+    )];
+    out.extend(findings_lines(&p, width));
+    out.into_iter()
+        .map(|l| {
+            if l.chars().count() > width {
+                l.chars().take(width).collect()
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
+/// Findings per kind, most first, wrapped to `width`: "findings: ..." once
+/// final, "findings (provisional): ..." while the job runs.
+fn findings_lines(p: &v1::Progress, width: usize) -> Vec<String> {
+    let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
+    f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let items: Vec<String> = f.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let head = if p.findings_final {
+        "findings:"
+    } else {
+        "findings (provisional):"
+    };
+    if items.is_empty() {
+        vec![format!(
+            "{head} {}",
+            if p.findings_final { "none" } else { "none yet" }
+        )]
+    } else {
+        wrap_list(head, &items, width)
+    }
+}
+
+/// A task event (`task J000001:s000003 done`): shown with `--verbose`.
+fn is_task_event(msg: &str) -> bool {
+    msg.starts_with("task ")
+}
+
+async fn watch(w: WatchArgs) -> Result<()> {
     use std::io::IsTerminal;
+    let a = w.job;
+    let verbose = w.verbose;
     let client = a.server.client()?;
     let json_out = a.server.json;
     let tty = !json_out && std::io::stdout().is_terminal();
+    let width = term_width();
     let bar = indicatif::ProgressBar::new(0);
+    // Two lines that fit the terminal: the bar (as wide as there is
+    // room), and the figures (cut to the width by indicatif).
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:36}] {percent:>3}% {bytes}/{total_bytes}\n{wide_msg}",
+            // (One column left free: text never reaches the last one.)
+            "{prefix} {wide_bar} {percent:>3}% \n{msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
@@ -604,12 +778,16 @@ async fn watch(a: JobArgs) -> Result<()> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut last = String::new();
+    let mut last_line_at: Option<std::time::Instant> = None;
     let j = client
         .follow(&a.job, |j, msg| {
             if json_out {
+                if is_task_event(msg) && !verbose {
+                    return;
+                }
                 let mut v = job_json(j);
                 v["event"] = json!(msg);
-                println!("{v}");
+                outln!("{v}");
                 return;
             }
             let p = j.progress.clone().unwrap_or_default();
@@ -617,34 +795,58 @@ async fn watch(a: JobArgs) -> Result<()> {
                 bar.set_prefix(format!("{} {}", j.job_id, job_state_name(j.state)));
                 bar.set_length(p.bytes_total);
                 bar.set_position(p.bytes_done);
-                bar.set_message(format!(
-                    "{}/s  ETA {}  tasks {}/{}  findings: {}",
+                // The figures on one line, the findings wrapped under
+                // them: every line fits the terminal, nothing is cut.
+                let mut lines = vec![format!(
+                    "{}/{}  {}/s  ETA {}  tasks {}/{}",
+                    indicatif::HumanBytes(p.bytes_done),
+                    indicatif::HumanBytes(p.bytes_total),
                     indicatif::HumanBytes(p.throughput_bps.max(0.0) as u64),
                     eta(p.eta_seconds),
                     p.tasks_done,
                     p.tasks_total,
-                    findings_line(&p)
-                ));
-                if msg != "progress" && !msg.is_empty() {
+                )];
+                lines.extend(findings_lines(&p, width - 1));
+                bar.set_message(lines.join("\n"));
+                // State changes are said (the end by the summary); task
+                // events only with --verbose.
+                if msg != "progress"
+                    && !msg.is_empty()
+                    && !is_final(j.state)
+                    && (verbose || !is_task_event(msg))
+                {
                     bar.println(format!("{}: {msg}", j.job_id));
                 }
             } else {
-                // Without a terminal: a line whenever something changed.
-                let line = watch_line(j, msg);
-                let key = format!(
-                    "{} {} {} {:?} {msg}",
-                    j.state, p.bytes_done, p.tasks_done, p.findings
-                );
-                if key != last {
-                    println!("{line}");
+                // Without a terminal: a line when the state changes, at
+                // most one every two seconds otherwise (every event with
+                // --verbose).
+                let key = format!("{} {}", j.state, if verbose { msg } else { "" });
+                let due =
+                    last_line_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2));
+                if key != last || (verbose && !msg.is_empty()) || (due && !is_final(j.state)) {
+                    outln!(
+                        "{}",
+                        watch_line(
+                            j,
+                            if verbose || !is_task_event(msg) {
+                                msg
+                            } else {
+                                ""
+                            }
+                        )
+                    );
                     last = key;
+                    last_line_at = Some(std::time::Instant::now());
                 }
             }
         })
         .await?;
     bar.finish_and_clear();
     if tty {
-        println!("{}", watch_line(&j, ""));
+        for l in watch_summary(&j, width) {
+            outln!("{l}");
+        }
     }
     match job_state_name(j.state) {
         "completed" if !j.limitations.is_empty() => Err(Exit(
@@ -666,7 +868,11 @@ async fn jobs(a: JobsArgs) -> Result<()> {
     let client = a.server.client()?;
     let state = match &a.state {
         Some(s) => {
-            job_state_from_name(s).ok_or_else(|| anyhow!("--state: unknown state {s:?}"))? as i32
+            job_state_from_name(&s.to_ascii_lowercase()).ok_or_else(|| {
+                anyhow!(
+                    "--state: unknown state {s:?} (one of queued, running, completed, failed, cancelled)"
+                )
+            })? as i32
         }
         None => 0,
     };
@@ -684,17 +890,14 @@ async fn jobs(a: JobsArgs) -> Result<()> {
         .into_inner()
         .jobs;
     if a.server.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list.iter().map(job_json).collect::<Vec<_>>())?
         );
     } else {
-        println!(
-            "{:<10} {:<10} {:<16} {:>7}  {:>9}  EVIDENCE",
-            "JOB", "STATE", "CASE", "DONE", "TASKS"
-        );
+        outln!("{JOBS_HEADER}");
         for j in &list {
-            println!("{}", human_line(j));
+            outln!("{}", human_line(j));
         }
     }
     Ok(())
@@ -710,12 +913,18 @@ async fn cancel(a: JobArgs) -> Result<()> {
             reason: String::new(),
         })
         .await
-        .map_err(status_err)?
+        .map_err(|s| {
+            if s.code() == tonic::Code::FailedPrecondition {
+                Exit(crate::EXIT_NOTHING_TO_CANCEL, s.message().to_string()).into()
+            } else {
+                status_err(s)
+            }
+        })?
         .into_inner();
     if a.server.json {
-        println!("{}", serde_json::to_string_pretty(&job_json(&j))?);
+        outln!("{}", serde_json::to_string_pretty(&job_json(&j))?);
     } else {
-        println!("{}", human_line(&j));
+        outln!("{}", human_line(&j));
     }
     Ok(())
 }
@@ -725,12 +934,12 @@ async fn results(a: ResultsArgs) -> Result<()> {
     let (job, r) = client.results(&a.job).await?;
     let r = embedded::write_report(&client, &job, r, &a.out).await?;
     if a.server.json {
-        println!(
+        outln!(
             "{}",
             json!({"job_id": job.job_id, "state": job_state_name(job.state), "out": a.out})
         );
     } else {
-        println!(
+        outln!(
             "{} {} -> {}",
             job.job_id,
             job_state_name(job.state),
@@ -744,6 +953,22 @@ async fn results(a: ResultsArgs) -> Result<()> {
             job_state_name(job.state)
         );
     }
+    // The job's exit status, as `watch` and `scan` give it: 2 failed or
+    // cancelled (partial results written), then 5 a stored hash
+    // mismatch, then 3 parts not examined.
+    let state = v1::JobState::try_from(job.state).unwrap_or_default();
+    if matches!(state, v1::JobState::Failed | v1::JobState::Cancelled) {
+        return Err(Exit(
+            2,
+            format!(
+                "job {} {}: the partial results were written to {}",
+                job.job_id,
+                job_state_name(job.state),
+                a.out.display()
+            ),
+        )
+        .into());
+    }
     let mismatched = embedded::stored_hash_mismatches(&r);
     if !mismatched.is_empty() {
         return Err(Exit(
@@ -752,6 +977,17 @@ async fn results(a: ResultsArgs) -> Result<()> {
                 "job {}: {}",
                 job.job_id,
                 embedded::integrity_failure(&mismatched)
+            ),
+        )
+        .into());
+    }
+    if !job.limitations.is_empty() {
+        return Err(Exit(
+            3,
+            format!(
+                "job {}: {} parts of the evidence could not be examined (see report.json limitations)",
+                job.job_id,
+                job.limitations.len()
             ),
         )
         .into());
@@ -786,16 +1022,24 @@ async fn rules(c: RulesCmd) -> Result<()> {
                 .map_err(status_err)?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&ruleset_json(&info))?);
+                outln!("{}", serde_json::to_string_pretty(&ruleset_json(&info))?);
             } else {
-                println!(
+                outln!(
                     "rule set {}: {} rules from {} files ({} refused), digest {}",
-                    info.name, info.rules, info.files, info.rejected_files, info.digest
+                    info.name,
+                    info.rules,
+                    info.files,
+                    info.rejected_files,
+                    info.digest
                 );
                 for d in &info.diagnostics {
-                    println!(
+                    outln!(
                         "  {}:{}:{}: {}: {}",
-                        d.file, d.line, d.column, d.severity, d.message
+                        d.file,
+                        d.line,
+                        d.column,
+                        d.severity,
+                        d.message
                     );
                 }
             }
@@ -811,14 +1055,18 @@ async fn rules(c: RulesCmd) -> Result<()> {
                 .rule_sets;
             if server.json {
                 let v: Vec<_> = sets.iter().map(ruleset_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                outln!(
                     "{:<24} {:>7} {:>6} {:>8}  {:<20} DIGEST",
-                    "NAME", "RULES", "FILES", "REFUSED", "CREATED"
+                    "NAME",
+                    "RULES",
+                    "FILES",
+                    "REFUSED",
+                    "CREATED"
                 );
                 for r in &sets {
-                    println!(
+                    outln!(
                         "{:<24} {:>7} {:>6} {:>8}  {:<20} {}",
                         r.name,
                         r.rules,
@@ -862,12 +1110,21 @@ async fn workers(a: ServerArgs) -> Result<()> {
                 "bytes_done": w.bytes_done, "evidence_roots": w.evidence_roots, "version": w.version})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<22} {:<16} {:>5} {:>5} {:>5} {:>10} {:<6} {:>9} {:>7} {:>10}  EVIDENCE ROOTS",
-        "WORKER", "HOST", "SLOTS", "BUSY", "LOAD", "MEMORY", "HEALTH", "HEARTBEAT", "TASKS", "DONE"
+        "WORKER",
+        "HOST",
+        "SLOTS",
+        "BUSY",
+        "LOAD",
+        "MEMORY",
+        "HEALTH",
+        "HEARTBEAT",
+        "TASKS",
+        "DONE"
     );
     for w in &list {
         let load = if w.slots > 0 {
@@ -878,7 +1135,7 @@ async fn workers(a: ServerArgs) -> Result<()> {
         } else {
             "-".into()
         };
-        println!(
+        outln!(
             "{:<22} {:<16} {:>5} {:>5} {:>5} {:>10} {:<6} {:>8}s {:>7} {:>10}  {}",
             w.worker_id,
             w.hostname,
@@ -923,7 +1180,7 @@ async fn users(c: UsersCmd) -> Result<()> {
             if server.json {
                 let mut v = user_json(&u);
                 v["token"] = json!(r.token);
-                println!("{v}");
+                outln!("{v}");
             } else {
                 print_new_user(&u, &r.token);
             }
@@ -937,9 +1194,9 @@ async fn users(c: UsersCmd) -> Result<()> {
                 .map_err(status_err)?
                 .into_inner();
             if server.json {
-                println!("{}", user_json(&u));
+                outln!("{}", user_json(&u));
             } else {
-                println!("revoked user {} at {}", u.name, utc_ms(u.revoked_unix_ms));
+                outln!("revoked user {} at {}", u.name, utc_ms(u.revoked_unix_ms));
             }
         }
         UsersCmd::List(server) => {
@@ -1022,11 +1279,18 @@ async fn audit(c: AuditCmd) -> Result<()> {
             };
             let json = server.json;
             if json {
-                println!("[");
+                outln!("[");
             } else {
-                println!(
+                outln!(
                     "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} DETAIL",
-                    "SEQ", "TIME", "WHO", "ROLE", "ACTION", "TARGET", "CASE", "FROM"
+                    "SEQ",
+                    "TIME",
+                    "WHO",
+                    "ROLE",
+                    "ACTION",
+                    "TARGET",
+                    "CASE",
+                    "FROM"
                 );
             }
             // Page by page: a long trail never has to fit in one message.
@@ -1057,22 +1321,24 @@ async fn audit(c: AuditCmd) -> Result<()> {
                 };
                 for e in &page.entries {
                     if json {
-                        println!(
+                        outln!(
                             "{}{}",
                             if shown > 0 { "," } else { "" },
                             serde_json::to_string_pretty(&audit_json(e))?
                         );
                     } else {
-                        println!(
-                            "{:>6} {:<20} {:<16} {:<13} {:<26} {:<14} {:<12} {:<22} {}",
+                        // Fixed columns: a longer value is cut with "…"
+                        // (`--json` has every value in full).
+                        outln!(
+                            "{:>6} {:<20} {} {} {} {} {} {} {}",
                             e.seq,
                             utc_ms(e.time_unix_ms),
-                            e.actor,
-                            e.role,
-                            e.action,
-                            e.target,
-                            e.case_id,
-                            e.from,
+                            cell(&e.actor, 16),
+                            cell(&e.role, 13),
+                            cell(&e.action, 26),
+                            cell(&e.target, 14),
+                            cell(&e.case_id, 12),
+                            cell(&e.from, 22),
                             e.detail
                         );
                     }
@@ -1084,10 +1350,22 @@ async fn audit(c: AuditCmd) -> Result<()> {
                 next = page.next_seq;
             }
             if json {
-                println!("]");
+                outln!("]");
             }
             Ok(())
         }
+    }
+}
+
+/// `s` in a column of `width` characters: padded, or cut with "…".
+fn cell(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        format!("{s}{}", " ".repeat(width - n))
+    } else {
+        let mut o: String = s.chars().take(width.saturating_sub(1)).collect();
+        o.push('…');
+        o
     }
 }
 

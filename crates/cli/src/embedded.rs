@@ -18,6 +18,7 @@ use trawl_core::spec::EvidenceRef;
 use trawl_proto::convert::job_state_name;
 use trawl_proto::v1;
 use trawl_report::JobResults;
+use trawl_scheduler::outln;
 use trawl_scheduler::{Scheduler, SchedulerConfig};
 use trawl_worker::WorkerConfig;
 
@@ -285,12 +286,14 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
         v["out"] = serde_json::json!(out);
         v["hashes"] = serde_json::json!(r.hashes);
         v["verification"] = serde_json::json!(r.verification);
-        println!("{v}");
+        outln!("{v}");
         return;
     }
-    println!(
+    outln!(
         "{} ({} bytes, {})",
-        r.evidence.path, r.evidence.size, r.evidence.format
+        r.evidence.path,
+        r.evidence.size,
+        r.evidence.format
     );
     for (name, v) in [
         ("md5", &r.hashes.md5),
@@ -299,11 +302,11 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
         ("blake3", &r.hashes.blake3),
     ] {
         if let Some(v) = v {
-            println!("  {name:<7} {v}");
+            outln!("  {name:<7} {v}");
         }
     }
     for v in &r.verification {
-        println!(
+        outln!(
             "  stored {} {}: {}",
             v.algorithm,
             v.stored,
@@ -311,27 +314,27 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
         );
     }
     if !r.features.is_empty() {
-        println!("  features {}", r.features.len());
+        outln!("  features {}", r.features.len());
     }
     if !r.carved.is_empty() {
-        println!(
+        outln!(
             "  carved  {} ({} validated)",
             r.carved.len(),
             r.carved.iter().filter(|c| c.validated).count()
         );
     }
     if !r.yara.is_empty() {
-        println!("  yara    {} matches", r.yara.len());
+        outln!("  yara    {} matches", r.yara.len());
     }
     for l in &r.limitations {
-        println!("  NOT EXAMINED bytes {}..{}: {}", l.start, l.end, l.error);
+        outln!("  NOT EXAMINED bytes {}..{}: {}", l.start, l.end, l.error);
     }
     for e in &r.errors {
-        println!("  error: {e}");
+        outln!("  error: {e}");
     }
-    println!("  report  {}", out.display());
+    outln!("  report  {}", out.display());
     if !is_final(job.state) {
-        println!("  (partial results: job {})", job_state_name(job.state));
+        outln!("  (partial results: job {})", job_state_name(job.state));
     }
 }
 

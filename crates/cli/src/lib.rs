@@ -6,7 +6,10 @@
 //! limitations in the report); 4 `trawl audit verify` found the hash chain
 //! broken; 5 ([`EXIT_STORED_HASH_MISMATCH`]) `trawl scan` or `trawl results`
 //! wrote the report, but a hash stored in the image (an E01's MD5 or SHA-1)
-//! does not match the data.
+//! does not match the data; 6 ([`EXIT_NOTHING_TO_CANCEL`]) `trawl cancel`
+//! found the job already ended; 64 ([`EXIT_USAGE`]) the command line could
+//! not be understood. Output to a reader that goes away (`| head`) ends
+//! quietly with 0.
 
 mod client;
 mod commands;
@@ -26,7 +29,7 @@ pub use client::{Client, is_final};
     version,
     about,
     long_about = None,
-    after_help = "Connecting to a cluster: --server URL (TRAWL_SERVER), --ca FILE (TRAWL_CA), --token TOKEN\n(TRAWL_TOKEN) or --token-file FILE, or a client config ~/.config/trawl/client.toml with the keys\nserver, ca, token / token_file. Flags win over the environment, the environment over the file.\n\nExit status: 0 success; 1 error (bad input, unreachable server, refused request: one line on\nstderr); 2 the job ended failed or cancelled; 3 the job completed but parts of the evidence\ncould not be examined; 4 `audit verify` found the audit trail broken; 5 the report was written\nbut a hash stored in the image (E01 MD5/SHA-1) does not match its data (one line on stderr\nnames the image, the stored and the computed hash)."
+    after_help = "Connecting to a cluster: --server URL (TRAWL_SERVER), --ca FILE (TRAWL_CA), --token TOKEN\n(TRAWL_TOKEN) or --token-file FILE, or a client config ~/.config/trawl/client.toml with the keys\nserver, ca, token / token_file. Flags win over the environment, the environment over the file.\n\nExit status: 0 success; 1 error (bad input, unreachable server, refused request: one line on\nstderr); 2 the job ended failed or cancelled; 3 the job completed but parts of the evidence\ncould not be examined; 4 `audit verify` found the audit trail broken; 5 the report was written\nbut a hash stored in the image (E01 MD5/SHA-1) does not match its data (one line on stderr\nnames the image, the stored and the computed hash); 6 `cancel` found the job already ended\n(nothing cancelled); 64 the command line could not be understood. A reader that closes the\noutput early (`| head`) ends the command quietly with 0."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,16 @@ pub struct Cli {
     /// Log filter (e.g. info, debug, trawl=debug).
     #[arg(long, global = true, env = "TRAWL_LOG", default_value = "warn")]
     log: String,
+    /// Log lines as text (coloured only on a terminal) or JSON, one object
+    /// per line.
+    #[arg(
+        long,
+        global = true,
+        env = "TRAWL_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: trawl_proto::logging::LogFormat,
 }
 
 /// Exit status of `trawl scan` and `trawl results` when the report was
@@ -42,6 +55,15 @@ pub struct Cli {
 /// reports FAILURE. Takes precedence over 3 (parts not examined), not over
 /// 2 (a job failed).
 pub const EXIT_STORED_HASH_MISMATCH: u8 = 5;
+
+/// Exit status of `trawl cancel` when the job had already ended: nothing
+/// was cancelled (the attempt is audited).
+pub const EXIT_NOTHING_TO_CANCEL: u8 = 6;
+
+/// Exit status of a command line that cannot be understood (unknown flag,
+/// missing argument, bad value): sysexits' `EX_USAGE`, apart from the
+/// statuses of jobs.
+pub const EXIT_USAGE: u8 = 64;
 
 /// An error carrying the process exit code.
 #[derive(Debug)]
@@ -56,8 +78,16 @@ impl std::error::Error for Exit {}
 
 /// Entry point shared by the binary and tests.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are answers (0); a command line that
+            // cannot be understood is a usage error (64), never a job's 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    trawl_proto::logging::init(&cli.log, "warn", cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,13 +121,4 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ").replace('\n', " ")
-}
-
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

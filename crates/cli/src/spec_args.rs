@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
-use trawl_core::size::parse_size;
+use trawl_core::size::{format_size, parse_size};
 use trawl_core::spec::{EvidenceRef, RuleSource};
 use trawl_core::{AnalysisSet, CaseId, JobSpec, Priority};
 
@@ -140,7 +140,7 @@ impl SpecArgs {
     ) -> Result<JobSpec> {
         let analyses = AnalysisSet::parse(&self.analyses).context("--analyses")?;
         let mut spec = JobSpec::new(CaseId::new(case).context("--case")?, evidence, analyses);
-        spec.shard_size = parse_size(&self.shard_size).context("--shard-size")?;
+        spec.shard_size = shard_size(&self.shard_size)?;
         spec.margin = parse_size(&self.margin).context("--margin")?;
         spec.hash.piecewise_window =
             parse_size(&self.piecewise_window).context("--piecewise-window")?;
@@ -183,5 +183,54 @@ impl SpecArgs {
         }
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+/// `--shard-size` as typed: a power of two from 1 KiB to 1 GiB. Anything
+/// else is refused as the user wrote it, with the nearest valid sizes.
+pub fn shard_size(typed: &str) -> Result<u64> {
+    const MIN: u64 = 1 << 10;
+    const MAX: u64 = 1 << 30;
+    let n = parse_size(typed).context("--shard-size")?;
+    if n.is_power_of_two() && (MIN..=MAX).contains(&n) {
+        return Ok(n);
+    }
+    let below = if n < MIN {
+        None
+    } else {
+        Some((1u64 << (63 - n.leading_zeros())).min(MAX))
+    };
+    let above = n
+        .checked_next_power_of_two()
+        .filter(|a| *a <= MAX)
+        .map(|a| a.max(MIN));
+    let nearest: Vec<String> = [below, above]
+        .into_iter()
+        .flatten()
+        .filter(|v| *v != n)
+        .map(format_size)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    bail!(
+        "--shard-size {typed:?} ({n} bytes) is not a shard size: it must be a power of two from 1 KiB to 1 GiB (the nearest: {})",
+        nearest.join(" or ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_sizes_are_refused_as_typed_with_the_nearest() {
+        assert_eq!(super::shard_size("16MiB").unwrap(), 16 << 20);
+        let e = super::shard_size("10MB").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--shard-size \"10MB\" (10485760 bytes) is not a shard size: it must be a power of two from 1 KiB to 1 GiB (the nearest: 16 MiB or 8 MiB)"
+        );
+        let e = super::shard_size("2GiB").unwrap_err().to_string();
+        assert!(e.ends_with("(the nearest: 1 GiB)"), "{e}");
+        let e = super::shard_size("100").unwrap_err().to_string();
+        assert!(e.ends_with("(the nearest: 1 KiB)"), "{e}");
     }
 }

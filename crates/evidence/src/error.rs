@@ -43,6 +43,12 @@ pub enum EvidenceError {
         expected: String,
         what: String,
     },
+    #[error("{}: the same file as segment {} ({}): a split image's segments must be distinct files", path.display(), first_index + 1, first.display())]
+    DuplicateSegment {
+        path: PathBuf,
+        first: PathBuf,
+        first_index: usize,
+    },
     #[error("{}: refused: {why} (it resolves to {})", path.display(), real.display())]
     OutsideRoots {
         path: PathBuf,

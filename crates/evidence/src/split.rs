@@ -32,8 +32,25 @@ impl SplitRawEvidence {
     pub fn open(paths: &[PathBuf]) -> Result<Self, EvidenceError> {
         let mut segments = Vec::with_capacity(paths.len());
         let mut start = 0u64;
+        // (device, inode) of each segment: a segment given twice (under
+        // two names, or through a symbolic link) would read the same bytes
+        // twice as different parts of the image.
+        let mut seen: Vec<(u64, u64)> = Vec::with_capacity(paths.len());
         for p in paths {
             let (file, len) = open_file(p)?;
+            #[cfg(unix)]
+            if let Ok(m) = file.metadata() {
+                use std::os::unix::fs::MetadataExt;
+                let id = (m.dev(), m.ino());
+                if let Some(i) = seen.iter().position(|s| *s == id) {
+                    return Err(EvidenceError::DuplicateSegment {
+                        path: p.clone(),
+                        first: paths[i].clone(),
+                        first_index: i,
+                    });
+                }
+                seen.push(id);
+            }
             let map = map_file(&file, len);
             segments.push(Segment {
                 path: p.clone(),
@@ -184,4 +201,34 @@ pub(crate) fn discover_segments(first: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[cfg(all(test, unix))]
+mod duplicate_tests {
+    use super::*;
+
+    /// A segment given twice, or through a symbolic link to another, is
+    /// refused, naming both.
+    #[test]
+    fn the_same_file_twice_is_not_two_segments() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("disk.001");
+        let b = d.path().join("disk.002");
+        std::fs::write(&a, vec![1u8; 4096]).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let Err(e) = SplitRawEvidence::open(&[a.clone(), b.clone()]) else {
+            panic!("the same file twice was accepted as two segments")
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: the same file as segment 1 ({}): a split image's segments must be distinct files",
+                b.display(),
+                a.display()
+            )
+        );
+        let c = d.path().join("disk.003");
+        std::fs::write(&c, vec![2u8; 4096]).unwrap();
+        assert!(SplitRawEvidence::open(&[a, c]).is_ok());
+    }
 }

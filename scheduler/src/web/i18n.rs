@@ -124,6 +124,12 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("not_found", "Not found", "Introuvable"),
     (
+        "not_found_text",
+        "No job with this id among the jobs of your cases: it does not exist, or it belongs to a case you are not assigned to.",
+        "Aucun traitement de ce numéro parmi ceux de vos affaires : il n'existe pas, ou il relève d'une affaire qui ne vous est pas attribuée.",
+    ),
+    ("back_to_cases", "Back to the cases", "Retour aux affaires"),
+    (
         "csrf",
         "This form did not come from this dashboard (missing or forged CSRF token); nothing was done.",
         "Ce formulaire ne vient pas de ce tableau de bord (jeton CSRF absent ou falsifié) ; rien n'a été fait.",

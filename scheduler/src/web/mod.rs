@@ -181,31 +181,52 @@ fn unauthorized(l: Lang) -> Response {
     )
 }
 
-fn forbidden(l: Lang, who: &Caller) -> Response {
+/// A refusal page for a signed-in user: what happened, a way back, and
+/// the sign-out button.
+fn refusal(
+    status: StatusCode,
+    l: Lang,
+    who: &Caller,
+    csrf: &str,
+    title: &str,
+    text: &str,
+) -> Response {
     html(
-        StatusCode::FORBIDDEN,
-        pages::layout(
+        status,
+        pages::layout_signed(
             l,
-            Some(who),
-            l.t("forbidden_title"),
+            who,
+            csrf,
+            title,
             &format!(
-                "<h1>{}</h1><p>{}</p>",
-                l.t("forbidden_title"),
-                l.t("forbidden")
+                "<h1>{}</h1><p id=\"refusal\">{}</p><p><a id=\"back\" href=\"/cases\">{}</a></p>",
+                esc(title),
+                esc(text),
+                l.t("back_to_cases")
             ),
         ),
     )
 }
 
-fn not_found(l: Lang, who: &Caller) -> Response {
-    html(
+fn forbidden(l: Lang, who: &Caller, csrf: &str) -> Response {
+    refusal(
+        StatusCode::FORBIDDEN,
+        l,
+        who,
+        csrf,
+        l.t("forbidden_title"),
+        l.t("forbidden"),
+    )
+}
+
+fn not_found(l: Lang, who: &Caller, csrf: &str) -> Response {
+    refusal(
         StatusCode::NOT_FOUND,
-        pages::layout(
-            l,
-            Some(who),
-            l.t("not_found"),
-            &format!("<h1>{}</h1>", l.t("not_found")),
-        ),
+        l,
+        who,
+        csrf,
+        l.t("not_found"),
+        l.t("not_found_text"),
     )
 }
 
@@ -370,13 +391,15 @@ async fn cases(
 fn job_for(
     w: &Web,
     c: &Caller,
+    csrf: &str,
     l: Lang,
     id: &str,
     perm: Perm,
 ) -> Result<trawl_store::JobRecord, Response> {
     // The API's check and audit entry: one rule for both doors. Another
     // case's job is answered as a job that does not exist.
-    crate::service::job_for(&w.sched, c, perm, id).map_err(|_| not_found(l, c))
+    let id = crate::service::canonical_job_id(id);
+    crate::service::job_for(&w.sched, c, perm, &id).map_err(|_| not_found(l, c, csrf))
 }
 
 async fn job_page(
@@ -386,7 +409,8 @@ async fn job_page(
     headers: HeaderMap,
 ) -> Response {
     let (l, c, s) = signed_in!(w, headers, peer);
-    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+    let id = crate::service::canonical_job_id(&id);
+    let job = match job_for(&w, &c, &s.csrf, l, &id, Perm::Read) {
         Ok(j) => j,
         Err(r) => return r,
     };
@@ -403,10 +427,11 @@ async fn reveal(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     let (l, c, s) = signed_in!(w, headers, peer);
+    let id = crate::service::canonical_job_id(&id);
     if !same(&s.csrf, &f.csrf) {
         return csrf_refused(&w, &c, l, &id);
     }
-    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+    let job = match job_for(&w, &c, &s.csrf, l, &id, Perm::Read) {
         Ok(j) => j,
         Err(r) => return r,
     };
@@ -418,18 +443,13 @@ async fn reveal(
             job.spec.case_id.as_str(),
             "web: revealing card numbers is for investigators",
         );
-        return html(
+        return refusal(
             StatusCode::FORBIDDEN,
-            pages::layout(
-                l,
-                Some(&c),
-                l.t("forbidden_title"),
-                &format!(
-                    "<h1>{}</h1><p>{}</p>",
-                    l.t("forbidden_title"),
-                    l.t("reveal_refused")
-                ),
-            ),
+            l,
+            &c,
+            &s.csrf,
+            l.t("forbidden_title"),
+            l.t("reveal_refused"),
         );
     }
     w.sched.audit(
@@ -482,8 +502,9 @@ async fn job_throughput(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (l, c, _s) = signed_in!(w, headers, peer);
-    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+    let (l, c, s) = signed_in!(w, headers, peer);
+    let id = crate::service::canonical_job_id(&id);
+    let job = match job_for(&w, &c, &s.csrf, l, &id, Perm::Read) {
         Ok(j) => j,
         Err(r) => return r,
     };
@@ -498,9 +519,9 @@ async fn pool_load(
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    let (l, c, _s) = signed_in!(w, headers, peer);
+    let (l, c, s) = signed_in!(w, headers, peer);
     if !c.may(Perm::ReadPool, "") {
-        return forbidden(l, &c);
+        return forbidden(l, &c, &s.csrf);
     }
     let (svg, _) = pages::load_chart(l, &w.sched.pool_view());
     svg_response(svg)
@@ -534,8 +555,9 @@ async fn job_events(
     headers: HeaderMap,
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let (l, c, _s) = signed_in!(w, headers, peer);
-    if let Err(r) = job_for(&w, &c, l, &id, Perm::Read) {
+    let (l, c, s) = signed_in!(w, headers, peer);
+    let id = crate::service::canonical_job_id(&id);
+    if let Err(r) = job_for(&w, &c, &s.csrf, l, &id, Perm::Read) {
         return r;
     }
     let sched = w.sched.clone();
@@ -571,10 +593,11 @@ async fn cancel(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     let (l, c, s) = signed_in!(w, headers, peer);
+    let id = crate::service::canonical_job_id(&id);
     if !same(&s.csrf, &f.csrf) {
         return csrf_refused(&w, &c, l, &id);
     }
-    if let Err(r) = job_for(&w, &c, l, &id, Perm::Cancel) {
+    if let Err(r) = job_for(&w, &c, &s.csrf, l, &id, Perm::Cancel) {
         return r;
     }
     let _ = w.sched.cancel(&id, "cancelled from the dashboard", &c);
@@ -587,8 +610,9 @@ async fn download(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (l, c, _s) = signed_in!(w, headers, peer);
-    let job = match job_for(&w, &c, l, &id, Perm::Read) {
+    let (l, c, s) = signed_in!(w, headers, peer);
+    let id = crate::service::canonical_job_id(&id);
+    let job = match job_for(&w, &c, &s.csrf, l, &id, Perm::Read) {
         Ok(j) => j,
         Err(r) => return r,
     };
@@ -639,7 +663,7 @@ async fn pool(
 ) -> Response {
     let (l, c, s) = signed_in!(w, headers, peer);
     if !c.may(Perm::ReadPool, "") {
-        return forbidden(l, &c);
+        return forbidden(l, &c, &s.csrf);
     }
     let hb = w.sched.config().heartbeat_ms as i64;
     html(
@@ -748,7 +772,7 @@ pub async fn serve(
     // The gRPC port's TLS accept loop: handshakes on their own tasks,
     // refused ones audited.
     let mut incoming =
-        crate::server::tls_incoming(listener, acceptor, sched.clone(), shutdown.clone());
+        crate::server::tls_incoming(listener, acceptor, sched.clone(), shutdown.clone(), true);
     while let Some(Ok(tls)) = tokio_stream::StreamExt::next(&mut incoming).await {
         let peer = tls
             .get_ref()

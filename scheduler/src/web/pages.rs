@@ -127,6 +127,11 @@ pub fn layout(l: Lang, who: Option<&Caller>, title: &str, body: &str) -> String 
     layout_csrf(l, who, "", title, body)
 }
 
+/// The page frame for a signed-in user (with the sign-out button).
+pub fn layout_signed(l: Lang, who: &Caller, csrf: &str, title: &str, body: &str) -> String {
+    layout_csrf(l, Some(who), csrf, title, body)
+}
+
 fn layout_csrf(l: Lang, who: Option<&Caller>, csrf: &str, title: &str, body: &str) -> String {
     let nav = match who {
         Some(c) => format!(

@@ -24,20 +24,233 @@ fn trawl_bin() -> PathBuf {
     exe.with_file_name("trawl")
 }
 
+/// trawl-bench: trawl against its peers on the same input in the same run
+/// (alternating runs, medians and ratios).
+#[derive(clap::Parser, Debug)]
+#[command(name = "trawl-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+/// Options shared by the timed sections.
+#[derive(clap::Args, Debug, Default)]
+struct Common {
+    /// Scratch directory for the generated images [default: the temp dir].
+    #[arg(long)]
+    dir: Option<String>,
+    /// Runs of each contender.
+    #[arg(long)]
+    runs: Option<String>,
+    /// Image size (e.g. 1GiB).
+    #[arg(long)]
+    size: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Bench {
+    /// Every section below, one document (yara and pipeline also timed
+    /// with an earlier build).
+    All {
+        /// Where the document goes (e.g. BENCHMARKS.md).
+        #[arg(long)]
+        out: Option<String>,
+        /// Smaller inputs, fewer runs.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        dir: Option<String>,
+        /// An earlier trawl binary to time as well.
+        #[arg(long)]
+        baseline: Option<String>,
+    },
+    /// Hashing: trawl against openssl, b3sum, hashdeep.
+    Hash(Common),
+    /// Carving: trawl against foremost and scalpel (throughput and
+    /// accuracy).
+    Carve {
+        #[command(flatten)]
+        common: Common,
+        /// Skip the accuracy part.
+        #[arg(long)]
+        no_accuracy: bool,
+        /// Skip the throughput part.
+        #[arg(long)]
+        no_throughput: bool,
+    },
+    /// Feature scanners, per core.
+    Features {
+        #[arg(long)]
+        size: Option<String>,
+        #[arg(long)]
+        seed: Option<String>,
+        /// Scanners (comma-separated).
+        #[arg(long)]
+        scanners: Option<String>,
+        /// Each scanner alone too.
+        #[arg(long)]
+        each: bool,
+        #[arg(long)]
+        dir: Option<String>,
+    },
+    /// YARA: trawl against yara on the same rule set.
+    Yara {
+        #[command(flatten)]
+        common: Common,
+        /// Rule directory.
+        #[arg(long)]
+        rules: Option<String>,
+        #[arg(long)]
+        baseline: Option<String>,
+    },
+    /// Which rules an image leaves live (diagnostics of the rule-set
+    /// index).
+    YaraLive { rules: String, image: String },
+    /// A scheduler and workers on loopback against the embedded scan.
+    Cluster {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        analyses: Option<String>,
+    },
+    /// The whole pipeline (every analysis) against the peers run one
+    /// after the other.
+    Pipeline {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        rules: Option<String>,
+        #[arg(long)]
+        baseline: Option<String>,
+    },
+    /// Scale-out: sparse and mixed images over 1, 2, 4 workers.
+    Scale {
+        #[arg(long)]
+        sparse_size: Option<String>,
+        #[arg(long)]
+        mixed_size: Option<String>,
+        /// Worker counts (comma-separated).
+        #[arg(long)]
+        workers: Option<String>,
+        #[arg(long)]
+        slots: Option<String>,
+        #[arg(long)]
+        runs: Option<String>,
+        #[arg(long)]
+        dir: Option<String>,
+    },
+}
+
+/// `--name value` pairs (and bare flags) for the sections, which read
+/// their options from such a list.
+fn argv(pairs: &[(&str, &Option<String>)], flags: &[(&str, bool)]) -> Vec<String> {
+    let mut v = Vec::new();
+    for (k, val) in pairs {
+        if let Some(x) = val {
+            v.push((*k).to_string());
+            v.push(x.clone());
+        }
+    }
+    for (k, on) in flags {
+        if *on {
+            v.push((*k).to_string());
+        }
+    }
+    v
+}
+
+fn common(c: &Common) -> Vec<(&'static str, &Option<String>)> {
+    vec![("--dir", &c.dir), ("--runs", &c.runs), ("--size", &c.size)]
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("hash") => hash(&args[2..]),
-        Some("cluster") => cluster(&args[2..]),
-        Some("carve") => carve::run(&args[2..]),
-        Some("features") => features::run(&args[2..]),
-        Some("yara") => yara::run(&args[2..]),
-        Some("yara-live") => yara::live(&args[2..]),
-        Some("scale") => scale::scale(&trawl_bin(), &args[2..]),
-        Some("pipeline") => scale::pipeline(&trawl_bin(), &args[2..]),
-        Some("all") => scale::all(&args[2..]),
-        _ => bail!(
-            "usage: trawl-bench all [--out BENCHMARKS.md] [--quick] [--dir DIR] [--baseline OLD_TRAWL]     every section below, one document (yara and pipeline also timed with an earlier build)\n       trawl-bench hash [--size 1GiB] [--runs 5] [--dir DIR]\n       trawl-bench carve [--size 1GiB] [--runs 3] [--dir DIR]\n       trawl-bench features [--size 256MiB]\n       trawl-bench yara [--size 1GiB] [--runs 3] [--rules DIR] [--dir DIR] [--baseline OLD_TRAWL]\n       trawl-bench cluster [--size 1GiB] [--runs 3] [--analyses hash] [--dir DIR]\n       trawl-bench pipeline [--size 2GiB] [--runs 3] [--rules FILE] [--dir DIR] [--baseline OLD_TRAWL]\n       trawl-bench scale [--sparse-size 20GiB] [--mixed-size 2GiB] [--workers 1,2,4] [--slots 3] [--runs 1] [--dir DIR]"
+    let cli = <Cli as clap::Parser>::parse();
+    match &cli.command {
+        Bench::All {
+            out,
+            quick,
+            dir,
+            baseline,
+        } => scale::all(&argv(
+            &[("--out", out), ("--dir", dir), ("--baseline", baseline)],
+            &[("--quick", *quick)],
+        )),
+        Bench::Hash(c) => hash(&argv(&common(c), &[])),
+        Bench::Carve {
+            common: c,
+            no_accuracy,
+            no_throughput,
+        } => carve::run(&argv(
+            &common(c),
+            &[
+                ("--no-accuracy", *no_accuracy),
+                ("--no-throughput", *no_throughput),
+            ],
+        )),
+        Bench::Features {
+            size,
+            seed,
+            scanners,
+            each,
+            dir,
+        } => features::run(&argv(
+            &[
+                ("--size", size),
+                ("--seed", seed),
+                ("--scanners", scanners),
+                ("--dir", dir),
+            ],
+            &[("--each", *each)],
+        )),
+        Bench::Yara {
+            common: c,
+            rules,
+            baseline,
+        } => {
+            let mut p = common(c);
+            p.push(("--rules", rules));
+            p.push(("--baseline", baseline));
+            yara::run(&argv(&p, &[]))
+        }
+        Bench::YaraLive { rules, image } => yara::live(&[rules.clone(), image.clone()]),
+        Bench::Cluster {
+            common: c,
+            analyses,
+        } => {
+            let mut p = common(c);
+            p.push(("--analyses", analyses));
+            cluster(&argv(&p, &[]))
+        }
+        Bench::Pipeline {
+            common: c,
+            rules,
+            baseline,
+        } => {
+            let mut p = common(c);
+            p.push(("--rules", rules));
+            p.push(("--baseline", baseline));
+            scale::pipeline(&trawl_bin(), &argv(&p, &[]))
+        }
+        Bench::Scale {
+            sparse_size,
+            mixed_size,
+            workers,
+            slots,
+            runs,
+            dir,
+        } => scale::scale(
+            &trawl_bin(),
+            &argv(
+                &[
+                    ("--sparse-size", sparse_size),
+                    ("--mixed-size", mixed_size),
+                    ("--workers", workers),
+                    ("--slots", slots),
+                    ("--runs", runs),
+                    ("--dir", dir),
+                ],
+                &[],
+            ),
         ),
     }
 }

@@ -2,6 +2,7 @@
 //! and, when present, on the reference corpora in ../shared/corpora.
 //! One test binary (linking wasmtime is expensive), one module per area.
 
+mod cli;
 mod cluster;
 mod common;
 mod dashboard;
