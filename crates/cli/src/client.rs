@@ -180,18 +180,32 @@ pub fn status_err(s: tonic::Status) -> anyhow::Error {
 }
 
 /// Absolute paths (evidence paths must be readable by every node).
+/// The path as the investigator gave it, made absolute without following
+/// symbolic links (`.` and `..` resolved by name): the job records the path
+/// submitted; the scheduler checks where it really leads.
 pub fn absolute(paths: &[PathBuf]) -> Result<Vec<String>> {
     paths
         .iter()
         .map(|p| {
-            let abs = std::fs::canonicalize(p).map_err(|e| {
+            std::fs::metadata(p).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     anyhow!("{}: evidence not found", p.display())
                 } else {
                     anyhow!("{}: {e}", p.display())
                 }
             })?;
-            Ok(abs.display().to_string())
+            let abs = std::path::absolute(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            let mut out = PathBuf::new();
+            for c in abs.components() {
+                match c {
+                    std::path::Component::CurDir => {}
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    c => out.push(c),
+                }
+            }
+            Ok(out.display().to_string())
         })
         .collect()
 }

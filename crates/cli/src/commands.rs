@@ -452,11 +452,16 @@ fn submitted_evidence(j: &v1::Job) -> String {
     }
 }
 
-/// The header of [`human_line`]'s columns.
-const JOBS_HEADER: &str =
-    "JOB      STATE     PRIORITY CASE             SUBMITTED (UTC)    DONE   TASKS        EVIDENCE";
+/// The header of [`human_line`]'s columns (numbers right-aligned under
+/// their names).
+fn jobs_header() -> String {
+    format!(
+        "{:<8} {:<9} {:<8} {:<16} {:<18} {:>6} {:>12} {}",
+        "JOB", "STATE", "PRIORITY", "CASE", "SUBMITTED (UTC)", "DONE", "TASKS", "EVIDENCE"
+    )
+}
 
-/// A job on one line, in [`JOBS_HEADER`]'s columns (a case id longer than
+/// A job on one line, in [`jobs_header`]'s columns (a case id longer than
 /// its column pushes the rest right rather than being cut).
 fn human_line(j: &v1::Job) -> String {
     let p = j.progress.clone().unwrap_or_default();
@@ -572,7 +577,7 @@ async fn status(a: StatusArgs) -> Result<()> {
         }
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        outln!("{JOBS_HEADER}");
+        outln!("{}", jobs_header());
         outln!("{}", human_line(&j));
         if !j.error.is_empty() {
             outln!("  error: {}", j.error);
@@ -895,7 +900,7 @@ async fn jobs(a: JobsArgs) -> Result<()> {
             serde_json::to_string_pretty(&list.iter().map(job_json).collect::<Vec<_>>())?
         );
     } else {
-        outln!("{JOBS_HEADER}");
+        outln!("{}", jobs_header());
         for j in &list {
             outln!("{}", human_line(j));
         }
@@ -1372,6 +1377,48 @@ fn cell(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_columns_line_up_with_their_header() {
+        let h = jobs_header();
+        let j = v1::Job {
+            job_id: "J000042".into(),
+            state: v1::JobState::Completed as i32,
+            created_unix_ms: 1_700_000_000_000,
+            spec: Some(v1::JobSpec {
+                case_id: "C-2026-17".into(),
+                priority: v1::Priority::High as i32,
+                evidence: Some(v1::EvidenceLocator {
+                    source: Some(v1::evidence_locator::Source::Paths(v1::PathList {
+                        paths: vec!["/mnt/e/disk.dd".into()],
+                    })),
+                }),
+                ..Default::default()
+            }),
+            progress: Some(v1::Progress {
+                bytes_total: 10,
+                bytes_done: 10,
+                tasks_done: 123,
+                tasks_total: 123,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let l = human_line(&j);
+        assert_eq!(l.find("/mnt/e/disk.dd"), h.find("EVIDENCE"), "{h}\n{l}");
+        assert_eq!(
+            l.find("123/123").map(|i| i + 7),
+            h.find("TASKS").map(|i| i + 5)
+        );
+        assert_eq!(
+            l.find("100.0%").map(|i| i + 6),
+            h.find("DONE").map(|i| i + 4)
+        );
+        assert_eq!(l.find("high"), h.find("PRIORITY"));
+        assert_eq!(l.find("2023-11-14 22:13"), h.find("SUBMITTED"));
+        assert_eq!(cell("a-very-long-target-name", 8), "a-very-…");
+        assert_eq!(cell("short", 8), "short   ");
+    }
 
     /// `watch` labels running counts provisional; final counts are the
     /// report's, said without the label.

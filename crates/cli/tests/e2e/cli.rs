@@ -223,6 +223,21 @@ fn each_documented_exit_status() {
     let (_, events, _) = out_of(with(&s, &admin, &["watch", &done, "--json"]));
     assert!(!events.contains(&lower), "{events}");
 
+    // The evidence as submitted (a symbolic link), not where it leads.
+    let link = s.dir.path().join("field-copy.raw");
+    std::os::unix::fs::symlink(img, &link).unwrap();
+    let via = submit(&s, &admin, &link, &["--analyses", "hash"]);
+    let (code, list, err) = out_of(with(&s, &admin, &["jobs"]));
+    assert_eq!(code, Some(0), "{err}");
+    let line = list.lines().find(|l| l.starts_with(&via)).unwrap();
+    assert!(line.ends_with(link.to_str().unwrap()), "{line}");
+    let header = list.lines().next().unwrap();
+    assert_eq!(
+        line.find(link.to_str().unwrap()),
+        header.find("EVIDENCE"),
+        "{list}"
+    );
+
     // 4: the audit trail broken is covered by security_audit.rs
     // (`reordered_rewritten_or_corrupted_entries_exit_4_naming_the_entry`).
 

@@ -604,6 +604,13 @@ fn dashboard_in_headless_chromium() {
         !refused.contains("other.dd"),
         "nothing of the job leaks: {refused}"
     );
+    // The refusal explains itself, leads back, keeps the sign-out button.
+    b.el("#refusal");
+    b.el("#back");
+    assert!(refused.contains("action=\"/logout\""), "{refused}");
+    // Job ids in any case lead to the same page.
+    b.go(&format!("{base}/jobs/{}", j1.to_lowercase()));
+    assert!(b.source().contains(&format!("{j1} —")), "{}", b.source());
     let audit = rt.block_on(async {
         s.client(Some(&s.admin_token))
             .admin

@@ -452,6 +452,13 @@ fn counts_agree_with_the_report_in_every_view_in_english_and_french() {
         if l == "fr" {
             check_french(&b, "pool");
             assert!(worker.contains("actif"), "{worker}");
+            // A job that does not exist: explained in French, a link
+            // back, the sign-out button.
+            b.go(&format!("{base}/jobs/J999999"));
+            b.el("#back");
+            check_french(&b, "not found");
+            assert!(b.source().contains("Retour aux affaires"));
+            assert!(b.source().contains("action=\"/logout\""));
         }
     }
 }
