@@ -18,10 +18,13 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # headless Chromium and its WebDriver, for the dashboard's end-to-end test
 have chromium || need_pkgs+=(chromium)
 have chromedriver || need_pkgs+=(chromium-driver)
+# the peers' stock configuration files (the carving test reads them)
+[ -f /etc/scalpel/scalpel.conf ] || need_pkgs+=(scalpel)
+[ -f /etc/foremost.conf ] || need_pkgs+=(foremost)
+# util-linux `script`: the pseudo-terminal of the `watch` test
+have script || need_pkgs+=(bsdutils)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have hashdeep || need_pkgs+=(hashdeep)
-  have foremost || need_pkgs+=(foremost)
-  have scalpel || need_pkgs+=(scalpel)
   have fls || need_pkgs+=(sleuthkit)
   have dcfldd || need_pkgs+=(dcfldd)
   have b3sum || need_pkgs+=(b3sum)
@@ -32,14 +35,18 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq || echo "setup: apt-get update failed; trying install anyway"
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null \
-    || echo "setup: could not install ${need_pkgs[*]}; tests that compare with them will say they were skipped"
+  if ! $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null; then
+    echo "setup: error: could not install the Debian packages ${need_pkgs[*]}: the tests that compare with them cannot run" >&2
+    exit 1
+  fi
 fi
 
 # case-utils (PyPI) in a venv under target/: tests run its case_validate.
 VENV=target/tools-venv
 if [ ! -x "$VENV/bin/case_validate" ]; then
   echo "setup: installing case-utils into $VENV"
-  { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q case-utils; } >/dev/null 2>&1 \
-    || echo "setup: could not install case-utils; the CASE validation test will say it was skipped"
+  if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q case-utils; } >/dev/null 2>&1; then
+    echo "setup: error: could not install case-utils (PyPI) into $VENV: the CASE validation test cannot run" >&2
+    exit 1
+  fi
 fi

@@ -52,6 +52,10 @@ pub struct Args {
     /// `gpu:A100` or `format:aff4`.
     #[arg(long = "capability")]
     pub capabilities: Vec<String>,
+    /// How raw and split images are read: `mmap` (default) or `pread`
+    /// (never maps the evidence).
+    #[arg(long, env = "TRAWL_READ_MODE", default_value = "mmap")]
+    pub read_mode: trawl_evidence::ReadMode,
     /// Optional TOML configuration file (keys as the flags).
     #[arg(long, env = "TRAWL_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -102,6 +106,7 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
     };
     cfg.worker_id = args.worker_id.or(file.worker_id);
     cfg.tls = args.tls.or(file.tls);
+    trawl_evidence::set_read_mode(args.read_mode);
     cfg.site = args.site.or(file.site).unwrap_or_default();
     cfg.capabilities = if args.capabilities.is_empty() {
         file.capabilities.unwrap_or_default()

@@ -285,6 +285,11 @@ pub struct ScanArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// How raw and split images are read: `mmap` (default) or `pread`
+    /// (never maps the evidence: a file truncated while it is read gives
+    /// an I/O error, not SIGBUS). Results are the same.
+    #[arg(long, default_value = "mmap")]
+    pub read_mode: trawl_evidence::ReadMode,
 }
 
 #[derive(Args, Debug)]
@@ -374,7 +379,10 @@ pub struct ResultsArgs {
 
 pub async fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Scan(a) => embedded::scan(a).await,
+        Command::Scan(a) => {
+            trawl_evidence::set_read_mode(a.read_mode);
+            embedded::scan(a).await
+        }
         Command::Submit(a) => submit(a).await,
         Command::Status(a) => status(a).await,
         Command::Watch(a) => watch(a).await,

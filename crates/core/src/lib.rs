@@ -10,6 +10,7 @@
 //! ```
 
 pub mod counts;
+pub mod csv;
 pub mod error;
 pub mod finding;
 pub mod ids;

@@ -27,7 +27,7 @@ pub use confine::Confinement;
 pub use detect::{Format, detect_format, open, open_segments};
 pub use error::EvidenceError;
 pub use mem::MemEvidence;
-pub use raw::RawEvidence;
+pub use raw::{RawEvidence, ReadMode, read_mode, set_read_mode};
 pub use split::SplitRawEvidence;
 
 use serde::{Deserialize, Serialize};

@@ -19,6 +19,41 @@ pub enum ReadMode {
     Pread,
 }
 
+/// The process's read mode for raw and split images opened without an
+/// explicit one (`--read-mode`): 0 mmap, 1 pread.
+static PROCESS_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets how this process reads raw and split images from now on
+/// (`trawl scan --read-mode pread`, `trawl worker --read-mode pread`):
+/// `Pread` never maps evidence, so a file truncated by another process
+/// while it is read gives an I/O error instead of SIGBUS.
+pub fn set_read_mode(mode: ReadMode) {
+    PROCESS_MODE.store(
+        u8::from(mode == ReadMode::Pread),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The process's read mode ([`set_read_mode`]).
+pub fn read_mode() -> ReadMode {
+    if PROCESS_MODE.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+        ReadMode::Pread
+    } else {
+        ReadMode::Mmap
+    }
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mmap" => Ok(ReadMode::Mmap),
+            "pread" => Ok(ReadMode::Pread),
+            _ => Err(format!("read mode {s:?}: mmap or pread")),
+        }
+    }
+}
+
 /// One read-only file, mapped when possible.
 #[derive(Debug)]
 pub struct RawEvidence {
@@ -53,7 +88,7 @@ pub(crate) fn open_file(path: &Path) -> Result<(File, u64), EvidenceError> {
 /// Maps `file` read-only.
 #[allow(unsafe_code)]
 pub(crate) fn map_file(file: &File, size: u64) -> Option<Mmap> {
-    if size == 0 || usize::try_from(size).is_err() {
+    if size == 0 || usize::try_from(size).is_err() || read_mode() == ReadMode::Pread {
         return None;
     }
     // SAFETY: the map is read-only and private to this process. Evidence files
@@ -182,7 +217,7 @@ impl RawEvidence {
     /// # Errors
     /// Missing, unreadable or directory paths.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, EvidenceError> {
-        Self::open_with(path, ReadMode::Mmap)
+        Self::open_with(path, read_mode())
     }
 
     /// Opens a raw image with an explicit read mode.

@@ -60,7 +60,7 @@ mod util {
         if dir.is_dir() {
             Some(dir)
         } else {
-            println!("skipped: ../shared/corpora not present");
+            trawl_fixtures::skip("ewf corpora", "../shared/corpora");
             None
         }
     }
@@ -1632,7 +1632,7 @@ mod acquired {
     #[test]
     fn every_ewfacquire_format_reads_back() {
         if !have("ewfacquire") {
-            println!("skipped: ewfacquire not installed");
+            trawl_fixtures::skip("ewfacquire comparisons", "ewfacquire (Debian ewf-tools)");
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -1706,7 +1706,7 @@ mod acquired {
     #[test]
     fn ewfacquire_multi_segment_sets() {
         if !have("ewfacquire") {
-            println!("skipped: ewfacquire not installed");
+            trawl_fixtures::skip("ewfacquire comparisons", "ewfacquire (Debian ewf-tools)");
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

@@ -22,12 +22,9 @@ pub(crate) fn path_of(f: &CarvedFile) -> Result<RelPath, NameError> {
     RelPath::carved_file(&f.file_type, f.offset, &f.extension)
 }
 
+/// A manifest field: the project's one CSV rule.
 fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    trawl_core::csv::field(s)
 }
 
 /// Writes this part of the report directory.

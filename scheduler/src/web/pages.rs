@@ -1607,18 +1607,9 @@ pub fn csv_lines(r: &IndicatorRow) -> Vec<CsvLine> {
     v
 }
 
-/// A CSV field: quoted when needed, spreadsheet formulas defused.
+/// A CSV field: the project's one CSV rule ([`trawl_core::csv::field`]).
 pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    trawl_core::csv::field(s)
 }
 
 pub fn indicators_csv(rows: &[IndicatorRow]) -> String {

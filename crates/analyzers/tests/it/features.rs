@@ -259,7 +259,7 @@ fn corpora(test: &str) -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        println!("{test}: skipped: ../shared/corpora not present");
+        trawl_fixtures::skip(test, "../shared/corpora");
         None
     }
 }

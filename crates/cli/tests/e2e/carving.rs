@@ -216,6 +216,16 @@ fn identical_output_for_every_shard_size_and_worker_count() {
         &["--shard-size", "4KiB", "--workers", "3"],
         &["--shard-size", "256KiB", "--margin", "0"],
         &["--shard-size", "2MiB", "--workers", "2"],
+        // The other read path: positional reads, never a mapping.
+        &["--shard-size", "1MiB", "--read-mode", "pread"],
+        &[
+            "--shard-size",
+            "4KiB",
+            "--workers",
+            "3",
+            "--read-mode",
+            "pread",
+        ],
     ] {
         let (dir, _) = scan_carve(&fx.image, extra);
         assert_eq!(
@@ -375,7 +385,10 @@ fn stock_peer_configurations_work_unchanged() {
     // The lab's existing files, every type line enabled.
     for path in ["/etc/scalpel/scalpel.conf", "/etc/foremost.conf"] {
         let Ok(text) = std::fs::read_to_string(path) else {
-            println!("{path}: not installed, skipped");
+            trawl_fixtures::skip(
+                "stock_peer_configurations_work_unchanged",
+                &format!("{path} (scripts/setup.sh installs scalpel and foremost)"),
+            );
             continue;
         };
         let enabled: String = text
@@ -434,7 +447,7 @@ fn stock_peer_configurations_work_unchanged() {
 fn unzip_dftt8(dir: &Path) -> Option<PathBuf> {
     let c = corpora("dftt8")?;
     if !have("python3") {
-        println!("dftt8: skipped: python3 not installed (needed to unzip)");
+        trawl_fixtures::skip("dftt8", "python3 (needed to unzip)");
         return None;
     }
     let zip = c.join("sleuthkit-dftt/from_brian/8-jpeg-search.zip");
@@ -525,7 +538,10 @@ fn real_files_from_the_corpora() {
     let mut placed = Vec::new();
     for n in names {
         let Ok(d) = std::fs::read(c.join(n)) else {
-            println!("{n}: absent, skipped");
+            trawl_fixtures::skip(
+                "real_files_from_the_corpora",
+                &format!("../shared/corpora/{n}"),
+            );
             continue;
         };
         for _ in 0..(700 + (x % 2000)) {
@@ -602,9 +618,7 @@ fn case_export_validates_and_dfxml_parses() {
                 rows.len()
             );
         }
-        None => println!(
-            "case_validate: skipped: case-utils not installed (scripts/setup.sh installs it)"
-        ),
+        None => trawl_fixtures::skip("case_validate", "case-utils (scripts/setup.sh installs it)"),
     }
     // DFXML through a real XML parser: one fileobject per carving, byte runs
     if have("python3") {
@@ -627,6 +641,6 @@ print(len(fos), runs)
         assert_eq!(n[0], rows.len(), "fileobjects");
         assert!(n[1] >= rows.len(), "byte runs");
     } else {
-        println!("dfxml parse: skipped: python3 not installed");
+        trawl_fixtures::skip("dfxml parse", "python3");
     }
 }

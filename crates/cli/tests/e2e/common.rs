@@ -33,7 +33,7 @@ pub fn corpora(test: &str) -> Option<PathBuf> {
     if p.is_dir() {
         Some(p.canonicalize().expect("canonicalize corpora"))
     } else {
-        println!("{test}: skipped: ../shared/corpora not present");
+        trawl_fixtures::skip(test, "../shared/corpora");
         None
     }
 }

@@ -27,9 +27,17 @@ fn fixture_hashes_equal_peers_for_every_shard_size() {
     let fx = small_fixture();
     let want = peer_hashes(&fx.image);
     let mut piecewise = None;
-    for shard in ["1KiB", "64KiB", "1MiB", "4MiB", "64MiB"] {
-        let (dir, got) = scan_hashes(&fx.image, &["--shard-size", shard]);
-        assert_eq!(got, want, "shard size {shard}");
+    for (shard, mode) in [
+        ("1KiB", "mmap"),
+        ("64KiB", "mmap"),
+        ("1MiB", "mmap"),
+        ("4MiB", "mmap"),
+        ("64MiB", "mmap"),
+        ("64KiB", "pread"),
+        ("64MiB", "pread"),
+    ] {
+        let (dir, got) = scan_hashes(&fx.image, &["--shard-size", shard, "--read-mode", mode]);
+        assert_eq!(got, want, "shard size {shard}, read mode {mode}");
         let pw = std::fs::read(dir.path().join("hashes/piecewise.csv")).unwrap();
         match &piecewise {
             None => piecewise = Some(pw),
@@ -314,8 +322,9 @@ fn corpora_e01_media_hashes_equal_ewfverify() {
         return;
     };
     if !have("ewfverify") {
-        println!(
-            "corpora_e01_media_hashes_equal_ewfverify: skipped: ewfverify not installed (scripts/setup.sh installs ewf-tools)"
+        trawl_fixtures::skip(
+            "corpora_e01_media_hashes_equal_ewfverify",
+            "ewfverify (Debian ewf-tools)",
         );
         return;
     }

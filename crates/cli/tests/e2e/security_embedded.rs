@@ -20,10 +20,6 @@ use std::time::{Duration, Instant};
 /// Exit status for a stored hash that does not match the data.
 const EXIT_STORED_HASH_MISMATCH: i32 = 5;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// What a process's sockets are, seen from another process as a local
 /// attacker would: every socket inode among its descriptors, looked up in
 /// the kernel's tables.
@@ -381,13 +377,7 @@ fn assert_report_mismatch(dir: &Path, stored: &str, computed: &str, what: &str) 
 fn e01_with_tampered_media_exits_5_naming_both_md5s_from_scan_and_results() {
     let test = "e01_with_tampered_media_exits_5_naming_both_md5s_from_scan_and_results";
     if !have("ewfacquire") || !have("ewfverify") {
-        assert!(
-            !ci(),
-            "{test}: ewfacquire/ewfverify (Debian package ewf-tools) missing under CI=true: scripts/setup.sh installs them"
-        );
-        println!(
-            "{test}: skipped: ewfacquire/ewfverify not installed (scripts/setup.sh installs ewf-tools)"
-        );
+        trawl_fixtures::skip(test, "ewfacquire/ewfverify (Debian ewf-tools)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -537,11 +527,7 @@ fn corpus_email_test_e01_with_a_wrong_stored_md5_exits_5() {
         .join("../../../shared/corpora")
         .join(rel);
     if !p.is_file() {
-        assert!(
-            !ci(),
-            "{test}: ../shared/corpora/{rel} missing under CI=true (the corpora ship beside the repository)"
-        );
-        println!("{test}: skipped: ../shared/corpora/{rel} not present");
+        trawl_fixtures::skip(test, &format!("../shared/corpora/{rel}"));
         return;
     }
     let p = p.canonicalize().unwrap();

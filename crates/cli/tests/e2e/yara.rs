@@ -501,8 +501,9 @@ fn public_rule_sets_match_the_yara_cli() {
         return;
     };
     if !have("yara") {
-        println!(
-            "public_rule_sets_match_the_yara_cli: skipped: yara not installed (scripts/setup.sh installs it)"
+        trawl_fixtures::skip(
+            "public_rule_sets_match_the_yara_cli",
+            "the yara CLI (Debian yara)",
         );
         return;
     }
