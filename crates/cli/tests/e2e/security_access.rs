@@ -298,17 +298,29 @@ async fn a_worker_certificate_reads_and_reports_only_its_current_leases() {
     // Without a lease: no byte of the case's evidence.
     let e = read(&w, &job, 0, 4096).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    // A task never leased cannot be reported.
-    let tasks = bob
-        .jobs
-        .clone()
-        .list_tasks(v1::ListTasksRequest {
-            job_id: job.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
+    // A task never leased cannot be reported. (The job is planned in the
+    // background: wait for its tasks.)
+    let t0 = std::time::Instant::now();
+    let tasks = loop {
+        let tasks = bob
+            .jobs
+            .clone()
+            .list_tasks(v1::ListTasksRequest {
+                job_id: job.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tasks;
+        if !tasks.is_empty() {
+            break tasks;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the job was never planned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let never = tasks.last().unwrap().task_id.clone();
     let forged = |task: &str| v1::TaskResult {
         task_id: task.into(),
