@@ -617,20 +617,15 @@ async fn status(a: StatusArgs) -> Result<()> {
 
 /// Findings per kind, most first: "email 12, carved 3".
 fn findings_line(p: &v1::Progress) -> String {
-    let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
-    f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    if f.is_empty() {
+    let items = findings_items(p);
+    if items.is_empty() {
         return if p.findings_final {
             "none".into()
         } else {
             "none yet".into()
         };
     }
-    let list = f
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = items.join(", ");
     if p.findings_final {
         list
     } else {
@@ -638,6 +633,13 @@ fn findings_line(p: &v1::Progress) -> String {
         // YARA rules are settled when the job completes.
         format!("{list} (provisional)")
     }
+}
+
+/// Findings per kind as "kind count", most first (ties by kind).
+fn findings_items(p: &v1::Progress) -> Vec<String> {
+    let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
+    f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    f.iter().map(|(k, n)| format!("{k} {n}")).collect()
 }
 
 /// One line of `watch` without a terminal.
@@ -745,9 +747,7 @@ fn watch_summary(j: &v1::Job, width: usize) -> Vec<String> {
 /// Findings per kind, most first, wrapped to `width`: "findings: ..." once
 /// final, "findings (provisional): ..." while the job runs.
 fn findings_lines(p: &v1::Progress, width: usize) -> Vec<String> {
-    let mut f: Vec<(&String, &u64)> = p.findings.iter().collect();
-    f.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let items: Vec<String> = f.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let items = findings_items(p);
     let head = if p.findings_final {
         "findings:"
     } else {

@@ -22,10 +22,7 @@ pub(crate) fn path_of(f: &CarvedFile) -> Result<RelPath, NameError> {
     RelPath::carved_file(&f.file_type, f.offset, &f.extension)
 }
 
-/// A manifest field: the project's one CSV rule.
-fn csv(s: &str) -> String {
-    trawl_core::csv::field(s)
-}
+use trawl_core::csv::field as csv;
 
 /// Writes this part of the report directory.
 pub(crate) fn write(

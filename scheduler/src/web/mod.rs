@@ -397,9 +397,9 @@ fn job_for(
     perm: Perm,
 ) -> Result<trawl_store::JobRecord, Response> {
     // The API's check and audit entry: one rule for both doors. Another
-    // case's job is answered as a job that does not exist.
-    let id = crate::service::canonical_job_id(id);
-    crate::service::job_for(&w.sched, c, perm, &id).map_err(|_| not_found(l, c, csrf))
+    // case's job is answered as a job that does not exist. (`id` is
+    // canonical: every route canonicalises its path first.)
+    crate::service::job_for(&w.sched, c, perm, id).map_err(|_| not_found(l, c, csrf))
 }
 
 async fn job_page(

@@ -684,6 +684,15 @@ pub struct JobView<'a> {
     pub revealed: bool,
 }
 
+/// A setting's list, escaped, or "all" when empty (every default).
+fn list_or_all(l: Lang, v: &[String]) -> String {
+    if v.is_empty() {
+        l.t("all").to_string()
+    } else {
+        esc(&v.join(", "))
+    }
+}
+
 fn fact(b: &mut String, label: &str, value: &str) {
     b.push_str(&format!("<dt>{}</dt><dd>{value}</dd>", esc(label)));
 }
@@ -785,22 +794,14 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> String {
         settings.push_str(&format!(
             " · {}: {}",
             l.t("scanners"),
-            if s.features.scanners.is_empty() {
-                l.t("all").to_string()
-            } else {
-                esc(&s.features.scanners.join(", "))
-            }
+            list_or_all(l, &s.features.scanners)
         ));
     }
     if s.analyses.carve {
         settings.push_str(&format!(
             " · {}: {}",
             l.t("carve_types"),
-            if s.carve.types.is_empty() {
-                l.t("all").to_string()
-            } else {
-                esc(&s.carve.types.join(", "))
-            }
+            list_or_all(l, &s.carve.types)
         ));
     }
     if s.analyses.yara {
@@ -1311,11 +1312,7 @@ pub struct IndicatorRow {
 
 impl IndicatorRow {
     pub fn mean_ttr_s(&self) -> f64 {
-        if self.ttr_ms.is_empty() {
-            0.0
-        } else {
-            self.ttr_ms.iter().sum::<i64>() as f64 / self.ttr_ms.len() as f64 / 1000.0
-        }
+        mean_s(&self.ttr_ms)
     }
 
     /// The 90th percentile (nearest rank) time to result.
@@ -1325,6 +1322,15 @@ impl IndicatorRow {
 
     pub fn findings_total(&self) -> u64 {
         self.findings.values().map(|v| v.0).sum()
+    }
+}
+
+/// The mean of durations in ms, in seconds (0 for none).
+fn mean_s(v: &[i64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<i64>() as f64 / v.len() as f64 / 1000.0
     }
 }
 
@@ -1500,13 +1506,7 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Str
         vec![
             Series {
                 name: l.t("mean_ttr").to_string(),
-                points: pts(&|m| {
-                    if m.ttr.is_empty() {
-                        0.0
-                    } else {
-                        m.ttr.iter().sum::<i64>() as f64 / m.ttr.len() as f64 / 1000.0
-                    }
-                }),
+                points: pts(&|m| mean_s(&m.ttr)),
             },
             Series {
                 name: l.t("p90_ttr").to_string(),
@@ -1607,11 +1607,6 @@ pub fn csv_lines(r: &IndicatorRow) -> Vec<CsvLine> {
     v
 }
 
-/// A CSV field: the project's one CSV rule ([`trawl_core::csv::field`]).
-pub fn csv_field(s: &str) -> String {
-    trawl_core::csv::field(s)
-}
-
 pub fn indicators_csv(rows: &[IndicatorRow]) -> String {
     let mut o = String::from(
         "month,case,kind,findings,images,bytes_processed,jobs_completed,mean_time_to_result_s,p90_time_to_result_s\n",
@@ -1622,9 +1617,9 @@ pub fn indicators_csv(rows: &[IndicatorRow]) -> String {
             let opt_f = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
             o.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{}\n",
-                csv_field(&r.month),
-                csv_field(&r.case),
-                csv_field(&line.kind),
+                trawl_core::csv::field(&r.month),
+                trawl_core::csv::field(&r.case),
+                trawl_core::csv::field(&line.kind),
                 line.findings,
                 line.images,
                 opt_u(line.bytes),
