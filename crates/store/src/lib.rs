@@ -476,6 +476,22 @@ impl Store {
             .collect()
     }
 
+    /// The task records of one job (task ids are `JOB:...`): one prefix
+    /// scan, not a scan of every task ever created.
+    ///
+    /// # Errors
+    /// sled failures, corrupt records.
+    pub fn tasks_of(&self, job_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
+        let prefix = format!("{job_id}:");
+        self.tasks
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode("tasks", &k, &v)
+            })
+            .collect()
+    }
+
     // ---- results ----
 
     /// Stores a task's result (replacing any earlier one: idempotent).

@@ -1,0 +1,365 @@
+//! Workers: registration, heartbeats, the pool, leasing and fair share,
+//! what a worker may read, leases given back.
+
+use super::state::{JobEntry, State, WorkerEntry};
+use super::{
+    HeartbeatOutcome, Lease, PoolView, Scheduler, WorkerView, new_lease_token, sanitize,
+    worker_of_cert,
+};
+use crate::error::SchedError;
+use crate::machine::{self, JobEvent, TaskEvent};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use trawl_core::Priority;
+use trawl_store::{JobState, TaskKind, TaskState, WorkerRecord, now_ms};
+
+/// Ordering key of a job for the next lease: priority class (highest
+/// first), running tasks of its case, when its case was last served, then
+/// submission order.
+type PickKey = (std::cmp::Reverse<Priority>, u32, u64, u64);
+
+fn job_order_key(e: &JobEntry) -> (u64, &str) {
+    (e.rec.seq, e.rec.job_id.as_str())
+}
+
+impl Scheduler {
+    /// Registers (or re-registers) a worker.
+    ///
+    /// # Errors
+    /// The state database failing.
+    pub fn register(
+        &self,
+        mut info: WorkerRecord,
+        cert: Option<&str>,
+    ) -> Result<WorkerRecord, SchedError> {
+        let now = now_ms();
+        if info.worker_id.is_empty() {
+            let id = format!(
+                "W{:04}-{}",
+                self.store.next_id("worker")?,
+                sanitize(&info.hostname)
+            );
+            info.worker_id = match cert {
+                Some(c) => format!("{c}@{id}"),
+                None => id,
+            };
+        }
+        trawl_core::WorkerId::new(info.worker_id.clone())
+            .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+        info.registered_ms = now;
+        info.last_heartbeat_ms = now;
+        info.slots = info.slots.clamp(1, 1024);
+        let mut st = self.state.lock();
+        let running = st
+            .leased
+            .iter()
+            .filter(|id| {
+                st.tasks
+                    .get(*id)
+                    .is_some_and(|t| t.worker.as_deref() == Some(&info.worker_id))
+            })
+            .cloned()
+            .collect();
+        let mut load = VecDeque::new();
+        if let Some(old) = st.workers.get_mut(&info.worker_id) {
+            info.tasks_done = old.rec.tasks_done;
+            info.bytes_done = old.rec.bytes_done;
+            load = std::mem::take(&mut old.load);
+        }
+        st.workers.insert(
+            info.worker_id.clone(),
+            WorkerEntry {
+                rec: info.clone(),
+                running,
+                load,
+            },
+        );
+        drop(st);
+        self.store.put_worker(&info)?;
+        tracing::info!(worker = %info.worker_id, slots = info.slots, host = %info.hostname, "worker registered");
+        Ok(info)
+    }
+
+    /// A worker's heartbeat: extends the leases it still holds; lists the
+    /// tasks it must stop.
+    pub fn heartbeat(
+        &self,
+        worker_id: &str,
+        task_ids: &[String],
+        memory_free: u64,
+        rule_sets: &[String],
+    ) -> HeartbeatOutcome {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        let Some(w) = st.workers.get_mut(worker_id) else {
+            return HeartbeatOutcome {
+                cancel: task_ids.to_vec(),
+                reregister: true,
+            };
+        };
+        w.rec.last_heartbeat_ms = now;
+        w.rec.memory_free_bytes = memory_free;
+        w.rec.capabilities.retain(|c| !c.starts_with("ruleset:"));
+        w.rec
+            .capabilities
+            .extend(rule_sets.iter().map(|d| format!("ruleset:{d}")));
+        w.sample_load(now);
+        let mut out = HeartbeatOutcome::default();
+        let deadline_ms = now + self.cfg.lease_ms as i64;
+        for id in task_ids {
+            let holds = st.tasks.get(id).is_some_and(|t| {
+                t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
+            });
+            if !holds || st.apply(id, TaskEvent::Extend { deadline_ms }).is_err() {
+                out.cancel.push(id.clone());
+            }
+        }
+        // Extended deadlines are written with the lock held, as every change.
+        let _ = self.commit(&mut st);
+        out
+    }
+
+    /// The pool as its page shows it: workers with their load history,
+    /// and the queue depth per priority.
+    pub fn pool_view(&self) -> PoolView {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        let mut workers: Vec<WorkerView> = st
+            .workers
+            .values_mut()
+            .map(|w| {
+                w.sample_load(now);
+                WorkerView {
+                    rec: w.rec.clone(),
+                    busy: w.running.len() as u32,
+                    load: w.load.iter().copied().collect(),
+                }
+            })
+            .collect();
+        workers.sort_by(|a, b| {
+            (a.rec.site.as_str(), a.rec.worker_id.as_str())
+                .cmp(&(b.rec.site.as_str(), b.rec.worker_id.as_str()))
+        });
+        let mut queue: BTreeMap<std::cmp::Reverse<Priority>, (u64, u64)> = BTreeMap::new();
+        for j in st.jobs.values() {
+            if j.rec.state.is_final() {
+                continue;
+            }
+            let q = queue
+                .entry(std::cmp::Reverse(j.rec.spec.priority))
+                .or_default();
+            if !j.queued.is_empty() || j.rec.plan.is_none() {
+                q.0 += 1;
+            }
+            q.1 += j.queued.len() as u64;
+        }
+        PoolView {
+            workers,
+            queue: queue
+                .into_iter()
+                .map(|(p, (j, t))| (p.0.name().to_string(), j, t))
+                .collect(),
+        }
+    }
+
+    /// The pool.
+    pub fn workers(&self) -> Vec<(WorkerRecord, u32)> {
+        let st = self.state.lock();
+        let mut v: Vec<_> = st
+            .workers
+            .values()
+            .map(|w| (w.rec.clone(), w.running.len() as u32))
+            .collect();
+        v.sort_by(|a, b| a.0.worker_id.cmp(&b.0.worker_id));
+        v
+    }
+
+    fn live_workers(st: &State, now: i64, heartbeat_ms: u64) -> usize {
+        st.workers
+            .values()
+            .filter(|w| now - w.rec.last_heartbeat_ms <= 3 * heartbeat_ms as i64 + 1000)
+            .count()
+    }
+
+    /// Leases up to `max` tasks to a worker. The lease clock starts now.
+    ///
+    /// # Errors
+    /// Unknown worker (it must register again).
+    pub fn lease(&self, worker_id: &str, max: u32) -> Result<Vec<Lease>, SchedError> {
+        let now = now_ms();
+        let mut st = self.state.lock();
+        if !st.workers.contains_key(worker_id) {
+            return Err(SchedError::FailedPrecondition(format!(
+                "worker {worker_id:?} is not registered (register again)"
+            )));
+        }
+        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms) > 1;
+        let mut out = Vec::new();
+        let mut started = Vec::new();
+        for _ in 0..max.min(256) {
+            let Some((job_id, task_id)) = self.pick(&st, worker_id, several_workers) else {
+                break;
+            };
+            st.lease_counter += 1;
+            let seq = st.lease_counter;
+            let event = TaskEvent::Lease {
+                worker: worker_id.to_string(),
+                token: new_lease_token(),
+                deadline_ms: now + self.cfg.lease_ms as i64,
+                seq,
+            };
+            if let Err(e) = st.apply(&task_id, event) {
+                // A picked task is queued: the machine cannot refuse it.
+                tracing::error!(task = %task_id, error = %e, "leasing a picked task");
+                break;
+            }
+            let task = st.tasks[&task_id].clone();
+            let job = st.jobs.get_mut(&job_id).expect("picked job exists");
+            let case = job.rec.spec.case_id.to_string();
+            let first = job.rec.state == JobState::Queued;
+            if first && let Ok(next) = machine::job_next(job.rec.state, JobEvent::FirstLease) {
+                job.rec.state = next;
+                job.rec.started_ms = now;
+                started.push(job_id.clone());
+            }
+            let lease = Lease {
+                task,
+                spec: job.rec.spec.clone(),
+                evidence: job.rec.evidence.clone().unwrap_or_default(),
+            };
+            st.case_served.insert(case, seq);
+            if first {
+                st.touch_job(&job_id);
+            }
+            out.push(lease);
+        }
+        self.commit(&mut st)?;
+        drop(st);
+        for j in started {
+            self.notify(&j, "running");
+        }
+        Ok(out)
+    }
+
+    /// Chooses the next task for a worker (see the module docs).
+    fn pick(&self, st: &State, worker_id: &str, avoid_failed: bool) -> Option<(String, String)> {
+        // Running tasks per case.
+        let mut running: HashMap<&str, u32> = HashMap::new();
+        for j in st.jobs.values() {
+            *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
+        }
+        let mut best: Option<(PickKey, &JobEntry, &str)> = None;
+        for j in st.jobs.values() {
+            if j.queued.is_empty() || j.rec.state.is_final() {
+                continue;
+            }
+            let case = j.rec.spec.case_id.as_str();
+            // First queued task this worker may take.
+            let task = j.queued.iter().find(|(_, id)| {
+                !avoid_failed
+                    || st
+                        .tasks
+                        .get(id.as_str())
+                        .is_none_or(|t| !t.failed_on.iter().any(|w| w == worker_id))
+            });
+            let Some((_, task)) = task else { continue };
+            let key = (
+                std::cmp::Reverse(j.rec.spec.priority),
+                running.get(case).copied().unwrap_or(0),
+                st.case_served.get(case).copied().unwrap_or(0),
+                j.rec.seq,
+            );
+            if best.as_ref().is_none_or(|(k, bj, _)| {
+                key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
+            }) {
+                best = Some((key, j, task.as_str()));
+            }
+        }
+        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.to_string()))
+    }
+
+    /// Whether the worker certificate `cert` holds, right now, a lease on a
+    /// task of `job_id` whose bytes include `[offset, offset + len)`: a
+    /// worker reads only what its current leases need (a shard's scan
+    /// range and the files that may be carved from it; the carved files of
+    /// a YARA_CARVED task; the whole image for the stream hash and the
+    /// whole-image YARA step).
+    ///
+    /// # Errors
+    /// [`SchedError::PermissionDenied`] naming the range.
+    pub fn worker_may_read(
+        &self,
+        cert: &str,
+        job_id: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), SchedError> {
+        let now = now_ms();
+        let end = offset.saturating_add(len);
+        let cached = self.read_extent.lock().get(job_id).copied();
+        let extent = match cached {
+            Some(e) => e,
+            None => {
+                let e = trawl_analyzers::read_extent(&self.job(job_id)?.spec);
+                self.read_extent.lock().insert(job_id.to_string(), e);
+                e
+            }
+        };
+        let st = self.state.lock();
+        let image_size = st
+            .jobs
+            .get(job_id)
+            .and_then(|j| j.rec.plan.map(|p| p.image_size))
+            .unwrap_or(0);
+        let ok = st
+            .workers
+            .iter()
+            .filter(|(id, _)| worker_of_cert(id, cert))
+            .flat_map(|(_, w)| w.running.iter())
+            .filter_map(|id| st.tasks.get(id))
+            .filter(|t| {
+                t.job_id == job_id
+                    && t.state == TaskState::Leased
+                    && t.lease_deadline_ms >= now
+                    && t.worker.as_deref().is_some_and(|w| worker_of_cert(w, cert))
+            })
+            .any(|t| match (t.kind, t.shard) {
+                (TaskKind::Shard, Some(s)) => {
+                    offset >= s.start.saturating_sub(1 << 20)
+                        && end
+                            <= s.scan_end
+                                .saturating_add(extent)
+                                .min(image_size.max(s.scan_end))
+                }
+                (TaskKind::YaraCarved, _) => t.carved.iter().any(|c| {
+                    (offset >= c.offset && end <= c.offset.saturating_add(c.length))
+                        || c.byte_runs.iter().any(|r| {
+                            offset >= r.img_offset && end <= r.img_offset.saturating_add(r.len)
+                        })
+                }),
+                _ => end <= image_size,
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(SchedError::PermissionDenied(format!(
+                "worker {cert} holds no current lease of job {job_id} covering bytes {offset}..{end}"
+            )))
+        }
+    }
+
+    /// Gives leases back without results (a draining worker).
+    pub fn release(&self, worker_id: &str, task_ids: &[String]) {
+        let mut st = self.state.lock();
+        for id in task_ids {
+            let holds = st.tasks.get(id).is_some_and(|t| {
+                t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
+            });
+            if holds && let Err(e) = st.apply(id, TaskEvent::GiveBack) {
+                tracing::error!(task = %id, error = %e, "giving a lease back");
+            }
+        }
+        let _ = self.commit(&mut st);
+        drop(st);
+        self.wake_workers();
+    }
+}
