@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn non_ascii_is_kept() {
-        assert_eq!(line(["affaire é", "日本語", "Ωmega"]), "affaire é,日本語,Ωmega");
+        assert_eq!(
+            line(["affaire é", "日本語", "Ωmega"]),
+            "affaire é,日本語,Ωmega"
+        );
         assert_eq!(line(["«a,b»"]), "\"«a,b»\"");
     }
 

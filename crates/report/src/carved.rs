@@ -35,7 +35,13 @@ pub(crate) fn write(
     let (mpath, m) = create_file(dir, "carved/manifest.csv")?;
     let mut m = trawl_core::csv::Writer::new(m);
     m.row([
-        "offset", "length", "type", "md5", "sha256", "validated", "path",
+        "offset",
+        "length",
+        "type",
+        "md5",
+        "sha256",
+        "validated",
+        "path",
     ])
     .map_err(io_err(&mpath))?;
     let mut folders = std::collections::BTreeSet::new();

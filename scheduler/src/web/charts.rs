@@ -307,17 +307,25 @@ pub fn stacked_bars(
         (axes)
         @for (c, name) in categories.iter().enumerate() {
             @let cx = LEFT + slot * (c as f64 + 0.5);
-            @let mut base = 0.0;
-            @for (i, (sname, vals)) in series.iter().enumerate() {
-                @let v = vals.get(c).copied().unwrap_or(0.0);
-                @if v > 0.0 {
-                    @let (_, ytop) = map(0.0, base + v);
-                    @let (_, ybot) = map(0.0, base);
-                    @let _ = { base += v; };
-                    rect class="bar" data-series=(sname) data-value=(v) x=(Px(cx - bw / 2.0)) y=(Px(ytop))
-                        width=(Px(bw)) height=(Px((ybot - ytop).max(0.5))) fill=(colour(i)) {
-                        title { (name) " — " (sname) ": " ((y.fmt)(v)) }
-                    }
+            // Each series' segment: (series, name, value, from, to).
+            @let segments: Vec<(usize, &String, f64, f64, f64)> = series
+                .iter()
+                .enumerate()
+                .map(|(i, (sname, vals))| (i, sname, vals.get(c).copied().unwrap_or(0.0)))
+                .filter(|s| s.2 > 0.0)
+                .scan(0.0, |base, (i, sname, v)| {
+                    let from = *base;
+                    *base += v;
+                    Some((i, sname, v, from, *base))
+                })
+                .collect();
+            @let base = segments.last().map_or(0.0, |s| s.4);
+            @for (i, sname, v, from, to) in segments {
+                @let (_, ytop) = map(0.0, to);
+                @let (_, ybot) = map(0.0, from);
+                rect class="bar" data-series=(sname) data-value=(v) x=(Px(cx - bw / 2.0)) y=(Px(ytop))
+                    width=(Px(bw)) height=(Px((ybot - ytop).max(0.5))) fill=(colour(i)) {
+                    title { (name) " — " (sname) ": " ((y.fmt)(v)) }
                 }
             }
             @if base > 0.0 {

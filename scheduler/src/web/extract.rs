@@ -155,7 +155,19 @@ impl FromRequestParts<Web> for SignedIn {
 impl SignedIn {
     /// The refusal page for this caller (keeps the sign-out button).
     pub fn refusal(&self, status: axum::http::StatusCode, title: &str, text: &str) -> Response {
-        super::refusal(status, self.lang, &self.caller, &self.session.csrf, title, text)
+        super::refusal(
+            status,
+            self.lang,
+            &self.caller,
+            &self.session.csrf,
+            title,
+            text,
+        )
+    }
+
+    /// Another case's job is answered as a job that does not exist.
+    fn not_found(&self) -> Response {
+        not_found(self.lang, &self.caller, &self.session.csrf)
     }
 
     /// Refuses a form without the session's CSRF token (audited).
@@ -199,16 +211,10 @@ async fn job_id(parts: &mut Parts, w: &Web) -> Result<String, Response> {
         .map_err(IntoResponse::into_response)
 }
 
-/// The job of a route, if the caller may `N::PERM` it; else the same 404
-/// as a job that does not exist (the API's check and audit entry: one rule
-/// for both doors).
-fn lookup<N: Need>(
-    who: &SignedIn,
-    w: &Web,
-    id: &str,
-) -> Result<trawl_store::JobRecord, Response> {
-    crate::service::job_for(&w.sched, &who.caller, N::PERM, id)
-        .map_err(|_| not_found(who.lang, &who.caller, &who.session.csrf))
+/// The job of a route, if the caller may `N::PERM` it (the API's check
+/// and audit entry: one rule for both doors).
+fn lookup<N: Need>(who: &SignedIn, w: &Web, id: &str) -> Option<trawl_store::JobRecord> {
+    crate::service::job_for(&w.sched, &who.caller, N::PERM, id).ok()
 }
 
 /// A job the signed-in caller may `N::PERM`.
@@ -224,7 +230,7 @@ impl<N: Need> FromRequestParts<Web> for JobAccess<N> {
     async fn from_request_parts(parts: &mut Parts, w: &Web) -> Result<Self, Response> {
         let who = SignedIn::from_request_parts(parts, w).await?;
         let id = job_id(parts, w).await?;
-        let job = lookup::<N>(&who, w, &id)?;
+        let job = lookup::<N>(&who, w, &id).ok_or_else(|| who.not_found())?;
         Ok(Self {
             who,
             job,
@@ -282,11 +288,71 @@ impl<N: Need> FromRequest<Web> for JobPost<N> {
         if !csrf_ok(Request::from_parts(parts, body), w, &who).await {
             return Err(who.csrf_refused(w, &id));
         }
-        let job = lookup::<N>(&who, w, &id)?;
+        let job = lookup::<N>(&who, w, &id).ok_or_else(|| who.not_found())?;
         Ok(Self {
             who,
             job,
             need: PhantomData,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_keep_their_attributes() {
+        let mut r = Response::new(axum::body::Body::empty());
+        set_cookie(&mut r, COOKIE, "abc123", 600);
+        set_cookie(&mut r, PRELOGIN, "", 0);
+        let set: Vec<&str> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(set.len(), 2, "{set:?}");
+        let first: Vec<&str> = set[0].split("; ").collect();
+        assert_eq!(first[0], "trawl_session=abc123");
+        for a in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=600",
+        ] {
+            assert!(first.contains(&a), "{a} missing from {}", set[0]);
+        }
+        assert!(set[1].starts_with("trawl_prelogin=;"), "{}", set[1]);
+        assert!(set[1].contains("Max-Age=0"), "{}", set[1]);
+    }
+
+    #[test]
+    fn cookies_are_read_by_name() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; trawl_session=s3cr3t"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("trawl_prelogin=p"));
+        assert_eq!(cookie(&h, COOKIE).as_deref(), Some("s3cr3t"));
+        assert_eq!(cookie(&h, PRELOGIN).as_deref(), Some("p"));
+        assert_eq!(cookie(&h, "trawl"), None);
+        // A malformed pair is skipped, not fatal.
+        let mut bad = HeaderMap::new();
+        bad.append(
+            header::COOKIE,
+            HeaderValue::from_static("=x; junk; trawl_session=ok"),
+        );
+        assert_eq!(cookie(&bad, COOKIE).as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "x"));
     }
 }

@@ -145,7 +145,12 @@ pub(super) async fn reveal(State(w): State<Web>, p: JobPost) -> Response {
     render_job(&w, &who, job, true).await
 }
 
-async fn render_job(w: &Web, who: &SignedIn, job: trawl_store::JobRecord, revealed: bool) -> Response {
+async fn render_job(
+    w: &Web,
+    who: &SignedIn,
+    job: trawl_store::JobRecord,
+    revealed: bool,
+) -> Response {
     let id = job.job_id.clone();
     let summary = if job.state.is_final() {
         let sched = w.sched.clone();
@@ -196,26 +201,25 @@ pub(super) async fn job_events(State(w): State<Web>, a: JobAccess) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let (l, c) = (a.who.lang, a.who.caller);
     let sched = w.sched.clone();
-    let stream =
-        futures::stream::unfold((sched, a.job.job_id, false), move |(sched, id, done)| {
-            let c = c.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let job = sched.job(&id).ok()?;
-                // A token revoked (or expired) since the page opened ends
-                // the stream.
-                if !sched.still_may(&c, Perm::Read, job.spec.case_id.as_str()) {
-                    return None;
-                }
-                let fin = job.state.is_final();
-                let wire = crate::service::wire_job(&job);
-                let ev = Event::default().data(pages::progress_json(l, &job, &wire).to_string());
-                Some((Ok::<_, std::convert::Infallible>(ev), (sched, id, fin)))
+    let stream = futures::stream::unfold((sched, a.job.job_id, false), move |(sched, id, done)| {
+        let c = c.clone();
+        async move {
+            if done {
+                return None;
             }
-        });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let job = sched.job(&id).ok()?;
+            // A token revoked (or expired) since the page opened ends
+            // the stream.
+            if !sched.still_may(&c, Perm::Read, job.spec.case_id.as_str()) {
+                return None;
+            }
+            let fin = job.state.is_final();
+            let wire = crate::service::wire_job(&job);
+            let ev = Event::default().data(pages::progress_json(l, &job, &wire).to_string());
+            Some((Ok::<_, std::convert::Infallible>(ev), (sched, id, fin)))
+        }
+    });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -223,7 +227,9 @@ pub(super) async fn job_events(State(w): State<Web>, a: JobAccess) -> Response {
 
 pub(super) async fn cancel(State(w): State<Web>, p: JobPost<Cancel>) -> Response {
     let id = &p.job.job_id;
-    let _ = w.sched.cancel(id, "cancelled from the dashboard", &p.who.caller);
+    let _ = w
+        .sched
+        .cancel(id, "cancelled from the dashboard", &p.who.caller);
     see_other(&["/jobs/", &pages::url_part(id)].concat())
 }
 
@@ -254,7 +260,11 @@ pub(super) async fn download(State(w): State<Web>, a: JobAccess) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-tar"),
             );
-            let disposition = ["attachment; filename=\"trawl-", &pages::url_part(&id), ".tar\""];
+            let disposition = [
+                "attachment; filename=\"trawl-",
+                &pages::url_part(&id),
+                ".tar\"",
+            ];
             if let Ok(v) = HeaderValue::from_str(&disposition.concat()) {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }

@@ -233,3 +233,22 @@ pub async fn serve(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_a_page() {
+        let page = maud::html! { p title=("a\u{1b}[31m") { ("x\u{0}y\r\nz\tw") } };
+        assert_eq!(
+            no_controls(page.into_string()),
+            "<p title=\"a\u{FFFD}[31m\">x\u{FFFD}y\u{FFFD}\nz\tw</p>"
+        );
+        let escaped = maud::html! { ("<script>alert(\"x\")</script> & 'q'") }.into_string();
+        assert_eq!(
+            escaped,
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'q'"
+        );
+    }
+}

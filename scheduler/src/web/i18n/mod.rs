@@ -277,7 +277,9 @@ mod tests {
             Lang::Fr.datetime(1_700_000_000_000),
             "14/11/2023 22:13:20 UTC"
         );
-        let a = Lang::Fr.ago(1_700_000_000_000, 1_700_000_003_000).into_string();
+        let a = Lang::Fr
+            .ago(1_700_000_000_000, 1_700_000_003_000)
+            .into_string();
         assert!(a.contains(">il y a 3 s</time>"), "{a}");
         assert!(a.contains("title=\"14/11/2023 22:13:20 UTC\""), "{a}");
         assert_eq!(Lang::Fr.num(-1234.56, 1), "-1\u{202f}234,6");

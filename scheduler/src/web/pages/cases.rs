@@ -2,7 +2,9 @@
 //! and sorting (a plain GET form).
 
 use super::super::i18n::Lang;
-use super::{analyses, duration_ms, layout_signed, permille, progress_of, state_html, state_key, url_part};
+use super::{
+    analyses, duration_ms, layout_signed, permille, progress_of, state_html, state_key, url_part,
+};
 use crate::core::Caller;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, BTreeSet};

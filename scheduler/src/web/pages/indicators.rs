@@ -225,7 +225,10 @@ fn charts_of(l: Lang, ms: &BTreeMap<&str, Month>) -> Markup {
 
 pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Markup {
     let ms = months(rows);
-    let secs = |v: Option<f64>| v.map(|v| l.duration_ms((v * 1000.0) as i64)).unwrap_or_default();
+    let secs = |v: Option<f64>| {
+        v.map(|v| l.duration_ms((v * 1000.0) as i64))
+            .unwrap_or_default()
+    };
     let body = html! {
         h1 { (l.t("indicators")) }
         p { a id="csv" href="/indicators.csv" { (l.t("export_csv")) } }
@@ -382,5 +385,4 @@ mod tests {
         assert_eq!(lines[4], "2026-12,'=cmd|x,yara_family:demo,3,0,,,,");
         assert_eq!(p90(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 0.009);
     }
-
 }

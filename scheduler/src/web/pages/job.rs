@@ -4,7 +4,9 @@
 use super::super::i18n::Lang;
 use super::job_charts::{count_bars, throughput_chart, throughput_series};
 use super::summary::{Summary, is_card, mask_card};
-use super::{analyses, duration_ms, layout_signed, permille, progress_of, state_html, state_key, url_part};
+use super::{
+    analyses, duration_ms, layout_signed, permille, progress_of, state_html, state_key, url_part,
+};
 use crate::core::Caller;
 use maud::{Markup, html};
 use std::collections::BTreeMap;
@@ -229,10 +231,8 @@ fn findings(l: Lang, v: &JobView) -> Markup {
         .map(|c| c.findings())
         .unwrap_or_else(|| j.progress.findings.clone());
     let rows = findings_rows(l, &findings);
-    let carved: Option<(Vec<(String, u64)>, u64)> = counts
-        .as_ref()
-        .filter(|c| c.carve.total > 0)
-        .map(|c| {
+    let carved: Option<(Vec<(String, u64)>, u64)> =
+        counts.as_ref().filter(|c| c.carve.total > 0).map(|c| {
             let mut per: Vec<(String, u64)> = c
                 .carve
                 .per_type

@@ -66,7 +66,11 @@ pub fn load_chart(l: Lang, view: &PoolView) -> (Markup, Markup) {
 
 /// A site's name, or "no site".
 fn site_name(l: Lang, site: &str) -> &str {
-    if site.is_empty() { l.t("no_site") } else { site }
+    if site.is_empty() {
+        l.t("no_site")
+    } else {
+        site
+    }
 }
 
 pub fn pool(l: Lang, c: &Caller, csrf: &str, view: &PoolView, hb_ms: i64) -> Markup {
