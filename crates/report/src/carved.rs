@@ -22,8 +22,6 @@ pub(crate) fn path_of(f: &CarvedFile) -> Result<RelPath, NameError> {
     RelPath::carved_file(&f.file_type, f.offset, &f.extension)
 }
 
-use trawl_core::csv::field as csv;
-
 /// Writes this part of the report directory.
 pub(crate) fn write(
     dir: &ReportDir,
@@ -34,23 +32,30 @@ pub(crate) fn write(
     if r.carved.is_empty() && !ran {
         return Ok(());
     }
-    let (mpath, mut m) = create_file(dir, "carved/manifest.csv")?;
-    m.write_all(b"offset,length,type,md5,sha256,validated,path\n")
-        .map_err(io_err(&mpath))?;
+    let (mpath, m) = create_file(dir, "carved/manifest.csv")?;
+    let mut m = trawl_core::csv::Writer::new(m);
+    m.row([
+        "offset",
+        "length",
+        "type",
+        "md5",
+        "sha256",
+        "validated",
+        "path",
+    ])
+    .map_err(io_err(&mpath))?;
     let mut folders = std::collections::BTreeSet::new();
     for f in &r.carved {
         let rel = path_of(f)?;
-        writeln!(
-            m,
-            "{},{},{},{},{},{},{}",
-            f.offset,
-            f.length,
-            csv(&f.file_type),
-            csv(&f.md5),
-            csv(&f.sha256),
-            f.validated,
-            csv(rel.as_str())
-        )
+        m.row([
+            f.offset.to_string().as_str(),
+            &f.length.to_string(),
+            &f.file_type,
+            &f.md5,
+            &f.sha256,
+            &f.validated.to_string(),
+            rel.as_str(),
+        ])
         .map_err(io_err(&mpath))?;
         if let Some(parent) = rel.parent() {
             folders.insert(parent);

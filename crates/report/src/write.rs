@@ -106,23 +106,26 @@ fn write_piecewise(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     if r.piecewise.is_empty() && r.hashes.blake3.is_none() {
         return Ok(());
     }
-    let (path, mut w) = create_file(dir, "hashes/piecewise.csv")?;
+    let (path, w) = create_file(dir, "hashes/piecewise.csv")?;
+    let mut w = trawl_core::csv::Writer::new(w);
     let with_md5 = r.piecewise.iter().any(|p| !p.md5.is_empty());
-    let header = if with_md5 {
-        "offset,length,blake3,md5\n"
+    let header: &[&str] = if with_md5 {
+        &["offset", "length", "blake3", "md5"]
     } else {
-        "offset,length,blake3\n"
+        &["offset", "length", "blake3"]
     };
-    w.write_all(header.as_bytes()).map_err(io(&path))?;
+    w.row(header).map_err(io(&path))?;
     for p in &r.piecewise {
+        let (offset, length) = (p.offset.to_string(), p.length.to_string());
+        let mut cells = vec![offset.as_str(), &length, &p.blake3];
         if with_md5 {
-            writeln!(w, "{},{},{},{}", p.offset, p.length, p.blake3, p.md5)
-        } else {
-            writeln!(w, "{},{},{}", p.offset, p.length, p.blake3)
+            cells.push(&p.md5);
         }
-        .map_err(io(&path))?;
+        w.row(cells).map_err(io(&path))?;
     }
-    w.flush().map_err(io(&path))
+    w.into_inner()
+        .and_then(|mut b| b.flush())
+        .map_err(io(&path))
 }
 
 fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {

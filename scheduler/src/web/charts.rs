@@ -2,9 +2,10 @@
 //! asset): line charts and bar charts with axes, ticks, units and a
 //! legend. Each chart is an `<svg role="img">` with a `<title>` and a
 //! `<desc>` (its text alternative); the pages put the data's table below
-//! it. Every text that comes from data goes through [`esc`].
+//! it. Drawn with maud's `html!`, which escapes every text that comes
+//! from data.
 
-use super::esc;
+use maud::{Markup, html};
 
 const W: f64 = 680.0;
 const H: f64 = 260.0;
@@ -105,22 +106,39 @@ fn ticks_of(lo: f64, hi: f64, n: f64, integral: bool) -> Vec<f64> {
     v
 }
 
-fn open(id: &str, title: &str, desc: &str, height: f64) -> String {
-    format!(
-        "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc><text class=\"chart-title\" x=\"{LEFT}\" y=\"16\">{}</text>",
-        esc(title),
-        esc(desc),
-        esc(title),
-    )
+/// Pixels, to a tenth.
+struct Px(f64);
+
+impl std::fmt::Display for Px {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}
+
+/// The chart's frame: the `<svg>` with its title, description and heading
+/// around `inner`.
+fn chart(id: &str, title: &str, desc: &str, height: f64, inner: Markup) -> Markup {
+    let title_id = [id, "-title"].concat();
+    let desc_id = [id, "-desc"].concat();
+    html! {
+        svg class="chart" id=(id) role="img" aria-labelledby={ (title_id) " " (desc_id) }
+            width=(W) height=(height) viewBox={ "0 0 " (W) " " (height) }
+            xmlns="http://www.w3.org/2000/svg" {
+            title id=(title_id) { (title) }
+            desc id=(desc_id) { (desc) }
+            text class="chart-title" x=(LEFT) y="16" { (title) }
+            (inner)
+        }
+    }
 }
 
 /// The legend under the plot, wrapped to the chart's width: the SVG and
 /// the height it takes.
-fn legend(names: &[String], top: f64) -> (String, f64) {
+fn legend(names: &[String], top: f64) -> (Markup, f64) {
     if names.len() < 2 {
-        return (String::new(), 0.0);
+        return (html! {}, 0.0);
     }
-    let mut o = String::new();
+    let mut items = Vec::new();
     let mut x = LEFT;
     let mut y = top + 12.0;
     for (i, n) in names.iter().enumerate() {
@@ -129,17 +147,18 @@ fn legend(names: &[String], top: f64) -> (String, f64) {
             x = LEFT;
             y += 16.0;
         }
-        o.push_str(&format!(
-            "<g class=\"legend\"><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"></rect><text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
-            y - 9.0,
-            colour(i),
-            x + 14.0,
-            y,
-            esc(n)
-        ));
+        items.push((x, y, colour(i), n));
         x += w;
     }
-    (o, y - top + 6.0)
+    let svg = html! {
+        @for (x, y, c, n) in items {
+            g class="legend" {
+                rect x=(Px(x)) y=(Px(y - 9.0)) width="10" height="10" fill=(c) {}
+                text x=(Px(x + 14.0)) y=(Px(y)) { (n) }
+            }
+        }
+    };
+    (svg, y - top + 6.0)
 }
 
 /// Both axes with their ticks and labels, for a plot of `[x0, x1] ×
@@ -151,7 +170,7 @@ fn frame(
     y1: f64,
     plot_h: f64,
     x_ticks: bool,
-) -> (String, impl Fn(f64, f64) -> (f64, f64) + use<>) {
+) -> (Markup, impl Fn(f64, f64) -> (f64, f64) + use<>) {
     let yt = ticks_of(0.0, y1, 4.0, y.integral);
     let ymax = yt.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
     let xt = ticks_of(x0, x1, 5.0, x.integral);
@@ -171,53 +190,34 @@ fn frame(
             TOP + plot_h - vy / ymax * plot_h,
         )
     };
-    let mut o = String::new();
-    o.push_str("<g class=\"axis y-axis\">");
-    for t in &yt {
-        let (_, py) = map(xa, *t);
-        o.push_str(&format!(
-            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{py:.1}\" y2=\"{py:.1}\"></line><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            py + 4.0,
-            esc(&(y.fmt)(*t))
-        ));
-    }
-    o.push_str(&format!(
-        "<line class=\"axis-line\" x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{:.1}\"></line><text class=\"axis-label\" transform=\"translate(14 {:.1}) rotate(-90)\" text-anchor=\"middle\">{}</text></g>",
-        TOP + plot_h,
-        TOP + plot_h / 2.0,
-        esc(&y.label)
-    ));
-    o.push_str("<g class=\"axis x-axis\">");
-    o.push_str(&format!(
-        "<line class=\"axis-line\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"></line>",
-        W - RIGHT,
-        TOP + plot_h,
-        TOP + plot_h
-    ));
-    if x_ticks {
-        for t in &xt {
-            let (px, _) = map(*t, 0.0);
-            o.push_str(&format!(
-                "<text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                TOP + plot_h + 16.0,
-                esc(&(x.fmt)(*t))
-            ));
+    let bottom = TOP + plot_h;
+    let svg = html! {
+        g class="axis y-axis" {
+            @for t in &yt {
+                @let py = Px(map(xa, *t).1);
+                line class="grid" x1=(LEFT) x2=(Px(W - RIGHT)) y1=(py) y2=(py) {}
+                text class="tick" x=(Px(LEFT - 6.0)) y=(Px(py.0 + 4.0)) text-anchor="end" { ((y.fmt)(*t)) }
+            }
+            line class="axis-line" x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(Px(bottom)) {}
+            text class="axis-label" transform={ "translate(14 " (Px(TOP + plot_h / 2.0)) ") rotate(-90)" }
+                text-anchor="middle" { (y.label) }
         }
-    }
-    o.push_str(&format!(
-        "<text class=\"axis-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></g>",
-        LEFT + pw / 2.0,
-        TOP + plot_h + 48.0,
-        esc(&x.label)
-    ));
-    (o, map)
+        g class="axis x-axis" {
+            line class="axis-line" x1=(LEFT) x2=(Px(W - RIGHT)) y1=(Px(bottom)) y2=(Px(bottom)) {}
+            @if x_ticks {
+                @for t in &xt {
+                    text class="tick" x=(Px(map(*t, 0.0).0)) y=(Px(bottom + 16.0)) text-anchor="middle" { ((x.fmt)(*t)) }
+                }
+            }
+            text class="axis-label" x=(Px(LEFT + pw / 2.0)) y=(Px(bottom + 48.0)) text-anchor="middle" { (x.label) }
+        }
+    };
+    (svg, map)
 }
 
 /// A line chart: one path per series (with a marker per point), over a
 /// y axis from 0.
-pub fn line(id: &str, title: &str, desc: &str, x: &Axis, y: &Axis, series: &[Series]) -> String {
+pub fn line(id: &str, title: &str, desc: &str, x: &Axis, y: &Axis, series: &[Series]) -> Markup {
     let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
     for (a, b) in pts {
@@ -236,43 +236,39 @@ pub fn line(id: &str, title: &str, desc: &str, x: &Axis, y: &Axis, series: &[Ser
     }
     let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
     let (legend_svg, legend_h) = legend(&names, H);
-    let height = H + legend_h;
     let plot_h = H - TOP - BOTTOM;
-    let mut o = open(id, title, desc, height);
     let (axes, map) = frame(x, y, (x0, x1), y1, plot_h, true);
-    o.push_str(&axes);
-    for (i, s) in series.iter().enumerate() {
-        if s.points.is_empty() {
-            continue;
-        }
-        let d: Vec<String> = s
-            .points
-            .iter()
-            .enumerate()
-            .map(|(k, (a, b))| {
-                let (px, py) = map(*a, *b);
-                format!("{}{px:.1},{py:.1}", if k == 0 { "M" } else { "L" })
-            })
-            .collect();
-        o.push_str(&format!(
-            "<path class=\"series\" data-series=\"{}\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"></path>",
-            esc(&s.name),
-            d.join(" "),
-            colour(i)
-        ));
-        if s.points.len() <= 60 {
-            for (a, b) in &s.points {
-                let (px, py) = map(*a, *b);
-                o.push_str(&format!(
-                    "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2.5\" fill=\"{}\"></circle>",
-                    colour(i)
-                ));
+    let inner = html! {
+        (axes)
+        @for (i, s) in series.iter().enumerate().filter(|(_, s)| !s.points.is_empty()) {
+            path class="series" data-series=(s.name) d=(PathData(s.points.iter().map(|(a, b)| map(*a, *b)).collect()))
+                fill="none" stroke=(colour(i)) stroke-width="2" {}
+            @if s.points.len() <= 60 {
+                @for (a, b) in &s.points {
+                    @let (px, py) = map(*a, *b);
+                    circle cx=(Px(px)) cy=(Px(py)) r="2.5" fill=(colour(i)) {}
+                }
             }
         }
+        (legend_svg)
+    };
+    chart(id, title, desc, H + legend_h, inner)
+}
+
+/// A path's `d`: `M x,y L x,y ...`.
+struct PathData(Vec<(f64, f64)>);
+
+impl std::fmt::Display for PathData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (k, (x, y)) in self.0.iter().enumerate() {
+            let sep = match k {
+                0 => "M",
+                _ => " L",
+            };
+            write!(f, "{sep}{x:.1},{y:.1}")?;
+        }
+        Ok(())
     }
-    o.push_str(&legend_svg);
-    o.push_str("</svg>");
-    o
 }
 
 /// Vertical bars, one per category, stacked by series (one series: plain
@@ -285,7 +281,7 @@ pub fn stacked_bars(
     y: &Axis,
     categories: &[String],
     series: &[(String, Vec<f64>)],
-) -> String {
+) -> Markup {
     let totals: Vec<f64> = (0..categories.len())
         .map(|c| {
             series
@@ -297,65 +293,55 @@ pub fn stacked_bars(
     let y1 = totals.iter().copied().fold(0.0, f64::max);
     let names: Vec<String> = series.iter().map(|s| s.0.clone()).collect();
     let (legend_svg, legend_h) = legend(&names, H);
-    let height = H + legend_h;
     let plot_h = H - TOP - BOTTOM;
-    let mut o = open(id, title, desc, height);
     let xfmt = |_: f64| String::new();
     let xa = Axis::new(x_label, &xfmt);
     let n = categories.len().max(1) as f64;
     let (axes, map) = frame(&xa, y, (0.0, n), y1, plot_h, false);
-    o.push_str(&axes);
     let slot = (W - LEFT - RIGHT) / n;
     let bw = (slot * 0.7).min(60.0);
-    for (c, name) in categories.iter().enumerate() {
-        let cx = LEFT + slot * (c as f64 + 0.5);
-        let mut base = 0.0;
-        for (i, (sname, vals)) in series.iter().enumerate() {
-            let v = vals.get(c).copied().unwrap_or(0.0);
-            if v <= 0.0 {
-                continue;
+    // Narrow slots: labels slanted so that they do not run together.
+    let slanted = slot < 48.0;
+    let ty = TOP + plot_h + 14.0;
+    let inner = html! {
+        (axes)
+        @for (c, name) in categories.iter().enumerate() {
+            @let cx = LEFT + slot * (c as f64 + 0.5);
+            // Each series' segment: (series, name, value, from, to).
+            @let segments: Vec<(usize, &String, f64, f64, f64)> = series
+                .iter()
+                .enumerate()
+                .map(|(i, (sname, vals))| (i, sname, vals.get(c).copied().unwrap_or(0.0)))
+                .filter(|s| s.2 > 0.0)
+                .scan(0.0, |base, (i, sname, v)| {
+                    let from = *base;
+                    *base += v;
+                    Some((i, sname, v, from, *base))
+                })
+                .collect();
+            @let base = segments.last().map_or(0.0, |s| s.4);
+            @for (i, sname, v, from, to) in segments {
+                @let (_, ytop) = map(0.0, to);
+                @let (_, ybot) = map(0.0, from);
+                rect class="bar" data-series=(sname) data-value=(v) x=(Px(cx - bw / 2.0)) y=(Px(ytop))
+                    width=(Px(bw)) height=(Px((ybot - ytop).max(0.5))) fill=(colour(i)) {
+                    title { (name) " — " (sname) ": " ((y.fmt)(v)) }
+                }
             }
-            let (_, ytop) = map(0.0, base + v);
-            let (_, ybot) = map(0.0, base);
-            o.push_str(&format!(
-                "<rect class=\"bar\" data-series=\"{}\" data-value=\"{v}\" x=\"{:.1}\" y=\"{ytop:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
-                esc(sname),
-                cx - bw / 2.0,
-                (ybot - ytop).max(0.5),
-                colour(i),
-                esc(&format!("{name} — {sname}")),
-                esc(&(y.fmt)(v))
-            ));
-            base += v;
+            @if base > 0.0 {
+                text class="bar-value" x=(Px(cx)) y=(Px(map(0.0, base).1 - 4.0)) text-anchor="middle" { ((y.fmt)(base)) }
+            }
+            @let label = shorten(name, if slanted { 8 } else { (slot / 7.0) as usize });
+            @if slanted {
+                text class="tick" x=(Px(cx)) y=(Px(ty)) text-anchor="end"
+                    transform={ "rotate(-40 " (Px(cx)) " " (Px(ty)) ")" } { (label) }
+            } @else {
+                text class="tick" x=(Px(cx)) y=(Px(ty)) text-anchor="middle" { (label) }
+            }
         }
-        let (_, ytop) = map(0.0, base);
-        if base > 0.0 {
-            o.push_str(&format!(
-                "<text class=\"bar-value\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                ytop - 4.0,
-                esc(&(y.fmt)(base))
-            ));
-        }
-        // Narrow slots: labels slanted so that they do not run together.
-        let slanted = slot < 48.0;
-        let ty = TOP + plot_h + 14.0;
-        o.push_str(&format!(
-            "<text class=\"tick\" x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"{}\"{}>{}</text>",
-            if slanted { "end" } else { "middle" },
-            if slanted {
-                format!(" transform=\"rotate(-40 {cx:.1} {ty:.1})\"")
-            } else {
-                String::new()
-            },
-            esc(&shorten(
-                name,
-                if slanted { 8 } else { (slot / 7.0) as usize }
-            ))
-        ));
-    }
-    o.push_str(&legend_svg);
-    o.push_str("</svg>");
-    o
+        (legend_svg)
+    };
+    chart(id, title, desc, H + legend_h, inner)
 }
 
 /// `s` cut to `n` characters with an ellipsis.
@@ -402,7 +388,8 @@ mod tests {
                 name: "<script>".into(),
                 points: vec![(0.0, 0.0), (1.0, 5.0), (2.0, 3.0)],
             }],
-        );
+        )
+        .into_string();
         assert!(svg.contains("<path class=\"series\""), "{svg}");
         assert!(svg.contains(" L"), "{svg}");
         assert!(svg.contains("class=\"axis-label\""));
@@ -420,7 +407,8 @@ mod tests {
                 ("email".into(), vec![1.0, 2.0]),
                 ("url".into(), vec![0.0, 4.0]),
             ],
-        );
+        )
+        .into_string();
         assert_eq!(bars.matches("class=\"bar\"").count(), 3, "{bars}");
         assert!(bars.contains(">6 u</text>"), "{bars}");
     }
