@@ -795,7 +795,9 @@ async fn watch(w: WatchArgs) -> Result<()> {
     let j = client
         .follow(&a.job, |j, msg| {
             if json_out {
-                if is_task_event(msg) && !verbose {
+                // A task's event is shown with --verbose only, unless it is
+                // the one that found the job ended (its final line).
+                if is_task_event(msg) && !verbose && !is_final(j.state) {
                     return;
                 }
                 let mut v = job_json(j);
