@@ -6,7 +6,7 @@
 
 use super::config::{Custom, Mode, Pat, anchor, matches};
 use super::src::Src;
-use crate::AnalyzerError;
+use crate::CarveError;
 use aho_corasick::AhoCorasick;
 
 /// A compiled footer: its longest literal run for the search, the rest
@@ -38,13 +38,7 @@ impl Footer {
 
     /// Footer starts `q` with `from <= q` and `q + len <= to`: the first,
     /// or the last when `last`.
-    fn search(
-        &self,
-        src: &Src,
-        from: u64,
-        to: u64,
-        last: bool,
-    ) -> Result<Option<u64>, AnalyzerError> {
+    fn search(&self, src: &Src, from: u64, to: u64, last: bool) -> Result<Option<u64>, CarveError> {
         let flen = self.pat.len() as u64;
         if to < from + flen {
             return Ok(None);
@@ -55,7 +49,7 @@ impl Footer {
         let mut carry: Vec<u8> = Vec::new();
         let mut carry_at = a_from;
         let k = self.anchor_len.saturating_sub(1);
-        let mut hit = |a: u64| -> Result<bool, AnalyzerError> {
+        let mut hit = |a: u64| -> Result<bool, CarveError> {
             let Some(q) = a.checked_sub(self.anchor_off as u64) else {
                 return Ok(false);
             };
@@ -69,7 +63,7 @@ impl Footer {
             }
             Ok(false)
         };
-        let mut err: Option<AnalyzerError> = None;
+        let mut err: Option<CarveError> = None;
         src.each_chunk(a_from, a_to, 4 << 20, |off, c| {
             let mut stop = false;
             if !carry.is_empty() {
@@ -129,7 +123,7 @@ pub(crate) fn carve(
     c: &Custom,
     footer: Option<&Footer>,
     start: u64,
-) -> Result<Result<(u64, String), &'static str>, AnalyzerError> {
+) -> Result<Result<(u64, String), &'static str>, CarveError> {
     let limit = start.saturating_add(c.max_size).min(src.size());
     let hlen = c.header.len() as u64;
     if start + hlen > limit {

@@ -23,7 +23,6 @@ mod src;
 #[cfg(test)]
 mod tests;
 
-use crate::AnalyzerError;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use config::{Custom, Pat};
 use formats::{Cx, Found, Scratch, Verdict};
@@ -35,7 +34,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use trawl_core::spec::CarveOptions;
 use trawl_core::{ByteRun, CarvedFile, Note, ScannerStat, Shard};
-use trawl_evidence::Evidence;
+use trawl_evidence::{Evidence, EvidenceError};
+
+/// Why carving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CarveError {
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    /// Hashing a carved file.
+    #[error(transparent)]
+    Hash(#[from] trawl_hash::HashError),
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("cancelled")]
+    Cancelled,
+}
 
 /// Whether the carver can produce files of type `name` (the folder of
 /// `carved/NAME/OFFSET.EXT`): a type of the built-in type table, or the
@@ -128,17 +141,13 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn build(
-        anchors: Vec<Vec<u8>>,
-        sigs_of: Vec<Vec<u32>>,
-        cs: bool,
-    ) -> Result<Self, AnalyzerError> {
+    fn build(anchors: Vec<Vec<u8>>, sigs_of: Vec<Vec<u32>>, cs: bool) -> Result<Self, CarveError> {
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .kind(Some(AhoCorasickKind::DFA))
             .ascii_case_insensitive(!cs)
             .build(&anchors)
-            .map_err(|e| AnalyzerError::Settings(format!("carving signatures: {e}")))?;
+            .map_err(|e| CarveError::Settings(format!("carving signatures: {e}")))?;
         let mut by_first = vec![Vec::new(); 256];
         for (i, a) in anchors.iter().enumerate() {
             if cs {
@@ -233,12 +242,12 @@ impl Carver {
     ///
     /// # Errors
     /// Invalid options (unknown type, bad custom configuration).
-    pub fn new(opts: &CarveOptions) -> Result<Self, AnalyzerError> {
+    pub fn new(opts: &CarveOptions) -> Result<Self, CarveError> {
         let customs_parsed = if opts.custom_config.trim().is_empty() {
             Vec::new()
         } else {
             config::parse(&opts.custom_config)
-                .map_err(|e| AnalyzerError::Settings(format!("carving configuration: {e}")))?
+                .map_err(|e| CarveError::Settings(format!("carving configuration: {e}")))?
         };
         // Which types.
         let all_builtin: BTreeSet<&'static str> = kinds::all_type_names().into_iter().collect();
@@ -282,7 +291,7 @@ impl Carver {
                     }
                 }
                 if !known {
-                    return Err(AnalyzerError::Settings(format!(
+                    return Err(CarveError::Settings(format!(
                         "unknown carving type {t:?}; built-in types: {}{}",
                         all_builtin.iter().copied().collect::<Vec<_>>().join(", "),
                         if custom_names.is_empty() {
@@ -301,7 +310,7 @@ impl Carver {
                 && !custom_names.contains(&k)
                 && kinds::alias(&k).is_none()
             {
-                return Err(AnalyzerError::Settings(format!(
+                return Err(CarveError::Settings(format!(
                     "--carve-max-size: unknown type {k:?}"
                 )));
             }
@@ -350,7 +359,7 @@ impl Carver {
             }
             let footer = match &c.footer {
                 Some(f) => Some(hdrftr::Footer::new(f, c.case_sensitive).map_err(|e| {
-                    AnalyzerError::Settings(format!("carving configuration line {}: {e}", c.line))
+                    CarveError::Settings(format!("carving configuration line {}: {e}", c.line))
                 })?),
                 None => None,
             };
@@ -451,7 +460,7 @@ impl Carver {
         shard: &Shard,
         data: &[u8],
         cancel: &AtomicBool,
-    ) -> Result<CarveOutput, AnalyzerError> {
+    ) -> Result<CarveOutput, CarveError> {
         let t0 = Instant::now();
         let src = Src::new(evidence, shard.start, data);
         let mut out = CarveOutput::default();
@@ -461,23 +470,20 @@ impl Carver {
         let mut cands = self.candidates(&src, shard, data)?;
         self.apply_cap(&mut cands, shard, &mut out.notes);
         if cancel.load(Ordering::Relaxed) {
-            return Err(AnalyzerError::Cancelled);
+            return Err(CarveError::Cancelled);
         }
         // Validate every candidate, in parallel.
         type Res = (u32, u64, Option<(CarvedFile, bool)>);
         let results: Vec<Res> = cands
             .par_iter()
-            .map_init(
-                Scratch::default,
-                |scratch, c| -> Result<Res, AnalyzerError> {
-                    if cancel.load(Ordering::Relaxed) {
-                        return Err(AnalyzerError::Cancelled);
-                    }
-                    let t = Instant::now();
-                    let r = self.validate_one(&src, scratch, *c)?;
-                    Ok((c.sig, t.elapsed().as_nanos() as u64, r))
-                },
-            )
+            .map_init(Scratch::default, |scratch, c| -> Result<Res, CarveError> {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(CarveError::Cancelled);
+                }
+                let t = Instant::now();
+                let r = self.validate_one(&src, scratch, *c)?;
+                Ok((c.sig, t.elapsed().as_nanos() as u64, r))
+            })
             .collect::<Result<_, _>>()?;
         // Time and candidates per validator family / custom type.
         let mut per_validator: BTreeMap<String, ScannerStat> = BTreeMap::new();
@@ -515,7 +521,7 @@ impl Carver {
             same
         });
         if cancel.load(Ordering::Relaxed) {
-            return Err(AnalyzerError::Cancelled);
+            return Err(CarveError::Cancelled);
         }
         // Hashes. Files in memory (the shard's buffer, or a mapped image):
         // MD5, SHA-1 and SHA-256 each many files at a time (multi-buffer,
@@ -543,11 +549,11 @@ impl Carver {
             .collect();
         let t = Instant::now();
         let (md5s, (sha1s, sha256s)) = rayon::join(
-            || crate::md5::md5_many(&bufs),
+            || trawl_hash::md5::md5_many(&bufs),
             || {
                 rayon::join(
-                    || crate::sha_multi::sha1_many(&bufs),
-                    || crate::sha_multi::sha256_many(&bufs),
+                    || trawl_hash::sha_multi::sha1_many(&bufs),
+                    || trawl_hash::sha_multi::sha256_many(&bufs),
                 )
             },
         );
@@ -555,7 +561,7 @@ impl Carver {
         let batch_ns = t.elapsed().as_nanos() as u64;
         let batch_len = bufs.iter().map(|b| b.len() as u128).sum::<u128>().max(1);
         let hashed_small = small.into_par_iter().zip(md5s).zip(sha1s).zip(sha256s).map(
-            |((((mut f, ns, _), md5), sha1), sha256)| -> Result<(CarvedFile, u64), AnalyzerError> {
+            |((((mut f, ns, _), md5), sha1), sha256)| -> Result<(CarvedFile, u64), CarveError> {
                 f.md5 = hex::encode(md5);
                 f.sha1 = hex::encode(sha1);
                 f.sha256 = hex::encode(sha256);
@@ -563,16 +569,17 @@ impl Carver {
                 Ok((f, ns + share))
             },
         );
-        let hashed_large = large.into_par_iter().map(
-            |(mut f, ns, _)| -> Result<(CarvedFile, u64), AnalyzerError> {
-                let t = Instant::now();
-                let (md5, sha1, sha256) = hash_range(&src, f.offset, f.length)?;
-                f.md5 = md5;
-                f.sha1 = sha1;
-                f.sha256 = sha256;
-                Ok((f, ns + t.elapsed().as_nanos() as u64))
-            },
-        );
+        let hashed_large =
+            large
+                .into_par_iter()
+                .map(|(mut f, ns, _)| -> Result<(CarvedFile, u64), CarveError> {
+                    let t = Instant::now();
+                    let (md5, sha1, sha256) = hash_range(&src, f.offset, f.length)?;
+                    f.md5 = md5;
+                    f.sha1 = sha1;
+                    f.sha256 = sha256;
+                    Ok((f, ns + t.elapsed().as_nanos() as u64))
+                });
         let hashed: Vec<(CarvedFile, u64)> =
             hashed_small.chain(hashed_large).collect::<Result<_, _>>()?;
         let mut per_type: BTreeMap<String, ScannerStat> = BTreeMap::new();
@@ -602,12 +609,7 @@ impl Carver {
     }
 
     /// Every header candidate starting in the shard.
-    fn candidates(
-        &self,
-        src: &Src,
-        shard: &Shard,
-        data: &[u8],
-    ) -> Result<Vec<Cand>, AnalyzerError> {
+    fn candidates(&self, src: &Src, shard: &Shard, data: &[u8]) -> Result<Vec<Cand>, CarveError> {
         let mut cands = Vec::new();
         if self.sector_aligned {
             self.aligned_candidates(src, shard, data, &mut cands)?;
@@ -713,7 +715,7 @@ impl Carver {
         shard: &Shard,
         data: &[u8],
         out: &mut Vec<Cand>,
-    ) -> Result<(), AnalyzerError> {
+    ) -> Result<(), CarveError> {
         let mut c = shard.start.div_ceil(512) * 512;
         let mut buf = [0u8; 64];
         while c < shard.end {
@@ -806,7 +808,7 @@ impl Carver {
         src: &Src,
         scratch: &mut Scratch,
         c: Cand,
-    ) -> Result<Option<(CarvedFile, bool)>, AnalyzerError> {
+    ) -> Result<Option<(CarvedFile, bool)>, CarveError> {
         let sig = &self.sigs[c.sig as usize];
         match sig.target {
             Target::Fam(fi) => {
@@ -930,22 +932,29 @@ fn file(off: u64, f: &Found, validated: bool, note: String) -> CarvedFile {
 }
 
 /// MD5, SHA-1 and SHA-256 (lowercase hex) of image bytes `[off, off+len)`.
-fn hash_range(src: &Src, off: u64, len: u64) -> Result<(String, String, String), AnalyzerError> {
+fn hash_range(src: &Src, off: u64, len: u64) -> Result<(String, String, String), CarveError> {
     let end = off.saturating_add(len);
     // Large and contiguous: MD5 and the SHA pair in parallel.
     if len >= 4 << 20
         && let Some(b) = src.borrowed(off, len)
     {
-        let (m, (s1, s2)) = rayon::join(|| crate::md5::md5(b), || crate::sha_pair::sha1_sha256(b));
-        return Ok((hex::encode(m), hex::encode(s1), hex::encode(s2)));
+        let (m, (s1, s2)) = rayon::join(
+            || {
+                let mut m = trawl_hash::md5::Md5::new();
+                m.update(b);
+                m.finalize()
+            },
+            || trawl_hash::sha_pair::sha1_sha256(b),
+        );
+        return Ok((hex::encode(m?), hex::encode(s1), hex::encode(s2)));
     }
-    let mut m = crate::md5::Md5::new();
-    let mut s = crate::sha_pair::Sha1Sha256::new();
+    let mut m = trawl_hash::md5::Md5::new();
+    let mut s = trawl_hash::sha_pair::Sha1Sha256::new();
     src.each_chunk(off, end, 4 << 20, |_, c| {
         m.update(c);
         s.update(c);
         None::<()>
     })?;
     let (s1, s2) = s.finalize();
-    Ok((hex::encode(m.finalize()), hex::encode(s1), hex::encode(s2)))
+    Ok((hex::encode(m.finalize()?), hex::encode(s1), hex::encode(s2)))
 }

@@ -7,7 +7,7 @@
 //! shard size and margin, which keeps carving results identical across
 //! shard plans.
 
-use crate::AnalyzerError;
+use crate::CarveError;
 use std::borrow::Cow;
 use trawl_evidence::Evidence;
 
@@ -46,7 +46,7 @@ impl<'a> Src<'a> {
 
     /// Bytes `[off, off + len)`, clipped to the end of the image (shorter,
     /// possibly empty, near the end). Borrowed when possible.
-    pub(crate) fn view(&self, off: u64, len: u64) -> Result<Cow<'a, [u8]>, AnalyzerError> {
+    pub(crate) fn view(&self, off: u64, len: u64) -> Result<Cow<'a, [u8]>, CarveError> {
         if off >= self.size {
             return Ok(Cow::Borrowed(&[]));
         }
@@ -79,7 +79,7 @@ impl<'a> Src<'a> {
     }
 
     /// Exactly `N` bytes at `off`, or `None` when they pass the image end.
-    pub(crate) fn array<const N: usize>(&self, off: u64) -> Result<Option<[u8; N]>, AnalyzerError> {
+    pub(crate) fn array<const N: usize>(&self, off: u64) -> Result<Option<[u8; N]>, CarveError> {
         let Some(end) = off.checked_add(N as u64) else {
             return Ok(None);
         };
@@ -110,7 +110,7 @@ impl<'a> Src<'a> {
         end: u64,
         chunk: usize,
         mut f: impl FnMut(u64, &[u8]) -> Option<R>,
-    ) -> Result<Option<R>, AnalyzerError> {
+    ) -> Result<Option<R>, CarveError> {
         let end = end.min(self.size);
         if start >= end {
             return Ok(None);
@@ -155,7 +155,7 @@ impl<'a> Src<'a> {
         needle: &[u8],
         from: u64,
         to: u64,
-    ) -> Result<Option<u64>, AnalyzerError> {
+    ) -> Result<Option<u64>, CarveError> {
         if needle.is_empty() {
             return Ok(Some(from));
         }
@@ -201,7 +201,7 @@ pub(crate) struct Win<'a, 's> {
 
 impl<'a, 's> Win<'a, 's> {
     /// A window at `start` that may grow to `max` bytes.
-    pub(crate) fn new(src: &'s Src<'a>, start: u64, max: u64) -> Result<Self, AnalyzerError> {
+    pub(crate) fn new(src: &'s Src<'a>, start: u64, max: u64) -> Result<Self, CarveError> {
         let limit = start.saturating_add(max).min(src.size());
         // Start with what the shard buffer holds (free), or 64 KiB.
         let first = if start >= src.base && start < src.data_end() {
@@ -240,7 +240,7 @@ impl<'a, 's> Win<'a, 's> {
 
     /// Makes the window hold `[start, end)`; false when `end` passes the
     /// limit (the window then holds everything up to the limit).
-    pub(crate) fn ensure(&mut self, end: u64) -> Result<bool, AnalyzerError> {
+    pub(crate) fn ensure(&mut self, end: u64) -> Result<bool, CarveError> {
         if end <= self.end() {
             return Ok(true);
         }
@@ -257,7 +257,7 @@ impl<'a, 's> Win<'a, 's> {
     /// Byte at absolute offset `off` (growing as needed), `None` past the
     /// limit.
     #[inline]
-    pub(crate) fn byte(&mut self, off: u64) -> Result<Option<u8>, AnalyzerError> {
+    pub(crate) fn byte(&mut self, off: u64) -> Result<Option<u8>, CarveError> {
         if off < self.end() {
             return Ok(Some(self.buf[(off - self.start) as usize]));
         }
@@ -268,7 +268,7 @@ impl<'a, 's> Win<'a, 's> {
     }
 
     /// Bytes `[off, off + n)` (growing as needed), `None` past the limit.
-    pub(crate) fn slice(&mut self, off: u64, n: u64) -> Result<Option<&[u8]>, AnalyzerError> {
+    pub(crate) fn slice(&mut self, off: u64, n: u64) -> Result<Option<&[u8]>, CarveError> {
         let Some(end) = off.checked_add(n) else {
             return Ok(None);
         };

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
-use trawl_analyzers::carve::Carver;
+use trawl_carve::Carver;
 use trawl_core::spec::CarveOptions;
 use trawl_core::{CarvedFile, ShardPlan};
 use trawl_evidence::Evidence;

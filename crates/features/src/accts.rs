@@ -330,7 +330,7 @@ pub fn bitcoin(buf: &[u8], own: Range<usize>, out: &mut Vec<Hit>) {
 mod tests {
     use super::*;
 
-    use crate::features::hit_texts as run;
+    use crate::hit_texts as run;
 
     /// Every scanner anchored on digit runs finds the same over all the
     /// runs as over those [`run_may_anchor`] keeps: examples of each

@@ -8,7 +8,7 @@
 //! leftmost-first, non-overlapping matches of at most [`MAX_MATCH`] bytes.
 
 use super::{Hit, Kind};
-use crate::AnalyzerError;
+use crate::FeatureError;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::ops::Range;
@@ -33,7 +33,7 @@ impl Finder {
     ///
     /// # Errors
     /// An invalid regular expression, naming its line.
-    pub fn new(text: &str) -> Result<Option<Self>, AnalyzerError> {
+    pub fn new(text: &str) -> Result<Option<Self>, FeatureError> {
         let mut lits: Vec<Vec<u8>> = Vec::new();
         let mut res: Vec<String> = Vec::new();
         for (n, raw) in text.lines().enumerate() {
@@ -44,7 +44,7 @@ impl Finder {
             if line.len() >= 2 && line.starts_with('/') && line.ends_with('/') {
                 let expr = &line[1..line.len() - 1];
                 RegexBuilder::new(expr).build().map_err(|e| {
-                    AnalyzerError::Settings(format!("find list line {}: {e}", n + 1))
+                    FeatureError::Settings(format!("find list line {}: {e}", n + 1))
                 })?;
                 res.push(format!("(?:{expr})"));
             } else {
@@ -63,7 +63,7 @@ impl Finder {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .build(&lits)
-                    .map_err(|e| AnalyzerError::Settings(format!("find list: {e}")))?,
+                    .map_err(|e| FeatureError::Settings(format!("find list: {e}")))?,
             )
         };
         let regex = if res.is_empty() {
@@ -75,7 +75,7 @@ impl Finder {
                     .unicode(false)
                     .size_limit(64 << 20)
                     .build()
-                    .map_err(|e| AnalyzerError::Settings(format!("find list: {e}")))?,
+                    .map_err(|e| FeatureError::Settings(format!("find list: {e}")))?,
             )
         };
         Ok(Some(Self {

@@ -76,7 +76,6 @@ pub(crate) fn hit_texts(
     v.iter().map(|h| s[h.start..h.end].to_string()).collect()
 }
 
-use crate::AnalyzerError;
 use aho_corasick::AhoCorasick;
 use flate2::Decompress;
 use inflate::{Source, StreamKind};
@@ -85,7 +84,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use trawl_core::spec::FeatureOptions;
 use trawl_core::{Feature, Note, ScannerStat, Shard};
-use trawl_evidence::Evidence;
+use trawl_evidence::{Evidence, EvidenceError};
+
+/// Why feature extraction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
 
 /// Bytes of context read before a shard (and after it when the margin is
 /// shorter), so that every decision near the shard's edges sees what a
@@ -231,7 +243,7 @@ impl FeatureScanner {
     ///
     /// # Errors
     /// Unknown scanner names, bad keyword or stop lists.
-    pub fn new(opts: &FeatureOptions) -> Result<Self, AnalyzerError> {
+    pub fn new(opts: &FeatureOptions) -> Result<Self, FeatureError> {
         let finder = find::Finder::new(&opts.find_keywords)?;
         let mut enabled = [false; 11];
         if opts.scanners.is_empty() {
@@ -244,7 +256,7 @@ impl FeatureScanner {
                     continue;
                 }
                 let kinds = Kind::parse(name).ok_or_else(|| {
-                    AnalyzerError::Settings(format!(
+                    FeatureError::Settings(format!(
                         "unknown feature scanner {name:?} (known: {}, ip, all)",
                         Kind::ALL.map(Kind::name).join(", ")
                     ))
@@ -255,7 +267,7 @@ impl FeatureScanner {
             }
             if enabled[Kind::Find.idx()] && finder.is_none() {
                 if opts.scanners.iter().any(|s| s.contains("find")) {
-                    return Err(AnalyzerError::Settings(
+                    return Err(FeatureError::Settings(
                         "the find scanner needs a keyword list (--find FILE)".into(),
                     ));
                 }
@@ -278,7 +290,7 @@ impl FeatureScanner {
             stop: lists::WordList::parse(&opts.stop_list, "stop list")?,
             alert: lists::WordList::parse(&opts.alert_list, "alert list")?,
             signatures: inflate::signatures()
-                .map_err(|e| AnalyzerError::Internal(format!("stream signatures: {e}")))?,
+                .map_err(|e| FeatureError::Internal(format!("stream signatures: {e}")))?,
             max_depth,
             max_inflate: usize::try_from(max_inflate).unwrap_or(usize::MAX),
         })
@@ -305,9 +317,9 @@ impl FeatureScanner {
         shard: &Shard,
         data: &[u8],
         cancel: &AtomicBool,
-    ) -> Result<FeatureOutput, AnalyzerError> {
+    ) -> Result<FeatureOutput, FeatureError> {
         let owned = usize::try_from(shard.len())
-            .map_err(|_| AnalyzerError::Internal("shard too large".into()))?;
+            .map_err(|_| FeatureError::Internal("shard too large".into()))?;
         let size = evidence.size();
         let left = shard.start.min(CTX as u64) as usize;
         let right_have = (shard.scan_end - shard.end) as usize;
@@ -316,7 +328,7 @@ impl FeatureScanner {
         } else {
             0
         };
-        let read = |off: u64, len: usize| -> Result<Vec<u8>, AnalyzerError> {
+        let read = |off: u64, len: usize| -> Result<Vec<u8>, FeatureError> {
             let mut v = vec![0u8; len];
             evidence.read_exact_at(off, &mut v)?;
             Ok(v)
@@ -359,7 +371,7 @@ impl FeatureScanner {
         &self,
         data: &[u8],
         cancel: &AtomicBool,
-    ) -> Result<FeatureOutput, AnalyzerError> {
+    ) -> Result<FeatureOutput, FeatureError> {
         let mut st = State::new(self, None, cancel, data.len());
         st.scan_image(data, 0, 0..data.len())?;
         let shard = Shard {
@@ -495,20 +507,15 @@ impl<'a> State<'a> {
         }
     }
 
-    fn check_cancel(&self) -> Result<(), AnalyzerError> {
+    fn check_cancel(&self) -> Result<(), FeatureError> {
         if self.cancel.load(Ordering::Relaxed) {
-            Err(AnalyzerError::Cancelled)
+            Err(FeatureError::Cancelled)
         } else {
             Ok(())
         }
     }
 
-    fn scan_image(
-        &mut self,
-        buf: &[u8],
-        base: u64,
-        own: Range<usize>,
-    ) -> Result<(), AnalyzerError> {
+    fn scan_image(&mut self, buf: &[u8], base: u64, own: Range<usize>) -> Result<(), FeatureError> {
         self.scan_region(buf, Origin::Image { base }, own)
     }
 
@@ -519,7 +526,7 @@ impl<'a> State<'a> {
         buf: &[u8],
         origin: Origin<'_>,
         own: Range<usize>,
-    ) -> Result<(), AnalyzerError> {
+    ) -> Result<(), FeatureError> {
         let abs = match origin {
             Origin::Image { base } => base,
             Origin::Inner { .. } => 0,
@@ -820,7 +827,7 @@ impl<'a> State<'a> {
         buf: &[u8],
         origin: Origin<'_>,
         spans: &[Range<usize>],
-    ) -> Result<(), AnalyzerError> {
+    ) -> Result<(), FeatureError> {
         let mut cands = Vec::new();
         for s in spans {
             cands.clear();
@@ -856,7 +863,7 @@ impl<'a> State<'a> {
         own: &Range<usize>,
         z: usize,
         kind: StreamKind,
-    ) -> Result<(), AnalyzerError> {
+    ) -> Result<(), FeatureError> {
         let (depth, base) = match origin {
             Origin::Image { base } => (0, base),
             Origin::Inner { depth, .. } => (depth, 0),
@@ -961,7 +968,7 @@ impl<'a> State<'a> {
         top: u64,
         prefix: String,
         depth: u32,
-    ) -> Result<(), AnalyzerError> {
+    ) -> Result<(), FeatureError> {
         if data.len() < MIN_INFLATED {
             return Ok(());
         }

@@ -13,7 +13,7 @@
 //! feature must agree on their overlap (the shorter one is a suffix of the
 //! longer one before the feature, a prefix after it).
 
-use crate::AnalyzerError;
+use crate::FeatureError;
 use regex::{RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
 
@@ -47,7 +47,7 @@ impl WordList {
     ///
     /// # Errors
     /// An invalid regular expression, naming its line.
-    pub fn parse(text: &str, what: &str) -> Result<Self, AnalyzerError> {
+    pub fn parse(text: &str, what: &str) -> Result<Self, FeatureError> {
         let mut words: HashMap<String, Vec<Option<String>>> = HashMap::new();
         let mut pats = Vec::new();
         for (n, raw) in text.lines().enumerate() {
@@ -64,7 +64,7 @@ impl WordList {
             if c.is_none() && f.contains(['*', '[', '(', '?']) {
                 regex::RegexBuilder::new(f)
                     .build()
-                    .map_err(|e| AnalyzerError::Settings(format!("{what} line {}: {e}", n + 1)))?;
+                    .map_err(|e| FeatureError::Settings(format!("{what} line {}: {e}", n + 1)))?;
                 pats.push(f.to_string());
                 continue;
             }
@@ -80,7 +80,7 @@ impl WordList {
                 RegexSetBuilder::new(&pats)
                     .case_insensitive(true)
                     .build()
-                    .map_err(|e| AnalyzerError::Settings(format!("{what}: {e}")))?,
+                    .map_err(|e| FeatureError::Settings(format!("{what}: {e}")))?,
             )
         };
         Ok(Self { words, patterns })

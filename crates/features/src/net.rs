@@ -272,7 +272,7 @@ fn ether_at(buf: &[u8], s: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    use crate::features::hit_texts as run;
+    use crate::hit_texts as run;
 
     #[test]
     fn ipv4_examples() {

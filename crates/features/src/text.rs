@@ -129,11 +129,13 @@ pub fn digit_runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(usize, usi
         i += 1;
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if let Some(cpu) = trawl_hash::cpu::Avx2::detect() {
         // 64 bytes at a time: every run inside a block from its mask (the
         // byte before a block is never a digit of an unlisted run).
-        while i < hi && i + 64 <= buf.len() {
-            let m = digit_mask64(buf, i);
+        while i < hi
+            && let Some(block) = buf[i..].first_chunk::<64>()
+        {
+            let m = trawl_hash::bytes::digit_mask64(cpu, block);
             let mut left = m;
             let mut next = i + 64;
             while left != 0 {
@@ -183,31 +185,6 @@ pub fn digit_runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(usize, usi
         f(s, e);
         i = e;
     }
-}
-
-/// Bit `k` set iff `buf[i + k]` is an ASCII digit, for the 64 bytes at `i`
-/// (which must be there); only called once AVX2 was detected.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[allow(unsafe_code)]
-fn digit_mask64(buf: &[u8], i: usize) -> u64 {
-    #[target_feature(enable = "avx2")]
-    fn go(block: &[u8]) -> u64 {
-        use std::arch::x86_64::*;
-        let lo = _mm256_set1_epi8(b'0' as i8 - 1);
-        let hi = _mm256_set1_epi8(b'9' as i8 + 1);
-        let half = |k: usize| {
-            // SAFETY: a 32-byte unaligned load of block[32k..32k + 32],
-            // inside the 64 bytes.
-            let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast()) };
-            // Signed compares: bytes from 0x80 are negative, not digits.
-            let d = _mm256_and_si256(_mm256_cmpgt_epi8(v, lo), _mm256_cmpgt_epi8(hi, v));
-            _mm256_movemask_epi8(d) as u32 as u64
-        };
-        half(0) | (half(1) << 32)
-    }
-    // SAFETY: callers check AVX2 first; `go` reads the 64 bytes only.
-    unsafe { go(&buf[i..i + 64]) }
 }
 
 /// Whether the 8 bytes at `i` look like four UTF-16 code units of printable

@@ -96,8 +96,8 @@ pub fn runs(buf: &[u8], lo: usize, hi: usize, mut f: impl FnMut(Run)) {
 /// 64 bytes are not there.
 #[inline]
 fn next_candidate(buf: &[u8], q: usize) -> Option<usize> {
-    let block = buf.get(q..q + 64)?;
-    let z = zero_mask(block);
+    let block = buf.get(q..)?.first_chunk::<64>()?;
+    let z = trawl_hash::bytes::zero_mask64(block);
     // Bit p: bytes p, p + 2, p + 4, p + 6 are zero.
     let e = z & (z >> 2) & (z >> 4) & (z >> 6);
     // Position q: zeros at the odd (bit q + 1) or the even (bit q) bytes;
@@ -108,34 +108,6 @@ fn next_candidate(buf: &[u8], q: usize) -> Option<usize> {
     } else {
         c.trailing_zeros() as usize
     })
-}
-
-/// Bit i set iff `block[i] == 0` (64 bytes).
-#[inline]
-#[allow(unsafe_code)]
-fn zero_mask(block: &[u8]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        let mut m = 0u64;
-        for k in 0..4 {
-            // SAFETY: SSE2 is part of x86-64; the 16-byte unaligned load
-            // reads block[16k..16k + 16], inside the 64 bytes.
-            let bits = unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) as u32 as u64
-            };
-            m |= bits << (16 * k);
-        }
-        m
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block[..64]
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, &b)| m | (u64::from(b == 0) << i))
-    }
 }
 
 /// The reading of a feature whose characters are at raw `f..=g` (step 2)

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
-use trawl_analyzers::AnalyzerError;
-use trawl_analyzers::features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
 use trawl_core::spec::FeatureOptions;
 use trawl_core::{Feature, Note, ShardPlan};
 use trawl_evidence::Evidence;
+use trawl_features::FeatureError;
+use trawl_features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
 use trawl_fixtures::{Config, Fixture, PlantedFeature};
 
 /// An in-memory image read through `read_at`.
@@ -544,7 +544,7 @@ fn nesting_depth_is_limited_and_noted() {
 fn cancellation() {
     let data = random_bytes(7, 4 << 20);
     let r = all_scanners().scan_buffer(&data, &AtomicBool::new(true));
-    assert!(matches!(r, Err(AnalyzerError::Cancelled)));
+    assert!(matches!(r, Err(FeatureError::Cancelled)));
 }
 
 #[test]

@@ -13,22 +13,32 @@
 //! * **Piecewise** hashes: BLAKE3 (and optionally MD5) of every window of a
 //!   power-of-two size, computed by the shard that owns the window's start.
 
-use crate::AnalyzerError;
+pub mod bytes;
+#[cfg(target_arch = "x86_64")]
+pub mod cpu;
+pub mod md5;
+pub mod sha_multi;
+pub mod sha_pair;
+
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use trawl_core::{PiecewiseHash, Shard, ShardPlan};
-use trawl_evidence::Evidence;
+use trawl_evidence::{Evidence, EvidenceError};
 
-/// The BLAKE3 contribution of one shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blake3Part {
-    /// Chaining value of the shard's subtree.
-    ChainingValue([u8; 32]),
-    /// The whole image is this one shard: its root hash.
-    Root([u8; 32]),
+pub use trawl_core::Blake3Part;
+
+/// Why hashing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// BLAKE3 part of a shard whose owned bytes are `owned` (exactly
@@ -140,7 +150,7 @@ pub fn piecewise(
     data: &[u8],
     window: u64,
     with_md5: bool,
-) -> Result<Vec<PiecewiseHash>, AnalyzerError> {
+) -> Result<Vec<PiecewiseHash>, HashError> {
     let size = evidence.size();
     let first = shard.start.div_ceil(window) * window;
     let starts: Vec<u64> = (first..shard.end).step_by(window as usize).collect();
@@ -221,22 +231,22 @@ impl Drop for Block<'_> {
 /// read early (the result is then an error).
 ///
 /// # Errors
-/// Read errors, or [`AnalyzerError::Cancelled`].
+/// Read errors, or [`HashError::Cancelled`].
 pub fn stream_hash(
     evidence: &dyn Evidence,
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
-) -> Result<StreamHashes, AnalyzerError> {
+) -> Result<StreamHashes, HashError> {
     let size = evidence.size();
     let done = AtomicU64::new(0);
     std::thread::scope(|scope| {
         type Rx<'a> = crossbeam_channel::Receiver<std::sync::Arc<Block<'a>>>;
-        fn md5_loop(rx: Rx<'_>) -> String {
+        fn md5_loop(rx: Rx<'_>) -> Result<String, HashError> {
             let mut d = crate::md5::Md5::new();
             for b in rx {
                 d.update(b.bytes());
             }
-            hex::encode(d.finalize())
+            d.finalize().map(hex::encode)
         }
         fn sha_loop(rx: Rx<'_>) -> (String, String) {
             lower_thread_priority();
@@ -264,7 +274,7 @@ pub fn stream_hash(
         let mut result = Ok(());
         while offset < size {
             if cancel.load(Ordering::Relaxed) {
-                result = Err(AnalyzerError::Cancelled);
+                result = Err(HashError::Cancelled);
                 break;
             }
             let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
@@ -284,9 +294,7 @@ pub fn stream_hash(
             let block = std::sync::Arc::new(block);
             for tx in &txs {
                 if tx.send(block.clone()).is_err() {
-                    result = Err(AnalyzerError::Internal(
-                        "stream hasher thread stopped".into(),
-                    ));
+                    result = Err(HashError::Internal("stream hasher thread stopped".into()));
                 }
             }
             offset += n as u64;
@@ -294,9 +302,12 @@ pub fn stream_hash(
             progress(offset);
         }
         drop(txs);
-        let md5 = md5.join().unwrap_or_default();
+        let md5 = md5
+            .join()
+            .unwrap_or_else(|_| Err(HashError::Internal("the MD5 thread panicked".into())));
         let (sha1, sha256) = sha.join().unwrap_or_default();
         result?;
+        let md5 = md5?;
         Ok(StreamHashes {
             md5,
             sha1,

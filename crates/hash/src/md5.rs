@@ -1,12 +1,29 @@
-//! MD5, as fast as one core allows: OpenSSL's libcrypto when the system has
-//! it (linked at build time, see build.rs), otherwise a portable Rust
-//! implementation whose dependency chains are shortened the way the fastest
-//! hand-written versions do (G and H terms computed off the critical path).
-//! Both are checked against the RustCrypto `md-5` crate in the tests.
+//! MD5, as fast as one core allows. A stream ([`Md5`]) is hashed, in this
+//! order of preference:
+//!
+//! * on CPUs with AVX-512F/VL, in vector registers (`ternlog`: each round
+//!   function one ternary-logic instruction, each rotation one
+//!   instruction), reached only with a [`cpu::Avx512Vl`] token;
+//! * with the `openssl` feature (on by default), by OpenSSL's MD5 assembly
+//!   through its EVP interface (`openssl::hash::Hasher`), found at build
+//!   time by pkg-config, when the library offers MD5 (a FIPS-only
+//!   configuration does not);
+//! * otherwise by a portable Rust implementation whose dependency chains are
+//!   shortened the way the fastest hand-written versions do (G and H terms
+//!   computed off the critical path).
+//!
+//! Every path is checked against the RustCrypto `md-5` crate in the tests.
+
+use crate::HashError;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu;
 
 /// An MD5 computation.
 pub struct Md5 {
     inner: Stream,
+    /// The first error of the OpenSSL path, reported by [`Md5::finalize`].
+    #[cfg(feature = "openssl")]
+    failed: Option<String>,
 }
 
 /// The implementation chosen for this machine.
@@ -15,52 +32,80 @@ enum Stream {
     /// rotation one instruction, in AVX-512VL registers: a step's critical
     /// path is four one-cycle operations (five for the best scalar code).
     #[cfg(target_arch = "x86_64")]
-    Avx512(portable::Inner),
-    Default(Inner),
-}
-
-#[cfg(target_arch = "x86_64")]
-fn have_avx512vl() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
+    Avx512(portable::Inner<cpu::Avx512Vl>),
+    #[cfg(feature = "openssl")]
+    Evp(evp::Inner),
+    Portable(portable::Inner<portable::Scalar>),
 }
 
 impl Md5 {
     /// A fresh computation.
     pub fn new() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if have_avx512vl() {
-            return Self {
-                inner: Stream::Avx512(portable::Inner::with(ternlog::compress)),
-            };
-        }
         Self {
-            inner: Stream::Default(Inner::new()),
+            inner: Self::choose(),
+            #[cfg(feature = "openssl")]
+            failed: None,
         }
     }
+
+    fn choose() -> Stream {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = cpu::Avx512Vl::detect() {
+            return Stream::Avx512(portable::Inner::new(t));
+        }
+        #[cfg(feature = "openssl")]
+        if let Some(e) = evp::Inner::new() {
+            return Stream::Evp(e);
+        }
+        Stream::Portable(portable::Inner::new(portable::Scalar))
+    }
+
     /// Adds data.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.inner {
             #[cfg(target_arch = "x86_64")]
             Stream::Avx512(i) => i.update(data),
-            Stream::Default(i) => i.update(data),
+            #[cfg(feature = "openssl")]
+            Stream::Evp(i) => {
+                if let Err(e) = i.update(data) {
+                    self.failed.get_or_insert(e);
+                }
+            }
+            Stream::Portable(i) => i.update(data),
         }
     }
+
     /// The digest.
-    pub fn finalize(self) -> [u8; 16] {
+    ///
+    /// # Errors
+    /// [`HashError::Internal`] when OpenSSL reported an error (it does not
+    /// for MD5 once the context exists; the pure-Rust paths cannot fail).
+    pub fn finalize(self) -> Result<[u8; 16], HashError> {
+        #[cfg(feature = "openssl")]
+        if let Some(e) = self.failed {
+            return Err(HashError::Internal(format!("OpenSSL MD5: {e}")));
+        }
         match self.inner {
             #[cfg(target_arch = "x86_64")]
-            Stream::Avx512(i) => i.finalize(),
-            Stream::Default(i) => i.finalize(),
+            Stream::Avx512(i) => Ok(i.finalize()),
+            #[cfg(feature = "openssl")]
+            Stream::Evp(i) => i
+                .finalize()
+                .map_err(|e| HashError::Internal(format!("OpenSSL MD5: {e}"))),
+            Stream::Portable(i) => Ok(i.finalize()),
         }
     }
-    /// Which implementation runs.
+
+    /// Which implementation a new computation uses on this machine:
+    /// `avx512vl-ternlog`, `openssl-evp` or `rust`.
     pub fn implementation() -> &'static str {
-        #[cfg(target_arch = "x86_64")]
-        if have_avx512vl() {
-            return "avx512vl-ternlog";
+        match Self::choose() {
+            #[cfg(target_arch = "x86_64")]
+            Stream::Avx512(_) => "avx512vl-ternlog",
+            #[cfg(feature = "openssl")]
+            Stream::Evp(_) => "openssl-evp",
+            Stream::Portable(_) => "rust",
         }
-        IMPLEMENTATION
     }
 }
 
@@ -138,50 +183,54 @@ macro_rules! md5_steps {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod ternlog {
     //! One MD5 stream in the low lane of AVX-512VL registers.
 
     const K: [u32; 64] = super::portable::K;
 
-    /// Compresses whole 64-byte blocks (callers check AVX-512F/VL first).
-    pub(super) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
-        #[target_feature(enable = "avx512f,avx512vl")]
-        fn go(state: &mut [u32; 4], blocks: &[u8]) {
-            use std::arch::x86_64::*;
-            let v = |x: u32| _mm_cvtsi32_si128(x as i32);
-            let (mut a0, mut b0, mut c0, mut d0) =
-                (v(state[0]), v(state[1]), v(state[2]), v(state[3]));
-            for blk in blocks.chunks_exact(64) {
-                let m: [u32; 16] = std::array::from_fn(|i| {
-                    u32::from_le_bytes([blk[4 * i], blk[4 * i + 1], blk[4 * i + 2], blk[4 * i + 3]])
-                });
-                let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-                // a + (K + m) is ready early; the round function of b, c, d
-                // is added last, then the rotation and b.
-                macro_rules! step {
-                    ($f:expr, $i:expr, $mi:expr, $s:expr) => {{
-                        let early = _mm_add_epi32(a, v(K[$i].wrapping_add(m[$mi])));
-                        let t = _mm_add_epi32(early, _mm_ternarylogic_epi32::<$f>(b, c, d));
-                        let n = _mm_add_epi32(_mm_rol_epi32::<$s>(t), b);
-                        a = d;
-                        d = c;
-                        c = b;
-                        b = n;
-                    }};
-                }
-                md5_steps!(step);
-                a0 = _mm_add_epi32(a0, a);
-                b0 = _mm_add_epi32(b0, b);
-                c0 = _mm_add_epi32(c0, c);
-                d0 = _mm_add_epi32(d0, d);
-            }
-            let g = |x: __m128i| _mm_cvtsi128_si32(x) as u32;
-            *state = [g(a0), g(b0), g(c0), g(d0)];
+    use crate::cpu::Avx512Vl;
+
+    impl super::portable::Compress for Avx512Vl {
+        /// Compresses whole 64-byte blocks.
+        #[allow(unsafe_code)] // the call of `go`, behind its token
+        fn compress(self, state: &mut [u32; 4], blocks: &[u8]) {
+            // SAFETY: `go` needs AVX-512F and AVX-512VL, which the token
+            // `self` proves this CPU has (`Avx512Vl::detect`).
+            unsafe { go(state, blocks) }
         }
-        // SAFETY: only reached after AVX-512F and AVX-512VL were detected
-        // (`Md5::new`).
-        unsafe { go(state, blocks) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    fn go(state: &mut [u32; 4], blocks: &[u8]) {
+        use std::arch::x86_64::*;
+        let v = |x: u32| _mm_cvtsi32_si128(x as i32);
+        let (mut a0, mut b0, mut c0, mut d0) = (v(state[0]), v(state[1]), v(state[2]), v(state[3]));
+        for blk in blocks.chunks_exact(64) {
+            let m: [u32; 16] = std::array::from_fn(|i| {
+                u32::from_le_bytes([blk[4 * i], blk[4 * i + 1], blk[4 * i + 2], blk[4 * i + 3]])
+            });
+            let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+            // a + (K + m) is ready early; the round function of b, c, d
+            // is added last, then the rotation and b.
+            macro_rules! step {
+                ($f:expr, $i:expr, $mi:expr, $s:expr) => {{
+                    let early = _mm_add_epi32(a, v(K[$i].wrapping_add(m[$mi])));
+                    let t = _mm_add_epi32(early, _mm_ternarylogic_epi32::<$f>(b, c, d));
+                    let n = _mm_add_epi32(_mm_rol_epi32::<$s>(t), b);
+                    a = d;
+                    d = c;
+                    c = b;
+                    b = n;
+                }};
+            }
+            md5_steps!(step);
+            a0 = _mm_add_epi32(a0, a);
+            b0 = _mm_add_epi32(b0, b);
+            c0 = _mm_add_epi32(c0, c);
+            d0 = _mm_add_epi32(d0, d);
+        }
+        let g = |x: __m128i| _mm_cvtsi128_si32(x) as u32;
+        *state = [g(a0), g(b0), g(c0), g(d0)];
     }
 }
 
@@ -191,9 +240,16 @@ impl Default for Md5 {
     }
 }
 
-/// MD5 of a buffer.
+/// MD5 of a buffer in memory, by the pure-Rust paths only (AVX-512VL or
+/// portable), so it cannot fail; [`Md5`] adds OpenSSL for long streams.
 pub fn md5(data: &[u8]) -> [u8; 16] {
-    let mut h = Md5::new();
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = cpu::Avx512Vl::detect() {
+        let mut h = portable::Inner::new(t);
+        h.update(data);
+        return h.finalize();
+    }
+    let mut h = portable::Inner::new(portable::Scalar);
     h.update(data);
     h.finalize()
 }
@@ -206,23 +262,28 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
 pub fn md5_many(inputs: &[&[u8]]) -> Vec<[u8; 16]> {
     #[cfg(target_arch = "x86_64")]
     {
-        if inputs.len() >= 6 && std::arch::is_x86_feature_detected!("avx512f") {
-            return multi::hash::<16>(inputs, multi::rounds16);
+        if inputs.len() >= 6
+            && let Some(t) = cpu::Avx512F::detect()
+        {
+            return multi::hash::<16>(inputs, |s, m| multi::rounds16(t, s, m));
         }
-        if inputs.len() >= 3 && std::arch::is_x86_feature_detected!("avx2") {
-            return multi::hash::<8>(inputs, multi::rounds8);
+        if inputs.len() >= 3
+            && let Some(t) = cpu::Avx2::detect()
+        {
+            return multi::hash::<8>(inputs, |s, m| multi::rounds8(t, s, m));
         }
     }
     inputs.iter().map(|d| md5(d)).collect()
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod multi {
     //! Multi-buffer MD5: lane `l` of every word vector belongs to buffer
     //! `l`; the rounds are written over `[u32; L]` arrays, which LLVM turns
     //! into vector instructions (rotates, ternary logic) in functions
     //! compiled for AVX-512F or AVX2 and chosen at run time.
+
+    use crate::cpu::{Avx2, Avx512F};
 
     const K: [u32; 64] = super::portable::K;
     const S: [u32; 64] = [
@@ -273,7 +334,8 @@ mod multi {
 
     /// The 16-lane rounds in AVX-512 registers: each round function is one
     /// ternary-logic instruction, each rotation one instruction.
-    pub(super) fn rounds16(state: &mut [[u32; 16]; 4], m: &[[u32; 16]; 16]) {
+    #[allow(unsafe_code)] // the call of `go`, behind its token; 64-byte loads and stores
+    pub(super) fn rounds16(_cpu: Avx512F, state: &mut [[u32; 16]; 4], m: &[[u32; 16]; 16]) {
         #[target_feature(enable = "avx512f")]
         fn go(state: &mut [[u32; 16]; 4], m: &[[u32; 16]; 16]) {
             use std::arch::x86_64::*;
@@ -314,16 +376,18 @@ mod multi {
             store(&mut state[2], _mm512_add_epi32(c0, c));
             store(&mut state[3], _mm512_add_epi32(d0, d));
         }
-        // SAFETY: only reached after `is_x86_feature_detected!("avx512f")`.
+        // SAFETY: `go` needs AVX-512F, which the token `_cpu` proves.
         unsafe { go(state, m) }
     }
 
-    pub(super) fn rounds8(state: &mut [[u32; 8]; 4], m: &[[u32; 8]; 16]) {
+    /// The 8-lane rounds, compiled for AVX2.
+    #[allow(unsafe_code)] // the call of `go`, behind its token
+    pub(super) fn rounds8(_cpu: Avx2, state: &mut [[u32; 8]; 4], m: &[[u32; 8]; 16]) {
         #[target_feature(enable = "avx2")]
         fn go(state: &mut [[u32; 8]; 4], m: &[[u32; 8]; 16]) {
             rounds(state, m)
         }
-        // SAFETY: only reached after `is_x86_feature_detected!("avx2")`.
+        // SAFETY: `go` needs AVX2, which the token `_cpu` proves.
         unsafe { go(state, m) }
     }
 
@@ -342,7 +406,7 @@ mod multi {
         fn new(input: usize, data: &'a [u8]) -> Self {
             let full = data.len() / 64;
             let bits = (data.len() as u64).wrapping_mul(8);
-            let (tail, n) = crate::hash::final_blocks(&data[full * 64..], bits.to_le_bytes());
+            let (tail, n) = crate::final_blocks(&data[full * 64..], bits.to_le_bytes());
             Self {
                 input,
                 data,
@@ -372,7 +436,7 @@ mod multi {
 
     pub(super) fn hash<const L: usize>(
         inputs: &[&[u8]],
-        rounds: fn(&mut [[u32; L]; 4], &[[u32; L]; 16]),
+        rounds: impl Fn(&mut [[u32; L]; 4], &[[u32; L]; 16]),
     ) -> Vec<[u8; 16]> {
         let mut out = vec![[0u8; 16]; inputs.len()];
         // Longest first, so that lanes run out of work together.
@@ -434,63 +498,31 @@ mod multi {
     }
 }
 
-#[cfg(trawl_openssl_md5)]
-const IMPLEMENTATION: &str = "openssl-libcrypto";
-#[cfg(not(trawl_openssl_md5))]
-const IMPLEMENTATION: &str = "rust";
+#[cfg(feature = "openssl")]
+mod evp {
+    //! OpenSSL's MD5 through its EVP interface (the library's own assembly).
 
-#[cfg(trawl_openssl_md5)]
-use openssl_md5::Inner;
-#[cfg(not(trawl_openssl_md5))]
-use portable::Inner;
+    use openssl::hash::{Hasher, MessageDigest};
 
-#[cfg(trawl_openssl_md5)]
-#[allow(unsafe_code)]
-mod openssl_md5 {
-    //! FFI to libcrypto's MD5 (the `MD5_*` API of OpenSSL 3, still
-    //! exported). The context is a plain struct owned by Rust.
-
-    #[repr(C)]
-    struct Md5Ctx {
-        // MD5_CTX: A, B, C, D, Nl, Nh, data[16], num (all 32-bit).
-        words: [u32; 23],
-    }
-
-    unsafe extern "C" {
-        fn MD5_Init(c: *mut Md5Ctx) -> i32;
-        fn MD5_Update(c: *mut Md5Ctx, data: *const u8, len: usize) -> i32;
-        fn MD5_Final(md: *mut u8, c: *mut Md5Ctx) -> i32;
-    }
-
-    pub struct Inner {
-        ctx: Box<Md5Ctx>,
+    pub(super) struct Inner {
+        h: Hasher,
     }
 
     impl Inner {
-        pub fn new() -> Self {
-            let mut ctx = Box::new(Md5Ctx { words: [0; 23] });
-            // SAFETY: ctx points to a properly sized, owned MD5_CTX.
-            unsafe { MD5_Init(&mut *ctx) };
-            Self { ctx }
+        /// `None` when the library refuses MD5 (a FIPS-only configuration).
+        pub(super) fn new() -> Option<Self> {
+            Hasher::new(MessageDigest::md5()).ok().map(|h| Self { h })
         }
-        pub fn update(&mut self, data: &[u8]) {
-            // SAFETY: the pointer and length describe a live slice; the
-            // context is owned and initialised.
-            unsafe { MD5_Update(&mut *self.ctx, data.as_ptr(), data.len()) };
+        pub(super) fn update(&mut self, data: &[u8]) -> Result<(), String> {
+            self.h.update(data).map_err(|e| e.to_string())
         }
-        pub fn finalize(mut self) -> [u8; 16] {
-            let mut out = [0u8; 16];
-            // SAFETY: out has room for the 16-byte digest.
-            unsafe { MD5_Final(out.as_mut_ptr(), &mut *self.ctx) };
-            out
+        pub(super) fn finalize(mut self) -> Result<[u8; 16], String> {
+            let d = self.h.finish().map_err(|e| e.to_string())?;
+            <[u8; 16]>::try_from(&*d).map_err(|_| format!("a digest of {} bytes", d.len()))
         }
     }
-
-    // SAFETY: the context is plain data, owned by one Inner at a time.
-    unsafe impl Send for Inner {}
 }
 
-#[cfg_attr(trawl_openssl_md5, allow(dead_code))]
 mod portable {
     pub(super) const K: [u32; 64] = [
         0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
@@ -570,31 +602,43 @@ mod portable {
         *state = [a0, b0, c0, d0];
     }
 
-    pub struct Inner {
-        state: [u32; 4],
-        blocks: crate::hash::Blocks,
-        compress: fn(&mut [u32; 4], &[u8]),
+    /// A block function: whole 64-byte blocks into the state.
+    pub trait Compress: Copy {
+        fn compress(self, state: &mut [u32; 4], blocks: &[u8]);
     }
 
-    impl Inner {
-        pub fn new() -> Self {
-            Self::with(compress)
+    /// The portable block function.
+    #[derive(Clone, Copy)]
+    pub struct Scalar;
+
+    impl Compress for Scalar {
+        fn compress(self, state: &mut [u32; 4], blocks: &[u8]) {
+            compress(state, blocks)
         }
-        /// With another implementation of the block function.
-        pub fn with(compress: fn(&mut [u32; 4], &[u8])) -> Self {
+    }
+
+    /// One MD5 stream over a block function.
+    pub struct Inner<C> {
+        state: [u32; 4],
+        blocks: crate::Blocks,
+        compress: C,
+    }
+
+    impl<C: Compress> Inner<C> {
+        pub fn new(compress: C) -> Self {
             Self {
                 state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
-                blocks: crate::hash::Blocks::new(),
+                blocks: crate::Blocks::new(),
                 compress,
             }
         }
         pub fn update(&mut self, data: &[u8]) {
-            let (state, f) = (&mut self.state, self.compress);
-            self.blocks.update(data, |b| f(state, b));
+            let (state, c) = (&mut self.state, self.compress);
+            self.blocks.update(data, |b| c.compress(state, b));
         }
         pub fn finalize(mut self) -> [u8; 16] {
             let (tail, n) = self.blocks.finish(false);
-            (self.compress)(&mut self.state, &tail[..n]);
+            self.compress.compress(&mut self.state, &tail[..n]);
             let mut out = [0u8; 16];
             for (i, w) in self.state.iter().enumerate() {
                 out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
@@ -622,21 +666,24 @@ mod tests {
             for piece in data[..len].chunks(37) {
                 h.update(piece);
             }
-            assert_eq!(h.finalize(), want, "pieces, len {len}");
-            let mut p = portable::Inner::new();
+            assert_eq!(h.finalize().unwrap(), want, "pieces, len {len}");
+            let mut p = portable::Inner::new(portable::Scalar);
             for piece in data[..len].chunks(61) {
                 p.update(piece);
             }
             assert_eq!(p.finalize(), want, "portable, len {len}");
-            // The build's default (libcrypto or portable), whatever the CPU.
-            let mut o = Inner::new();
-            for piece in data[..len].chunks(29) {
-                o.update(piece);
+            // OpenSSL, whatever the CPU.
+            #[cfg(feature = "openssl")]
+            {
+                let mut o = evp::Inner::new().expect("OpenSSL offers MD5");
+                for piece in data[..len].chunks(29) {
+                    o.update(piece).unwrap();
+                }
+                assert_eq!(o.finalize().unwrap(), want, "openssl, len {len}");
             }
-            assert_eq!(o.finalize(), want, "default, len {len}");
             #[cfg(target_arch = "x86_64")]
-            if have_avx512vl() {
-                let mut t = portable::Inner::with(ternlog::compress);
+            if let Some(tok) = cpu::Avx512Vl::detect() {
+                let mut t = portable::Inner::new(tok);
                 for piece in data[..len].chunks(53) {
                     t.update(piece);
                 }
@@ -686,8 +733,9 @@ mod tests {
                 assert_eq!(got[i], want, "count {count} input {i} len {}", d.len());
             }
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                for (i, g) in multi::hash::<8>(&inputs, multi::rounds8).iter().enumerate() {
+            if let Some(t) = cpu::Avx2::detect() {
+                let got = multi::hash::<8>(&inputs, |s, m| multi::rounds8(t, s, m));
+                for (i, g) in got.iter().enumerate() {
                     let want: [u8; 16] = ::md5::Md5::digest(inputs[i]).into();
                     assert_eq!(*g, want, "avx2, count {count} input {i}");
                 }

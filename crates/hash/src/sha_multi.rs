@@ -4,7 +4,6 @@
 //! fewer buffers than make it worthwhile, one RustCrypto digest per buffer
 //! (SHA-NI where the CPU has it). Both are checked against the RustCrypto
 //! crates in the tests.
-#![allow(unsafe_code)]
 
 use sha1::Digest as _;
 
@@ -21,8 +20,10 @@ const SHA256_MIN_INPUTS: usize = 8;
 /// SHA-1 of each buffer, in order.
 pub fn sha1_many(inputs: &[&[u8]]) -> Vec<[u8; 20]> {
     #[cfg(target_arch = "x86_64")]
-    if inputs.len() >= SHA1_MIN_INPUTS && multi::available() {
-        return multi::hash(inputs, &multi::SHA1);
+    if inputs.len() >= SHA1_MIN_INPUTS
+        && let Some(cpu) = crate::cpu::Avx512Bw::detect()
+    {
+        return multi::hash(cpu, inputs, &multi::SHA1);
     }
     inputs
         .iter()
@@ -33,8 +34,10 @@ pub fn sha1_many(inputs: &[&[u8]]) -> Vec<[u8; 20]> {
 /// SHA-256 of each buffer, in order.
 pub fn sha256_many(inputs: &[&[u8]]) -> Vec<[u8; 32]> {
     #[cfg(target_arch = "x86_64")]
-    if inputs.len() >= SHA256_MIN_INPUTS && multi::available() {
-        return multi::hash(inputs, &multi::SHA256);
+    if inputs.len() >= SHA256_MIN_INPUTS
+        && let Some(cpu) = crate::cpu::Avx512Bw::detect()
+    {
+        return multi::hash(cpu, inputs, &multi::SHA256);
     }
     inputs
         .iter()
@@ -47,8 +50,8 @@ pub fn sha256_many(inputs: &[&[u8]]) -> Vec<[u8; 32]> {
 #[cfg(test)]
 fn sha1_multi_only(inputs: &[&[u8]]) -> Option<Vec<[u8; 20]>> {
     #[cfg(target_arch = "x86_64")]
-    if multi::available() {
-        return Some(multi::hash(inputs, &multi::SHA1));
+    if let Some(cpu) = crate::cpu::Avx512Bw::detect() {
+        return Some(multi::hash(cpu, inputs, &multi::SHA1));
     }
     let _ = inputs;
     None
@@ -58,8 +61,8 @@ fn sha1_multi_only(inputs: &[&[u8]]) -> Option<Vec<[u8; 20]>> {
 #[cfg(test)]
 fn sha256_multi_only(inputs: &[&[u8]]) -> Option<Vec<[u8; 32]>> {
     #[cfg(target_arch = "x86_64")]
-    if multi::available() {
-        return Some(multi::hash(inputs, &multi::SHA256));
+    if let Some(cpu) = crate::cpu::Avx512Bw::detect() {
+        return Some(multi::hash(cpu, inputs, &multi::SHA256));
     }
     let _ = inputs;
     None
@@ -71,15 +74,10 @@ mod multi {
     //! queue machinery is shared by both hashes; each supplies its initial
     //! state, a 16-lane kernel and a scalar compression function.
 
+    use crate::cpu::Avx512Bw;
     use std::arch::x86_64::*;
 
-    use sha2::digest::consts::U64;
     use sha2::digest::generic_array::GenericArray;
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-    }
 
     /// `S` state words of 16 lanes, `state[word][lane]`.
     type LaneState<const S: usize> = [[u32; 16]; S];
@@ -90,7 +88,7 @@ mod multi {
         /// Hashes `blocks` blocks of every lane: lane `l`'s block `i` is
         /// `data[l][64 * i..64 * i + 64]`, zeros where that is out of
         /// bounds (idle lanes).
-        kernel: fn(&mut LaneState<S>, &[&[u8]; 16], usize),
+        kernel: fn(Avx512Bw, &mut LaneState<S>, &[&[u8]; 16], usize),
         /// Hashes the whole 64-byte blocks of a buffer, one lane's state.
         scalar: fn(&mut [u32; S], &[u8]),
         /// With no buffer waiting and fewer lanes than this busy, the rest
@@ -102,27 +100,24 @@ mod multi {
     pub(super) static SHA1: Algo<5> = Algo {
         iv: crate::sha_pair::SHA1_IV,
         kernel: sha1_kernel,
-        scalar: |st, data| sha1::compress(st, as_blocks(data)),
+        scalar: |st, data| {
+            for b in data.chunks_exact(64) {
+                sha1::compress(st, std::slice::from_ref(GenericArray::from_slice(b)));
+            }
+        },
         min_lanes: super::SHA1_MIN_INPUTS,
     };
 
     pub(super) static SHA256: Algo<8> = Algo {
         iv: crate::sha_pair::SHA256_IV,
         kernel: sha256_kernel,
-        scalar: |st, data| sha2::compress256(st, as_blocks(data)),
+        scalar: |st, data| {
+            for b in data.chunks_exact(64) {
+                sha2::compress256(st, std::slice::from_ref(GenericArray::from_slice(b)));
+            }
+        },
         min_lanes: super::SHA256_MIN_INPUTS,
     };
-
-    /// The whole 64-byte blocks of `data`, as the RustCrypto compression
-    /// functions take them.
-    fn as_blocks(data: &[u8]) -> &[GenericArray<u8, U64>] {
-        let n = data.len() / 64;
-        // SAFETY: `GenericArray<u8, U64>` is `#[repr(transparent)]` over
-        // 64 contiguous bytes with alignment 1 (the crates themselves cast
-        // it to `[u8; 64]`), and the `n` blocks lie within `data`, whose
-        // lifetime the result keeps.
-        unsafe { std::slice::from_raw_parts(data.as_ptr().cast(), n) }
-    }
 
     /// Byte-swaps each 32-bit word (`_mm512_shuffle_epi8` mask, the same
     /// in every 128-bit lane).
@@ -137,6 +132,7 @@ mod multi {
     /// shuffle per lane, then a 16 × 16 transpose in registers.
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
+    #[allow(unsafe_code)] // a 64-byte load
     fn message(data: &[&[u8]; 16], i: usize, swap: __m512i) -> [__m512i; 16] {
         let mut r = [_mm512_setzero_si512(); 16];
         for (r, d) in r.iter_mut().zip(data) {
@@ -209,6 +205,7 @@ mod multi {
     /// Loads a lane-major state, `S` registers.
     #[target_feature(enable = "avx512f")]
     #[inline]
+    #[allow(unsafe_code)] // 64-byte loads
     fn load_state<const S: usize>(state: &[[u32; 16]; S]) -> [__m512i; S] {
         let mut v = [_mm512_setzero_si512(); S];
         for (v, s) in v.iter_mut().zip(state) {
@@ -222,6 +219,7 @@ mod multi {
     /// Stores what [`load_state`] loaded.
     #[target_feature(enable = "avx512f")]
     #[inline]
+    #[allow(unsafe_code)] // 64-byte stores
     fn store_state<const S: usize>(state: &mut [[u32; 16]; S], v: [__m512i; S]) {
         for (s, v) in state.iter_mut().zip(v) {
             // SAFETY: unaligned store of exactly the 64 bytes of a
@@ -234,7 +232,8 @@ mod multi {
     /// function is one ternary-logic instruction, each rotation one
     /// instruction; the message schedule is computed 16 words ahead in
     /// place.
-    fn sha1_kernel(state: &mut [[u32; 16]; 5], data: &[&[u8]; 16], blocks: usize) {
+    #[allow(unsafe_code)] // the call of `go`, behind its token
+    fn sha1_kernel(_cpu: Avx512Bw, state: &mut [[u32; 16]; 5], data: &[&[u8]; 16], blocks: usize) {
         #[target_feature(enable = "avx512f,avx512bw")]
         fn go(state: &mut [[u32; 16]; 5], data: &[&[u8]; 16], blocks: usize) {
             const K: [u32; 4] = [0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xCA62C1D6];
@@ -289,15 +288,21 @@ mod multi {
             }
             store_state(state, s);
         }
-        // SAFETY: only reached after AVX-512F and AVX-512BW were detected
-        // (`available`).
+        // SAFETY: `go` needs AVX-512F and AVX-512BW, which the token
+        // `_cpu` proves this CPU has (`Avx512Bw::detect`).
         unsafe { go(state, data, blocks) }
     }
 
     /// The 64 SHA-256 rounds (FIPS 180-4) in AVX-512 registers: each Σ/σ
     /// is three rotations or shifts and one three-way-xor ternary-logic
     /// instruction, Ch and Maj one ternary-logic instruction each.
-    fn sha256_kernel(state: &mut [[u32; 16]; 8], data: &[&[u8]; 16], blocks: usize) {
+    #[allow(unsafe_code)] // the call of `go`, behind its token
+    fn sha256_kernel(
+        _cpu: Avx512Bw,
+        state: &mut [[u32; 16]; 8],
+        data: &[&[u8]; 16],
+        blocks: usize,
+    ) {
         #[target_feature(enable = "avx512f,avx512bw")]
         fn go(state: &mut [[u32; 16]; 8], data: &[&[u8]; 16], blocks: usize) {
             const K: [u32; 64] = crate::sha_pair::K256;
@@ -366,8 +371,8 @@ mod multi {
             }
             store_state(state, s);
         }
-        // SAFETY: only reached after AVX-512F and AVX-512BW were detected
-        // (`available`).
+        // SAFETY: `go` needs AVX-512F and AVX-512BW, which the token
+        // `_cpu` proves this CPU has (`Avx512Bw::detect`).
         unsafe { go(state, data, blocks) }
     }
 
@@ -389,7 +394,7 @@ mod multi {
         fn new(input: usize, data: &'a [u8]) -> Self {
             let bits = (data.len() as u64).wrapping_mul(8);
             let (data, rest) = data.split_at(data.len() / 64 * 64);
-            let (tail, tail_end) = crate::hash::final_blocks(rest, bits.to_be_bytes());
+            let (tail, tail_end) = crate::final_blocks(rest, bits.to_be_bytes());
             Self {
                 input,
                 data,
@@ -425,6 +430,7 @@ mod multi {
     /// its buffer is done, and the kernel run for as many blocks as no lane
     /// changes stretch.
     pub(super) fn hash<const S: usize, const D: usize>(
+        cpu: Avx512Bw,
         inputs: &[&[u8]],
         algo: &Algo<S>,
     ) -> Vec<[u8; D]> {
@@ -462,7 +468,7 @@ mod multi {
                 .unwrap_or(0);
             let data: [&[u8]; 16] =
                 std::array::from_fn(|l| lanes[l].as_ref().map_or(&[][..], |l| l.pending()));
-            (algo.kernel)(&mut state, &data, blocks);
+            (algo.kernel)(cpu, &mut state, &data, blocks);
             for (l, slot) in lanes.iter_mut().enumerate() {
                 let Some(lane) = slot else { continue };
                 lane.advance(blocks * 64);

@@ -43,9 +43,10 @@ enum Inner {
 
 #[cfg(target_arch = "x86_64")]
 struct Fused {
+    cpu: crate::cpu::ShaNi,
     s1: [u32; 5],
     s2: [u32; 8],
-    blocks: crate::hash::Blocks,
+    blocks: crate::Blocks,
 }
 
 impl Default for Sha1Sha256 {
@@ -59,12 +60,13 @@ impl Sha1Sha256 {
     /// extensions, the RustCrypto hashers otherwise.
     pub fn new() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if ni::available() {
+        if let Some(cpu) = crate::cpu::ShaNi::detect() {
             return Self {
                 inner: Inner::Fused(Box::new(Fused {
+                    cpu,
                     s1: SHA1_IV,
                     s2: SHA256_IV,
-                    blocks: crate::hash::Blocks::new(),
+                    blocks: crate::Blocks::new(),
                 })),
             };
         }
@@ -83,8 +85,8 @@ impl Sha1Sha256 {
         match &mut self.inner {
             #[cfg(target_arch = "x86_64")]
             Inner::Fused(f) => {
-                let (s1, s2) = (&mut f.s1, &mut f.s2);
-                f.blocks.update(data, |b| ni::compress(s1, s2, b));
+                let (cpu, s1, s2) = (f.cpu, &mut f.s1, &mut f.s2);
+                f.blocks.update(data, |b| ni::compress(cpu, s1, s2, b));
             }
             Inner::Separate(h) => {
                 h.0.update(data);
@@ -100,7 +102,7 @@ impl Sha1Sha256 {
             Inner::Fused(mut f) => {
                 // The same padding for both.
                 let (tail, n) = f.blocks.finish(true);
-                ni::compress(&mut f.s1, &mut f.s2, &tail[..n]);
+                ni::compress(f.cpu, &mut f.s1, &mut f.s2, &tail[..n]);
                 (digest(f.s1), digest(f.s2))
             }
             Inner::Separate(h) => (h.0.finalize().into(), h.1.finalize().into()),
@@ -126,32 +128,28 @@ pub fn sha1_sha256(data: &[u8]) -> ([u8; 20], [u8; 32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod ni {
     //! The two compression functions with the SHA extensions (the
     //! instruction sequences of Intel's reference code, as in the
     //! RustCrypto crates), their round groups interleaved.
 
     use super::K256;
+    use crate::cpu::ShaNi;
     use std::arch::x86_64::*;
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("sha")
-            && std::arch::is_x86_feature_detected!("sse4.1")
-            && std::arch::is_x86_feature_detected!("ssse3")
-    }
 
     /// Both compression functions over the whole 64-byte blocks of `data`
     /// (its length is a multiple of 64).
-    pub(super) fn compress(s1: &mut [u32; 5], s2: &mut [u32; 8], data: &[u8]) {
+    #[allow(unsafe_code)] // the call of `go`, behind its token
+    pub(super) fn compress(_cpu: ShaNi, s1: &mut [u32; 5], s2: &mut [u32; 8], data: &[u8]) {
         if data.len() >= 64 {
-            // SAFETY: only reached after `available()` (the `Fused` state
-            // is created only then).
+            // SAFETY: `go` needs SHA, SSE2, SSSE3 and SSE4.1, which the
+            // token `_cpu` proves this CPU has (`ShaNi::detect`).
             unsafe { go(s1, s2, data) }
         }
     }
 
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    #[allow(unsafe_code)] // 16-byte loads
     fn go(s1: &mut [u32; 5], s2: &mut [u32; 8], data: &[u8]) {
         let mask1 = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0A0B_0C0D_0E0F);
         let mask2 = _mm_set_epi64x(

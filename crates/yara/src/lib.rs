@@ -52,14 +52,24 @@ mod index;
 pub use classify::{RuleClass, RuleInfo, classify_source};
 pub use index::RuleSetIndex;
 
-use crate::AnalyzerError;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use trawl_core::spec::RuleSource;
 use trawl_core::{Note, ScannerStat, Shard, YaraMatch, YaraString};
-use trawl_evidence::Evidence;
+use trawl_evidence::{Evidence, EvidenceError};
+
+/// Why a YARA step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum YaraError {
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("cancelled")]
+    Cancelled,
+}
 
 /// A rule by (namespace, identifier).
 pub type RuleKey = (String, String);
@@ -277,12 +287,12 @@ fn diagnostic<E: serde::Serialize + std::fmt::Display>(
     }
 }
 
-fn new_compiler<'a>() -> Result<yara_x::Compiler<'a>, AnalyzerError> {
+fn new_compiler<'a>() -> Result<yara_x::Compiler<'a>, YaraError> {
     let mut c = yara_x::Compiler::new();
     c.enable_includes(false);
     for ext in EXTERNALS {
         c.define_global(ext, "")
-            .map_err(|e| AnalyzerError::Settings(format!("declaring external {ext}: {e}")))?;
+            .map_err(|e| YaraError::Settings(format!("declaring external {ext}: {e}")))?;
     }
     Ok(c)
 }
@@ -292,7 +302,7 @@ impl CompiledRules {
     ///
     /// # Errors
     /// No rule compiled at all; in strict mode, any refused rule or file.
-    pub fn compile(sources: &[RuleSource], strict: bool) -> Result<Self, AnalyzerError> {
+    pub fn compile(sources: &[RuleSource], strict: bool) -> Result<Self, YaraError> {
         let mut compiler = new_compiler()?;
         let mut diagnostics = Vec::new();
         for s in sources {
@@ -347,7 +357,7 @@ impl CompiledRules {
                     message: "compilation failed".into(),
                     rule: String::new(),
                 });
-            return Err(AnalyzerError::Settings(format!(
+            return Err(YaraError::Settings(format!(
                 "strict mode: {}:{}:{}: {}",
                 first.file, first.line, first.column, first.message
             )));
@@ -360,9 +370,7 @@ impl CompiledRules {
                 .find(|d| d.severity == "error")
                 .map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message))
                 .unwrap_or_else(|| "no rules in the sources".into());
-            return Err(AnalyzerError::Settings(format!(
-                "no YARA rule compiled: {why}"
-            )));
+            return Err(YaraError::Settings(format!("no YARA rule compiled: {why}")));
         }
         Ok(Self {
             rules,
@@ -414,7 +422,7 @@ impl CompiledRules {
         target: &str,
         target_offset: u64,
         externals: &[(&str, &str)],
-    ) -> Result<(Vec<YaraMatch>, Option<Note>), AnalyzerError> {
+    ) -> Result<(Vec<YaraMatch>, Option<Note>), YaraError> {
         for (k, v) in externals {
             let _ = scanner.set_global(k, *v);
         }
@@ -502,11 +510,11 @@ impl RuleSet {
     ///
     /// # Errors
     /// Nothing compiled; strict mode with a refused rule.
-    pub fn full(&self) -> Result<SharedRules, AnalyzerError> {
+    pub fn full(&self) -> Result<SharedRules, YaraError> {
         self.full
             .get_or_init(|| compile_cached(&self.sources, self.strict).map_err(|e| e.to_string()))
             .clone()
-            .map_err(AnalyzerError::Settings)
+            .map_err(YaraError::Settings)
     }
 
     /// The rules of this set an image may match, compiled: rules whose
@@ -516,10 +524,7 @@ impl RuleSet {
     ///
     /// # Errors
     /// Evidence read errors; the subset failing to compile.
-    pub fn for_image(
-        self: &Arc<Self>,
-        evidence: &dyn Evidence,
-    ) -> Result<ImageRules, AnalyzerError> {
+    pub fn for_image(self: &Arc<Self>, evidence: &dyn Evidence) -> Result<ImageRules, YaraError> {
         let size = evidence.size();
         let err = std::cell::RefCell::new(None);
         let read = |off: u64, n: usize| -> Option<Vec<u8>> {
@@ -547,7 +552,7 @@ impl RuleSet {
             (None, (None, HashSet::new()))
         } else {
             let (compiled, occurrences) = rayon::join(
-                || -> Result<Option<SharedRules>, AnalyzerError> {
+                || -> Result<Option<SharedRules>, YaraError> {
                     let c = if small {
                         self.full()
                     } else {
@@ -555,7 +560,7 @@ impl RuleSet {
                     };
                     match c {
                         Ok(c) => Ok(Some(c)),
-                        Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => {
+                        Err(YaraError::Settings(m)) if m.contains("no YARA rule compiled") => {
                             Ok(None)
                         }
                         Err(e) => Err(e),
@@ -995,9 +1000,9 @@ impl ImageRules {
         data: &[u8],
         limits: Limits,
         cancel: &AtomicBool,
-    ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat, ShardHits), AnalyzerError> {
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>, ScannerStat, ShardHits), YaraError> {
         if cancel.load(Ordering::Relaxed) {
-            return Err(AnalyzerError::Cancelled);
+            return Err(YaraError::Cancelled);
         }
         let t = Instant::now();
         let size = evidence.size();
@@ -1212,7 +1217,7 @@ impl ImageRules {
         hits: Option<&ShardHits>,
         limits: Limits,
         cancel: &AtomicBool,
-    ) -> Result<CarvedScan, AnalyzerError> {
+    ) -> Result<CarvedScan, YaraError> {
         use rayon::prelude::*;
         if files.is_empty() {
             return Ok(CarvedScan::default());
@@ -1223,9 +1228,9 @@ impl ImageRules {
         type One = (Vec<YaraMatch>, Option<Note>, u64, bool);
         let scan_one = |scanner: &mut yara_x::Scanner<'_>,
                         c: &trawl_core::CarvedFile|
-         -> Result<One, AnalyzerError> {
+         -> Result<One, YaraError> {
             if cancel.load(Ordering::Relaxed) {
-                return Err(AnalyzerError::Cancelled);
+                return Err(YaraError::Cancelled);
             }
             let end = c.offset.saturating_add(c.length);
             let path = c.report_path();
@@ -1293,7 +1298,7 @@ impl ImageRules {
                     .map(|c| scan_one(&mut scanner, c))
                     .collect::<Vec<_>>()
             });
-        let each = each.collect::<Result<Vec<One>, AnalyzerError>>()?;
+        let each = each.collect::<Result<Vec<One>, YaraError>>()?;
         let mut out = CarvedScan::default();
         for ((m, note, n, skipped), c) in each.into_iter().zip(files) {
             out.matches.extend(m);
@@ -1363,7 +1368,7 @@ impl ImageRules {
         windows: Option<&[(u64, u64)]>,
         limits: Limits,
         cancel: &AtomicBool,
-    ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>), YaraError> {
         let Some(subset) = self.compile_candidates(candidates)? else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -1382,7 +1387,7 @@ impl ImageRules {
             let mut start = region_start;
             while start < region_end {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(AnalyzerError::Cancelled);
+                    return Err(YaraError::Cancelled);
                 }
                 // Blocks overlap by the shards' context, within the region;
                 // a region not much longer than a block is read at once.
@@ -1452,7 +1457,7 @@ impl ImageRules {
         data: &[u8],
         candidates: &[(String, String)],
         limits: Limits,
-    ) -> Result<(Vec<YaraMatch>, Vec<Note>), AnalyzerError> {
+    ) -> Result<(Vec<YaraMatch>, Vec<Note>), YaraError> {
         let Some(subset) = self.compile_candidates(candidates)? else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -1471,10 +1476,7 @@ impl ImageRules {
     /// The live rules among `candidates`, compiled with what they depend
     /// on; `None` when there are none (pruned by the image's facts, or in
     /// files that did not compile, which are listed as refused elsewhere).
-    fn compile_candidates(
-        &self,
-        candidates: &[RuleKey],
-    ) -> Result<Option<SharedRules>, AnalyzerError> {
+    fn compile_candidates(&self, candidates: &[RuleKey]) -> Result<Option<SharedRules>, YaraError> {
         let refs: Vec<index::RuleRef> = candidates
             .iter()
             .filter_map(|(ns, r)| self.set.index.get(ns, r).map(|(rf, _)| rf))
@@ -1494,7 +1496,7 @@ impl ImageRules {
         {
             return match self.set.full() {
                 Ok(c) => Ok(Some(c)),
-                Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
+                Err(YaraError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
                 Err(e) => Err(e),
             };
         }
@@ -1509,7 +1511,7 @@ impl ImageRules {
         });
         match compile_cached(&sources, false) {
             Ok(c) => Ok(Some(c)),
-            Err(AnalyzerError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
+            Err(YaraError::Settings(m)) if m.contains("no YARA rule compiled") => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -1755,7 +1757,7 @@ const CACHE_SETS: usize = 8;
 ///
 /// # Errors
 /// As [`CompiledRules::compile`].
-pub fn compile_cached(sources: &[RuleSource], strict: bool) -> Result<SharedRules, AnalyzerError> {
+pub fn compile_cached(sources: &[RuleSource], strict: bool) -> Result<SharedRules, YaraError> {
     let key = (digest(sources), strict);
     let slot: Slot = {
         let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
@@ -1784,7 +1786,7 @@ pub fn compile_cached(sources: &[RuleSource], strict: bool) -> Result<SharedRule
         Ok(Arc::new(compiled))
     })
     .clone()
-    .map_err(AnalyzerError::Settings)
+    .map_err(YaraError::Settings)
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 //! header), 7z (start header CRC, next header CRC).
 
 use super::{Cx, Verdict, crc32_range};
-use crate::AnalyzerError;
-use crate::carve::kinds::{RAR, SEVENZ};
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::{RAR, SEVENZ};
+use crate::src::rd;
 
 /// Most headers walked in one archive.
 const MAX_HEADERS: u32 = 1 << 20;
 
-pub(crate) fn rar(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn rar(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let Some(sig) = cx.src.array::<8>(start)? else {
         return Ok(Verdict::Reject("short"));
     };
@@ -20,7 +20,7 @@ pub(crate) fn rar(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
     }
 }
 
-fn rar4(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+fn rar4(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let limit = cx.limit(start);
     let mut pos = start + 7;
@@ -110,7 +110,7 @@ fn vint(b: &[u8], i: usize) -> Option<(u64, usize)> {
     None
 }
 
-fn rar5(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+fn rar5(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let limit = cx.limit(start);
     let mut pos = start + 8;
@@ -198,7 +198,7 @@ fn rar5_stop(start: u64, pos: u64, n: u32) -> Verdict {
 }
 
 /// 7z: the start header's CRC, then the next header's CRC at the end.
-pub(crate) fn sevenz(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn sevenz(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<32>(start)? else {
         return Ok(Verdict::Reject("short"));

@@ -3,16 +3,16 @@
 //! program and section header tables).
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::{DLL, ELF, ELF_SO, EXE, Kind, SYS};
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::{DLL, ELF, ELF_SO, EXE, Kind, SYS};
+use crate::src::rd;
 
 const PE_MACHINES: [u16; 16] = [
     0x014C, 0x8664, 0x01C0, 0x01C4, 0xAA64, 0x0200, 0x0166, 0x0169, 0x01A2, 0x01A6, 0x01F0, 0x01F1,
     0x0EBC, 0x5064, 0x6232, 0x0000,
 ];
 
-pub(crate) fn pe(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn pe(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(dos) = src.array::<64>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -129,7 +129,7 @@ pub(crate) fn pe(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
     Ok(Verdict::valid_note(kind, end, note))
 }
 
-fn pe_checksum(cx: &Cx, start: u64, len: u64, ck_at: u64) -> Result<u32, AnalyzerError> {
+fn pe_checksum(cx: &Cx, start: u64, len: u64, ck_at: u64) -> Result<u32, CarveError> {
     let mut sum: u64 = 0;
     let mut odd: Option<u8> = None;
     let mut idx = 0u64;
@@ -157,7 +157,7 @@ fn pe_checksum(cx: &Cx, start: u64, len: u64, ck_at: u64) -> Result<u32, Analyze
     Ok((sum as u32).wrapping_add(len as u32))
 }
 
-pub(crate) fn elf(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn elf(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<64>(start)? else {
         return Ok(Verdict::Reject("short"));

@@ -3,20 +3,20 @@
 //! trailer compared with the inflated data.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::GZ;
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::GZ;
+use crate::src::rd;
 use flate2::{Decompress, FlushDecompress, Status};
 
 /// Most bytes inflated from one member (a decompression bomb stops here).
 pub(crate) const MAX_INFLATE: u64 = 1 << 30;
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     validate_capped(cx, start, MAX_INFLATE)
 }
 
 /// As [`validate`], inflating at most `cap` bytes.
-pub(crate) fn validate_capped(cx: &mut Cx, start: u64, cap: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate_capped(cx: &mut Cx, start: u64, cap: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<10>(start)? else {
         return Ok(Verdict::Reject("short"));

@@ -2,12 +2,12 @@
 //! streams decoded), BMP (header sanity and pixel array size).
 
 use super::{Cx, Verdict, crc32_range};
-use crate::AnalyzerError;
-use crate::carve::kinds::{BMP, GIF, PNG};
-use crate::carve::src::{Win, rd};
+use crate::CarveError;
+use crate::kinds::{BMP, GIF, PNG};
+use crate::src::{Win, rd};
 
 /// PNG: IHDR first (CRC checked), every chunk's CRC checked, IEND ends it.
-pub(crate) fn png(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn png(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<33>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -92,7 +92,7 @@ fn show(ty: &[u8; 4]) -> String {
 
 /// GIF: header, colour tables, image descriptors with their LZW data
 /// (decoded, checking every code), extensions, trailer.
-pub(crate) fn gif(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn gif(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<13>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -198,7 +198,7 @@ fn sub_blocks(
     win: &mut Win,
     pos: &mut u64,
     mut out: Option<&mut Vec<u8>>,
-) -> Result<Blocks, AnalyzerError> {
+) -> Result<Blocks, CarveError> {
     loop {
         let Some(n) = win.byte(*pos)? else {
             return Ok(Blocks::End);
@@ -290,7 +290,7 @@ fn complete(produced: u64, pixels: u64) -> Result<(), &'static str> {
 
 /// BMP: file header + DIB header sanity; the pixel array must fit the
 /// declared file size, which must not exceed it by more than a little.
-pub(crate) fn bmp(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn bmp(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<54>(start)? else {
         // A 12-byte core header BMP is 26 bytes at least; try that.
@@ -388,7 +388,7 @@ pub(crate) fn bmp(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
 }
 
 /// OS/2 BITMAPCOREHEADER bitmaps.
-fn bmp_core(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+fn bmp_core(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<26>(start)? else {
         return Ok(Verdict::Reject("short"));

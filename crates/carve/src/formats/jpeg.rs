@@ -8,9 +8,9 @@
 //! scans are checked at the marker level (restart markers in order).
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::JPG;
-use crate::carve::src::Win;
+use crate::CarveError;
+use crate::kinds::JPG;
+use crate::src::Win;
 
 /// Extraneous bytes tolerated between the end of a scan's data and the
 /// next marker (some encoders leave a few; libjpeg warns and goes on).
@@ -146,7 +146,7 @@ enum Stop {
     Long(bool),
 }
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let mut win = Win::new(cx.src, start, cx.max)?;
     let js = &mut cx.scratch.jpeg;
     let r = walk(&mut win, js, start)?;
@@ -178,7 +178,7 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
 type WalkResult = Result<(u64, String), Stop>;
 
 #[allow(clippy::collapsible_match)] // guards would fall through to other arms
-fn walk(win: &mut Win, js: &mut JpegScratch, start: u64) -> Result<WalkResult, AnalyzerError> {
+fn walk(win: &mut Win, js: &mut JpegScratch, start: u64) -> Result<WalkResult, CarveError> {
     let mut framed = false;
     macro_rules! byte {
         ($at:expr) => {
@@ -483,7 +483,7 @@ fn parse_sos(s: &[u8], f: &Frame) -> Option<Scan> {
 
 /// Finds the marker ending the entropy-coded data that starts at `from`:
 /// (its position, whether restart markers came in order).
-fn scan_end(win: &mut Win, from: u64) -> Result<Option<(u64, bool)>, AnalyzerError> {
+fn scan_end(win: &mut Win, from: u64) -> Result<Option<(u64, bool)>, CarveError> {
     let mut p = from;
     let mut expect = 0u8;
     let mut ok = true;

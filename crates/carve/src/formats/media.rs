@@ -4,14 +4,14 @@
 //! checksums).
 
 use super::{Cx, Verdict, crc32_range, is_fourcc};
-use crate::AnalyzerError;
-use crate::carve::kinds::{AVI, AVIF, EVTX, HEIC, Kind, M4A, M4V, MOV, MP4, MP4_3GP, WAV, WEBP};
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::{AVI, AVIF, EVTX, HEIC, Kind, M4A, M4V, MOV, MP4, MP4_3GP, WAV, WEBP};
+use crate::src::rd;
 
 /// Most chunks / boxes walked in one file.
 const MAX_ITEMS: u32 = 1 << 20;
 
-pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<12>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -149,7 +149,7 @@ pub(crate) fn riff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
 
 /// Checks that the sub-chunks of a LIST exactly fill `[pos, end)`
 /// (frames of an AVI `movi` list, its header lists, INFO tags).
-fn list_fill(cx: &Cx, mut pos: u64, end: u64, depth: u32) -> Result<Option<String>, AnalyzerError> {
+fn list_fill(cx: &Cx, mut pos: u64, end: u64, depth: u32) -> Result<Option<String>, CarveError> {
     let mut n = 0u32;
     while pos + 8 <= end {
         let Some(c) = cx.src.array::<8>(pos)? else {
@@ -215,7 +215,7 @@ fn brand_kind(b: &[u8]) -> Kind {
 
 /// One box header at `pos`: (type, header length, total length); `None`
 /// past the end of the image.
-fn box_at(cx: &Cx, pos: u64) -> Result<Option<([u8; 4], u64, u64)>, AnalyzerError> {
+fn box_at(cx: &Cx, pos: u64) -> Result<Option<([u8; 4], u64, u64)>, CarveError> {
     let Some(h) = cx.src.array::<8>(pos)? else {
         return Ok(None);
     };
@@ -230,7 +230,7 @@ fn box_at(cx: &Cx, pos: u64) -> Result<Option<([u8; 4], u64, u64)>, AnalyzerErro
     Ok(Some((ty, 8, size)))
 }
 
-pub(crate) fn isobmff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn isobmff(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<16>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -313,7 +313,7 @@ pub(crate) fn isobmff(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError>
 }
 
 /// Checks that the child boxes of a container exactly fill `[pos, end)`.
-fn children_fill(cx: &Cx, mut pos: u64, end: u64) -> Result<Option<&'static str>, AnalyzerError> {
+fn children_fill(cx: &Cx, mut pos: u64, end: u64) -> Result<Option<&'static str>, CarveError> {
     let mut n = 0u32;
     while pos < end {
         let Some((ty, hl, size)) = box_at(cx, pos)? else {
@@ -341,7 +341,7 @@ fn fourcc(t: &[u8; 4]) -> String {
 /// EVTX: the file header checksum, then every chunk's header and records
 /// checksums; the file ends after the last chunk (the counted ones, and any
 /// valid chunks directly after them).
-pub(crate) fn evtx(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn evtx(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<128>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -409,7 +409,7 @@ pub(crate) fn evtx(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
 }
 
 /// Whether the chunk at `at` is sound; `None` when it passes the image end.
-fn chunk_ok(cx: &Cx, at: u64) -> Result<Option<bool>, AnalyzerError> {
+fn chunk_ok(cx: &Cx, at: u64) -> Result<Option<bool>, CarveError> {
     let Some(h) = cx.src.array::<512>(at)? else {
         return Ok(None);
     };

@@ -14,7 +14,7 @@
 
 use super::kinds::{Fam, Kind};
 use super::src::Src;
-use crate::AnalyzerError;
+use crate::CarveError;
 
 pub(crate) mod archive;
 pub(crate) mod exec;
@@ -99,7 +99,7 @@ impl Cx<'_, '_> {
         needle: &'static [u8],
         from: u64,
         to: u64,
-    ) -> Result<Option<u64>, AnalyzerError> {
+    ) -> Result<Option<u64>, CarveError> {
         for &(n, f0, t0, r) in &self.scratch.finds {
             if n != needle || f0 > from {
                 continue;
@@ -153,7 +153,7 @@ impl Cx<'_, '_> {
 }
 
 /// Runs the validator of `fam` on the candidate at `start`.
-pub(crate) fn validate(fam: Fam, cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(fam: Fam, cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     match fam {
         Fam::Jpeg => jpeg::validate(cx, start),
         Fam::Png => images::png(cx, start),
@@ -177,7 +177,7 @@ pub(crate) fn validate(fam: Fam, cx: &mut Cx, start: u64) -> Result<Verdict, Ana
 }
 
 /// CRC-32 (ISO-HDLC, as zip/png/gzip) of image bytes `[start, end)`.
-pub(crate) fn crc32_range(src: &Src, start: u64, end: u64) -> Result<Option<u32>, AnalyzerError> {
+pub(crate) fn crc32_range(src: &Src, start: u64, end: u64) -> Result<Option<u32>, CarveError> {
     if end > src.size() || start > end {
         return Ok(None);
     }

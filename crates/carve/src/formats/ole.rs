@@ -4,9 +4,9 @@
 //! packages apart by their stream names.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::{DOC, Kind, MSG, MSI, OLE, PPT, XLS};
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::{DOC, Kind, MSG, MSI, OLE, PPT, XLS};
+use crate::src::rd;
 
 const FREESECT: u32 = 0xFFFF_FFFF;
 const ENDOFCHAIN: u32 = 0xFFFF_FFFE;
@@ -14,7 +14,7 @@ const FATSECT: u32 = 0xFFFF_FFFD;
 const DIFSECT: u32 = 0xFFFF_FFFC;
 const MAXREG: u32 = 0xFFFF_FFFA;
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<512>(start)? else {
         return Ok(Verdict::Reject("short"));

@@ -4,10 +4,10 @@
 //! this header, at a cross-reference table (`xref`) or stream (`N G obj`).
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::PDF;
+use crate::CarveError;
+use crate::kinds::PDF;
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<8>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -78,7 +78,7 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
     }
 }
 
-fn eol_len(cx: &Cx, at: u64, limit: u64) -> Result<u64, AnalyzerError> {
+fn eol_len(cx: &Cx, at: u64, limit: u64) -> Result<u64, CarveError> {
     let b = cx.src.view(at, 2.min(limit.saturating_sub(at)))?;
     Ok(match (b.first(), b.get(1)) {
         (Some(b'\r'), Some(b'\n')) => 2,
@@ -126,7 +126,7 @@ fn obj_at(b: &[u8]) -> bool {
 
 /// Whether the `startxref` before the `%%EOF` at `e` points at a
 /// cross-reference section of the document starting at `start`.
-fn startxref_ok(cx: &Cx, start: u64, e: u64) -> Result<bool, AnalyzerError> {
+fn startxref_ok(cx: &Cx, start: u64, e: u64) -> Result<bool, CarveError> {
     let from = e.saturating_sub(64).max(start);
     let tail = cx.src.view(from, e - from)?;
     let Some(i) = memchr::memmem::rfind(&tail, b"startxref") else {
@@ -158,7 +158,7 @@ fn startxref_ok(cx: &Cx, start: u64, e: u64) -> Result<bool, AnalyzerError> {
 
 /// Whether an incremental update (or the rest of a linearized file)
 /// follows the end of line after an `%%EOF`.
-fn update_follows(cx: &Cx, at: u64) -> Result<bool, AnalyzerError> {
+fn update_follows(cx: &Cx, at: u64) -> Result<bool, CarveError> {
     let b = cx.src.view(at, 64)?;
     if b.is_empty() || !(b[0].is_ascii_digit() || is_ws(b[0]) || b[0] == b'x') {
         return Ok(false);

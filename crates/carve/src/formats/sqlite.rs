@@ -3,11 +3,11 @@
 //! change counter), page 1's b-tree header checked.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::SQLITE;
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::SQLITE;
+use crate::src::rd;
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<108>(start)? else {
         return Ok(Verdict::Reject("short"));

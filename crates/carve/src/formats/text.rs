@@ -4,9 +4,9 @@
 //! it.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::HTML;
-use crate::carve::src::Win;
+use crate::CarveError;
+use crate::kinds::HTML;
+use crate::src::Win;
 
 /// Bytes a text document never holds (C0 controls other than tab, line
 /// feed, form feed, carriage return and escape; DEL).
@@ -21,7 +21,7 @@ fn tag_end(b: Option<u8>) -> bool {
 /// Shortest document worth reporting when it breaks.
 const MIN_PARTIAL: u64 = 512;
 
-pub(crate) fn html(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn html(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let mut win = Win::new(cx.src, start, cx.max)?;
     let Some(h) = win.slice(start, 14)?.map(<[u8]>::to_ascii_lowercase) else {
         return Ok(Verdict::Reject("short"));

@@ -4,9 +4,9 @@
 //! strips, tiles and JPEG interchange streams.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::TIF;
-use crate::carve::src::rd;
+use crate::CarveError;
+use crate::kinds::TIF;
+use crate::src::rd;
 
 const MAX_IFDS: usize = 512;
 const MAX_ENTRIES: u64 = 4096;
@@ -57,7 +57,7 @@ impl T<'_, '_, '_> {
         inline: &[u8],
         off: u64,
         out: &mut Vec<u64>,
-    ) -> Result<bool, AnalyzerError> {
+    ) -> Result<bool, CarveError> {
         out.clear();
         let sz = match ty {
             3 => 2,
@@ -101,7 +101,7 @@ fn type_size(ty: u64, big: bool) -> Option<u64> {
     })
 }
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<16>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -258,7 +258,7 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
         // Image data extents.
         let mut data_ext = |o: &Option<(u64, u64, u64, Vec<u8>)>,
                             c: &Option<(u64, u64, u64, Vec<u8>)>|
-         -> Result<Option<bool>, AnalyzerError> {
+         -> Result<Option<bool>, CarveError> {
             let (Some((oty, on, oo, oi)), Some((cty, cn, co, ci))) = (o, c) else {
                 return Ok(None);
             };

@@ -11,11 +11,11 @@
 //! large archive cost one walk, not one each.
 
 use super::{Cx, Verdict};
-use crate::AnalyzerError;
-use crate::carve::kinds::{
+use crate::CarveError;
+use crate::kinds::{
     APK, DOCM, DOCX, EPUB, JAR, Kind, ODG, ODP, ODS, ODT, PPTM, PPTX, XLSM, XLSX, ZIP,
 };
-use crate::carve::src::rd;
+use crate::src::rd;
 
 const LFH: [u8; 4] = *b"PK\x03\x04";
 const CDH: [u8; 4] = *b"PK\x01\x02";
@@ -50,7 +50,7 @@ enum Walk {
     TooLong(u64),
 }
 
-pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError> {
+pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, CarveError> {
     let src = cx.src;
     let Some(h) = src.array::<30>(start)? else {
         return Ok(Verdict::Reject("short"));
@@ -154,12 +154,7 @@ pub(crate) fn validate(cx: &mut Cx, start: u64) -> Result<Verdict, AnalyzerError
 }
 
 /// Follows local headers from `start` to the central directory.
-fn walk_locals(
-    cx: &Cx,
-    start: u64,
-    limit: u64,
-    chain: &mut Vec<u64>,
-) -> Result<Walk, AnalyzerError> {
+fn walk_locals(cx: &Cx, start: u64, limit: u64, chain: &mut Vec<u64>) -> Result<Walk, CarveError> {
     let src = cx.src;
     let mut pos = start;
     for _ in 0..MAX_ENTRIES {
@@ -266,7 +261,7 @@ enum Cd {
 }
 
 /// Parses the central directory at `cd` and the records after it.
-fn parse_cd(cx: &Cx, start: u64, cd: u64, limit: u64) -> Result<Cd, AnalyzerError> {
+fn parse_cd(cx: &Cx, start: u64, cd: u64, limit: u64) -> Result<Cd, CarveError> {
     let src = cx.src;
     let mut pos = cd;
     let mut entries = Vec::new();
@@ -412,11 +407,7 @@ fn parse_cd(cx: &Cx, start: u64, cd: u64, limit: u64) -> Result<Cd, AnalyzerErro
 
 /// Compressed length of the raw DEFLATE stream at `at` (inflated into a
 /// small reused buffer, at most 256 MiB out); `None` when it does not end.
-fn deflate_len(
-    src: &crate::carve::src::Src,
-    at: u64,
-    limit: u64,
-) -> Result<Option<u64>, AnalyzerError> {
+fn deflate_len(src: &crate::src::Src, at: u64, limit: u64) -> Result<Option<u64>, CarveError> {
     let mut d = flate2::Decompress::new(false);
     let mut out = vec![0u8; 32 << 10];
     let r = src.each_chunk(at, limit, 1 << 20, |_, mut input| {
@@ -444,7 +435,7 @@ fn deflate_len(
 
 /// The first end-of-central-directory record after `from` whose directory
 /// is where it says: (record position, archive start).
-fn first_eocd(cx: &mut Cx, from: u64, limit: u64) -> Result<Option<(u64, u64)>, AnalyzerError> {
+fn first_eocd(cx: &mut Cx, from: u64, limit: u64) -> Result<Option<(u64, u64)>, CarveError> {
     let src = cx.src;
     let mut at = from;
     // A previous search from at or before `from` found the first record at
@@ -509,7 +500,7 @@ fn first_eocd(cx: &mut Cx, from: u64, limit: u64) -> Result<Option<(u64, u64)>, 
 /// forward (used when the local headers cannot be walked). The first sound
 /// record decides: an archive starting elsewhere means this header is a
 /// member of it (or of nothing).
-fn search_eocd(cx: &mut Cx, start: u64, limit: u64) -> Result<Cd, AnalyzerError> {
+fn search_eocd(cx: &mut Cx, start: u64, limit: u64) -> Result<Cd, CarveError> {
     let Some((q, archive)) = first_eocd(cx, start + 30, limit)? else {
         return Ok(Cd::Bad("no end record"));
     };
@@ -531,7 +522,7 @@ fn search_eocd(cx: &mut Cx, start: u64, limit: u64) -> Result<Cd, AnalyzerError>
 }
 
 /// Tells OOXML, ODF, EPUB, JAR and APK from plain ZIP.
-fn classify(cx: &mut Cx, start: u64, entries: &[Entry]) -> Result<(Kind, String), AnalyzerError> {
+fn classify(cx: &mut Cx, start: u64, entries: &[Entry]) -> Result<(Kind, String), CarveError> {
     let has = |n: &[u8]| entries.iter().any(|e| e.name == n);
     if let Some(ct) = entries.iter().find(|e| e.name == b"[Content_Types].xml") {
         let text = member_bytes(cx, start, ct, CT_MAX)?;
@@ -611,7 +602,7 @@ fn ooxml_kind(t: &[u8]) -> Option<Kind> {
 }
 
 /// The (inflated, at most `max` bytes of the) data of a member.
-fn member_bytes(cx: &mut Cx, start: u64, e: &Entry, max: usize) -> Result<Vec<u8>, AnalyzerError> {
+fn member_bytes(cx: &mut Cx, start: u64, e: &Entry, max: usize) -> Result<Vec<u8>, CarveError> {
     let src = cx.src;
     let Some(l) = src.array::<30>(start.saturating_add(e.local))? else {
         return Ok(Vec::new());
