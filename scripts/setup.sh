@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# OpenSSL's headers and pkg-config, to build trawl-hash's `openssl` feature
+# (the stream MD5 through OpenSSL's EVP interface)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_pkgs+=(libssl-dev)
+have pkg-config || need_pkgs+=(pkg-config)
 # Debian packages used by tests (peers the results are compared with).
 have ewfverify || need_pkgs+=(ewf-tools)
 have yara || need_pkgs+=(yara)

@@ -1,7 +1,6 @@
 //! Analyzer outputs to wire results.
 
-use trawl_analyzers::ShardOutput;
-use trawl_analyzers::hash::Blake3Part;
+use trawl_core::{Blake3Part, ShardOutput};
 use trawl_proto::v1;
 
 /// Wire result of a shard task.

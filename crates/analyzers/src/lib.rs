@@ -7,19 +7,23 @@
 //! runs them over one shard. They know nothing of transport: the scheduler,
 //! the workers and the embedded `trawl scan` call the same code.
 
-pub mod carve;
-pub mod features;
-pub mod hash;
-pub mod md5;
-pub mod sha_multi;
-pub mod sha_pair;
+//!
+//! The analyses themselves are crates of their own, re-exported here under
+//! their old paths: [`hash`] (`trawl-hash`), [`carve`] (`trawl-carve`),
+//! [`features`] (`trawl-features`), [`yara`] (`trawl-yara`).
+
+pub use trawl_carve as carve;
+pub use trawl_core::ShardOutput;
+pub use trawl_features as features;
+pub use trawl_hash as hash;
+pub use trawl_hash::{md5, sha_multi, sha_pair};
 #[cfg(feature = "yara")]
-pub mod yara;
+pub use trawl_yara as yara;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use trawl_core::{
-    CarvedFile, Feature, JobSpec, Note, PiecewiseHash, ScannerStat, Shard, ShardPlan, YaraMatch,
+    CarvedFile, JobSpec, Note, PiecewiseHash, ScannerStat, Shard, ShardPlan, YaraMatch,
 };
 use trawl_evidence::{Evidence, EvidenceError};
 
@@ -36,17 +40,47 @@ pub enum AnalyzerError {
     Internal(String),
 }
 
-/// Everything one shard produced.
-#[derive(Debug, Default)]
-pub struct ShardOutput {
-    pub blake3: Option<hash::Blake3Part>,
-    pub piecewise: Vec<PiecewiseHash>,
-    pub features: Vec<Feature>,
-    pub carved: Vec<CarvedFile>,
-    pub yara: Vec<YaraMatch>,
-    pub stats: Vec<ScannerStat>,
-    pub notes: Vec<Note>,
-    pub bytes_scanned: u64,
+impl From<hash::HashError> for AnalyzerError {
+    fn from(e: hash::HashError) -> Self {
+        match e {
+            hash::HashError::Evidence(e) => Self::Evidence(e),
+            hash::HashError::Cancelled => Self::Cancelled,
+            hash::HashError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<carve::CarveError> for AnalyzerError {
+    fn from(e: carve::CarveError) -> Self {
+        match e {
+            carve::CarveError::Evidence(e) => Self::Evidence(e),
+            carve::CarveError::Hash(e) => e.into(),
+            carve::CarveError::Settings(m) => Self::Settings(m),
+            carve::CarveError::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<features::FeatureError> for AnalyzerError {
+    fn from(e: features::FeatureError) -> Self {
+        match e {
+            features::FeatureError::Evidence(e) => Self::Evidence(e),
+            features::FeatureError::Settings(m) => Self::Settings(m),
+            features::FeatureError::Cancelled => Self::Cancelled,
+            features::FeatureError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+#[cfg(feature = "yara")]
+impl From<yara::YaraError> for AnalyzerError {
+    fn from(e: yara::YaraError) -> Self {
+        match e {
+            yara::YaraError::Evidence(e) => Self::Evidence(e),
+            yara::YaraError::Settings(m) => Self::Settings(m),
+            yara::YaraError::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
 /// The analyzers of one job, built once and shared by every shard.
@@ -114,14 +148,11 @@ impl JobAnalyzers {
         data: &[u8],
         cancel: &AtomicBool,
     ) -> Result<Option<(YaraShard, Hits)>, AnalyzerError> {
-        self.yara
-            .as_ref()
-            .map(|(rules, limits)| {
-                rules
-                    .scan_shard(evidence, shard, data, *limits, cancel)
-                    .map(|(m, n, s, h)| ((m, n, s), h))
-            })
-            .transpose()
+        let Some((rules, limits)) = &self.yara else {
+            return Ok(None);
+        };
+        let (m, n, s, h) = rules.scan_shard(evidence, shard, data, *limits, cancel)?;
+        Ok(Some(((m, n, s), h)))
     }
 
     /// YARA over the files carved from a shard (`data` holds the shard's

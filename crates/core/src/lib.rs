@@ -14,6 +14,7 @@ pub mod csv;
 pub mod error;
 pub mod finding;
 pub mod ids;
+pub mod output;
 pub mod plan;
 pub mod size;
 pub mod spec;
@@ -24,6 +25,7 @@ pub use finding::{
     ByteRun, CarvedFile, Feature, Note, PiecewiseHash, ScannerStat, YaraMatch, YaraString,
 };
 pub use ids::{CaseId, JobId, TaskId, WorkerId};
+pub use output::{Blake3Part, ShardOutput};
 pub use plan::{Shard, ShardPlan};
 pub use spec::{Analysis, AnalysisSet, JobSpec, Priority};
 

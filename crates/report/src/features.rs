@@ -30,8 +30,8 @@ use crate::write::io_err;
 use crate::{JobResults, ReportError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
-use trawl_analyzers::features::{ALERTS, Kind, STAT_PREFIX, STOPPED_SUFFIX, format};
 use trawl_core::Feature;
+use trawl_features::{ALERTS, Kind, STAT_PREFIX, STOPPED_SUFFIX, format};
 
 /// Writes this part of the report directory. Each file's name is built
 /// from its recorder's name by [`RelPath::feature_file`], which refuses

@@ -11,9 +11,9 @@
 //!    [`check_names`] before a report is written and by the scheduler when
 //!    a worker reports a task): feature recorders are the scanners' names,
 //!    `NAME_stopped` and `alerts`
-//!    ([`trawl_analyzers::features::is_recorder_name`]); carved types and
+//!    ([`trawl_features::is_recorder_name`]); carved types and
 //!    extensions those of the carver's type table or of a custom type as
-//!    the carver derives it ([`trawl_analyzers::carve::is_output_type`]);
+//!    the carver derives it ([`trawl_carve::is_output_type`]);
 //!    YARA targets `image`, a shard record's scope or a carved file's path;
 //! 2. where the file is created: a [`RelPath`] can only be made of checked
 //!    components, and [`ReportDir::file`], the only function that turns one
@@ -123,7 +123,7 @@ fn component(field: &str, name: &str) -> Result<(), NameError> {
 pub fn check_scanner(name: &str) -> Result<(), NameError> {
     const FIELD: &str = "feature scanner";
     component(FIELD, name)?;
-    if !trawl_analyzers::features::is_recorder_name(name) {
+    if !trawl_features::is_recorder_name(name) {
         return Err(NameError::new(
             FIELD,
             name,
@@ -141,7 +141,7 @@ pub fn check_scanner(name: &str) -> Result<(), NameError> {
 pub fn check_carved_type(name: &str) -> Result<(), NameError> {
     const FIELD: &str = "carved file type";
     component(FIELD, name)?;
-    if !trawl_analyzers::carve::is_output_type(name) {
+    if !trawl_carve::is_output_type(name) {
         return Err(NameError::new(
             FIELD,
             name,
@@ -158,7 +158,7 @@ pub fn check_carved_type(name: &str) -> Result<(), NameError> {
 pub fn check_carved_extension(ext: &str) -> Result<(), NameError> {
     const FIELD: &str = "carved file extension";
     component(FIELD, ext)?;
-    if !trawl_analyzers::carve::is_output_extension(ext) {
+    if !trawl_carve::is_output_extension(ext) {
         return Err(NameError::new(
             FIELD,
             ext,
@@ -169,7 +169,7 @@ pub fn check_carved_extension(ext: &str) -> Result<(), NameError> {
 }
 
 /// Targets of YARA records that are not carved files: the image, and the
-/// scopes of a shard's partial records (`trawl_analyzers::yara::scope`).
+/// scopes of a shard's partial records (`trawl_yara::scope`).
 const YARA_TARGETS: [&str; 5] = ["image", "shard", "shard:matched", "hit", "hit:spans"];
 
 /// Checks a YARA match's target: `image`, a shard record's scope, or the

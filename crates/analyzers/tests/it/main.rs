@@ -1,4 +1,0 @@
-//! Integration tests of the analyzers (one test binary, one module per analysis).
-
-mod carve;
-mod features;
