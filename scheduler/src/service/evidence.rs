@@ -254,7 +254,7 @@ impl Evidence for EvidenceService {
                         .worker_may_read(&caller.user, &r.job_id, r.offset, r.length)
             {
                 self.sched.audit(
-                    &caller,
+                    caller,
                     "denied",
                     &r.job_id,
                     "",
@@ -266,7 +266,7 @@ impl Evidence for EvidenceService {
         } else {
             let job = call.job(&self.sched, &r.job_id)?;
             self.sched.audit(
-                &caller,
+                caller,
                 "evidence.read",
                 &job.job_id,
                 job.spec.case_id.as_str(),
