@@ -104,15 +104,7 @@ impl From<&JobSpec> for v1::JobSpec {
             }),
             yara: Some(v1::YaraOptions {
                 ruleset_name: s.yara.ruleset_name.clone(),
-                sources: s
-                    .yara
-                    .sources
-                    .iter()
-                    .map(|r| v1::RuleSource {
-                        name: r.name.clone(),
-                        text: r.text.clone(),
-                    })
-                    .collect(),
+                sources: s.yara.sources.iter().map(v1::RuleSource::from).collect(),
                 strict: s.yara.strict,
                 timeout_seconds: s.yara.timeout_seconds,
                 max_matches_per_pattern: s.yara.max_matches_per_pattern,
@@ -201,14 +193,7 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
         if let Some(y) = &w.yara {
             spec.yara = YaraOptions {
                 ruleset_name: y.ruleset_name.clone(),
-                sources: y
-                    .sources
-                    .iter()
-                    .map(|r| RuleSource {
-                        name: r.name.clone(),
-                        text: r.text.clone(),
-                    })
-                    .collect(),
+                sources: y.sources.iter().map(RuleSource::from).collect(),
                 strict: y.strict,
                 timeout_seconds: y.timeout_seconds,
                 max_matches_per_pattern: y.max_matches_per_pattern,
@@ -408,6 +393,33 @@ impl From<&v1::Note> for Note {
     }
 }
 
+impl From<&RuleSource> for v1::RuleSource {
+    fn from(r: &RuleSource) -> Self {
+        v1::RuleSource {
+            name: r.name.clone(),
+            text: r.text.clone(),
+        }
+    }
+}
+
+impl From<&v1::RuleSource> for RuleSource {
+    fn from(r: &v1::RuleSource) -> Self {
+        RuleSource {
+            name: r.name.clone(),
+            text: r.text.clone(),
+        }
+    }
+}
+
+impl From<v1::RuleSource> for RuleSource {
+    fn from(r: v1::RuleSource) -> Self {
+        RuleSource {
+            name: r.name,
+            text: r.text,
+        }
+    }
+}
+
 /// Lowercase name of a job state, as `status --json` prints it.
 pub fn job_state_name(s: i32) -> &'static str {
     match v1::JobState::try_from(s) {
@@ -453,6 +465,17 @@ mod tests {
         let wire = v1::JobSpec::from(&spec);
         let back = JobSpec::try_from(&wire).unwrap();
         assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn rule_sources_round_trip() {
+        let r = RuleSource {
+            name: "b.yar".into(),
+            text: "rule b { condition: false }".into(),
+        };
+        let wire = v1::RuleSource::from(&r);
+        assert_eq!(RuleSource::from(&wire), r);
+        assert_eq!(RuleSource::from(wire), r);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::admin::AdminService;
 use crate::config::SchedulerConfig;
-use crate::core::{Caller, Scheduler};
-use crate::service::{ClusterService, EvidenceService, JobsService, RulesService};
+use crate::core::Scheduler;
+use crate::service::{Authz, ClusterService, EvidenceService, JobsService, RulesService};
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -17,10 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::Service;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::{Connected, Router};
 use tonic::transport::{Channel, Endpoint, Uri};
-use tonic::{Request, Status};
 use trawl_proto::v1::admin_server::AdminServer;
 use trawl_proto::v1::rules_server::RulesServer;
 use trawl_proto::v1::{
@@ -32,43 +30,6 @@ const MAX_CLIENT_REQUEST: usize = 64 << 20;
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Authenticates every call of the trawl services: on an initialised
-/// scheduler a bearer token or an enrolled worker certificate (refusals are
-/// audited), otherwise the local caller.
-#[derive(Clone)]
-struct Authn {
-    sched: Arc<Scheduler>,
-}
-
-impl tonic::service::Interceptor for Authn {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let peer = match req.remote_addr() {
-            Some(a) => a.to_string(),
-            None if req.extensions().get::<InProcessPeer>().is_some() => IN_PROCESS_PEER.into(),
-            None => "unknown".into(),
-        };
-        let caller = match self.sched.authenticator() {
-            None => Caller::local(peer),
-            Some(a) => {
-                let authorization = req
-                    .metadata()
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap_or("(not text)"));
-                let certs = req.peer_certs();
-                match a.authenticate(authorization, certs.as_deref().map(|c| c.as_slice()), &peer) {
-                    Ok(c) => c,
-                    Err(r) => {
-                        self.sched.audit_refusal(&r.who, &peer, &r.reason);
-                        return Err(Status::unauthenticated(r.reason));
-                    }
-                }
-            }
-        };
-        req.extensions_mut().insert(caller);
-        Ok(req)
-    }
-}
 
 /// TLS connections of `listener`: each handshake runs on its own task (a
 /// slow or hostile client cannot stall the others); failed handshakes (no
@@ -222,51 +183,51 @@ async fn prepare(
         }
     });
 
-    let authn = Authn {
-        sched: sched.clone(),
-    };
+    // Every call of the trawl services (and reflection) passes one layer:
+    // authentication, then the method's permission from one table
+    // (`service::authz`). Health stays open.
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
         // Reflection describes the API: only to authenticated callers.
-        .add_service(InterceptedService::new(reflection, authn.clone()))
-        .add_service(InterceptedService::new(
+        .add_service(Authz::new(sched.clone(), reflection))
+        .add_service(Authz::new(
+            sched.clone(),
             JobsServer::new(JobsService {
                 sched: sched.clone(),
             })
             .max_decoding_message_size(MAX_CLIENT_REQUEST)
             .max_encoding_message_size(max),
-            authn.clone(),
         ))
-        .add_service(InterceptedService::new(
+        .add_service(Authz::new(
+            sched.clone(),
             ClusterServer::new(ClusterService {
                 sched: sched.clone(),
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
-            authn.clone(),
         ))
-        .add_service(InterceptedService::new(
+        .add_service(Authz::new(
+            sched.clone(),
             RulesServer::new(RulesService {
                 sched: sched.clone(),
             })
             .max_decoding_message_size(MAX_CLIENT_REQUEST)
             .max_encoding_message_size(MAX_CLIENT_REQUEST),
-            authn.clone(),
         ))
-        .add_service(InterceptedService::new(
+        .add_service(Authz::new(
+            sched.clone(),
             EvidenceServer::new(EvidenceService {
                 sched: sched.clone(),
             })
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20),
-            authn.clone(),
         ))
-        .add_service(InterceptedService::new(
+        .add_service(Authz::new(
+            sched.clone(),
             AdminServer::new(AdminService {
                 sched: sched.clone(),
             }),
-            authn,
         ));
     Ok((router, reaper))
 }

@@ -24,6 +24,7 @@
 mod audit;
 mod records;
 pub mod seal;
+pub mod wire;
 
 pub use audit::{
     AuditEntry, AuditError, AuditLog, MAX_DETAIL_BYTES, MAX_FIELD_BYTES, NewAuditEntry, Verified,

@@ -1,0 +1,57 @@
+//! The Rules service: YARA rule sets.
+
+use super::{MAX_TEXT, caller, check_id};
+use crate::core::Scheduler;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use trawl_proto::v1;
+
+/// Rule sets.
+#[derive(Clone, Debug)]
+pub struct RulesService {
+    pub sched: Arc<Scheduler>,
+}
+
+#[tonic::async_trait]
+impl trawl_proto::v1::rules_server::Rules for RulesService {
+    async fn add_rule_set(
+        &self,
+        req: Request<v1::AddRuleSetRequest>,
+    ) -> Result<Response<v1::RuleSetInfo>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        check_id("name", &r.name)?;
+        if r.sources.len() > 100_000 || r.sources.iter().any(|s| s.name.len() > MAX_TEXT) {
+            return Err(Status::invalid_argument(
+                "sources: more than 100000 files, or a file name longer than 4096 bytes",
+            ));
+        }
+        let sources = r.sources.into_iter().map(Into::into).collect();
+        let rec = self
+            .sched
+            .add_ruleset(&r.name, sources, r.strict, &caller)
+            .await?;
+        Ok(Response::new(v1::RuleSetInfo::from(&rec)))
+    }
+
+    async fn list_rule_sets(
+        &self,
+        _req: Request<v1::ListRuleSetsRequest>,
+    ) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
+        let sets = self.sched.rulesets()?;
+        Ok(Response::new(v1::ListRuleSetsResponse {
+            rule_sets: sets.iter().map(v1::RuleSetInfo::from).collect(),
+        }))
+    }
+
+    async fn get_rule_set(
+        &self,
+        req: Request<v1::GetRuleSetRequest>,
+    ) -> Result<Response<v1::RuleSet>, Status> {
+        let name = req.into_inner().name;
+        check_id("name", &name)?;
+        Ok(Response::new(v1::RuleSet::from(
+            &self.sched.ruleset(&name)?,
+        )))
+    }
+}
