@@ -444,6 +444,40 @@ pub fn job_state_from_name(s: &str) -> Option<v1::JobState> {
     })
 }
 
+/// The wire result of a shard task: what one shard's analyses produced.
+pub fn shard_result(
+    task_id: &str,
+    shard_index: u32,
+    out: &trawl_core::ShardOutput,
+    elapsed_ms: u64,
+) -> v1::TaskResult {
+    use trawl_core::Blake3Part;
+    v1::TaskResult {
+        task_id: task_id.to_string(),
+        features: out.features.iter().map(Into::into).collect(),
+        carved: out.carved.iter().map(Into::into).collect(),
+        yara: out.yara.iter().map(Into::into).collect(),
+        piecewise: out.piecewise.iter().map(Into::into).collect(),
+        blake3: out.blake3.map(|b| match b {
+            Blake3Part::ChainingValue(v) => v1::Blake3Part {
+                shard_index,
+                value: v.to_vec(),
+                is_root: false,
+            },
+            Blake3Part::Root(v) => v1::Blake3Part {
+                shard_index,
+                value: v.to_vec(),
+                is_root: true,
+            },
+        }),
+        stream: None,
+        stats: out.stats.iter().map(Into::into).collect(),
+        notes: out.notes.iter().map(Into::into).collect(),
+        bytes_scanned: out.bytes_scanned,
+        elapsed_ms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,5 +541,29 @@ mod tests {
         });
         assert!(JobSpec::try_from(&w).is_err());
         w.priority = 42;
+    }
+
+    #[test]
+    fn a_shard_result_carries_its_blake3_part_and_counts() {
+        let out = trawl_core::ShardOutput {
+            blake3: Some(trawl_core::Blake3Part::ChainingValue([7; 32])),
+            bytes_scanned: 4096,
+            ..Default::default()
+        };
+        let r = super::shard_result("J000001:s000003", 3, &out, 12);
+        assert_eq!(r.task_id, "J000001:s000003");
+        let b = r.blake3.expect("blake3 part");
+        assert_eq!((b.shard_index, b.is_root, b.value), (3, false, vec![7; 32]));
+        assert_eq!((r.bytes_scanned, r.elapsed_ms), (4096, 12));
+        let root = trawl_core::ShardOutput {
+            blake3: Some(trawl_core::Blake3Part::Root([1; 32])),
+            ..Default::default()
+        };
+        assert!(
+            super::shard_result("J1:s0", 0, &root, 0)
+                .blake3
+                .unwrap()
+                .is_root
+        );
     }
 }

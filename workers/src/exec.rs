@@ -3,7 +3,6 @@
 //! analyses on the rayon pool (bridged with a oneshot; a panic becomes a
 //! task error, never a dead worker).
 
-use crate::convert::shard_result;
 use crate::remote::RemoteEvidence;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -17,6 +16,7 @@ use trawl_core::spec::RuleSource;
 use trawl_core::{JobSpec, Shard};
 use trawl_evidence::SharedEvidence;
 use trawl_proto::connect::AuthChannel as Channel;
+use trawl_proto::convert::shard_result;
 use trawl_proto::v1;
 
 /// A job's evidence, and its remote reader when not read locally.

@@ -8,7 +8,6 @@
 //! handed back.
 
 pub mod cli;
-mod convert;
 mod exec;
 pub mod remote;
 mod worker;

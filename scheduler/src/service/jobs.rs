@@ -169,10 +169,17 @@ impl Jobs for JobsService {
                 }
                 last_version = j.version;
                 let fin = j.state.is_final();
+                // The last event names the job's end, whatever woke the
+                // stream (a task's report may find the job already ended).
+                let message = if fin {
+                    job_state_name(v1::JobState::from(j.state) as i32).into()
+                } else {
+                    msg
+                };
                 if tx
                     .send(Ok(v1::JobEvent {
                         job: Some(v1::Job::from(&j)),
-                        message: msg,
+                        message,
                     }))
                     .await
                     .is_err()
