@@ -2,7 +2,7 @@
 
 use crate::auth::{self, Role};
 use crate::core::Scheduler;
-use crate::service::caller;
+use crate::service::{Call, caller};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use trawl_proto::v1::{self, admin_server::Admin};
@@ -92,8 +92,11 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::AddUserRequest>,
     ) -> Result<Response<v1::AddUserResponse>, Status> {
-        let caller = caller(&req)?;
+        let call = Call::of(&req)?;
+        let caller = call.caller.clone();
         let r = req.into_inner();
+        crate::service::bounded("name", &r.name, 128)?;
+        call.named(&self.sched, &r.name)?;
         let data = self.data()?.to_path_buf();
         // Audit changes made outside (trawl-scheduler user ...) first, so
         // the quiet snapshot after this change does not swallow them.
@@ -131,8 +134,11 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::RevokeUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        let caller = caller(&req)?;
+        let call = Call::of(&req)?;
+        let caller = call.caller.clone();
         let r = req.into_inner();
+        crate::service::bounded("name", &r.name, 128)?;
+        call.named(&self.sched, &r.name)?;
         let data = self.data()?.to_path_buf();
         self.sched.sync_registry(true);
         let user =

@@ -222,7 +222,7 @@ impl Call {
     pub fn of<T>(req: &Request<T>) -> Result<Self, Status> {
         let caller = caller(req)?;
         match req.extensions().get::<Need>() {
-            Some(Need::Perm(perm)) => Ok(Self {
+            Some(Need::Perm(perm) | Need::Named(perm)) => Ok(Self {
                 caller,
                 perm: *perm,
             }),
@@ -236,6 +236,12 @@ impl Call {
     /// case the caller may not act on with the method's permission.
     pub fn case(&self, sched: &Scheduler, case: &str, target: &str) -> Result<(), Status> {
         authorize(sched, &self.caller, self.perm, case, target)
+    }
+
+    /// Refuses (PERMISSION_DENIED, audited under `name`) a caller whose
+    /// role does not have the method's permission ([`Need::Named`]).
+    pub fn named(&self, sched: &Scheduler, name: &str) -> Result<(), Status> {
+        authorize(sched, &self.caller, self.perm, "", name)
     }
 
     /// The job `id` (any case of its `J`), if the caller may act on it with

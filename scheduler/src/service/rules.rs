@@ -1,6 +1,6 @@
 //! The Rules service: YARA rule sets.
 
-use super::{MAX_TEXT, caller, check_id};
+use super::{Call, MAX_TEXT, check_id};
 use crate::core::Scheduler;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -18,9 +18,11 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
         &self,
         req: Request<v1::AddRuleSetRequest>,
     ) -> Result<Response<v1::RuleSetInfo>, Status> {
-        let caller = caller(&req)?;
+        let call = Call::of(&req)?;
+        let caller = call.caller.clone();
         let r = req.into_inner();
         check_id("name", &r.name)?;
+        call.named(&self.sched, &r.name)?;
         if r.sources.len() > 100_000 || r.sources.iter().any(|s| s.name.len() > MAX_TEXT) {
             return Err(Status::invalid_argument(
                 "sources: more than 100000 files, or a file name longer than 4096 bytes",
@@ -48,8 +50,10 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
         &self,
         req: Request<v1::GetRuleSetRequest>,
     ) -> Result<Response<v1::RuleSet>, Status> {
+        let call = Call::of(&req)?;
         let name = req.into_inner().name;
         check_id("name", &name)?;
+        call.named(&self.sched, &name)?;
         Ok(Response::new(v1::RuleSet::from(
             &self.sched.ruleset(&name)?,
         )))
