@@ -23,6 +23,7 @@
 //! Cancelled) take no event: a late report, a second cancel or an expired
 //! lease of a finished task is refused by the machine, never applied.
 
+use trawl_core::WorkerId;
 use trawl_store::{JobState, TaskRecord, TaskState};
 
 /// What happens to a task.
@@ -35,7 +36,7 @@ pub enum TaskEvent {
     /// Handed to `worker` under `token` until `deadline_ms`; `seq` is the
     /// scheduler-wide lease counter.
     Lease {
-        worker: String,
+        worker: WorkerId,
         token: String,
         deadline_ms: i64,
         seq: u64,
@@ -43,11 +44,11 @@ pub enum TaskEvent {
     /// The holder's heartbeat: the lease runs until `deadline_ms`.
     Extend { deadline_ms: i64 },
     /// The holder's result was accepted at `at_ms`.
-    Done { worker: String, at_ms: i64 },
+    Done { worker: WorkerId, at_ms: i64 },
     /// The attempt failed (the worker's error, a refused result, the lease
     /// expired): queued again, or quarantined after `max_attempts`.
     Failed {
-        worker: String,
+        worker: WorkerId,
         error: String,
         max_attempts: u32,
     },
@@ -244,10 +245,14 @@ mod tests {
 
     const MAX: u32 = 3;
 
+    fn wid(w: &str) -> WorkerId {
+        WorkerId::new(w).unwrap()
+    }
+
     fn task(state: TaskState) -> TaskRecord {
         TaskRecord {
-            task_id: "J000001:s000000".into(),
-            job_id: "J000001".into(),
+            task_id: trawl_core::TaskId::new("J000001:s000000").unwrap(),
+            job_id: trawl_core::JobId::new("J000001").unwrap(),
             kind: trawl_store::TaskKind::Shard,
             shard: None,
             order: 1,
@@ -274,18 +279,18 @@ mod tests {
             Just(TaskEvent::Release),
             Just(TaskEvent::NothingToDo),
             (0u8..3, 1u64..100).prop_map(|(w, s)| TaskEvent::Lease {
-                worker: format!("w{w}"),
+                worker: wid(&format!("w{w}")),
                 token: format!("t{s}"),
                 deadline_ms: s as i64 * 10,
                 seq: s,
             }),
             (1i64..1000).prop_map(|d| TaskEvent::Extend { deadline_ms: d }),
             (0u8..3).prop_map(|w| TaskEvent::Done {
-                worker: format!("w{w}"),
+                worker: wid(&format!("w{w}")),
                 at_ms: 5
             }),
             (0u8..3).prop_map(|w| TaskEvent::Failed {
-                worker: format!("w{w}"),
+                worker: wid(&format!("w{w}")),
                 error: "boom".into(),
                 max_attempts: MAX
             }),
@@ -423,18 +428,18 @@ mod tests {
             TaskEvent::Release,
             TaskEvent::NothingToDo,
             TaskEvent::Lease {
-                worker: "w".into(),
+                worker: wid("w"),
                 token: "t".into(),
                 deadline_ms: 1,
                 seq: 1,
             },
             TaskEvent::Extend { deadline_ms: 2 },
             TaskEvent::Done {
-                worker: "w".into(),
+                worker: wid("w"),
                 at_ms: 3,
             },
             TaskEvent::Failed {
-                worker: "w".into(),
+                worker: wid("w"),
                 error: "e".into(),
                 max_attempts: 1,
             },
@@ -461,7 +466,7 @@ mod tests {
         apply_task(
             &mut t,
             TaskEvent::Lease {
-                worker: "w".into(),
+                worker: wid("w"),
                 token: "t".into(),
                 deadline_ms: 1,
                 seq: 1,
@@ -469,7 +474,7 @@ mod tests {
         )
         .unwrap();
         let failed = TaskEvent::Failed {
-            worker: "w".into(),
+            worker: wid("w"),
             error: "e".into(),
             max_attempts: 1,
         };

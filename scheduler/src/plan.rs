@@ -3,13 +3,13 @@
 
 use crate::core::Scheduler;
 use crate::error::SchedError;
-use trawl_core::{JobSpec, ShardPlan};
+use trawl_core::{JobId, JobSpec, ShardPlan};
 use trawl_store::{EvidenceMeta, TaskKind, TaskRecord, TaskState};
 
 /// The evidence facts, the plan and the tasks of a job.
 pub(crate) fn plan_job(
     sched: &Scheduler,
-    job_id: &str,
+    job_id: &JobId,
     spec: &JobSpec,
 ) -> Result<(EvidenceMeta, ShardPlan, Vec<TaskRecord>), SchedError> {
     let ev = sched.open_evidence(job_id, spec)?;
@@ -42,7 +42,7 @@ pub(crate) fn plan_job(
     };
     let task = |kind, index: u32, order: u32, shard, bytes| TaskRecord {
         task_id: Scheduler::task_id(job_id, kind, index),
-        job_id: job_id.to_string(),
+        job_id: job_id.clone(),
         kind,
         shard,
         order,

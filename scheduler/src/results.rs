@@ -40,7 +40,7 @@ pub fn build(
 ) -> Result<JobResults, SchedError> {
     let meta = rec.evidence.clone().unwrap_or_default();
     let mut r = JobResults {
-        job_id: rec.job_id.clone(),
+        job_id: rec.job_id.to_string(),
         case_id: rec.spec.case_id.to_string(),
         state: rec.state.name().to_string(),
         evidence: EvidenceSummary {
@@ -207,7 +207,7 @@ pub fn build(
         .map(|l| Limitation {
             start: l.start,
             end: l.end,
-            task: l.task_id.clone(),
+            task: l.task_id.to_string(),
             error: l.error.clone(),
             attempts: l.attempts,
         })

@@ -34,7 +34,7 @@ fn config(data: &Path, evidence: &Path) -> SchedulerConfig {
 
 fn worker(id: &str) -> WorkerRecord {
     WorkerRecord {
-        worker_id: id.into(),
+        worker_id: trawl_core::WorkerId::new(id).unwrap(),
         hostname: "test".into(),
         slots: 4,
         memory_bytes: 1 << 30,
@@ -76,7 +76,7 @@ async fn submit_jobs(sched: &Arc<Scheduler>, image: &Path) -> Vec<String> {
             .submit(spec, &Caller::local("test"))
             .await
             .expect("submit");
-        ids.push(rec.job_id);
+        ids.push(rec.job_id.to_string());
     }
     // Planned (in the background).
     let t0 = Instant::now();
@@ -219,9 +219,9 @@ impl Model {
     fn load(&mut self, sched: &Scheduler, jobs: &[String]) {
         for j in jobs {
             for t in sched.tasks_of(j) {
-                self.state.insert(t.task_id.clone(), t.state);
-                self.attempts.insert(t.task_id.clone(), t.attempts);
-                self.job_of.insert(t.task_id.clone(), j.clone());
+                self.state.insert(t.task_id.to_string(), t.state);
+                self.attempts.insert(t.task_id.to_string(), t.attempts);
+                self.job_of.insert(t.task_id.to_string(), j.clone());
             }
             self.job_state
                 .insert(j.clone(), sched.job(j).unwrap().state);
@@ -252,7 +252,7 @@ impl Model {
     fn refresh_deadlines(&mut self, sched: &Scheduler, jobs: &[String]) {
         for j in jobs {
             for t in sched.tasks_of(j) {
-                if let Some(l) = self.leases.get_mut(&t.task_id) {
+                if let Some(l) = self.leases.get_mut(t.task_id.as_str()) {
                     l.2 = t.lease_deadline_ms;
                 }
             }
@@ -284,15 +284,15 @@ impl Model {
             let shards_final = tasks
                 .iter()
                 .filter(|t| t.kind == TaskKind::Shard)
-                .all(|t| self.state[&t.task_id].is_final());
+                .all(|t| self.state[t.task_id.as_str()].is_final());
             let job = sched.job(j).unwrap();
             for t in &tasks {
-                let Some(expect) = self.state.get(&t.task_id).copied() else {
+                let Some(expect) = self.state.get(t.task_id.as_str()).copied() else {
                     // A task created by the release step (more carved files
                     // than one task takes): new to the model.
-                    self.state.insert(t.task_id.clone(), t.state);
-                    self.attempts.insert(t.task_id.clone(), t.attempts);
-                    self.job_of.insert(t.task_id.clone(), j.clone());
+                    self.state.insert(t.task_id.to_string(), t.state);
+                    self.attempts.insert(t.task_id.to_string(), t.attempts);
+                    self.job_of.insert(t.task_id.to_string(), j.clone());
                     continue;
                 };
                 let expect = match expect {
@@ -311,13 +311,14 @@ impl Model {
                 };
                 assert_eq!(t.state, expect, "task {} (model vs scheduler)", t.task_id);
                 assert_eq!(
-                    t.attempts, self.attempts[&t.task_id],
+                    t.attempts,
+                    self.attempts[t.task_id.as_str()],
                     "attempts of {}",
                     t.task_id
                 );
-                self.state.insert(t.task_id.clone(), t.state);
+                self.state.insert(t.task_id.to_string(), t.state);
                 if t.state == TaskState::Leased {
-                    let (w, token, deadline) = &self.leases[&t.task_id];
+                    let (w, token, deadline) = &self.leases[t.task_id.as_str()];
                     assert_eq!(t.worker.as_deref(), Some(worker_name(*w).as_str()));
                     assert_eq!(&t.lease_token, token);
                     assert_eq!(t.lease_deadline_ms, *deadline, "deadline of {}", t.task_id);
@@ -425,7 +426,7 @@ async fn run_ops(ops: Vec<Op>) {
     let cfg = config(&dir.path().join("data"), &ev);
     let mut sched = Scheduler::open(cfg.clone()).unwrap();
     for w in 0..3 {
-        sched.register(worker(&worker_name(w)), None).unwrap();
+        sched.register(worker(&worker_name(w))).unwrap();
     }
     let jobs = submit_jobs(&sched, &image).await;
     let mut m = Model::default();
@@ -436,7 +437,7 @@ async fn run_ops(ops: Vec<Op>) {
             Op::Lease { worker, max } => {
                 let got = sched.lease(&worker_name(worker), max).unwrap();
                 for l in got {
-                    let id = l.task.task_id.clone();
+                    let id = l.task.task_id.to_string();
                     assert_eq!(
                         m.state[&id],
                         TaskState::Queued,
@@ -545,7 +546,7 @@ async fn run_ops(ops: Vec<Op>) {
                 let before: Vec<TaskRecord> = jobs.iter().flat_map(|j| sched.tasks_of(j)).collect();
                 sched = restart(sched, &cfg).await;
                 for w in 0..3 {
-                    sched.register(worker(&worker_name(w)), None).unwrap();
+                    sched.register(worker(&worker_name(w))).unwrap();
                 }
                 let after: Vec<TaskRecord> = jobs.iter().flat_map(|j| sched.tasks_of(j)).collect();
                 same_state(&before, &after);
@@ -644,7 +645,7 @@ async fn lease_and_cancel_under_load_then_restart() {
     let cfg = config(&dir.path().join("data"), &ev);
     let sched = Scheduler::open(cfg.clone()).unwrap();
     for w in 0..4 {
-        sched.register(worker(&worker_name(w)), None).unwrap();
+        sched.register(worker(&worker_name(w))).unwrap();
     }
     let mut jobs = Vec::new();
     for _ in 0..4 {
@@ -661,7 +662,8 @@ async fn lease_and_cancel_under_load_then_restart() {
             for round in 0..200 {
                 let leases = s.lease(&name, 3).unwrap();
                 if round % 7 == 0 {
-                    let held: Vec<String> = leases.iter().map(|l| l.task.task_id.clone()).collect();
+                    let held: Vec<String> =
+                        leases.iter().map(|l| l.task.task_id.to_string()).collect();
                     s.release(&name, &held);
                     continue;
                 }

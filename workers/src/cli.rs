@@ -31,7 +31,7 @@ pub struct Args {
     pub evidence_roots: Vec<PathBuf>,
     /// Keep this worker id across restarts.
     #[arg(long, env = "TRAWL_WORKER_ID")]
-    pub worker_id: Option<String>,
+    pub worker_id: Option<trawl_core::WorkerId>,
     /// Seconds running tasks may take to finish on shutdown.
     #[arg(long, default_value_t = 30)]
     pub drain_seconds: u64,
@@ -68,7 +68,7 @@ struct FileConfig {
     slots: Option<usize>,
     threads: Option<usize>,
     evidence_roots: Option<Vec<PathBuf>>,
-    worker_id: Option<String>,
+    worker_id: Option<trawl_core::WorkerId>,
     tls: Option<PathBuf>,
     site: Option<String>,
     capabilities: Option<Vec<String>>,

@@ -32,7 +32,7 @@ pub struct WorkerConfig {
     /// any path that exists here).
     pub evidence_roots: Vec<PathBuf>,
     /// Keep this id across restarts (empty: assigned by the scheduler).
-    pub worker_id: Option<String>,
+    pub worker_id: Option<trawl_core::WorkerId>,
     pub hostname: String,
     /// Grace period for running tasks on shutdown before leases are handed
     /// back.
@@ -195,7 +195,12 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
     ));
     let shared = Arc::new(Shared {
         cluster,
-        worker_id: Mutex::new(cfg.worker_id.clone().unwrap_or_default()),
+        worker_id: Mutex::new(
+            cfg.worker_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
         running: Mutex::new(HashMap::new()),
         finished: Notify::new(),
         need_register: AtomicBool::new(true),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
+use trawl_core::JobId;
 use trawl_core::spec::EvidenceRef;
 use trawl_proto::connect::ConnectOptions;
 use trawl_proto::convert::{job_state_from_name, job_state_name};
@@ -312,19 +313,19 @@ pub struct SubmitArgs {
 
 /// A job id as typed, in the scheduler's spelling (`j42` stays as typed:
 /// ids are `J` and six digits, accepted in any case).
-fn job_id_arg(s: &str) -> std::result::Result<String, String> {
+fn job_id_arg(s: &str) -> std::result::Result<JobId, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("a job id, such as J000042".into());
     }
-    Ok(trawl_scheduler::service::canonical_job_id(s))
+    JobId::new(trawl_scheduler::service::canonical_job_id(s)).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
 pub struct JobArgs {
     /// Job id (J000042; any case).
     #[arg(value_parser = job_id_arg)]
-    pub job: String,
+    pub job: JobId,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -342,7 +343,7 @@ pub struct WatchArgs {
 pub struct StatusArgs {
     /// Job id (J000042; any case).
     #[arg(value_parser = job_id_arg)]
-    pub job: String,
+    pub job: JobId,
     /// Also list the job's tasks (state, attempts, worker, errors).
     #[arg(long)]
     pub tasks: bool,
@@ -369,7 +370,7 @@ pub struct JobsArgs {
 pub struct ResultsArgs {
     /// Job id (J000042; any case).
     #[arg(value_parser = job_id_arg)]
-    pub job: String,
+    pub job: JobId,
     /// Report directory.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -562,7 +563,7 @@ async fn status(a: StatusArgs) -> Result<()> {
             .jobs
             .clone()
             .list_tasks(v1::ListTasksRequest {
-                job_id: a.job.clone(),
+                job_id: a.job.to_string(),
             })
             .await
             .map_err(status_err)?
@@ -924,7 +925,7 @@ async fn cancel(a: JobArgs) -> Result<()> {
         .jobs
         .clone()
         .cancel_job(v1::CancelJobRequest {
-            job_id: a.job.clone(),
+            job_id: a.job.to_string(),
             reason: String::new(),
         })
         .await

@@ -151,7 +151,7 @@ pub async fn scan(a: ScanArgs) -> Result<()> {
             channel: Some(connector.channel()),
             slots,
             pool: Some(pool.clone()),
-            worker_id: Some(format!("embedded-{i}")),
+            worker_id: Some(trawl_core::WorkerId::new(format!("embedded-{i}"))?),
             drain_timeout: std::time::Duration::ZERO,
             evidence_roots: roots.clone(),
             ..Default::default()

@@ -526,7 +526,7 @@ impl Store {
     ///
     /// # Errors
     /// sled failures.
-    pub fn remove_results(&self, task_ids: &[String]) -> Result<(), StoreError> {
+    pub fn remove_results(&self, task_ids: &[trawl_core::TaskId]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for t in task_ids {
             batch.remove(t.as_bytes());
@@ -639,5 +639,220 @@ impl Store {
                 decode("workers", &k, &v)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Records written before the ids were typed (plain strings) still
+    //! decode: the ids' serde form is the string itself.
+
+    use super::*;
+    use serde::Serialize;
+    use trawl_core::{AnalysisSet, CaseId, JobId, JobSpec, TaskId, WorkerId, spec::EvidenceRef};
+
+    /// `LimitationRecord` as it was, with a `String` task id.
+    #[derive(Serialize)]
+    struct OldLimitation {
+        start: u64,
+        end: u64,
+        task_id: String,
+        error: String,
+        attempts: u32,
+    }
+
+    /// `JobRecord` as it was, with a `String` job id (fields added later
+    /// with `#[serde(default)]` left out, as an old record lacks them).
+    #[derive(Serialize)]
+    struct OldJob {
+        job_id: String,
+        seq: u64,
+        spec: JobSpec,
+        submitter: String,
+        state: JobState,
+        error: String,
+        created_ms: i64,
+        started_ms: i64,
+        finished_ms: i64,
+        evidence: Option<EvidenceMeta>,
+        plan: Option<trawl_core::ShardPlan>,
+        progress: ProgressRecord,
+        limitations: Vec<OldLimitation>,
+        version: u64,
+    }
+
+    /// `TaskRecord` as it was, with `String` ids.
+    #[derive(Serialize)]
+    struct OldTask {
+        task_id: String,
+        job_id: String,
+        kind: TaskKind,
+        shard: Option<trawl_core::Shard>,
+        order: u32,
+        state: TaskState,
+        attempts: u32,
+        worker: Option<String>,
+        lease_deadline_ms: i64,
+        lease_token: String,
+        errors: Vec<String>,
+        failed_on: Vec<String>,
+        bytes: u64,
+    }
+
+    /// `WorkerRecord` as it was, with a `String` worker id.
+    #[derive(Serialize)]
+    struct OldWorker {
+        worker_id: String,
+        hostname: String,
+        slots: u32,
+        memory_bytes: u64,
+        evidence_roots: Vec<String>,
+        version: String,
+        registered_ms: i64,
+        last_heartbeat_ms: i64,
+        tasks_done: u64,
+        bytes_done: u64,
+    }
+
+    fn old_job(job_id: &str, task_id: &str) -> OldJob {
+        OldJob {
+            job_id: job_id.into(),
+            seq: 3,
+            spec: JobSpec::new(
+                CaseId::new("C1").unwrap(),
+                EvidenceRef::Paths(vec!["/ev/a.dd".into()]),
+                AnalysisSet::all(),
+            ),
+            submitter: "ivy".into(),
+            state: JobState::Running,
+            error: String::new(),
+            created_ms: 1,
+            started_ms: 2,
+            finished_ms: 0,
+            evidence: None,
+            plan: None,
+            progress: ProgressRecord::default(),
+            limitations: vec![OldLimitation {
+                start: 0,
+                end: 512,
+                task_id: task_id.into(),
+                error: "read error".into(),
+                attempts: 3,
+            }],
+            version: 9,
+        }
+    }
+
+    fn old_task(task_id: &str, job_id: &str, worker: &str) -> OldTask {
+        OldTask {
+            task_id: task_id.into(),
+            job_id: job_id.into(),
+            kind: TaskKind::Shard,
+            shard: None,
+            order: 1,
+            state: TaskState::Leased,
+            attempts: 2,
+            worker: Some(worker.into()),
+            lease_deadline_ms: 77,
+            lease_token: "00ff".into(),
+            errors: vec!["attempt 1 on w0: boom".into()],
+            failed_on: vec!["w0".into()],
+            bytes: 4096,
+        }
+    }
+
+    fn old_worker(worker_id: &str) -> OldWorker {
+        OldWorker {
+            worker_id: worker_id.into(),
+            hostname: "host".into(),
+            slots: 4,
+            memory_bytes: 8 << 30,
+            evidence_roots: vec!["/ev".into()],
+            version: "0.1.0".into(),
+            registered_ms: 5,
+            last_heartbeat_ms: 6,
+            tasks_done: 7,
+            bytes_done: 8,
+        }
+    }
+
+    #[test]
+    fn records_written_with_string_ids_decode_into_typed_records() {
+        let s = Store::temporary().unwrap();
+        let job = JobId::new("J000001").unwrap();
+        let task = TaskId::shard(&job, 1);
+        s.jobs
+            .insert(job.as_bytes(), encode(&old_job(&job, &task)).unwrap())
+            .unwrap();
+        s.tasks
+            .insert(
+                task.as_bytes(),
+                encode(&old_task(&task, &job, "w1@host")).unwrap(),
+            )
+            .unwrap();
+        s.workers
+            .insert(&b"w1@host"[..], encode(&old_worker("w1@host")).unwrap())
+            .unwrap();
+
+        let j = s.job(&job).unwrap().unwrap();
+        assert_eq!(j.job_id, job);
+        assert_eq!((j.seq, j.version, j.submitter.as_str()), (3, 9, "ivy"));
+        assert_eq!(j.limitations[0].task_id, task);
+        assert_eq!(j.counts, None);
+
+        let t = &s.tasks_of(&job).unwrap()[0];
+        assert_eq!((&t.task_id, &t.job_id), (&task, &job));
+        assert_eq!(t.worker, Some(WorkerId::new("w1@host").unwrap()));
+        assert_eq!(t.failed_on, [WorkerId::new("w0").unwrap()]);
+        assert_eq!((t.attempts, t.bytes, t.state), (2, 4096, TaskState::Leased));
+
+        let w = &s.workers().unwrap()[0];
+        assert_eq!(w.worker_id, "w1@host");
+        assert_eq!((w.slots, w.tasks_done, w.cores), (4, 7, 0));
+
+        // Written again, the typed record has the old encoding's ids.
+        s.put_task(t).unwrap();
+        let raw = s.tasks.get(task.as_bytes()).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["task_id"], "J000001:s000001");
+        assert_eq!(v["job_id"], "J000001");
+        assert_eq!(v["worker"], "w1@host");
+        assert_eq!(v["failed_on"], serde_json::json!(["w0"]));
+    }
+
+    #[test]
+    fn a_stored_record_with_an_invalid_id_is_a_decode_error_naming_it() {
+        let corrupt = |e: StoreError| match e {
+            StoreError::Corrupt { tree, key, message } => (tree, key, message),
+            other => panic!("not a decode error: {other}"),
+        };
+
+        let s = Store::temporary().unwrap();
+        s.tasks
+            .insert(
+                &b"J000001:s000000"[..],
+                encode(&old_task("J000001:s000000", "J000001", "bad worker")).unwrap(),
+            )
+            .unwrap();
+        let (tree, key, message) = corrupt(s.tasks().unwrap_err());
+        assert_eq!((tree, key.as_str()), ("tasks", "J000001:s000000"));
+        assert!(message.contains("worker id"), "{message}");
+
+        let s = Store::temporary().unwrap();
+        s.jobs
+            .insert(&b"J/1"[..], encode(&old_job("J/1", "J000001:s1")).unwrap())
+            .unwrap();
+        let e = s.job("J/1").unwrap_err();
+        assert!(e.to_string().contains("corrupt jobs record J/1"), "{e}");
+        let (_, _, message) = corrupt(e);
+        assert!(message.contains("job id"), "{message}");
+
+        let s = Store::temporary().unwrap();
+        s.workers
+            .insert(&b"w"[..], encode(&old_worker("")).unwrap())
+            .unwrap();
+        let (tree, key, message) = corrupt(s.workers().unwrap_err());
+        assert_eq!((tree, key.as_str()), ("workers", "w"));
+        assert!(message.contains("empty"), "{message}");
     }
 }

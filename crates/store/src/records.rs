@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use trawl_core::{JobSpec, Shard, ShardPlan};
+use trawl_core::{JobId, JobSpec, Shard, ShardPlan, TaskId, WorkerId};
 
 /// Job lifecycle:
 ///
@@ -61,7 +61,7 @@ pub struct EvidenceMeta {
 pub struct LimitationRecord {
     pub start: u64,
     pub end: u64,
-    pub task_id: String,
+    pub task_id: TaskId,
     pub error: String,
     pub attempts: u32,
 }
@@ -80,7 +80,7 @@ pub struct ProgressRecord {
 /// A job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    pub job_id: String,
+    pub job_id: JobId,
     /// Submission order (for FIFO within a class and case).
     pub seq: u64,
     pub spec: JobSpec,
@@ -188,15 +188,15 @@ impl TaskState {
 /// A task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
-    pub task_id: String,
-    pub job_id: String,
+    pub task_id: TaskId,
+    pub job_id: JobId,
     pub kind: TaskKind,
     pub shard: Option<Shard>,
     /// Index within the job, for ordering.
     pub order: u32,
     pub state: TaskState,
     pub attempts: u32,
-    pub worker: Option<String>,
+    pub worker: Option<WorkerId>,
     pub lease_deadline_ms: i64,
     /// The current lease's secret (empty when not leased): reports must
     /// carry it.
@@ -204,7 +204,7 @@ pub struct TaskRecord {
     pub lease_token: String,
     pub errors: Vec<String>,
     /// Workers this task failed on (retried elsewhere when possible).
-    pub failed_on: Vec<String>,
+    pub failed_on: Vec<WorkerId>,
     /// Bytes this task covers (progress accounting).
     pub bytes: u64,
     /// Scheduler-wide order of the first lease (0: never leased).
@@ -285,7 +285,7 @@ pub struct RuleSetRecord {
 /// A worker of the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerRecord {
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     pub hostname: String,
     pub slots: u32,
     pub memory_bytes: u64,

@@ -96,22 +96,25 @@ impl From<&LimitationRecord> for v1::Limitation {
         v1::Limitation {
             start: l.start,
             end: l.end,
-            task_id: l.task_id.clone(),
+            task_id: l.task_id.to_string(),
             error: l.error.clone(),
             attempts: l.attempts,
         }
     }
 }
 
-impl From<&v1::Limitation> for LimitationRecord {
-    fn from(l: &v1::Limitation) -> Self {
-        LimitationRecord {
+/// A limitation as the wire carries it; its task id is validated.
+impl TryFrom<&v1::Limitation> for LimitationRecord {
+    type Error = trawl_core::CoreError;
+
+    fn try_from(l: &v1::Limitation) -> Result<Self, trawl_core::CoreError> {
+        Ok(LimitationRecord {
             start: l.start,
             end: l.end,
-            task_id: l.task_id.clone(),
+            task_id: trawl_core::TaskId::new(l.task_id.as_str())?,
             error: l.error.clone(),
             attempts: l.attempts,
-        }
+        })
     }
 }
 
@@ -141,7 +144,7 @@ pub fn job_at(j: &JobRecord, now: i64) -> v1::Job {
         0.0
     };
     v1::Job {
-        job_id: j.job_id.clone(),
+        job_id: j.job_id.to_string(),
         spec: Some(v1::JobSpec::from(&j.spec)),
         state: v1::JobState::from(j.state) as i32,
         progress: Some(v1::Progress {
@@ -191,8 +194,8 @@ pub fn leased_task(
     let spans_known: std::collections::HashSet<&(String, String)> =
         t.yara_spans_known.iter().collect();
     v1::Task {
-        task_id: t.task_id.clone(),
-        job_id: t.job_id.clone(),
+        task_id: t.task_id.to_string(),
+        job_id: t.job_id.to_string(),
         kind: v1::TaskKind::from(t.kind) as i32,
         shard: t.shard.map(|s| v1::ShardRange {
             index: s.index,
@@ -228,11 +231,11 @@ pub fn leased_task(
 impl From<TaskRecord> for v1::TaskStatus {
     fn from(t: TaskRecord) -> Self {
         v1::TaskStatus {
-            task_id: t.task_id,
+            task_id: t.task_id.into(),
             kind: format!("{:?}", t.kind).to_lowercase(),
             state: format!("{:?}", t.state).to_lowercase(),
             attempts: t.attempts,
-            worker: t.worker.unwrap_or_default(),
+            worker: t.worker.map(String::from).unwrap_or_default(),
             errors: t.errors,
             first_lease_seq: t.first_lease_seq,
             start: t.shard.map(|s| s.start).unwrap_or(0),
@@ -286,11 +289,15 @@ impl From<&RuleSetRecord> for v1::RuleSet {
 }
 
 /// A worker as it registers: what it says of itself. The scheduler's own
-/// fields (registration and heartbeat times, counters) start at zero.
-impl From<v1::WorkerInfo> for WorkerRecord {
-    fn from(w: v1::WorkerInfo) -> Self {
-        WorkerRecord {
-            worker_id: w.worker_id,
+/// fields (registration and heartbeat times, counters) start at zero. The
+/// worker id must be set and valid (a worker asking for one is given it by
+/// the scheduler before this conversion).
+impl TryFrom<v1::WorkerInfo> for WorkerRecord {
+    type Error = trawl_core::CoreError;
+
+    fn try_from(w: v1::WorkerInfo) -> Result<Self, trawl_core::CoreError> {
+        Ok(WorkerRecord {
+            worker_id: trawl_core::WorkerId::new(w.worker_id)?,
             hostname: w.hostname,
             slots: w.slots,
             memory_bytes: w.memory_bytes,
@@ -304,7 +311,7 @@ impl From<v1::WorkerInfo> for WorkerRecord {
             cores: w.cores,
             memory_free_bytes: w.memory_free_bytes,
             capabilities: w.capabilities,
-        }
+        })
     }
 }
 
@@ -312,7 +319,7 @@ impl From<v1::WorkerInfo> for WorkerRecord {
 /// it has busy and its state (`up`, `lost`), speaking this protocol.
 pub fn worker_info(w: WorkerRecord, busy_slots: u32, state: &str) -> v1::WorkerInfo {
     v1::WorkerInfo {
-        worker_id: w.worker_id,
+        worker_id: w.worker_id.into(),
         hostname: w.hostname,
         slots: w.slots,
         memory_bytes: w.memory_bytes,
@@ -390,17 +397,25 @@ mod tests {
         let l = LimitationRecord {
             start: 10,
             end: 20,
-            task_id: "J000001-S0001".into(),
+            task_id: trawl_core::TaskId::new("J000001-S0001").unwrap(),
             error: "read error".into(),
             attempts: 3,
         };
-        assert_eq!(LimitationRecord::from(&v1::Limitation::from(&l)), l);
+        assert_eq!(
+            LimitationRecord::try_from(&v1::Limitation::from(&l)).unwrap(),
+            l
+        );
+        let bad = v1::Limitation {
+            task_id: "../x".into(),
+            ..v1::Limitation::from(&l)
+        };
+        assert!(LimitationRecord::try_from(&bad).is_err());
     }
 
     #[test]
     fn workers_round_trip_what_they_register() {
         let w = WorkerRecord {
-            worker_id: "w1@host".into(),
+            worker_id: trawl_core::WorkerId::new("w1@host").unwrap(),
             hostname: "host".into(),
             slots: 4,
             memory_bytes: 8 << 30,
@@ -420,7 +435,12 @@ mod tests {
             (wire.busy_slots, wire.state.as_str(), wire.protocol),
             (2, "up", trawl_proto::PROTOCOL_VERSION as i32)
         );
-        assert_eq!(WorkerRecord::from(wire), w);
+        assert_eq!(WorkerRecord::try_from(wire.clone()).unwrap(), w);
+        let unnamed = v1::WorkerInfo {
+            worker_id: String::new(),
+            ..wire
+        };
+        assert!(WorkerRecord::try_from(unnamed).is_err());
     }
 
     #[test]
@@ -455,7 +475,7 @@ mod tests {
             AnalysisSet::all(),
         );
         let mut j = JobRecord {
-            job_id: "J000001".into(),
+            job_id: trawl_core::JobId::new("J000001").unwrap(),
             seq: 1,
             spec: spec.clone(),
             submitter: "ivy".into(),

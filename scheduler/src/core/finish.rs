@@ -6,11 +6,12 @@ use crate::error::SchedError;
 use crate::machine::{self, JobEvent};
 use crate::results;
 use std::sync::Arc;
+use trawl_core::{JobId, TaskId};
 use trawl_proto::v1;
 use trawl_store::{JobState, TaskRecord, now_ms};
 
 impl Scheduler {
-    pub(super) fn spawn_finalize(self: &Arc<Self>, job_id: String) {
+    pub(super) fn spawn_finalize(self: &Arc<Self>, job_id: JobId) {
         {
             let mut st = self.state.lock();
             match st.jobs.get_mut(&job_id) {
@@ -24,7 +25,7 @@ impl Scheduler {
 
     /// Merges every task result into the job's sorted results and completes
     /// the job.
-    fn finalize(self: &Arc<Self>, job_id: &str) {
+    fn finalize(self: &Arc<Self>, job_id: &JobId) {
         let (rec, tasks) = {
             let st = self.state.lock();
             let Some(j) = st.jobs.get(job_id) else { return };
@@ -47,7 +48,7 @@ impl Scheduler {
             Ok(r)
         });
         tracing::debug!(
-            job = job_id,
+            job = %job_id,
             ms = t.elapsed().as_millis() as u64,
             "results merged"
         );
@@ -79,7 +80,7 @@ impl Scheduler {
         match machine::job_next(j.rec.state, event) {
             Ok(next) => j.rec.state = next,
             Err(e) => {
-                tracing::error!(job = job_id, error = %e, "finishing a job");
+                tracing::error!(job = %job_id, error = %e, "finishing a job");
                 return;
             }
         }
@@ -88,18 +89,18 @@ impl Scheduler {
         let archived = st.archive(job_id, &self.store);
         drop(st);
         if let Err(e) = archived.and_then(|()| self.store.flush()) {
-            tracing::error!(job = job_id, error = %e, "persisting the finished job failed");
+            tracing::error!(job = %job_id, error = %e, "persisting the finished job failed");
         }
         if rec.state == JobState::Completed && store_merged {
-            let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
+            let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
             let _ = self.store.remove_results(&ids);
         }
         if let Some(r) = keep {
-            self.handed.lock().insert(job_id.to_string(), r);
+            self.handed.lock().insert(job_id.clone(), r);
         }
         self.evidence_cache.lock().remove(job_id);
         self.read_extent.lock().remove(job_id);
-        tracing::info!(job = job_id, state = rec.state.name(), "job finished");
+        tracing::info!(job = %job_id, state = rec.state.name(), "job finished");
         self.notify(job_id, rec.state.name());
     }
 
@@ -137,7 +138,7 @@ impl Scheduler {
             Some(_) => {
                 drop(st);
                 let mut v = self.store.tasks_of(job_id).unwrap_or_else(|e| {
-                    tracing::error!(job = job_id, error = %e, "reading an ended job's tasks");
+                    tracing::error!(job = %job_id, error = %e, "reading an ended job's tasks");
                     Vec::new()
                 });
                 v.sort_by_key(|t| t.order);

@@ -6,7 +6,7 @@ use crate::error::SchedError;
 use crate::machine::{self, JobEvent, TaskEvent};
 use std::sync::Arc;
 use trawl_core::spec::EvidenceRef;
-use trawl_core::{JobId, JobSpec};
+use trawl_core::{JobId, JobSpec, TaskId};
 use trawl_evidence::SharedEvidence;
 use trawl_store::{JobRecord, JobState, ProgressRecord, now_ms};
 
@@ -51,7 +51,7 @@ impl Scheduler {
         let job_id =
             JobId::new(format!("J{seq:06}")).map_err(|e| SchedError::Internal(e.to_string()))?;
         let rec = JobRecord {
-            job_id: job_id.to_string(),
+            job_id,
             seq,
             spec,
             submitter: caller.user.clone(),
@@ -176,13 +176,13 @@ impl Scheduler {
         Ok(())
     }
 
-    pub(super) fn spawn_plan(self: &Arc<Self>, job_id: String) {
+    pub(super) fn spawn_plan(self: &Arc<Self>, job_id: JobId) {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.plan(&job_id));
     }
 
     /// Opens the evidence, records its size and format, creates the tasks.
-    fn plan(self: &Arc<Self>, job_id: &str) {
+    fn plan(self: &Arc<Self>, job_id: &JobId) {
         let spec = match self.state.lock().jobs.get(job_id) {
             Some(j) if j.rec.state == JobState::Queued && j.rec.plan.is_none() => {
                 j.rec.spec.clone()
@@ -199,7 +199,7 @@ impl Scheduler {
         }
         match planned {
             Err(e) => {
-                tracing::warn!(job = job_id, error = %e, "job failed while planning");
+                tracing::warn!(job = %job_id, error = %e, "job failed while planning");
                 let Ok(next) = machine::job_next(job.rec.state, JobEvent::PlanFailed) else {
                     return;
                 };
@@ -210,7 +210,7 @@ impl Scheduler {
                 let archived = st.archive(job_id, &self.store);
                 drop(st);
                 if let Err(e) = archived.and_then(|()| self.store.flush()) {
-                    tracing::error!(job = job_id, error = %e, "persisting the failed job failed");
+                    tracing::error!(job = %job_id, error = %e, "persisting the failed job failed");
                 }
                 self.notify(job_id, format!("failed: {error}"));
             }
@@ -232,7 +232,7 @@ impl Scheduler {
                 self.notify(job_id, format!("planned {n} tasks"));
                 self.wake_workers();
                 if ready {
-                    self.spawn_finalize(job_id.to_string());
+                    self.spawn_finalize(job_id.clone());
                 }
             }
         }
@@ -244,7 +244,7 @@ impl Scheduler {
     /// The evidence cannot be opened.
     pub fn open_evidence(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         spec: &JobSpec,
     ) -> Result<SharedEvidence, SchedError> {
         if let Some(e) = self.evidence_cache.lock().get(job_id) {
@@ -271,7 +271,7 @@ impl Scheduler {
         if c.len() > 64 {
             c.clear();
         }
-        c.insert(job_id.to_string(), ev.clone());
+        c.insert(job_id.clone(), ev.clone());
         Ok(ev)
     }
 
@@ -351,7 +351,7 @@ impl Scheduler {
             format!("cancelled by {}: {reason}", caller.user)
         };
         job.rec.finished_ms = now_ms();
-        let open: Vec<String> = job
+        let open: Vec<TaskId> = job
             .tasks
             .iter()
             .filter(|id| st.tasks.get(*id).is_some_and(|t| !t.state.is_final()))
@@ -363,7 +363,7 @@ impl Scheduler {
             }
         }
         let rec = st.jobs[job_id].rec.clone();
-        st.archive(job_id, &self.store)?;
+        st.archive(&rec.job_id, &self.store)?;
         drop(guard);
         self.store.flush()?;
         self.audit(
@@ -373,7 +373,7 @@ impl Scheduler {
             rec.spec.case_id.as_str(),
             reason.to_string(),
         );
-        self.notify(job_id, "cancelled");
+        self.notify(&rec.job_id, "cancelled");
         Ok(rec)
     }
 }

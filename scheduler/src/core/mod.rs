@@ -58,7 +58,7 @@ impl Caller {
 /// A change of a job, for watchers.
 #[derive(Debug, Clone)]
 pub struct JobChange {
-    pub job_id: String,
+    pub job_id: JobId,
     pub message: String,
 }
 
@@ -107,17 +107,17 @@ pub struct Scheduler {
     /// Signalled whenever tasks become ready (long-polling leases wait on it).
     work: tokio::sync::Notify,
     pub(crate) uploads: EvidenceStore,
-    evidence_cache: Mutex<HashMap<String, SharedEvidence>>,
+    evidence_cache: Mutex<HashMap<JobId, SharedEvidence>>,
     /// Users and worker certificates of an initialised data directory.
     auth: Option<Arc<crate::auth::Authenticator>>,
     /// Merged results of finished jobs not yet taken (`hand_over_results`).
-    handed: Mutex<HashMap<String, trawl_report::JobResults>>,
+    handed: Mutex<HashMap<JobId, trawl_report::JobResults>>,
     /// Where server-side evidence paths may lie (the configured roots,
     /// never the data directory).
     confinement: trawl_evidence::Confinement,
     /// How far past its scan range a shard task may read (the job's
     /// largest carved file), per job.
-    read_extent: Mutex<HashMap<String, u64>>,
+    read_extent: Mutex<HashMap<JobId, u64>>,
     /// Which refusals are audited in full, and the count of the others.
     pub(crate) refusals: crate::audit_limit::RefusalLimiter,
 }
@@ -299,9 +299,9 @@ impl Scheduler {
         Ok(((jobs, tasks), (stored_jobs, stored_tasks)))
     }
 
-    fn notify(&self, job_id: &str, message: impl Into<String>) {
+    fn notify(&self, job_id: &JobId, message: impl Into<String>) {
         let _ = self.events.send(JobChange {
-            job_id: job_id.to_string(),
+            job_id: job_id.clone(),
             message: message.into(),
         });
     }
@@ -399,15 +399,13 @@ impl Scheduler {
     }
 
     /// The id a new task of `job` gets.
-    pub fn task_id(job: &str, kind: TaskKind, index: u32) -> String {
-        let j = JobId::new(job).expect("job ids are valid");
+    pub fn task_id(job: &JobId, kind: TaskKind, index: u32) -> TaskId {
         match kind {
-            TaskKind::Shard => TaskId::shard(&j, index),
-            TaskKind::StreamHash => TaskId::stream(&j),
-            TaskKind::YaraWhole => TaskId::yara_whole(&j),
-            TaskKind::YaraCarved => TaskId::yara_carved(&j, index),
+            TaskKind::Shard => TaskId::shard(job, index),
+            TaskKind::StreamHash => TaskId::stream(job),
+            TaskKind::YaraWhole => TaskId::yara_whole(job),
+            TaskKind::YaraCarved => TaskId::yara_carved(job, index),
         }
-        .to_string()
     }
 }
 

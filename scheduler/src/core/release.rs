@@ -6,6 +6,7 @@ use crate::error::SchedError;
 use crate::machine::TaskEvent;
 use std::sync::Arc;
 use trawl_analyzers::yara::scope as yara_scope;
+use trawl_core::{JobId, TaskId};
 use trawl_proto::v1;
 use trawl_store::{TaskKind, TaskState};
 
@@ -16,7 +17,7 @@ const MAX_YARA_WINDOWS: usize = 50_000;
 impl Scheduler {
     /// When every shard of a job is final, gathers the inputs of its waiting
     /// tasks (YARA candidates, carved files) and queues them.
-    pub(super) fn maybe_release(self: &Arc<Self>, job_id: &str) {
+    pub(super) fn maybe_release(self: &Arc<Self>, job_id: &JobId) {
         {
             let mut st = self.state.lock();
             let Some(j) = st.jobs.get_mut(job_id) else {
@@ -28,7 +29,7 @@ impl Scheduler {
             j.releasing = true;
         }
         let me = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = me.release_waiting(&id) {
                 tracing::error!(job = %id, error = %e, "releasing waiting tasks failed");
@@ -36,8 +37,8 @@ impl Scheduler {
         });
     }
 
-    fn release_waiting(self: &Arc<Self>, job_id: &str) -> Result<(), SchedError> {
-        let shard_ids: Vec<String> = {
+    fn release_waiting(self: &Arc<Self>, job_id: &JobId) -> Result<(), SchedError> {
+        let shard_ids: Vec<TaskId> = {
             let st = self.state.lock();
             st.job_tasks(job_id)
                 .into_iter()
@@ -94,7 +95,7 @@ impl Scheduler {
         if job.rec.state.is_final() {
             return Ok(());
         }
-        let waiting: Vec<String> = st
+        let waiting: Vec<TaskId> = st
             .job_tasks(job_id)
             .into_iter()
             .filter(|t| t.state == TaskState::Waiting)
@@ -118,7 +119,7 @@ impl Scheduler {
                     self.store.put_result(
                         &id,
                         &v1::TaskResult {
-                            task_id: id.clone(),
+                            task_id: id.to_string(),
                             ..Default::default()
                         },
                     )?;
@@ -151,7 +152,7 @@ impl Scheduler {
         self.notify(job_id, "yara steps queued");
         self.wake_workers();
         if all_done {
-            self.spawn_finalize(job_id.to_string());
+            self.spawn_finalize(job_id.clone());
         }
         Ok(())
     }

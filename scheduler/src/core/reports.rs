@@ -5,6 +5,7 @@ use super::{Scheduler, constant_time_eq};
 use crate::error::SchedError;
 use crate::machine::TaskEvent;
 use std::sync::Arc;
+use trawl_core::{JobId, TaskId, WorkerId};
 use trawl_proto::v1;
 use trawl_store::{LimitationRecord, TaskKind, TaskState, now_ms};
 
@@ -50,16 +51,18 @@ impl Scheduler {
             }
             return Ok(false);
         }
-        let held = t.state == TaskState::Leased
-            && t.worker.as_deref() == Some(worker_id)
-            && !t.lease_token.is_empty()
-            && constant_time_eq(t.lease_token.as_bytes(), lease_token.as_bytes())
-            && t.lease_deadline_ms >= now;
-        if !held {
+        let held = t.worker.clone().filter(|w| {
+            t.state == TaskState::Leased
+                && *w == worker_id
+                && !t.lease_token.is_empty()
+                && constant_time_eq(t.lease_token.as_bytes(), lease_token.as_bytes())
+                && t.lease_deadline_ms >= now
+        });
+        let Some(holder) = held else {
             return Err(SchedError::PermissionDenied(format!(
                 "task {task_id:?} is not leased to worker {worker_id:?} under this lease token (never leased to it, lease expired or taken by another worker)"
             )));
-        }
+        };
         let job_id = t.job_id.clone();
         let Some(job) = st.jobs.get(&job_id) else {
             return Err(SchedError::Internal(format!("task {task_id} has no job")));
@@ -96,7 +99,7 @@ impl Scheduler {
                     t.findings = findings;
                 }
                 let done = TaskEvent::Done {
-                    worker: worker_id.to_string(),
+                    worker: holder.clone(),
                     at_ms: now_ms(),
                 };
                 st.apply(task_id, done)
@@ -107,7 +110,7 @@ impl Scheduler {
                     w.rec.bytes_done += bytes;
                 }
             }
-            Err(error) => self.fail_attempt(&mut st, task_id, worker_id, &error),
+            Err(error) => self.fail_attempt(&mut st, task_id, &holder, &error),
         }
         let task = st.tasks[task_id].clone();
         let job = &st.jobs[&job_id];
@@ -136,9 +139,9 @@ impl Scheduler {
 
     /// One failed attempt of a leased task: requeued, or quarantined after
     /// `max_attempts` with the range recorded as a limitation of its job.
-    fn fail_attempt(&self, st: &mut State, task_id: &str, worker_id: &str, error: &str) {
+    fn fail_attempt(&self, st: &mut State, task_id: &str, worker_id: &WorkerId, error: &str) {
         let event = TaskEvent::Failed {
-            worker: worker_id.to_string(),
+            worker: worker_id.clone(),
             error: error.to_string(),
             max_attempts: self.cfg.max_attempts,
         };
@@ -183,7 +186,7 @@ impl Scheduler {
     #[doc(hidden)]
     pub fn expire_leases_at(self: &Arc<Self>, now: i64) {
         let mut st = self.state.lock();
-        let expired: Vec<String> = st
+        let expired: Vec<TaskId> = st
             .leased
             .iter()
             .filter(|id| {
@@ -195,21 +198,30 @@ impl Scheduler {
             .collect();
         let mut jobs = std::collections::BTreeSet::new();
         for id in &expired {
-            let worker = st.tasks[id].worker.clone().unwrap_or_default();
             jobs.insert(st.tasks[id].job_id.clone());
-            self.fail_attempt(
-                &mut st,
-                id,
-                &worker,
-                "lease expired (worker lost or stopped heartbeating)",
-            );
+            match st.tasks[id].worker.clone() {
+                Some(worker) => self.fail_attempt(
+                    &mut st,
+                    id,
+                    &worker,
+                    "lease expired (worker lost or stopped heartbeating)",
+                ),
+                // The machine sets the holder with every lease: a leased
+                // task without one (a damaged record) is queued again.
+                None => {
+                    tracing::error!(task = %id, "leased task without a holder: queued again");
+                    if let Err(e) = st.apply(id, TaskEvent::GiveBack) {
+                        tracing::error!(task = %id, error = %e, "requeueing a task");
+                    }
+                }
+            }
         }
-        let finalize: Vec<String> = jobs
+        let finalize: Vec<JobId> = jobs
             .iter()
             .filter(|id| st.jobs.get(*id).is_some_and(|j| j.ready_to_finalize()))
             .cloned()
             .collect();
-        let release: Vec<String> = jobs
+        let release: Vec<JobId> = jobs
             .iter()
             .filter(|id| {
                 st.jobs

@@ -14,6 +14,7 @@
 
 use crate::machine::{self, Refused, TaskEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use trawl_core::{CaseId, JobId, TaskId, WorkerId};
 use trawl_store::{
     JobRecord, ProgressRecord, Store, StoreError, TaskKind, TaskRecord, TaskState, WorkerRecord,
 };
@@ -27,9 +28,9 @@ pub const LOAD_SAMPLE_MS: i64 = 15 * 1000;
 pub(crate) struct JobEntry {
     pub(crate) rec: JobRecord,
     /// Its tasks (unfinished jobs only; empty once archived).
-    pub(crate) tasks: BTreeSet<String>,
+    pub(crate) tasks: BTreeSet<TaskId>,
     /// Queued tasks, by (order, task id).
-    pub(crate) queued: BTreeSet<(u32, String)>,
+    pub(crate) queued: BTreeSet<(u32, TaskId)>,
     pub(crate) leased: u32,
     pub(crate) waiting: u32,
     pub(crate) unfinished: u32,
@@ -67,7 +68,7 @@ impl JobEntry {
 #[derive(Debug)]
 pub(crate) struct WorkerEntry {
     pub(crate) rec: WorkerRecord,
-    pub(crate) running: HashSet<String>,
+    pub(crate) running: HashSet<TaskId>,
     /// Busy slots over the last [`LOAD_HISTORY_MS`]: (unix ms, busy),
     /// one sample per [`LOAD_SAMPLE_MS`] (the highest seen in it).
     pub(crate) load: VecDeque<(i64, u32)>,
@@ -92,17 +93,17 @@ impl WorkerEntry {
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub(crate) jobs: BTreeMap<String, JobEntry>,
+    pub(crate) jobs: BTreeMap<JobId, JobEntry>,
     /// Tasks of unfinished jobs.
-    pub(crate) tasks: HashMap<String, TaskRecord>,
-    pub(crate) workers: HashMap<String, WorkerEntry>,
+    pub(crate) tasks: HashMap<TaskId, TaskRecord>,
+    pub(crate) workers: HashMap<WorkerId, WorkerEntry>,
     /// Leased tasks (lease expiry, re-registration).
-    pub(crate) leased: BTreeSet<String>,
+    pub(crate) leased: BTreeSet<TaskId>,
     /// Lease counter value when a case was last served (fair share).
-    pub(crate) case_served: HashMap<String, u64>,
+    pub(crate) case_served: HashMap<CaseId, u64>,
     pub(crate) lease_counter: u64,
-    dirty_tasks: BTreeSet<String>,
-    dirty_jobs: BTreeSet<String>,
+    dirty_tasks: BTreeSet<TaskId>,
+    dirty_jobs: BTreeSet<JobId>,
 }
 
 /// Why [`State::apply`] did not apply an event.
@@ -147,7 +148,7 @@ impl State {
         let holder = t.worker.clone();
         let from = machine::apply_task(t, event)?;
         let to = t.state;
-        self.dirty_tasks.insert(task_id.to_string());
+        self.dirty_tasks.insert(t.task_id.clone());
         if from == to {
             return Ok((from, to));
         }
@@ -185,7 +186,7 @@ impl State {
     pub(crate) fn touch_job(&mut self, job_id: &str) {
         if let Some(j) = self.jobs.get_mut(job_id) {
             j.rec.version += 1;
-            self.dirty_jobs.insert(job_id.to_string());
+            self.dirty_jobs.insert(j.rec.job_id.clone());
         }
     }
 
@@ -207,8 +208,8 @@ impl State {
     /// A job has ended: its record (with its final progress) and tasks are
     /// written, then its tasks leave the hot state. Called with the lock
     /// held, after the job's final transition.
-    pub(crate) fn archive(&mut self, job_id: &str, store: &Store) -> Result<(), StoreError> {
-        self.dirty_jobs.insert(job_id.to_string());
+    pub(crate) fn archive(&mut self, job_id: &JobId, store: &Store) -> Result<(), StoreError> {
+        self.dirty_jobs.insert(job_id.clone());
         self.commit(store)?;
         store.meta_put("lease_counter", &self.lease_counter.to_be_bytes())?;
         let Some(job) = self.jobs.get_mut(job_id) else {
@@ -256,8 +257,8 @@ impl State {
 /// Enters a task's current state into the indices.
 fn enter(
     job: &mut JobEntry,
-    workers: &mut HashMap<String, WorkerEntry>,
-    leased: &mut BTreeSet<String>,
+    workers: &mut HashMap<WorkerId, WorkerEntry>,
+    leased: &mut BTreeSet<TaskId>,
     t: &TaskRecord,
 ) {
     match t.state {

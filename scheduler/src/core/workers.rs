@@ -9,7 +9,7 @@ use super::{
 use crate::error::SchedError;
 use crate::machine::{self, JobEvent, TaskEvent};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use trawl_core::Priority;
+use trawl_core::{JobId, Priority, TaskId, WorkerId};
 use trawl_store::{JobState, TaskKind, TaskState, WorkerRecord, now_ms};
 
 /// Ordering key of a job for the next lease: priority class (highest
@@ -22,29 +22,35 @@ fn job_order_key(e: &JobEntry) -> (u64, &str) {
 }
 
 impl Scheduler {
+    /// A new worker id for a worker on `hostname` that asked for none
+    /// (`CERT@W0001-host` for a worker with a certificate).
+    ///
+    /// # Errors
+    /// The state database failing; a certificate name that makes no valid
+    /// id.
+    pub fn new_worker_id(
+        &self,
+        hostname: &str,
+        cert: Option<&str>,
+    ) -> Result<WorkerId, SchedError> {
+        let id = format!(
+            "W{:04}-{}",
+            self.store.next_id("worker")?,
+            sanitize(hostname)
+        );
+        let id = match cert {
+            Some(c) => format!("{c}@{id}"),
+            None => id,
+        };
+        WorkerId::new(id).map_err(|e| SchedError::InvalidArgument(e.to_string()))
+    }
+
     /// Registers (or re-registers) a worker.
     ///
     /// # Errors
     /// The state database failing.
-    pub fn register(
-        &self,
-        mut info: WorkerRecord,
-        cert: Option<&str>,
-    ) -> Result<WorkerRecord, SchedError> {
+    pub fn register(&self, mut info: WorkerRecord) -> Result<WorkerRecord, SchedError> {
         let now = now_ms();
-        if info.worker_id.is_empty() {
-            let id = format!(
-                "W{:04}-{}",
-                self.store.next_id("worker")?,
-                sanitize(&info.hostname)
-            );
-            info.worker_id = match cert {
-                Some(c) => format!("{c}@{id}"),
-                None => id,
-            };
-        }
-        trawl_core::WorkerId::new(info.worker_id.clone())
-            .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
         info.registered_ms = now;
         info.last_heartbeat_ms = now;
         info.slots = info.slots.clamp(1, 1024);
@@ -55,7 +61,7 @@ impl Scheduler {
             .filter(|id| {
                 st.tasks
                     .get(*id)
-                    .is_some_and(|t| t.worker.as_deref() == Some(&info.worker_id))
+                    .is_some_and(|t| t.worker.as_ref() == Some(&info.worker_id))
             })
             .cloned()
             .collect();
@@ -106,7 +112,7 @@ impl Scheduler {
         let mut out = HeartbeatOutcome::default();
         let deadline_ms = now + self.cfg.lease_ms as i64;
         for id in task_ids {
-            let holds = st.tasks.get(id).is_some_and(|t| {
+            let holds = st.tasks.get(id.as_str()).is_some_and(|t| {
                 t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
             });
             if !holds || st.apply(id, TaskEvent::Extend { deadline_ms }).is_err() {
@@ -187,22 +193,26 @@ impl Scheduler {
     pub fn lease(&self, worker_id: &str, max: u32) -> Result<Vec<Lease>, SchedError> {
         let now = now_ms();
         let mut st = self.state.lock();
-        if !st.workers.contains_key(worker_id) {
+        let Some(worker) = st
+            .workers
+            .get_key_value(worker_id)
+            .map(|(id, _)| id.clone())
+        else {
             return Err(SchedError::FailedPrecondition(format!(
                 "worker {worker_id:?} is not registered (register again)"
             )));
-        }
+        };
         let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms) > 1;
         let mut out = Vec::new();
         let mut started = Vec::new();
         for _ in 0..max.min(256) {
-            let Some((job_id, task_id)) = self.pick(&st, worker_id, several_workers) else {
+            let Some((job_id, task_id)) = self.pick(&st, &worker, several_workers) else {
                 break;
             };
             st.lease_counter += 1;
             let seq = st.lease_counter;
             let event = TaskEvent::Lease {
-                worker: worker_id.to_string(),
+                worker: worker.clone(),
                 token: new_lease_token(),
                 deadline_ms: now + self.cfg.lease_ms as i64,
                 seq,
@@ -214,7 +224,7 @@ impl Scheduler {
             }
             let task = st.tasks[&task_id].clone();
             let job = st.jobs.get_mut(&job_id).expect("picked job exists");
-            let case = job.rec.spec.case_id.to_string();
+            let case = job.rec.spec.case_id.clone();
             let first = job.rec.state == JobState::Queued;
             if first && let Ok(next) = machine::job_next(job.rec.state, JobEvent::FirstLease) {
                 job.rec.state = next;
@@ -241,13 +251,18 @@ impl Scheduler {
     }
 
     /// Chooses the next task for a worker (see the module docs).
-    fn pick(&self, st: &State, worker_id: &str, avoid_failed: bool) -> Option<(String, String)> {
+    fn pick(
+        &self,
+        st: &State,
+        worker_id: &WorkerId,
+        avoid_failed: bool,
+    ) -> Option<(JobId, TaskId)> {
         // Running tasks per case.
         let mut running: HashMap<&str, u32> = HashMap::new();
         for j in st.jobs.values() {
             *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
         }
-        let mut best: Option<(PickKey, &JobEntry, &str)> = None;
+        let mut best: Option<(PickKey, &JobEntry, &TaskId)> = None;
         for j in st.jobs.values() {
             if j.queued.is_empty() || j.rec.state.is_final() {
                 continue;
@@ -258,8 +273,8 @@ impl Scheduler {
                 !avoid_failed
                     || st
                         .tasks
-                        .get(id.as_str())
-                        .is_none_or(|t| !t.failed_on.iter().any(|w| w == worker_id))
+                        .get(id)
+                        .is_none_or(|t| !t.failed_on.contains(worker_id))
             });
             let Some((_, task)) = task else { continue };
             let key = (
@@ -271,10 +286,10 @@ impl Scheduler {
             if best.as_ref().is_none_or(|(k, bj, _)| {
                 key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
             }) {
-                best = Some((key, j, task.as_str()));
+                best = Some((key, j, task));
             }
         }
-        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.to_string()))
+        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.clone()))
     }
 
     /// Whether the worker certificate `cert` holds, right now, a lease on a
@@ -299,8 +314,9 @@ impl Scheduler {
         let extent = match cached {
             Some(e) => e,
             None => {
-                let e = trawl_analyzers::read_extent(&self.job(job_id)?.spec);
-                self.read_extent.lock().insert(job_id.to_string(), e);
+                let job = self.job(job_id)?;
+                let e = trawl_analyzers::read_extent(&job.spec);
+                self.read_extent.lock().insert(job.job_id, e);
                 e
             }
         };
@@ -351,7 +367,7 @@ impl Scheduler {
     pub fn release(&self, worker_id: &str, task_ids: &[String]) {
         let mut st = self.state.lock();
         for id in task_ids {
-            let holds = st.tasks.get(id).is_some_and(|t| {
+            let holds = st.tasks.get(id.as_str()).is_some_and(|t| {
                 t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
             });
             if holds && let Err(e) = st.apply(id, TaskEvent::GiveBack) {

@@ -70,12 +70,17 @@ impl Cluster for ClusterService {
             ));
         }
         let cert = (caller.role == Role::Worker).then_some(caller.user.as_str());
-        let mut rec = WorkerRecord::from(w);
+        let mut w = w;
+        if w.worker_id.is_empty() {
+            w.worker_id = self.sched.new_worker_id(&w.hostname, cert)?.into();
+        }
+        let mut rec = WorkerRecord::try_from(w)
+            .map_err(|e| Status::invalid_argument(format!("worker_id: {e}")))?;
         rec.cores = rec.cores.min(1 << 16);
-        let rec = self.sched.register(rec, cert)?;
+        let rec = self.sched.register(rec)?;
         let cfg = self.sched.config();
         Ok(Response::new(v1::RegisterResponse {
-            worker_id: rec.worker_id,
+            worker_id: rec.worker_id.into(),
             heartbeat_interval_ms: cfg.heartbeat_ms as u32,
             lease_ms: cfg.lease_ms as u32,
         }))

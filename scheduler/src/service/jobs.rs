@@ -70,7 +70,7 @@ impl Jobs for JobsService {
             }
         };
         Ok(Response::new(v1::SubmitJobResponse {
-            job_id: rec.job_id.clone(),
+            job_id: rec.job_id.to_string(),
             job: Some(v1::Job::from(&rec)),
         }))
     }

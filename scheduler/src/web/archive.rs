@@ -30,7 +30,7 @@ pub fn report_tar(sched: &Scheduler, job_id: &str) -> Result<tempfile::NamedTemp
     } else {
         Some(
             sched
-                .open_evidence(job_id, &job.spec)
+                .open_evidence(&job.job_id, &job.spec)
                 .map_err(|e| e.to_string())?,
         )
     };

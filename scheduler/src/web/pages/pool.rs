@@ -30,7 +30,7 @@ pub fn load_chart(l: Lang, view: &PoolView) -> (Markup, Markup) {
         .workers
         .iter()
         .map(|w| Series {
-            name: w.rec.worker_id.clone(),
+            name: w.rec.worker_id.to_string(),
             points: w
                 .load
                 .iter()
