@@ -182,6 +182,13 @@ impl State {
         Ok((from, to))
     }
 
+    /// Whether `worker_id` holds the current lease of `task_id`.
+    pub(crate) fn held_by(&self, task_id: &str, worker_id: &str) -> bool {
+        self.tasks
+            .get(task_id)
+            .is_some_and(|t| t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id))
+    }
+
     /// Marks a job's record for writing at the next commit.
     pub(crate) fn touch_job(&mut self, job_id: &str) {
         if let Some(j) = self.jobs.get_mut(job_id) {

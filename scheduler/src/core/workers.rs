@@ -112,10 +112,9 @@ impl Scheduler {
         let mut out = HeartbeatOutcome::default();
         let deadline_ms = now + self.cfg.lease_ms as i64;
         for id in task_ids {
-            let holds = st.tasks.get(id.as_str()).is_some_and(|t| {
-                t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
-            });
-            if !holds || st.apply(id, TaskEvent::Extend { deadline_ms }).is_err() {
+            if !st.held_by(id, worker_id)
+                || st.apply(id, TaskEvent::Extend { deadline_ms }).is_err()
+            {
                 out.cancel.push(id.clone());
             }
         }
@@ -367,10 +366,9 @@ impl Scheduler {
     pub fn release(&self, worker_id: &str, task_ids: &[String]) {
         let mut st = self.state.lock();
         for id in task_ids {
-            let holds = st.tasks.get(id.as_str()).is_some_and(|t| {
-                t.state == TaskState::Leased && t.worker.as_deref() == Some(worker_id)
-            });
-            if holds && let Err(e) = st.apply(id, TaskEvent::GiveBack) {
+            if st.held_by(id, worker_id)
+                && let Err(e) = st.apply(id, TaskEvent::GiveBack)
+            {
                 tracing::error!(task = %id, error = %e, "giving a lease back");
             }
         }
