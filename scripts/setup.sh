@@ -27,9 +27,17 @@ have chromedriver || need_pkgs+=(chromium-driver)
 [ -f /etc/foremost.conf ] || need_pkgs+=(foremost)
 # util-linux `script`: the pseudo-terminal of the `watch` test
 have script || need_pkgs+=(bsdutils)
+# file systems: TSK (fls, icat, fiwalk, mactime) is the reference the
+# parsers are compared with; the builders make the test images
+have fiwalk || need_pkgs+=(sleuthkit)
+have mkfs.vfat || need_pkgs+=(dosfstools)
+have mcopy || need_pkgs+=(mtools)
+have mke2fs || need_pkgs+=(e2fsprogs)
+have mkntfs || need_pkgs+=(ntfs-3g)
+have mkfs.exfat || need_pkgs+=(exfatprogs)
+have sfdisk || need_pkgs+=(fdisk)
+have hashdeep || need_pkgs+=(hashdeep)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
-  have hashdeep || need_pkgs+=(hashdeep)
-  have fls || need_pkgs+=(sleuthkit)
   have dcfldd || need_pkgs+=(dcfldd)
   have b3sum || need_pkgs+=(b3sum)
 fi

@@ -165,6 +165,20 @@ fn common(c: &Common) -> Vec<(&'static str, &Option<String>)> {
 
 fn main() -> Result<()> {
     let cli = <Cli as clap::Parser>::parse();
+    // A --dir that does not exist yet is created, as the work directory of
+    // every section (they used to fail on their first file inside it).
+    let dir = match &cli.command {
+        Bench::All { dir, .. } | Bench::Features { dir, .. } | Bench::Scale { dir, .. } => dir,
+        Bench::Hash(c)
+        | Bench::Carve { common: c, .. }
+        | Bench::Yara { common: c, .. }
+        | Bench::Cluster { common: c, .. }
+        | Bench::Pipeline { common: c, .. } => &c.dir,
+        Bench::YaraLive { .. } => &None,
+    };
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating the work directory {d}"))?;
+    }
     match &cli.command {
         Bench::All {
             out,
