@@ -33,6 +33,7 @@ impl From<Analysis> for v1::Analysis {
             Analysis::Carve => v1::Analysis::Carve,
             Analysis::Features => v1::Analysis::Features,
             Analysis::Yara => v1::Analysis::Yara,
+            Analysis::Files => v1::Analysis::Files,
         }
     }
 }
@@ -113,6 +114,12 @@ impl From<&JobSpec> for v1::JobSpec {
             }),
             description: s.description.clone(),
             evidence_name: s.evidence_name.clone(),
+            files: Some(v1::FileOptions {
+                known: s.files.known.clone(),
+                notable: s.files.notable.clone(),
+                skip_known: s.files.skip_known,
+                task_bytes: s.files.task_bytes,
+            }),
         }
     }
 }
@@ -147,6 +154,7 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
                 Ok(v1::Analysis::Carve) => Analysis::Carve,
                 Ok(v1::Analysis::Features) => Analysis::Features,
                 Ok(v1::Analysis::Yara) => Analysis::Yara,
+                Ok(v1::Analysis::Files) => Analysis::Files,
                 _ => return Err(invalid("spec.analyses", format!("unknown analysis {a}"))),
             });
         }
@@ -188,6 +196,18 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
                 alert_list: f.alert_list.clone(),
                 max_recursion_depth: f.max_recursion_depth,
                 max_inflate_bytes: f.max_inflate_bytes,
+            };
+        }
+        if let Some(f) = &w.files {
+            spec.files = trawl_core::spec::FileOptions {
+                known: f.known.clone(),
+                notable: f.notable.clone(),
+                skip_known: f.skip_known,
+                task_bytes: if f.task_bytes == 0 {
+                    trawl_core::spec::DEFAULT_FILES_TASK_BYTES
+                } else {
+                    f.task_bytes
+                },
             };
         }
         if let Some(y) = &w.yara {
@@ -475,6 +495,215 @@ pub fn shard_result(
         notes: out.notes.iter().map(Into::into).collect(),
         bytes_scanned: out.bytes_scanned,
         elapsed_ms,
+        file_hashes: Vec::new(),
+    }
+}
+
+impl From<&trawl_fs::Content> for v1::FsContent {
+    fn from(c: &trawl_fs::Content) -> Self {
+        use trawl_fs::Content;
+        use v1::fs_content::Kind;
+        let runs = |r: &[trawl_fs::Run]| {
+            r.iter()
+                .map(|r| v1::FsRun {
+                    offset: r.offset.unwrap_or(0),
+                    length: r.length,
+                    sparse: r.offset.is_none(),
+                })
+                .collect()
+        };
+        let mut w = v1::FsContent {
+            size: c.size(),
+            ..Default::default()
+        };
+        match c {
+            Content::None => w.kind = Kind::None as i32,
+            Content::Runs { runs: r, .. } => {
+                w.kind = Kind::Runs as i32;
+                w.runs = runs(r);
+            }
+            Content::Resident { bytes, offset } => {
+                w.kind = Kind::Resident as i32;
+                w.resident = bytes.clone();
+                w.resident_offset = *offset;
+            }
+            Content::Lznt1 {
+                runs: r,
+                cluster_size,
+                unit_clusters,
+                ..
+            } => {
+                w.kind = Kind::Lznt1 as i32;
+                w.runs = runs(r);
+                w.cluster_size = *cluster_size;
+                w.unit_clusters = *unit_clusters;
+            }
+        }
+        w
+    }
+}
+
+impl TryFrom<&v1::FsContent> for trawl_fs::Content {
+    type Error = InvalidField;
+    fn try_from(w: &v1::FsContent) -> Result<Self, InvalidField> {
+        use trawl_fs::{Content, Run};
+        use v1::fs_content::Kind;
+        let runs = || {
+            w.runs
+                .iter()
+                .map(|r| Run {
+                    offset: (!r.sparse).then_some(r.offset),
+                    length: r.length,
+                })
+                .collect()
+        };
+        Ok(match Kind::try_from(w.kind) {
+            Ok(Kind::None) => Content::None,
+            Ok(Kind::Runs) => Content::Runs {
+                runs: runs(),
+                size: w.size,
+            },
+            Ok(Kind::Resident) => Content::Resident {
+                bytes: w.resident.clone(),
+                offset: w.resident_offset,
+            },
+            Ok(Kind::Lznt1) => Content::Lznt1 {
+                runs: runs(),
+                cluster_size: w.cluster_size,
+                unit_clusters: w.unit_clusters,
+                size: w.size,
+            },
+            Err(_) => return Err(invalid("fs_files.content.kind", format!("unknown kind {}", w.kind))),
+        })
+    }
+}
+
+impl From<&trawl_core::FileHashes> for v1::FileHash {
+    fn from(h: &trawl_core::FileHashes) -> Self {
+        v1::FileHash {
+            index: h.index,
+            md5: h.md5.clone(),
+            sha1: h.sha1.clone(),
+            sha256: h.sha256.clone(),
+            error: h.error.clone(),
+        }
+    }
+}
+
+impl From<&v1::FileHash> for trawl_core::FileHashes {
+    fn from(h: &v1::FileHash) -> Self {
+        trawl_core::FileHashes {
+            index: h.index,
+            md5: h.md5.clone(),
+            sha1: h.sha1.clone(),
+            sha256: h.sha256.clone(),
+            error: h.error.clone(),
+        }
+    }
+}
+
+fn time_to_wire(t: Option<trawl_core::files::FileTime>) -> Option<v1::FileTime> {
+    t.map(|t| v1::FileTime {
+        secs: t.secs,
+        nanos: t.nanos,
+    })
+}
+
+fn time_from_wire(t: Option<&v1::FileTime>) -> Option<trawl_core::files::FileTime> {
+    t.map(|t| trawl_core::files::FileTime {
+        secs: t.secs,
+        nanos: t.nanos,
+    })
+}
+
+fn macb_to_wire(t: &trawl_core::files::MacbTimes) -> v1::MacbTimes {
+    v1::MacbTimes {
+        mtime: time_to_wire(t.mtime),
+        atime: time_to_wire(t.atime),
+        ctime: time_to_wire(t.ctime),
+        crtime: time_to_wire(t.crtime),
+    }
+}
+
+fn macb_from_wire(t: &v1::MacbTimes) -> trawl_core::files::MacbTimes {
+    trawl_core::files::MacbTimes {
+        mtime: time_from_wire(t.mtime.as_ref()),
+        atime: time_from_wire(t.atime.as_ref()),
+        ctime: time_from_wire(t.ctime.as_ref()),
+        crtime: time_from_wire(t.crtime.as_ref()),
+    }
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+impl From<&trawl_core::FileRecord> for v1::FileObject {
+    fn from(f: &trawl_core::FileRecord) -> Self {
+        let mut file_offset = 0;
+        v1::FileObject {
+            partition_offset: f.partition_offset,
+            fs: f.fs.clone(),
+            path: f.path.clone(),
+            inode: f.inode,
+            kind: f.kind.clone(),
+            alloc: f.alloc.clone(),
+            size: f.size,
+            md5: opt(&f.md5),
+            sha1: opt(&f.sha1),
+            sha256: opt(&f.sha256),
+            times: Some(macb_to_wire(&f.times)),
+            fn_times: f.fn_times.as_ref().map(macb_to_wire),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+            known: opt(&f.known),
+            known_set: opt(&f.known_set),
+            runs: f
+                .runs
+                .iter()
+                .map(|&(o, l)| {
+                    let r = v1::ByteRun {
+                        img_offset: o,
+                        file_offset,
+                        len: l,
+                    };
+                    file_offset += l;
+                    r
+                })
+                .collect(),
+            error: opt(&f.error),
+        }
+    }
+}
+
+impl From<&v1::FileObject> for trawl_core::FileRecord {
+    fn from(f: &v1::FileObject) -> Self {
+        trawl_core::FileRecord {
+            partition_offset: f.partition_offset,
+            fs: f.fs.clone(),
+            path: f.path.clone(),
+            inode: f.inode,
+            kind: f.kind.clone(),
+            alloc: f.alloc.clone(),
+            size: f.size,
+            md5: nonempty(&f.md5),
+            sha1: nonempty(&f.sha1),
+            sha256: nonempty(&f.sha256),
+            times: f.times.as_ref().map(macb_from_wire).unwrap_or_default(),
+            fn_times: f.fn_times.as_ref().map(macb_from_wire),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+            known: nonempty(&f.known),
+            known_set: nonempty(&f.known_set),
+            runs: f.runs.iter().map(|r| (r.img_offset, r.len)).collect(),
+            error: nonempty(&f.error),
+        }
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn plan_job(
         yara_windows: Vec::new(),
         carved: Vec::new(),
         finished_ms: 0,
+        fs_files: Vec::new(),
     };
     let mut tasks = Vec::new();
     if spec.analyses.hash && !spec.hash.skip_stream {
@@ -84,6 +85,26 @@ pub(crate) fn plan_job(
         let mut t = task(TaskKind::YaraWhole, 0, n + 1, None, 0);
         t.state = TaskState::Waiting;
         tasks.push(t);
+    }
+    // File systems: listed here, once (the metadata is small next to the
+    // contents); the contents are hashed by the workers in groups of
+    // bounded bytes, each group a task.
+    if spec.analyses.files {
+        let planned = trawl_analyzers::files::list(ev.as_ref()).map_err(|e| {
+            SchedError::InvalidArgument(format!("listing the file systems: {e}"))
+        })?;
+        let task_bytes = match spec.files.task_bytes {
+            0 => trawl_core::spec::DEFAULT_FILES_TASK_BYTES,
+            b => b,
+        };
+        let groups = trawl_analyzers::files::groups(&planned, task_bytes);
+        sched.store.put_listing(job_id, &planned.listing)?;
+        for (i, g) in groups.into_iter().enumerate() {
+            let bytes = g.iter().map(|(_, c)| c.size()).sum();
+            let mut t = task(TaskKind::FsHash, i as u32, n + 2 + i as u32, None, bytes);
+            t.fs_files = g;
+            tasks.push(t);
+        }
     }
     Ok((meta, plan, tasks))
 }

@@ -34,6 +34,35 @@ pub fn check(task: &TaskRecord, image_size: u64, result: &v1::TaskResult) -> Res
             task.task_id
         ));
     }
+    // File digests: exactly the task's files, each once, well-formed.
+    if task.kind == TaskKind::FsHash || !result.file_hashes.is_empty() {
+        let want: HashSet<u32> = task.fs_files.iter().map(|(i, _)| *i).collect();
+        let mut seen = HashSet::new();
+        for h in &result.file_hashes {
+            if !want.contains(&h.index) || !seen.insert(h.index) {
+                return Err(format!(
+                    "file digest for file {} which the task does not hold (or twice)",
+                    h.index
+                ));
+            }
+            let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+            let ok = if h.error.is_empty() {
+                hex(&h.md5, 32) && hex(&h.sha1, 40) && hex(&h.sha256, 64)
+            } else {
+                h.md5.is_empty() && h.sha1.is_empty() && h.sha256.is_empty() && h.error.len() <= 4096
+            };
+            if !ok {
+                return Err(format!("file digest for file {} is malformed", h.index));
+            }
+        }
+        if seen.len() != want.len() {
+            return Err(format!(
+                "the result has digests for {} of the task's {} files",
+                seen.len(),
+                want.len()
+            ));
+        }
+    }
     // The range the task's findings may start in.
     let (lo, hi) = match (task.kind, task.shard) {
         (TaskKind::Shard, Some(s)) => (s.start, s.scan_end.min(image_size)),

@@ -63,6 +63,7 @@ pub fn build(
     let mut parts: Vec<Option<Blake3Part>> = vec![None; nshards];
     let mut stats: BTreeMap<String, ScannerStat> = BTreeMap::new();
     let mut yara_partials = Vec::new();
+    let mut file_hashes: Vec<trawl_core::FileHashes> = Vec::new();
     let mut scan_ms = 0u64;
     // Each task's result decoded and converted in parallel (tens of
     // thousands of findings), then gathered in task order.
@@ -110,6 +111,7 @@ pub fn build(
             r.hashes.sha1 = Some(s.sha1.clone());
             r.hashes.sha256 = Some(s.sha256.clone());
         }
+        file_hashes.extend(res.file_hashes.iter().map(Into::into));
         r.features.extend(d.features);
         r.carved.extend(d.carved);
         for y in d.yara {
@@ -167,6 +169,24 @@ pub fn build(
     {
         r.evidence.upload_verified_at = rfc3339(e.completed_ms);
         r.evidence.uploaded_by = Some(e.uploader);
+    }
+    if rec.spec.analyses.files {
+        match store.listing(&rec.job_id)? {
+            Some(mut l) => {
+                let hashed = file_hashes.len();
+                let expected = l.records.iter().filter(|f| f.hashable()).count();
+                trawl_analyzers::files::apply_hashes(&mut l, file_hashes);
+                if hashed < expected {
+                    r.errors.push(format!(
+                        "file contents: {} of {expected} files were not hashed (their tasks did not complete)",
+                        expected - hashed
+                    ));
+                }
+                r.files = l.records;
+                r.filesystems = Some(l.summary);
+            }
+            None => r.errors.push("the file-system listing of this job is missing".into()),
+        }
     }
     if rec.spec.analyses.yara {
         let (decided, _, capped) = trawl_analyzers::yara::merge_shard_records(
@@ -274,7 +294,12 @@ pub fn to_page(r: &mut JobResults) -> v1::ResultsPage {
     let carved = std::mem::take(&mut r.carved);
     let yara = std::mem::take(&mut r.yara);
     let piecewise = std::mem::take(&mut r.piecewise);
+    let files = std::mem::take(&mut r.files);
     let results_json = serde_json::to_string(&*r).unwrap_or_default();
+    let wfiles = {
+        use rayon::prelude::*;
+        files.par_iter().map(Into::into).collect()
+    };
     let ((wf, wc), (wy, wp)) = rayon::join(
         || {
             rayon::join(
@@ -293,8 +318,10 @@ pub fn to_page(r: &mut JobResults) -> v1::ResultsPage {
     r.carved = carved;
     r.yara = yara;
     r.piecewise = piecewise;
+    r.files = files;
     v1::ResultsPage {
         job: None,
+        files: wfiles,
         features: wf,
         carved: wc,
         yara: wy,
@@ -338,6 +365,7 @@ pub fn split_pages(page: v1::ResultsPage, size: usize) -> Vec<v1::ResultsPage> {
     chunks(page.carved, size, &mut out, |p, v| p.carved = v);
     chunks(page.yara, size, &mut out, |p, v| p.yara = v);
     chunks(page.piecewise, size, &mut out, |p, v| p.piecewise = v);
+    chunks(page.files, size, &mut out, |p, v| p.files = v);
     if let Some(l) = out.last_mut() {
         l.last = true;
     }
@@ -363,6 +391,7 @@ pub fn from_pages(pages: Vec<v1::ResultsPage>) -> Result<(Option<v1::Job>, JobRe
         r.carved.extend(p.carved.iter().map(Into::into));
         r.yara.extend(p.yara.iter().map(Into::into));
         r.piecewise.extend(p.piecewise.iter().map(Into::into));
+        r.files.extend(p.files.iter().map(Into::into));
     }
     Ok((job, r))
 }

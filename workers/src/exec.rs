@@ -442,6 +442,40 @@ impl ExecContext {
                     ..Default::default()
                 })
             }
+            Ok(v1::TaskKind::FsHash) => {
+                let files = task
+                    .fs_files
+                    .iter()
+                    .map(|f| {
+                        let c = f
+                            .content
+                            .as_ref()
+                            .ok_or_else(|| format!("file {} without content", f.index))?;
+                        trawl_fs::Content::try_from(c)
+                            .map(|c| (f.index, c))
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                let bytes: u64 = files.iter().map(|(_, c)| c.size()).sum();
+                let span = tracing::info_span!("files", task = %task.task_id, job = %task.job_id);
+                let hashes = self
+                    .on_pool(move || {
+                        let _g = span.enter();
+                        let h = trawl_analyzers::files::hash_files(ev.as_ref(), &files, &cancel);
+                        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                            return Err("cancelled".to_string());
+                        }
+                        Ok(h)
+                    })
+                    .await?;
+                Ok(v1::TaskResult {
+                    task_id: task.task_id.clone(),
+                    file_hashes: hashes.iter().map(Into::into).collect(),
+                    bytes_scanned: bytes,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    ..Default::default()
+                })
+            }
             _ => Err(format!(
                 "task kind {} is not supported by this worker",
                 task.kind

@@ -12,6 +12,8 @@
 //! their old paths: [`hash`] (`trawl-hash`), [`carve`] (`trawl-carve`),
 //! [`features`] (`trawl-features`), [`yara`] (`trawl-yara`).
 
+pub mod files;
+
 pub use trawl_carve as carve;
 pub use trawl_core::ShardOutput;
 pub use trawl_features as features;

@@ -10,7 +10,8 @@ use trawl_core::{AnalysisSet, CaseId, JobSpec, Priority};
 /// What to run and how.
 #[derive(Args, Debug, Clone)]
 pub struct SpecArgs {
-    /// Analyses to run, comma-separated: hash, carve, features, yara, or all.
+    /// Analyses to run, comma-separated: hash, carve, features, yara, files,
+    /// or all.
     #[arg(long, default_value = "hash")]
     pub analyses: String,
     /// YARA rules: a file or a folder of .yar/.yara files.
@@ -72,6 +73,28 @@ pub struct SpecArgs {
     /// YARA: per-scan timeout in seconds.
     #[arg(long)]
     pub yara_timeout: Option<u32>,
+    /// Files: a known-file hash set (NSRL RDSv3 SQLite, hashdeep or
+    /// md5sum-style list, or a table made by `trawl known import`);
+    /// repeatable. Read by the scheduler.
+    #[arg(long)]
+    pub known: Vec<PathBuf>,
+    /// Files: a notable-file hash set (contraband, malware), same formats;
+    /// repeatable.
+    #[arg(long)]
+    pub notable: Vec<PathBuf>,
+    /// Files: keep known files out of YARA and feature extraction (their
+    /// hashes are still reported).
+    #[arg(long)]
+    pub skip_known: bool,
+    /// Files: content bytes per file-hashing task.
+    #[arg(long, default_value = "256MiB")]
+    pub files_task_size: String,
+}
+
+/// A hash-set path as the scheduler must read it: absolute, existing.
+fn set_path(p: &PathBuf, flag: &str) -> Result<String> {
+    let abs = std::fs::canonicalize(p).with_context(|| format!("{flag} {}", p.display()))?;
+    Ok(abs.display().to_string())
 }
 
 fn read_text(p: &PathBuf, what: &str) -> Result<String> {
@@ -180,6 +203,24 @@ impl SpecArgs {
             spec.yara.scan_carved = true;
             spec.yara.strict = self.yara_strict;
             spec.yara.timeout_seconds = self.yara_timeout.unwrap_or(0);
+        }
+        spec.files.known = self
+            .known
+            .iter()
+            .map(|p| set_path(p, "--known"))
+            .collect::<Result<_>>()?;
+        spec.files.notable = self
+            .notable
+            .iter()
+            .map(|p| set_path(p, "--notable"))
+            .collect::<Result<_>>()?;
+        spec.files.skip_known = self.skip_known;
+        spec.files.task_bytes = parse_size(&self.files_task_size).context("--files-task-size")?;
+        if spec.files.task_bytes == 0 {
+            bail!("--files-task-size must be at least one byte");
+        }
+        if !analyses.files && (!spec.files.known.is_empty() || !spec.files.notable.is_empty() || self.skip_known) {
+            bail!("--known, --notable and --skip-known need the files analysis (--analyses files or all)");
         }
         spec.validate()?;
         Ok(spec)

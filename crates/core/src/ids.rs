@@ -161,6 +161,10 @@ impl TaskId {
     pub fn yara_carved(job: &JobId, index: u32) -> TaskId {
         TaskId(format!("{job}:yara-carved{index:04}"))
     }
+    /// The task id of the file-hashing task `index` of `job`.
+    pub fn fs_hash(job: &JobId, index: u32) -> TaskId {
+        TaskId(format!("{job}:files{index:05}"))
+    }
     /// The job this task belongs to.
     pub fn job(&self) -> Option<JobId> {
         let (job, _) = self.0.rsplit_once(':')?;

@@ -12,6 +12,7 @@
 pub mod counts;
 pub mod csv;
 pub mod error;
+pub mod files;
 pub mod finding;
 pub mod ids;
 pub mod output;
@@ -24,6 +25,7 @@ pub use error::CoreError;
 pub use finding::{
     ByteRun, CarvedFile, Feature, Note, PiecewiseHash, ScannerStat, YaraMatch, YaraString,
 };
+pub use files::{FileHashes, FileRecord, FilesListing, FilesSummary};
 pub use ids::{CaseId, JobId, TaskId, WorkerId};
 pub use output::{Blake3Part, ShardOutput};
 pub use plan::{Shard, ShardPlan};

@@ -14,15 +14,18 @@ pub enum Analysis {
     Carve,
     Features,
     Yara,
+    /// Volume systems and file systems: every file listed and hashed.
+    Files,
 }
 
 impl Analysis {
     /// Every analysis, in report order.
-    pub const ALL: [Analysis; 4] = [
+    pub const ALL: [Analysis; 5] = [
         Analysis::Hash,
         Analysis::Carve,
         Analysis::Features,
         Analysis::Yara,
+        Analysis::Files,
     ];
     /// The analysis name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Analysis {
             Analysis::Carve => "carve",
             Analysis::Features => "features",
             Analysis::Yara => "yara",
+            Analysis::Files => "files",
         }
     }
 }
@@ -49,6 +53,7 @@ impl std::str::FromStr for Analysis {
             "carve" | "carving" => Ok(Analysis::Carve),
             "features" | "feature" | "be" => Ok(Analysis::Features),
             "yara" => Ok(Analysis::Yara),
+            "files" | "fs" | "filesystems" => Ok(Analysis::Files),
             _ => Err(CoreError::UnknownAnalysis(s.to_string())),
         }
     }
@@ -61,6 +66,9 @@ pub struct AnalysisSet {
     pub carve: bool,
     pub features: bool,
     pub yara: bool,
+    /// Absent in jobs recorded before the file-system analysis existed.
+    #[serde(default)]
+    pub files: bool,
 }
 
 impl AnalysisSet {
@@ -71,6 +79,7 @@ impl AnalysisSet {
             carve: true,
             features: true,
             yara: true,
+            files: true,
         }
     }
     /// Parses a comma-separated list (`hash,carve`); `all` selects every one.
@@ -98,6 +107,7 @@ impl AnalysisSet {
             Analysis::Carve => self.carve = true,
             Analysis::Features => self.features = true,
             Analysis::Yara => self.yara = true,
+            Analysis::Files => self.files = true,
         }
     }
     /// Whether `a` is in the set.
@@ -107,11 +117,12 @@ impl AnalysisSet {
             Analysis::Carve => self.carve,
             Analysis::Features => self.features,
             Analysis::Yara => self.yara,
+            Analysis::Files => self.files,
         }
     }
     /// True when no analysis is selected.
     pub fn is_empty(&self) -> bool {
-        !(self.hash || self.carve || self.features || self.yara)
+        !(self.hash || self.carve || self.features || self.yara || self.files)
     }
     /// The selected analyses in report order.
     pub fn iter(&self) -> impl Iterator<Item = Analysis> + '_ {
@@ -258,6 +269,36 @@ pub struct YaraOptions {
     pub ruleset_digest: String,
 }
 
+/// Settings of the file-system analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOptions {
+    /// Known-file hash sets (NSRL RDSv3 SQLite, hashdeep or md5sum-style
+    /// lists, or tables made by `trawl known import`): paths the scheduler
+    /// reads.
+    pub known: Vec<String>,
+    /// Notable-file hash sets (contraband, malware), same formats.
+    pub notable: Vec<String>,
+    /// Keep known files out of YARA and feature extraction (their hashes
+    /// are still reported).
+    pub skip_known: bool,
+    /// Content bytes per file-hashing task (0: default).
+    pub task_bytes: u64,
+}
+
+/// Default content bytes per file-hashing task: 256 MiB.
+pub const DEFAULT_FILES_TASK_BYTES: u64 = 256 << 20;
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            known: Vec::new(),
+            notable: Vec::new(),
+            skip_known: false,
+            task_bytes: DEFAULT_FILES_TASK_BYTES,
+        }
+    }
+}
+
 /// A job: one evidence item, the analyses to run on it, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -272,6 +313,9 @@ pub struct JobSpec {
     pub carve: CarveOptions,
     pub features: FeatureOptions,
     pub yara: YaraOptions,
+    /// Absent in jobs recorded before the file-system analysis existed.
+    #[serde(default)]
+    pub files: FileOptions,
     pub description: String,
 }
 
@@ -290,6 +334,7 @@ impl JobSpec {
             carve: CarveOptions::default(),
             features: FeatureOptions::default(),
             yara: YaraOptions::default(),
+            files: FileOptions::default(),
             description: String::new(),
         }
     }
@@ -326,7 +371,8 @@ mod tests {
     #[test]
     fn analyses_parse() {
         let s = AnalysisSet::parse("hash, carve").unwrap();
-        assert!(s.hash && s.carve && !s.features && !s.yara);
+        assert!(s.hash && s.carve && !s.features && !s.yara && !s.files);
+        assert!(AnalysisSet::parse("files").unwrap().files);
         assert_eq!(s.to_string(), "hash,carve");
         assert_eq!(AnalysisSet::parse("all").unwrap(), AnalysisSet::all());
         assert!(AnalysisSet::parse("").is_err());

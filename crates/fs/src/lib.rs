@@ -73,7 +73,9 @@ pub fn list_image(img: &dyn Evidence) -> Result<ImageListing, FsError> {
 /// A recognised file system whose essential structures (boot sector,
 /// superblock, the MFT's first entry) are unusable; I/O errors.
 pub fn open_fs(r: &VolumeReader<'_>) -> Result<Option<FileSystemListing>, FsError> {
-    let mut head = [0u8; 4096];
+    // Enough for the probes to see the exFAT backup boot region (sector 12
+    // of 4 KiB sectors) when the main one is destroyed.
+    let mut head = vec![0u8; 64 << 10];
     let n = r.read_at(0, &mut head)?;
     let head = &head[..n];
     if ntfs::probe(head) {

@@ -280,7 +280,9 @@ fn walk_ebr(
         }
         let t = parse_table(&s);
         let mut next = None;
-        for e in t.iter().take(2) {
+        // Linux and Windows write one logical partition and one link per
+        // EBR, but other tools fill more slots: all four are read.
+        for e in t.iter() {
             if e.is_empty() {
                 continue;
             }
@@ -392,7 +394,7 @@ fn read_gpt_header(img: &dyn Evidence, lba: u64, ss: u64) -> Result<Result<GptHe
 }
 
 fn read_gpt_entries(img: &dyn Evidence, h: &GptHeader, ss: u64) -> Result<Result<Vec<u8>, String>, FsError> {
-    if h.count > MAX_GPT_ENTRIES || !(128..=4096).contains(&h.entry_size) || h.entry_size % 8 != 0 {
+    if h.count > MAX_GPT_ENTRIES || !(128..=4096).contains(&h.entry_size) || !h.entry_size.is_multiple_of(8) {
         return Ok(Err(format!(
             "{} entries of {} bytes: out of range",
             h.count, h.entry_size

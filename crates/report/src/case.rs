@@ -171,7 +171,9 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
             Ok::<_, ReportError>((id, [element(&file), element(&within)]))
         })
         .collect::<Result<_, _>>()?;
-    let results: Vec<Value> = carved.iter().map(|(id, _)| json!({"@id": id})).collect();
+    let fs_nodes = file_system_nodes(r, &image_key, &image_id);
+    let mut results: Vec<Value> = carved.iter().map(|(id, _)| json!({"@id": id})).collect();
+    results.extend(fs_nodes.iter().map(|(id, _)| json!({"@id": id})));
     let action = json!({
         "@id": format!("kb:investigative-action-{}", uuid(&format!("{image_key}/action"))),
         "@type": "case-investigation:InvestigativeAction",
@@ -199,6 +201,7 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
         .iter()
         .map(element)
         .chain(carved.into_iter().flat_map(|(_, pair)| pair))
+        .chain(fs_nodes.into_iter().flat_map(|(_, nodes)| nodes))
         .chain([element(&action)]);
     (|| {
         write!(w, "{{\n  \"@context\": {ctx},\n  \"@graph\": [")?;
@@ -210,6 +213,103 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
         w.flush()
     })()
     .map_err(io_err(&path))
+}
+
+fn datetime(t: Option<trawl_core::files::FileTime>) -> Option<Value> {
+    t.and_then(crate::files::rfc3339)
+        .map(|s| json!({"@type": "xsd:dateTime", "@value": s}))
+}
+
+/// The file systems' partitions (`uco-observable:DiskPartition`, within the
+/// image) and every file-system file (`uco-observable:File` with its path,
+/// times and hashes, within its partition), printed: (id, nodes).
+fn file_system_nodes(r: &JobResults, image_key: &str, image_id: &str) -> Vec<(String, Vec<String>)> {
+    use rayon::prelude::*;
+    let Some(s) = &r.filesystems else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for fs in &s.filesystems {
+        let pkey = format!("{image_key}/partition/{}", fs.partition_offset);
+        let pid = format!("kb:disk-partition-{}", uuid(&pkey));
+        let part = json!({
+            "@id": pid,
+            "@type": "uco-observable:DiskPartition",
+            "uco-core:description": format!("{} file system at offset {}", fs.fs, fs.partition_offset),
+            "uco-core:hasFacet": [{
+                "@id": format!("kb:disk-partition-facet-{}", uuid(&format!("{pkey}/facet"))),
+                "@type": "uco-observable:DiskPartitionFacet",
+                "uco-observable:partitionOffset": int(fs.partition_offset),
+                "uco-observable:partitionLength": int(fs.size),
+            }],
+        });
+        let within = json!({
+            "@id": format!("kb:relationship-{}", uuid(&format!("{pkey}/within"))),
+            "@type": "uco-observable:ObservableRelationship",
+            "uco-core:source": {"@id": pid},
+            "uco-core:target": {"@id": image_id},
+            "uco-core:kindOfRelationship": "Contained_Within",
+            "uco-core:isDirectional": true,
+        });
+        out.push((pid.clone(), vec![element(&part), element(&within)]));
+        let files: Vec<(String, Vec<String>)> = r
+            .files
+            .par_iter()
+            .filter(|f| f.partition_offset == fs.partition_offset)
+            .map(|f| {
+                let key = format!("{pkey}/file/{}/{}/{}", f.inode, f.alloc, f.path);
+                let id = format!("kb:file-{}", uuid(&key));
+                let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                let mut facet = serde_json::Map::new();
+                facet.insert("@id".into(), json!(format!("kb:file-facet-{}", uuid(&format!("{key}/file")))));
+                facet.insert("@type".into(), json!("uco-observable:FileFacet"));
+                facet.insert("uco-observable:fileName".into(), json!(name));
+                facet.insert("uco-observable:filePath".into(), json!(f.path));
+                facet.insert("uco-observable:isDirectory".into(), json!(f.kind == "dir"));
+                facet.insert("uco-observable:sizeInBytes".into(), int(f.size));
+                for (k, t) in [
+                    ("uco-observable:modifiedTime", f.times.mtime),
+                    ("uco-observable:accessedTime", f.times.atime),
+                    ("uco-observable:metadataChangeTime", f.times.ctime),
+                    ("uco-observable:observableCreatedTime", f.times.crtime),
+                ] {
+                    if let Some(v) = datetime(t) {
+                        facet.insert(k.into(), v);
+                    }
+                }
+                let mut facets = vec![Value::Object(facet)];
+                if f.md5.is_some() {
+                    facets.push(json!({
+                        "@id": format!("kb:content-data-facet-{}", uuid(&format!("{key}/content"))),
+                        "@type": "uco-observable:ContentDataFacet",
+                        "uco-observable:sizeInBytes": int(f.size),
+                        "uco-observable:hash": hashes(&key, &[
+                            ("MD5", f.md5.as_deref().unwrap_or("")),
+                            ("SHA1", f.sha1.as_deref().unwrap_or("")),
+                            ("SHA256", f.sha256.as_deref().unwrap_or("")),
+                        ]),
+                    }));
+                }
+                let file = json!({
+                    "@id": id,
+                    "@type": "uco-observable:File",
+                    "uco-core:description": format!("{} {} ({})", f.alloc, f.kind, f.fs),
+                    "uco-core:hasFacet": facets,
+                });
+                let within = json!({
+                    "@id": format!("kb:relationship-{}", uuid(&format!("{key}/within"))),
+                    "@type": "uco-observable:ObservableRelationship",
+                    "uco-core:source": {"@id": id},
+                    "uco-core:target": {"@id": pid},
+                    "uco-core:kindOfRelationship": "Contained_Within",
+                    "uco-core:isDirectional": true,
+                });
+                (id, vec![element(&file), element(&within)])
+            })
+            .collect();
+        out.extend(files);
+    }
+    out
 }
 
 /// `v` printed by serde_json's pretty printer.

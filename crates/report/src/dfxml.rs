@@ -115,6 +115,7 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
         h.sha256.as_deref().unwrap_or(""),
     )?;
     writeln!(w, "  </source>")?;
+    volumes(w, r)?;
     for f in &r.carved {
         writeln!(w, "  <fileobject>")?;
         writeln!(
@@ -159,6 +160,92 @@ fn document(w: &mut dyn Write, r: &JobResults, extra: &Extra) -> io::Result<()> 
         writeln!(w, "  </fileobject>")?;
     }
     writeln!(w, "</dfxml>")?;
+    Ok(())
+}
+
+/// fiwalk-style `<volume>` elements, one per file system, each holding a
+/// `<fileobject>` per file-system entry with its byte runs and digests.
+fn volumes(w: &mut dyn Write, r: &JobResults) -> io::Result<()> {
+    let Some(s) = &r.filesystems else {
+        return Ok(());
+    };
+    for (n, fs) in s.filesystems.iter().enumerate() {
+        writeln!(w, "  <volume offset='{}'>", fs.partition_offset)?;
+        writeln!(w, "    <partition_offset>{}</partition_offset>", fs.partition_offset)?;
+        writeln!(w, "    <block_size>{}</block_size>", fs.block_size)?;
+        writeln!(w, "    <ftype_str>{}</ftype_str>", esc(&fs.fs))?;
+        if fs.block_size > 0 {
+            writeln!(w, "    <block_count>{}</block_count>", fs.size / fs.block_size)?;
+        }
+        if let Some(l) = &fs.label {
+            writeln!(w, "    <label>{}</label>", esc(l))?;
+        }
+        for f in r.files.iter().filter(|f| f.partition_offset == fs.partition_offset) {
+            writeln!(w, "    <fileobject>")?;
+            writeln!(w, "      <filename>{}</filename>", esc(&f.path))?;
+            writeln!(w, "      <partition>{}</partition>", n + 1)?;
+            let t = match f.kind.as_str() {
+                "file" => "r",
+                "dir" => "d",
+                "link" => "l",
+                _ => "-",
+            };
+            writeln!(w, "      <name_type>{t}</name_type>")?;
+            writeln!(w, "      <filesize>{}</filesize>", f.size)?;
+            writeln!(w, "      <alloc>{}</alloc>", u8::from(f.alloc == "allocated"))?;
+            if f.alloc != "allocated" {
+                writeln!(w, "      <unalloc>1</unalloc>")?;
+            }
+            if f.alloc == "orphan" {
+                writeln!(w, "      <orphan>1</orphan>")?;
+            }
+            writeln!(w, "      <inode>{}</inode>", f.inode)?;
+            if f.mode != 0 {
+                writeln!(w, "      <mode>{}</mode>", f.mode & 0o7777)?;
+                writeln!(w, "      <uid>{}</uid>", f.uid)?;
+                writeln!(w, "      <gid>{}</gid>", f.gid)?;
+            }
+            for (name, v) in [
+                ("mtime", f.times.mtime),
+                ("ctime", f.times.ctime),
+                ("atime", f.times.atime),
+                ("crtime", f.times.crtime),
+            ] {
+                if let Some(s) = v.and_then(crate::files::rfc3339) {
+                    writeln!(w, "      <{name}>{s}</{name}>")?;
+                }
+            }
+            if !f.runs.is_empty() {
+                writeln!(w, "      <byte_runs>")?;
+                let mut fo = 0u64;
+                for &(o, l) in &f.runs {
+                    writeln!(
+                        w,
+                        "        <byte_run file_offset='{fo}' img_offset='{o}' len='{l}'/>"
+                    )?;
+                    fo += l;
+                }
+                writeln!(w, "      </byte_runs>")?;
+            }
+            hashdigests(
+                w,
+                "      ",
+                f.md5.as_deref().unwrap_or(""),
+                f.sha1.as_deref().unwrap_or(""),
+                f.sha256.as_deref().unwrap_or(""),
+            )?;
+            if let Some(k) = &f.known {
+                writeln!(
+                    w,
+                    "      <trawl:known status='{}' set='{}'/>",
+                    esc(k),
+                    esc(f.known_set.as_deref().unwrap_or(""))
+                )?;
+            }
+            writeln!(w, "    </fileobject>")?;
+        }
+        writeln!(w, "  </volume>")?;
+    }
     Ok(())
 }
 

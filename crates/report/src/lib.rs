@@ -16,6 +16,7 @@ mod carved;
 mod case;
 mod dfxml;
 mod features;
+pub mod files;
 mod model;
 pub mod paths;
 mod write;

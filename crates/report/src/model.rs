@@ -96,6 +96,12 @@ pub struct JobResults {
     pub features: Vec<Feature>,
     pub carved: Vec<CarvedFile>,
     pub yara: Vec<YaraMatch>,
+    /// File-system files (sorted by partition, path, inode).
+    #[serde(default)]
+    pub files: Vec<trawl_core::FileRecord>,
+    /// Volumes and file systems found, when the file-system analysis ran.
+    #[serde(default)]
+    pub filesystems: Option<trawl_core::FilesSummary>,
     pub stats: Vec<ScannerStat>,
     pub notes: Vec<Note>,
     pub limitations: Vec<Limitation>,

@@ -61,7 +61,8 @@ pub fn write_report_dir(
     dir.create_root()?;
     // The parts are independent files: written in parallel, the carved
     // files (the bulk) spreading over the pool themselves.
-    let parts: [&(dyn Fn() -> Result<(), ReportError> + Sync); 7] = [
+    let parts: [&(dyn Fn() -> Result<(), ReportError> + Sync); 8] = [
+        &|| crate::files::write(dir, results),
         &|| crate::carved::write(dir, results, evidence),
         &|| crate::features::write(dir, results),
         &|| crate::case::write(dir, results),
@@ -162,6 +163,7 @@ fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError>
             "file": if r.piecewise.is_empty() { None } else { Some("hashes/piecewise.csv") },
         },
         "counts": counts,
+        "files": crate::files::summary_json(r),
         "stats": r.stats,
         "notes": r.notes,
         "limitations": r.limitations,

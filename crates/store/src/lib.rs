@@ -6,6 +6,7 @@
 //! | `tasks`    | task id             | [`TaskRecord`] (JSON)              |
 //! | `results`  | task id             | `trawl.v1.TaskResult` (protobuf)   |
 //! | `merged`   | job id              | `trawl.v1.ResultsPage` (protobuf)  |
+//! | `listings` | job id              | `trawl_core::FilesListing` (JSON)  |
 //! | `evidence` | BLAKE3 hex          | [`EvidenceRecord`] (JSON)          |
 //! | `rulesets` | name                | [`RuleSetRecord`] (JSON)           |
 //! | `workers`  | worker id           | [`WorkerRecord`] (JSON)            |
@@ -120,6 +121,7 @@ pub struct Store {
     tasks: sled::Tree,
     results: sled::Tree,
     merged: sled::Tree,
+    listings: sled::Tree,
     evidence: sled::Tree,
     rulesets: sled::Tree,
     workers: sled::Tree,
@@ -172,6 +174,7 @@ impl Store {
             tasks: db.open_tree("tasks")?,
             results: db.open_tree("results")?,
             merged: db.open_tree("merged")?,
+            listings: db.open_tree("listings")?,
             evidence: db.open_tree("evidence")?,
             rulesets: db.open_tree("rulesets")?,
             workers: db.open_tree("workers")?,
@@ -401,6 +404,26 @@ impl Store {
     }
 
     // ---- jobs ----
+
+    /// Writes a job's file-system listing (planned with the job).
+    ///
+    /// # Errors
+    /// sled failures.
+    pub fn put_listing(&self, job_id: &str, l: &trawl_core::FilesListing) -> Result<(), StoreError> {
+        self.listings.insert(job_id.as_bytes(), encode(l)?)?;
+        Ok(())
+    }
+
+    /// A job's file-system listing, if it has one.
+    ///
+    /// # Errors
+    /// sled failures, corrupt records.
+    pub fn listing(&self, job_id: &str) -> Result<Option<trawl_core::FilesListing>, StoreError> {
+        self.listings
+            .get(job_id.as_bytes())?
+            .map(|v| decode("listings", job_id.as_bytes(), &v))
+            .transpose()
+    }
 
     /// Writes a job record.
     ///

@@ -153,6 +153,8 @@ pub enum TaskKind {
     YaraWhole,
     /// YARA over carved files.
     YaraCarved,
+    /// MD5/SHA-1/SHA-256 of a group of file-system files.
+    FsHash,
 }
 
 /// Task lifecycle:
@@ -230,6 +232,10 @@ pub struct TaskRecord {
     /// When the accepted result arrived (unix ms; 0 until done).
     #[serde(default)]
     pub finished_ms: i64,
+    /// FS_HASH: the files to hash, by index in the job's listing, with
+    /// where their content is.
+    #[serde(default)]
+    pub fs_files: Vec<(u32, trawl_fs::Content)>,
 }
 
 /// An upload in the content-addressed evidence store.

@@ -49,6 +49,7 @@ impl From<TaskKind> for v1::TaskKind {
             TaskKind::StreamHash => v1::TaskKind::StreamHash,
             TaskKind::YaraWhole => v1::TaskKind::YaraWhole,
             TaskKind::YaraCarved => v1::TaskKind::YaraCarved,
+            TaskKind::FsHash => v1::TaskKind::FsHash,
         }
     }
 }
@@ -67,6 +68,7 @@ impl TryFrom<v1::TaskKind> for TaskKind {
             v1::TaskKind::StreamHash => TaskKind::StreamHash,
             v1::TaskKind::YaraWhole => TaskKind::YaraWhole,
             v1::TaskKind::YaraCarved => TaskKind::YaraCarved,
+            v1::TaskKind::FsHash => TaskKind::FsHash,
         })
     }
 }
@@ -224,6 +226,14 @@ pub fn leased_task(
             .map(|&(start, end)| v1::ByteRange { start, end })
             .collect(),
         lease_token: t.lease_token.clone(),
+        fs_files: t
+            .fs_files
+            .iter()
+            .map(|(index, c)| v1::FsFile {
+                index: *index,
+                content: Some(c.into()),
+            })
+            .collect(),
     }
 }
 
@@ -386,6 +396,7 @@ mod tests {
             TaskKind::StreamHash,
             TaskKind::YaraWhole,
             TaskKind::YaraCarved,
+            TaskKind::FsHash,
         ] {
             assert_eq!(TaskKind::try_from(v1::TaskKind::from(k)), Ok(k));
         }

@@ -405,6 +405,7 @@ impl Scheduler {
             TaskKind::StreamHash => TaskId::stream(job),
             TaskKind::YaraWhole => TaskId::yara_whole(job),
             TaskKind::YaraCarved => TaskId::yara_carved(job, index),
+            TaskKind::FsHash => TaskId::fs_hash(job, index),
         }
     }
 }

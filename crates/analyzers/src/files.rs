@@ -1,0 +1,221 @@
+//! The file-system analysis: list an image's volumes and file systems
+//! (`trawl-fs`), group the files into hashing tasks of bounded bytes, and
+//! hash a group's contents (MD5, SHA-1, SHA-256) read through their runs.
+//!
+//! The listing is planned once per job (by the scheduler, which opens the
+//! evidence anyway); the hashing, which reads the content, is what the
+//! workers share. Records are sorted (partition, path, inode) and a file is
+//! named by its index in that order, so the result does not depend on how
+//! the groups were spread over workers.
+
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use trawl_core::files::{
+    FileSystemRecord, FileTime, FsLimitation, MacbTimes, VolumeRecord,
+};
+use trawl_core::{FileHashes, FileRecord, FilesListing, FilesSummary};
+use trawl_evidence::Evidence;
+use trawl_fs::{Content, ContentReader, FsError, Times, Timestamp, VolumeKind};
+
+/// A job's listing and, for each record (same index), where its content is.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    pub listing: FilesListing,
+    pub contents: Vec<Content>,
+}
+
+fn time(t: Option<Timestamp>) -> Option<FileTime> {
+    t.map(|t| FileTime {
+        secs: t.secs,
+        nanos: t.nanos,
+    })
+}
+
+fn macb(t: &Times) -> MacbTimes {
+    MacbTimes {
+        mtime: time(t.mtime),
+        atime: time(t.atime),
+        ctime: time(t.ctime),
+        crtime: time(t.crtime),
+    }
+}
+
+/// Lists every volume, file system and file of `ev`.
+///
+/// # Errors
+/// I/O errors reading the evidence (damaged structures are limitations in
+/// the summary, not errors).
+pub fn list(ev: &dyn Evidence) -> Result<Planned, FsError> {
+    let img = trawl_fs::list_image(ev)?;
+    let mut summary = FilesSummary {
+        volume_system: match img.volume_system {
+            trawl_fs::volume::VolumeSystemKind::None => "none",
+            trawl_fs::volume::VolumeSystemKind::Mbr => "mbr",
+            trawl_fs::volume::VolumeSystemKind::Gpt => "gpt",
+        }
+        .to_string(),
+        ..Default::default()
+    };
+    for v in &img.volumes {
+        summary.volumes.push(VolumeRecord {
+            slot: v.slot,
+            offset: v.offset,
+            length: v.length,
+            kind: match &v.kind {
+                VolumeKind::Whole => "whole",
+                VolumeKind::Mbr { logical: false, .. } => "mbr",
+                VolumeKind::Mbr { logical: true, .. } => "logical",
+                VolumeKind::Extended { .. } => "extended",
+                VolumeKind::Gpt { .. } => "gpt",
+            }
+            .to_string(),
+            type_name: v.type_name.clone(),
+            label: v.label.clone(),
+            fs: img
+                .filesystems
+                .iter()
+                .find(|f| f.partition_offset == v.offset)
+                .map(|f| f.fs.name().to_string()),
+        });
+    }
+    let lim = |l: &trawl_fs::Limitation| FsLimitation {
+        volume_offset: l.volume_offset,
+        structure: l.structure.clone(),
+        offset: l.offset,
+        what: l.what.clone(),
+    };
+    summary.limitations.extend(img.limitations.iter().map(lim));
+    let mut pairs: Vec<(FileRecord, Content)> = Vec::new();
+    for fs in img.filesystems {
+        summary.filesystems.push(FileSystemRecord {
+            partition_offset: fs.partition_offset,
+            fs: fs.fs.name().to_string(),
+            label: fs.label.clone(),
+            block_size: fs.block_size,
+            size: fs.size,
+            entries: fs.entries.len() as u64,
+        });
+        summary.limitations.extend(fs.limitations.iter().map(lim));
+        for e in fs.entries {
+            let rec = FileRecord {
+                partition_offset: fs.partition_offset,
+                fs: fs.fs.name().to_string(),
+                path: e.path,
+                inode: e.inode,
+                kind: match e.kind {
+                    trawl_fs::FileType::File => "file",
+                    trawl_fs::FileType::Dir => "dir",
+                    trawl_fs::FileType::Link => "link",
+                    trawl_fs::FileType::Other => "other",
+                }
+                .to_string(),
+                alloc: match e.alloc {
+                    trawl_fs::Alloc::Allocated => "allocated",
+                    trawl_fs::Alloc::Deleted => "deleted",
+                    trawl_fs::Alloc::Orphan => "orphan",
+                }
+                .to_string(),
+                size: e.size,
+                md5: None,
+                sha1: None,
+                sha256: None,
+                times: macb(&e.times),
+                fn_times: e.fn_times.as_ref().map(macb),
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                known: None,
+                known_set: None,
+                runs: e.content.image_runs(),
+                error: None,
+            };
+            pairs.push((rec, e.content));
+        }
+    }
+    pairs.par_sort_by(|a, b| a.0.sort_cmp(&b.0));
+    let (records, contents) = pairs.into_iter().unzip();
+    Ok(Planned {
+        listing: FilesListing { summary, records },
+        contents,
+    })
+}
+
+/// Cuts the hashable records into groups of about `task_bytes` bytes of
+/// content each (a file larger than that is a group of its own), in index
+/// order. Deterministic: depends only on the listing and `task_bytes`.
+pub fn groups(p: &Planned, task_bytes: u64) -> Vec<Vec<(u32, Content)>> {
+    let task_bytes = task_bytes.max(1);
+    let mut out: Vec<Vec<(u32, Content)>> = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0u64;
+    for (i, (r, c)) in p.listing.records.iter().zip(&p.contents).enumerate() {
+        if !r.hashable() {
+            continue;
+        }
+        let n = c.size().max(1);
+        if !cur.is_empty() && bytes.saturating_add(n) > task_bytes {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push((i as u32, c.clone()));
+        bytes = bytes.saturating_add(n);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// MD5, SHA-1 and SHA-256 of each file's content, files in parallel. A
+/// file whose content cannot be read gets an error naming why, and the
+/// others are still hashed. `cancel` stops early (the result is then
+/// incomplete and the caller discards it).
+pub fn hash_files(ev: &dyn Evidence, files: &[(u32, Content)], cancel: &AtomicBool) -> Vec<FileHashes> {
+    files
+        .par_iter()
+        .map(|(index, c)| {
+            let mut h = FileHashes {
+                index: *index,
+                md5: String::new(),
+                sha1: String::new(),
+                sha256: String::new(),
+                error: String::new(),
+            };
+            if cancel.load(Ordering::Relaxed) {
+                h.error = "cancelled".into();
+                return h;
+            }
+            let mut md5 = trawl_hash::md5::Md5::new();
+            let mut sha = trawl_hash::sha_pair::Sha1Sha256::new();
+            let r = ContentReader { img: ev }.read(c, &mut |b: &[u8]| {
+                md5.update(b);
+                sha.update(b);
+            });
+            match r.map_err(|e| e.to_string()).and_then(|()| md5.finalize().map_err(|e| e.to_string())) {
+                Ok(m) => {
+                    let (s1, s256) = sha.finalize();
+                    h.md5 = hex::encode(m);
+                    h.sha1 = hex::encode(s1);
+                    h.sha256 = hex::encode(s256);
+                }
+                Err(e) => h.error = e,
+            }
+            h
+        })
+        .collect()
+}
+
+/// Fills the listing's records with the digests of the hashing tasks.
+pub fn apply_hashes(listing: &mut FilesListing, hashes: impl IntoIterator<Item = FileHashes>) {
+    for h in hashes {
+        if let Some(r) = listing.records.get_mut(h.index as usize) {
+            if h.error.is_empty() {
+                r.md5 = Some(h.md5);
+                r.sha1 = Some(h.sha1);
+                r.sha256 = Some(h.sha256);
+            } else {
+                r.error = Some(h.error);
+            }
+        }
+    }
+}
