@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use md5::{Digest, Md5};
-use trawl_evidence::Evidence;
+use trawl_evidence::{Evidence, MemEvidence};
 use trawl_fs::{Alloc, Content, Entry, FileType, FsKind, ntfs, read_content};
 
 fn corpora() -> PathBuf {
@@ -1002,4 +1002,273 @@ fn fiwalk_secure_md5(img: &Path, dir: &Path) -> String {
         .find(|f| f.path == "$Secure")
         .and_then(|f| f.md5)
         .unwrap_or_default()
+}
+
+/// Lists `data` and reads every entry's content (up to 4 MiB each): the
+/// parser must neither panic nor hang.
+fn list_and_read(data: Vec<u8>) -> usize {
+    let ev = trawl_evidence::MemEvidence::new("fuzz", data, false);
+    let mut n = 0;
+    if let Ok(l) = trawl_fs::list_image(&ev) {
+        for fs in &l.filesystems {
+            for e in &fs.entries {
+                if e.content.size() <= 4 << 20 {
+                    let _ = read_content(&ev, &e.content, |_| {});
+                }
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn fuzz_mft_and_boot_sector() {
+    let t = "fuzz_mft_and_boot_sector";
+    let dir = tempfile::tempdir().unwrap();
+    let mut bases = Vec::new();
+    if let Some(p) = dftt_image(
+        t,
+        dir.path(),
+        "7-undel-ntfs.zip",
+        "7-undel-ntfs/7-ntfs-undel.dd",
+    ) {
+        bases.push(std::fs::read(p).unwrap());
+    }
+    if let Some(p) = corpus_image(t, dir.path(), "ntfs3_attrlist.raw.gz") {
+        bases.push(std::fs::read(p).unwrap());
+    }
+    if bases.is_empty() {
+        return;
+    }
+    let secs: u64 = std::env::var("TRAWL_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let start = std::time::Instant::now();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut cases = 0u64;
+    loop {
+        if secs == 0 && cases >= 300 || secs > 0 && start.elapsed().as_secs() >= secs {
+            break;
+        }
+        let base = &bases[(rng.next() % bases.len() as u64) as usize];
+        let g = ntfs::parse_boot(&base[..512]).unwrap();
+        let mft = (g.mft_lcn * g.cluster_size) as usize;
+        let mft_len = (64 * g.record_size) as usize;
+        let mut d = base.clone();
+        let flips = 1 + rng.next() % 16;
+        for _ in 0..flips {
+            let off = match rng.next() % 10 {
+                0 => (rng.next() % 512) as usize,
+                // Record 0 ($MFT's own runs and attribute list).
+                1 | 2 => mft + (rng.next() % g.record_size) as usize,
+                _ => mft + (rng.next() % mft_len as u64) as usize,
+            };
+            if rng.next().is_multiple_of(2) {
+                d[off] ^= 1 << (rng.next() % 8);
+            } else {
+                d[off] = rng.next() as u8;
+            }
+        }
+        list_and_read(d);
+        cases += 1;
+    }
+    println!("{t}: {cases} cases in {:?}", start.elapsed());
+    assert!(cases >= 300 || secs > 0);
+}
+
+/// The attribute of type `ty` in MFT record `rec` of `d`: (attribute
+/// offset, value or mapping-pairs offset) as image offsets.
+fn attr_in(d: &[u8], m: &Mft, rec: usize, ty: u32) -> Option<(usize, usize)> {
+    let (r, rs) = (m.rec(rec), m.rs);
+    let mut off = r + u16::from_le_bytes([d[r + 0x14], d[r + 0x15]]) as usize;
+    while off + 8 < r + rs {
+        let aty = u32::from_le_bytes(d[off..off + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(d[off + 4..off + 8].try_into().unwrap()) as usize;
+        if aty == 0xffff_ffff || len == 0 {
+            return None;
+        }
+        if aty == ty {
+            let v = if d[off + 8] == 0 {
+                u16::from_le_bytes([d[off + 0x14], d[off + 0x15]])
+            } else {
+                u16::from_le_bytes([d[off + 0x20], d[off + 0x21]])
+            };
+            return Some((off, off + v as usize));
+        }
+        off += len;
+    }
+    None
+}
+
+/// Where the records of a (possibly fragmented) MFT are in the image.
+struct Mft {
+    runs: Vec<(u64, u64)>,
+    rs: usize,
+}
+impl Mft {
+    fn rec(&self, i: usize) -> usize {
+        let mut off = (i * self.rs) as u64;
+        for &(o, l) in &self.runs {
+            if off < l {
+                return (o + off) as usize;
+            }
+            off -= l;
+        }
+        panic!("record {i} outside the MFT");
+    }
+}
+
+fn seq_of(d: &[u8], m: &Mft, rec: usize) -> u16 {
+    let r = m.rec(rec);
+    u16::from_le_bytes([d[r + 0x10], d[r + 0x11]])
+}
+
+fn set_parent(d: &mut [u8], m: &Mft, rec: usize, parent: usize, seq: u16) {
+    let (_, v) = attr_in(d, m, rec, 0x30).unwrap();
+    let r = (parent as u64) | (u64::from(seq) << 48);
+    d[v..v + 8].copy_from_slice(&r.to_le_bytes());
+}
+
+#[test]
+fn hostile_cycles_runs_names_and_damaged_boot() {
+    let t = "hostile_cycles_runs_names_and_damaged_boot";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(p) = dftt_image(
+        t,
+        dir.path(),
+        "7-undel-ntfs.zip",
+        "7-undel-ntfs/7-ntfs-undel.dd",
+    ) else {
+        return;
+    };
+    let base = std::fs::read(p).unwrap();
+    let g = ntfs::parse_boot(&base[..512]).unwrap();
+    let listing = |d: Vec<u8>| {
+        let ev = MemEvidence::new("h", d, false);
+        let fs = ntfs::list(&trawl_fs::VolumeReader::whole(&ev)).unwrap();
+        for e in &fs.entries {
+            let _ = read_content(&ev, &e.content, |_| {});
+        }
+        fs
+    };
+    let clean = listing(base.clone());
+    let m = Mft {
+        runs: clean
+            .entries
+            .iter()
+            .find(|e| e.path == "$MFT")
+            .unwrap()
+            .content
+            .image_runs(),
+        rs: g.record_size as usize,
+    };
+    // This MFT is in two fragments.
+    assert_eq!(m.runs.len(), 2);
+    let mft = m.rec(0);
+    let paths = |fs: &trawl_fs::FileSystemListing| -> BTreeMap<String, u64> {
+        fs.entries
+            .iter()
+            .map(|e| (e.path.clone(), e.inode))
+            .collect()
+    };
+
+    // A directory loop: dir1 (33) and dir2 (34, both deleted) point at
+    // each other; then dir1 at itself.
+    let mut d = base.clone();
+    let (s33, s34) = (seq_of(&d, &m, 33), seq_of(&d, &m, 34));
+    set_parent(&mut d, &m, 33, 34, s34 - 1);
+    set_parent(&mut d, &m, 34, 33, s33 - 1);
+    let fs = listing(d.clone());
+    for i in [33u64, 34, 35, 36] {
+        let e = fs.entries.iter().find(|e| e.inode == i).unwrap();
+        assert!(e.path.starts_with("$OrphanFiles/"), "{}", e.path);
+        assert_eq!(e.alloc, Alloc::Orphan);
+    }
+    set_parent(&mut d, &m, 33, 33, s33 - 1);
+    let fs = listing(d);
+    let e = fs.entries.iter().find(|e| e.inode == 35).unwrap();
+    assert!(e.path.starts_with("$OrphanFiles/"), "{}", e.path);
+
+    // A run far past the volume end (mult1.dat, 32): a limitation, and
+    // the content stops there.
+    let mut d = base.clone();
+    let (_, mp) = attr_in(&d, &m, 32, 0x80).unwrap();
+    let h = d[mp];
+    let (ln, lo) = ((h & 0xf) as usize, (h >> 4) as usize);
+    assert!(lo >= 2);
+    d[mp + 1 + ln + lo - 1] = 0x7f;
+    let fs = listing(d);
+    assert!(
+        fs.limitations
+            .iter()
+            .any(|l| l.what.contains("passes the volume end")),
+        "{:?}",
+        fs.limitations
+    );
+    let e = fs.entries.iter().find(|e| e.path == "mult1.dat").unwrap();
+    assert!(e.content.image_runs().is_empty());
+
+    // An invalid UTF-16 name (a lone surrogate) becomes U+FFFD.
+    let mut d = base.clone();
+    let (_, v) = attr_in(&d, &m, 37, 0x30).unwrap();
+    d[v + 0x42..v + 0x44].copy_from_slice(&0xd800u16.to_le_bytes());
+    let fs = listing(d);
+    let e = fs.entries.iter().find(|e| e.inode == 37).unwrap();
+    assert_eq!(e.path, "\u{fffd}es1.dat");
+
+    // A $MFT that claims an absurd size is cut at the volume.
+    let mut d = base.clone();
+    let (a, _) = attr_in(&d, &m, 0, 0x80).unwrap();
+    d[a + 0x30..a + 0x38].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    let fs = listing(d);
+    assert!(fs.limitations.iter().any(|l| l.structure == "$MFT"));
+    assert_eq!(paths(&fs).get("res1.dat"), Some(&37));
+
+    // Huge runs counts in a record's mapping pairs: sparse runs of 2^56
+    // clusters are refused against the attribute's VCN range.
+    let mut d = base.clone();
+    let (_, mp) = attr_in(&d, &m, 31, 0x80).unwrap();
+    d[mp] = 0x08;
+    d[mp + 1..mp + 9].copy_from_slice(&(1u64 << 56).to_le_bytes());
+    d[mp + 9] = 0;
+    let fs = listing(d);
+    let e = fs.entries.iter().find(|e| e.inode == 31).unwrap();
+    assert!(e.size <= 780, "{}", e.size);
+
+    // A zeroed boot sector: the backup in the volume's last sector is
+    // used. (This image was taken without that sector: append it.)
+    let mut d = base.clone();
+    d.extend_from_slice(&base[..512]);
+    d[..512].fill(0);
+    let fs = listing(d);
+    assert!(
+        fs.limitations
+            .iter()
+            .any(|l| l.structure == "NTFS boot sector")
+    );
+    assert_eq!(paths(&fs), paths(&clean));
+
+    // A torn MFT record 0 (fixup mismatch): $MFTMirr gives the runs.
+    let mut d = base.clone();
+    d[mft + 510] ^= 0xff;
+    let fs = listing(d);
+    assert!(
+        fs.limitations.iter().any(|l| l.structure == "MFT entry 0"),
+        "{:?}",
+        fs.limitations
+    );
+    // Entry 0 itself now fails its fixup in the MFT and is not listed.
+    let mut want = paths(&clean);
+    want.remove("$MFT");
+    assert_eq!(paths(&fs), want);
+
+    // A torn ordinary record is a limitation; the rest is listed.
+    let mut d = base.clone();
+    d[m.rec(29) + 1022] ^= 0xff;
+    let fs = listing(d);
+    assert!(fs.limitations.iter().any(|l| l.structure == "MFT entry 29"));
+    assert!(!paths(&fs).contains_key("frag1.dat"));
+    assert_eq!(paths(&fs).len(), paths(&clean).len() - 1);
 }
