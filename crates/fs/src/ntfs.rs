@@ -45,6 +45,13 @@
 //!   ctime = MFT entry modified, crtime = created); `fn_times` from the
 //!   `$FILE_NAME` the path came from.
 //!
+//! Note for consumers: `$BadClus:$Bad` is a sparse stream as large as the
+//! volume (fls lists it, fiwalk does not); streaming its content yields
+//! that many zeros.
+//!
+//! [`list_mft`] lists a bare `$MFT` file (no volume): run offsets are then
+//! volume offsets and resident offsets are offsets in the MFT file.
+//!
 //! Deliberate differences from TSK (asserted in the tests):
 //! - Directory indexes (`$INDEX_ROOT` / `$INDEX_ALLOCATION`) are not walked:
 //!   names are taken from the MFT entries. TSK also reports stale index
@@ -193,7 +200,7 @@ fn fixup(rec: &mut [u8]) -> Result<(), String> {
             rec.len()
         ));
     }
-    if usa_off + 2 * usa_cnt > rec.len() || usa_off < 0x28.min(usa_off) {
+    if usa_off < 8 || usa_off + 2 * usa_cnt > rec.len() {
         return Err(format!(
             "update sequence array at {usa_off} past the record"
         ));

@@ -1272,3 +1272,83 @@ fn hostile_cycles_runs_names_and_damaged_boot() {
     assert!(!paths(&fs).contains_key("frag1.dat"));
     assert_eq!(paths(&fs).len(), paths(&clean).len() - 1);
 }
+
+#[test]
+fn initialized_size_tail_reads_as_icat() {
+    // A file whose data size passes its initialised size (ntfstruncate
+    // extends the size only), with garbage planted in its last cluster
+    // after the initialised size: icat gives zeros there, so do we.
+    let t = "initialized_size_tail_reads_as_icat";
+    if !tools(t, &["mkntfs", "ntfs-3g", "ntfstruncate", "icat", "umount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("init.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    assert!(
+        Command::new("mkntfs")
+            .args(["-F", "-f", "-Q"])
+            .arg(&img)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    if !Command::new("ntfs-3g")
+        .arg(&img)
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        trawl_fixtures::skip(t, "a working ntfs-3g FUSE mount");
+        return;
+    }
+    let mut guard = Mount(mnt.clone(), false);
+    let data = Rng(77).bytes(10_000);
+    std::fs::write(mnt.join("x.bin"), &data).unwrap();
+    assert!(guard.unmount());
+    let ev = trawl_evidence::open(&img).unwrap();
+    let (fs, _) = ours(ev.as_ref());
+    let e = fs
+        .entries
+        .iter()
+        .find(|e| e.path == "x.bin")
+        .unwrap()
+        .clone();
+    let ino = e.inode.to_string();
+    drop(ev);
+    let st = Command::new("ntfstruncate")
+        .arg("-f")
+        .arg(&img)
+        .args([ino.as_str(), "0x80", "", "100000"])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // Garbage after byte 10000 in the file's last allocated cluster.
+    let runs = e.content.image_runs();
+    let (o, l) = *runs.last().unwrap();
+    let cluster_end = o + l.div_ceil(4096) * 4096;
+    let tail = (o + l)..cluster_end;
+    let mut b = std::fs::read(&img).unwrap();
+    b[tail.start as usize..tail.end as usize].fill(0xee);
+    std::fs::write(&img, &b).unwrap();
+    let ev = trawl_evidence::open(&img).unwrap();
+    let (_, with) = ours(ev.as_ref());
+    let (e, m) = find(&with, "x.bin");
+    assert_eq!(e.size, 100_000);
+    let out = Command::new("icat").arg(&img).arg(&ino).output().unwrap();
+    assert_eq!(out.stdout.len(), 100_000);
+    let mut want = data.clone();
+    want.resize(100_000, 0);
+    assert_eq!(out.stdout, want);
+    assert_eq!(m, &md5_hex(&want));
+}
