@@ -274,3 +274,227 @@ corpus_test!(
     FsKind::Fat12,
     []
 );
+
+fn dftt(test: &str, zip: &str) -> Option<tempfile::TempDir> {
+    let src = corpora().join("sleuthkit-dftt/from_brian").join(zip);
+    if !src.exists() {
+        trawl_fixtures::skip(test, &format!("corpus file {zip}"));
+        return None;
+    }
+    for t in ["fiwalk", "unzip"] {
+        if !have(t) {
+            trawl_fixtures::skip(test, t);
+            return None;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("unzip")
+        .arg("-oq")
+        .arg(&src)
+        .arg("-d")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Some(dir)
+}
+
+fn find<'a>(fs: &'a FileSystemListing, path: &str) -> &'a Entry {
+    fs.entries
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} not listed"))
+}
+
+fn md5_entry(img: &Path, e: &Entry) -> String {
+    let ev = trawl_evidence::open(img).unwrap();
+    md5_of(&*ev, e).unwrap()
+}
+
+/// DFTT #6: every deleted file of the answer key is found deleted; the
+/// unfragmented ones with the published MD5, the fragmented ones with the
+/// MD5 the key gives for a tool that assumes consecutive clusters (TSK's
+/// rule, which trawl follows so its content matches icat).
+#[test]
+fn dftt6_fat_undelete() {
+    let Some(d) = dftt("dftt6_fat_undelete", "6-undel-fat.zip") else {
+        return;
+    };
+    let img = d.path().join("6-undel-fat/6-fat-undel.dd");
+    let (_, fss) = check_image("6-fat-undel", &img, &[]);
+    let fs = &fss[0];
+    assert_eq!(fs.fs, FsKind::Fat16);
+    // Deleted names lose their first character; dir2 and frag3.dat were
+    // not deleted themselves (their directory was).
+    let key = [
+        ("_ing.dat", 780, "59b20779f69ff9f0ac5fcd2c38835a79"),
+        ("_ult1.dat", 3801, "ffd27bd782bdce67750b6b9ee069d2ef"),
+        ("_rag1.dat", 1584, "c4f3b9a0f17d464f4fc61b94ecf6cc21"),
+        ("_rag2.dat", 3873, "965370acfa85aa7e26ab04bbd45cdcae"),
+        ("_ir1/mult2.dat", 1715, "59cf0e9cd107bc1e75afb7374f6e05bb"),
+        (
+            "_ir1/dir2/frag3.dat",
+            2027,
+            "a7a14ac62f79fdea4056ed5e8bcf97ef",
+        ),
+    ];
+    for (want, size, md5) in key {
+        let e = find(fs, want);
+        assert_eq!(e.alloc, Alloc::Deleted, "{want}");
+        assert_eq!(e.size, size, "{want}");
+        assert_eq!(md5_entry(&img, e), md5, "{want}");
+    }
+}
+
+/// DFTT #9: volume label entries that own clusters are listed with their
+/// content (TSK's " (Volume Label Entry)" names), the label is the root
+/// directory's.
+#[test]
+fn dftt9_fat_label() {
+    let Some(d) = dftt("dftt9_fat_label", "9-fat-label.zip") else {
+        return;
+    };
+    let img = d.path().join("9-fat-label/9-fat-label.dd");
+    let (_, fss) = check_image("9-fat-label", &img, &[]);
+    let fs = &fss[0];
+    assert_eq!(fs.label.as_deref(), Some("LABEL2"));
+    for (p, md5) in [
+        (
+            "LABEL2      (Volume Label Entry)",
+            "8071eeaa52cd372a9bbb093e348e605c",
+        ),
+        (
+            "dir1/FILE2   DLL (Volume Label Entry)",
+            "8aeca328aa6fbb7d2ec01f8c2f3e4bbd",
+        ),
+    ] {
+        let e = find(fs, p);
+        assert_eq!(md5_entry(&img, e), md5, "{p}");
+    }
+}
+
+#[test]
+fn dftt2_fat_keyword() {
+    let Some(d) = dftt("dftt2_fat_keyword", "2-kwsrch-fat.zip") else {
+        return;
+    };
+    check_image(
+        "2-kwsrch-fat",
+        &d.path().join("2-kwsrch-fat/fat-img-kw.dd"),
+        &[],
+    );
+}
+
+/// DFTT #5: FAT times are local times; TSK (TZ unset) and trawl print them
+/// as UTC.
+#[test]
+fn dftt5_fat_daylight() {
+    let Some(d) = dftt("dftt5_fat_daylight", "5-fat-daylight.zip") else {
+        return;
+    };
+    let img = d.path().join("5-fat-daylight/daylight.dd");
+    let (_, fss) = check_image("5-fat-daylight", &img, &[]);
+    compare_times(&img, &fss[0]);
+}
+
+/// `fls -r -p -m /` times (TZ unset) against ours, for every entry fls
+/// prints with a matching inode.
+fn compare_times(img: &Path, fs: &FileSystemListing) {
+    let out = Command::new("fls")
+        .args(["-r", "-p", "-m", "/"])
+        .arg(img)
+        .env_remove("TZ")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut checked = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() < 11 {
+            continue;
+        }
+        let inode: u64 = f[2].split('-').next().unwrap().parse().unwrap_or(0);
+        let path = f[1].trim_start_matches('/');
+        let Some(e) = fs
+            .entries
+            .iter()
+            .find(|e| e.inode == inode && e.path == path)
+        else {
+            continue;
+        };
+        let t = |x: Option<trawl_fs::Timestamp>| x.map_or(0, |t| t.secs);
+        let (a, m, c, b): (i64, i64, i64, i64) = (
+            f[7].parse().unwrap(),
+            f[8].parse().unwrap(),
+            f[9].parse().unwrap(),
+            f[10].parse().unwrap(),
+        );
+        assert_eq!(
+            (
+                t(e.times.atime),
+                t(e.times.mtime),
+                t(e.times.ctime),
+                t(e.times.crtime)
+            ),
+            (a, m, c, b),
+            "times of {path}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no times compared");
+}
+
+/// DFTT #1: six FAT16 partitions, the third in the second extended table.
+#[test]
+fn dftt1_extended_partitions() {
+    let Some(d) = dftt("dftt1_extended_partitions", "1-extend-part.zip") else {
+        return;
+    };
+    let img = d.path().join("1-extend-part/ext-part-test-2.dd");
+    // volume.rs only reads the first two entries of an extended boot
+    // record; this image links to its next EBR in the third entry, so the
+    // sixth partition (sector 262143) is not found (reported, not fixed
+    // here: volume.rs is not this module's).
+    let (_, fss) = check_image("1-extend-part", &img, &["missing: 5:"]);
+    assert_eq!(fss.len(), 5);
+    assert!(fss.iter().all(|f| f.fs == FsKind::Fat16));
+}
+
+#[test]
+fn fat32_full_test() {
+    let test = "fat32_full_test";
+    let src = corpora().join("dfir-ntfs-test-data/test_data/fat32_full_test.tgz");
+    if !src.exists() || !have("fiwalk") || !have("tar") {
+        trawl_fixtures::skip(test, "fat32_full_test.tgz, fiwalk or tar");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(&src)
+        .arg("-C")
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let img = d.path().join("fat32_full_test.raw");
+    let (_, fss) = check_image(test, &img, &[]);
+    assert_eq!(fss[0].fs, FsKind::Fat32);
+    compare_times(&img, &fss[0]);
+}
+
+/// Volumes TSK refuses are refused too, cleanly: fat64 (a FAT32 whose total
+/// sector count is 0 in the BPB) and fat32_small (2048-byte sectors, 256
+/// clusters: FAT12 by count, but no root directory entries).
+#[test]
+fn refused_like_tsk() {
+    for f in ["fat64.raw.gz", "fat32_small.raw.gz"] {
+        let Some((_d, img)) = corpus_image("refused_like_tsk", f) else {
+            return;
+        };
+        let ev = trawl_evidence::open(&img).unwrap();
+        let l = list_image(&*ev).unwrap();
+        assert!(l.filesystems.is_empty(), "{f}");
+        assert_eq!(fiwalk(&img).len(), 0, "{f}");
+    }
+}
