@@ -22,11 +22,12 @@
 //!   with 0xE5. Deleted directories are walked too. `.` and `..` are not
 //!   listed.
 //! * Content: allocated entries follow their cluster chain, cut at the size
-//!   (a chain shorter than the size reads as zeros past its end, as TSK's
-//!   filler run); deleted entries use TSK's recovery rule: from the start
-//!   cluster, the next unallocated clusters (allocated ones skipped) until
-//!   the size is covered; when the start cluster is allocated, or the
-//!   clusters run out, only the start cluster (then zeros). Directory sizes
+//!   (a chain shorter than the size gives that much content only: TSK's
+//!   filler run ends icat's output there, so the content's size may be
+//!   below the entry's); deleted entries use TSK's recovery rule: from the
+//!   start cluster, the next unallocated clusters (allocated ones skipped)
+//!   until the size is covered; when the start cluster is allocated, or the
+//!   clusters run out, only the start cluster. Directory sizes
 //!   are computed as TSK does (allocated: clusters in the chain; deleted:
 //!   one cluster when the first is free, else 0).
 //! * Times are the FAT local times taken as UTC (TSK with `TZ` unset, as
@@ -558,6 +559,11 @@ impl<'a, 'r> Fat<'a, 'r> {
         match runs {
             Runs::Err(_) => Content::None,
             Runs::Ok(v) => {
+                // TSK reads no further than the runs (its filler run for
+                // the rest of the size ends the read): icat and fiwalk's
+                // hashes cover the runs only.
+                let have: u64 = v.iter().map(|r| r.1 * self.b.ssize).sum();
+                let size = size.min(have);
                 if size == 0 {
                     return Content::None;
                 }

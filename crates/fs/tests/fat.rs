@@ -498,3 +498,146 @@ fn refused_like_tsk() {
         assert_eq!(fiwalk(&img).len(), 0, "{f}");
     }
 }
+
+fn sh(cmd: &mut Command) {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Deterministic file bytes.
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// mkfs.vfat -F 12/16/32 images with files of many sizes, nested and
+/// long/Unicode names, a fragmented file and deleted files, against fiwalk.
+#[test]
+fn built_images() {
+    for t in ["mkfs.vfat", "mcopy", "mmd", "mdel", "fiwalk", "fls"] {
+        if !have(t) {
+            trawl_fixtures::skip("built_images", t);
+            return;
+        }
+    }
+    for (bits, mb, cl) in [(12u32, 4u64, 4u32), (16, 32, 4), (32, 64, 1)] {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join(format!("fat{bits}.img"));
+        sh(Command::new("mkfs.vfat")
+            .arg("-C")
+            .arg("-F")
+            .arg(bits.to_string())
+            .arg("-s")
+            .arg(cl.to_string())
+            .arg("-n")
+            .arg("TRAWLTEST")
+            .arg(&img)
+            .arg((mb * 1024).to_string()));
+        let cs = 512 * cl as usize;
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let put = |name: &str, data: &[u8], dest: &str| {
+            let p = src.join(name);
+            std::fs::write(&p, data).unwrap();
+            sh(Command::new("mcopy")
+                .arg("-i")
+                .arg(&img)
+                .arg(&p)
+                .arg(format!("::{dest}")));
+        };
+        let sizes = [0, 1, cs - 1, cs, cs + 1, 3 * cs + 7, 300_000];
+        for (i, n) in sizes.iter().enumerate() {
+            put(
+                &format!("s{i}.bin"),
+                &bytes(i as u64, *n),
+                &format!("S{i}.BIN"),
+            );
+        }
+        sh(Command::new("mmd").arg("-i").arg(&img).arg("::/dir1"));
+        sh(Command::new("mmd")
+            .arg("-i")
+            .arg(&img)
+            .arg("::/dir1/Sub Dir With Long Name"));
+        put(
+            "u",
+            b"unicode",
+            "/dir1/Sub Dir With Long Name/Ünïcödé näme — ok.txt",
+        );
+        put(
+            "l",
+            &bytes(77, 5000),
+            "/dir1/a very long file name that needs several LFN entries.dat",
+        );
+        put("lower", b"lower", "/dir1/lower.txt");
+        // Fragmentation: fill, delete every other, write a big file.
+        for i in 0..12 {
+            put(
+                &format!("f{i}"),
+                &bytes(100 + i, 2 * cs),
+                &format!("/F{i}.DAT"),
+            );
+        }
+        for i in (0..12).step_by(2) {
+            sh(Command::new("mdel")
+                .arg("-i")
+                .arg(&img)
+                .arg(format!("::/F{i}.DAT")));
+        }
+        put("big", &bytes(999, 11 * cs + 5), "/BIGFRAG.DAT");
+        // Deleted files: one contiguous, one in a deleted directory.
+        sh(Command::new("mmd").arg("-i").arg(&img).arg("::/gone"));
+        put("g", &bytes(6, cs + 3), "/gone/inner.txt");
+        sh(Command::new("mdel")
+            .arg("-i")
+            .arg(&img)
+            .arg("::/gone/inner.txt"));
+        sh(Command::new("mrd").arg("-i").arg(&img).arg("::/gone"));
+        put("del", &bytes(5, 3 * cs), "/DELME.TXT");
+        sh(Command::new("mdel").arg("-i").arg(&img).arg("::/DELME.TXT"));
+
+        let (equal, fss) = check_image(&format!("fat{bits}"), &img, &[]);
+        assert!(equal >= 25, "fat{bits}: only {equal} equal");
+        let fs = &fss[0];
+        assert_eq!(
+            fs.fs,
+            match bits {
+                12 => FsKind::Fat12,
+                16 => FsKind::Fat16,
+                _ => FsKind::Fat32,
+            }
+        );
+        assert_eq!(fs.label.as_deref(), Some("TRAWLTEST"));
+        assert_eq!(fs.block_size, cs as u64);
+        let big = find(fs, "BIGFRAG.DAT");
+        // mtools fills the freed holes first on FAT12/16 (on FAT32 it
+        // follows the FSInfo next-free hint past them).
+        if let (trawl_fs::Content::Runs { runs, .. }, true) = (&big.content, bits != 32) {
+            assert!(runs.len() > 1, "fat{bits}: BIGFRAG.DAT is not fragmented");
+        }
+        let mut h = Md5::new();
+        h.update(bytes(999, 11 * cs + 5));
+        assert_eq!(md5_entry(&img, big), hex::encode(h.finalize()));
+        find(fs, "dir1/Sub Dir With Long Name/Ünïcödé näme — ok.txt");
+        let del = fs
+            .entries
+            .iter()
+            .find(|e| e.path == "_ELME.TXT")
+            .expect("deleted file");
+        assert_eq!(del.alloc, Alloc::Deleted);
+        let mut h = Md5::new();
+        h.update(bytes(5, 3 * cs));
+        assert_eq!(md5_entry(&img, del), hex::encode(h.finalize()));
+        compare_times(&img, fs);
+    }
+}
