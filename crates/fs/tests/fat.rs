@@ -641,3 +641,221 @@ fn built_images() {
         compare_times(&img, fs);
     }
 }
+
+fn load_corpus(file: &str) -> Option<Vec<u8>> {
+    let src = corpora().join("dfir-ntfs-test-data/test_data").join(file);
+    if !src.exists() {
+        return None;
+    }
+    let mut v = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(src).unwrap())
+        .read_to_end(&mut v)
+        .unwrap();
+    Some(v)
+}
+
+/// Lists `bytes` and reads every entry's content; returns the entry count.
+fn list_all(bytes: Vec<u8>) -> usize {
+    let ev = trawl_evidence::MemEvidence::new("fuzz", bytes, false);
+    let l = list_image(&ev).unwrap();
+    let mut n = 0;
+    for fs in &l.filesystems {
+        for e in &fs.entries {
+            let _ = read_content(&ev, &e.content, |_| {});
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Metadata ranges of a FAT image: boot sector, FATs, root directory and
+/// the first directory clusters.
+fn fat_meta_ranges(img: &[u8]) -> Vec<(usize, usize)> {
+    let u16at = |o: usize| u16::from_le_bytes([img[o], img[o + 1]]) as usize;
+    let ss = u16at(11).max(512);
+    let reserved = u16at(14);
+    let numfat = img[16] as usize;
+    let mut spf = u16at(22);
+    if spf == 0 {
+        spf = u32::from_le_bytes([img[36], img[37], img[38], img[39]]) as usize;
+    }
+    let fat_start = reserved * ss;
+    let data = fat_start + numfat * spf * ss;
+    vec![
+        (0, 512),
+        (fat_start, fat_start + (spf * ss).min(64 << 10)),
+        (data, (data + (256 << 10)).min(img.len())),
+    ]
+}
+
+/// Random byte changes in the metadata of real images: no panic, no hang.
+/// `TRAWL_FUZZ_SECS` runs it for that long instead of the short CI budget.
+#[test]
+fn fuzz_fat_metadata() {
+    let secs: u64 = std::env::var("TRAWL_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut imgs = Vec::new();
+    for f in [
+        "fat12.raw.gz",
+        "fat16.raw.gz",
+        "fat_deleted_dir_2.raw.gz",
+        "fat32_loop.raw.gz",
+        "fat_lfn_test.raw.gz",
+    ] {
+        match load_corpus(f) {
+            Some(v) => imgs.push(v),
+            None => {
+                trawl_fixtures::skip("fuzz_fat_metadata", f);
+                return;
+            }
+        }
+    }
+    let start = std::time::Instant::now();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut cases = 0u64;
+    loop {
+        if secs == 0 && cases >= 250 {
+            break;
+        }
+        if secs > 0 && start.elapsed().as_secs() >= secs {
+            break;
+        }
+        // The 64 MiB FAT32 images (last two) one case in ten.
+        let k = if rnd() % 10 == 0 {
+            3 + (rnd() % 2) as usize
+        } else {
+            (rnd() % 3) as usize
+        };
+        let base = &imgs[k];
+        let mut img = base.clone();
+        let ranges = fat_meta_ranges(base);
+        let flips = 1 + rnd() % 16;
+        for _ in 0..flips {
+            let (a, b) = ranges[(rnd() % ranges.len() as u64) as usize];
+            if b <= a {
+                continue;
+            }
+            let o = a + (rnd() % (b - a) as u64) as usize;
+            if rnd() % 2 == 0 {
+                img[o] ^= 1 << (rnd() % 8);
+            } else {
+                img[o] = rnd() as u8;
+            }
+        }
+        list_all(img);
+        cases += 1;
+    }
+    println!("fuzz_fat_metadata: {cases} cases in {:?}", start.elapsed());
+}
+
+/// Hand-made hostile cases on a real FAT16 image: a cluster chain that
+/// loops on itself, a directory whose entry points back at its parent's
+/// cluster, a start cluster past the end, a size larger than the volume,
+/// garbage names.
+#[test]
+fn hostile_fat_cases() {
+    let Some(base) = load_corpus("fat16.raw.gz") else {
+        trawl_fixtures::skip("hostile_fat_cases", "fat16.raw.gz");
+        return;
+    };
+    let ev = trawl_evidence::MemEvidence::new("h", base.clone(), false);
+    let l = list_image(&ev).unwrap();
+    let fs = &l.filesystems[0];
+    // Layout of this image.
+    let u16at = |o: usize| u16::from_le_bytes([base[o], base[o + 1]]) as usize;
+    let ss = u16at(11);
+    let fat = u16at(14) * ss;
+    let root = fat + base[16] as usize * u16at(22) * ss;
+    // The first regular file with content, and the first directory.
+    let file = fs
+        .entries
+        .iter()
+        .find(|e| {
+            e.kind == trawl_fs::FileType::File && e.size > 4096 && e.alloc == Alloc::Allocated
+        })
+        .unwrap();
+    let slot = |inode: u64| root + (inode as usize - 3) * 32;
+    let fslot = slot(file.inode);
+    let fclust = u16at(fslot + 26);
+
+    // 1. A chain that loops on its first cluster.
+    let mut img = base.clone();
+    img[fat + fclust * 2..fat + fclust * 2 + 2].copy_from_slice(&(fclust as u16).to_le_bytes());
+    let ev = trawl_evidence::MemEvidence::new("h", img, false);
+    let l = list_image(&ev).unwrap();
+    let fs1 = &l.filesystems[0];
+    assert!(
+        fs1.limitations.iter().any(|x| x.what.contains("loops")),
+        "{:?}",
+        fs1.limitations
+    );
+    let e = fs1.entries.iter().find(|e| e.inode == file.inode).unwrap();
+    read_content(&ev, &e.content, |_| {}).unwrap();
+
+    // 2. Start cluster past the last cluster, size past the volume: TSK
+    //    rejects the entry as a directory entry.
+    let mut img = base.clone();
+    img[fslot + 26..fslot + 28].copy_from_slice(&0xfff0u16.to_le_bytes());
+    img[fslot + 28..fslot + 32].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(list_all(img) > 0);
+
+    // 3. A directory entry pointing at the root's first data cluster of a
+    //    directory that contains it (directory loop), and garbage names.
+    let mut img = base.clone();
+    let dir = fs
+        .entries
+        .iter()
+        .find(|e| {
+            e.kind == trawl_fs::FileType::Dir && e.alloc == Alloc::Allocated && e.path.contains('/')
+        })
+        .or_else(|| {
+            fs.entries
+                .iter()
+                .find(|e| e.kind == trawl_fs::FileType::Dir)
+        })
+        .unwrap();
+    let parent = fs.entries.iter().find(|e| {
+        e.kind == trawl_fs::FileType::Dir && dir.path.starts_with(&format!("{}/", e.path))
+    });
+    if let Some(p) = parent {
+        let pclust = u16at(slot(p.inode) + 26);
+        // The child's directory cluster: its third entry points at the
+        // parent's cluster.
+        let cclust = u16at(slot(dir.inode) + 26);
+        let data0 = root + u16at(17) * 32;
+        let cs = base[13] as usize * ss;
+        let at = data0 + (cclust - 2) * cs + 2 * 32;
+        img[at..at + 11].copy_from_slice(b"LOOP       ");
+        img[at + 11] = 0x10;
+        img[at + 26..at + 28].copy_from_slice(&(pclust as u16).to_le_bytes());
+        img[at + 24..at + 26].copy_from_slice(&0x5021u16.to_le_bytes());
+    }
+    for i in 0..8 {
+        img[root + 32 * 40 + i] = 0xff - i as u8;
+    }
+    let ev = trawl_evidence::MemEvidence::new("h", img, false);
+    let l = list_image(&ev).unwrap();
+    assert!(!l.filesystems[0].entries.is_empty());
+
+    // 4. Every FAT entry pointing to cluster 2 and a truncated image.
+    let mut img = base.clone();
+    for c in 2..4000 {
+        img[fat + c * 2..fat + c * 2 + 2].copy_from_slice(&2u16.to_le_bytes());
+    }
+    img.truncate(img.len() / 3);
+    list_all(img);
+
+    // 5. Boot sector nonsense: the file system is refused, not crashed on.
+    let mut img = base.clone();
+    img[13] = 3;
+    let ev = trawl_evidence::MemEvidence::new("h", img, false);
+    assert!(list_image(&ev).unwrap().filesystems.is_empty());
+}
