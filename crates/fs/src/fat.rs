@@ -1303,7 +1303,7 @@ fn is_time(t: u16) -> bool {
     (t & 0x1f) <= 30 && ((t >> 5) & 0x3f) <= 59 && (t >> 11) <= 23
 }
 
-fn is_date(d: u16) -> bool {
+pub(crate) fn is_date(d: u16) -> bool {
     let day = d & 0x1f;
     let mon = (d >> 5) & 0xf;
     (1..=31).contains(&day) && (1..=12).contains(&mon)
@@ -1322,7 +1322,7 @@ pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// TSK's `fatfs_dos_2_unix_time` with the local time taken as UTC; `None`
 /// for TSK's 0.
-fn dos_time(date: u16, time: u16, tens: u8) -> Option<i64> {
+pub(crate) fn dos_time(date: u16, time: u16, tens: u8) -> Option<i64> {
     if date == 0 {
         return None;
     }
