@@ -122,7 +122,8 @@ impl ContentReader<'_> {
         let mut raw = Vec::with_capacity(unit as usize);
         let mut out = Vec::with_capacity(unit as usize);
         while left > 0 {
-            let unit_cl: Vec<Option<u64>> = clusters.by_ref().take(unit_clusters as usize).collect();
+            let unit_cl: Vec<Option<u64>> =
+                clusters.by_ref().take(unit_clusters as usize).collect();
             let want = left.min(unit);
             out.clear();
             let allocated = unit_cl.iter().take_while(|c| c.is_some()).count();

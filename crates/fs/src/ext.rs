@@ -15,5 +15,9 @@ pub fn probe(_r: &VolumeReader<'_>) -> Result<bool, FsError> {
 /// # Errors
 /// Unusable superblock or group descriptors; I/O errors.
 pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
-    Err(FsError::corrupt("ext superblock", r.base() + 1024, "not supported yet"))
+    Err(FsError::corrupt(
+        "ext superblock",
+        r.base() + 1024,
+        "not supported yet",
+    ))
 }

@@ -97,11 +97,7 @@ impl<'a> VolumeReader<'a> {
             return Err(FsError::corrupt(
                 what,
                 self.image_offset(off),
-                format!(
-                    "{} bytes needed, the volume ends {} bytes in",
-                    buf.len(),
-                    n
-                ),
+                format!("{} bytes needed, the volume ends {} bytes in", buf.len(), n),
             ));
         }
         Ok(())

@@ -25,11 +25,19 @@ pub enum VolumeKind {
     /// The whole image (no partition table).
     Whole,
     /// An MBR primary or logical partition with its type byte.
-    Mbr { type_byte: u8, logical: bool, bootable: bool },
+    Mbr {
+        type_byte: u8,
+        logical: bool,
+        bootable: bool,
+    },
     /// An MBR extended partition (a container of logical ones; not data).
     Extended { type_byte: u8 },
     /// A GPT partition with its type and unique GUIDs and attribute bits.
-    Gpt { type_guid: String, guid: String, attributes: u64 },
+    Gpt {
+        type_guid: String,
+        guid: String,
+        attributes: u64,
+    },
 }
 
 /// One volume of the image.
@@ -141,7 +149,10 @@ fn looks_like_boot_sector(s: &[u8; 512]) -> bool {
         && spc.is_power_of_two()
         && reserved > 0
         && (1..=4).contains(&fats)
-        && (&s[54..59] == b"FAT12" || &s[54..59] == b"FAT16" || &s[82..87] == b"FAT32" || &s[54..57] == b"FAT")
+        && (&s[54..59] == b"FAT12"
+            || &s[54..59] == b"FAT16"
+            || &s[82..87] == b"FAT32"
+            || &s[54..57] == b"FAT")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -205,7 +216,9 @@ fn dos(img: &dyn Evidence, primary: &[DosEntry; 4]) -> VolumeSystem {
                 slot: i as u32,
                 offset,
                 length,
-                kind: VolumeKind::Extended { type_byte: e.type_byte },
+                kind: VolumeKind::Extended {
+                    type_byte: e.type_byte,
+                },
                 type_name: format!("{} (0x{:02x})", dos_type_name(e.type_byte), e.type_byte),
                 label: None,
             };
@@ -264,7 +277,8 @@ fn walk_ebr(
             return;
         }
         let mut s = [0u8; 512];
-        let ok = ebr.saturating_mul(SECTOR).saturating_add(SECTOR) <= img.size() && img.read_exact_at(ebr * SECTOR, &mut s).is_ok();
+        let ok = ebr.saturating_mul(SECTOR).saturating_add(SECTOR) <= img.size()
+            && img.read_exact_at(ebr * SECTOR, &mut s).is_ok();
         if !ok || s[510..512] != [0x55, 0xAA] {
             lims.push(Limitation {
                 volume_offset: u64::from(ext_start) * SECTOR,
@@ -355,7 +369,11 @@ struct GptHeader {
     disk_guid: [u8; 16],
 }
 
-fn read_gpt_header(img: &dyn Evidence, lba: u64, ss: u64) -> Result<Result<GptHeader, String>, FsError> {
+fn read_gpt_header(
+    img: &dyn Evidence,
+    lba: u64,
+    ss: u64,
+) -> Result<Result<GptHeader, String>, FsError> {
     let off = lba.saturating_mul(ss);
     if off.saturating_add(ss) > img.size() {
         return Ok(Err("past the image end".into()));
@@ -374,7 +392,9 @@ fn read_gpt_header(img: &dyn Evidence, lba: u64, ss: u64) -> Result<Result<GptHe
     h[16..20].fill(0);
     let crc = crc32fast::hash(&h);
     if crc != stored {
-        return Ok(Err(format!("header CRC32 {stored:08x} stored, {crc:08x} computed")));
+        return Ok(Err(format!(
+            "header CRC32 {stored:08x} stored, {crc:08x} computed"
+        )));
     }
     let u64at = |o: usize| u64::from_le_bytes(s[o..o + 8].try_into().unwrap_or_default());
     let u32at = |o: usize| u32::from_le_bytes(s[o..o + 4].try_into().unwrap_or_default());
@@ -393,8 +413,15 @@ fn read_gpt_header(img: &dyn Evidence, lba: u64, ss: u64) -> Result<Result<GptHe
     }))
 }
 
-fn read_gpt_entries(img: &dyn Evidence, h: &GptHeader, ss: u64) -> Result<Result<Vec<u8>, String>, FsError> {
-    if h.count > MAX_GPT_ENTRIES || !(128..=4096).contains(&h.entry_size) || !h.entry_size.is_multiple_of(8) {
+fn read_gpt_entries(
+    img: &dyn Evidence,
+    h: &GptHeader,
+    ss: u64,
+) -> Result<Result<Vec<u8>, String>, FsError> {
+    if h.count > MAX_GPT_ENTRIES
+        || !(128..=4096).contains(&h.entry_size)
+        || !h.entry_size.is_multiple_of(8)
+    {
         return Ok(Err(format!(
             "{} entries of {} bytes: out of range",
             h.count, h.entry_size
@@ -403,7 +430,10 @@ fn read_gpt_entries(img: &dyn Evidence, h: &GptHeader, ss: u64) -> Result<Result
     let len = u64::from(h.count) * u64::from(h.entry_size);
     let off = h.entries_lba.saturating_mul(ss);
     if off.saturating_add(len) > img.size() {
-        return Ok(Err(format!("entry array at LBA {} passes the image end", h.entries_lba)));
+        return Ok(Err(format!(
+            "entry array at LBA {} passes the image end",
+            h.entries_lba
+        )));
     }
     let mut v = vec![0u8; len as usize];
     img.read_exact_at(off, &mut v)?;
@@ -417,7 +447,11 @@ fn read_gpt_entries(img: &dyn Evidence, h: &GptHeader, ss: u64) -> Result<Result
     Ok(Ok(v))
 }
 
-fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option<VolumeSystem>, FsError> {
+fn gpt(
+    img: &dyn Evidence,
+    ss: u64,
+    lims: &mut Vec<Limitation>,
+) -> Result<Option<VolumeSystem>, FsError> {
     if img.size() < 3 * ss {
         return Ok(None);
     }
@@ -433,7 +467,16 @@ fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option
                     lims.push(lim(ss, "GPT entry array", at, &why));
                     return Ok(None);
                 };
-                (h, e, vec![lim(ss, "GPT primary entry array", at, &format!("{why}; the backup is used"))])
+                (
+                    h,
+                    e,
+                    vec![lim(
+                        ss,
+                        "GPT primary entry array",
+                        at,
+                        &format!("{why}; the backup is used"),
+                    )],
+                )
             }
         },
         Err(why) => {
@@ -443,7 +486,16 @@ fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option
                 }
                 return Ok(None);
             };
-            (h, e, vec![lim(ss, "GPT primary header", ss, &format!("{why}; the backup header is used"))])
+            (
+                h,
+                e,
+                vec![lim(
+                    ss,
+                    "GPT primary header",
+                    ss,
+                    &format!("{why}; the backup header is used"),
+                )],
+            )
         }
     };
     // Cross-check with the backup when the primary was used.
@@ -453,10 +505,18 @@ fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option
                 ss,
                 "GPT backup header",
                 hdr.backup.saturating_mul(ss),
-                &format!("{why} (the primary header says it is at LBA {})", hdr.backup),
+                &format!(
+                    "{why} (the primary header says it is at LBA {})",
+                    hdr.backup
+                ),
             )),
             Ok(b) => {
-                if b.disk_guid != hdr.disk_guid || b.count != hdr.count || b.entries_crc != hdr.entries_crc || b.first_usable != hdr.first_usable || b.last_usable != hdr.last_usable {
+                if b.disk_guid != hdr.disk_guid
+                    || b.count != hdr.count
+                    || b.entries_crc != hdr.entries_crc
+                    || b.first_usable != hdr.first_usable
+                    || b.last_usable != hdr.last_usable
+                {
                     local.push(lim(
                         ss,
                         "GPT backup header",
@@ -494,7 +554,14 @@ fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option
             .collect();
         let name = String::from_utf16_lossy(&name);
         if last < first {
-            local.push(lim(ss, "GPT entry", hdr.entries_lba.saturating_mul(ss).saturating_add(i as u64 * u64::from(hdr.entry_size)), &format!("entry {i}: last LBA {last} before first LBA {first}")));
+            local.push(lim(
+                ss,
+                "GPT entry",
+                hdr.entries_lba
+                    .saturating_mul(ss)
+                    .saturating_add(i as u64 * u64::from(hdr.entry_size)),
+                &format!("entry {i}: last LBA {last} before first LBA {first}"),
+            ));
             continue;
         }
         let tg = guid(&type_guid);
@@ -533,7 +600,11 @@ fn gpt(img: &dyn Evidence, ss: u64, lims: &mut Vec<Limitation>) -> Result<Option
     }))
 }
 
-fn backup(img: &dyn Evidence, last_lba: u64, ss: u64) -> Result<Option<(GptHeader, Vec<u8>)>, FsError> {
+fn backup(
+    img: &dyn Evidence,
+    last_lba: u64,
+    ss: u64,
+) -> Result<Option<(GptHeader, Vec<u8>)>, FsError> {
     let Ok(h) = read_gpt_header(img, last_lba, ss)? else {
         return Ok(None);
     };
@@ -559,7 +630,14 @@ fn guid(g: &[u8; 16]) -> String {
         u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
         u16::from_le_bytes([g[4], g[5]]),
         u16::from_le_bytes([g[6], g[7]]),
-        g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+        g[8],
+        g[9],
+        g[10],
+        g[11],
+        g[12],
+        g[13],
+        g[14],
+        g[15]
     )
 }
 
