@@ -40,6 +40,9 @@ pub struct ImportOptions {
     pub memory: usize,
     /// Replace an existing output file (default: refuse).
     pub overwrite: bool,
+    /// Sync the table to disk before renaming it into place (default; off
+    /// for the throw-away table of a text list opened directly).
+    pub sync: bool,
 }
 
 impl Default for ImportOptions {
@@ -48,6 +51,7 @@ impl Default for ImportOptions {
             max_malformed: 0,
             memory: 256 << 20,
             overwrite: false,
+            sync: true,
         }
     }
 }
@@ -599,7 +603,9 @@ impl Importer {
         f.write_all(&meta_bytes).map_err(io)?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
         f.write_all(&header.encode(&meta_bytes)).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        if self.opts.sync {
+            f.sync_all().map_err(io)?;
+        }
         let persisted = if self.opts.overwrite {
             tmp.persist(&self.out)
         } else {

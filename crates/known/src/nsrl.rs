@@ -110,7 +110,7 @@ fn plan(conn: &Connection, path: &Path, alg: Algorithm) -> Result<(String, bool)
         .prepare(&format!("EXPLAIN QUERY PLAN {}", lookup_sql(alg)))
         .map_err(sq)?;
     let details: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(3))
+        .query_map(["", ""], |r| r.get::<_, String>(3))
         .map_err(sq)?
         .collect::<Result<_, _>>()
         .map_err(sq)?;

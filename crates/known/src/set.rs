@@ -130,7 +130,11 @@ impl KnownSet {
             .map_err(|e| KnownError::io(path, e))?;
             let out = dir.path().join("list.trawlknown");
             let name = opts.name.clone().unwrap_or_else(|| stem(path));
-            import_with(&[path], &out, &name, opts.kind, &opts.import)?;
+            let import = ImportOptions {
+                sync: false,
+                ..opts.import.clone()
+            };
+            import_with(&[path], &out, &name, opts.kind, &import)?;
             let t = Table::open(&out)?;
             (
                 SetFormat::TextList,
