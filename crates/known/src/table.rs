@@ -251,17 +251,6 @@ impl Table {
                 have: len,
             });
         }
-        let kind = match le32(&head, 12) {
-            0 => Kind::Known,
-            1 => Kind::Notable,
-            k => {
-                return Err(KnownError::Corrupt {
-                    path: p(),
-                    offset: 12,
-                    what: format!("kind {k} is neither 0 (known) nor 1 (notable)"),
-                });
-            }
-        };
         let file_len = le64(&head, 16);
         if file_len > len {
             return Err(KnownError::Truncated {
@@ -301,6 +290,13 @@ impl Table {
                 what: "the file changed size while being opened".into(),
             });
         }
+        if let Some(i) = map[92..HEADER_SIZE as usize].iter().position(|&b| b != 0) {
+            return Err(KnownError::Corrupt {
+                path: p(),
+                offset: 92 + i as u64,
+                what: "non-zero byte in the header's reserved space".into(),
+            });
+        }
         // Bounds were checked above; usize conversions cannot fail for a
         // mapped file.
         let meta_bytes = &map[meta_off as usize..len as usize];
@@ -313,6 +309,17 @@ impl Table {
                 computed,
             });
         }
+        let kind = match le32(&head, 12) {
+            0 => Kind::Known,
+            1 => Kind::Notable,
+            k => {
+                return Err(KnownError::Corrupt {
+                    path: p(),
+                    offset: 12,
+                    what: format!("kind {k} is neither 0 (known) nor 1 (notable)"),
+                });
+            }
+        };
         let meta: TableMeta =
             serde_json::from_slice(meta_bytes).map_err(|e| KnownError::Corrupt {
                 path: p(),
@@ -351,6 +358,15 @@ impl Table {
                     "{alg} count {count} in the header disagrees with the metadata"
                 )));
             }
+        }
+        if prev_end != meta_off {
+            return Err(KnownError::Corrupt {
+                path: p(),
+                offset: 24,
+                what: format!(
+                    "metadata at {meta_off} does not follow the last array (ends at {prev_end})"
+                ),
+            });
         }
         if meta.format != "trawl-known-table" || meta.version != VERSION || meta.kind != kind {
             return Err(KnownError::Corrupt {
@@ -410,8 +426,11 @@ impl Table {
         }
     }
 
-    /// Checks the whole table: every array in strictly ascending order and
-    /// its SHA-256 as recorded in the metadata. Reads every byte.
+    /// Checks the whole table: the padding between arrays zero, every array
+    /// in strictly ascending order and its SHA-256 as recorded in the
+    /// metadata. Reads every byte: with the checks on open, any change to
+    /// any byte of a table is detected (a CRC-32 or SHA-256 collision
+    /// aside).
     ///
     /// # Errors
     /// [`KnownError::Unsorted`] or [`KnownError::ArrayChecksum`].
@@ -425,6 +444,17 @@ impl Table {
                 Some(i) => Err(t.unsorted(alg, i as u64)),
                 None => Ok(()),
             }
+        }
+        let mut at = HEADER_SIZE as usize;
+        for r in &self.ranges {
+            if let Some(i) = self.map[at..r.start].iter().position(|&b| b != 0) {
+                return Err(KnownError::Corrupt {
+                    path: self.path.clone(),
+                    offset: (at + i) as u64,
+                    what: "non-zero byte in the padding between arrays".into(),
+                });
+            }
+            at = r.end;
         }
         order(self, Algorithm::Md5, self.md5())?;
         order(self, Algorithm::Sha1, self.sha1())?;
