@@ -2,18 +2,17 @@
 //!
 //! Digests are uniformly distributed, so the position of a digest in a sorted
 //! array of `n` is about `n × (its first 8 bytes as a number) / 2⁶⁴`, with a
-//! standard deviation under √n / 2. [`contains`] estimates the position,
-//! probes it and, in the direction of the target, the entry about √n further:
-//! when the target lies between the two, the range shrinks from n to √n in
-//! one round (n = 10⁸ → 10⁴ → 10² → 10 → done). A round whose window misses
-//! still narrows the range on one side. After [`MAX_ROUNDS`] rounds, or once
+//! standard deviation under √n / 2. [`contains`] estimates the position and
+//! probes it and the entries about √n before and after it, three independent
+//! loads whose cache and TLB misses overlap: the target almost always lies
+//! between two of them, so one round shrinks the range from n to about √n
+//! (n = 10⁸ → 10⁴ → 10² → done). A round whose window misses still narrows
+//! the range on one side. After [`MAX_ROUNDS`] rounds, or once
 //! the range is small, a binary search finishes, so a table that is not
 //! uniform (or crafted) costs at most a few dozen probes. Indexes never leave
 //! the array, whatever its contents: on an unsorted array the answer may be
 //! wrong (the table is corrupt, which [`crate::Table::verify`] detects) but
 //! nothing panics.
-
-use std::cmp::Ordering;
 
 /// Interpolation rounds before the binary search takes over.
 pub const MAX_ROUNDS: usize = 6;
@@ -47,48 +46,31 @@ pub fn contains<const N: usize>(arr: &[[u8; N]], target: &[u8; N]) -> bool {
         }
         let span = u128::from(hi_key - lo_key) + 1;
         let off = (u128::from(t - lo_key) * len as u128 / span) as usize;
-        let pos = lo + off.min(len - 1);
-        let window = len.isqrt() + 8;
-        match arr[pos].cmp(target) {
-            Ordering::Equal => return true,
-            Ordering::Less => {
-                lo = pos + 1;
-                lo_key = prefix(&arr[pos]);
-                let far = pos.saturating_add(window);
-                if far < hi {
-                    match arr[far].cmp(target) {
-                        Ordering::Equal => return true,
-                        Ordering::Greater => {
-                            hi = far;
-                            hi_key = prefix(&arr[far]);
-                        }
-                        Ordering::Less => {
-                            lo = far + 1;
-                            lo_key = prefix(&arr[far]);
-                        }
-                    }
-                }
-            }
-            Ordering::Greater => {
-                hi = pos;
-                hi_key = prefix(&arr[pos]);
-                if pos >= lo + window {
-                    let near = pos - window;
-                    match arr[near].cmp(target) {
-                        Ordering::Equal => return true,
-                        Ordering::Less => {
-                            lo = near + 1;
-                            lo_key = prefix(&arr[near]);
-                        }
-                        Ordering::Greater => {
-                            hi = near;
-                            hi_key = prefix(&arr[near]);
-                        }
-                    }
-                }
-            }
+        let b = lo + off.min(len - 1);
+        let w = len.isqrt() + 8;
+        let a = b.saturating_sub(w).max(lo);
+        let c = b.saturating_add(w).min(hi - 1);
+        // Three independent loads: their cache (and TLB) misses overlap
+        // instead of following one another.
+        let (ka, kb, kc) = (&arr[a], &arr[b], &arr[c]);
+        let (oa, ob, oc) = (target.cmp(ka), target.cmp(kb), target.cmp(kc));
+        if oa.is_eq() || ob.is_eq() || oc.is_eq() {
+            return true;
         }
-        if lo_key > hi_key {
+        if oa.is_lt() {
+            hi = a;
+            hi_key = prefix(ka);
+        } else if ob.is_lt() {
+            (lo, hi) = (a + 1, b);
+            (lo_key, hi_key) = (prefix(ka), prefix(kb));
+        } else if oc.is_lt() {
+            (lo, hi) = (b + 1, c);
+            (lo_key, hi_key) = (prefix(kb), prefix(kc));
+        } else {
+            lo = c + 1;
+            lo_key = prefix(kc);
+        }
+        if lo_key > hi_key || lo > hi {
             // Only on an unsorted (corrupt) array.
             return false;
         }
