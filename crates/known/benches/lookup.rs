@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
     let queries: Vec<Digests> = (0..4096u64)
         .map(|k| {
             let r = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 digests(r % N)
             } else {
                 digests(N + r)

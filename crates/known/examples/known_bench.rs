@@ -169,7 +169,7 @@ fn main() {
     // the biggest thing in memory); the generation alone is timed too.
     let query = |k: u64, rng: &mut Lcg, strip: bool| -> Digests {
         let r = rng.next();
-        let d = if k % 2 == 0 {
+        let d = if k.is_multiple_of(2) {
             digests(r % count)
         } else {
             digests(count + r % (u64::MAX / 2)) // never inserted
