@@ -83,11 +83,12 @@
 //! [`KnownSet::lookup`] takes the digests a file has ([`Digests`]) and tries
 //! the strongest first (SHA-256, SHA-1, MD5); a [`Hit`] names the set, its
 //! kind and the algorithm that matched, so a report can say exactly why a file
-//! was marked. Digests are uniformly distributed, so the search interpolates
-//! from the first eight bytes, narrows to a window of about √n entries around
-//! the estimate, and repeats; after a few rounds (or at once, on data that is
-//! not uniform) it finishes with a binary search, so a crafted table cannot
-//! make a lookup slower than a few dozen probes.
+//! was marked. Digests are uniformly distributed, so the search
+//! ([`search::contains`]) interpolates from the first eight bytes, probes the
+//! estimate and the entries about √n either side of it at once, keeps the
+//! interval the target falls in, and repeats; after a few rounds (or at once,
+//! on data that is not uniform) it finishes with a binary search, so a
+//! crafted table cannot make a lookup slower than a few dozen probes.
 
 mod error;
 mod import;
