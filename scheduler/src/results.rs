@@ -182,6 +182,16 @@ pub fn build(
                         expected - hashed
                     ));
                 }
+                if let Err(e) = trawl_analyzers::files::apply_known(
+                    &mut l,
+                    &rec.spec.files.known,
+                    &rec.spec.files.notable,
+                ) {
+                    r.errors.push(format!("known-file lookup: {e}"));
+                }
+                if rec.spec.files.skip_known {
+                    skip_known(&mut r, &l);
+                }
                 r.files = l.records;
                 r.filesystems = Some(l.summary);
             }
@@ -273,6 +283,32 @@ pub fn build(
     r.verify_stored();
     r.sort();
     Ok(r)
+}
+
+/// `--skip-known`: features inside known files' content, and image YARA
+/// matches whose every string lies there, are dropped (and counted in a
+/// note); the files' own digests stay in the listing.
+fn skip_known(r: &mut JobResults, l: &trawl_core::FilesListing) {
+    use trawl_analyzers::files::{in_ranges, known_ranges};
+    let ranges = known_ranges(l);
+    if ranges.is_empty() {
+        return;
+    }
+    let before = (r.features.len(), r.yara.len());
+    r.features.retain(|f| !in_ranges(&ranges, f.offset));
+    r.yara.retain(|y| {
+        y.target != "image"
+            || y.strings.is_empty()
+            || !y.strings.iter().all(|s| in_ranges(&ranges, s.offset))
+    });
+    let (df, dy) = (before.0 - r.features.len(), before.1 - r.yara.len());
+    r.notes.push(trawl_core::Note {
+        analysis: "files".into(),
+        offset: 0,
+        message: format!(
+            "--skip-known: {df} feature(s) and {dy} YARA image match(es) inside known files were left out"
+        ),
+    });
 }
 
 /// Builds the job's results as one wire page.

@@ -219,3 +219,76 @@ pub fn apply_hashes(listing: &mut FilesListing, hashes: impl IntoIterator<Item =
         }
     }
 }
+
+/// Looks every hashed file up in the known-file and notable-file hash sets
+/// (notable wins), setting `known` / `known_set` and the summary's counts.
+///
+/// # Errors
+/// A set that cannot be opened or read, naming it.
+pub fn apply_known(
+    listing: &mut FilesListing,
+    known: &[String],
+    notable: &[String],
+) -> Result<(), String> {
+    if known.is_empty() && notable.is_empty() {
+        return Ok(());
+    }
+    let sets = trawl_known::KnownSets::open(known, notable).map_err(|e| e.to_string())?;
+    let hits: Vec<Result<Option<trawl_known::Hit>, String>> = listing
+        .records
+        .par_iter()
+        .map(|r| {
+            if r.md5.is_none() && r.sha1.is_none() && r.sha256.is_none() {
+                return Ok(None);
+            }
+            let d = trawl_known::Digests::from_hex(
+                r.md5.as_deref(),
+                r.sha1.as_deref(),
+                r.sha256.as_deref(),
+            )?;
+            sets.lookup(&d).map_err(|e| e.to_string())
+        })
+        .collect();
+    let (mut k, mut n) = (0, 0);
+    for (r, h) in listing.records.iter_mut().zip(hits) {
+        if let Some(h) = h? {
+            let notable = h.kind == trawl_known::Kind::Notable;
+            if notable {
+                n += 1;
+            } else {
+                k += 1;
+            }
+            r.known = Some(if notable { "notable" } else { "known" }.to_string());
+            r.known_set = Some(h.set.to_string());
+        }
+    }
+    listing.summary.known = k;
+    listing.summary.notable = n;
+    Ok(())
+}
+
+/// The image ranges of the known files' content, sorted and merged: what
+/// `--skip-known` keeps out of feature extraction and YARA.
+pub fn known_ranges(listing: &FilesListing) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = listing
+        .records
+        .iter()
+        .filter(|r| r.known.as_deref() == Some("known"))
+        .flat_map(|r| r.runs.iter().map(|&(o, l)| (o, o.saturating_add(l))))
+        .collect();
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Whether image offset `off` lies in one of the sorted, merged `ranges`.
+pub fn in_ranges(ranges: &[(u64, u64)], off: u64) -> bool {
+    let i = ranges.partition_point(|r| r.1 <= off);
+    ranges.get(i).is_some_and(|r| r.0 <= off)
+}
