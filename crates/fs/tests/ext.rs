@@ -1,0 +1,648 @@
+//! ext2/3/4 against TSK: fiwalk DFXML (path, size, MD5, allocation), icat,
+//! fls -m times; corpora images and images built with mke2fs + debugfs;
+//! hostile images (bit flips, loops, huge counts, pointers past the end).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use trawl_evidence::Evidence;
+use trawl_fs::{Alloc, Content, Entry, FileSystemListing, FileType, FsKind, VolumeReader};
+
+fn corpora() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "command -v {tool} || test -x /usr/sbin/{tool} || test -x /sbin/{tool}"
+        ))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn tools(test: &str, names: &[&str]) -> bool {
+    for t in names {
+        if !have(t) {
+            trawl_fixtures::skip(test, &format!("the `{t}` tool"));
+            return false;
+        }
+    }
+    true
+}
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let mut c = Command::new(cmd);
+    c.args(args);
+    c.env(
+        "PATH",
+        format!(
+            "{}:/usr/sbin:/sbin",
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    let o = c.output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn list(img: &dyn Evidence) -> FileSystemListing {
+    let r = VolumeReader::whole(img);
+    assert!(trawl_fs::ext::probe(&r).unwrap(), "ext probe");
+    trawl_fs::ext::list(&r).unwrap()
+}
+
+fn md5_of(img: &dyn Evidence, c: &Content) -> String {
+    let mut h = Md5::new();
+    trawl_fs::read_content(img, c, |b| h.update(b)).unwrap();
+    hex::encode(h.finalize())
+}
+
+fn md5_bytes(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+/// One fiwalk `<fileobject>`.
+#[derive(Debug, Default, Clone)]
+struct Fo {
+    filename: String,
+    name_type: String,
+    size: Option<u64>,
+    inode: Option<u64>,
+    unalloc: bool,
+    md5: Option<String>,
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// fiwalk writes invalid UTF-8 bytes as `\xHH`; trawl as U+FFFD.
+fn fiwalk_name(s: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && b.get(i + 2..i + 4)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            out.push('\u{FFFD}');
+            i += 4;
+        } else {
+            let ch = s[i..].chars().next().unwrap();
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+fn tag(block: &str, t: &str) -> Option<String> {
+    let open = format!("<{t}>");
+    let s = block.find(&open)? + open.len();
+    let e = block[s..].find(&format!("</{t}>"))? + s;
+    Some(xml_unescape(&block[s..e]))
+}
+
+fn parse_dfxml(xml: &str) -> Vec<Fo> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(s) = rest.find("<fileobject>") {
+        let e = rest[s..].find("</fileobject>").unwrap() + s;
+        let mut b = &rest[s..e];
+        // Skip <parent_object> (it holds the parent's <inode>).
+        if let Some(pe) = b.find("</parent_object>") {
+            b = &b[pe..];
+        }
+        let md5 = b.find("<hashdigest type='md5'>").map(|i| {
+            let v = &b[i + "<hashdigest type='md5'>".len()..];
+            v[..v.find('<').unwrap()].to_lowercase()
+        });
+        out.push(Fo {
+            filename: fiwalk_name(&tag(b, "filename").unwrap_or_default()),
+            name_type: tag(b, "name_type").unwrap_or_default(),
+            size: tag(b, "filesize").and_then(|v| v.parse().ok()),
+            inode: tag(b, "inode").and_then(|v| v.parse().ok()),
+            unalloc: tag(b, "unalloc").as_deref() == Some("1")
+                || tag(b, "alloc_name").as_deref() == Some("0"),
+            md5,
+        });
+        rest = &rest[e..];
+    }
+    out
+}
+
+fn fiwalk(img: &Path, dir: &Path) -> Vec<Fo> {
+    let out = dir.join(format!(
+        "{}.xml",
+        img.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&out);
+    run(
+        "fiwalk",
+        &["-X", out.to_str().unwrap(), img.to_str().unwrap()],
+    );
+    parse_dfxml(&std::fs::read_to_string(&out).unwrap())
+}
+
+fn is_dot(name: &str) -> bool {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last == "." || last == ".."
+}
+
+/// Compares a listing with fiwalk's objects one to one: every fiwalk object
+/// (dot entries aside) is one entry with the same path, inode, size and MD5;
+/// deleted objects are Deleted or Orphan. Fast symlinks are the expected
+/// difference: fiwalk hashes zeros (TSK reads their i_block as a hole), trawl
+/// the target. Returns (equal, expected differences).
+fn compare(img: &dyn Evidence, l: &FileSystemListing, fos: &[Fo]) -> (usize, usize) {
+    let mut by_path: HashMap<&str, Vec<&Entry>> = HashMap::new();
+    for e in &l.entries {
+        by_path.entry(e.path.as_str()).or_default().push(e);
+    }
+    let by_inode: HashMap<u64, &Entry> = l.entries.iter().map(|e| (e.inode, e)).collect();
+    let mut matched = 0;
+    let mut equal = 0;
+    let mut expected = 0;
+    for fo in fos {
+        if is_dot(&fo.filename) {
+            // The directory itself: same content as its entry.
+            if let (Some(i), Some(m)) = (fo.inode, &fo.md5) {
+                if i != 2 {
+                    let e = by_inode.get(&i).unwrap_or_else(|| panic!("dir {i}"));
+                    assert_eq!(&md5_of(img, &e.content), m, "{}", fo.filename);
+                }
+            }
+            continue;
+        }
+        let cands = by_path
+            .get(fo.filename.as_str())
+            .unwrap_or_else(|| panic!("fiwalk's {fo:?} not listed"));
+        let e = cands
+            .iter()
+            .find(|e| fo.inode.is_none_or(|i| e.inode == i))
+            .unwrap_or_else(|| panic!("fiwalk's {fo:?}: no entry with that inode in {cands:?}"));
+        matched += 1;
+        assert_eq!(e.size, fo.size.unwrap_or(0), "size of {}", fo.filename);
+        if fo.unalloc {
+            assert!(
+                matches!(e.alloc, Alloc::Deleted | Alloc::Orphan),
+                "{} is deleted for fiwalk: {e:?}",
+                fo.filename
+            );
+        }
+        if fo.filename.starts_with("$OrphanFiles/") {
+            assert_eq!(e.alloc, Alloc::Orphan, "{}", fo.filename);
+        }
+        match &fo.md5 {
+            Some(m) => {
+                let ours = md5_of(img, &e.content);
+                if fo.name_type == "l"
+                    && e.size < 60
+                    && matches!(e.content, Content::Resident { .. })
+                {
+                    // Expected difference: fast symlink.
+                    assert_eq!(
+                        m,
+                        &md5_bytes(&vec![0u8; e.size as usize]),
+                        "{}",
+                        fo.filename
+                    );
+                    let Content::Resident { bytes, .. } = &e.content else {
+                        unreachable!()
+                    };
+                    assert_eq!(bytes.len() as u64, e.size);
+                    expected += 1;
+                } else {
+                    assert_eq!(&ours, m, "MD5 of {} ({e:?})", fo.filename);
+                    equal += 1;
+                }
+            }
+            None => {
+                // fiwalk has no hash: no content (empty, or nothing
+                // recoverable, or a special file).
+                assert!(
+                    e.content.size() == 0 || e.kind == FileType::Other,
+                    "{}: fiwalk has no MD5, trawl has content {:?}",
+                    fo.filename,
+                    e.content
+                );
+                equal += 1;
+            }
+        }
+    }
+    assert_eq!(
+        matched,
+        l.entries.len(),
+        "entries fiwalk does not list: {:?}",
+        l.entries
+            .iter()
+            .filter(|e| !fos.iter().any(|f| f.filename == e.path))
+            .map(|e| &e.path)
+            .collect::<Vec<_>>()
+    );
+    (equal, expected)
+}
+
+fn open(p: &Path) -> Arc<dyn Evidence> {
+    trawl_evidence::open(p).unwrap()
+}
+
+// ---------------------------------------------------------------- corpora
+
+#[test]
+fn sleuthkit_image_dd_matches_reference_dfxml() {
+    let name = "sleuthkit_image_dd_matches_reference_dfxml";
+    let d = corpora().join("sleuthkit-test-data/test");
+    let (img_p, xml_p) = (d.join("data/image.dd"), d.join("fiwalk/image_dd.xml"));
+    if !img_p.exists() || !xml_p.exists() {
+        return trawl_fixtures::skip(name, "sleuthkit-test-data image.dd / image_dd.xml");
+    }
+    let img = open(&img_p);
+    let l = list(img.as_ref());
+    assert_eq!(l.fs, FsKind::Ext2);
+    assert_eq!(l.block_size, 1024);
+    assert_eq!(l.size, 100 * 1024);
+    assert_eq!(l.label, None);
+    let fos = parse_dfxml(&std::fs::read_to_string(&xml_p).unwrap());
+    assert_eq!(fos.len(), 15);
+    // All 15 (name, md5) pairs: dot entries through their directory.
+    let (equal, fast_links) = compare(img.as_ref(), &l, &fos);
+    assert_eq!(equal + fast_links, 15 - 6);
+    assert_eq!(fast_links, 1, "a_link is a fast symlink");
+    let link = l.entries.iter().find(|e| e.path == "a_link").unwrap();
+    assert_eq!(link.kind, FileType::Link);
+    let Content::Resident { bytes, .. } = &link.content else {
+        panic!("{link:?}")
+    };
+    assert_eq!(bytes.len(), 24);
+    // The deleted names without inode.
+    for p in ["a_directory/.another_file.swp", "a_directory/another_file~"] {
+        let e = l.entries.iter().find(|e| e.path == p).unwrap();
+        assert_eq!((e.inode, e.alloc, e.size), (0, Alloc::Deleted, 0));
+    }
+    let o = l.entries.iter().find(|e| e.path == "$OrphanFiles").unwrap();
+    assert_eq!((o.inode, o.kind), (17, FileType::Dir));
+    // The E01 of the same image lists the same.
+    let e01 = d.join("data/image.E01");
+    if e01.exists() {
+        let img2 = open(&e01);
+        assert_eq!(list(img2.as_ref()).entries, l.entries);
+    }
+}
+
+#[test]
+fn dfvfs_ext2_in_every_readable_container() {
+    let name = "dfvfs_ext2_in_every_readable_container";
+    let d = corpora().join("dfvfs-test-data/test_data");
+    let segs = [d.join("ext2.splitraw.000"), d.join("ext2.splitraw.001")];
+    if !segs.iter().all(|p| p.exists()) {
+        return trawl_fixtures::skip(name, "dfvfs ext2.splitraw.*");
+    }
+    let raw = trawl_evidence::open_segments(&segs).unwrap();
+    let l = list(raw.as_ref());
+    assert_eq!(l.fs, FsKind::Ext2);
+    assert_eq!(l.label.as_deref(), Some("ext2_test"));
+    // fls -r -p gives 7 entries; trawl lists the same 7.
+    assert_eq!(l.entries.len(), 7, "{:#?}", l.entries);
+    for e01 in ["ext2.E01", "ext2.split.E01"] {
+        let p = d.join(e01);
+        if !p.exists() {
+            trawl_fixtures::skip(name, e01);
+            continue;
+        }
+        assert_eq!(list(open(&p).as_ref()).entries, l.entries, "{e01}");
+    }
+    if !tools(name, &["fiwalk"]) {
+        return;
+    }
+    // fiwalk on the joined raw image.
+    let t = tempfile::tempdir().unwrap();
+    let joined = t.path().join("ext2.raw");
+    let mut all = std::fs::read(&segs[0]).unwrap();
+    all.extend(std::fs::read(&segs[1]).unwrap());
+    assert_eq!(md5_bytes(&all), "196066add11fb71c4c49cf1bb50d6d24");
+    std::fs::write(&joined, &all).unwrap();
+    let fos = fiwalk(&joined, t.path());
+    compare(raw.as_ref(), &l, &fos);
+}
+
+#[test]
+fn dftt_ext3_keyword_image() {
+    let name = "dftt_ext3_keyword_image";
+    let zip = corpora().join("sleuthkit-dftt/from_brian/4-kwsrch-ext3.zip");
+    if !zip.exists() {
+        return trawl_fixtures::skip(name, "sleuthkit-dftt 4-kwsrch-ext3.zip");
+    }
+    if !tools(name, &["unzip", "fiwalk"]) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    run(
+        "unzip",
+        &[
+            "-q",
+            zip.to_str().unwrap(),
+            "-d",
+            t.path().to_str().unwrap(),
+        ],
+    );
+    let img_p = t.path().join("4-kwsrch-ext3/ext3-img-kw-1.dd");
+    let img = open(&img_p);
+    let l = list(img.as_ref());
+    assert_eq!(l.fs, FsKind::Ext3);
+    assert_eq!(l.label.as_deref(), Some("KW_SEARCH"));
+    let fos = fiwalk(&img_p, t.path());
+    compare(img.as_ref(), &l, &fos);
+    // file3 was deleted by the ext3 kernel: inode unallocated, size 0.
+    let f3 = l.entries.iter().find(|e| e.path == "file3").unwrap();
+    assert_eq!((f3.inode, f3.alloc, f3.size), (14, Alloc::Deleted, 0));
+    // The journal (inode 8) is not listed, as fiwalk does not list it.
+    assert!(l.entries.iter().all(|e| e.inode != 8));
+}
+
+// ---------------------------------------------------------- built images
+
+/// The planted tree: sizes around `bs`, nested dirs, sparse, links, names.
+fn plant(dir: &Path, bs: usize) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut x = 0x9E37_79B9u32;
+    let mut rnd = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    let w = |p: &str, b: &[u8]| std::fs::write(dir.join(p), b).unwrap();
+    std::fs::create_dir_all(dir.join("d1/d2/d3/d4")).unwrap();
+    std::fs::create_dir_all(dir.join("del")).unwrap();
+    w("empty", b"");
+    w("one", b"1");
+    w("bm1", &rnd(bs - 1));
+    w("bp1", &rnd(bs + 1));
+    w("multi", &rnd(3 * 1024 * 1024 + 17));
+    w("d1/d2/d3/d4/deep", b"deep file\n");
+    w("d1/small", b"small\n");
+    w("Ünïcödé ✓", b"unicode name\n");
+    w(&"L".repeat(255), b"long name\n");
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let p = dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
+        std::fs::write(p, b"non-utf8 name\n").unwrap();
+    }
+    // Sparse: a hole, data, a hole, data, trailing hole.
+    let mut f = std::fs::File::create(dir.join("sparse")).unwrap();
+    f.seek(SeekFrom::Start(300_000)).unwrap();
+    f.write_all(b"middle").unwrap();
+    f.seek(SeekFrom::Start(2_000_000)).unwrap();
+    f.write_all(&rnd(5000)).unwrap();
+    f.set_len(5_000_000).unwrap();
+    std::os::unix::fs::symlink("one", dir.join("shortlink")).unwrap();
+    std::os::unix::fs::symlink("t/".repeat(60), dir.join("longlink")).unwrap();
+    std::fs::hard_link(dir.join("bp1"), dir.join("d1/hardlink")).unwrap();
+    for i in 0..6 {
+        w(&format!("del/f{i}"), &rnd(bs * (i + 1) + 100));
+    }
+    w("del/big", &rnd(40 * bs + 5));
+    std::fs::create_dir_all(dir.join("del/sub")).unwrap();
+    w("del/sub/inner", &rnd(2 * bs));
+}
+
+fn mkfs(t: &Path, kind: &str, bs: usize, extra: &[&str], size: &str) -> PathBuf {
+    let tree = t.join(format!("tree-{kind}-{bs}"));
+    plant(&tree, bs);
+    let img = t.join(format!("{kind}-{bs}.img"));
+    let bss = bs.to_string();
+    let mut args = vec!["-q", "-F", "-t", kind, "-b", &bss, "-L", "trawl-lbl"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-d", tree.to_str().unwrap(), img.to_str().unwrap(), size]);
+    run("mke2fs", &args);
+    img
+}
+
+fn debugfs_w(img: &Path, cmd: &str) {
+    run("debugfs", &["-w", "-R", cmd, img.to_str().unwrap()]);
+}
+
+fn icat(img: &Path, inode: u64) -> Vec<u8> {
+    run("icat", &[img.to_str().unwrap(), &inode.to_string()])
+}
+
+/// Builds, deletes with debugfs, and compares with fiwalk and icat.
+fn built(kind: &str, bs: usize, want: FsKind) {
+    let name = format!("built_{kind}_{bs}");
+    if !tools(&name, &["mke2fs", "debugfs", "fiwalk", "icat", "fls"]) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img_p = mkfs(t.path(), kind, bs, &[], "24M");
+    // Blocks of a file and a directory, for the orphans below.
+    let bmap = |p: &str| {
+        let o = run(
+            "debugfs",
+            &["-R", &format!("bmap {p} 0"), img_p.to_str().unwrap()],
+        );
+        String::from_utf8(o).unwrap().trim().to_string()
+    };
+    let (file_blk, dir_blk) = (bmap("del/f1"), bmap("del/sub"));
+    // Deletions: rm keeps the block pointers / extents (ext2-like); the
+    // kernel's zeroing is not reproducible without mounting.
+    for f in ["del/f1", "del/f3", "del/big", "del/sub/inner"] {
+        debugfs_w(&img_p, &format!("rm {f}"));
+    }
+    debugfs_w(&img_p, "rmdir del/sub");
+    // Orphans: free inodes that were used (ctime set) and that no name
+    // reaches: a file over del/f1's first block and a directory over
+    // del/sub's block.
+    for (ino, mode, size, blk) in [
+        (200, "0100644", "700", &file_blk),
+        (201, "040755", &bs.to_string(), &dir_blk),
+    ] {
+        for (f, v) in [
+            ("mode", mode),
+            ("links_count", "1"),
+            ("ctime", "1600000000"),
+            ("mtime", "1500000000"),
+            ("dtime", "1600000001"),
+            ("size", size),
+            ("block[0]", blk),
+            ("flags", "0"),
+        ] {
+            debugfs_w(&img_p, &format!("sif <{ino}> {f} {v}"));
+        }
+    }
+    let img = open(&img_p);
+    let l = list(img.as_ref());
+    assert_eq!(l.fs, want, "{name}");
+    assert_eq!(l.label.as_deref(), Some("trawl-lbl"));
+    assert_eq!(l.block_size, bs as u64);
+    assert_eq!(l.size, 24 * 1024 * 1024);
+    assert!(l.limitations.is_empty(), "{:?}", l.limitations);
+    let fos = fiwalk(&img_p, t.path());
+    let (equal, links) = compare(img.as_ref(), &l, &fos);
+    println!("{name}: {equal} equal to fiwalk, {links} fast symlinks (expected difference)");
+    assert!(equal > 20);
+    assert_eq!(links, 1);
+    let get = |p: &str| {
+        l.entries
+            .iter()
+            .find(|e| e.path == p)
+            .unwrap_or_else(|| panic!("{p} not listed"))
+    };
+    // Deleted files: listed deleted, content as icat recovers it.
+    for p in ["del/f1", "del/f3", "del/big", "del/sub", "del/sub/inner"] {
+        let e = get(p);
+        assert_eq!(e.alloc, Alloc::Deleted, "{p}");
+        if e.kind == FileType::File {
+            assert!(e.size > 0, "{p}");
+            assert_eq!(
+                md5_of(img.as_ref(), &e.content),
+                md5_bytes(&icat(&img_p, e.inode)),
+                "{p}"
+            );
+        }
+    }
+    // The orphans: the file, the directory, and the directory's name.
+    let orphans: Vec<(&str, u64, Alloc)> = l
+        .entries
+        .iter()
+        .filter(|e| e.path.starts_with("$OrphanFiles/"))
+        .map(|e| (e.path.as_str(), e.inode, e.alloc))
+        .collect();
+    let inner = get("del/sub/inner").inode;
+    assert_eq!(
+        orphans,
+        vec![
+            ("$OrphanFiles/OrphanFile-200", 200, Alloc::Orphan),
+            ("$OrphanFiles/OrphanFile-201", 201, Alloc::Orphan),
+            ("$OrphanFiles/OrphanFile-201/inner", inner, Alloc::Orphan),
+        ]
+    );
+    let o200 = get("$OrphanFiles/OrphanFile-200");
+    assert_eq!(o200.size, 700);
+    assert_eq!(
+        md5_of(img.as_ref(), &o200.content),
+        md5_bytes(&icat(&img_p, 200))
+    );
+    // Allocated files against the planted bytes.
+    let tree = t.path().join(format!("tree-{kind}-{bs}"));
+    for p in [
+        "one",
+        "bm1",
+        "bp1",
+        "multi",
+        "sparse",
+        "d1/d2/d3/d4/deep",
+        "Ünïcödé ✓",
+        "d1/hardlink",
+        "del/f0",
+    ] {
+        let e = get(p);
+        assert_eq!(e.alloc, Alloc::Allocated, "{p}");
+        let want = std::fs::read(tree.join(p)).unwrap();
+        assert_eq!(md5_of(img.as_ref(), &e.content), md5_bytes(&want), "{p}");
+    }
+    assert_eq!(get("bad\u{FFFD}name").size, 14);
+    assert_eq!(get(&"L".repeat(255)).size, 10);
+    // Sparse file: holes are sparse runs.
+    let Content::Runs { runs, .. } = &get("sparse").content else {
+        panic!()
+    };
+    assert!(runs.iter().any(|r| r.offset.is_none()));
+    // Hard links: one entry per name, same inode.
+    assert_eq!(get("bp1").inode, get("d1/hardlink").inode);
+    assert_eq!(get("bp1").nlink, 2);
+    // Links.
+    let Content::Resident { bytes, .. } = &get("shortlink").content else {
+        panic!()
+    };
+    assert_eq!(bytes, b"one");
+    assert_eq!(
+        md5_of(img.as_ref(), &get("longlink").content),
+        md5_bytes("t/".repeat(60).as_bytes())
+    );
+    // Times, uid/gid/mode against fls -m.
+    let body = String::from_utf8_lossy(&run(
+        "fls",
+        &["-r", "-p", "-m", "/", img_p.to_str().unwrap()],
+    ))
+    .into_owned();
+    let mut checked = 0;
+    for line in body.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let path = f[1].trim_start_matches('/');
+        if path.contains("(deleted") || !path.is_ascii() || path.starts_with('$') {
+            continue;
+        }
+        let Some(e) = l
+            .entries
+            .iter()
+            .find(|e| e.path == path && e.inode.to_string() == f[2])
+        else {
+            continue;
+        };
+        let secs = |t: Option<trawl_fs::Timestamp>| t.map_or(0, |t| t.secs);
+        assert_eq!(f[4], e.uid.to_string(), "{path}");
+        assert_eq!(f[5], e.gid.to_string(), "{path}");
+        assert_eq!(f[6], e.size.to_string(), "{path}");
+        assert_eq!(f[7], secs(e.times.atime).to_string(), "{path}");
+        assert_eq!(f[8], secs(e.times.mtime).to_string(), "{path}");
+        assert_eq!(f[9], secs(e.times.ctime).to_string(), "{path}");
+        assert_eq!(f[10], secs(e.times.crtime).to_string(), "{path}");
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked}");
+    if want == FsKind::Ext4 {
+        assert!(get("one").times.crtime.is_some());
+    } else {
+        assert!(get("one").times.crtime.is_none());
+    }
+    // Through list_image: no partition table, the file system found.
+    let il = trawl_fs::list_image(img.as_ref()).unwrap();
+    assert_eq!(il.filesystems.len(), 1);
+    assert_eq!(il.filesystems[0].entries, l.entries);
+}
+
+#[test]
+fn built_ext2_1k() {
+    built("ext2", 1024, FsKind::Ext2);
+}
+
+#[test]
+fn built_ext2_4k() {
+    built("ext2", 4096, FsKind::Ext2);
+}
+
+#[test]
+fn built_ext3_1k() {
+    built("ext3", 1024, FsKind::Ext3);
+}
+
+#[test]
+fn built_ext4_1k() {
+    built("ext4", 1024, FsKind::Ext4);
+}
+
+#[test]
+fn built_ext4_4k() {
+    built("ext4", 4096, FsKind::Ext4);
+}
