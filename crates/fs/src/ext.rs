@@ -44,7 +44,7 @@
 //!   cuts loops through ancestors); deeper than 128 levels is not descended
 //!   (TSK's limit), which is reported as a limitation.
 //! * Names are UTF-8 with invalid bytes replaced by U+FFFD (fiwalk prints
-//!   `\xFF`-style escapes).
+//!   `\xFF`-style escapes); as in TSK, a NUL byte ends a name.
 //! * With `meta_bg`, group descriptors are read where that feature puts them
 //!   (TSK reads them as one contiguous table).
 
@@ -1004,7 +1004,9 @@ fn parse_dir_block(buf: &[u8], v2: bool, last_inum: u32, unalloc: bool, out: &mu
             idx += 4;
             continue;
         }
-        let name = buf[idx + 8..idx + 8 + namelen].to_vec();
+        // TSK copies names as C strings: a NUL ends the name.
+        let raw = &buf[idx + 8..idx + 8 + namelen];
+        let name = raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())].to_vec();
         let ftype = if v2 { buf[idx + 7] } else { 0 };
         let deleted = dellen > 0 || inode == 0 || unalloc;
         if dellen > 0 {
