@@ -164,6 +164,13 @@ impl Super {
         if inode_size < 128 || inode_size > block_size || !inode_size.is_power_of_two() {
             return Err(format!("inode size {inode_size}"));
         }
+        if u64::from(inodes_count).saturating_mul(inode_size)
+            > blocks_count.saturating_mul(block_size)
+        {
+            return Err(format!(
+                "{inodes_count} inodes of {inode_size} bytes exceed the {blocks_count} blocks"
+            ));
+        }
         let groups = (blocks_count - first_data_block).div_ceil(blocks_per_group);
         if groups.saturating_mul(inodes_per_group) < u64::from(inodes_count) {
             return Err(format!(
