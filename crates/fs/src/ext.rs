@@ -38,6 +38,9 @@
 //!
 //! * Fast symlinks (target stored in `i_block`) are [`Content::Resident`] with
 //!   the target; TSK's `icat` (and so fiwalk's MD5) reads them as zeros.
+//! * An unallocated inode whose block pointers or extents were zeroed (what
+//!   the ext3 and ext4 kernels do on delete) has [`Content::None`] and its
+//!   recorded size; TSK reads `size` zeros for it.
 //! * Uninitialised extents read as zeros (sparse runs), as the kernel reads
 //!   them.
 //! * A directory is descended once even when two names lead to it (TSK only
@@ -1204,10 +1207,19 @@ impl Walker<'_> {
                 uid: m.uid,
                 gid: m.gid,
                 nlink: u32::from(m.links),
-                content: if m.kind() == Some(FileType::Other) {
-                    Content::None
-                } else {
-                    fs.content(inum, m, &mut self.lims)
+                content: match m.kind() {
+                    Some(FileType::Other) => Content::None,
+                    _ => match fs.content(inum, m, &mut self.lims) {
+                        // A deleted inode whose pointers / extents were
+                        // zeroed (ext3, ext4 kernels): nothing to recover
+                        // (TSK reads `size` zeros).
+                        Content::Runs { runs, .. }
+                            if !fs.is_alloc(inum) && runs.iter().all(|r| r.offset.is_none()) =>
+                        {
+                            Content::None
+                        }
+                        c => c,
+                    },
                 },
             },
             None => Entry {
