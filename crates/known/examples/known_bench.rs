@@ -1,11 +1,17 @@
 //! Builds a large table through the import path (external sort) from
 //! generated pseudo-random MD5 + SHA-1 + SHA-256 digests, then times
-//! single-threaded lookups (half hits, half misses) and reports the peak RSS.
+//! single-threaded lookups (half hits, half misses), one call per file
+//! (`KnownSet::lookup`) and batched (`KnownSet::lookup_many` on `--batch`
+//! files at a time), and reports the peak RSS.
 //!
 //! ```text
 //! cargo run --release -p trawl-known --example known_bench -- \
 //!     [--count 100000000] [--lookups 10000000] [--dir DIR] [--memory-mib 256] [--keep]
+//!     [--batch 4096] [--table PATH]
 //! ```
+//!
+//! `--table PATH` looks up in an existing table built by this example with
+//! the same `--count` (a version-1 table, say) instead of building one.
 //!
 //! A 100-million-entry table is about 6.8 GB, and the import needs about as
 //! much again for its sorted runs: check the free space first. The table
@@ -110,6 +116,8 @@ fn main() {
     let mut dir = std::env::temp_dir().join("trawl-known-bench");
     let mut memory_mib: usize = 256;
     let mut keep = false;
+    let mut batch: usize = 4096;
+    let mut table: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().expect("missing value");
@@ -119,11 +127,18 @@ fn main() {
             "--dir" => dir = PathBuf::from(val()),
             "--memory-mib" => memory_mib = val().parse().expect("--memory-mib N"),
             "--keep" => keep = true,
+            "--batch" => batch = val().parse::<usize>().expect("--batch N").max(1),
+            "--table" => table = Some(PathBuf::from(val())),
             other => panic!("unknown argument {other}"),
         }
     }
     std::fs::create_dir_all(&dir).expect("create --dir");
-    let path = dir.join(format!("bench-{count}.trawlknown"));
+    let path = table
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("bench-{count}.trawlknown")));
+    if table.is_some() {
+        keep = true;
+    }
     println!(
         "table {} : {count} entries x (MD5 + SHA-1 + SHA-256)",
         path.display()
@@ -178,6 +193,10 @@ fn main() {
         "open (header, CRC, spot checks): {:.1} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
+    println!(
+        "table format version {}",
+        set.table().expect("a table").version()
+    );
     let c = set.counts().expect("counts");
     assert_eq!((c.md5, c.sha1, c.sha256), (count, count, count));
 
@@ -210,20 +229,38 @@ fn main() {
     let gen_cpu = cpu_secs() - c0;
     println!("query generation alone: {gen_cpu:.2} s CPU (included below) [{sink}]");
 
-    for (label, strip) in [
-        ("SHA-256 only", true),
-        ("SHA-256 only, again (pages already mapped)", true),
-        ("MD5 + SHA-1 + SHA-256 (a miss searches all three)", false),
+    for (label, strip, batched) in [
+        ("SHA-256 only", true, false),
+        ("SHA-256 only, again (pages already mapped)", true, false),
+        ("MD5 + SHA-1 + SHA-256 (a miss searches all three)", false, false),
+        ("SHA-256 only, batched", true, true),
+        ("MD5 + SHA-1 + SHA-256, batched", false, true),
     ] {
         let f0 = faults();
         let mut rng = Lcg(42);
         let t0 = Instant::now();
         let c0 = cpu_secs();
         let mut hits = 0u64;
-        for k in 0..lookups {
-            if let Some(h) = set.lookup(&query(k, &mut rng, strip)).expect("lookup") {
-                debug_assert_eq!(h.algorithm, Algorithm::Sha256);
-                hits += 1;
+        if batched {
+            let mut qs: Vec<Digests> = Vec::with_capacity(batch);
+            let mut k = 0u64;
+            while k < lookups {
+                qs.clear();
+                while qs.len() < batch && k < lookups {
+                    qs.push(query(k, &mut rng, strip));
+                    k += 1;
+                }
+                for h in set.lookup_many(&qs).expect("lookup_many").into_iter().flatten() {
+                    debug_assert_eq!(h.algorithm, Algorithm::Sha256);
+                    hits += 1;
+                }
+            }
+        } else {
+            for k in 0..lookups {
+                if let Some(h) = set.lookup(&query(k, &mut rng, strip)).expect("lookup") {
+                    debug_assert_eq!(h.algorithm, Algorithm::Sha256);
+                    hits += 1;
+                }
             }
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -231,9 +268,14 @@ fn main() {
         let f1 = faults();
         assert_eq!(hits, lookups.div_ceil(2), "every even query is a hit");
         println!(
-            "lookups, {label}: {lookups} ({hits} hits), one thread: {cpu:.2} s CPU = \
+            "lookups, {label}{}: {lookups} ({hits} hits), one thread: {cpu:.2} s CPU = \
              {:.2} M lookups per CPU-second ({:.2} M/s without the query generation); \
              wall {secs:.2} s = {:.2} M/s; page faults {} minor, {} major",
+            if batched {
+                format!(" ({batch} per call)")
+            } else {
+                String::new()
+            },
             lookups as f64 / cpu / 1e6,
             lookups as f64 / (cpu - gen_cpu).max(1e-9) / 1e6,
             lookups as f64 / secs / 1e6,

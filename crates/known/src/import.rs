@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use rayon::slice::ParallelSliceMut;
 use sha2::{Digest, Sha256};
 
+use crate::search;
 use crate::table::{
     ALIGN, ArrayInfo, DigestCounts, HEADER_SIZE, Header, MalformedLine, SourceInfo, TableMeta,
-    VERSION, is_table, read_up_to,
+    VERSION, encode_index, is_table, read_up_to,
 };
 use crate::text::{Line, LineReader, ListFormat, ListParser, MAX_LINE};
 use crate::{Algorithm, Digests, Kind, KnownError, Table, nsrl};
@@ -36,7 +37,8 @@ pub struct ImportOptions {
     pub max_malformed: u64,
     /// Bytes of digests held in memory before a sorted run is written to a
     /// temporary file (default 256 MiB). The import's memory is about this
-    /// plus 64 KiB per run during the merge.
+    /// plus 64 KiB per run during the merge, plus, for the page index, 8
+    /// bytes per 32 to 64 digests of the array being merged.
     pub memory: usize,
     /// Replace an existing output file (default: refuse).
     pub overwrite: bool,
@@ -144,13 +146,24 @@ impl<const N: usize> RunSet<N> {
         Ok(())
     }
 
-    /// Merges runs and buffer into `w` (sorted, no duplicates); the count.
-    fn merge_into(mut self, w: &mut impl Write, sha: &mut Sha256) -> std::io::Result<u64> {
+    /// At least the number of distinct digests (exact when nothing was
+    /// spilled and the buffer is sorted).
+    fn upper_bound(&self) -> u64 {
+        self.buf.len() as u64 + self.runs.iter().map(|r| r.1).sum::<u64>()
+    }
+
+    /// Merges runs and buffer into `w` (sorted, no duplicates), calling
+    /// `each` on every digest written; the count.
+    fn merge_into(
+        mut self,
+        w: &mut impl Write,
+        each: &mut impl FnMut(&[u8; N]),
+    ) -> std::io::Result<u64> {
         self.sort();
         if self.runs.is_empty() {
             for d in &self.buf {
                 w.write_all(d)?;
-                sha.update(d);
+                each(d);
             }
             return Ok(self.buf.len() as u64);
         }
@@ -188,7 +201,7 @@ impl<const N: usize> RunSet<N> {
         while let Some(Reverse((d, src))) = heap.pop() {
             if last != Some(d) {
                 w.write_all(&d)?;
-                sha.update(d);
+                each(&d);
                 count += 1;
                 last = Some(d);
             }
@@ -206,6 +219,9 @@ struct ArrayOut<'a, W> {
     pos: &'a mut u64,
     offsets: &'a mut [(u64, u64); 3],
     arrays: &'a mut Vec<ArrayInfo>,
+    /// The encoded page index (bytes, bits, width) per algorithm, written
+    /// after the arrays.
+    indexes: &'a mut [(Vec<u8>, u32, u32); 3],
 }
 
 impl<W: Write> ArrayOut<'_, W> {
@@ -214,7 +230,21 @@ impl<W: Write> ArrayOut<'_, W> {
         self.w.write_all(&[0u8; ALIGN as usize][..pad as usize])?;
         *self.pos += pad;
         let mut sha = Sha256::new();
-        let count = set.merge_into(self.w, &mut sha)?;
+        // Digests per bucket at the resolution the upper bound of the count
+        // calls for (at least the final one: dropped duplicates only lower
+        // it), coarsened once the count is known.
+        let mut set = set;
+        set.sort();
+        let fine = search::index_bits(set.upper_bound());
+        let mut buckets = vec![0u64; 1usize << fine];
+        let count = set.merge_into(self.w, &mut |d: &[u8; N]| {
+            sha.update(d);
+            buckets[search::bucket_of(search::prefix_of(d), fine) as usize] += 1;
+        })?;
+        let bits = search::index_bits(count);
+        let index = encode_index(&buckets, fine, bits, count);
+        let width = if count <= u64::from(u32::MAX) { 4 } else { 8 };
+        self.indexes[alg.index()] = (index, bits, width);
         self.offsets[alg.index()] = (*self.pos, count);
         *self.pos += count * N as u64;
         self.arrays.push(ArrayInfo {
@@ -564,6 +594,8 @@ impl Importer {
             .map_err(io)?;
         let mut arrays = Vec::with_capacity(3);
         let mut offsets = [(0u64, 0u64); 3];
+        let mut indexes: [(Vec<u8>, u32, u32); 3] = Default::default();
+        let mut index_at = [(0u64, 0u32, 0u32); 3];
         let mut pos = HEADER_SIZE;
         {
             let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
@@ -573,10 +605,20 @@ impl Importer {
                 pos: &mut pos,
                 offsets: &mut offsets,
                 arrays: &mut arrays,
+                indexes: &mut indexes,
             };
             out.write(Algorithm::Md5, self.md5).map_err(io)?;
             out.write(Algorithm::Sha1, self.sha1).map_err(io)?;
             out.write(Algorithm::Sha256, self.sha256).map_err(io)?;
+            for (i, (bytes, bits, width)) in indexes.iter().enumerate() {
+                let pad = (ALIGN - pos % ALIGN) % ALIGN;
+                w.write_all(&[0u8; ALIGN as usize][..pad as usize])
+                    .map_err(io)?;
+                pos += pad;
+                index_at[i] = (pos, *bits, *width);
+                w.write_all(bytes).map_err(io)?;
+                pos += bytes.len() as u64;
+            }
             w.flush().map_err(io)?;
         }
         let meta = TableMeta {
@@ -598,6 +640,7 @@ impl Importer {
             meta_off: pos,
             meta_len: meta_bytes.len() as u64,
             arrays: offsets,
+            index: index_at,
         };
         let mut f = tmp.as_file();
         f.write_all(&meta_bytes).map_err(io)?;

@@ -180,6 +180,9 @@ impl KnownSet {
     /// # Errors
     /// SQLite errors (an NSRL database).
     pub fn lookup(&self, d: &Digests) -> Result<Option<Hit>, KnownError> {
+        if let Some(t) = self.table() {
+            return Ok(t.lookup(d).map(|alg| self.hit(alg)));
+        }
         for alg in Algorithm::STRONGEST_FIRST {
             if let Some(x) = d.get(alg)
                 && self.contains(alg, x)?
@@ -192,6 +195,33 @@ impl KnownSet {
             }
         }
         Ok(None)
+    }
+
+    fn hit(&self, alg: Algorithm) -> Hit {
+        Hit {
+            set: self.name.clone(),
+            kind: self.kind,
+            algorithm: alg,
+        }
+    }
+
+    /// [`KnownSet::lookup`] for many files at once: `result[i]` is the hit
+    /// of `ds[i]`. On a table the lookups are batched ([`Table::lookup_many`]:
+    /// the memory accesses of independent lookups overlap), several times
+    /// faster per lookup than one call per file on a table larger than the
+    /// CPU's caches; an NSRL database is queried file by file.
+    ///
+    /// # Errors
+    /// SQLite errors (an NSRL database).
+    pub fn lookup_many(&self, ds: &[Digests]) -> Result<Vec<Option<Hit>>, KnownError> {
+        match self.table() {
+            Some(t) => Ok(t
+                .lookup_many(ds)
+                .into_iter()
+                .map(|a| a.map(|alg| self.hit(alg)))
+                .collect()),
+            None => ds.iter().map(|d| self.lookup(d)).collect(),
+        }
     }
 
     /// The set's name (as it appears in hits).
@@ -312,6 +342,43 @@ impl KnownSets {
             }
         }
         Ok(None)
+    }
+
+    /// [`KnownSets::lookup`] for many files at once (notable wins, as
+    /// there): `result[i]` is the classification of `ds[i]`. Each set is
+    /// searched in one batch ([`KnownSet::lookup_many`]) for the files no
+    /// earlier set matched. This is the call for a job's whole file list
+    /// (or chunks of a few thousand files, one per worker thread): on a
+    /// large table it is several times faster per file than
+    /// [`KnownSets::lookup`] per file. Memory: about 80 bytes per file.
+    ///
+    /// # Errors
+    /// SQLite errors (an NSRL database).
+    pub fn lookup_many(&self, ds: &[Digests]) -> Result<Vec<Option<Hit>>, KnownError> {
+        let mut out: Vec<Option<Hit>> = vec![None; ds.len()];
+        let mut left: Vec<usize> = (0..ds.len()).collect();
+        for kind in [Kind::Notable, Kind::Known] {
+            for s in self.sets.iter().filter(|s| s.kind == kind) {
+                if left.is_empty() {
+                    return Ok(out);
+                }
+                let hits = if left.len() == ds.len() {
+                    s.lookup_many(ds)?
+                } else {
+                    let sub: Vec<Digests> = left.iter().map(|&i| ds[i]).collect();
+                    s.lookup_many(&sub)?
+                };
+                let mut still = Vec::with_capacity(left.len());
+                for (i, h) in left.into_iter().zip(hits) {
+                    match h {
+                        Some(h) => out[i] = Some(h),
+                        None => still.push(i),
+                    }
+                }
+                left = still;
+            }
+        }
+        Ok(out)
     }
 
     /// Every set that matches (notable sets first), for a report that

@@ -218,6 +218,10 @@ fn fix_crc(b: &mut [u8]) {
     let meta_len = le64(b, 32) as usize;
     let mut c = crc32fast::Hasher::new();
     c.update(&b[..88]);
+    if b[8] >= 2 {
+        // Version 2: the page-index descriptors too.
+        c.update(&b[92..140]);
+    }
     c.update(&b[meta_off..meta_off + meta_len]);
     let crc = c.finalize();
     b[88..92].copy_from_slice(&crc.to_le_bytes());
@@ -265,9 +269,9 @@ fn corrupt_tables_are_refused_naming_what_is_wrong() {
         KnownError::BadMagic { .. }
     ));
     let mut b = good.clone();
-    b[8] = 2;
+    b[8] = 3;
     let e = open_bytes(tmp.path(), "v", &b).unwrap_err();
-    assert!(matches!(e, KnownError::Version { found: 2, .. }), "{e}");
+    assert!(matches!(e, KnownError::Version { found: 3, .. }), "{e}");
     // A flipped bit in the header or the metadata: the CRC.
     for at in [13usize, 45, 87, 90, good.len() - 3] {
         let mut b = good.clone();
