@@ -232,7 +232,11 @@ fn main() {
     for (label, strip, batched) in [
         ("SHA-256 only", true, false),
         ("SHA-256 only, again (pages already mapped)", true, false),
-        ("MD5 + SHA-1 + SHA-256 (a miss searches all three)", false, false),
+        (
+            "MD5 + SHA-1 + SHA-256 (a miss searches all three)",
+            false,
+            false,
+        ),
         ("SHA-256 only, batched", true, true),
         ("MD5 + SHA-1 + SHA-256, batched", false, true),
     ] {
@@ -250,7 +254,12 @@ fn main() {
                     qs.push(query(k, &mut rng, strip));
                     k += 1;
                 }
-                for h in set.lookup_many(&qs).expect("lookup_many").into_iter().flatten() {
+                for h in set
+                    .lookup_many(&qs)
+                    .expect("lookup_many")
+                    .into_iter()
+                    .flatten()
+                {
                     debug_assert_eq!(h.algorithm, Algorithm::Sha256);
                     hits += 1;
                 }

@@ -283,7 +283,11 @@ fn finish<const N: usize>(arr: &[[u8; N]], p: Probe, target: &[u8; N]) -> bool {
 /// rest of the bucket. A corrupt index may give a wrong answer
 /// ([`crate::Table::verify`] detects it), never a panic.
 #[must_use]
-pub fn contains_indexed<const N: usize>(arr: &[[u8; N]], idx: &Index<'_>, target: &[u8; N]) -> bool {
+pub fn contains_indexed<const N: usize>(
+    arr: &[[u8; N]],
+    idx: &Index<'_>,
+    target: &[u8; N],
+) -> bool {
     let p = probe(arr.len(), idx, prefix_of(target));
     prefetch_range(arr, p.w0, p.w1);
     finish(arr, p, target)

@@ -576,7 +576,11 @@ impl Table {
     /// Version 2: the first and last index entries, and evenly spaced ones,
     /// agree with the array (ascending, each where its bucket starts).
     fn spot_check_index(&self) -> Result<(), KnownError> {
-        fn check<const N: usize>(t: &Table, alg: Algorithm, a: &[[u8; N]]) -> Result<(), KnownError> {
+        fn check<const N: usize>(
+            t: &Table,
+            alg: Algorithm,
+            a: &[[u8; N]],
+        ) -> Result<(), KnownError> {
             let Some(idx) = t.index_of(alg) else {
                 return Ok(());
             };
@@ -607,7 +611,11 @@ impl Table {
 
     /// Version 2: every index entry as the array gives it.
     fn verify_index(&self) -> Result<(), KnownError> {
-        fn check<const N: usize>(t: &Table, alg: Algorithm, a: &[[u8; N]]) -> Result<(), KnownError> {
+        fn check<const N: usize>(
+            t: &Table,
+            alg: Algorithm,
+            a: &[[u8; N]],
+        ) -> Result<(), KnownError> {
             let Some(idx) = t.index_of(alg) else {
                 return Ok(());
             };
@@ -812,14 +820,28 @@ impl Table {
             }
         }
         let sha256: Vec<Option<&[u8; 32]>> = ds.iter().map(|d| d.sha256.as_ref()).collect();
-        pass(self, Algorithm::Sha256, self.sha256(), &sha256, &mut found, &mut out);
+        pass(
+            self,
+            Algorithm::Sha256,
+            self.sha256(),
+            &sha256,
+            &mut found,
+            &mut out,
+        );
         drop(sha256);
         let sha1: Vec<Option<&[u8; 20]>> = ds
             .iter()
             .zip(&out)
             .map(|(d, o)| d.sha1.as_ref().filter(|_| o.is_none()))
             .collect();
-        pass(self, Algorithm::Sha1, self.sha1(), &sha1, &mut found, &mut out);
+        pass(
+            self,
+            Algorithm::Sha1,
+            self.sha1(),
+            &sha1,
+            &mut found,
+            &mut out,
+        );
         drop(sha1);
         let md5: Vec<Option<&[u8; 16]>> = ds
             .iter()
