@@ -10,7 +10,7 @@
 //! [`KnownSet::open`] detects the format from the file's first bytes:
 //!
 //! * **A trawl table** (below), written once by [`import`] (`trawl known
-//!   import`): memory-mapped read-only, looked up by interpolation search. This
+//!   import`): memory-mapped read-only, looked up through its page index. This
 //!   is the format for large sets: nothing is loaded into memory, so a
 //!   worker's memory stays bounded whatever the set's size (the mapped pages
 //!   are the kernel's page cache, shared between workers and dropped under
@@ -45,14 +45,14 @@
 //! table itself says what was left out) and returned in the
 //! [`ImportReport`].
 //!
-//! # Table format (version 1)
+//! # Table format (version 2)
 //!
 //! One file; all integers little-endian.
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `TRWLKNWN` |
-//! | 8 | 4 | format version, `1` |
+//! | 8 | 4 | format version, `2` |
 //! | 12 | 4 | kind: `0` known, `1` notable |
 //! | 16 | 8 | file length in bytes |
 //! | 24 | 8 | metadata offset |
@@ -60,12 +60,37 @@
 //! | 40 | 16 | MD5 array: offset, entry count |
 //! | 56 | 16 | SHA-1 array: offset, entry count |
 //! | 72 | 16 | SHA-256 array: offset, entry count |
-//! | 88 | 4 | CRC-32 (IEEE) of bytes 0..88 followed by the metadata bytes |
-//! | 92 | 4004 | zero |
+//! | 88 | 4 | CRC-32 (IEEE) of bytes 0..88, then bytes 92..140, then the metadata bytes |
+//! | 92 | 16 | MD5 page index: offset (8), prefix bits `b` (4), entry width `w` (4) |
+//! | 108 | 16 | SHA-1 page index: the same |
+//! | 124 | 16 | SHA-256 page index: the same |
+//! | 140 | 3956 | zero |
 //! | 4096 | 16 × n | MD5 digests, 16 bytes each, sorted ascending, no duplicates |
-//! | … | 20 × n | SHA-1 digests (array starts 64-byte aligned, zero padding between) |
+//! | … | 20 × n | SHA-1 digests (every array and index starts 64-byte aligned, zero padding between) |
 //! | … | 32 × n | SHA-256 digests |
+//! | … | w × (2ᵇ + 1) | MD5 page index |
+//! | … | w × (2ᵇ + 1) | SHA-1 page index |
+//! | … | w × (2ᵇ + 1) | SHA-256 page index |
 //! | … | | metadata: UTF-8 JSON ([`TableMeta`]) |
+//!
+//! **The page index** of an array of `n` digests splits the digests by
+//! their top `b` bits into 2ᵇ buckets; entry `j` (of 2ᵇ + 1) is the position
+//! of the first digest whose top `b` bits are `≥ j`, so bucket `j` is
+//! `[entry j, entry j + 1)` and the last entry is `n`. `b` is the largest
+//! value (at most 32) with `n / 2ᵇ ≥ 32`
+//! ([`search::index_bits`]): a bucket holds on average 32 to 64 digests
+//! (1 to 2 KiB of SHA-256, usually inside one 4 KiB page), and the index
+//! has one entry per 32 to 64 digests, of `w` = 4 bytes when `n` fits in 32
+//! bits, else 8. For 100 million entries, `b` = 21 and each index is 8
+//! MiB (24 MiB for all three arrays, against 6.8 GB of digests). The import
+//! counts digests per bucket while merging (8 bytes per 32 to 64 digests
+//! of the array being merged), so the index costs no second pass.
+//!
+//! **Version 1** (still read; `trawl known import` of a version-1 table
+//! writes a version-2 one) is the same without the index: the CRC at 88
+//! covers bytes 0..88 and the metadata, bytes 92..4096 are zero, and the
+//! metadata directly follows the SHA-256 array. Its lookups use the
+//! interpolation search below.
 //!
 //! The metadata holds the set's name and kind, the trawl version that wrote
 //! it, and for every source file its path as given, detected format, size,
@@ -74,16 +99,45 @@
 //! CRC covers the header and the metadata, so a corrupt header, name, kind
 //! or provenance record is refused on open; the arrays are checked on open
 //! for fitting the file and, by spot checks at evenly spaced entries, for
-//! being sorted; [`Table::verify`] checks them completely (strict order and
-//! each array's SHA-256). The table holds no timestamp: the same sources,
-//! name and kind give a byte-identical table.
+//! being sorted; each page index is checked on open for fitting the file,
+//! for its first entry being 0 and its last `n`, and at evenly spaced
+//! entries for agreeing with the array; [`Table::verify`] checks everything
+//! completely (strict order, each array's SHA-256, every index entry
+//! recomputed from its array, zero padding). The table holds no timestamp:
+//! the same sources, name and kind give a byte-identical table (whatever
+//! the import's memory budget).
 //!
 //! # Lookups
 //!
 //! [`KnownSet::lookup`] takes the digests a file has ([`Digests`]) and tries
 //! the strongest first (SHA-256, SHA-1, MD5); a [`Hit`] names the set, its
 //! kind and the algorithm that matched, so a report can say exactly why a file
-//! was marked. Digests are uniformly distributed, so the search
+//! was marked. Arrays a set does not hold (count 0) are skipped, but a miss
+//! on the SHA-256 array still tries SHA-1 and MD5: a set may hold only MD5s.
+//!
+//! On a version-2 table ([`search::contains_indexed`]) a lookup reads two
+//! adjacent index entries (the index is small enough to stay mostly in the
+//! CPU's cache), interpolates the digest's position inside its bucket from
+//! the first eight bytes, and compares the ±8 entries around the estimate
+//! (a few adjacent 64-byte lines of one page, prefetched together: one
+//! cold memory access); a digest outside that window (rare) is
+//! binary-searched in the rest of the bucket. A lookup with several digests
+//! prefetches every array's window before comparing, so a miss on three
+//! arrays costs about one memory latency, not three.
+//!
+//! **Batches.** [`KnownSets::lookup_many`] / [`KnownSet::lookup_many`] /
+//! [`Table::lookup_many`] take a slice of [`Digests`] (a job's files) and
+//! answer them all: each array is searched for all the files at once,
+//! software-pipelined ([`search::contains_batch`]: index entries prefetched
+//! 32 lookups ahead, bucket windows 16 ahead), so the cache and TLB misses
+//! of independent lookups overlap. On a table far larger than the cache
+//! this is several times faster per file than one call per file; callers
+//! with many files (trawl looks up every file of a job) should pass them in
+//! slices of a few thousand, one slice per worker thread. The results are
+//! those of [`KnownSets::lookup`] file by file (notable wins, strongest
+//! digest first).
+//!
+//! On a version-1 table, digests are uniformly distributed, so the search
 //! ([`search::contains`]) interpolates from the first eight bytes, probes the
 //! estimate and the entries about √n either side of it at once, keeps the
 //! interval the target falls in, and repeats; after a few rounds (or at once,
@@ -109,7 +163,7 @@ pub use import::{
 pub use set::{KnownSet, KnownSets, OpenOptions, SetFormat};
 pub use table::{
     ArrayInfo, DigestCounts, HEADER_SIZE, MAGIC, MalformedLine, SourceInfo, Table, TableMeta,
-    VERSION,
+    VERSION, VERSION_1,
 };
 
 /// Known-good or notable.

@@ -1,5 +1,9 @@
 //! Search in a sorted array of fixed-width digests.
 //!
+//! With a page index (table format 2): [`contains_indexed`] (one lookup) and
+//! [`contains_batch`] (many, pipelined), described in the crate docs. Below,
+//! the version-1 search without an index:
+//!
 //! Digests are uniformly distributed, so the position of a digest in a sorted
 //! array of `n` is about `n × (its first 8 bytes as a number) / 2⁶⁴`, with a
 //! standard deviation under √n / 2. [`contains`] estimates the position and

@@ -475,7 +475,8 @@ impl Table {
                 path: p(),
                 offset: 24,
                 what: format!(
-                    "metadata at {meta_off} does not follow the last array (ends at {prev_end})"
+                    "metadata at {meta_off} does not follow the last array or page index (ends at \
+                     {prev_end})"
                 ),
             });
         }
