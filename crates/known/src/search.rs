@@ -414,6 +414,79 @@ mod tests {
         assert!(contains(&a, &[0; 16]));
     }
 
+    /// An index built the way the import builds it.
+    fn index_bytes(a: &[[u8; 16]], bits: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for j in 0..=(1u64 << bits) {
+            let s = a.partition_point(|d| bucket_of(prefix_of(d), bits) < j) as u32;
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn indexed_and_batched_agree_with_binary_search() {
+        let mut skewed: Vec<[u8; 16]> = (0u64..3000)
+            .map(|i| {
+                let mut d = [0xAB; 16];
+                d[8..].copy_from_slice(&i.to_be_bytes());
+                d
+            })
+            .collect();
+        skewed.push([0xFF; 16]);
+        for a in [arr(0, 1), arr(1, 2), arr(100, 3), arr(50_000, 4), skewed] {
+            for bits in [0, index_bits(a.len() as u64), 12] {
+                let bytes = index_bytes(&a, bits);
+                let idx = Index::new(&bytes, bits, 4).unwrap();
+                let mut qs: Vec<[u8; 16]> = a.iter().step_by(3).copied().collect();
+                qs.extend(a.iter().step_by(5).map(|d| {
+                    let mut e = *d;
+                    e[15] ^= 1;
+                    e
+                }));
+                qs.extend(arr(300, 99));
+                qs.extend([[0; 16], [0xFF; 16]]);
+                let want: Vec<bool> = qs.iter().map(|q| a.binary_search(q).is_ok()).collect();
+                let one: Vec<bool> = qs.iter().map(|q| contains_indexed(&a, &idx, q)).collect();
+                assert_eq!(one, want);
+                let targets: Vec<Option<&[u8; 16]>> = qs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| (i % 7 != 3).then_some(q))
+                    .collect();
+                let mut out = vec![false; qs.len()];
+                contains_batch(&a, &idx, &targets, &mut out);
+                for (i, (o, w)) in out.iter().zip(&want).enumerate() {
+                    assert_eq!(*o, *w && i % 7 != 3, "{i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_index_never_panics() {
+        let a = arr(5000, 5);
+        let mut s = 1u64;
+        for bits in [0u32, 3, 7] {
+            let mut bytes = vec![0u8; ((1usize << bits) + 1) * 4];
+            for b in &mut bytes {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                *b = (s >> 56) as u8;
+            }
+            let idx = Index::new(&bytes, bits, 4).unwrap();
+            let targets: Vec<Option<&[u8; 16]>> = a.iter().step_by(11).map(Some).collect();
+            let mut out = vec![false; targets.len()];
+            contains_batch(&a, &idx, &targets, &mut out);
+            for d in a.iter().step_by(13) {
+                let _ = contains_indexed(&a, &idx, d);
+            }
+        }
+        assert!(Index::new(&[0; 12], 1, 4).is_some());
+        assert!(Index::new(&[0; 12], 2, 4).is_none());
+        assert!(Index::new(&[0; 12], 1, 3).is_none());
+        assert!(Index::new(&[0; 12], 64, 4).is_none());
+    }
+
     #[test]
     fn unsorted_never_panics() {
         let mut a = arr(10_000, 7);
