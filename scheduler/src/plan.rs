@@ -90,9 +90,14 @@ pub(crate) fn plan_job(
     // contents); the contents are hashed by the workers in groups of
     // bounded bytes, each group a task.
     if spec.analyses.files {
-        let planned = trawl_analyzers::files::list(ev.as_ref()).map_err(|e| {
-            SchedError::InvalidArgument(format!("listing the file systems: {e}"))
-        })?;
+        // Hash sets are read by the scheduler: only from where this case's
+        // evidence may be read.
+        let conf = sched.confinement_for(spec.case_id.as_str());
+        for p in spec.files.known.iter().chain(&spec.files.notable) {
+            conf.check_path(std::path::Path::new(p))?;
+        }
+        let planned = trawl_analyzers::files::list(ev.as_ref())
+            .map_err(|e| SchedError::InvalidArgument(format!("listing the file systems: {e}")))?;
         let task_bytes = match spec.files.task_bytes {
             0 => trawl_core::spec::DEFAULT_FILES_TASK_BYTES,
             b => b,

@@ -49,7 +49,10 @@ pub fn check(task: &TaskRecord, image_size: u64, result: &v1::TaskResult) -> Res
             let ok = if h.error.is_empty() {
                 hex(&h.md5, 32) && hex(&h.sha1, 40) && hex(&h.sha256, 64)
             } else {
-                h.md5.is_empty() && h.sha1.is_empty() && h.sha256.is_empty() && h.error.len() <= 4096
+                h.md5.is_empty()
+                    && h.sha1.is_empty()
+                    && h.sha256.is_empty()
+                    && h.error.len() <= 4096
             };
             if !ok {
                 return Err(format!("file digest for file {} is malformed", h.index));

@@ -195,7 +195,9 @@ pub fn build(
                 r.files = l.records;
                 r.filesystems = Some(l.summary);
             }
-            None => r.errors.push("the file-system listing of this job is missing".into()),
+            None => r
+                .errors
+                .push("the file-system listing of this job is missing".into()),
         }
     }
     if rec.spec.analyses.yara {

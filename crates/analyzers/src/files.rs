@@ -10,9 +10,7 @@
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use trawl_core::files::{
-    FileSystemRecord, FileTime, FsLimitation, MacbTimes, VolumeRecord,
-};
+use trawl_core::files::{FileSystemRecord, FileTime, FsLimitation, MacbTimes, VolumeRecord};
 use trawl_core::{FileHashes, FileRecord, FilesListing, FilesSummary};
 use trawl_evidence::Evidence;
 use trawl_fs::{Content, ContentReader, FsError, Times, Timestamp, VolumeKind};
@@ -170,7 +168,11 @@ pub fn groups(p: &Planned, task_bytes: u64) -> Vec<Vec<(u32, Content)>> {
 /// file whose content cannot be read gets an error naming why, and the
 /// others are still hashed. `cancel` stops early (the result is then
 /// incomplete and the caller discards it).
-pub fn hash_files(ev: &dyn Evidence, files: &[(u32, Content)], cancel: &AtomicBool) -> Vec<FileHashes> {
+pub fn hash_files(
+    ev: &dyn Evidence,
+    files: &[(u32, Content)],
+    cancel: &AtomicBool,
+) -> Vec<FileHashes> {
     files
         .par_iter()
         .map(|(index, c)| {
@@ -191,7 +193,10 @@ pub fn hash_files(ev: &dyn Evidence, files: &[(u32, Content)], cancel: &AtomicBo
                 md5.update(b);
                 sha.update(b);
             });
-            match r.map_err(|e| e.to_string()).and_then(|()| md5.finalize().map_err(|e| e.to_string())) {
+            match r
+                .map_err(|e| e.to_string())
+                .and_then(|()| md5.finalize().map_err(|e| e.to_string()))
+            {
                 Ok(m) => {
                     let (s1, s256) = sha.finalize();
                     h.md5 = hex::encode(m);
@@ -234,21 +239,34 @@ pub fn apply_known(
         return Ok(());
     }
     let sets = trawl_known::KnownSets::open(known, notable).map_err(|e| e.to_string())?;
-    let hits: Vec<Result<Option<trawl_known::Hit>, String>> = listing
+    // Batched lookups (the set's index and pages of many files fetched
+    // together), batches spread over the pool.
+    let digests: Vec<Option<trawl_known::Digests>> = listing
         .records
-        .par_iter()
+        .iter()
         .map(|r| {
             if r.md5.is_none() && r.sha1.is_none() && r.sha256.is_none() {
                 return Ok(None);
             }
-            let d = trawl_known::Digests::from_hex(
-                r.md5.as_deref(),
-                r.sha1.as_deref(),
-                r.sha256.as_deref(),
-            )?;
-            sets.lookup(&d).map_err(|e| e.to_string())
+            trawl_known::Digests::from_hex(r.md5.as_deref(), r.sha1.as_deref(), r.sha256.as_deref())
+                .map(Some)
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
+    let batches: Vec<Vec<Option<trawl_known::Hit>>> = digests
+        .par_chunks(4096)
+        .map(|chunk| {
+            let present: Vec<trawl_known::Digests> = chunk.iter().flatten().copied().collect();
+            let mut found = sets
+                .lookup_many(&present)
+                .map_err(|e| e.to_string())?
+                .into_iter();
+            Ok(chunk
+                .iter()
+                .map(|d| d.as_ref().and_then(|_| found.next().flatten()))
+                .collect())
+        })
+        .collect::<Result<_, String>>()?;
+    let hits = batches.into_iter().flatten().map(Ok::<_, String>);
     let (mut k, mut n) = (0, 0);
     for (r, h) in listing.records.iter_mut().zip(hits) {
         if let Some(h) = h? {

@@ -57,6 +57,10 @@ pub enum Command {
     Rules(RulesCmd),
     /// The worker pool: nodes, slots, load, health.
     Workers(ServerArgs),
+    /// Known-file and notable-file hash sets: build the compact table that
+    /// --known / --notable look up (memory-mapped, any size).
+    #[command(subcommand)]
+    Known(KnownCmd),
     /// Users and tokens (admin).
     #[command(subcommand)]
     Users(UsersCmd),
@@ -187,6 +191,45 @@ pub enum RulesCmd {
     },
     /// List the rule sets.
     List(ServerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KnownCmd {
+    /// Imports hash sets (NSRL RDSv3 SQLite databases, hashdeep /
+    /// md5sum-style lists, other tables) into one sorted table: memory
+    /// bounded whatever their size.
+    #[command(
+        after_help = "Examples:\n  trawl known import RDS_2024.12.1_modern.db --out nsrl.tkh --name NSRL-2024.12\n  trawl known import csam-hashes.txt --out notable.tkh --name CSAM-set --notable"
+    )]
+    Import {
+        /// Source files, in any mix of the formats.
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// The table to write (refused if it exists, unless --overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        /// The set's name, reported with every file it matches.
+        #[arg(long)]
+        name: String,
+        /// A notable set (contraband, malware) rather than known-good.
+        #[arg(long)]
+        notable: bool,
+        /// Malformed lines allowed per source (counted and recorded in the
+        /// table); by default the first one refuses the import.
+        #[arg(long, default_value_t = 0)]
+        max_malformed: u64,
+        /// Replace an existing table.
+        #[arg(long)]
+        overwrite: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks a table completely (order, checksums) and prints its metadata.
+    Verify {
+        table: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -392,6 +435,9 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Results(a) => results(a).await,
         Command::Rules(c) => rules(c).await,
         Command::Workers(a) => workers(a).await,
+        Command::Known(c) => tokio::task::spawn_blocking(move || known(c))
+            .await
+            .map_err(|e| anyhow!("{e}"))?,
         Command::Users(c) => users(c).await,
         Command::Audit(c) => audit(c).await,
         Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await.map_err(|e| {
@@ -1167,6 +1213,71 @@ async fn workers(a: ServerArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn known(c: KnownCmd) -> Result<()> {
+    match c {
+        KnownCmd::Import {
+            sources,
+            out,
+            name,
+            notable,
+            max_malformed,
+            overwrite,
+            json,
+        } => {
+            let kind = if notable {
+                trawl_known::Kind::Notable
+            } else {
+                trawl_known::Kind::Known
+            };
+            let opts = trawl_known::ImportOptions {
+                max_malformed,
+                overwrite,
+                ..Default::default()
+            };
+            let r = trawl_known::import_with(&sources, &out, &name, kind, &opts)
+                .with_context(|| format!("importing into {}", out.display()))?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r.meta)?);
+            } else {
+                for s in &r.meta.sources {
+                    outln!("{}", serde_json::to_string(s)?);
+                }
+                for a in &r.meta.arrays {
+                    outln!("{}", serde_json::to_string(a)?);
+                }
+                outln!(
+                    "{}: {} bytes, set {:?} ({})",
+                    r.path.display(),
+                    r.bytes,
+                    name,
+                    kind.as_str()
+                );
+            }
+            Ok(())
+        }
+        KnownCmd::Verify { table, json } => {
+            let t = trawl_known::Table::open(&table)
+                .with_context(|| format!("opening {}", table.display()))?;
+            t.verify()
+                .with_context(|| format!("verifying {}", table.display()))?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(t.meta())?);
+            } else {
+                outln!(
+                    "{}: OK, set {:?} ({})",
+                    table.display(),
+                    t.meta().name,
+                    t.meta().kind.as_str()
+                );
+                for a in &t.meta().arrays {
+                    outln!("{}", serde_json::to_string(a)?);
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn users(c: UsersCmd) -> Result<()> {

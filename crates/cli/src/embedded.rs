@@ -42,7 +42,8 @@ const IN_PROCESS_LABEL: &str = "in-process";
 /// of the scan, resolved (`absolute` canonicalised them), and the files
 /// beside each that share its stem (the further segments of an E01 or a
 /// split raw image named by its first segment: disk.E02.., disk.002..),
-/// as found beside it and resolved.
+/// as found beside it and resolved; and the known-file and notable-file
+/// hash sets of the scan.
 fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
     for spec in specs {
@@ -67,6 +68,15 @@ fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
             }
             roots.push(p);
         }
+        // The hash sets named on the command line (canonicalised by the
+        // arguments): read by the embedded scheduler.
+        roots.extend(
+            spec.files
+                .known
+                .iter()
+                .chain(&spec.files.notable)
+                .map(PathBuf::from),
+        );
     }
     roots.sort();
     roots.dedup();

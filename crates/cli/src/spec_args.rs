@@ -219,8 +219,12 @@ impl SpecArgs {
         if spec.files.task_bytes == 0 {
             bail!("--files-task-size must be at least one byte");
         }
-        if !analyses.files && (!spec.files.known.is_empty() || !spec.files.notable.is_empty() || self.skip_known) {
-            bail!("--known, --notable and --skip-known need the files analysis (--analyses files or all)");
+        if !analyses.files
+            && (!spec.files.known.is_empty() || !spec.files.notable.is_empty() || self.skip_known)
+        {
+            bail!(
+                "--known, --notable and --skip-known need the files analysis (--analyses files or all)"
+            );
         }
         spec.validate()?;
         Ok(spec)

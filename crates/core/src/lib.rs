@@ -22,10 +22,10 @@ pub mod spec;
 
 pub use counts::Counts;
 pub use error::CoreError;
+pub use files::{FileHashes, FileRecord, FilesListing, FilesSummary};
 pub use finding::{
     ByteRun, CarvedFile, Feature, Note, PiecewiseHash, ScannerStat, YaraMatch, YaraString,
 };
-pub use files::{FileHashes, FileRecord, FilesListing, FilesSummary};
 pub use ids::{CaseId, JobId, TaskId, WorkerId};
 pub use output::{Blake3Part, ShardOutput};
 pub use plan::{Shard, ShardPlan};

@@ -223,7 +223,11 @@ fn datetime(t: Option<trawl_core::files::FileTime>) -> Option<Value> {
 /// The file systems' partitions (`uco-observable:DiskPartition`, within the
 /// image) and every file-system file (`uco-observable:File` with its path,
 /// times and hashes, within its partition), printed: (id, nodes).
-fn file_system_nodes(r: &JobResults, image_key: &str, image_id: &str) -> Vec<(String, Vec<String>)> {
+fn file_system_nodes(
+    r: &JobResults,
+    image_key: &str,
+    image_id: &str,
+) -> Vec<(String, Vec<String>)> {
     use rayon::prelude::*;
     let Some(s) = &r.filesystems else {
         return Vec::new();
@@ -261,7 +265,10 @@ fn file_system_nodes(r: &JobResults, image_key: &str, image_id: &str) -> Vec<(St
                 let id = format!("kb:file-{}", uuid(&key));
                 let name = f.path.rsplit('/').next().unwrap_or(&f.path);
                 let mut facet = serde_json::Map::new();
-                facet.insert("@id".into(), json!(format!("kb:file-facet-{}", uuid(&format!("{key}/file")))));
+                facet.insert(
+                    "@id".into(),
+                    json!(format!("kb:file-facet-{}", uuid(&format!("{key}/file")))),
+                );
                 facet.insert("@type".into(), json!("uco-observable:FileFacet"));
                 facet.insert("uco-observable:fileName".into(), json!(name));
                 facet.insert("uco-observable:filePath".into(), json!(f.path));

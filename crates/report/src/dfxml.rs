@@ -171,16 +171,28 @@ fn volumes(w: &mut dyn Write, r: &JobResults) -> io::Result<()> {
     };
     for (n, fs) in s.filesystems.iter().enumerate() {
         writeln!(w, "  <volume offset='{}'>", fs.partition_offset)?;
-        writeln!(w, "    <partition_offset>{}</partition_offset>", fs.partition_offset)?;
+        writeln!(
+            w,
+            "    <partition_offset>{}</partition_offset>",
+            fs.partition_offset
+        )?;
         writeln!(w, "    <block_size>{}</block_size>", fs.block_size)?;
         writeln!(w, "    <ftype_str>{}</ftype_str>", esc(&fs.fs))?;
         if fs.block_size > 0 {
-            writeln!(w, "    <block_count>{}</block_count>", fs.size / fs.block_size)?;
+            writeln!(
+                w,
+                "    <block_count>{}</block_count>",
+                fs.size / fs.block_size
+            )?;
         }
         if let Some(l) = &fs.label {
             writeln!(w, "    <label>{}</label>", esc(l))?;
         }
-        for f in r.files.iter().filter(|f| f.partition_offset == fs.partition_offset) {
+        for f in r
+            .files
+            .iter()
+            .filter(|f| f.partition_offset == fs.partition_offset)
+        {
             writeln!(w, "    <fileobject>")?;
             writeln!(w, "      <filename>{}</filename>", esc(&f.path))?;
             writeln!(w, "      <partition>{}</partition>", n + 1)?;
@@ -192,7 +204,11 @@ fn volumes(w: &mut dyn Write, r: &JobResults) -> io::Result<()> {
             };
             writeln!(w, "      <name_type>{t}</name_type>")?;
             writeln!(w, "      <filesize>{}</filesize>", f.size)?;
-            writeln!(w, "      <alloc>{}</alloc>", u8::from(f.alloc == "allocated"))?;
+            writeln!(
+                w,
+                "      <alloc>{}</alloc>",
+                u8::from(f.alloc == "allocated")
+            )?;
             if f.alloc != "allocated" {
                 writeln!(w, "      <unalloc>1</unalloc>")?;
             }

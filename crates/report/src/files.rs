@@ -19,7 +19,8 @@ use trawl_core::files::{FileTime, MacbTimes};
 pub(crate) fn rfc3339(t: FileTime) -> Option<String> {
     let ns = i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(ns).ok()?;
-    dt.format(&time::format_description::well_known::Rfc3339).ok()
+    dt.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 fn put_times(m: &mut Map<String, Value>, prefix: &str, t: &MacbTimes) {
@@ -126,9 +127,11 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
 
     let (path, mut w) = create_file(dir, "files/files.hashdeep")?;
     let mut head = String::from("%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n");
+    // No job id or time: like every result file but report.json, a pure
+    // function of the evidence and the settings.
     head.push_str(&format!(
-        "## Invoked from: trawl {} (job {})\n## $ trawl files of {}\n##\n",
-        r.provenance.version, r.job_id, r.evidence.path
+        "## Invoked from: trawl {}\n## $ trawl scan --analyses files {}\n##\n",
+        r.provenance.version, r.evidence.path
     ));
     w.write_all(head.as_bytes()).map_err(io_err(&path))?;
     for f in r.files.iter().filter(|f| f.hashable()) {
@@ -141,7 +144,11 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
     let (path, mut w) = create_file(dir, "files/bodyfile.txt")?;
     for f in &r.files {
         let name = flat_name(r, f).replace('|', "\\|");
-        let deleted = if f.alloc == "allocated" { "" } else { " (deleted)" };
+        let deleted = if f.alloc == "allocated" {
+            ""
+        } else {
+            " (deleted)"
+        };
         let md5 = f.md5.as_deref().unwrap_or("0");
         let mode = mode_string(f);
         let t = &f.times;
@@ -183,8 +190,11 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
         .collect();
     if !notable.is_empty() {
         let (path, mut w) = create_file(dir, "files/notable.txt")?;
-        writeln!(w, "# files found in a notable hash set: set<TAB>md5<TAB>sha256<TAB>size<TAB>path")
-            .map_err(io_err(&path))?;
+        writeln!(
+            w,
+            "# files found in a notable hash set: set<TAB>md5<TAB>sha256<TAB>size<TAB>path"
+        )
+        .map_err(io_err(&path))?;
         for f in notable {
             writeln!(
                 w,

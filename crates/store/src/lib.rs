@@ -409,7 +409,11 @@ impl Store {
     ///
     /// # Errors
     /// sled failures.
-    pub fn put_listing(&self, job_id: &str, l: &trawl_core::FilesListing) -> Result<(), StoreError> {
+    pub fn put_listing(
+        &self,
+        job_id: &str,
+        l: &trawl_core::FilesListing,
+    ) -> Result<(), StoreError> {
         self.listings.insert(job_id.as_bytes(), encode(l)?)?;
         Ok(())
     }

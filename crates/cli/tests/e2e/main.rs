@@ -16,5 +16,6 @@ mod security_report;
 
 mod carving;
 mod features;
+mod files;
 mod yara;
 mod yara_diff;
