@@ -573,7 +573,12 @@ impl TryFrom<&v1::FsContent> for trawl_fs::Content {
                 unit_clusters: w.unit_clusters,
                 size: w.size,
             },
-            Err(_) => return Err(invalid("fs_files.content.kind", format!("unknown kind {}", w.kind))),
+            Err(_) => {
+                return Err(invalid(
+                    "fs_files.content.kind",
+                    format!("unknown kind {}", w.kind),
+                ));
+            }
         })
     }
 }

@@ -271,6 +271,7 @@ mod tests {
             yara_windows: Vec::new(),
             carved: Vec::new(),
             finished_ms: 0,
+            fs_files: Vec::new(),
         }
     }
 

@@ -1397,11 +1397,11 @@ async fn audit(c: AuditCmd) -> Result<()> {
         } => {
             let case = case.unwrap_or_default();
             enum Source {
-                Stopped(trawl_store::Store, String),
+                Stopped(Box<trawl_store::Store>, String),
                 Server(Box<Client>),
             }
             let src = match &data {
-                Some(d) => Source::Stopped(open_state(d)?, d.display().to_string()),
+                Some(d) => Source::Stopped(Box::new(open_state(d)?), d.display().to_string()),
                 None => Source::Server(Box::new(server.client()?)),
             };
             let json = server.json;

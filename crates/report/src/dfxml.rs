@@ -178,12 +178,8 @@ fn volumes(w: &mut dyn Write, r: &JobResults) -> io::Result<()> {
         )?;
         writeln!(w, "    <block_size>{}</block_size>", fs.block_size)?;
         writeln!(w, "    <ftype_str>{}</ftype_str>", esc(&fs.fs))?;
-        if fs.block_size > 0 {
-            writeln!(
-                w,
-                "    <block_count>{}</block_count>",
-                fs.size / fs.block_size
-            )?;
+        if let Some(n) = fs.size.checked_div(fs.block_size) {
+            writeln!(w, "    <block_count>{n}</block_count>")?;
         }
         if let Some(l) = &fs.label {
             writeln!(w, "    <label>{}</label>", esc(l))?;

@@ -246,11 +246,11 @@ fn scan(image: &Path, out: &Path, extra: &[&str]) {
     run_ok(&args);
 }
 
-/// fiwalk's file objects: (partition offset, path) -> (size, md5, alloc).
-fn fiwalk(
-    image: &Path,
-    dir: &Path,
-) -> BTreeMap<(u64, String), (u64, Option<String>, bool, String)> {
+/// fiwalk's file objects: (partition offset, path) -> (size, md5, alloc,
+/// name type).
+type Fiwalk = BTreeMap<(u64, String), (u64, Option<String>, bool, String)>;
+
+fn fiwalk(image: &Path, dir: &Path) -> Fiwalk {
     let xml = dir.join("fiwalk.xml");
     sh(Command::new("fiwalk").arg("-X").arg(&xml).arg(image));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fiwalk_files.py");
