@@ -43,6 +43,18 @@ pub struct YaraCounts {
     pub per_namespace: BTreeMap<String, u64>,
 }
 
+/// File-system entries: every one, regular files, deleted and orphan ones,
+/// those in a known set, those in a notable set (alerts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCounts {
+    pub entries: u64,
+    pub files: u64,
+    pub deleted: u64,
+    pub orphan: u64,
+    pub known: u64,
+    pub notable: u64,
+}
+
 /// A job's counts, as `report.json` writes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -50,12 +62,18 @@ pub struct Counts {
     pub features: FeatureCounts,
     pub carve: CarveCounts,
     pub yara: YaraCounts,
+    /// Absent in jobs recorded before the file-system analysis existed.
+    #[serde(default)]
+    pub files: FileCounts,
 }
 
 /// The finding kind of carved files in [`Counts::findings`].
 pub const KIND_CARVED: &str = "carved";
 /// The finding kind of YARA matches in [`Counts::findings`].
 pub const KIND_YARA: &str = "yara";
+/// The finding kind of files found in a notable hash set (alerts) in
+/// [`Counts::findings`].
+pub const KIND_NOTABLE: &str = "notable_files";
 
 impl Counts {
     /// The counts of merged results.
@@ -92,8 +110,23 @@ impl Counts {
         c
     }
 
-    /// Findings per kind: each feature scanner by name, `carved` files and
-    /// `yara` matches; kinds with none are left out.
+    /// Adds the counts of file-system records.
+    #[must_use]
+    pub fn with_files(mut self, files: &[crate::FileRecord]) -> Self {
+        let f = &mut self.files;
+        f.entries = files.len() as u64;
+        for r in files {
+            f.files += u64::from(r.hashable());
+            f.deleted += u64::from(r.alloc == "deleted");
+            f.orphan += u64::from(r.alloc == "orphan");
+            f.known += u64::from(r.known.as_deref() == Some("known"));
+            f.notable += u64::from(r.known.as_deref() == Some("notable"));
+        }
+        self
+    }
+
+    /// Findings per kind: each feature scanner by name, `carved` files,
+    /// `yara` matches and `notable_files`; kinds with none are left out.
     pub fn findings(&self) -> BTreeMap<String, u64> {
         let mut m: BTreeMap<String, u64> = self
             .features
@@ -107,6 +140,9 @@ impl Counts {
         }
         if self.yara.matches > 0 {
             m.insert(KIND_YARA.into(), self.yara.matches);
+        }
+        if self.files.notable > 0 {
+            m.insert(KIND_NOTABLE.into(), self.files.notable);
         }
         m
     }

@@ -451,13 +451,27 @@ fn dftt1_extended_partitions() {
         return;
     };
     let img = d.path().join("1-extend-part/ext-part-test-2.dd");
-    // volume.rs only reads the first two entries of an extended boot
-    // record; this image links to its next EBR in the third entry, so the
-    // sixth partition (sector 262143) is not found (reported, not fixed
-    // here: volume.rs is not this module's).
-    let (_, fss) = check_image("1-extend-part", &img, &["missing: 5:"]);
-    assert_eq!(fss.len(), 5);
+    // This image's first extended boot record holds two logical
+    // partitions and links to the next EBR in its third entry: all four
+    // entries are read, so all six partitions are found.
+    let (_, fss) = check_image("1-extend-part", &img, &[]);
+    assert_eq!(fss.len(), 6);
     assert!(fss.iter().all(|f| f.fs == FsKind::Fat16));
+    // The partition layout equals mmls' (TSK).
+    if have("mmls") {
+        let out = Command::new("mmls").arg(&img).output().unwrap();
+        let mmls: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("DOS FAT16"))
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+            .map(|s| s * 512)
+            .collect();
+        let mut ours: Vec<u64> = fss.iter().map(|f| f.partition_offset).collect();
+        ours.sort_unstable();
+        let mut mmls = mmls;
+        mmls.sort_unstable();
+        assert_eq!(ours, mmls, "partition offsets vs mmls");
+    }
 }
 
 #[test]

@@ -28,5 +28,5 @@ pub use write::{ReportError, write_report_dir};
 /// The counts of merged results: the one definition `report.json`, the
 /// dashboard, `trawl watch`/`status` and the indicators share.
 pub fn counts(r: &JobResults) -> trawl_core::Counts {
-    trawl_core::Counts::of(r.piecewise.len(), &r.features, &r.carved, &r.yara)
+    trawl_core::Counts::of(r.piecewise.len(), &r.features, &r.carved, &r.yara).with_files(&r.files)
 }

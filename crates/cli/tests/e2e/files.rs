@@ -517,6 +517,9 @@ fn files_known_and_notable_sets_and_a_cluster_of_three_workers() {
     let n = std::fs::read_to_string(embedded.join("files/notable.txt")).unwrap();
     assert!(n.contains(&photo) && n.contains("photo.jpg"), "{n}");
     assert_eq!(report(&embedded)["files"]["notable"], 1);
+    // A notable file is an alert: counted with the findings.
+    assert_eq!(report(&embedded)["counts"]["files"]["notable"], 1);
+    assert_eq!(report(&embedded)["counts"]["files"]["known"], 1);
 
     // The same job on a scheduler with three workers: the same files.
     let data = tempfile::tempdir().unwrap();
