@@ -59,8 +59,18 @@ fn tag(block: &str, name: &str) -> Option<String> {
     Some(unescape(&block[i..j]))
 }
 
+/// Where fiwalk's DFXML for `img` goes: a temporary folder, never beside
+/// the image (the corpora are read-only).
+fn fiwalk_xml(img: &Path) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trawl-fs-fiwalk-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let name = img.display().to_string().replace(['/', '\\'], "_");
+    d.join(format!("{name}.xml"))
+}
+
 fn fiwalk(img: &Path) -> Vec<Fw> {
-    let xml = img.with_extension("fiwalk.xml");
+    let xml = fiwalk_xml(img);
+    let _ = std::fs::remove_file(&xml);
     let st = Command::new("fiwalk")
         .arg("-X")
         .arg(&xml)
