@@ -1352,3 +1352,50 @@ fn initialized_size_tail_reads_as_icat() {
     assert_eq!(out.stdout, want);
     assert_eq!(m, &md5_hex(&want));
 }
+
+/// The sleuthkit test E01 with two NTFS partitions behind an MBR: each
+/// partition (copied out of the E01 through trawl's reader) equal to
+/// fiwalk on it, but for the differences common to every NTFS volume.
+#[test]
+fn sleuthkit_two_partition_e01() {
+    let t = "sleuthkit_two_partition_e01";
+    let src = corpora().join("sleuthkit-test-data/test/data/imageformat_mmls_1.E01");
+    if !src.exists() || !have("fiwalk") {
+        trawl_fixtures::skip(t, "imageformat_mmls_1.E01 or fiwalk");
+        return;
+    }
+    let img = trawl_evidence::open(&src).unwrap();
+    let l = trawl_fs::list_image(img.as_ref()).unwrap();
+    let parts: Vec<(u64, u64)> = l
+        .filesystems
+        .iter()
+        .map(|f| (f.partition_offset, f.size))
+        .collect();
+    assert_eq!(parts.len(), 2, "{:?}", l.volumes);
+    assert!(l.filesystems.iter().all(|f| f.fs == FsKind::Ntfs));
+    assert_eq!(parts[0].0, 128 * 512);
+    assert_eq!(parts[1].0, 55424 * 512);
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (off, _)) in parts.iter().enumerate() {
+        let v = l.volumes.iter().find(|v| v.offset == *off).unwrap();
+        let mut buf = vec![0u8; v.length as usize];
+        img.read_exact_at(*off, &mut buf).unwrap();
+        let p = dir.path().join(format!("part{i}.raw"));
+        std::fs::write(&p, &buf).unwrap();
+        let raw = trawl_evidence::open(&p).unwrap();
+        let (_, with) = ours(raw.as_ref());
+        let fw = fiwalk(&p, dir.path());
+        let c = compare(&fw, &with);
+        println!("partition {i}: {} equal, {:?}", c.equal, c.diffs);
+        assert!(c.equal > 10, "partition {i}");
+        // The differences every NTFS volume has (module docs): $Secure's
+        // hash and the streams fiwalk does not list.
+        for d in &c.diffs {
+            assert!(
+                d.starts_with("differs: $Secure: md5")
+                    || (d.starts_with("extra: ") && d.contains(':')),
+                "partition {i}: {d}"
+            );
+        }
+    }
+}
