@@ -51,7 +51,12 @@ fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     let head_end = loop {
-        let n = s.read(&mut buf).expect("WebDriver response");
+        // A signal (the test harness' children ending) may interrupt the
+        // read: it is retried, as the standard library's read_exact does.
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.expect("WebDriver response"),
+        };
         assert!(n > 0, "WebDriver closed the connection");
         raw.extend_from_slice(&buf[..n]);
         if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -73,6 +78,7 @@ fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("WebDriver {method} {path}: {e}"),
         }
     }
