@@ -215,11 +215,6 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
     .map_err(io_err(&path))
 }
 
-fn datetime(t: Option<trawl_core::files::FileTime>) -> Option<Value> {
-    t.and_then(crate::files::rfc3339)
-        .map(|s| json!({"@type": "xsd:dateTime", "@value": s}))
-}
-
 /// The file systems' partitions (`uco-observable:DiskPartition`, within the
 /// image) and every file-system file (`uco-observable:File` with its path,
 /// times and hashes, within its partition), printed: (id, nodes).
@@ -263,60 +258,102 @@ fn file_system_nodes(
             .map(|f| {
                 let key = format!("{pkey}/file/{}/{}/{}", f.inode, f.alloc, f.path);
                 let id = format!("kb:file-{}", uuid(&key));
-                let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-                let mut facet = serde_json::Map::new();
-                facet.insert(
-                    "@id".into(),
-                    json!(format!("kb:file-facet-{}", uuid(&format!("{key}/file")))),
-                );
-                facet.insert("@type".into(), json!("uco-observable:FileFacet"));
-                facet.insert("uco-observable:fileName".into(), json!(name));
-                facet.insert("uco-observable:filePath".into(), json!(f.path));
-                facet.insert("uco-observable:isDirectory".into(), json!(f.kind == "dir"));
-                facet.insert("uco-observable:sizeInBytes".into(), int(f.size));
-                for (k, t) in [
-                    ("uco-observable:modifiedTime", f.times.mtime),
-                    ("uco-observable:accessedTime", f.times.atime),
-                    ("uco-observable:metadataChangeTime", f.times.ctime),
-                    ("uco-observable:observableCreatedTime", f.times.crtime),
-                ] {
-                    if let Some(v) = datetime(t) {
-                        facet.insert(k.into(), v);
-                    }
-                }
-                let mut facets = vec![Value::Object(facet)];
-                if f.md5.is_some() {
-                    facets.push(json!({
-                        "@id": format!("kb:content-data-facet-{}", uuid(&format!("{key}/content"))),
-                        "@type": "uco-observable:ContentDataFacet",
-                        "uco-observable:sizeInBytes": int(f.size),
-                        "uco-observable:hash": hashes(&key, &[
-                            ("MD5", f.md5.as_deref().unwrap_or("")),
-                            ("SHA1", f.sha1.as_deref().unwrap_or("")),
-                            ("SHA256", f.sha256.as_deref().unwrap_or("")),
-                        ]),
-                    }));
-                }
-                let file = json!({
-                    "@id": id,
-                    "@type": "uco-observable:File",
-                    "uco-core:description": format!("{} {} ({})", f.alloc, f.kind, f.fs),
-                    "uco-core:hasFacet": facets,
-                });
-                let within = json!({
-                    "@id": format!("kb:relationship-{}", uuid(&format!("{key}/within"))),
-                    "@type": "uco-observable:ObservableRelationship",
-                    "uco-core:source": {"@id": id},
-                    "uco-core:target": {"@id": pid},
-                    "uco-core:kindOfRelationship": "Contained_Within",
-                    "uco-core:isDirectional": true,
-                });
-                (id, vec![element(&file), element(&within)])
+                let text = file_node_text(f, &key, &id, &pid);
+                (id, vec![text])
             })
             .collect();
         out.extend(files);
     }
     out
+}
+
+/// A JSON string literal.
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A file-system file's two nodes (the `File` and its `Contained_Within`
+/// relationship to the partition), printed as `element` prints them at
+/// depth 2 of the document, written directly: a disk has hundreds of
+/// thousands of files, and building a `serde_json::Value` per node and
+/// re-indenting its printout cost more than hashing their contents.
+fn file_node_text(f: &trawl_core::FileRecord, key: &str, id: &str, pid: &str) -> String {
+    use std::fmt::Write as _;
+    let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+    let int = |v: u64| {
+        format!(
+            "{{\n            \"@type\": \"xsd:integer\",\n            \"@value\": \"{v}\"\n          }}"
+        )
+    };
+    let mut o = String::with_capacity(2048);
+    let _ = write!(
+        o,
+        "    {{\n      \"@id\": {},\n      \"@type\": \"uco-observable:File\",\n      \"uco-core:description\": {},\n      \"uco-core:hasFacet\": [\n        {{\n          \"@id\": {},\n          \"@type\": \"uco-observable:FileFacet\",\n          \"uco-observable:fileName\": {},\n          \"uco-observable:filePath\": {},\n          \"uco-observable:isDirectory\": {},\n          \"uco-observable:sizeInBytes\": {}",
+        q(id),
+        q(&format!("{} {} ({})", f.alloc, f.kind, f.fs)),
+        q(&format!("kb:file-facet-{}", uuid(&format!("{key}/file")))),
+        q(name),
+        q(&f.path),
+        f.kind == "dir",
+        int(f.size),
+    );
+    for (k, t) in [
+        ("uco-observable:modifiedTime", f.times.mtime),
+        ("uco-observable:accessedTime", f.times.atime),
+        ("uco-observable:metadataChangeTime", f.times.ctime),
+        ("uco-observable:observableCreatedTime", f.times.crtime),
+    ] {
+        if let Some(v) = t.and_then(crate::files::rfc3339) {
+            let _ = write!(
+                o,
+                ",\n          \"{k}\": {{\n            \"@type\": \"xsd:dateTime\",\n            \"@value\": {}\n          }}",
+                q(&v)
+            );
+        }
+    }
+    o.push_str("\n        }");
+    if f.md5.is_some() {
+        let _ = write!(
+            o,
+            ",\n        {{\n          \"@id\": {},\n          \"@type\": \"uco-observable:ContentDataFacet\",\n          \"uco-observable:sizeInBytes\": {},\n          \"uco-observable:hash\": [",
+            q(&format!(
+                "kb:content-data-facet-{}",
+                uuid(&format!("{key}/content"))
+            )),
+            int(f.size),
+        );
+        let mut first = true;
+        for (m, v) in [("MD5", &f.md5), ("SHA1", &f.sha1), ("SHA256", &f.sha256)] {
+            let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let _ = write!(
+                o,
+                "{}\n            {{\n              \"@id\": {},\n              \"@type\": \"uco-types:Hash\",\n              \"uco-types:hashMethod\": {},\n              \"uco-types:hashValue\": {{\n                \"@type\": \"xsd:hexBinary\",\n                \"@value\": {}\n              }}\n            }}",
+                if first { "" } else { "," },
+                q(&format!("kb:hash-{}", uuid(&format!("{key}/{m}")))),
+                q(m),
+                q(v),
+            );
+            first = false;
+        }
+        o.push_str(if first {
+            "]\n        }"
+        } else {
+            "\n          ]\n        }"
+        });
+    }
+    let _ = write!(
+        o,
+        "\n      ]\n    }},\n    {{\n      \"@id\": {},\n      \"@type\": \"uco-observable:ObservableRelationship\",\n      \"uco-core:source\": {{\n        \"@id\": {}\n      }},\n      \"uco-core:target\": {{\n        \"@id\": {}\n      }},\n      \"uco-core:kindOfRelationship\": \"Contained_Within\",\n      \"uco-core:isDirectional\": true\n    }}",
+        q(&format!(
+            "kb:relationship-{}",
+            uuid(&format!("{key}/within"))
+        )),
+        q(id),
+        q(pid),
+    );
+    o
 }
 
 /// `v` printed by serde_json's pretty printer.
