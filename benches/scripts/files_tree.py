@@ -4,8 +4,11 @@ under 4 KiB, most under 40 KiB, 0.3% of 1-6 MiB; 2.4 GB) in 7,700 folders.
 Then: mke2fs -q -F -t ext4 -d /work/fsbench/tree ext4.img 4G, and time
 `trawl scan ext4.img --out o --analyses files` against
 `fiwalk -X fw.xml ext4.img`, alternating (issue 19)."""
-random.seed(19)
+import os
+import random
 import sys
+
+random.seed(19)
 root = sys.argv[1] if len(sys.argv) > 1 else 'tree'
 n = 0
 total = 0
