@@ -1153,48 +1153,13 @@ impl<'a, 'r> Exfat<'a, 'r> {
 
     fn virtual_files(&mut self) {
         let b = self.b.clone();
-        let mbr = self.last_inum - (b.numfat + 2) + 1;
-        let fat_size = b.fat_len * b.ssize;
-        let mk = |path: &str, inode: u64, off: u64, size: u64, r: &VolumeReader<'_>| Entry {
-            path: path.into(),
-            inode,
-            kind: FileType::File,
-            alloc: Alloc::Allocated,
-            size,
-            times: Times::default(),
-            fn_times: None,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            content: if size == 0 {
-                Content::None
-            } else {
-                Content::Runs {
-                    runs: vec![Run {
-                        offset: Some(r.image_offset(off)),
-                        length: size,
-                    }],
-                    size,
-                }
-            },
-        };
-        let mut v = vec![
-            mk("$MBR", mbr, 0, 512, self.r),
-            mk("$FAT1", mbr + 1, b.fat_off * b.ssize, fat_size, self.r),
-        ];
-        if b.numfat == 2 {
-            v.push(mk(
-                "$FAT2",
-                mbr + 2,
-                (b.fat_off + b.fat_len) * b.ssize,
-                fat_size,
-                self.r,
-            ));
-        }
-        let mut od = mk("$OrphanFiles", self.last_inum, 0, 0, self.r);
-        od.kind = FileType::Dir;
-        v.push(od);
+        let v = crate::fat::virtual_entries(
+            self.r,
+            self.last_inum,
+            b.numfat,
+            b.fat_off * b.ssize,
+            b.fat_len * b.ssize,
+        );
         for e in v {
             self.push(e);
         }

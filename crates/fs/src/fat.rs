@@ -1025,49 +1025,13 @@ impl<'a, 'r> Fat<'a, 'r> {
 
     fn virtual_files(&mut self) {
         let b = self.b.clone();
-        let numvirt = b.numfat + 2;
-        let mbr = self.last_inum - numvirt + 1;
-        let virt = |path: &str, inode: u64, off: u64, size: u64, r: &VolumeReader<'_>| Entry {
-            path: path.into(),
-            inode,
-            kind: FileType::File,
-            alloc: Alloc::Allocated,
-            size,
-            times: Times::default(),
-            fn_times: None,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            content: if size == 0 {
-                Content::None
-            } else {
-                Content::Runs {
-                    runs: vec![Run {
-                        offset: Some(r.image_offset(off)),
-                        length: size,
-                    }],
-                    size,
-                }
-            },
-        };
-        let fat_size = b.sectperfat * b.ssize;
-        let mut v = vec![
-            virt("$MBR", mbr, 0, 512, self.r),
-            virt("$FAT1", mbr + 1, b.reserved * b.ssize, fat_size, self.r),
-        ];
-        if b.numfat == 2 {
-            v.push(virt(
-                "$FAT2",
-                mbr + 2,
-                (b.reserved + b.sectperfat) * b.ssize,
-                fat_size,
-                self.r,
-            ));
-        }
-        let mut od = virt("$OrphanFiles", self.last_inum, 0, 0, self.r);
-        od.kind = FileType::Dir;
-        v.push(od);
+        let v = virtual_entries(
+            self.r,
+            self.last_inum,
+            b.numfat,
+            b.reserved * b.ssize,
+            b.sectperfat * b.ssize,
+        );
         for e in v {
             self.push_entry(e);
         }
@@ -1353,6 +1317,55 @@ pub(crate) fn dos_time(date: u16, time: u16, tens: u8) -> Option<i64> {
     let days = days_from_civil(year, mon + 1, 1) + mday - 1;
     let t = days * 86_400 + hour * 3600 + min * 60 + sec;
     (t > 0).then_some(t)
+}
+
+/// The virtual files TSK lists for FAT and exFAT, numbered after the last
+/// directory-entry address: `$MBR` (the boot sector), `$FAT1` (and `$FAT2`
+/// with two FATs) at `fat_off` bytes into the volume, `fat_len` bytes each,
+/// and the `$OrphanFiles` directory at `last_inum`.
+pub(crate) fn virtual_entries(
+    r: &VolumeReader<'_>,
+    last_inum: u64,
+    numfat: u64,
+    fat_off: u64,
+    fat_len: u64,
+) -> Vec<Entry> {
+    let mbr = last_inum - (numfat + 2) + 1;
+    let virt = |path: &str, inode: u64, off: u64, size: u64| Entry {
+        path: path.into(),
+        inode,
+        kind: FileType::File,
+        alloc: Alloc::Allocated,
+        size,
+        times: Times::default(),
+        fn_times: None,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        content: if size == 0 {
+            Content::None
+        } else {
+            Content::Runs {
+                runs: vec![Run {
+                    offset: Some(r.image_offset(off)),
+                    length: size,
+                }],
+                size,
+            }
+        },
+    };
+    let mut v = vec![
+        virt("$MBR", mbr, 0, 512),
+        virt("$FAT1", mbr + 1, fat_off, fat_len),
+    ];
+    if numfat == 2 {
+        v.push(virt("$FAT2", mbr + 2, fat_off + fat_len, fat_len));
+    }
+    let mut od = virt("$OrphanFiles", last_inum, 0, 0);
+    od.kind = FileType::Dir;
+    v.push(od);
+    v
 }
 
 #[cfg(test)]
