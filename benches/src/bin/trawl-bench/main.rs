@@ -6,6 +6,7 @@
 //! ```
 mod carve;
 mod features;
+mod files;
 mod scale;
 mod yara;
 
@@ -19,7 +20,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-fn trawl_bin() -> PathBuf {
+pub(crate) fn trawl_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     exe.with_file_name("trawl")
 }
@@ -106,6 +107,15 @@ enum Bench {
     /// Which rules an image leaves live (diagnostics of the rule-set
     /// index).
     YaraLive { rules: String, image: String },
+    /// File systems: the `files` analysis against `fiwalk -X` on an ext4
+    /// image of many small files.
+    Files {
+        #[command(flatten)]
+        common: Common,
+        /// Files in the generated tree.
+        #[arg(long)]
+        files: Option<String>,
+    },
     /// A scheduler and workers on loopback against the embedded scan.
     Cluster {
         #[command(flatten)]
@@ -173,6 +183,7 @@ fn main() -> Result<()> {
         | Bench::Carve { common: c, .. }
         | Bench::Yara { common: c, .. }
         | Bench::Cluster { common: c, .. }
+        | Bench::Files { common: c, .. }
         | Bench::Pipeline { common: c, .. } => &c.dir,
         Bench::YaraLive { .. } => &None,
     };
@@ -227,6 +238,11 @@ fn main() -> Result<()> {
             yara::run(&argv(&p, &[]))
         }
         Bench::YaraLive { rules, image } => yara::live(&[rules.clone(), image.clone()]),
+        Bench::Files { common: c, files } => {
+            let mut p = common(c);
+            p.push(("--files", files));
+            files::run(&argv(&p, &[]))
+        }
         Bench::Cluster {
             common: c,
             analyses,

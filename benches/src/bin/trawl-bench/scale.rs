@@ -440,6 +440,19 @@ pub fn all(args: &[String]) -> Result<()> {
             .collect(),
         ),
         (
+            "File systems",
+            "The `files` analysis (listing, MD5+SHA-1+SHA-256 of every file, the five file reports) against `fiwalk -X` on an ext4 image of many small files built with `mke2fs -d`.",
+            vec![
+                "files".into(),
+                "--files".into(),
+                if quick { "20000" } else { "110000" }.into(),
+                "--size".into(),
+                if quick { "1GiB" } else { "4GiB" }.into(),
+                "--runs".into(),
+                if quick { "1" } else { "3" }.into(),
+            ],
+        ),
+        (
             "Cluster overhead",
             "The embedded scan against a scheduler and 2 worker processes on loopback, same image; the scheduler's lease/report rate.",
             vec![
@@ -517,7 +530,7 @@ pub fn all(args: &[String]) -> Result<()> {
         doc.push_str(&format!("\n\n({:.0} s)\n\n", t.elapsed().as_secs_f64()));
         std::fs::write(&out, &doc)?;
     }
-    doc.push_str("## Reproduce\n\n```sh\nTRAWL_SETUP_BENCH=1 ./scripts/setup.sh          # the peers: hashdeep, yara, foremost, scalpel, b3sum\ncargo build --release --locked -p trawl-cli -p trawl-benches\ntarget/release/trawl-bench all --out BENCHMARKS.md   # about 15 minutes on 2 cores; --quick for a smaller run\n```\n\nEach section's command line above reruns that section alone. Criterion micro-benchmarks per analyzer: `cargo bench -p trawl-benches` (hashing, carving, features, yara).\n");
+    doc.push_str("## Reproduce\n\n```sh\nTRAWL_SETUP_BENCH=1 ./scripts/setup.sh          # the peers: hashdeep, yara, foremost, scalpel, b3sum, fiwalk\ncargo build --release --locked -p trawl-cli -p trawl-benches\ntarget/release/trawl-bench all --out BENCHMARKS.md   # about 15 minutes on 2 cores; --quick for a smaller run\n```\n\nEach section's command line above reruns that section alone. Criterion micro-benchmarks per analyzer: `cargo bench -p trawl-benches` (hashing, carving, features, yara).\n");
     std::fs::write(&out, &doc)?;
     eprintln!("wrote {}", out.display());
     Ok(())
