@@ -97,6 +97,12 @@ pub struct FileSystemRecord {
     pub size: u64,
     /// Entries listed (files, directories, streams, others).
     pub entries: u64,
+    /// The file system's unallocated space in image coordinates
+    /// (`[offset, length]`, sorted, merged), from its allocation structures;
+    /// `None` when not read. Used for attribution and the carving scope;
+    /// report.json gives only its total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unallocated: Option<Vec<(u64, u64)>>,
 }
 
 /// A damaged structure skipped while listing.

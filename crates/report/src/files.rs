@@ -221,7 +221,21 @@ pub(crate) fn summary_json(r: &JobResults) -> Value {
     json!({
         "volume_system": s.volume_system,
         "volumes": s.volumes,
-        "filesystems": s.filesystems,
+        "filesystems": s.filesystems.iter().map(|f| {
+            let mut v = json!({
+                "partition_offset": f.partition_offset,
+                "fs": f.fs,
+                "label": f.label,
+                "block_size": f.block_size,
+                "size": f.size,
+                "entries": f.entries,
+            });
+            if let Some(u) = &f.unallocated {
+                v["unallocated_bytes"] = json!(u.iter().map(|r| r.1).sum::<u64>());
+                v["unallocated_ranges"] = json!(u.len());
+            }
+            v
+        }).collect::<Vec<_>>(),
         "limitations": s.limitations,
         "entries": r.files.len(),
         "regular_files": r.files.iter().filter(|f| f.hashable()).count(),
