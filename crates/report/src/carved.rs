@@ -1,8 +1,12 @@
 //! The carved files: `carved/TYPE/OFFSET.EXT`, their bytes copied out of
 //! the evidence (a carved file is a range of the image, never shipped
 //! between nodes), and `carved/manifest.csv`
-//! (`offset,length,type,md5,sha256,validated,path`).
+//! (`offset,length,type,md5,sha256,validated,path`, then `file,placement`
+//! when the file-system analysis ran: the file holding the first byte,
+//! `*` before a deleted one's path, and
+//! [`crate::attrib::Attribution::placement`]).
 
+use crate::attrib::Attribution;
 use crate::paths::{NameError, RelPath, ReportDir};
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
@@ -27,6 +31,7 @@ pub(crate) fn write(
     dir: &ReportDir,
     r: &JobResults,
     evidence: Option<&dyn trawl_evidence::Evidence>,
+    attr: Option<&Attribution<'_>>,
 ) -> Result<(), ReportError> {
     let ran = r.provenance.analyses.iter().any(|a| a == "carve");
     if r.carved.is_empty() && !ran {
@@ -34,7 +39,7 @@ pub(crate) fn write(
     }
     let (mpath, m) = create_file(dir, "carved/manifest.csv")?;
     let mut m = trawl_core::csv::Writer::new(m);
-    m.row([
+    let mut head = vec![
         "offset",
         "length",
         "type",
@@ -42,21 +47,40 @@ pub(crate) fn write(
         "sha256",
         "validated",
         "path",
-    ])
-    .map_err(io_err(&mpath))?;
+    ];
+    if attr.is_some() {
+        head.extend(["file", "placement"]);
+    }
+    m.row(head).map_err(io_err(&mpath))?;
+    let mut buf = Vec::new();
     let mut folders = std::collections::BTreeSet::new();
     for f in &r.carved {
         let rel = path_of(f)?;
-        m.row([
-            f.offset.to_string().as_str(),
-            &f.length.to_string(),
+        let (offset, length, validated) = (
+            f.offset.to_string(),
+            f.length.to_string(),
+            f.validated.to_string(),
+        );
+        let mut row = vec![
+            offset.as_str(),
+            &length,
             &f.file_type,
             &f.md5,
             &f.sha256,
-            &f.validated.to_string(),
+            &validated,
             rel.as_str(),
-        ])
-        .map_err(io_err(&mpath))?;
+        ];
+        let (file, placement);
+        if let Some(a) = attr {
+            file = match a.file_at(f.offset, &mut buf) {
+                (_, _, Some(rec)) if rec.alloc != "allocated" => format!("*{}", rec.path),
+                (_, _, Some(rec)) => rec.path.clone(),
+                _ => String::new(),
+            };
+            placement = a.placement(f);
+            row.extend([file.as_str(), placement.as_str()]);
+        }
+        m.row(row).map_err(io_err(&mpath))?;
         if let Some(parent) = rel.parent() {
             folders.insert(parent);
         }

@@ -25,6 +25,7 @@
 //! * Every scanner that ran has its file, empty but for the header when it
 //!   found nothing.
 
+use crate::attrib::Attribution;
 use crate::paths::{RelPath, ReportDir};
 use crate::write::io_err;
 use crate::{JobResults, ReportError};
@@ -36,7 +37,11 @@ use trawl_features::{ALERTS, Kind, STAT_PREFIX, STOPPED_SUFFIX, format};
 /// Writes this part of the report directory. Each file's name is built
 /// from its recorder's name by [`RelPath::feature_file`], which refuses
 /// anything but a recorder of trawl's scanners.
-pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
+pub(crate) fn write(
+    dir: &ReportDir,
+    r: &JobResults,
+    attr: Option<&Attribution<'_>>,
+) -> Result<(), ReportError> {
     let mut by: BTreeMap<&str, Vec<&Feature>> = BTreeMap::new();
     for f in &r.features {
         by.entry(f.scanner.as_str()).or_default().push(f);
@@ -111,11 +116,66 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
         }
         w.write_all(text.as_bytes()).map_err(io_err(&path))?;
         w.flush().map_err(io_err(&path))?;
+        if let Some(a) = attr {
+            write_annotated(dir, r, name, &list, a)?;
+        }
         if name != ALERTS && !name.ends_with(STOPPED_SUFFIX) {
             write_histogram(r, dir, name, &list)?;
         }
     }
     Ok(())
+}
+
+/// `features/annotated/NAME.txt`: see [`crate::attrib`].
+fn write_annotated(
+    dir: &ReportDir,
+    r: &JobResults,
+    name: &str,
+    list: &[&Feature],
+    a: &Attribution<'_>,
+) -> Result<(), ReportError> {
+    let (path, w) = dir.create_file(&RelPath::annotated_feature_file(name)?)?;
+    let mut w = BufWriter::new(w);
+    let mut text = String::from("# Position\tFeature\tContext\tMD5\n");
+    text.push_str(&format!(
+        "# trawl {} attribution of features/{name}.txt to the files of the file-system listing\n",
+        r.provenance.version
+    ));
+    text.push_str(&header(r, name, "Feature-File-Version"));
+    let (mut located, mut encoded) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    for f in list {
+        text.push_str(&f.path);
+        text.push('\t');
+        text.push_str(&format::escape(&f.feature));
+        text.push('\t');
+        text.push_str(&format::escape(&f.context));
+        if f.path.contains('-') {
+            encoded += 1;
+        }
+        if let (_, _, Some(file)) = a.file_at(f.offset, &mut buf) {
+            located += 1;
+            text.push('\t');
+            if file.alloc != "allocated" {
+                text.push('*');
+            }
+            text.push_str(&file.path);
+            text.push('\t');
+            text.push_str(file.md5.as_deref().unwrap_or(""));
+        }
+        text.push('\n');
+        if text.len() > 1 << 16 {
+            w.write_all(text.as_bytes()).map_err(io_err(&path))?;
+            text.clear();
+        }
+    }
+    let n = list.len() as u64;
+    text.push_str(&format!(
+        "# Total features input: {n}\n# Total features located to files: {located}\n# Total features in unallocated space: {}\n# Total features in encoded regions: {encoded}\n",
+        n - located
+    ));
+    w.write_all(text.as_bytes()).map_err(io_err(&path))?;
+    w.flush().map_err(io_err(&path))
 }
 
 fn header(r: &JobResults, name: &str, version_line: &str) -> String {
@@ -221,7 +281,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        write(&ReportDir::new(dir.path()), &r).unwrap();
+        write(&ReportDir::new(dir.path()), &r, None).unwrap();
         let read = |n: &str| std::fs::read_to_string(dir.path().join("features").join(n)).unwrap();
         let email = read("email.txt");
         assert_eq!(
@@ -257,7 +317,7 @@ mod tests {
     #[test]
     fn nothing_without_features() {
         let dir = tempfile::tempdir().unwrap();
-        write(&ReportDir::new(dir.path()), &JobResults::default()).unwrap();
+        write(&ReportDir::new(dir.path()), &JobResults::default(), None).unwrap();
         assert!(!dir.path().join("features").exists());
     }
 }

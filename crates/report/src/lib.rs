@@ -12,6 +12,7 @@
 //! Everything but `report.json`'s timings and ids is a pure function of the
 //! job's results, which are sorted, so reruns give byte-identical files.
 
+mod attrib;
 mod carved;
 mod case;
 mod dfxml;

@@ -250,6 +250,16 @@ impl RelPath {
         Ok(Self(format!("features/{scanner}.txt")))
     }
 
+    /// `features/annotated/NAME.txt`, feature file `scanner` with the file
+    /// holding each feature.
+    ///
+    /// # Errors
+    /// As [`check_scanner`].
+    pub fn annotated_feature_file(scanner: &str) -> Result<Self, NameError> {
+        check_scanner(scanner)?;
+        Ok(Self(format!("features/annotated/{scanner}.txt")))
+    }
+
     /// `features/NAME_histogram.txt`, the histogram of recorder `scanner`.
     ///
     /// # Errors

@@ -61,13 +61,16 @@ pub fn write_report_dir(
     dir.create_root()?;
     // The parts are independent files: written in parallel, the carved
     // files (the bulk) spreading over the pool themselves.
+    // Which file holds each finding: one index over the listing's runs.
+    let attr = crate::attrib::Attribution::of(results);
+    let attr = attr.as_ref();
     let parts: [&(dyn Fn() -> Result<(), ReportError> + Sync); 8] = [
         &|| crate::files::write(dir, results),
-        &|| crate::carved::write(dir, results, evidence),
-        &|| crate::features::write(dir, results),
+        &|| crate::carved::write(dir, results, evidence, attr),
+        &|| crate::features::write(dir, results, attr),
         &|| crate::case::write(dir, results),
         &|| crate::dfxml::write(dir, results),
-        &|| crate::yara::write(dir, results),
+        &|| crate::yara::write(dir, results, attr),
         &|| write_piecewise(dir, results),
         &|| write_report_json(dir, results),
     ];

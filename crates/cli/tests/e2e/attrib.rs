@@ -1,0 +1,343 @@
+//! Issue 20: attribution. Every feature, YARA match and carved file placed
+//! in the file (or the kind of space) that holds it: on a disk built here
+//! with planted findings, and on nps-2010-emails.E01 against what
+//! bulk_extractor's identify_filenames.py assigns from fiwalk's DFXML.
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tools(test: &str, list: &[&str]) -> bool {
+    for t in list {
+        if !have(t) {
+            trawl_fixtures::skip(test, t);
+            return false;
+        }
+    }
+    true
+}
+
+/// Partition start, sectors.
+const P1: u64 = 2048;
+const P1_LEN: u64 = 40960;
+/// Where the unallocated marker is written, bytes into the file system
+/// (far past the few files: free clusters).
+const FREE_AT: u64 = 18 << 20;
+
+/// A FAT16 file system inside an MBR disk with: a mail file, a JPEG, a
+/// document in a folder, a deleted file, and text written into free
+/// clusters. Returns the disk and the JPEG's bytes.
+fn build(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let fat = dir.join("fat.img");
+    sh(Command::new("mkfs.vfat")
+        .args(["-F", "16", "-n", "ATTRIB", "-C"])
+        .arg(&fat)
+        .arg((P1_LEN / 2).to_string()));
+    let mt = |args: &[&str]| {
+        sh(Command::new(args[0])
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&fat)
+            .args(&args[1..]));
+    };
+    let put = |name: &str, data: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+    let mail = put(
+        "mail.txt",
+        b"From: alice.attrib@example.org\nSubject: plans\n\nTRAWL-ATTRIB-MARKER-ONE in a mail\n",
+    );
+    let mut rng = trawl_fixtures::util::Rng::new(20);
+    let spec = trawl_fixtures::formats::images::small_spec(&mut rng);
+    let jpeg = trawl_fixtures::formats::images::jpeg(&mut rng, &spec);
+    let photo = put("photo.jpg", &jpeg);
+    let notes = put(
+        "notes.txt",
+        b"notes for carol.embedded@example.com and nobody else\n",
+    );
+    let old = put("old.txt", b"deleted: bob.deleted@example.net\n");
+    mt(&["mmd", "::/DOCS"]);
+    mt(&["mcopy", mail.to_str().unwrap(), "::/MAIL.TXT"]);
+    mt(&["mcopy", old.to_str().unwrap(), "::/OLD.TXT"]);
+    mt(&["mcopy", photo.to_str().unwrap(), "::/PHOTO.JPG"]);
+    mt(&["mcopy", notes.to_str().unwrap(), "::/DOCS/NOTES.TXT"]);
+    mt(&["mdel", "::/OLD.TXT"]);
+    // Text in free clusters.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fat).unwrap();
+        f.seek(SeekFrom::Start(FREE_AT)).unwrap();
+        f.write_all(b"left over: dave.unalloc@example.org TRAWL-ATTRIB-MARKER-TWO\n")
+            .unwrap();
+    }
+    let disk = dir.join("disk.img");
+    sh(Command::new("truncate")
+        .arg("-s")
+        .arg(((P1 + P1_LEN + 2048) * 512).to_string())
+        .arg(&disk));
+    let mut child = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&disk)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("label: dos\nstart={P1}, size={P1_LEN}, type=6\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    sh(Command::new("dd")
+        .arg(format!("if={}", fat.display()))
+        .arg(format!("of={}", disk.display()))
+        .args(["bs=512", "conv=notrunc", "status=none"])
+        .arg(format!("seek={P1}")));
+    (disk, jpeg)
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The data lines of an annotated feature file, split at tabs.
+fn annotated(out: &Path, name: &str) -> Vec<Vec<String>> {
+    lines(&out.join("features/annotated").join(format!("{name}.txt")))
+        .into_iter()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn files_of(out: &Path) -> Vec<Value> {
+    lines(&out.join("files/files.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// identify_filenames.py's answer for each line of a feature file:
+/// (forensic path, filename, md5).
+fn reference(xml: &Path, features: &Path) -> Vec<(String, Option<String>, Option<String>)> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/identify_filenames_ref.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(xml)
+        .arg(features)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// trawl's annotated lines as (forensic path, filename, md5).
+fn ours(out: &Path, name: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    annotated(out, name)
+        .into_iter()
+        .map(|c| {
+            assert!(c.len() == 3 || c.len() == 5, "{c:?}");
+            (c[0].clone(), c.get(3).cloned(), c.get(4).cloned())
+        })
+        .collect()
+}
+
+#[test]
+fn findings_attributed_to_their_files_on_a_built_disk() {
+    let test = "findings_attributed_to_their_files_on_a_built_disk";
+    if !tools(
+        test,
+        &[
+            "mkfs.vfat",
+            "mcopy",
+            "mdel",
+            "mmd",
+            "sfdisk",
+            "fiwalk",
+            "python3",
+        ],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, jpeg) = build(dir.path());
+    let rules = dir.path().join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule marker_one { strings: $a = \"TRAWL-ATTRIB-MARKER-ONE\" condition: $a }\n\
+         rule marker_two { strings: $a = \"TRAWL-ATTRIB-MARKER-TWO\" condition: $a }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    run_ok(&[
+        "scan",
+        disk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--analyses",
+        "files,features,carve,yara",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--shard-size",
+        "1MiB",
+    ]);
+    let part = P1 * 512;
+    let files = files_of(&out);
+    let rec = |path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not listed"))
+            .clone()
+    };
+    let deleted = files
+        .iter()
+        .find(|f| f["alloc"] == "deleted" && f["path"].as_str().unwrap().ends_with("LD.TXT"))
+        .expect("the deleted OLD.TXT listed")
+        .clone();
+
+    // Features: the annotated e-mail file.
+    let email = annotated(&out, "email");
+    let row = |addr: &str| {
+        email
+            .iter()
+            .find(|c| c[1] == addr)
+            .unwrap_or_else(|| panic!("{addr} not in annotated email.txt: {email:?}"))
+            .clone()
+    };
+    let mail = rec("MAIL.TXT");
+    assert_eq!(
+        row("alice.attrib@example.org")[3..],
+        [
+            "MAIL.TXT".to_string(),
+            mail["md5"].as_str().unwrap().to_string()
+        ]
+    );
+    assert_eq!(row("carol.embedded@example.com")[3], "DOCS/NOTES.TXT");
+    assert_eq!(
+        row("bob.deleted@example.net")[3],
+        format!("*{}", deleted["path"].as_str().unwrap())
+    );
+    assert_eq!(
+        row("dave.unalloc@example.org").len(),
+        3,
+        "a feature in free space has no file"
+    );
+    let text = std::fs::read_to_string(out.join("features/annotated/email.txt")).unwrap();
+    assert!(
+        text.starts_with("# Position\tFeature\tContext\tMD5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "# Total features located to files: 3\n# Total features in unallocated space: 1\n"
+        ),
+        "{text}"
+    );
+    // The same as identify_filenames.py from fiwalk's DFXML.
+    let xml = dir.path().join("fiwalk.xml");
+    sh(Command::new("fiwalk").arg("-X").arg(&xml).arg(&disk));
+    for name in ["email", "domain"] {
+        assert_eq!(
+            ours(&out, name),
+            reference(&xml, &out.join("features").join(format!("{name}.txt"))),
+            "{name}"
+        );
+    }
+
+    // YARA: the match in MAIL.TXT, the one in free clusters.
+    let matches: Vec<Value> = lines(&out.join("yara/matches.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let m = |rule: &str| {
+        matches
+            .iter()
+            .find(|m| m["rule"] == rule && m["target"] == "image")
+            .unwrap_or_else(|| panic!("{rule}: {matches:?}"))["file"]
+            .clone()
+    };
+    let one = m("marker_one");
+    assert_eq!(one["place"], "file", "{one}");
+    assert_eq!(one["path"], "MAIL.TXT");
+    assert_eq!(one["alloc"], "allocated");
+    assert_eq!(one["inode"], mail["inode"]);
+    assert_eq!(one["partition_offset"], part);
+    let two = m("marker_two");
+    assert_eq!(two["place"], "unallocated", "{two}");
+    assert_eq!(two["partition_offset"], part);
+    assert!(two.get("path").is_none());
+
+    // Carving: the JPEG is the allocated PHOTO.JPG.
+    let manifest = lines(&out.join("carved/manifest.csv"));
+    assert_eq!(
+        manifest[0],
+        "offset,length,type,md5,sha256,validated,path,file,placement"
+    );
+    let jpeg_md5 = trawl_fixtures::md5_hex(&jpeg);
+    let row = manifest
+        .iter()
+        .find(|l| l.contains(&jpeg_md5))
+        .unwrap_or_else(|| panic!("the JPEG not carved: {manifest:?}"));
+    assert!(
+        row.ends_with(",PHOTO.JPG,allocated_file=PHOTO.JPG"),
+        "{row}"
+    );
+}
+
+#[test]
+fn nps_2010_emails_annotated_as_identify_filenames_would() {
+    let test = "nps_2010_emails_annotated_as_identify_filenames_would";
+    let Some(c) = corpora(test) else { return };
+    if !tools(test, &["fiwalk", "python3"]) {
+        return;
+    }
+    let img = c.join("bulk-extractor-test-data/tests/Images/nps-2010-emails.E01");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_ok(&[
+        "scan",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--analyses",
+        "files,features",
+    ]);
+    let xml = dir.path().join("fiwalk.xml");
+    sh(Command::new("fiwalk").arg("-X").arg(&xml).arg(&img));
+    let ours = ours(&out, "email");
+    let theirs = reference(&xml, &out.join("features/email.txt"));
+    assert!(ours.len() > 20, "{} e-mail features", ours.len());
+    assert!(
+        ours.iter().filter(|o| o.1.is_some()).count() > 10,
+        "most features are in files: {ours:?}"
+    );
+    let differ: Vec<_> = ours.iter().zip(&theirs).filter(|(a, b)| a != b).collect();
+    assert!(differ.is_empty(), "differences: {differ:#?}");
+    assert_eq!(ours.len(), theirs.len());
+}
