@@ -33,6 +33,7 @@
 //!   not either).
 
 use crate::fat::{dos_time, is_date};
+use crate::unalloc::FreeRanges;
 use crate::{
     Alloc, Content, Entry, FileSystemListing, FileType, FsError, FsKind, Limitation, Run, Times,
     Timestamp, VolumeReader,
@@ -217,6 +218,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
     };
     let mut fs = Exfat::new(r, boot, lims)?;
     fs.run();
+    let unallocated = fs.unallocated();
     let b = &fs.b;
     Ok(FileSystemListing {
         partition_offset: r.base(),
@@ -226,6 +228,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
         size: b.vol_sectors.saturating_mul(b.ssize),
         entries: std::mem::take(&mut fs.entries),
         limitations: std::mem::take(&mut fs.lims),
+        unallocated,
     })
 }
 
@@ -270,6 +273,8 @@ struct Exfat<'a, 'r> {
     last_inum: u64,
     fat: Vec<u8>,
     bitmap: Option<Vec<u8>>,
+    /// Volume offset of the allocation bitmap's first byte.
+    bitmap_off: u64,
     entries: Vec<Entry>,
     lims: Vec<Limitation>,
     label: Option<String>,
@@ -304,6 +309,7 @@ impl<'a, 'r> Exfat<'a, 'r> {
             last_inum,
             fat,
             bitmap: None,
+            bitmap_off: 0,
             entries: Vec::new(),
             lims,
             label: None,
@@ -381,6 +387,32 @@ impl<'a, 'r> Exfat<'a, 'r> {
             return Some(true);
         }
         self.clust_alloc(c)
+    }
+
+    /// Free space as TSK's block walk finds it (`blkls -A`): the clusters
+    /// whose allocation bitmap bit is 0, and the sectors after the last
+    /// cluster; everything before the cluster heap is allocated. Clusters
+    /// past a short bitmap are not listed (a limitation; a missing bitmap
+    /// was reported by [`Exfat::run`]).
+    fn unallocated(&mut self) -> Vec<(u64, u64)> {
+        let b = self.b.clone();
+        let mut out = FreeRanges::new(self.r, b.vol_sectors.saturating_mul(b.ssize));
+        let bm = self.bitmap.take().unwrap_or_default();
+        let have = out.bitmap(&bm, b.clusters, b.heap * b.ssize, self.cb());
+        if have < b.clusters && !bm.is_empty() {
+            self.lim(
+                "exFAT allocation bitmap",
+                self.bitmap_off,
+                format!(
+                    "holds {have} of {} clusters; the rest are not listed as unallocated",
+                    b.clusters
+                ),
+            );
+        }
+        self.bitmap = Some(bm);
+        let tail = b.heap + b.clusters * b.csize;
+        out.free(tail * b.ssize, (b.vol_sectors - tail) * b.ssize);
+        out.done()
     }
 
     fn sect_inode(&self, s: u64) -> u64 {
@@ -926,6 +958,7 @@ impl<'a, 'r> Exfat<'a, 'r> {
             let need = self.b.clusters.div_ceil(8);
             let runs = self.make_runs(clust, len.min(need.max(1)), true, false, 0);
             if let Runs::Ok(r) = runs {
+                self.bitmap_off = r.first().map_or(0, |f| f.0 * self.b.ssize);
                 let mut bm = Vec::new();
                 for (s, k) in r {
                     let off = s * self.b.ssize;

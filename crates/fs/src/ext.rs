@@ -53,6 +53,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::unalloc::FreeRanges;
 use crate::{
     Alloc, Content, Entry, FileSystemListing, FileType, FsError, FsKind, Limitation, Run, Times,
     Timestamp, VolumeReader,
@@ -68,6 +69,12 @@ const INCOMPAT_EXTENTS: u32 = 0x40;
 const INCOMPAT_64BIT: u32 = 0x80;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 const RO_COMPAT_LARGE_FILE: u32 = 0x2;
+const RO_COMPAT_GDT_CSUM: u32 = 0x10;
+const RO_COMPAT_BIGALLOC: u32 = 0x200;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+
+/// Group flag: the block bitmap was never initialised.
+const BG_BLOCK_UNINIT: u16 = 0x2;
 
 const FL_EXTENTS: u32 = 0x8_0000;
 const FL_INLINE_DATA: u32 = 0x1000_0000;
@@ -268,11 +275,13 @@ pub fn probe(r: &VolumeReader<'_>) -> Result<bool, FsError> {
     Ok(false)
 }
 
-/// One group's inode bitmap and inode table locations (blocks).
+/// One group's bitmap and inode table locations (blocks) and flags.
 #[derive(Clone, Copy, Debug)]
 struct Group {
+    block_bitmap: u64,
     inode_bitmap: u64,
     inode_table: u64,
+    flags: u16,
 }
 
 /// The fields of an inode that are used.
@@ -381,6 +390,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
         lims,
     };
     fs.load_inodes(&groups)?;
+    let unallocated = fs.unallocated(&groups)?;
     let mut w = Walker {
         fs: &fs,
         entries: Vec::new(),
@@ -402,6 +412,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
         size: fs.sb.blocks_count.saturating_mul(fs.sb.block_size),
         entries,
         limitations,
+        unallocated,
     })
 }
 
@@ -453,9 +464,11 @@ fn read_groups(
     let mut out = Vec::with_capacity(sb.groups as usize);
     for g in 0..sb.groups as usize {
         let d = raw.get(g * ds..g * ds + ds).unwrap_or(&[]);
+        let mut bb = u64::from(le32(d, 0));
         let mut ib = u64::from(le32(d, 4));
         let mut it = u64::from(le32(d, 8));
         if wide {
+            bb |= u64::from(le32(d, 32)) << 32;
             ib |= u64::from(le32(d, 36)) << 32;
             it |= u64::from(le32(d, 40)) << 32;
         }
@@ -471,8 +484,10 @@ fn read_groups(
             });
         }
         out.push(Group {
+            block_bitmap: bb,
             inode_bitmap: ib,
             inode_table: it,
+            flags: le16(d, 18),
         });
     }
     Ok(out)
@@ -517,6 +532,90 @@ impl Fs<'_> {
             return None;
         }
         Some(self.inodes.get(&inum).unwrap_or(&ZERO))
+    }
+
+    /// Free blocks as TSK's block walk finds them (`blkls -A`): the blocks
+    /// whose bit in their group's block bitmap is 0, wherever `flex_bg`
+    /// put that bitmap. Blocks before the first data block, and block 0,
+    /// are allocated (TSK's rule). A group with a bitmap that cannot be
+    /// read is left out (a limitation).
+    ///
+    /// `BLOCK_UNINIT` groups (on file systems with group descriptor
+    /// checksums, where the flag means something) never had their bitmap
+    /// written: all their blocks are free, their backup superblock,
+    /// descriptors and (without `flex_bg`) bitmaps and inode table too.
+    /// That is what TSK reports on the images mke2fs and the kernel make
+    /// (it reads the bitmap block, which is zeros there); where that
+    /// never-written block holds old bytes, TSK reads them as allocation
+    /// and we do not.
+    fn unallocated(&mut self, groups: &[Group]) -> Result<Vec<(u64, u64)>, FsError> {
+        let sb = self.sb.clone();
+        let bs = sb.block_size;
+        let mut out = FreeRanges::new(self.r, sb.blocks_count.saturating_mul(bs));
+        if sb.ro_compat & RO_COMPAT_BIGALLOC != 0 {
+            self.lim(
+                "ext block bitmaps".into(),
+                sb.offset,
+                "bigalloc: the bitmaps count clusters; unallocated space not listed".into(),
+            );
+            return Ok(Vec::new());
+        }
+        let csum = sb.ro_compat & (RO_COMPAT_GDT_CSUM | RO_COMPAT_METADATA_CSUM) != 0;
+        for (g, grp) in groups.iter().enumerate() {
+            let start = sb.group_start(g as u64);
+            if start >= sb.blocks_count {
+                break;
+            }
+            let count = sb.blocks_per_group.min(sb.blocks_count - start);
+            if csum && grp.flags & BG_BLOCK_UNINIT != 0 {
+                out.free(start * bs, count * bs);
+                continue;
+            }
+            let Some(mut bits) = self.block_bitmap(g, grp)? else {
+                continue;
+            };
+            if start == 0 {
+                // Block 0 (the boot block and superblock) is always
+                // allocated for TSK.
+                bits[0] |= 1;
+            }
+            let have = out.bitmap(&bits, count, start * bs, bs);
+            if have < count {
+                self.lim(
+                    format!("ext block bitmap of group {g}"),
+                    grp.block_bitmap * bs,
+                    format!("holds {have} of the group's {count} blocks; the rest are not listed as unallocated"),
+                );
+            }
+        }
+        Ok(out.done())
+    }
+
+    /// Group `g`'s block bitmap (one block), `None` (a limitation) when its
+    /// location is out of range or unreadable.
+    fn block_bitmap(&mut self, g: usize, grp: &Group) -> Result<Option<Vec<u8>>, FsError> {
+        let bs = self.sb.block_size;
+        if grp.block_bitmap == 0 || grp.block_bitmap >= self.sb.blocks_count {
+            self.lim(
+                format!("ext group descriptor {g}"),
+                0,
+                format!(
+                    "block bitmap at block {}; the group's unallocated blocks are not listed",
+                    grp.block_bitmap
+                ),
+            );
+            return Ok(None);
+        }
+        let off = grp.block_bitmap * bs;
+        let mut bits = vec![0u8; bs as usize];
+        match self.r.read_exact(off, &mut bits, "ext block bitmap") {
+            Ok(()) => Ok(Some(bits)),
+            Err(FsError::Io(e)) => Err(FsError::Io(e)),
+            Err(e) => {
+                self.lim(format!("ext block bitmap of group {g}"), off, e.to_string());
+                Ok(None)
+            }
+        }
     }
 
     /// Reads every group's inode bitmap and inode table.

@@ -42,6 +42,7 @@
 //! cut at 64 MiB and the walk at 128 levels; volumes with a sector size TSK
 //! refuses are still listed when the geometry is sane.
 
+use crate::unalloc::FreeRanges;
 use crate::{
     Alloc, Content, Entry, FileSystemListing, FileType, FsError, FsKind, Limitation, Run, Times,
     Timestamp, VolumeReader,
@@ -244,6 +245,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
     }
     fs.run()?;
     let label = fs.label();
+    let unallocated = fs.unallocated();
     let b = &fs.b;
     Ok(FileSystemListing {
         partition_offset: r.base(),
@@ -257,6 +259,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
         size: b.sectors.saturating_mul(b.ssize),
         entries: std::mem::take(&mut fs.entries),
         limitations: std::mem::take(&mut fs.lims),
+        unallocated,
     })
 }
 
@@ -432,6 +435,50 @@ impl<'a, 'r> Fat<'a, 'r> {
             return Some(false);
         }
         self.clust_alloc(self.sect_clust(s))
+    }
+
+    /// Free space as TSK's block walk finds it (`blkls -A`): the clusters
+    /// whose FAT entry is 0, and the sectors after the last cluster (which
+    /// no cluster covers: TSK counts them unallocated). The reserved area,
+    /// the FATs and the FAT12/16 root directory are allocated. An unreadable
+    /// FAT entry ends the cluster scan (a limitation).
+    fn unallocated(&mut self) -> Vec<(u64, u64)> {
+        let b = self.b.clone();
+        let cb = self.cluster_bytes();
+        let mut out = FreeRanges::new(self.r, b.sectors.saturating_mul(b.ssize));
+        for c in 2..=self.lastclust() {
+            match self.get_fat(c) {
+                Some(0) => {
+                    if let Some(s) = self.clust_sect(c) {
+                        out.free(s * b.ssize, cb);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let at = b.reserved * b.ssize + self.fat_entry_offset(c);
+                    self.lim(
+                        "FAT",
+                        at,
+                        format!(
+                            "entry of cluster {c} unreadable; clusters from it on are not listed as unallocated"
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        let tail = b.firstclustsect + b.csize * b.clustcnt;
+        out.free(tail * b.ssize, (b.sectors - tail) * b.ssize);
+        out.done()
+    }
+
+    /// Byte offset of cluster `c`'s entry in a FAT.
+    fn fat_entry_offset(&self, c: u64) -> u64 {
+        match self.b.ty {
+            Ty::F12 => c + c / 2,
+            Ty::F16 => c * 2,
+            Ty::F32 => c * 4,
+        }
     }
 
     fn sect_inode(&self, s: u64) -> u64 {

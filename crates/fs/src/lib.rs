@@ -7,7 +7,10 @@
 //! deleted ones whose metadata still says where their content is, and
 //! orphans. Each [`Entry`] carries its content as [`Content`]: byte runs in
 //! *image* coordinates (sparse runs read as zeros), resident bytes, or
-//! LZNT1-compressed runs; [`read_content`] streams it.
+//! LZNT1-compressed runs; [`read_content`] streams it. Each listing also
+//! carries the file system's unallocated space
+//! ([`FileSystemListing::unallocated`]) as image ranges read from its own
+//! allocation structures, the blocks TSK's `blkls -A` lists.
 //!
 //! Everything is read-only and defensive: every length and offset read from
 //! the image is checked before use, loops in chains and trees are cut, and a
@@ -25,6 +28,7 @@ pub mod volume;
 
 mod reader;
 mod types;
+mod unalloc;
 
 pub use content::{ContentReader, read_content};
 pub use reader::VolumeReader;

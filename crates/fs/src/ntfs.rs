@@ -815,6 +815,7 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
     ctx.cluster = g.cluster_size;
     let mft = load_mft(r, &g, &mut ctx)?;
     let (entries, label) = build(mft, &mut ctx);
+    let unallocated = unallocated(r, &g, &entries, &mut ctx);
     Ok(FileSystemListing {
         partition_offset: r.base(),
         fs: FsKind::Ntfs,
@@ -823,7 +824,78 @@ pub fn list(r: &VolumeReader<'_>) -> Result<FileSystemListing, FsError> {
         size: g.total_sectors.saturating_mul(g.sector_size),
         entries,
         limitations: ctx.lim,
+        unallocated,
     })
+}
+
+/// MFT entry of `$Bitmap`.
+const BITMAP: u64 = 6;
+
+/// Free clusters as TSK's block walk finds them (`blkls -A`): the clusters
+/// whose bit in `$Bitmap` (MFT entry 6, its unnamed `$DATA` as listed) is 0.
+/// The volume holds `total sectors / sectors per cluster` clusters (TSK's
+/// count: a partial last cluster is none). A `$Bitmap` that is missing or
+/// shorter than that is a limitation; what it covers is still used.
+fn unallocated(
+    r: &VolumeReader<'_>,
+    g: &Geometry,
+    entries: &[Entry],
+    ctx: &mut Ctx<'_>,
+) -> Vec<(u64, u64)> {
+    let clusters = g.total_sectors / (g.cluster_size / g.sector_size).max(1);
+    let mut out = crate::unalloc::FreeRanges::new(r, clusters.saturating_mul(g.cluster_size));
+    let Some(bm) = entries.iter().find(|e| e.inode == BITMAP) else {
+        ctx.limit(
+            "$Bitmap",
+            r.base(),
+            "MFT entry 6 is not listed; the unallocated space is unknown",
+        );
+        return Vec::new();
+    };
+    let at = bm.content.image_runs().first().map_or(r.base(), |x| x.0);
+    let (bytes, err) = read_prefix(r, &bm.content, clusters.div_ceil(8));
+    if let Some(e) = err {
+        ctx.limit("$Bitmap", at, e);
+    }
+    let have = out.bitmap(&bytes, clusters, 0, g.cluster_size);
+    if have < clusters {
+        ctx.limit(
+            "$Bitmap",
+            at,
+            format!("covers {have} of {clusters} clusters; the rest are not listed as unallocated"),
+        );
+    }
+    out.done()
+}
+
+/// The first `n` bytes (at most) of content `c`, and what stopped the read
+/// short.
+fn read_prefix(r: &VolumeReader<'_>, c: &Content, n: u64) -> (Vec<u8>, Option<String>) {
+    let cut = match c.clone() {
+        Content::Runs { runs, size } => Content::Runs {
+            runs,
+            size: size.min(n),
+        },
+        Content::Lznt1 {
+            runs,
+            cluster_size,
+            unit_clusters,
+            size,
+        } => Content::Lznt1 {
+            runs,
+            cluster_size,
+            unit_clusters,
+            size: size.min(n),
+        },
+        Content::Resident { mut bytes, offset } => {
+            bytes.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            Content::Resident { bytes, offset }
+        }
+        Content::None => Content::None,
+    };
+    let mut out = Vec::new();
+    let err = crate::read_content(r.image(), &cut, |b| out.extend_from_slice(b)).err();
+    (out, err.map(|e| e.to_string()))
 }
 
 /// Lists a bare MFT (a `$MFT` file extracted from a volume): records of
@@ -856,6 +928,7 @@ pub fn list_mft(mft: &[u8], record_size: u64, cluster_size: u64) -> FileSystemLi
         size: 0,
         entries,
         limitations: ctx.lim,
+        unallocated: Vec::new(),
     }
 }
 

@@ -266,6 +266,13 @@ pub struct FileSystemListing {
     pub entries: Vec<Entry>,
     /// Damaged structures skipped while listing.
     pub limitations: Vec<Limitation>,
+    /// The file system's unallocated space in image coordinates: `(offset, length)` ranges,
+    /// sorted, merged (adjacent and overlapping joined), from the file system's own
+    /// allocation structures (NTFS $Bitmap, the FAT, the exFAT allocation bitmap,
+    /// ext block bitmaps). Clusters/blocks past the end of the image are left out
+    /// (a block the image's end cuts keeps the bytes the image holds).
+    #[serde(default)]
+    pub unallocated: Vec<(u64, u64)>,
 }
 
 /// All volumes and file systems of an image.

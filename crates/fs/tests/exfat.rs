@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use trawl_fs::{Alloc, Entry, FileSystemListing, FsKind, list_image, read_content};
 
+mod tsk_unalloc;
+
 fn corpora() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
 }
@@ -369,6 +371,118 @@ fn exfat_mkfs() {
     assert!(equal >= 6);
 }
 
+/// The file system of `img` (the first exFAT one): unallocated space
+/// against TSK's `blkls -A` (sector units); the bytes only ours and only
+/// TSK's call unallocated.
+fn unalloc_diff(img: &Path) -> (FileSystemListing, tsk_unalloc::Ranges, tsk_unalloc::Ranges) {
+    let ev = trawl_evidence::open(img).unwrap();
+    let l = list_image(&*ev).unwrap();
+    let fs = l
+        .filesystems
+        .into_iter()
+        .find(|f| f.fs == FsKind::Exfat)
+        .unwrap();
+    let mut shift = [0u8];
+    ev.read_exact_at(fs.partition_offset + 108, &mut shift)
+        .unwrap();
+    let (a, b) = tsk_unalloc::compare(img, &fs, 1 << shift[0], ev.size());
+    (fs, a, b)
+}
+
+/// Unallocated space equals `blkls -A` on every exFAT corpus image (files
+/// deleted, orphans, a partitioned disk, EFS-encrypted files).
+#[test]
+fn unallocated_vs_blkls() {
+    let t = "unallocated_vs_blkls";
+    if !have("blkls") {
+        trawl_fixtures::skip(t, "blkls");
+        return;
+    }
+    for f in [
+        "exfat_win.raw.gz",
+        "win_exfat_7.raw.gz",
+        "exfat_orphan.raw.gz",
+        "exfat_lin_part.raw.gz",
+        "exfat_encrypted.raw.gz",
+    ] {
+        let Some(bytes) = load(f) else {
+            trawl_fixtures::skip(t, f);
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join(f.trim_end_matches(".gz"));
+        std::fs::write(&img, bytes).unwrap();
+        let (fs, a, b) = unalloc_diff(&img);
+        assert!(
+            a.is_empty() && b.is_empty(),
+            "{f}: only ours {a:?}, only TSK {b:?}"
+        );
+        assert!(!fs.unallocated.is_empty(), "{f}");
+    }
+}
+
+/// A fresh mkfs.exfat volume whose allocation bitmap is then edited as
+/// writing and deleting files would leave it (no tool here writes files
+/// into exFAT): clusters 10-299 taken, then runs inside them freed again,
+/// across byte boundaries. Equal to `blkls -A` before and after; an image
+/// cut inside the bitmap gives a limitation and nothing past the cut.
+#[test]
+fn unallocated_mkfs_with_freed_clusters() {
+    let t = "unallocated_mkfs_with_freed_clusters";
+    for tool in ["mkfs.exfat", "blkls"] {
+        if !have(tool) {
+            trawl_fixtures::skip(t, tool);
+            return;
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("x.img");
+    std::fs::write(&img, vec![0u8; 40 << 20]).unwrap();
+    let o = Command::new("mkfs.exfat").arg(&img).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let (fs, a, b) = unalloc_diff(&img);
+    assert!(a.is_empty() && b.is_empty(), "fresh: {a:?} {b:?}");
+    let bm = fs
+        .entries
+        .iter()
+        .find(|e| e.path == "$ALLOC_BITMAP")
+        .unwrap()
+        .content
+        .image_runs()[0]
+        .0 as usize;
+    let mut bytes = std::fs::read(&img).unwrap();
+    let mut set = |c: usize, on: bool| {
+        let (i, bit) = (bm + (c - 2) / 8, 1u8 << ((c - 2) % 8));
+        if on {
+            bytes[i] |= bit;
+        } else {
+            bytes[i] &= !bit;
+        }
+    };
+    (10..300).for_each(|c| set(c, true));
+    for (s, e) in [(13, 14), (30, 47), (64, 65), (100, 180), (299, 300)] {
+        (s..e).for_each(|c| set(c, false));
+    }
+    std::fs::write(&img, &bytes).unwrap();
+    let (fs2, a, b) = unalloc_diff(&img);
+    assert!(a.is_empty() && b.is_empty(), "edited: {a:?} {b:?}");
+    assert!(fs2.unallocated.len() >= 6, "{:?}", fs2.unallocated);
+    assert!(tsk_unalloc::bytes(&fs2.unallocated) < tsk_unalloc::bytes(&fs.unallocated));
+    // Cut inside the bitmap.
+    let cut = bm + 20;
+    let ev = trawl_evidence::MemEvidence::new("cut", bytes[..cut].to_vec(), false);
+    let l = list_image(&ev).unwrap();
+    let f = &l.filesystems[0];
+    tsk_unalloc::assert_well_formed(f, cut as u64);
+    assert!(
+        f.limitations
+            .iter()
+            .any(|x| x.structure == "exFAT allocation bitmap"),
+        "{:?}",
+        f.limitations
+    );
+}
+
 /// Random byte changes in the boot region, FAT and directory clusters of
 /// the exFAT corpus images: no panic, no hang. `TRAWL_FUZZ_SECS` for long
 /// runs.
@@ -437,6 +551,7 @@ fn fuzz_exfat_metadata() {
         let ev = trawl_evidence::MemEvidence::new("f", img, false);
         let l = list_image(&ev).unwrap();
         for fs in &l.filesystems {
+            tsk_unalloc::assert_well_formed(fs, base.len() as u64);
             for e in &fs.entries {
                 let _ = read_content(&ev, &e.content, |_| {});
             }

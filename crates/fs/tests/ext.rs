@@ -11,6 +11,8 @@ use md5::{Digest, Md5};
 use trawl_evidence::{Evidence, MemEvidence};
 use trawl_fs::{Alloc, Content, Entry, FileSystemListing, FileType, FsKind, VolumeReader};
 
+mod tsk_unalloc;
+
 fn corpora() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
 }
@@ -403,6 +405,116 @@ fn dftt_ext3_keyword_image() {
     assert!(l.entries.iter().all(|e| e.inode != 8));
 }
 
+/// Unallocated space equals `blkls -A` on the ext corpus images: TSK's
+/// own ext2 test image, the DFTT ext3 image (a deleted file), dfvfs' ext2.
+#[test]
+fn unallocated_vs_blkls_corpora() {
+    let name = "unallocated_vs_blkls_corpora";
+    if !tools(name, &["blkls", "unzip"]) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img_dd = corpora().join("sleuthkit-test-data/test/data/image.dd");
+    let zip = corpora().join("sleuthkit-dftt/from_brian/4-kwsrch-ext3.zip");
+    let d = corpora().join("dfvfs-test-data/test_data");
+    let segs = [d.join("ext2.splitraw.000"), d.join("ext2.splitraw.001")];
+    if !img_dd.exists() || !zip.exists() || !segs.iter().all(|p| p.exists()) {
+        return trawl_fixtures::skip(name, "image.dd, 4-kwsrch-ext3.zip or ext2.splitraw.*");
+    }
+    run(
+        "unzip",
+        &[
+            "-q",
+            zip.to_str().unwrap(),
+            "-d",
+            t.path().to_str().unwrap(),
+        ],
+    );
+    let joined = t.path().join("ext2.raw");
+    let mut all = std::fs::read(&segs[0]).unwrap();
+    all.extend(std::fs::read(&segs[1]).unwrap());
+    std::fs::write(&joined, &all).unwrap();
+    for p in [
+        img_dd,
+        t.path().join("4-kwsrch-ext3/ext3-img-kw-1.dd"),
+        joined,
+    ] {
+        let img = open(&p);
+        let l = list(img.as_ref());
+        tsk_unalloc::assert_equal(&p, &l, l.block_size, img.size());
+    }
+}
+
+/// ext4 with many groups, most of them `BLOCK_UNINIT` (mke2fs never
+/// writes their block bitmaps), with and without `flex_bg`, files deleted:
+/// equal to `blkls -A`, which reads those never-written bitmap blocks as
+/// zeros, as we take such groups to be free. Where the never-written
+/// bitmap block holds old bytes instead, TSK believes them and we do not:
+/// exactly the blocks those bytes mark are unallocated only for us.
+#[test]
+fn unallocated_block_uninit_groups() {
+    let name = "unallocated_block_uninit_groups";
+    if !tools(name, &["mke2fs", "debugfs", "dumpe2fs", "blkls"]) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    for (i, extra) in [&[][..], &["-O", "^flex_bg"][..]].iter().enumerate() {
+        let tree = t.path().join(format!("u{i}"));
+        std::fs::create_dir_all(tree.join("d")).unwrap();
+        for k in 0..8 {
+            std::fs::write(tree.join(format!("d/f{k}")), rnd_bytes(300_000, k)).unwrap();
+        }
+        let img_p = t.path().join(format!("u{i}.img"));
+        let mut args = vec!["-q", "-F", "-t", "ext4", "-b", "1024"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-d", tree.to_str().unwrap(), img_p.to_str().unwrap(), "64M"]);
+        run("mke2fs", &args);
+        for k in [1, 4, 6] {
+            debugfs_w(&img_p, &format!("rm d/f{k}"));
+        }
+        let img = open(&img_p);
+        let l = list(img.as_ref());
+        tsk_unalloc::assert_equal(&img_p, &l, 1024, img.size());
+        // A BLOCK_UNINIT group and its bitmap block.
+        let dump = String::from_utf8(run("dumpe2fs", &[img_p.to_str().unwrap()])).unwrap();
+        let (first, bitmap) = uninit_group(&dump).expect("a BLOCK_UNINIT group");
+        let mut bytes = std::fs::read(&img_p).unwrap();
+        let at = bitmap as usize * 1024;
+        // Old bytes: blocks first+8..first+16 and first+100 "allocated".
+        bytes[at + 1] = 0xff;
+        bytes[at + 12] = 0x10;
+        std::fs::write(&img_p, &bytes).unwrap();
+        let l = list(open(&img_p).as_ref());
+        let (ours, tsk) = tsk_unalloc::compare(&img_p, &l, 1024, bytes.len() as u64);
+        assert_eq!(
+            ours,
+            vec![((first + 8) * 1024, 8 * 1024), ((first + 100) * 1024, 1024)],
+            "flex_bg {}",
+            i == 0
+        );
+        assert!(tsk.is_empty(), "{tsk:?}");
+    }
+}
+
+/// The first block and the block bitmap's block of the first group that
+/// dumpe2fs shows as `BLOCK_UNINIT`.
+fn uninit_group(dump: &str) -> Option<(u64, u64)> {
+    let mut lines = dump.lines();
+    while let Some(l) = lines.next() {
+        if l.starts_with("Group ") && l.contains("BLOCK_UNINIT") {
+            // "Group 1: (Blocks 8193-16384) csum 0x95bb [...]"
+            let first = l.split("Blocks ").nth(1)?.split('-').next()?.parse().ok()?;
+            for l in lines.by_ref() {
+                if let Some(rest) = l.trim().strip_prefix("Block bitmap at ") {
+                    let b = rest.split([' ', ',']).next()?.parse().ok()?;
+                    return Some((first, b));
+                }
+            }
+        }
+    }
+    None
+}
+
 // ---------------------------------------------------------- built images
 
 /// The planted tree: sizes around `bs`, nested dirs, sparse, links, names.
@@ -543,6 +655,10 @@ fn built(kind: &str, bs: usize, want: FsKind) {
     assert_eq!(l.block_size, bs as u64);
     assert_eq!(l.size, 24 * 1024 * 1024);
     assert!(l.limitations.is_empty(), "{:?}", l.limitations);
+    // Unallocated space, deleted files' blocks freed by debugfs included.
+    if tools(&name, &["blkls"]) {
+        tsk_unalloc::assert_equal(&img_p, &l, l.block_size, img.size());
+    }
     let fos = fiwalk(&img_p, t.path());
     let (equal, expected) = compare(img.as_ref(), &l, &fos);
     println!(
@@ -1123,6 +1239,7 @@ fn fuzz_metadata_bit_flips() {
         let r = VolumeReader::whole(&img);
         match trawl_fs::ext::list(&r) {
             Ok(l) => {
+                tsk_unalloc::assert_well_formed(&l, img.size());
                 for e in &l.entries {
                     // Hostile sizes can describe terabytes of holes: read
                     // only what fits the image several times over.

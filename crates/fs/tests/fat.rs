@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use trawl_fs::{Alloc, Entry, FileSystemListing, FsKind, list_image, read_content};
 
+mod tsk_unalloc;
+
 fn corpora() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
 }
@@ -663,6 +665,62 @@ fn built_images() {
         h.update(bytes(5, 3 * cs));
         assert_eq!(md5_entry(&img, del), hex::encode(h.finalize()));
         compare_times(&img, fs);
+        check_unallocated(&img);
+    }
+}
+
+/// Every FAT file system of `img`: unallocated space equal to TSK's
+/// `blkls -A` (512-byte sector units here), sectors after the last cluster
+/// included, as TSK counts them.
+fn check_unallocated(img: &Path) -> Vec<FileSystemListing> {
+    let ev = trawl_evidence::open(img).unwrap();
+    let l = list_image(&*ev).unwrap();
+    assert!(!l.filesystems.is_empty(), "{}", img.display());
+    for fs in &l.filesystems {
+        let mut ss = [0u8; 2];
+        ev.read_exact_at(fs.partition_offset + 11, &mut ss).unwrap();
+        tsk_unalloc::assert_equal(img, fs, u16::from_le_bytes(ss).into(), ev.size());
+    }
+    l.filesystems
+}
+
+/// Unallocated space against `blkls -A` on the corpus images: deleted
+/// files and directories (DFTT #6, fat_deleted_dir), FAT12/16/32, a chain
+/// loop, an unusual cluster size, six partitions behind extended tables
+/// (DFTT #1: `-o` per partition).
+#[test]
+fn unallocated_vs_blkls() {
+    let t = "unallocated_vs_blkls";
+    if !have("blkls") {
+        trawl_fixtures::skip(t, "blkls");
+        return;
+    }
+    for f in [
+        "fat12.raw.gz",
+        "fat16.raw.gz",
+        "fat32_loop.raw.gz",
+        "fat_deleted_dir.raw.gz",
+        "fat_deleted_dir_2.raw.gz",
+        "fat_unusual_cluster.raw.gz",
+    ] {
+        let Some((_d, img)) = corpus_image(t, f) else {
+            return;
+        };
+        check_unallocated(&img);
+    }
+    for (zip, img) in [
+        ("6-undel-fat.zip", "6-undel-fat/6-fat-undel.dd"),
+        ("1-extend-part.zip", "1-extend-part/ext-part-test-2.dd"),
+    ] {
+        let Some(d) = dftt(t, zip) else { return };
+        let fss = check_unallocated(&d.path().join(img));
+        for f in &fss {
+            assert!(
+                !f.limitations.iter().any(|x| x.what.contains("unallocated")),
+                "{img}: {:?}",
+                f.limitations
+            );
+        }
     }
 }
 
@@ -684,6 +742,7 @@ fn list_all(bytes: Vec<u8>) -> usize {
     let l = list_image(&ev).unwrap();
     let mut n = 0;
     for fs in &l.filesystems {
+        tsk_unalloc::assert_well_formed(fs, trawl_evidence::Evidence::size(&ev));
         for e in &fs.entries {
             let _ = read_content(&ev, &e.content, |_| {});
             n += 1;
@@ -877,7 +936,28 @@ fn hostile_fat_cases() {
     img.truncate(img.len() / 3);
     list_all(img);
 
-    // 5. Boot sector nonsense: the file system is refused, not crashed on.
+    // 5. The image ends inside FAT1: the clusters whose entries are cut
+    //    off are not called unallocated (a limitation names the FAT), and
+    //    nothing past the image's end is.
+    let mut img = base.clone();
+    img.truncate(fat + 100);
+    let ev = trawl_evidence::MemEvidence::new("h", img, false);
+    let l = list_image(&ev).unwrap();
+    let fs5 = &l.filesystems[0];
+    assert!(
+        fs5.limitations
+            .iter()
+            .any(|x| x.structure == "FAT" && x.what.contains("not listed as unallocated")),
+        "{:?}",
+        fs5.limitations
+    );
+    assert!(
+        fs5.unallocated
+            .iter()
+            .all(|r| r.0 + r.1 <= (fat + 100) as u64)
+    );
+
+    // 6. Boot sector nonsense: the file system is refused, not crashed on.
     let mut img = base.clone();
     img[13] = 3;
     let ev = trawl_evidence::MemEvidence::new("h", img, false);

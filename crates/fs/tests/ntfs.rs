@@ -12,6 +12,8 @@ use md5::{Digest, Md5};
 use trawl_evidence::{Evidence, MemEvidence};
 use trawl_fs::{Alloc, Content, Entry, FileType, FsKind, ntfs, read_content};
 
+mod tsk_unalloc;
+
 fn corpora() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
 }
@@ -992,6 +994,97 @@ fn mkntfs_image_vs_fiwalk_and_icat() {
         &exp.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
     );
     assert!(c.equal > 60, "{}", c.equal);
+    // Unallocated space (the holes the deleted fill files left, the deleted
+    // files' clusters) equals TSK's.
+    if tools(t, &["blkls"]) {
+        assert_eq!(check_unallocated(&img), 1);
+        assert!(fs.unallocated.len() > 10, "{:?}", fs.unallocated);
+    }
+}
+
+/// Every NTFS file system of `p`: unallocated space equal to TSK's
+/// `blkls -A` (cluster units), no limitation about it.
+fn check_unallocated(p: &Path) -> usize {
+    let img = trawl_evidence::open(p).unwrap();
+    let l = trawl_fs::list_image(img.as_ref()).unwrap();
+    let mut n = 0;
+    for fs in l.filesystems.iter().filter(|f| f.fs == FsKind::Ntfs) {
+        tsk_unalloc::assert_equal(p, fs, fs.block_size, img.size());
+        assert!(
+            !fs.limitations.iter().any(|x| x.structure == "$Bitmap"),
+            "{:?}",
+            fs.limitations
+        );
+        n += 1;
+    }
+    n
+}
+
+/// Unallocated space against `blkls -A` on the corpus images: deleted
+/// files (DFTT #7), a fragmented MFT with an attribute list, an index
+/// image, and a disk of two NTFS partitions (DFTT #10, `-o`).
+#[test]
+fn unallocated_vs_blkls() {
+    let t = "unallocated_vs_blkls";
+    if !tools(t, &["blkls"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for gz in ["ntfs3.raw.gz", "ntfs3_attrlist.raw.gz", "ntfs_index.raw.gz"] {
+        let Some(p) = corpus_image(t, dir.path(), gz) else {
+            return;
+        };
+        assert_eq!(check_unallocated(&p), 1, "{gz}");
+    }
+    for (zip, member, n) in [
+        ("7-undel-ntfs.zip", "7-undel-ntfs/7-ntfs-undel.dd", 1),
+        ("8-jpeg-search.zip", "8-jpeg-search/8-jpeg-search.dd", 1),
+        (
+            "10b-ntfs-autodetect.zip",
+            "10-ntfs-autodetect/10-ntfs-disk.dd",
+            2,
+        ),
+    ] {
+        let Some(p) = dftt_image(t, dir.path(), zip, member) else {
+            return;
+        };
+        assert_eq!(check_unallocated(&p), n, "{member}");
+    }
+}
+
+/// A `$Bitmap` that cannot be found, or an image cut short: limitations,
+/// never a panic, never a range past the image's end.
+#[test]
+fn unallocated_damaged_bitmap_and_cut_image() {
+    let t = "unallocated_damaged_bitmap_and_cut_image";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(p) = corpus_image(t, dir.path(), "ntfs3.raw.gz") else {
+        return;
+    };
+    let base = std::fs::read(&p).unwrap();
+    let g = ntfs::parse_boot(&base[..512]).unwrap();
+    // MFT entry 6 without its signature: not listed, so no $Bitmap.
+    let mut d = base.clone();
+    let rec6 = (g.mft_lcn * g.cluster_size + 6 * g.record_size) as usize;
+    d[rec6..rec6 + 4].copy_from_slice(b"XXXX");
+    let ev = MemEvidence::new("nobitmap", d, false);
+    let l = trawl_fs::list_image(&ev).unwrap();
+    let fs = &l.filesystems[0];
+    assert!(fs.unallocated.is_empty(), "{:?}", fs.unallocated);
+    assert!(
+        fs.limitations.iter().any(|x| x.structure == "$Bitmap"),
+        "{:?}",
+        fs.limitations
+    );
+    // Cut at several points: what is left is inside the image.
+    for cut in [base.len() / 2, base.len() - 4096 - 100, rec6 + 8192] {
+        let ev = MemEvidence::new("cut", base[..cut].to_vec(), false);
+        if let Ok(l) = trawl_fs::list_image(&ev) {
+            for fs in &l.filesystems {
+                tsk_unalloc::assert_well_formed(fs, cut as u64);
+            }
+        }
+    }
 }
 
 /// What fiwalk gives as `$Secure`'s MD5 (its `$SDS`, which depends on the
@@ -1011,6 +1104,7 @@ fn list_and_read(data: Vec<u8>) -> usize {
     let mut n = 0;
     if let Ok(l) = trawl_fs::list_image(&ev) {
         for fs in &l.filesystems {
+            tsk_unalloc::assert_well_formed(fs, ev.size());
             for e in &fs.entries {
                 if e.content.size() <= 4 << 20 {
                     let _ = read_content(&ev, &e.content, |_| {});
