@@ -80,7 +80,9 @@ fn bench(c: &mut Criterion) {
     let (recs, summary) = listing();
     let end = summary.filesystems[0].size;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
-    let mut findings: Vec<u64> = (0..1_000_000).map(|_| rng.gen_range(0..end + (1 << 20))).collect();
+    let mut findings: Vec<u64> = (0..1_000_000)
+        .map(|_| rng.gen_range(0..end + (1 << 20)))
+        .collect();
     let mut g = c.benchmark_group("attribution");
     g.sample_size(10);
     g.bench_function("build, 1M runs", |b| {

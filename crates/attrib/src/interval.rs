@@ -151,7 +151,8 @@ impl Tree {
         // at most 64 levels with two entries each.
         let mut stack = [0u64; 130];
         let mut t = 1usize;
-        let entry = |x: usize, k: u32, done: bool| ((x as u64) << 8) | u64::from(k << 1) | u64::from(done);
+        let entry =
+            |x: usize, k: u32, done: bool| ((x as u64) << 8) | u64::from(k << 1) | u64::from(done);
         stack[0] = entry((1usize << root) - 1, root, false);
         while t > 0 {
             t -= 1;

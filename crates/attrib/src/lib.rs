@@ -205,10 +205,7 @@ impl Locator {
     /// extents nest).
     fn filesystem(&self, offset: u64) -> Option<&FsExtent> {
         let p = self.filesystems.partition_point(|f| f.start <= offset);
-        self.filesystems[..p]
-            .iter()
-            .rev()
-            .find(|f| offset < f.end)
+        self.filesystems[..p].iter().rev().find(|f| offset < f.end)
     }
 }
 
@@ -296,7 +293,10 @@ mod tests {
         // deleted and allocated overlap: allocated first
         assert_eq!(l.locate(2050).files, vec![0, 2]);
         let p = l.locate(1600);
-        assert_eq!((p.area, p.partition, p.files), (Area::File, Some(1000), vec![2]));
+        assert_eq!(
+            (p.area, p.partition, p.files),
+            (Area::File, Some(1000), vec![2])
+        );
         assert_eq!(l.locate(9511).files, vec![3]);
         assert_eq!(l.locate(8600).area, Area::Unallocated);
         assert_eq!(l.locate(9600).area, Area::Unallocated);

@@ -68,7 +68,10 @@ fn image(dir: &Path, n: usize, size: u64) -> Result<(PathBuf, u64)> {
     }
     let root = dir.join(format!("trawl-bench-files-tree-{n}"));
     let _ = std::fs::remove_dir_all(&root);
-    eprintln!("trawl-bench files: writing {n} files under {}", root.display());
+    eprintln!(
+        "trawl-bench files: writing {n} files under {}",
+        root.display()
+    );
     let bytes = tree(&root, n)?;
     let _ = std::fs::remove_file(&img);
     let st = Command::new("mke2fs")
