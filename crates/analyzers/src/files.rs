@@ -92,7 +92,7 @@ pub fn list(ev: &dyn Evidence) -> Result<Planned, FsError> {
             block_size: fs.block_size,
             size: fs.size,
             entries: fs.entries.len() as u64,
-            unallocated: None,
+            unallocated: Some(fs.unallocated.clone()),
         });
         summary.limitations.extend(fs.limitations.iter().map(lim));
         for e in fs.entries {
