@@ -73,7 +73,7 @@ impl<'a> Attribution<'a> {
     /// innermost such file), else the space its first byte is in
     /// (`unallocated`, `file-system metadata`, `outside file systems`, or
     /// `partly_in=PATH` when it starts inside a file and leaves it).
-    pub fn placement(&self, c: &CarvedFile) -> String {
+    pub fn placement(&self, c: &CarvedFile) -> Placement<'a> {
         let runs = carved_runs(c);
         let total: u64 = runs.iter().map(|r| r.1).sum();
         // Bytes of the carved file each record's runs hold.
@@ -86,7 +86,8 @@ impl<'a> Attribution<'a> {
                 }
             }
         }
-        let rec = |i: u32| self.records.get(i as usize);
+        let records = self.records;
+        let rec = |i: u32| records.get(i as usize);
         for &(i, _) in &held {
             if let Some(f) = rec(i)
                 && f.alloc == "allocated"
@@ -94,7 +95,10 @@ impl<'a> Attribution<'a> {
                 && f.size == total
                 && content_runs(f) == runs
             {
-                return format!("allocated_file={}", f.path);
+                return Placement {
+                    kind: "allocated_file",
+                    file: Some(f),
+                };
             }
         }
         // The innermost file holding every byte: the fewest bytes of runs.
@@ -104,12 +108,39 @@ impl<'a> Attribution<'a> {
             .filter_map(|h| rec(h.0).map(|f| (f.runs.iter().map(|r| r.1).sum::<u64>(), h.0, f)))
             .min_by_key(|(size, i, _)| (*size, *i));
         if let Some((_, _, f)) = whole {
-            return format!("embedded_in={}", f.path);
+            return Placement {
+                kind: "embedded_in",
+                file: Some(f),
+            };
         }
         let mut buf = Vec::new();
         match self.file_at(c.offset, &mut buf) {
-            (Area::File, _, Some(f)) => format!("partly_in={}", f.path),
-            (area, _, _) => area.name().to_string(),
+            (Area::File, _, Some(f)) => Placement {
+                kind: "partly_in",
+                file: Some(f),
+            },
+            (area, _, _) => Placement {
+                kind: area.name(),
+                file: None,
+            },
+        }
+    }
+}
+
+/// Where a carved file lies (see [`Attribution::placement`]).
+pub(crate) struct Placement<'a> {
+    /// `allocated_file`, `embedded_in`, `partly_in`, or the space
+    /// ([`Area::name`]).
+    pub kind: &'static str,
+    pub file: Option<&'a FileRecord>,
+}
+
+impl Placement<'_> {
+    /// `KIND=PATH`, or the space's name.
+    pub fn text(&self) -> String {
+        match self.file {
+            Some(f) => format!("{}={}", self.kind, f.path),
+            None => self.kind.to_string(),
         }
     }
 }

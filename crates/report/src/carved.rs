@@ -77,7 +77,7 @@ pub(crate) fn write(
                 (_, _, Some(rec)) => rec.path.clone(),
                 _ => String::new(),
             };
-            placement = a.placement(f);
+            placement = a.placement(f).text();
             row.extend([file.as_str(), placement.as_str()]);
         }
         m.row(row).map_err(io_err(&mpath))?;
@@ -218,7 +218,7 @@ mod tests {
         ];
         let out = dir.path().join("report");
         std::fs::create_dir_all(&out).unwrap();
-        write(&ReportDir::new(&out), &r, Some(ev.as_ref())).unwrap();
+        write(&ReportDir::new(&out), &r, Some(ev.as_ref()), None).unwrap();
         assert_eq!(
             std::fs::read(out.join("carved/jpg/10.jpg")).unwrap(),
             &data[10..20_010]
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(lines.len(), 3);
         // Without the evidence, only the manifest.
         let bare = dir.path().join("bare");
-        write(&ReportDir::new(&bare), &r, None).unwrap();
+        write(&ReportDir::new(&bare), &r, None, None).unwrap();
         assert!(bare.join("carved/manifest.csv").exists());
         assert!(!bare.join("carved/jpg/10.jpg").exists());
         // A run past the end of the evidence is an error, not a short file.
@@ -248,7 +248,8 @@ mod tests {
             write(
                 &ReportDir::new(dir.path().join("bad")),
                 &r,
-                Some(ev.as_ref())
+                Some(ev.as_ref()),
+                None
             )
             .is_err()
         );
@@ -277,7 +278,7 @@ mod tests {
                 carved: vec![carved(5, 3, ty, ext, false)],
                 ..Default::default()
             };
-            let e = write(&ReportDir::new(&out), &r, Some(ev.as_ref())).unwrap_err();
+            let e = write(&ReportDir::new(&out), &r, Some(ev.as_ref()), None).unwrap_err();
             let msg = e.to_string();
             assert!(msg.starts_with(field), "{ty:?} {ext:?}: {msg}");
             assert!(

@@ -14,6 +14,7 @@
 //! Identifiers end with UUIDs derived from the content (image digest,
 //! offsets), so the file is the same bytes for the same job.
 
+use crate::attrib::Attribution;
 use crate::paths::ReportDir;
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
@@ -58,7 +59,11 @@ fn hashes(id: &str, list: &[(&str, &str)]) -> Vec<Value> {
 }
 
 /// Writes `DIR/case.jsonld`.
-pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
+pub(crate) fn write(
+    dir: &ReportDir,
+    r: &JobResults,
+    attr: Option<&Attribution<'_>>,
+) -> Result<(), ReportError> {
     let h = &r.hashes;
     let digest = h
         .blake3
@@ -118,7 +123,7 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
     // parallel, then written in order (the same bytes as printing the whole
     // document at once).
     use rayon::prelude::*;
-    let carved: Vec<(String, [String; 2])> = r
+    let carved: Vec<(String, Vec<String>)> = r
         .carved
         .par_iter()
         .map(|c| {
@@ -168,7 +173,23 @@ pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> 
                     "uco-observable:rangeSize": int(c.length),
                 }],
             });
-            Ok::<_, ReportError>((id, [element(&file), element(&within)]))
+            let mut nodes = vec![element(&file), element(&within)];
+            // Inside a file-system file: related to that file's node.
+            if let Some(a) = attr
+                && let p = a.placement(c)
+                && let Some(f) = p.file
+            {
+                nodes.push(element(&json!({
+                    "@id": format!("kb:relationship-{}", uuid(&format!("{key}/in-file"))),
+                    "@type": "uco-observable:ObservableRelationship",
+                    "uco-core:source": {"@id": id},
+                    "uco-core:target": {"@id": fs_file_id(&image_key, f)},
+                    "uco-core:kindOfRelationship": "Contained_Within",
+                    "uco-core:description": p.kind,
+                    "uco-core:isDirectional": true,
+                })));
+            }
+            Ok::<_, ReportError>((id, nodes))
         })
         .collect::<Result<_, _>>()?;
     let fs_nodes = file_system_nodes(r, &image_key, &image_id);
@@ -256,7 +277,7 @@ fn file_system_nodes(
             .par_iter()
             .filter(|f| f.partition_offset == fs.partition_offset)
             .map(|f| {
-                let key = format!("{pkey}/file/{}/{}/{}", f.inode, f.alloc, f.path);
+                let key = fs_file_key(image_key, f);
                 let id = format!("kb:file-{}", uuid(&key));
                 let text = file_node_text(f, &key, &id, &pid);
                 (id, vec![text])
@@ -265,6 +286,19 @@ fn file_system_nodes(
         out.extend(files);
     }
     out
+}
+
+/// The identifying key of a file-system file's nodes.
+fn fs_file_key(image_key: &str, f: &trawl_core::FileRecord) -> String {
+    format!(
+        "{image_key}/partition/{}/file/{}/{}/{}",
+        f.partition_offset, f.inode, f.alloc, f.path
+    )
+}
+
+/// The `@id` of a file-system file's `File` node.
+fn fs_file_id(image_key: &str, f: &trawl_core::FileRecord) -> String {
+    format!("kb:file-{}", uuid(&fs_file_key(image_key, f)))
 }
 
 /// A JSON string literal.

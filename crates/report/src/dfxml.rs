@@ -7,6 +7,7 @@
 //! through [`write_with`]: it calls a function for each file object, inside
 //! its element, after the standard children.
 
+use crate::attrib::Attribution;
 use crate::paths::ReportDir;
 use crate::write::{create_file, io_err};
 use crate::{JobResults, ReportError};
@@ -39,8 +40,33 @@ pub(crate) fn esc(s: &str) -> String {
 pub(crate) type Extra<'a> = dyn Fn(&CarvedFile, &mut dyn Write) -> io::Result<()> + 'a;
 
 /// Writes this part of the report directory.
-pub(crate) fn write(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
-    write_with(dir, r, &|_, _| Ok(()))
+///
+/// With the file-system listing, each carved file object says where it
+/// lies: `<trawl:placement placement='allocated_file|embedded_in|partly_in|
+/// unallocated|...' [path=… inode=… alloc=… partition_offset=…]/>`.
+pub(crate) fn write(
+    dir: &ReportDir,
+    r: &JobResults,
+    attr: Option<&Attribution<'_>>,
+) -> Result<(), ReportError> {
+    write_with(dir, r, &|c, w| match attr {
+        None => Ok(()),
+        Some(a) => {
+            let p = a.placement(c);
+            write!(w, "    <trawl:placement placement='{}'", esc(p.kind))?;
+            if let Some(f) = p.file {
+                write!(
+                    w,
+                    " path='{}' inode='{}' alloc='{}' partition_offset='{}'",
+                    esc(&f.path),
+                    f.inode,
+                    esc(&f.alloc),
+                    f.partition_offset
+                )?;
+            }
+            writeln!(w, "/>")
+        }
+    })
 }
 
 /// Writes `dfxml.xml`, calling `extra` inside each file object.

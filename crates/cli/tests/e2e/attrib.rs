@@ -308,6 +308,29 @@ fn findings_attributed_to_their_files_on_a_built_disk() {
         row.ends_with(",PHOTO.JPG,allocated_file=PHOTO.JPG"),
         "{row}"
     );
+    // ... and so in DFXML and CASE.
+    let photo = rec("PHOTO.JPG");
+    let dfxml = std::fs::read_to_string(out.join("dfxml.xml")).unwrap();
+    assert!(
+        dfxml.contains(&format!(
+            "<trawl:placement placement='allocated_file' path='PHOTO.JPG' inode='{}' alloc='allocated' partition_offset='{part}'/>",
+            photo["inode"]
+        )),
+        "{dfxml}"
+    );
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("case.jsonld")).unwrap()).unwrap();
+    let graph = case["@graph"].as_array().unwrap();
+    let node_of = |id: &Value| graph.iter().find(|n| &n["@id"] == id).unwrap().clone();
+    let rel = graph
+        .iter()
+        .find(|n| n["uco-core:description"] == "allocated_file")
+        .expect("a relationship from the carved JPEG to PHOTO.JPG");
+    let target = node_of(&rel["uco-core:target"]["@id"]);
+    assert_eq!(
+        target["uco-core:hasFacet"][0]["uco-observable:filePath"], "PHOTO.JPG",
+        "{target}"
+    );
 }
 
 #[test]
