@@ -272,6 +272,7 @@ mod tests {
             carved: Vec::new(),
             finished_ms: 0,
             fs_files: Vec::new(),
+            fs_names: Vec::new(),
         }
     }
 

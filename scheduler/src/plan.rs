@@ -62,6 +62,7 @@ pub(crate) fn plan_job(
         carved: Vec::new(),
         finished_ms: 0,
         fs_files: Vec::new(),
+        fs_names: Vec::new(),
     };
     let mut tasks = Vec::new();
     if spec.analyses.hash && !spec.hash.skip_stream {
@@ -107,6 +108,17 @@ pub(crate) fn plan_job(
         for (i, g) in groups.into_iter().enumerate() {
             let bytes = g.iter().map(|(_, c)| c.size()).sum();
             let mut t = task(TaskKind::FsHash, i as u32, n + 2 + i as u32, None, bytes);
+            t.fs_names = g
+                .iter()
+                .map(|(index, _)| {
+                    planned
+                        .listing
+                        .records
+                        .get(*index as usize)
+                        .map(|r| (r.partition_offset, r.path.clone()))
+                        .unwrap_or_default()
+                })
+                .collect();
             t.fs_files = g;
             tasks.push(t);
         }

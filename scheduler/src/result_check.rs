@@ -110,12 +110,19 @@ pub fn check(task: &TaskRecord, image_size: u64, result: &v1::TaskResult) -> Res
         ));
     }
     let task_carved: HashSet<String> = task.carved.iter().map(|c| c.report_path()).collect();
+    // An FS_HASH task's files, by target, with their content sizes.
+    let task_files: std::collections::HashMap<String, u64> = task
+        .fs_names
+        .iter()
+        .zip(&task.fs_files)
+        .map(|((part, path), (_, c))| (trawl_analyzers::files::fs_target(*part, path), c.size()))
+        .collect();
     for m in &result.yara {
         // A shard's per-rule records: `shard`, `hit`, `hit:spans`, with
         // `:matched` (names checked above).
         let target_size = if m.target == "image" {
-            if task.kind == TaskKind::YaraCarved {
-                return Err("a YARA match on the image from a carved-file task".into());
+            if matches!(task.kind, TaskKind::YaraCarved | TaskKind::FsHash) {
+                return Err("a YARA match on the image from a carved-file or file task".into());
             }
             image_size
         } else if task.kind == TaskKind::Shard
@@ -125,9 +132,11 @@ pub fn check(task: &TaskRecord, image_size: u64, result: &v1::TaskResult) -> Res
             image_size
         } else if carved_paths.contains(&m.target) || task_carved.contains(&m.target) {
             u64::MAX
+        } else if let Some(size) = task_files.get(&m.target) {
+            *size
         } else {
             return Err(format!(
-                "YARA target {:?} is neither the image nor a file carved by this task",
+                "YARA target {:?} is neither the image nor a file carved or read by this task",
                 m.target.chars().take(120).collect::<String>()
             ));
         };

@@ -189,9 +189,6 @@ pub fn build(
                 ) {
                     r.errors.push(format!("known-file lookup: {e}"));
                 }
-                if rec.spec.files.skip_known {
-                    skip_known(&mut r, &l);
-                }
                 r.files = l.records;
                 r.filesystems = Some(l.summary);
             }
@@ -283,22 +280,37 @@ pub fn build(
     };
     let _ = scan_ms;
     r.verify_stored();
+    // After every finding is in (the image matches decided from the
+    // shards' records included).
+    if rec.spec.analyses.files && rec.spec.files.skip_known {
+        skip_known(&mut r);
+    }
     r.sort();
     Ok(r)
 }
 
-/// `--skip-known`: features inside known files' content, and image YARA
-/// matches whose every string lies there, are dropped (and counted in a
-/// note); the files' own digests stay in the listing.
-fn skip_known(r: &mut JobResults, l: &trawl_core::FilesListing) {
-    use trawl_analyzers::files::{in_ranges, known_ranges};
-    let ranges = known_ranges(l);
+/// `--skip-known`: features inside known files' content, image YARA
+/// matches whose every string lies there, and the per-file YARA matches of
+/// known files are dropped (and counted in a note); the files' own digests
+/// stay in the listing.
+fn skip_known(r: &mut JobResults) {
+    use trawl_analyzers::files::{fs_target, in_ranges, known_ranges_of};
+    let ranges = known_ranges_of(&r.files);
     if ranges.is_empty() {
         return;
     }
+    let known: std::collections::HashSet<String> = r
+        .files
+        .iter()
+        .filter(|f| f.known.as_deref() == Some("known"))
+        .map(|f| fs_target(f.partition_offset, &f.path))
+        .collect();
     let before = (r.features.len(), r.yara.len());
     r.features.retain(|f| !in_ranges(&ranges, f.offset));
     r.yara.retain(|y| {
+        if y.target.starts_with("fs:") {
+            return !known.contains(&y.target);
+        }
         y.target != "image"
             || y.strings.is_empty()
             || !y.strings.iter().all(|s| in_ranges(&ranges, s.offset))
@@ -308,7 +320,7 @@ fn skip_known(r: &mut JobResults, l: &trawl_core::FilesListing) {
         analysis: "files".into(),
         offset: 0,
         message: format!(
-            "--skip-known: {df} feature(s) and {dy} YARA image match(es) inside known files were left out"
+            "--skip-known: {df} feature(s) and {dy} YARA match(es) inside known files were left out"
         ),
     });
 }

@@ -457,20 +457,55 @@ impl ExecContext {
                     })
                     .collect::<Result<Vec<_>, String>>()?;
                 let bytes: u64 = files.iter().map(|(_, c)| c.size()).sum();
+                // With YARA in the job, each named file is also scanned as
+                // a file (tasks planned before the per-file scan carry no
+                // names).
+                let yara = match self.analyzers(task, &ev).await?.yara() {
+                    Some((rules, limits)) if task.fs_files.iter().all(|f| !f.path.is_empty()) => {
+                        Some((rules.set().clone(), *limits))
+                    }
+                    _ => None,
+                };
+                let named: Vec<trawl_analyzers::files::NamedContent> = if yara.is_some() {
+                    task.fs_files
+                        .iter()
+                        .zip(&files)
+                        .map(|(f, (index, c))| trawl_analyzers::files::NamedContent {
+                            index: *index,
+                            content: c.clone(),
+                            partition_offset: f.partition_offset,
+                            path: f.path.clone(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let span = tracing::info_span!("files", task = %task.task_id, job = %task.job_id);
-                let hashes = self
+                let (hashes, scan) = self
                     .on_pool(move || {
                         let _g = span.enter();
                         let h = trawl_analyzers::files::hash_files(ev.as_ref(), &files, &cancel);
                         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
                             return Err("cancelled".to_string());
                         }
-                        Ok(h)
+                        let scan = match yara {
+                            Some((rules, limits)) => trawl_analyzers::files::yara_files(
+                                ev.as_ref(),
+                                &named,
+                                &rules,
+                                limits,
+                                &cancel,
+                            )?,
+                            None => Default::default(),
+                        };
+                        Ok((h, scan))
                     })
                     .await?;
                 Ok(v1::TaskResult {
                     task_id: task.task_id.clone(),
                     file_hashes: hashes.iter().map(Into::into).collect(),
+                    yara: scan.matches.iter().map(Into::into).collect(),
+                    notes: scan.notes.iter().map(Into::into).collect(),
                     bytes_scanned: bytes,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                     ..Default::default()

@@ -289,8 +289,12 @@ pub fn apply_known(
 /// The image ranges of the known files' content, sorted and merged: what
 /// `--skip-known` keeps out of feature extraction and YARA.
 pub fn known_ranges(listing: &FilesListing) -> Vec<(u64, u64)> {
-    let mut v: Vec<(u64, u64)> = listing
-        .records
+    known_ranges_of(&listing.records)
+}
+
+/// As [`known_ranges`], from the records.
+pub fn known_ranges_of(records: &[FileRecord]) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = records
         .iter()
         .filter(|r| r.known.as_deref() == Some("known"))
         .flat_map(|r| r.runs.iter().map(|&(o, l)| (o, o.saturating_add(l))))
@@ -311,3 +315,164 @@ pub fn in_ranges(ranges: &[(u64, u64)], off: u64) -> bool {
     let i = ranges.partition_point(|r| r.1 <= off);
     ranges.get(i).is_some_and(|r| r.0 <= off)
 }
+
+/// The YARA target of a file-system file: `fs:PARTITION_OFFSET/PATH`.
+pub fn fs_target(partition_offset: u64, path: &str) -> String {
+    format!("fs:{partition_offset}/{path}")
+}
+
+#[cfg(feature = "yara")]
+mod per_file_yara {
+    use super::*;
+
+    /// A file-system file to scan as a file: its index in the listing, its
+    /// content, and where it is.
+    #[derive(Clone, Debug)]
+    pub struct NamedContent {
+        pub index: u32,
+        pub content: Content,
+        pub partition_offset: u64,
+        /// From the file system's root (`DOCS/NOTES.TXT`, `a.txt:stream`).
+        pub path: String,
+    }
+
+    /// The largest content a per-file scan assembles in memory from several
+    /// runs (a contiguous file is scanned where it lies, whatever its size).
+    pub const MAX_ASSEMBLED: u64 = 256 << 20;
+
+    /// What [`yara_files`] found.
+    #[derive(Debug, Default)]
+    pub struct FileScan {
+        pub matches: Vec<trawl_core::YaraMatch>,
+        pub notes: Vec<trawl_core::Note>,
+        /// Content bytes scanned.
+        pub bytes: u64,
+    }
+
+    /// Scans each file's content as a file with the whole rule set, external
+    /// variables set (`filename`: the last path component, `filepath`: the
+    /// path, `extension`: after the name's last dot, `filetype`: `file`), as
+    /// `yara` scans the files `tsk_recover` extracts. Fragmented, sparse and
+    /// compressed files are scanned as their logical content; string offsets
+    /// are offsets in that content. Matches are targeted at
+    /// [`fs_target`], with the file's first image byte as target offset. A file
+    /// whose content cannot be read, or that is fragmented and larger than
+    /// [`MAX_ASSEMBLED`], gets a note naming it and why.
+    ///
+    /// # Errors
+    /// The rule set failing to compile; cancellation.
+    pub fn yara_files(
+        ev: &dyn Evidence,
+        files: &[NamedContent],
+        rules: &crate::yara::RuleSet,
+        limits: crate::yara::Limits,
+        cancel: &AtomicBool,
+    ) -> Result<FileScan, String> {
+        let full = rules.full().map_err(|e| e.to_string())?;
+        let note = |f: &NamedContent, at: u64, msg: String| trawl_core::Note {
+            analysis: "yara".into(),
+            offset: at,
+            message: format!("{}: {msg}", fs_target(f.partition_offset, &f.path)),
+        };
+        type One = (Vec<trawl_core::YaraMatch>, Option<trawl_core::Note>, u64);
+        let scan_one = |scanner: &mut crate::yara::Scanner<'_>,
+                        f: &NamedContent|
+         -> Result<One, String> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err("cancelled".into());
+            }
+            let runs = f.content.image_runs();
+            let first = runs.first().map_or(f.partition_offset, |r| r.0);
+            let target = fs_target(f.partition_offset, &f.path);
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+            let externals = [
+                ("filename", name),
+                ("filepath", f.path.as_str()),
+                ("extension", extension),
+                ("filetype", "file"),
+            ];
+            let size = f.content.size();
+            // Contiguous content: scanned where it lies.
+            let contiguous = match &f.content {
+                Content::Runs { runs, .. } => runs
+                    .first()
+                    .and_then(|r| r.offset.filter(|_| r.length >= size)),
+                _ => None,
+            };
+            let (m, n) = if let Some(at) = contiguous {
+                let data = ev
+                    .region(at, at.saturating_add(size))
+                    .map_err(|e| e.to_string());
+                let data = match data {
+                    Ok(d) if d.len() as u64 == size => d,
+                    Ok(_) => {
+                        return Ok((
+                            Vec::new(),
+                            Some(note(f, first, "content passes the image end".into())),
+                            0,
+                        ));
+                    }
+                    Err(e) => return Ok((Vec::new(), Some(note(f, first, e)), 0)),
+                };
+                let r = full
+                    .scan_file(scanner, &data, &target, first, &externals)
+                    .map_err(|e| e.to_string())?;
+                drop(data);
+                ev.release(at, at.saturating_add(size));
+                r
+            } else {
+                if size > MAX_ASSEMBLED {
+                    let msg = format!(
+                        "not scanned as a file: fragmented or compressed, {size} bytes (more than {MAX_ASSEMBLED} assembled in memory); its runs were scanned on the image"
+                    );
+                    return Ok((Vec::new(), Some(note(f, first, msg)), 0));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                if let Err(e) = (ContentReader { img: ev })
+                    .read(&f.content, &mut |b: &[u8]| data.extend_from_slice(b))
+                {
+                    return Ok((Vec::new(), Some(note(f, first, e.to_string())), 0));
+                }
+                full.scan_file(scanner, &data, &target, first, &externals)
+                    .map_err(|e| e.to_string())?
+            };
+            Ok((m, n, size))
+        };
+        // A few groups of about equal bytes, one scanner each.
+        let total: u64 = files.iter().map(|f| f.content.size()).sum();
+        let groups = (rayon::current_num_threads() * 2).max(1) as u64;
+        let per_group = total.div_ceil(groups).max(1);
+        let mut bounds = vec![0usize];
+        let mut acc = 0u64;
+        for (i, f) in files.iter().enumerate() {
+            acc += f.content.size();
+            if acc >= per_group && i + 1 < files.len() {
+                bounds.push(i + 1);
+                acc = 0;
+            }
+        }
+        bounds.push(files.len());
+        let each = bounds
+            .windows(2)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .flat_map_iter(|w| {
+                let mut scanner = full.file_scanner(limits);
+                files[w[0]..w[1]]
+                    .iter()
+                    .map(|f| scan_one(&mut scanner, f))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Result<Vec<One>, String>>()?;
+        let mut out = FileScan::default();
+        for (m, n, b) in each {
+            out.matches.extend(m);
+            out.notes.extend(n);
+            out.bytes += b;
+        }
+        Ok(out)
+    }
+}
+#[cfg(feature = "yara")]
+pub use per_file_yara::*;

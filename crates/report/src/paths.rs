@@ -183,6 +183,26 @@ pub fn check_yara_target(target: &str) -> Result<(), NameError> {
     if YARA_TARGETS.contains(&target) {
         return Ok(());
     }
+    // A file-system file (`fs:PARTITION_OFFSET/PATH`): written only inside
+    // yara/matches.jsonl, never made a path of the report folder.
+    if let Some(rest) = target.strip_prefix("fs:") {
+        let ok = rest.split_once('/').is_some_and(|(part, path)| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && part.parse::<u64>().is_ok()
+                && !path.is_empty()
+                && path.len() <= 16 * 1024
+                && !path.contains('\0')
+        });
+        if ok {
+            return Ok(());
+        }
+        return Err(NameError::new(
+            FIELD,
+            target,
+            "not a file-system file's target fs:PARTITION_OFFSET/PATH",
+        ));
+    }
     let carved = target
         .strip_prefix("carved/")
         .and_then(|rest| rest.split_once('/'))

@@ -236,6 +236,11 @@ pub struct TaskRecord {
     /// where their content is.
     #[serde(default)]
     pub fs_files: Vec<(u32, trawl_fs::Content)>,
+    /// FS_HASH: each file's (partition offset, path), in the order of
+    /// `fs_files`, for the per-file YARA scan's targets and external
+    /// variables (empty in tasks planned before it).
+    #[serde(default)]
+    pub fs_names: Vec<(u64, String)>,
 }
 
 /// An upload in the content-addressed evidence store.

@@ -229,9 +229,15 @@ pub fn leased_task(
         fs_files: t
             .fs_files
             .iter()
-            .map(|(index, c)| v1::FsFile {
-                index: *index,
-                content: Some(c.into()),
+            .enumerate()
+            .map(|(i, (index, c))| {
+                let (partition_offset, path) = t.fs_names.get(i).cloned().unwrap_or_default();
+                v1::FsFile {
+                    index: *index,
+                    content: Some(c.into()),
+                    partition_offset,
+                    path,
+                }
             })
             .collect(),
     }

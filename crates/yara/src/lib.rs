@@ -51,6 +51,8 @@ mod index;
 
 pub use classify::{RuleClass, RuleInfo, classify_source};
 pub use index::RuleSetIndex;
+/// The scanner type of [`CompiledRules::file_scanner`].
+pub use yara_x::Scanner;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

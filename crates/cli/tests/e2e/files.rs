@@ -64,19 +64,19 @@ fn bytes(seed: u64, n: usize) -> Vec<u8> {
 }
 
 /// A planted file: (partition index, path, content MD5, deleted).
-type Planted = Vec<(usize, String, String, bool)>;
+pub type Planted = Vec<(usize, String, String, bool)>;
 
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
-const P1: u64 = 2048; // sectors
-const P1_LEN: u64 = 40960; // 20 MiB FAT16
-const P2: u64 = P1 + P1_LEN;
-const P2_LEN: u64 = 40960; // 20 MiB ext4
-const P3: u64 = P2 + P2_LEN;
-const P3_LEN: u64 = 40960; // 20 MiB NTFS
+pub const P1: u64 = 2048; // sectors
+pub const P1_LEN: u64 = 40960; // 20 MiB FAT16
+pub const P2: u64 = P1 + P1_LEN;
+pub const P2_LEN: u64 = 40960; // 20 MiB ext4
+pub const P3: u64 = P2 + P2_LEN;
+pub const P3_LEN: u64 = 40960; // 20 MiB NTFS
 
 /// Builds a disk of three partitions (GPT or MBR) and returns it with the
 /// files planted in it.
-fn build_disk(dir: &Path, gpt: bool) -> (PathBuf, Planted) {
+pub fn build_disk(dir: &Path, gpt: bool) -> (PathBuf, Planted) {
     let mut planted = Vec::new();
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("docs/deep")).unwrap();

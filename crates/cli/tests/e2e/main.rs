@@ -18,5 +18,6 @@ mod attrib;
 mod carving;
 mod features;
 mod files;
+mod per_file;
 mod yara;
 mod yara_diff;

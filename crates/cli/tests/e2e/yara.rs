@@ -147,13 +147,13 @@ fn parse_yara_output(cmd: &mut Command, target: &Path, target_name: &str, m: &mu
 
 /// The accepted files compiled once by `yarac` (each in its own
 /// namespace), for many targets with their own external variables.
-struct CompiledYara {
+pub struct CompiledYara {
     _dir: tempfile::TempDir,
     bin: PathBuf,
 }
 
 impl CompiledYara {
-    fn new(files: &[(String, PathBuf)]) -> Self {
+    pub fn new(files: &[(String, PathBuf)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("rules.yarc");
         let mut cmd = Command::new("yarac");
@@ -170,7 +170,7 @@ impl CompiledYara {
         Self { _dir: dir, bin }
     }
 
-    fn scan(&self, target: &Path, target_name: &str, defines: &[(&str, &str)]) -> Matches {
+    pub fn scan(&self, target: &Path, target_name: &str, defines: &[(&str, &str)]) -> Matches {
         let mut m = Matches::new();
         let mut cmd = Command::new("yara");
         cmd.arg("-C")
@@ -190,7 +190,7 @@ pub fn yarax_whole(files: &[(String, PathBuf)], target: &Path, target_name: &str
 }
 
 /// yara-x on one file, with external variables.
-fn yarax_file(
+pub fn yarax_file(
     files: &[(String, PathBuf)],
     target: &Path,
     target_name: &str,
@@ -266,7 +266,7 @@ pub fn check_carved_files(
 }
 
 /// Rules yara-x accepts in `files` (namespace, rule).
-fn yarax_accepted(files: &[(String, PathBuf)]) -> BTreeSet<(String, String)> {
+pub fn yarax_accepted(files: &[(String, PathBuf)]) -> BTreeSet<(String, String)> {
     let sources: Vec<trawl_core::spec::RuleSource> = files
         .iter()
         .map(|(n, p)| trawl_core::spec::RuleSource {
@@ -307,7 +307,7 @@ pub fn diff(got: &Matches, want: &Matches) -> String {
     out.join("\n")
 }
 
-fn restrict(m: &Matches, both: &BTreeSet<(String, String)>) -> Matches {
+pub fn restrict(m: &Matches, both: &BTreeSet<(String, String)>) -> Matches {
     m.iter()
         .filter(|((_, ns, r), _)| both.contains(&(ns.clone(), r.clone())))
         .map(|(k, v)| (k.clone(), v.clone()))
