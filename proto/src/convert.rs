@@ -94,6 +94,7 @@ impl From<&JobSpec> for v1::JobSpec {
                 custom_config: s.carve.custom_config.clone(),
                 max_size: s.carve.max_size.clone().into_iter().collect(),
                 max_candidates_per_shard: s.carve.max_candidates_per_shard,
+                unallocated_only: s.carve.unallocated_only,
             }),
             features: Some(v1::FeatureOptions {
                 scanners: s.features.scanners.clone(),
@@ -186,6 +187,7 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
                 custom_config: c.custom_config.clone(),
                 max_size: c.max_size.clone().into_iter().collect(),
                 max_candidates_per_shard: c.max_candidates_per_shard,
+                unallocated_only: c.unallocated_only,
             };
         }
         if let Some(f) = &w.features {

@@ -285,6 +285,9 @@ pub fn build(
     if rec.spec.analyses.files && rec.spec.files.skip_known {
         skip_known(&mut r);
     }
+    if rec.spec.carve.unallocated_only {
+        carve_unallocated_only(&mut r);
+    }
     r.sort();
     Ok(r)
 }
@@ -321,6 +324,43 @@ fn skip_known(r: &mut JobResults) {
         offset: 0,
         message: format!(
             "--skip-known: {df} feature(s) and {dy} YARA match(es) inside known files were left out"
+        ),
+    });
+}
+
+/// `--carve-scope unallocated`: the carved files that start inside a listed
+/// file's runs or in a file system's own structures are left out (with
+/// their YARA matches), and counted in a note. Kept: those starting in a
+/// file system's unallocated space, or outside every file system.
+fn carve_unallocated_only(r: &mut JobResults) {
+    use trawl_attrib::{Area, Locator};
+    let Some(summary) = &r.filesystems else {
+        return;
+    };
+    let loc = Locator::new(&r.files, Some(summary));
+    let mut buf = Vec::new();
+    let mut dropped = std::collections::HashSet::new();
+    r.carved.retain(|c| {
+        let keep = matches!(
+            loc.locate_into(c.offset, &mut buf).0,
+            // unknown allocation (a limitation says why): kept
+            Area::Unallocated | Area::Outside | Area::NotInFile
+        );
+        if !keep {
+            dropped.insert(c.report_path());
+        }
+        keep
+    });
+    if dropped.is_empty() {
+        return;
+    }
+    r.yara.retain(|y| !dropped.contains(&y.target));
+    r.notes.push(trawl_core::Note {
+        analysis: "carve".into(),
+        offset: 0,
+        message: format!(
+            "--carve-scope unallocated: {} carved file(s) starting in allocated files or file-system structures were left out",
+            dropped.len()
         ),
     });
 }

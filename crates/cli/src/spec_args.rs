@@ -86,9 +86,21 @@ pub struct SpecArgs {
     /// hashes are still reported).
     #[arg(long)]
     pub skip_known: bool,
+    /// Carving: `all` space, or only the `unallocated` space of each file
+    /// system and the space outside them (carved files starting elsewhere
+    /// are left out; needs the files analysis).
+    #[arg(long, value_enum, default_value = "all")]
+    pub carve_scope: CarveScope,
     /// Files: content bytes per file-hashing task.
     #[arg(long, default_value = "256MiB")]
     pub files_task_size: String,
+}
+
+/// Where carving keeps its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CarveScope {
+    All,
+    Unallocated,
 }
 
 /// A hash-set path as the scheduler must read it: absolute, existing.
@@ -224,6 +236,12 @@ impl SpecArgs {
         {
             bail!(
                 "--known, --notable and --skip-known need the files analysis (--analyses files or all)"
+            );
+        }
+        spec.carve.unallocated_only = self.carve_scope == CarveScope::Unallocated;
+        if spec.carve.unallocated_only && !(analyses.carve && analyses.files) {
+            bail!(
+                "--carve-scope unallocated needs the carve and files analyses (--analyses carve,files or all): the file systems' allocation maps come from the listing"
             );
         }
         spec.validate()?;

@@ -23,4 +23,6 @@ pub enum CoreError {
     UnknownPriority(String),
     #[error("no analysis requested")]
     NoAnalysis,
+    #[error("{0}")]
+    Settings(&'static str),
 }

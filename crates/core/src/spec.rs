@@ -224,6 +224,11 @@ pub struct CarveOptions {
     pub max_size: BTreeMap<String, u64>,
     /// Maximum candidates per shard and type (0: default).
     pub max_candidates_per_shard: u32,
+    /// `--carve-scope unallocated`: keep only the carved files that start
+    /// in a file system's unallocated space or outside every file system
+    /// (needs the files analysis for the allocation maps).
+    #[serde(default)]
+    pub unallocated_only: bool,
 }
 
 /// Settings of the feature extraction analysis.
@@ -351,6 +356,11 @@ impl JobSpec {
         let w = self.hash.piecewise_window;
         if w != 0 && (!w.is_power_of_two() || w < 1024) {
             return Err(CoreError::PiecewiseWindow(w));
+        }
+        if self.carve.unallocated_only && !(self.analyses.carve && self.analyses.files) {
+            return Err(CoreError::Settings(
+                "carving only unallocated space needs the carve and files analyses (the allocation maps come from the file-system listing)",
+            ));
         }
         Ok(())
     }

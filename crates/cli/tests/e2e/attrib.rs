@@ -82,6 +82,13 @@ fn build(dir: &Path) -> (PathBuf, Vec<u8>) {
         f.seek(SeekFrom::Start(FREE_AT)).unwrap();
         f.write_all(b"left over: dave.unalloc@example.org TRAWL-ATTRIB-MARKER-TWO\n")
             .unwrap();
+        // A second JPEG, deleted long ago: only in free clusters.
+        let mut rng = trawl_fixtures::util::Rng::new(21);
+        let spec = trawl_fixtures::formats::images::small_spec(&mut rng);
+        let lost = trawl_fixtures::formats::images::jpeg(&mut rng, &spec);
+        f.seek(SeekFrom::Start(FREE_AT + (64 << 10))).unwrap();
+        f.write_all(&lost).unwrap();
+        std::fs::write(dir.join("lost.jpg"), &lost).unwrap();
     }
     let disk = dir.join("disk.img");
     sh(Command::new("truncate")
@@ -307,6 +314,49 @@ fn findings_attributed_to_their_files_on_a_built_disk() {
     assert!(
         row.ends_with(",PHOTO.JPG,allocated_file=PHOTO.JPG"),
         "{row}"
+    );
+    let lost_md5 = trawl_fixtures::md5_hex(&std::fs::read(dir.path().join("lost.jpg")).unwrap());
+    let lost_row = manifest
+        .iter()
+        .find(|l| l.contains(&lost_md5))
+        .unwrap_or_else(|| panic!("the lost JPEG not carved: {manifest:?}"));
+    assert!(lost_row.ends_with(",,unallocated"), "{lost_row}");
+    // --carve-scope unallocated: the lost JPEG only.
+    let only = dir.path().join("only");
+    run_ok(&[
+        "scan",
+        disk.to_str().unwrap(),
+        "--out",
+        only.to_str().unwrap(),
+        "--analyses",
+        "files,carve",
+        "--carve-scope",
+        "unallocated",
+    ]);
+    let kept = lines(&only.join("carved/manifest.csv"));
+    assert!(kept.iter().any(|l| l.contains(&lost_md5)), "{kept:?}");
+    assert!(!kept.iter().any(|l| l.contains(&jpeg_md5)), "{kept:?}");
+    assert!(
+        kept.iter()
+            .skip(1)
+            .all(|l| !l.contains("allocated_file=") && !l.contains("embedded_in=")),
+        "{kept:?}"
+    );
+    let o = run(&[
+        "scan",
+        disk.to_str().unwrap(),
+        "--out",
+        dir.path().join("refused").to_str().unwrap(),
+        "--analyses",
+        "carve",
+        "--carve-scope",
+        "unallocated",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs the carve and files analyses"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     // ... and so in DFXML and CASE.
     let photo = rec("PHOTO.JPG");
