@@ -282,6 +282,18 @@ pub fn build(
     r.verify_stored();
     // After every finding is in (the image matches decided from the
     // shards' records included).
+    // A feature found both on the image and through a file: once (the
+    // image's record; attribution names the file).
+    let twice = trawl_analyzers::files::dedupe_file_features(&mut r.features);
+    if twice > 0 {
+        r.notes.push(trawl_core::Note {
+            analysis: "features".into(),
+            offset: 0,
+            message: format!(
+                "{twice} feature(s) found both on the image and in a fragmented or compressed file's content reported once, at their image offset"
+            ),
+        });
+    }
     if rec.spec.analyses.files && rec.spec.files.skip_known {
         skip_known(&mut r);
     }

@@ -460,7 +460,8 @@ impl ExecContext {
                 // With YARA in the job, each named file is also scanned as
                 // a file (tasks planned before the per-file scan carry no
                 // names).
-                let yara = match self.analyzers(task, &ev).await?.yara() {
+                let analyzers = self.analyzers(task, &ev).await?;
+                let yara = match analyzers.yara() {
                     Some((rules, limits)) if task.fs_files.iter().all(|f| !f.path.is_empty()) => {
                         Some((rules.set().clone(), *limits))
                     }
@@ -481,7 +482,7 @@ impl ExecContext {
                     Vec::new()
                 };
                 let span = tracing::info_span!("files", task = %task.task_id, job = %task.job_id);
-                let (hashes, scan) = self
+                let (hashes, scan, (features, feature_notes)) = self
                     .on_pool(move || {
                         let _g = span.enter();
                         let h = trawl_analyzers::files::hash_files(ev.as_ref(), &files, &cancel);
@@ -498,14 +499,31 @@ impl ExecContext {
                             )?,
                             None => Default::default(),
                         };
-                        Ok((h, scan))
+                        // Features of the files the raw pass cannot read
+                        // as they lie (fragmented, sparse, compressed).
+                        let features = match analyzers.features() {
+                            Some(sc) => trawl_analyzers::files::features_files(
+                                ev.as_ref(),
+                                &files,
+                                sc,
+                                &cancel,
+                            )?,
+                            None => Default::default(),
+                        };
+                        Ok((h, scan, features))
                     })
                     .await?;
                 Ok(v1::TaskResult {
                     task_id: task.task_id.clone(),
                     file_hashes: hashes.iter().map(Into::into).collect(),
                     yara: scan.matches.iter().map(Into::into).collect(),
-                    notes: scan.notes.iter().map(Into::into).collect(),
+                    features: features.iter().map(Into::into).collect(),
+                    notes: scan
+                        .notes
+                        .iter()
+                        .chain(&feature_notes)
+                        .map(Into::into)
+                        .collect(),
                     bytes_scanned: bytes,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                     ..Default::default()

@@ -316,6 +316,161 @@ pub fn in_ranges(ranges: &[(u64, u64)], off: u64) -> bool {
     ranges.get(i).is_some_and(|r| r.0 <= off)
 }
 
+/// The step of a forensic path that reads a file through its byte runs:
+/// `FILESTART-FILE-L…` is the feature at offset `L` of the content of the
+/// file whose first byte is at image offset `FILESTART` (then the usual
+/// steps: `…-GZIP-N`, `…-UTF16`).
+pub const FILE_STEP: &str = "FILE";
+
+/// Whether the raw pass cannot read `c` as it lies on the image: compressed,
+/// sparse inside its size, or in runs that do not follow one another.
+pub fn needs_file_pass(c: &Content) -> bool {
+    match c {
+        Content::None | Content::Resident { .. } => false,
+        Content::Lznt1 { .. } => true,
+        Content::Runs { runs, size } => {
+            let mut left = *size;
+            let mut next: Option<u64> = None;
+            for r in runs {
+                if left == 0 {
+                    break;
+                }
+                let Some(o) = r.offset else { return true };
+                if next.is_some_and(|n| n != o) {
+                    return true;
+                }
+                let n = r.length.min(left);
+                left -= n;
+                next = Some(o.saturating_add(n));
+            }
+            false
+        }
+    }
+}
+
+/// The image offset of logical byte `l` of `c`; `None` in compressed or
+/// sparse content, or past its size.
+pub fn image_offset(c: &Content, l: u64) -> Option<u64> {
+    match c {
+        Content::Runs { runs, size } if l < *size => {
+            let mut at = 0u64;
+            for r in runs {
+                if l < at.saturating_add(r.length) {
+                    return r.offset.map(|o| o + (l - at));
+                }
+                at = at.saturating_add(r.length);
+            }
+            None
+        }
+        Content::Resident { bytes, offset } if l < bytes.len() as u64 => Some(offset + l),
+        _ => None,
+    }
+}
+
+/// The features of the files the raw pass cannot read as they lie
+/// ([`needs_file_pass`]: fragmented, sparse, NTFS-compressed), each file's
+/// content scanned as a buffer of its own (decoded containers inside it
+/// included). A feature's forensic path gets the [`FILE_STEP`] prefix, its
+/// offset is the image offset of its first byte when that byte lies on the
+/// image as it is, else of the file's first byte. The results merge drops
+/// those the raw pass also found ([`file_feature_raw_path`]). Files larger
+/// than [`MAX_ASSEMBLED`] get a note.
+///
+/// # Errors
+/// Cancellation.
+pub fn features_files(
+    ev: &dyn Evidence,
+    files: &[(u32, Content)],
+    scanner: &trawl_features::FeatureScanner,
+    cancel: &AtomicBool,
+) -> Result<(Vec<trawl_core::Feature>, Vec<trawl_core::Note>), String> {
+    let each = files
+        .par_iter()
+        .filter(|(_, c)| needs_file_pass(c))
+        .map(|(index, c)| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err("cancelled".to_string());
+            }
+            let start = c.image_runs().first().map_or(0, |r| r.0);
+            let note = |msg: String| trawl_core::Note {
+                analysis: "features".into(),
+                offset: start,
+                message: format!("file {index} of the listing (first byte at {start}): {msg}"),
+            };
+            let size = c.size();
+            if size > MAX_ASSEMBLED {
+                return Ok((Vec::new(), vec![note(format!(
+                    "not scanned as a file: fragmented or compressed, {size} bytes (more than {MAX_ASSEMBLED} assembled in memory); its runs were scanned on the image"
+                ))]));
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            if let Err(e) =
+                (ContentReader { img: ev }).read(c, &mut |b: &[u8]| data.extend_from_slice(b))
+            {
+                return Ok((Vec::new(), vec![note(e.to_string())]));
+            }
+            let out = scanner.scan_buffer(&data, cancel).map_err(|e| e.to_string())?;
+            let features = out
+                .features
+                .into_iter()
+                .map(|mut f| {
+                    f.path = format!("{start}-{FILE_STEP}-{}", f.path);
+                    f.offset = image_offset(c, f.offset).unwrap_or(start);
+                    f
+                })
+                .collect::<Vec<_>>();
+            let notes = out.notes.into_iter().map(|n| note(n.message)).collect();
+            Ok((features, notes))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut features = Vec::new();
+    let mut notes = Vec::new();
+    for (f, n) in each {
+        features.extend(f);
+        notes.extend(n);
+    }
+    Ok((features, notes))
+}
+
+/// The forensic path the raw pass gives a feature that a file pass found
+/// at `f.path` (`FILESTART-FILE-L…`), when its first byte lies on the image
+/// at `f.offset`: `OFFSET…`. `None` for a path without the file step.
+pub fn file_feature_raw_path(f: &trawl_core::Feature) -> Option<String> {
+    let (_, rest) = f.path.split_once(&format!("-{FILE_STEP}-"))?;
+    let tail = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    Some(format!("{}{tail}", f.offset))
+}
+
+/// Drops the features found by a file pass that the raw pass also found
+/// (same scanner, same feature, the same place on the image): each feature
+/// is reported once. Returns how many were dropped.
+pub fn dedupe_file_features(features: &mut Vec<trawl_core::Feature>) -> usize {
+    let step = format!("-{FILE_STEP}-");
+    if !features.iter().any(|f| f.path.contains(&step)) {
+        return 0;
+    }
+    let raw: std::collections::HashSet<(&str, &[u8], &str)> = features
+        .iter()
+        .filter(|f| !f.path.contains(&step))
+        .map(|f| (f.scanner.as_str(), f.feature.as_slice(), f.path.as_str()))
+        .collect();
+    let drop: Vec<bool> = features
+        .iter()
+        .map(|f| {
+            file_feature_raw_path(f).is_some_and(|p| {
+                raw.contains(&(f.scanner.as_str(), f.feature.as_slice(), p.as_str()))
+            })
+        })
+        .collect();
+    let before = features.len();
+    let mut i = 0;
+    features.retain(|_| {
+        i += 1;
+        !drop[i - 1]
+    });
+    before - features.len()
+}
+
 /// The YARA target of a file-system file: `fs:PARTITION_OFFSET/PATH`.
 pub fn fs_target(partition_offset: u64, path: &str) -> String {
     format!("fs:{partition_offset}/{path}")
@@ -476,3 +631,65 @@ mod per_file_yara {
 }
 #[cfg(feature = "yara")]
 pub use per_file_yara::*;
+
+#[cfg(test)]
+mod file_pass_tests {
+    use super::*;
+    use trawl_fs::Run;
+
+    fn runs(v: &[(Option<u64>, u64)], size: u64) -> Content {
+        Content::Runs {
+            runs: v
+                .iter()
+                .map(|&(offset, length)| Run { offset, length })
+                .collect(),
+            size,
+        }
+    }
+
+    #[test]
+    fn which_files_need_a_file_pass_and_where_their_bytes_are() {
+        let contiguous = runs(&[(Some(4096), 4096), (Some(8192), 4096)], 6000);
+        assert!(!needs_file_pass(&contiguous));
+        assert_eq!(image_offset(&contiguous, 5000), Some(9096));
+        let split = runs(&[(Some(4096), 4096), (Some(65536), 4096)], 6000);
+        assert!(needs_file_pass(&split));
+        assert_eq!(image_offset(&split, 4095), Some(8191));
+        assert_eq!(image_offset(&split, 4096), Some(65536));
+        assert_eq!(image_offset(&split, 6000), None);
+        // a second run past the size does not count
+        let tail = runs(&[(Some(4096), 4096), (Some(65536), 4096)], 4000);
+        assert!(!needs_file_pass(&tail));
+        let sparse = runs(&[(Some(4096), 4096), (None, 4096)], 8192);
+        assert!(needs_file_pass(&sparse));
+        assert_eq!(image_offset(&sparse, 5000), None);
+    }
+
+    fn feat(path: &str, offset: u64, text: &str) -> trawl_core::Feature {
+        trawl_core::Feature {
+            scanner: "email".into(),
+            offset,
+            path: path.into(),
+            feature: text.as_bytes().to_vec(),
+            context: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_feature_seen_on_the_image_and_in_a_file_is_kept_once() {
+        let mut v = vec![
+            feat("4196", 4196, "a@b.org"),
+            // the same, through the file (logical 100, first byte at 4096)
+            feat("4096-FILE-100", 4196, "a@b.org"),
+            // across the runs' boundary: only in the file
+            feat("4096-FILE-4090", 8186, "c@d.org"),
+            // decoded inside a stream, both ways
+            feat("5000-GZIP-7", 5000, "e@f.org"),
+            feat("4096-FILE-904-GZIP-7", 5000, "e@f.org"),
+        ];
+        assert_eq!(file_feature_raw_path(&v[4]).as_deref(), Some("5000-GZIP-7"));
+        assert_eq!(dedupe_file_features(&mut v), 2);
+        let paths: Vec<&str> = v.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["4196", "4096-FILE-4090", "5000-GZIP-7"]);
+    }
+}

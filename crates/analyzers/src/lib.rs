@@ -252,6 +252,11 @@ impl JobAnalyzers {
         Self::build_with_rules(spec, plan, None)
     }
 
+    /// The feature scanners of the job, when it extracts features.
+    pub fn features(&self) -> Option<&features::FeatureScanner> {
+        self.features.as_ref()
+    }
+
     /// The YARA rules and limits of the job, when it runs YARA.
     #[cfg(feature = "yara")]
     pub fn yara(&self) -> Option<&(std::sync::Arc<yara::ImageRules>, yara::Limits)> {

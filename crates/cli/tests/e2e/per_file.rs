@@ -94,8 +94,13 @@ fn fragmented_fat(dir: &Path, marker: &[u8]) -> (PathBuf, usize) {
         mt(&["mdel", &format!("::/FILL{i}.BIN")]);
     }
     let gap = 3 * cluster;
-    let at = gap - marker.len() / 2;
-    let mut data: Vec<u8> = (0..7 * cluster).map(|i| b"0123456789"[i % 10]).collect();
+    // The boundary falls 20 bytes into the marker.
+    let at = gap - 20;
+    let mut data: Vec<u8> = (0..7 * cluster).map(|i| b"lorem ipsum\n"[i % 12]).collect();
+    data[at - 1] = b' ';
+    // And one inside the first run: seen both on the image and in the file.
+    let inside = b" inside.first@fragment-example.org ";
+    data[100..100 + inside.len()].copy_from_slice(inside);
     data[at..at + marker.len()].copy_from_slice(marker);
     let p = dir.join("frag2");
     std::fs::write(&p, &data).unwrap();
@@ -110,12 +115,13 @@ fn a_string_across_a_fragment_boundary_is_found_in_the_file_only() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let marker = b"TRAWL-ACROSS-THE-FRAGMENT-BOUNDARY";
+    // An e-mail address cut by the boundary, then a YARA string.
+    let marker = b"frag.user@boundary-example.org TRAWL-ACROSS-THE-FRAGMENT-BOUNDARY";
     let (img, at) = fragmented_fat(dir.path(), marker);
     let rules = dir.path().join("r.yar");
     std::fs::write(
         &rules,
-        "rule across { strings: $a = \"TRAWL-ACROSS-THE-FRAGMENT-BOUNDARY\" condition: $a }\n",
+        "rule across { strings: $a = \"frag.user@boundary-example.org TRAWL-ACROSS-THE-FRAGMENT-BOUNDARY\" condition: $a }\n",
     )
     .unwrap();
     for (shard, workers) in [("64KiB", "1"), ("16MiB", "3")] {
@@ -126,7 +132,7 @@ fn a_string_across_a_fragment_boundary_is_found_in_the_file_only() {
             "--out",
             out.to_str().unwrap(),
             "--analyses",
-            "files,yara",
+            "files,yara,features",
             "--rules",
             rules.to_str().unwrap(),
             "--shard-size",
@@ -160,6 +166,33 @@ fn a_string_across_a_fragment_boundary_is_found_in_the_file_only() {
         )]
         .into();
         assert_eq!(m, want, "shard {shard}: {}", diff(&m, &want));
+        // The e-mail address: found once, through the file, at its logical
+        // offset (FILESTART-FILE-L), its offset the image offset of its
+        // first byte; the raw pass saw only the two halves.
+        let start = runs[0][0].as_u64().unwrap();
+        let email = std::fs::read_to_string(out.join("features/email.txt")).unwrap();
+        let lines: Vec<&str> = email.lines().filter(|l| l.contains("frag.user@")).collect();
+        assert_eq!(lines.len(), 1, "{email}");
+        let cols: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(cols[0], format!("{start}-FILE-{at}"), "{email}");
+        assert_eq!(cols[1], "frag.user@boundary-example.org");
+        // Seen on the image and through the file: once, as the image has it.
+        let inside: Vec<&str> = email
+            .lines()
+            .filter(|l| l.contains("inside.first@"))
+            .collect();
+        assert_eq!(inside.len(), 1, "{email}");
+        assert_eq!(
+            inside[0].split('\t').next(),
+            Some((start + 101).to_string().as_str()),
+            "{email}"
+        );
+        let annotated = std::fs::read_to_string(out.join("features/annotated/email.txt")).unwrap();
+        let line = annotated
+            .lines()
+            .find(|l| l.contains("frag.user@"))
+            .unwrap();
+        assert_eq!(line.split('\t').nth(3), Some("FRAG2.BIN"), "{annotated}");
     }
 }
 
