@@ -414,3 +414,206 @@ fn nps_2010_emails_annotated_as_identify_filenames_would() {
     assert!(differ.is_empty(), "differences: {differ:#?}");
     assert_eq!(ours.len(), theirs.len());
 }
+
+/// A GPT disk of a FAT16, an ext4 and an NTFS partition (the layout of
+/// `files::build_disk`), each holding the given files.
+fn three_fs_disk(dir: &Path, files: &[(usize, &str, Vec<u8>)]) -> PathBuf {
+    use crate::files::{P1, P1_LEN, P2, P2_LEN, P3, P3_LEN};
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // FAT16 with mtools.
+    let fat = dir.join("fat.img");
+    sh(Command::new("mkfs.vfat")
+        .args(["-F", "16", "-C"])
+        .arg(&fat)
+        .arg((P1_LEN / 2).to_string()));
+    // ext4 from a tree.
+    let tree = dir.join("etree");
+    std::fs::create_dir_all(tree.join("home/user")).unwrap();
+    let ntfs = dir.join("ntfs.img");
+    sh(Command::new("truncate")
+        .arg("-s")
+        .arg((P3_LEN * 512).to_string())
+        .arg(&ntfs));
+    sh(Command::new("mkntfs").args(["-F", "-Q", "-q"]).arg(&ntfs));
+    for (i, (part, name, data)) in files.iter().enumerate() {
+        let p = src.join(format!("f{i}"));
+        std::fs::write(&p, data).unwrap();
+        match part {
+            0 => sh(Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-i")
+                .arg(&fat)
+                .arg(&p)
+                .arg(format!("::/{name}"))),
+            1 => {
+                std::fs::write(tree.join(name), data).unwrap();
+            }
+            _ => sh(Command::new("ntfscp")
+                .arg("-f")
+                .arg(&ntfs)
+                .arg(&p)
+                .arg(name)),
+        }
+    }
+    let ext = dir.join("ext.img");
+    sh(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&tree)
+        .arg(&ext)
+        .arg(format!("{}k", P2_LEN / 2)));
+    let disk = dir.join("disk3.img");
+    sh(Command::new("truncate")
+        .arg("-s")
+        .arg(((P3 + P3_LEN + 2048) * 512).to_string())
+        .arg(&disk));
+    let mut child = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&disk)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!(
+                "label: gpt\nstart={P1}, size={P1_LEN}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\nstart={P2}, size={P2_LEN}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nstart={P3}, size={P3_LEN}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    for (img, start) in [(&fat, P1), (&ext, P2), (&ntfs, P3)] {
+        sh(Command::new("dd")
+            .arg(format!("if={}", img.display()))
+            .arg(format!("of={}", disk.display()))
+            .args(["bs=512", "conv=notrunc", "status=none"])
+            .arg(format!("seek={start}")));
+    }
+    disk
+}
+
+#[test]
+fn planted_features_attributed_to_their_files_in_fat_ext4_and_ntfs() {
+    let test = "planted_features_attributed_to_their_files_in_fat_ext4_and_ntfs";
+    if !tools(
+        test,
+        &[
+            "mkfs.vfat",
+            "mcopy",
+            "mke2fs",
+            "mkntfs",
+            "ntfscp",
+            "sfdisk",
+            "fiwalk",
+            "python3",
+        ],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Each file: text with its own address, padded to several blocks (and
+    // a small one: NTFS keeps it resident in its MFT entry).
+    let body = |addr: &str, pad: usize| {
+        let mut v = b"\n".repeat(pad);
+        v.extend_from_slice(format!(" contact {addr} today\n").as_bytes());
+        v.extend(b"\n".repeat(pad));
+        v
+    };
+    let planted: Vec<(usize, &str, &str, Vec<u8>)> = vec![
+        (
+            0,
+            "FAT1.TXT",
+            "one.fat@attrib-fat.org",
+            body("one.fat@attrib-fat.org", 3000),
+        ),
+        (
+            0,
+            "FAT2.TXT",
+            "two.fat@attrib-fat.org",
+            body("two.fat@attrib-fat.org", 10),
+        ),
+        (
+            1,
+            "home/user/ext1.txt",
+            "one.ext@attrib-ext.org",
+            body("one.ext@attrib-ext.org", 9000),
+        ),
+        (
+            1,
+            "ext2.txt",
+            "two.ext@attrib-ext.org",
+            body("two.ext@attrib-ext.org", 20),
+        ),
+        (
+            2,
+            "ntfs1.txt",
+            "one.ntfs@attrib-ntfs.org",
+            body("one.ntfs@attrib-ntfs.org", 9000),
+        ),
+        (
+            2,
+            "ntfs2.txt",
+            "two.ntfs@attrib-ntfs.org",
+            body("two.ntfs@attrib-ntfs.org", 30),
+        ),
+    ];
+    let files: Vec<(usize, &str, Vec<u8>)> = planted
+        .iter()
+        .map(|(p, n, _, d)| (*p, *n, d.clone()))
+        .collect();
+    let disk = three_fs_disk(dir.path(), &files);
+    let out = dir.path().join("out");
+    run_ok(&[
+        "scan",
+        disk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--analyses",
+        "files,features",
+        "--shard-size",
+        "1MiB",
+    ]);
+    let email = annotated(&out, "email");
+    for (_, name, addr, data) in &planted {
+        let rows: Vec<&Vec<String>> = email.iter().filter(|c| c[1] == *addr).collect();
+        assert_eq!(rows.len(), 1, "{addr}: {email:?}");
+        assert_eq!(
+            rows[0].get(3).map(String::as_str),
+            Some(*name),
+            "{addr}: {:?}",
+            rows[0]
+        );
+        assert_eq!(
+            rows[0].get(4).map(String::as_str),
+            Some(trawl_fixtures::md5_hex(data).as_str()),
+            "{addr}"
+        );
+    }
+    // The same as identify_filenames.py from fiwalk's DFXML but for one
+    // difference, asserted: the small NTFS file is resident in its MFT
+    // entry; fiwalk writes a resident attribute's byte run with
+    // img_offset 0, so identify_filenames names $MFT, trawl the file itself.
+    let xml = dir.path().join("fiwalk.xml");
+    sh(Command::new("fiwalk").arg("-X").arg(&xml).arg(&disk));
+    let theirs = reference(&xml, &out.join("features/email.txt"));
+    let ours = ours(&out, "email");
+    assert_eq!(ours.len(), theirs.len());
+    let (mut compared, mut resident) = (0, 0);
+    for (o, t) in ours.iter().zip(&theirs) {
+        if t.1.as_deref() == Some("$MFT") && o.1.as_deref() == Some("ntfs2.txt") {
+            resident += 1;
+            continue;
+        }
+        assert_eq!(o, t);
+        compared += 1;
+    }
+    assert_eq!(resident, 1, "{ours:?} {theirs:?}");
+    assert!(
+        compared >= 5,
+        "{compared} lines compared: {ours:?} {theirs:?}"
+    );
+}
