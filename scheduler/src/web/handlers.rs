@@ -180,6 +180,42 @@ async fn render_job(
     )
 }
 
+/// A job's file-system files (search, filters, pages), once it is
+/// complete.
+pub(super) async fn job_files(
+    State(w): State<Web>,
+    a: JobAccess,
+    Query(q): Query<pages::FilesQuery>,
+) -> Response {
+    let (who, job) = (a.who, a.job);
+    let files = if job.state.is_final() {
+        let sched = w.sched.clone();
+        let id = job.job_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let page = sched.results(&id).ok()?;
+            crate::results::from_pages(vec![page])
+                .ok()
+                .map(|(_, r)| r.files)
+        })
+        .await
+        .ok()
+        .flatten()
+    } else {
+        None
+    };
+    html(
+        StatusCode::OK,
+        pages::files(
+            who.lang,
+            &who.caller,
+            &who.session.csrf,
+            &job,
+            files.as_deref(),
+            &q,
+        ),
+    )
+}
+
 /// A job's throughput chart (SVG), live while it runs.
 pub(super) async fn job_throughput(State(w): State<Web>, a: JobAccess) -> Response {
     let tasks = w.sched.tasks_of(&a.job.job_id);

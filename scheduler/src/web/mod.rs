@@ -176,6 +176,7 @@ fn router(w: Web) -> axum::Router {
         .route("/jobs/{id}/cancel", post(cancel))
         .route("/jobs/{id}/reveal", post(reveal))
         .route("/jobs/{id}/throughput.svg", get(job_throughput))
+        .route("/jobs/{id}/files", get(job_files))
         .route("/pool/load.svg", get(pool_load))
         .route("/jobs/{id}/report.tar", get(download))
         .route("/pool", get(pool))

@@ -462,3 +462,137 @@ fn counts_agree_with_the_report_in_every_view_in_english_and_french() {
         }
     }
 }
+
+/// Issue 20: the job page links its top features and YARA hits to their
+/// files, and the files page lists, searches and filters the listing — in
+/// a real headless Chromium, against a job on a FAT image.
+#[test]
+fn files_page_lists_searches_and_links_findings_to_their_files() {
+    let test = "files_page_lists_searches_and_links_findings_to_their_files";
+    if !chromium_present(test) {
+        return;
+    }
+    for t in ["mkfs.vfat", "mcopy", "mdel"] {
+        if !crate::common::have(t) {
+            trawl_fixtures::skip(test, t);
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fat = dir.path().join("fat.img");
+    let sh = |cmd: &mut std::process::Command| {
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh(std::process::Command::new("mkfs.vfat")
+        .args(["-F", "16", "-C"])
+        .arg(&fat)
+        .arg("20480"));
+    let put = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        sh(std::process::Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&fat)
+            .arg(&p)
+            .arg(format!("::/{name}")));
+    };
+    // The same address twice (a top feature), a rule's string.
+    put(
+        "MAIL.TXT",
+        b"to: carol.files@dash-example.org\ncc: carol.files@dash-example.org\nDASH-FILES-MARKER\n",
+    );
+    put("OTHER.TXT", b"nothing to see\n");
+    put("OLD.TXT", b"deleted text\n");
+    sh(std::process::Command::new("mdel")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(&fat)
+        .arg("::/OLD.TXT"));
+    let rules = dir.path().join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule dash_marker { strings: $a = \"DASH-FILES-MARKER\" condition: $a }\n",
+    )
+    .unwrap();
+    let s = start_secure_with(&["--http", "127.0.0.1:0"], &[]);
+    let base = format!("https://{}", s.sched.http.clone().expect("dashboard"));
+    let ivy = s.add_user("ivy", "investigator", &["A"], "1d");
+    let mut args: Vec<String> = vec![
+        "submit".into(),
+        fat.display().to_string(),
+        "--case".into(),
+        "A".into(),
+        "--analyses".into(),
+        "files,features,yara".into(),
+        "--rules".into(),
+        rules.display().to_string(),
+    ];
+    args.extend(s.flags(&ivy));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_ok(&a);
+    let job = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let w = watch_final(&s, &ivy, &job);
+    assert_eq!(w["state"], json!("completed"), "{w}");
+
+    let (_driver, port) = start_driver();
+    let downloads = tempfile::tempdir().unwrap();
+    let b = crate::dashboard::Browser::new(port, downloads.path());
+    sign_in(&b, &base, &ivy);
+    open_job(&b, &base, &job);
+    // The top feature and the YARA hit link to MAIL.TXT's entry.
+    let link = |css: &str| {
+        b.run_async(&format!(
+            "var done = arguments[arguments.length - 1];
+             var a = document.querySelector({css:?});
+             done(a ? [a.textContent, a.getAttribute('href')] : null);"
+        ))
+    };
+    let want = json!(["MAIL.TXT", format!("/jobs/{job}/files?q=MAIL.TXT")]);
+    assert_eq!(link("#top-features a"), want);
+    assert_eq!(link("#yara-hits a"), want);
+    // The files page: every entry, then the search and a filter.
+    b.click("#files-link");
+    b.el("#files");
+    let count = |b: &crate::dashboard::Browser| b.text("#files-count");
+    let all = count(&b);
+    let paths = |b: &crate::dashboard::Browser| -> Vec<String> {
+        b.run_async(
+            "var done = arguments[arguments.length - 1];
+             done(Array.from(document.querySelectorAll('#files tr td:first-child')).map(function(t){ return t.textContent; }));",
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+    };
+    let listed = paths(&b);
+    assert!(listed.contains(&"MAIL.TXT".to_string()), "{listed:?}");
+    assert!(listed.contains(&"OTHER.TXT".to_string()), "{listed:?}");
+    b.go(&format!("{base}/jobs/{job}/files?q=mail.txt"));
+    b.el("#files");
+    assert_eq!(paths(&b), ["MAIL.TXT"]);
+    b.go(&format!("{base}/jobs/{job}/files?show=deleted"));
+    b.el("#files");
+    let deleted = paths(&b);
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert!(deleted[0].ends_with("LD.TXT"), "{deleted:?}");
+    assert_ne!(count(&b), all);
+    // Another case's user sees nothing of it.
+    let other = s.add_user("bob", "investigator", &["B"], "1d");
+    let b2 = crate::dashboard::Browser::new(port, downloads.path());
+    sign_in(&b2, &base, &other);
+    b2.go(&format!("{base}/jobs/{job}/files"));
+    assert!(!b2.source().contains("MAIL.TXT"));
+}

@@ -2,6 +2,7 @@
 //! top features (card numbers masked unless revealed) and YARA hits.
 
 use super::super::i18n::Lang;
+use super::files::files_link;
 use super::job_charts::{count_bars, throughput_chart, throughput_series};
 use super::summary::{Summary, is_card, mask_card};
 use super::{
@@ -301,10 +302,22 @@ fn top_features(l: Lang, csrf: &str, v: &JobView) -> Markup {
                     }
                 }
                 table id="top-features" {
-                    tr { th { (l.t("scanner")) } th { (l.t("feature")) } th class="num" { (l.t("count")) } }
+                    tr {
+                        th { (l.t("scanner")) } th { (l.t("feature")) } th class="num" { (l.t("count")) }
+                        @if s.has_files { th { (l.t("file")) } }
+                    }
                     @for (sc, feat, n) in &s.top_features {
                         @let shown = if is_card(sc) && !v.revealed { mask_card(feat) } else { feat.clone() };
-                        tr { td { (l.word("kind", sc)) } td class="mono" { (shown) } td class="num" { (l.int(*n)) } }
+                        tr {
+                            td { (l.word("kind", sc)) } td class="mono" { (shown) } td class="num" { (l.int(*n)) }
+                            @if s.has_files {
+                                td class="mono" {
+                                    @if let Some(p) = s.feature_files.get(&(sc.clone(), feat.clone())) {
+                                        a href=(files_link(&v.job.job_id, p)) { (p) }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -348,14 +361,29 @@ pub fn job(l: Lang, c: &Caller, csrf: &str, v: &JobView) -> Markup {
         @if j.state.is_final() {
             p { a id="download" href={ "/jobs/" (id) "/report.tar" } { (l.t("download")) } }
         }
+        @if j.spec.analyses.files {
+            p { a id="files-link" href={ "/jobs/" (id) "/files" } { (l.t("files")) } }
+        }
         (top_features(l, csrf, v))
         h2 { (l.t("yara_hits")) }
         @match v.summary {
             Some(s) if !s.yara.is_empty() => {
                 table id="yara-hits" {
-                    tr { th { (l.t("family")) } th { (l.t("rule")) } th class="num" { (l.t("count")) } }
+                    tr {
+                        th { (l.t("family")) } th { (l.t("rule")) } th class="num" { (l.t("count")) }
+                        @if s.has_files { th { (l.t("file")) } }
+                    }
                     @for (ns, r, n) in &s.yara {
-                        tr { td { (ns) } td { (r) } td class="num" { (l.int(*n)) } }
+                        tr {
+                            td { (ns) } td { (r) } td class="num" { (l.int(*n)) }
+                            @if s.has_files {
+                                td class="mono" {
+                                    @if let Some(p) = s.yara_files.get(&(ns.clone(), r.clone())) {
+                                        a href=(files_link(&j.job_id, p)) { (p) }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -9,6 +9,7 @@
 
 mod assets;
 mod cases;
+mod files;
 mod indicators;
 mod job;
 mod job_charts;
@@ -18,6 +19,7 @@ mod summary;
 
 pub use assets::{CSS, JS};
 pub use cases::{CasesQuery, cases};
+pub use files::{FilesQuery, files};
 pub use indicators::{IndicatorRow, indicator_rows, indicators, indicators_csv};
 pub use job::{JobView, job, progress_json};
 pub use job_charts::{throughput_chart, throughput_series};

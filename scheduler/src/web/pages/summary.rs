@@ -19,6 +19,14 @@ pub struct Summary {
     pub hashes: Vec<(String, String)>,
     /// (algorithm, stored, computed, matches).
     pub verification: Vec<(String, String, String, bool)>,
+    /// With the files analysis: the path of the file holding the first
+    /// occurrence of each top feature, by (scanner, feature).
+    pub feature_files: BTreeMap<(String, String), String>,
+    /// With the files analysis: the path of the file of each YARA rule's
+    /// first match, by (namespace, rule).
+    pub yara_files: BTreeMap<(String, String), String>,
+    /// Whether the job listed file systems.
+    pub has_files: bool,
 }
 
 /// Most features listed per scanner.
@@ -26,6 +34,75 @@ pub const TOP_PER_SCANNER: usize = 10;
 
 /// The top features, YARA hits, counts and hashes of a job's merged
 /// results.
+/// The files holding the first occurrence of each top feature and of each
+/// YARA rule's first match (per-file matches name their file; image
+/// matches the file of their first string; carved files the file of their
+/// first byte).
+#[allow(clippy::type_complexity)]
+fn file_links(
+    r: &trawl_report::JobResults,
+    top: &[(String, String, u64)],
+    yara: &[(String, String, u64)],
+) -> (
+    BTreeMap<(String, String), String>,
+    BTreeMap<(String, String), String>,
+) {
+    let (mut ff, mut yf) = (BTreeMap::new(), BTreeMap::new());
+    let Some(summary) = &r.filesystems else {
+        return (ff, yf);
+    };
+    let loc = trawl_attrib::Locator::new(&r.files, Some(summary));
+    let mut buf = Vec::new();
+    let mut file_at = |off: u64| {
+        loc.locate_into(off, &mut buf);
+        buf.first()
+            .and_then(|&i| r.files.get(i as usize))
+            .map(|f| f.path.clone())
+    };
+    let wanted: std::collections::BTreeSet<(&str, &[u8])> = top
+        .iter()
+        .map(|(s, f, _)| (s.as_str(), f.as_bytes()))
+        .collect();
+    for f in &r.features {
+        let key = (f.scanner.as_str(), f.feature.as_slice());
+        let k = (
+            f.scanner.clone(),
+            String::from_utf8_lossy(&f.feature).into_owned(),
+        );
+        if wanted.contains(&key)
+            && !ff.contains_key(&k)
+            && let Some(p) = file_at(f.offset)
+        {
+            ff.insert(k, p);
+        }
+    }
+    let rules: std::collections::BTreeSet<(&str, &str)> = yara
+        .iter()
+        .map(|(n, r, _)| (n.as_str(), r.as_str()))
+        .collect();
+    for m in &r.yara {
+        let k = (m.namespace.clone(), m.rule.clone());
+        if !rules.contains(&(m.namespace.as_str(), m.rule.as_str())) || yf.contains_key(&k) {
+            continue;
+        }
+        let path = if let Some(rest) = m.target.strip_prefix("fs:") {
+            rest.split_once('/').map(|(_, p)| p.to_string())
+        } else if m.target == "image" {
+            m.strings
+                .iter()
+                .map(|s| s.offset)
+                .min()
+                .and_then(&mut file_at)
+        } else {
+            file_at(m.target_offset)
+        };
+        if let Some(p) = path {
+            yf.insert(k, p);
+        }
+    }
+    (ff, yf)
+}
+
 pub fn summarize(sched: &Scheduler, job_id: &str) -> Option<Summary> {
     let page = sched.results(job_id).ok()?;
     let (_, r) = crate::results::from_pages(vec![page]).ok()?;
@@ -60,6 +137,7 @@ pub fn summarize(sched: &Scheduler, job_id: &str) -> Option<Summary> {
         yara.into_iter().map(|((a, b), n)| (a, b, n)).collect();
     yara.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
     yara.truncate(50);
+    let (feature_files, yara_files) = file_links(&r, &top, &yara);
     let h = &r.hashes;
     let hashes = [
         ("MD5", &h.md5),
@@ -75,6 +153,12 @@ pub fn summarize(sched: &Scheduler, job_id: &str) -> Option<Summary> {
         yara,
         counts: trawl_report::counts(&r),
         hashes,
+        feature_files,
+        yara_files,
+        has_files: r
+            .filesystems
+            .as_ref()
+            .is_some_and(|s| !s.filesystems.is_empty()),
         verification: r
             .verification
             .iter()
