@@ -594,31 +594,9 @@ mod per_file_yara {
             };
             Ok((m, n, size))
         };
-        // A few groups of about equal bytes, one scanner each.
-        let total: u64 = files.iter().map(|f| f.content.size()).sum();
-        let groups = (rayon::current_num_threads() * 2).max(1) as u64;
-        let per_group = total.div_ceil(groups).max(1);
-        let mut bounds = vec![0usize];
-        let mut acc = 0u64;
-        for (i, f) in files.iter().enumerate() {
-            acc += f.content.size();
-            if acc >= per_group && i + 1 < files.len() {
-                bounds.push(i + 1);
-                acc = 0;
-            }
-        }
-        bounds.push(files.len());
-        let each = bounds
-            .windows(2)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .flat_map_iter(|w| {
-                let mut scanner = full.file_scanner(limits);
-                files[w[0]..w[1]]
-                    .iter()
-                    .map(|f| scan_one(&mut scanner, f))
-                    .collect::<Vec<_>>()
-            })
+        let each = full
+            .scan_in_groups(limits, files, |f| f.content.size(), scan_one)
+            .into_iter()
             .collect::<Result<Vec<One>, String>>()?;
         let mut out = FileScan::default();
         for (m, n, b) in each {

@@ -452,6 +452,45 @@ impl CompiledRules {
         self.scanner(limits)
     }
 
+    /// Calls `scan` on every item, in parallel: the items cut into a few
+    /// runs of about equal `size` (twice the pool's threads), one scanner
+    /// per run (making a scanner costs more than scanning a small file).
+    /// The results are in the items' order.
+    pub fn scan_in_groups<T: Sync, R: Send>(
+        &self,
+        limits: Limits,
+        items: &[T],
+        size: impl Fn(&T) -> u64,
+        scan: impl Fn(&mut yara_x::Scanner<'_>, &T) -> R + Sync,
+    ) -> Vec<R> {
+        use rayon::prelude::*;
+        let total: u64 = items.iter().map(&size).sum();
+        let groups = (rayon::current_num_threads() * 2).max(1) as u64;
+        let per_group = total.div_ceil(groups).max(1);
+        let mut bounds = vec![0usize];
+        let mut acc = 0u64;
+        for (i, it) in items.iter().enumerate() {
+            acc += size(it);
+            if acc >= per_group && i + 1 < items.len() {
+                bounds.push(i + 1);
+                acc = 0;
+            }
+        }
+        bounds.push(items.len());
+        bounds
+            .windows(2)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .flat_map_iter(|w| {
+                let mut scanner = self.file_scanner(limits);
+                items[w[0]..w[1]]
+                    .iter()
+                    .map(|it| scan(&mut scanner, it))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The match [`CompiledRules::scan_file`] reports for rule `rule` of
     /// `namespace` matching `target` with no pattern match; `None` when the
     /// rule is not in the compiled set (refused by yara-x: it never
@@ -1220,7 +1259,6 @@ impl ImageRules {
         limits: Limits,
         cancel: &AtomicBool,
     ) -> Result<CarvedScan, YaraError> {
-        use rayon::prelude::*;
         if files.is_empty() {
             return Ok(CarvedScan::default());
         }
@@ -1274,33 +1312,10 @@ impl ImageRules {
             evidence.release(c.offset, end);
             Ok((m, note, n, false))
         };
-        // A few groups of about equal bytes, one scanner each (making a
-        // scanner costs more than scanning a small file).
-        let total: u64 = files.iter().map(|c| c.length).sum();
-        let groups = (rayon::current_num_threads() * 2).max(1) as u64;
-        let per_group = total.div_ceil(groups).max(1);
-        let mut bounds = vec![0usize];
-        let mut acc = 0u64;
-        for (i, c) in files.iter().enumerate() {
-            acc += c.length;
-            if acc >= per_group && i + 1 < files.len() {
-                bounds.push(i + 1);
-                acc = 0;
-            }
-        }
-        bounds.push(files.len());
-        let each = bounds
-            .windows(2)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .flat_map_iter(|w| {
-                let mut scanner = full.file_scanner(limits);
-                files[w[0]..w[1]]
-                    .iter()
-                    .map(|c| scan_one(&mut scanner, c))
-                    .collect::<Vec<_>>()
-            });
-        let each = each.collect::<Result<Vec<One>, YaraError>>()?;
+        let each = full
+            .scan_in_groups(limits, files, |c| c.length, scan_one)
+            .into_iter()
+            .collect::<Result<Vec<One>, YaraError>>()?;
         let mut out = CarvedScan::default();
         for ((m, note, n, skipped), c) in each.into_iter().zip(files) {
             out.matches.extend(m);
