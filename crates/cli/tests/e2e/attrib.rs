@@ -8,26 +8,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn tools(test: &str, list: &[&str]) -> bool {
-    for t in list {
-        if !have(t) {
-            trawl_fixtures::skip(test, t);
-            return false;
-        }
-    }
-    true
-}
-
 /// Partition start, sectors.
 const P1: u64 = 2048;
 const P1_LEN: u64 = 40960;

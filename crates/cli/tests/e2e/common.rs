@@ -38,6 +38,30 @@ pub fn corpora(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Runs a command that must succeed (a file-system builder, a peer tool),
+/// its output in the failure message.
+pub fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether every tool of `list` is installed; the first missing one is
+/// reported as the reason `test` is skipped (a failure in CI).
+pub fn tools(test: &str, list: &[&str]) -> bool {
+    for t in list {
+        if !have(t) {
+            trawl_fixtures::skip(test, t);
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether a command is installed.
 pub fn have(tool: &str) -> bool {
     Command::new("sh")

@@ -30,26 +30,6 @@ const TOOLS: &[&str] = &[
     "mactime",
 ];
 
-fn tools(test: &str) -> bool {
-    for t in TOOLS {
-        if !have(t) {
-            trawl_fixtures::skip(test, t);
-            return false;
-        }
-    }
-    true
-}
-
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Deterministic pseudo-random bytes.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -291,7 +271,10 @@ fn fiwalk(image: &Path, dir: &Path) -> Fiwalk {
 
 #[test]
 fn files_on_built_disks_match_fiwalk_and_every_planted_file() {
-    if !tools("files_on_built_disks_match_fiwalk_and_every_planted_file") {
+    if !tools(
+        "files_on_built_disks_match_fiwalk_and_every_planted_file",
+        TOOLS,
+    ) {
         return;
     }
     for gpt in [true, false] {
@@ -462,7 +445,10 @@ fn files_on_built_disks_match_fiwalk_and_every_planted_file() {
 
 #[test]
 fn files_known_and_notable_sets_and_a_cluster_of_three_workers() {
-    if !tools("files_known_and_notable_sets_and_a_cluster_of_three_workers") {
+    if !tools(
+        "files_known_and_notable_sets_and_a_cluster_of_three_workers",
+        TOOLS,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

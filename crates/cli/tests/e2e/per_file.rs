@@ -13,26 +13,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn tools(test: &str, list: &[&str]) -> bool {
-    for t in list {
-        if !have(t) {
-            trawl_fixtures::skip(test, t);
-            return false;
-        }
-    }
-    true
-}
-
 /// Every regular file under `root`, as (path relative to it, path).
 fn tree(root: &Path) -> Vec<(String, PathBuf)> {
     let mut v = Vec::new();
