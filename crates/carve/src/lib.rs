@@ -608,6 +608,90 @@ impl Carver {
         Ok(out)
     }
 
+    /// Carves only `space`: image ranges `[start, end)` (sorted, disjoint,
+    /// none ending before `shard.start`), read end to end as one stream, as
+    /// `blkls` writes a file system's unallocated space. The files starting
+    /// in the part of the stream that lies in `[shard.start, shard.end)` are
+    /// this shard's; a file may run on past allocated clusters into the
+    /// next range, and its `byte_runs` then name each piece. `space` must
+    /// reach as far as a file may (the rest of the image's space). `data`
+    /// holds `[shard.start, shard.scan_end)`, as for
+    /// [`Carver::carve_shard`].
+    ///
+    /// # Errors
+    /// As [`Carver::carve_shard`]; a malformed `space`.
+    pub fn carve_space(
+        &self,
+        evidence: &dyn Evidence,
+        shard: &Shard,
+        data: &[u8],
+        space: &[(u64, u64)],
+        cancel: &AtomicBool,
+    ) -> Result<CarveOutput, CarveError> {
+        let clipped: Vec<(u64, u64)> = space
+            .iter()
+            .filter(|r| r.1 > shard.start)
+            .map(|&(s, e)| (s.max(shard.start), e))
+            .collect();
+        let spans = trawl_evidence::Spans::new(evidence, &clipped)?;
+        // The stream bytes owned: those in [shard.start, shard.end).
+        let owned: u64 = clipped
+            .iter()
+            .take_while(|r| r.0 < shard.end)
+            .map(|&(s, e)| e.min(shard.end) - s)
+            .sum();
+        let vshard = Shard {
+            index: shard.index,
+            start: 0,
+            end: owned,
+            scan_end: owned
+                .saturating_add(shard.scan_end - shard.end)
+                .min(spans.size()),
+        };
+        // The stream's first bytes, from the shard's buffer where it has
+        // them.
+        let mut vdata = vec![0u8; vshard.scan_end as usize];
+        let data_end = shard.start + data.len() as u64;
+        for r in spans.image_runs(0, vshard.scan_end) {
+            let dst = &mut vdata[r.rel_offset as usize..(r.rel_offset + r.len) as usize];
+            if r.img_offset + r.len <= data_end {
+                let s = (r.img_offset - shard.start) as usize;
+                dst.copy_from_slice(&data[s..s + r.len as usize]);
+            } else {
+                evidence.read_exact_at(r.img_offset, dst)?;
+            }
+        }
+        let mut out = self.carve_shard(&spans, &vshard, &vdata, cancel)?;
+        for f in &mut out.files {
+            let mut runs = Vec::new();
+            for b in &f.byte_runs {
+                for p in spans.image_runs(b.img_offset, b.len) {
+                    runs.push(ByteRun {
+                        img_offset: p.img_offset,
+                        file_offset: b.file_offset + p.rel_offset,
+                        len: p.len,
+                    });
+                }
+            }
+            f.offset = spans.to_image(f.offset).ok_or_else(|| {
+                CarveError::Settings(format!(
+                    "carved file at stream offset {} is past the carving space",
+                    f.offset
+                ))
+            })?;
+            f.byte_runs = runs;
+        }
+        for n in &mut out.notes {
+            if let Some(o) = spans.to_image(n.offset) {
+                n.offset = o;
+            }
+        }
+        if let Some(s) = out.stats.iter_mut().find(|s| s.scanner == "carve") {
+            s.skipped_bytes = shard.len() - owned;
+        }
+        Ok(out)
+    }
+
     /// Every header candidate starting in the shard.
     fn candidates(&self, src: &Src, shard: &Shard, data: &[u8]) -> Result<Vec<Cand>, CarveError> {
         let mut cands = Vec::new();

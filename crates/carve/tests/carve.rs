@@ -202,3 +202,115 @@ fn identical_across_shard_sizes_margins_and_read_paths() {
         }
     }
 }
+
+/// Carving a chosen space (`--carve-scope unallocated`) is carving the
+/// stream of that space's bytes end to end (what `blkls` writes), mapped
+/// back to the image: for random layouts (the fixture's blocks scattered
+/// among "allocated" blocks of noise and real file headers) and every
+/// shard size, the same files, types, lengths and hashes as the stream
+/// carved on its own, at the image offsets of their first bytes, with byte
+/// runs that name exactly the pieces the stream took them from.
+#[test]
+fn carving_a_space_equals_carving_its_stream() {
+    use trawl_fixtures::util::Rng;
+    let fx = small();
+    let stream = &fx.image;
+    let opts = CarveOptions::default();
+    let reference = carve(stream, &opts, 64 << 20);
+    assert!(reference.len() >= fx.manifest.files.len());
+    // Headers of real files, to be planted in allocated blocks.
+    let headers: Vec<Vec<u8>> = reference
+        .iter()
+        .map(|f| stream[f.offset as usize..(f.offset as usize + 512).min(stream.len())].to_vec())
+        .collect();
+    for seed in 0..3u64 {
+        let mut rng = Rng::new(0x5ca7 + seed);
+        let block = [512usize, 4096, 1024][seed as usize];
+        // The image: the stream's blocks in order, with runs of allocated
+        // blocks between some of them.
+        let mut image = Vec::new();
+        let mut space: Vec<(u64, u64)> = Vec::new();
+        let mut map: Vec<(u64, u64, u64)> = Vec::new(); // stream off, image off, len
+        let mut pos = 0usize;
+        while pos < stream.len() {
+            if rng.below(4) == 0 {
+                for _ in 0..1 + rng.below(3) {
+                    let mut b = vec![0u8; block];
+                    rng.fill(&mut b);
+                    let h = &headers[rng.below(headers.len() as u64) as usize];
+                    let n = h.len().min(block);
+                    b[..n].copy_from_slice(&h[..n]);
+                    image.extend_from_slice(&b);
+                }
+            }
+            let n = (block * (1 + rng.below(8) as usize)).min(stream.len() - pos);
+            let at = image.len() as u64;
+            image.extend_from_slice(&stream[pos..pos + n]);
+            map.push((pos as u64, at, n as u64));
+            match space.last_mut() {
+                Some(last) if last.1 == at => last.1 = at + n as u64,
+                _ => space.push((at, at + n as u64)),
+            }
+            pos += n;
+        }
+        let to_image = |off: u64| {
+            let &(s, i, _) = map.iter().rev().find(|m| m.0 <= off).unwrap();
+            i + (off - s)
+        };
+        let mut want: Vec<CarvedFile> = reference
+            .iter()
+            .map(|f| {
+                let mut g = f.clone();
+                g.offset = to_image(f.offset);
+                g.byte_runs.clear();
+                let (mut p, end) = (f.offset, f.offset + f.length);
+                while p < end {
+                    let &(s, i, l) = map.iter().rev().find(|m| m.0 <= p).unwrap();
+                    let e = (s + l).min(end);
+                    let img_offset = i + (p - s);
+                    match g.byte_runs.last_mut() {
+                        // Blocks adjacent in the image: one run.
+                        Some(r) if r.img_offset + r.len == img_offset => r.len += e - p,
+                        _ => g.byte_runs.push(trawl_core::ByteRun {
+                            img_offset,
+                            file_offset: p - f.offset,
+                            len: e - p,
+                        }),
+                    }
+                    p = e;
+                }
+                g
+            })
+            .collect();
+        want.sort_by(|a, b| a.sort_cmp(b));
+        assert!(
+            want.iter().filter(|f| f.byte_runs.len() > 1).count() >= 3,
+            "seed {seed}: the layout splits too few files"
+        );
+        let carver = Carver::new(&opts).expect("carver");
+        let cancel = AtomicBool::new(false);
+        for (shard, mapped) in [(1u64 << 30, true), (64 << 10, false), (4 << 10, true)] {
+            let ev = Mem::new("layout.raw", image.clone(), mapped);
+            let plan = ShardPlan::new(ev.size(), shard, 1 << 20).expect("plan");
+            let mut got = Vec::new();
+            for s in plan.shards() {
+                let data = &image[s.start as usize..s.scan_end as usize];
+                let o = carver
+                    .carve_space(&ev, &s, data, &space, &cancel)
+                    .expect("carve");
+                got.extend(o.files);
+            }
+            got.sort_by(|a, b| a.sort_cmp(b));
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "seed {seed}, shards of {shard}: {} files, the stream gives {}",
+                got.len(),
+                want.len()
+            );
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "seed {seed}, shards of {shard}");
+            }
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod error;
 pub mod ewf;
 mod mem;
 mod raw;
+mod spans;
 mod split;
 
 pub use confine::Confinement;
@@ -28,6 +29,7 @@ pub use detect::{Format, detect_format, open, open_segments};
 pub use error::EvidenceError;
 pub use mem::MemEvidence;
 pub use raw::{RawEvidence, ReadMode, read_mode, set_read_mode};
+pub use spans::{SpanRun, Spans};
 pub use split::SplitRawEvidence;
 
 use serde::{Deserialize, Serialize};
