@@ -18,7 +18,7 @@ pub(crate) fn plan_job(
         .plan(info.size)
         .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
     sched.check_task_count(info.size, spec.shard_size)?;
-    let meta = EvidenceMeta {
+    let mut meta = EvidenceMeta {
         path: info.path.display().to_string(),
         segments: info
             .segments
@@ -39,6 +39,7 @@ pub(crate) fn plan_job(
             trawl_core::spec::EvidenceRef::Upload(d) => Some(d.clone()),
             _ => None,
         },
+        carve_space: None,
     };
     let task = |kind, index: u32, order: u32, shard, bytes| TaskRecord {
         task_id: Scheduler::task_id(job_id, kind, index),
@@ -105,6 +106,12 @@ pub(crate) fn plan_job(
         };
         let groups = trawl_analyzers::files::groups(&planned, task_bytes);
         sched.store.put_listing(job_id, &planned.listing)?;
+        if spec.carve.unallocated_only {
+            // Carved: each file system's unallocated space and what lies
+            // outside them, end to end (blkls's stream), by every shard.
+            let space = trawl_attrib::CarveSpace::of(&planned.listing.summary, info.size);
+            meta.carve_space = Some(space.ranges);
+        }
         for (i, g) in groups.into_iter().enumerate() {
             let bytes = g.iter().map(|(_, c)| c.size()).sum();
             let mut t = task(TaskKind::FsHash, i as u32, n + 2 + i as u32, None, bytes);

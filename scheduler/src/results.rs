@@ -298,7 +298,7 @@ pub fn build(
         skip_known(&mut r);
     }
     if rec.spec.carve.unallocated_only {
-        carve_unallocated_only(&mut r);
+        carve_unallocated_only(&mut r, rec.evidence.as_ref().map_or(0, |e| e.size));
     }
     r.sort();
     Ok(r)
@@ -340,40 +340,30 @@ fn skip_known(r: &mut JobResults) {
     });
 }
 
-/// `--carve-scope unallocated`: the carved files that start inside a listed
-/// file's runs or in a file system's own structures are left out (with
-/// their YARA matches), and counted in a note. Kept: those starting in a
-/// file system's unallocated space, or outside every file system.
-fn carve_unallocated_only(r: &mut JobResults) {
-    use trawl_attrib::{Area, Locator};
+/// `--carve-scope unallocated`: what was carved (the shards carved only
+/// the space, see `trawl_attrib::CarveSpace`), in a note; file systems
+/// whose allocation is not known were carved whole, and are named.
+fn carve_unallocated_only(r: &mut JobResults, image_size: u64) {
     let Some(summary) = &r.filesystems else {
         return;
     };
-    let loc = Locator::new(&r.files, Some(summary));
-    let mut buf = Vec::new();
-    let mut dropped = std::collections::HashSet::new();
-    r.carved.retain(|c| {
-        let keep = matches!(
-            loc.locate_into(c.offset, &mut buf).0,
-            // unknown allocation (a limitation says why): kept
-            Area::Unallocated | Area::Outside | Area::NotInFile
-        );
-        if !keep {
-            dropped.insert(c.report_path());
-        }
-        keep
-    });
-    if dropped.is_empty() {
-        return;
+    let space = trawl_attrib::CarveSpace::of(summary, image_size);
+    let mut message = format!(
+        "--carve-scope unallocated: {} of {image_size} bytes carved (the unallocated space of {} file system(s) and the space outside them, end to end)",
+        space.bytes(),
+        summary.filesystems.len() - space.unknown.len()
+    );
+    if !space.unknown.is_empty() {
+        let at: Vec<String> = space.unknown.iter().map(u64::to_string).collect();
+        message.push_str(&format!(
+            "; carved whole, their allocation not known: the file system(s) at {}",
+            at.join(", ")
+        ));
     }
-    r.yara.retain(|y| !dropped.contains(&y.target));
     r.notes.push(trawl_core::Note {
         analysis: "carve".into(),
         offset: 0,
-        message: format!(
-            "--carve-scope unallocated: {} carved file(s) starting in allocated files or file-system structures were left out",
-            dropped.len()
-        ),
+        message,
     });
 }
 

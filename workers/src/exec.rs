@@ -265,6 +265,11 @@ impl ExecContext {
                     ),
                     None => None,
                 };
+                // --carve-scope unallocated: the space to carve (checked by
+                // the carver: sorted, disjoint, inside the image).
+                let carve_space: Option<Vec<(u64, u64)>> = task
+                    .carve_restricted
+                    .then(|| task.carve_space.iter().map(|r| (r.start, r.end)).collect());
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let task_id = task.task_id.clone();
                 let span = tracing::info_span!("shard", task = %task_id, job = %task.job_id);
@@ -282,7 +287,7 @@ impl ExecContext {
                             }
                         };
                         let out = analyzers
-                            .scan_shard(ev.as_ref(), &shard, data, &cancel)
+                            .scan_shard(ev.as_ref(), &shard, data, carve_space.as_deref(), &cancel)
                             .map_err(|e| e.to_string());
                         ev.release(shard.start, shard.scan_end);
                         out

@@ -359,6 +359,11 @@ impl JobAnalyzers {
     /// image bytes `[shard.start, shard.scan_end)`. Findings starting at or
     /// past `shard.end` are dropped (the next shard owns them).
     ///
+    /// `carve_space`: when given, only those image ranges (`[start, end)`,
+    /// sorted, from the shard's start to as far as a file may reach) are
+    /// carved, end to end (`--carve-scope unallocated`; see
+    /// [`carve::Carver::carve_space`]).
+    ///
     /// # Errors
     /// Evidence read errors (for reads past the margin), cancellation.
     pub fn scan_shard(
@@ -366,6 +371,7 @@ impl JobAnalyzers {
         evidence: &dyn Evidence,
         shard: &Shard,
         data: &[u8],
+        carve_space: Option<&[(u64, u64)]>,
         cancel: &AtomicBool,
     ) -> Result<ShardOutput, AnalyzerError> {
         if data.len() as u64 != shard.scan_len() {
@@ -391,7 +397,10 @@ impl JobAnalyzers {
                     || {
                         self.carver
                             .as_ref()
-                            .map(|c| c.carve_shard(evidence, shard, data, cancel))
+                            .map(|c| match carve_space {
+                                Some(space) => c.carve_space(evidence, shard, data, space, cancel),
+                                None => c.carve_shard(evidence, shard, data, cancel),
+                            })
                             .transpose()
                     },
                 )

@@ -227,6 +227,70 @@ fn merged(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
+/// The space `--carve-scope unallocated` carves: every file system's
+/// unallocated space, and the image outside every file system (partition
+/// gaps, slack after the last volume, volumes without a file system).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CarveSpace {
+    /// Image ranges `[start, end)`, sorted, disjoint, none empty.
+    pub ranges: Vec<(u64, u64)>,
+    /// Partition offsets of the file systems whose allocation is not known
+    /// (their whole extent is carved: nothing is left unexamined).
+    pub unknown: Vec<u64>,
+}
+
+impl CarveSpace {
+    /// The carving space of an image of `image_size` bytes whose file
+    /// systems are `summary`'s.
+    pub fn of(summary: &FilesSummary, image_size: u64) -> Self {
+        let clip = |v: Vec<(u64, u64)>| -> Vec<(u64, u64)> {
+            v.into_iter()
+                .map(|(s, e)| (s, e.min(image_size)))
+                .filter(|r| r.0 < r.1)
+                .collect()
+        };
+        let mut unknown = Vec::new();
+        let mut known = Vec::new();
+        let mut free = Vec::new();
+        for f in &summary.filesystems {
+            match &f.unallocated {
+                Some(u) => {
+                    known.push((f.partition_offset, f.size));
+                    free.extend_from_slice(u);
+                }
+                None => unknown.push(f.partition_offset),
+            }
+        }
+        let known = clip(merged(&known));
+        // Outside the file systems whose allocation is known ...
+        let mut ranges = Vec::with_capacity(known.len() + 1 + free.len());
+        let mut pos = 0u64;
+        for &(s, e) in &known {
+            if s > pos {
+                ranges.push((pos, s.min(image_size)));
+            }
+            pos = pos.max(e);
+        }
+        if pos < image_size {
+            ranges.push((pos, image_size));
+        }
+        // ... and their unallocated space.
+        ranges.extend(clip(merged(&free)));
+        let ranges: Vec<(u64, u64)> = ranges.iter().map(|&(s, e)| (s, e - s)).collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        Self {
+            ranges: clip(merged(&ranges)),
+            unknown,
+        }
+    }
+
+    /// Bytes in the space.
+    pub fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1 - r.0).sum()
+    }
+}
+
 /// Whether `offset` is in one of the sorted, merged `[start, end)` ranges.
 fn in_ranges(ranges: &[(u64, u64)], offset: u64) -> bool {
     let p = ranges.partition_point(|r| r.0 <= offset);
@@ -236,6 +300,46 @@ fn in_ranges(ranges: &[(u64, u64)], offset: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carve_space_is_free_space_and_what_lies_outside_file_systems() {
+        let fs =
+            |off: u64, size: u64, u: Option<Vec<(u64, u64)>>| trawl_core::files::FileSystemRecord {
+                partition_offset: off,
+                fs: "ext4".into(),
+                label: None,
+                block_size: 4096,
+                size,
+                entries: 0,
+                unallocated: u,
+            };
+        let summary = FilesSummary {
+            filesystems: vec![
+                fs(1000, 1000, Some(vec![(1500, 100), (1100, 50), (1550, 100)])),
+                fs(3000, 500, None),
+                // past the end of a truncated image
+                fs(4000, 5000, Some(vec![(4100, 10), (7000, 10)])),
+            ],
+            ..Default::default()
+        };
+        let sp = CarveSpace::of(&summary, 5000);
+        assert_eq!(
+            sp.ranges,
+            vec![
+                (0, 1000),
+                (1100, 1150),
+                (1500, 1650),
+                (2000, 4000),
+                (4100, 4110)
+            ]
+        );
+        assert_eq!(sp.unknown, vec![3000]);
+        assert_eq!(sp.bytes(), 1000 + 50 + 150 + 2000 + 10);
+        assert_eq!(
+            CarveSpace::of(&FilesSummary::default(), 77).ranges,
+            vec![(0, 77)]
+        );
+    }
     use trawl_core::files::{FileSystemRecord, MacbTimes};
 
     fn rec(path: &str, alloc: &str, runs: &[(u64, u64)]) -> FileRecord {

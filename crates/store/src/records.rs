@@ -54,6 +54,10 @@ pub struct EvidenceMeta {
     pub metadata: BTreeMap<String, String>,
     pub acquisition_errors: Vec<(u64, u64)>,
     pub upload_blake3: Option<String>,
+    /// `--carve-scope unallocated`: the image ranges `[start, end)` carved
+    /// (each shard task receives those from its start on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carve_space: Option<Vec<(u64, u64)>>,
 }
 
 /// A byte range that could not be examined.

@@ -240,6 +240,20 @@ pub fn leased_task(
                 }
             })
             .collect(),
+        carve_restricted: t.kind == TaskKind::Shard && evidence.carve_space.is_some(),
+        carve_space: match (t.kind, t.shard, &evidence.carve_space) {
+            (TaskKind::Shard, Some(s), Some(space)) => {
+                let from = space.partition_point(|r| r.1 <= s.start);
+                space[from..]
+                    .iter()
+                    .map(|&(start, end)| v1::ByteRange {
+                        start: start.max(s.start),
+                        end,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -472,6 +486,7 @@ mod tests {
             metadata: [("examiner".to_string(), "x".to_string())].into(),
             acquisition_errors: Vec::new(),
             upload_blake3: None,
+            carve_space: None,
         };
         let e = v1::EvidenceInfo::from(&m);
         assert_eq!(e.format, v1::EvidenceFormat::Ewf as i32);

@@ -1281,6 +1281,30 @@ impl ImageRules {
                 ("extension", c.extension.as_str()),
                 ("filetype", c.file_type.as_str()),
             ];
+            if !contiguous(c) {
+                // Pieces of the image (a file carved from a chosen space):
+                // scanned as its bytes end to end, never judged by what
+                // the image scan saw of the pieces.
+                if c.length > MAX_PIECED as u64 {
+                    let note = Note {
+                        analysis: "yara".into(),
+                        offset: c.offset,
+                        message: format!(
+                            "{path} not scanned: {} bytes in {} pieces, more than the {MAX_PIECED} assembled in memory",
+                            c.length,
+                            c.byte_runs.len()
+                        ),
+                    };
+                    return Ok((Vec::new(), Some(note), 0, false));
+                }
+                let data = pieces(evidence, c)?;
+                let n = data.len() as u64;
+                let (m, note) = full.scan_file(scanner, &data, &path, c.offset, &externals)?;
+                for r in &c.byte_runs {
+                    evidence.release(r.img_offset, r.img_offset.saturating_add(r.len));
+                }
+                return Ok((m, note, n, false));
+            }
             if c.offset >= window_start && end <= window_end {
                 let data =
                     &window[(c.offset - window_start) as usize..(end - window_start) as usize];
@@ -1664,6 +1688,34 @@ fn shard_record(
     };
     rule_match(rule, target, 0, strings)
 }
+
+/// Whether a carved file's bytes are the image's `[offset, offset +
+/// length)` (no byte runs, or runs that say so).
+fn contiguous(c: &trawl_core::CarvedFile) -> bool {
+    c.byte_runs
+        .iter()
+        .all(|r| r.img_offset.checked_sub(r.file_offset) == Some(c.offset))
+}
+
+/// A carved file's bytes read through its byte runs.
+fn pieces(evidence: &dyn Evidence, c: &trawl_core::CarvedFile) -> Result<Vec<u8>, YaraError> {
+    let mut data = vec![0u8; c.length.min(MAX_PIECED as u64) as usize];
+    for r in &c.byte_runs {
+        let s = usize::try_from(r.file_offset).unwrap_or(usize::MAX);
+        let e = s.saturating_add(usize::try_from(r.len).unwrap_or(usize::MAX));
+        let Some(dst) = data.get_mut(s..e) else {
+            return Err(YaraError::Settings(format!(
+                "carved file at {}: byte run {}+{} past its length {}",
+                c.offset, r.file_offset, r.len, c.length
+            )));
+        };
+        evidence.read_exact_at(r.img_offset, dst)?;
+    }
+    Ok(data)
+}
+
+/// The largest carved file in pieces scanned (assembled in memory).
+const MAX_PIECED: usize = 1 << 30;
 
 fn final_match(rule: &yara_x::Rule, target: &str, base: u64) -> YaraMatch {
     let mut strings = Vec::new();

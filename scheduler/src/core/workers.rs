@@ -314,7 +314,13 @@ impl Scheduler {
             Some(e) => e,
             None => {
                 let job = self.job(job_id)?;
-                let e = trawl_analyzers::read_extent(&job.spec);
+                // Carving a chosen space end to end, a file may run on
+                // past allocated clusters to anywhere after the shard.
+                let e = if job.spec.carve.unallocated_only {
+                    u64::MAX
+                } else {
+                    trawl_analyzers::read_extent(&job.spec)
+                };
                 self.read_extent.lock().insert(job.job_id, e);
                 e
             }

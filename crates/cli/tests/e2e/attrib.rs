@@ -70,6 +70,13 @@ fn build(dir: &Path) -> (PathBuf, Vec<u8>) {
         f.write_all(&lost).unwrap();
         std::fs::write(dir.join("lost.jpg"), &lost).unwrap();
     }
+    let disk = mbr_disk(dir, &fat);
+    (disk, jpeg)
+}
+
+/// `fat` as the one partition (type 6, at sector `P1`) of an MBR disk
+/// with 1 MiB after it.
+fn mbr_disk(dir: &Path, fat: &Path) -> PathBuf {
     let disk = dir.join("disk.img");
     sh(Command::new("truncate")
         .arg("-s")
@@ -94,7 +101,7 @@ fn build(dir: &Path) -> (PathBuf, Vec<u8>) {
         .arg(format!("of={}", disk.display()))
         .args(["bs=512", "conv=notrunc", "status=none"])
         .arg(format!("seek={P1}")));
-    (disk, jpeg)
+    disk
 }
 
 fn lines(p: &Path) -> Vec<String> {
@@ -596,4 +603,259 @@ fn planted_features_attributed_to_their_files_in_fat_ext4_and_ntfs() {
         compared >= 5,
         "{compared} lines compared: {ours:?} {theirs:?}"
     );
+}
+
+/// A FAT16 disk where a deleted JPEG's clusters lie on either side of
+/// allocated ones (written into the gaps of deleted files, then deleted),
+/// an allocated JPEG, and JPEGs outside the partition (before it and
+/// after it). Returns the disk, the fragmented JPEG and the allocated one.
+fn build_split(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+    let fat = dir.join("split.img");
+    sh(Command::new("mkfs.vfat")
+        .args(["-F", "16", "-n", "SPLIT", "-C"])
+        .arg(&fat)
+        .arg((P1_LEN / 2).to_string()));
+    let boot = std::fs::read(&fat).unwrap();
+    let cluster = u16::from_le_bytes([boot[11], boot[12]]) as usize * boot[13] as usize;
+    let mt = |args: &[&str]| {
+        sh(Command::new(args[0])
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&fat)
+            .args(&args[1..]));
+    };
+    let put = |name: &str, data: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+    let mut rng = trawl_fixtures::util::Rng::new(2020);
+    let mut jpeg = |min: usize| loop {
+        let mut spec = trawl_fixtures::formats::images::small_spec(&mut rng);
+        spec.width = 400;
+        spec.height = 300;
+        spec.detail = 40;
+        let j = trawl_fixtures::formats::images::jpeg(&mut rng, &spec);
+        if j.len() >= min {
+            return j;
+        }
+    };
+    let lost = jpeg(12 * cluster);
+    let kept = jpeg(0);
+    let outside = vec![jpeg(0), jpeg(0)];
+    // Gaps of k clusters: the lost JPEG spans three of them.
+    let k = (lost.len() * 2).div_ceil(5 * cluster);
+    assert!(lost.len() > 2 * k * cluster && lost.len() <= 3 * k * cluster);
+    for i in 0..6 {
+        let p = put(&format!("fill{i}"), &vec![b'a' + i as u8; k * cluster]);
+        mt(&["mcopy", p.to_str().unwrap(), &format!("::/FILL{i}.BIN")]);
+    }
+    mt(&[
+        "mcopy",
+        put("kept.jpg", &kept).to_str().unwrap(),
+        "::/KEPT.JPG",
+    ]);
+    for i in [0, 2, 4] {
+        mt(&["mdel", &format!("::/FILL{i}.BIN")]);
+    }
+    mt(&[
+        "mcopy",
+        put("lost.jpg", &lost).to_str().unwrap(),
+        "::/LOST.JPG",
+    ]);
+    mt(&["mdel", "::/LOST.JPG"]);
+    let disk = mbr_disk(dir, &fat);
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+        f.seek(SeekFrom::Start(64 << 10)).unwrap();
+        f.write_all(&outside[0]).unwrap();
+        f.seek(SeekFrom::Start((P1 + P1_LEN) * 512 + 4096)).unwrap();
+        f.write_all(&outside[1]).unwrap();
+    }
+    (disk, lost, kept, outside)
+}
+
+/// `--carve-scope unallocated` carves the unallocated space of each file
+/// system and the space outside them, end to end: the same JPEGs as
+/// foremost on that stream (the space before the partition, `blkls` of
+/// the file system, the space after it), with the deleted JPEG whose
+/// clusters an allocated file separates recovered whole, in three byte
+/// runs. Carving everything finds the allocated JPEG but not the split one.
+#[test]
+fn carving_unallocated_space_equals_foremost_on_blkls() {
+    let test = "carving_unallocated_space_equals_foremost_on_blkls";
+    if !tools(
+        test,
+        &[
+            "mkfs.vfat",
+            "mcopy",
+            "mdel",
+            "sfdisk",
+            "blkls",
+            "foremost",
+            "yara",
+        ],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, lost, kept, outside) = build_split(dir.path());
+    let md5 = |b: &[u8]| trawl_fixtures::md5_hex(b);
+    // The reference: foremost on the stream.
+    let image = std::fs::read(&disk).unwrap();
+    let (p_start, p_end) = ((P1 * 512) as usize, ((P1 + P1_LEN) * 512) as usize);
+    let blkls = Command::new("blkls")
+        .args(["-A", "-o", &P1.to_string()])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        blkls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&blkls.stderr)
+    );
+    let mut stream = image[..p_start].to_vec();
+    stream.extend_from_slice(&blkls.stdout);
+    stream.extend_from_slice(&image[p_end..]);
+    let stream_path = dir.path().join("stream.raw");
+    std::fs::write(&stream_path, &stream).unwrap();
+    let fm = dir.path().join("foremost");
+    sh(Command::new("foremost")
+        .args(["-Q", "-t", "jpg", "-o"])
+        .arg(&fm)
+        .arg("-i")
+        .arg(&stream_path));
+    let mut reference = std::collections::BTreeSet::new();
+    if let Ok(rd) = std::fs::read_dir(fm.join("jpg")) {
+        for e in rd {
+            reference.insert(md5(&std::fs::read(e.unwrap().path()).unwrap()));
+        }
+    }
+    let want: std::collections::BTreeSet<String> = [&lost, &outside[0], &outside[1]]
+        .iter()
+        .map(|b| md5(b))
+        .collect();
+    assert_eq!(reference, want, "foremost on the stream");
+
+    let carved = |out: &Path| -> Vec<Vec<String>> {
+        lines(&out.join("carved/manifest.csv"))
+            .iter()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .filter(|c: &Vec<String>| c[2] == "jpg")
+            .collect()
+    };
+    // A YARA string across the split JPEG's first break: in the carved
+    // file, never on the image.
+    let first_run = {
+        let image_pos = image
+            .windows(64)
+            .position(|w| w == &lost[..64])
+            .expect("the split JPEG's first cluster on the disk");
+        (0..lost.len())
+            .find(|&i| image[image_pos + i] != lost[i])
+            .expect("the JPEG is split")
+    };
+    let hex: Vec<String> = lost[first_run - 8..first_run + 8]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let rules = dir.path().join("across.yar");
+    std::fs::write(
+        &rules,
+        format!(
+            "rule across_the_break {{ strings: $a = {{ {} }} condition: $a }}\n",
+            hex.join(" ")
+        ),
+    )
+    .unwrap();
+    for (shard, workers) in [("64KiB", "3"), ("64MiB", "1")] {
+        let out = dir.path().join(format!("only-{shard}"));
+        run_ok(&[
+            "scan",
+            disk.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--analyses",
+            "files,carve,yara",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--carve-scope",
+            "unallocated",
+            "--shard-size",
+            shard,
+            "--workers",
+            workers,
+        ]);
+        let matches: Vec<Value> = lines(&out.join("yara/matches.jsonl"))
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let lost_row = carved(&out)
+            .into_iter()
+            .find(|c| c[3] == md5(&lost))
+            .expect("the split JPEG carved");
+        // In the carved file and in the deleted file (TSK-style recovery
+        // of a deleted FAT file skips allocated clusters too); never on
+        // the image.
+        let targets: Vec<&str> = matches
+            .iter()
+            .map(|m| m["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                format!("carved/jpg/{}.jpg", lost_row[0]),
+                "fs:1048576/_OST.JPG".to_string()
+            ],
+            "{matches:?}"
+        );
+        for m in &matches {
+            assert_eq!(m["strings"][0]["offset"], (first_run - 8) as u64, "{m}");
+        }
+        let got: std::collections::BTreeSet<String> =
+            carved(&out).iter().map(|c| c[3].clone()).collect();
+        assert_eq!(got, reference, "{shard}: trawl's JPEGs against foremost's");
+        // The split JPEG: at its first cluster, in three runs that are
+        // its clusters.
+        let dfxml = std::fs::read_to_string(out.join("dfxml.xml")).unwrap();
+        let obj = dfxml
+            .split("<fileobject>")
+            .find(|o| o.contains(&md5(&lost)))
+            .expect("the split JPEG in DFXML");
+        let runs: Vec<(u64, u64, u64)> = obj
+            .split("<byte_run ")
+            .skip(1)
+            .map(|r| {
+                let attr = |k: &str| -> u64 {
+                    let a = r.split(&format!("{k}='")).nth(1).unwrap();
+                    a[..a.find('\'').unwrap()].parse().unwrap()
+                };
+                (attr("file_offset"), attr("img_offset"), attr("len"))
+            })
+            .collect();
+        assert_eq!(runs.len(), 3, "{obj}");
+        let mut joined = Vec::new();
+        for &(fo, io, len) in &runs {
+            assert_eq!(fo as usize, joined.len());
+            joined.extend_from_slice(&image[io as usize..(io + len) as usize]);
+        }
+        assert_eq!(joined, lost);
+        let note = std::fs::read_to_string(out.join("report.json")).unwrap();
+        assert!(note.contains("--carve-scope unallocated: "), "{note}");
+    }
+    // Everything: the allocated JPEG, not the split one.
+    let all = dir.path().join("all");
+    run_ok(&[
+        "scan",
+        disk.to_str().unwrap(),
+        "--out",
+        all.to_str().unwrap(),
+        "--analyses",
+        "files,carve",
+    ]);
+    let got: Vec<String> = carved(&all).iter().map(|c| c[3].clone()).collect();
+    assert!(got.contains(&md5(&kept)), "{got:?}");
+    assert!(!got.contains(&md5(&lost)), "{got:?}");
 }
