@@ -17,6 +17,15 @@ pub enum Format {
     SplitRaw,
     /// Expert Witness Format (EnCase E01/Ex01), possibly multi-segment.
     Ewf,
+    /// QEMU copy-on-write disk, version 2 or 3.
+    Qcow2,
+    /// VMware virtual disk (sparse, stream-optimized, or a descriptor
+    /// naming flat or sparse extents).
+    Vmdk,
+    /// Microsoft Virtual PC / Hyper-V disk (fixed, dynamic, differencing).
+    Vhd,
+    /// Hyper-V virtual hard disk v2 (fixed, dynamic).
+    Vhdx,
 }
 
 impl Format {
@@ -26,6 +35,10 @@ impl Format {
             Format::Raw => "raw",
             Format::SplitRaw => "split-raw",
             Format::Ewf => "ewf",
+            Format::Qcow2 => "qcow2",
+            Format::Vmdk => "vmdk",
+            Format::Vhd => "vhd",
+            Format::Vhdx => "vhdx",
         }
     }
 }
@@ -140,6 +153,13 @@ pub fn open(path: impl AsRef<Path>) -> Result<Arc<dyn Evidence>, EvidenceError> 
         Format::Ewf => Ok(Arc::new(ewf::EwfEvidence::open(path)?)),
         Format::SplitRaw => Ok(Arc::new(SplitRawEvidence::open(&discover_segments(path))?)),
         Format::Raw => Ok(Arc::new(RawEvidence::open(path)?)),
+        f @ (Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx) => {
+            Err(EvidenceError::Unsupported {
+                path: path.to_path_buf(),
+                format: f.name(),
+                hint: "not read yet",
+            })
+        }
     }
 }
 

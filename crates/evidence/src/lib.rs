@@ -23,6 +23,7 @@ mod mem;
 mod raw;
 mod spans;
 mod split;
+pub mod vdisk;
 
 pub use confine::Confinement;
 pub use detect::{Format, detect_format, open, open_segments};

@@ -1,0 +1,1 @@
+//! vhd reader: see the module above.

@@ -1,0 +1,1 @@
+//! vhdx reader: see the module above.

@@ -1,0 +1,1 @@
+//! vmdk reader: see the module above.
