@@ -37,6 +37,9 @@ have mkntfs || need_pkgs+=(ntfs-3g)
 have mkfs.exfat || need_pkgs+=(exfatprogs)
 have sfdisk || need_pkgs+=(fdisk)
 have hashdeep || need_pkgs+=(hashdeep)
+# virtual-machine disks: qemu-img makes the QCOW2/VMDK/VHD/VHDX test images
+# and is the reference their virtual disks are compared with
+have qemu-img || need_pkgs+=(qemu-utils)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have dcfldd || need_pkgs+=(dcfldd)
   have b3sum || need_pkgs+=(b3sum)
