@@ -6,6 +6,8 @@ use trawl_evidence::Evidence;
 
 /// Bytes handed to the sink per call at most.
 const CHUNK: u64 = 1 << 20;
+/// Mapped pieces at least this long are released once read.
+const RELEASE_FROM: u64 = 256 << 10;
 
 /// Streams the content of `c` from `img` into `sink`, in order, exactly
 /// `c.size()` bytes in total. Runs that pass the image end, or compressed
@@ -66,6 +68,14 @@ impl ContentReader<'_> {
                     && let Some(m) = self.img.mapped(o, k as usize)
                 {
                     sink(m);
+                    // Read once: large pieces leave this process (the page
+                    // cache keeps them), so hashing a file system's files
+                    // does not grow the worker by their size. (Small ones
+                    // stay: a release per small file costs more system
+                    // time than it saves.)
+                    if k >= RELEASE_FROM {
+                        self.img.release(o, o + k);
+                    }
                     at = Some(o + k);
                     n -= k;
                     continue;
