@@ -7,6 +7,9 @@
 //! trawl-bench files [--files 110000] [--size 4GiB] [--runs 3] [--dir DIR]
 //! ```
 //!
+//! Then the pipeline (hash, carve, features) with and without `files` on
+//! the same image: the cost of listing and hashing the files.
+//!
 //! The image is built once per (file count, size) with `mke2fs -d` from a
 //! generated tree: 100 files per folder, half of them under 4 KiB, most
 //! under 40 KiB, 0.3% of 1 to 6 MiB (about 22 KB per file on average),
@@ -159,6 +162,30 @@ pub fn run(args: &[String]) -> Result<()> {
     if trawl_files != n as u64 {
         bail!("trawl listed {trawl_files} regular files, {n} were written");
     }
+    // The cost of `files` in the pipeline: the per-shard analyses with and
+    // without it, on the same image.
+    let base = "hash,carve,features";
+    let with = "hash,carve,features,files";
+    let mut p = vec![
+        Contender::new(
+            &format!("trawl scan --analyses {with}"),
+            &[t, "scan", i, "--out", o, "--analyses", with],
+        )
+        .prep(&fresh_output(o, i)),
+        Contender::new(
+            &format!("trawl scan --analyses {base}"),
+            &[t, "scan", i, "--out", o, "--analyses", base],
+        )
+        .prep(&fresh_output(o, i)),
+    ];
+    race(&mut p, runs);
+    println!("\nThe pipeline with and without `files`, same image; MB/s are of the image\n");
+    print!("{}", table(&p, size));
+    println!(
+        "\nfiles in the pipeline: {:.2}x the wall time, {:.2}x the CPU time of the pipeline without it",
+        p[0].median_wall() / p[1].median_wall(),
+        p[0].median_cpu() / p[1].median_cpu()
+    );
     trawl_benches::clean_outputs(o);
     let _ = std::fs::remove_file(&xml);
     Ok(())
