@@ -239,6 +239,7 @@ impl From<&Feature> for v1::Feature {
             path: f.path.clone(),
             feature: f.feature.clone(),
             context: f.context.clone(),
+            utf16: f.utf16,
         }
     }
 }
@@ -251,6 +252,7 @@ impl From<&v1::Feature> for Feature {
             path: f.path.clone(),
             feature: f.feature.clone(),
             context: f.context.clone(),
+            utf16: f.utf16,
         }
     }
 }

@@ -650,6 +650,7 @@ mod file_pass_tests {
             path: path.into(),
             feature: text.as_bytes().to_vec(),
             context: Vec::new(),
+            utf16: false,
         }
     }
 

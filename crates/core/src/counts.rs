@@ -160,6 +160,7 @@ mod tests {
             path: "0".into(),
             feature: b"x".to_vec(),
             context: Vec::new(),
+            utf16: false,
         };
         let m = |t: &str, ns: &str| YaraMatch {
             target: t.into(),

@@ -14,12 +14,17 @@ pub struct Feature {
     /// Image offset of the first byte of the region the feature was found in
     /// (for a feature inside decoded data, the offset of the encoded stream).
     pub offset: u64,
-    /// bulk_extractor forensic path: `1234`, `1234-UTF16`, `1234-GZIP-56`.
+    /// bulk_extractor forensic path: `1234`, `1234-GZIP-56`, `1234-ZIP-80`.
     pub path: String,
     /// The feature, as bytes (UTF-8 for text features).
     pub feature: Vec<u8>,
     /// Bytes around the feature.
     pub context: Vec<u8>,
+    /// Found in UTF-16 text (the feature converted to UTF-8; the path's
+    /// last offset is its first encoded byte's, as bulk_extractor writes
+    /// it). Counted as `utf16=` in histograms.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub utf16: bool,
 }
 
 impl Feature {

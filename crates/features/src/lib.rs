@@ -24,15 +24,14 @@
 //! # Forensic paths
 //!
 //! * `OFFSET` — a feature in the image, `OFFSET` its first byte's offset.
-//! * `OFFSET-UTF16-0` / `OFFSET-UTF16BE-0` — a feature in UTF-16LE / BE
-//!   text, `OFFSET` the image offset of its first encoded byte (for UTF-16BE
-//!   the zero byte before the first character). bulk_extractor 2.x writes
-//!   the bare offset for these; compare `N-UTF16-0` with its `N`.
+//! * A feature in UTF-16LE / BE text has the same forms, the feature
+//!   converted to UTF-8 and the offset that of its first encoded byte (for
+//!   UTF-16BE the zero byte before the first character), as bulk_extractor
+//!   2.x writes them; [`Feature::utf16`] says so (histograms count it).
 //! * `OFFSET-GZIP-N`, `OFFSET-ZIP-N`, `OFFSET-ZLIB-N` — a feature at offset
 //!   `N` of the inflated data of the gzip member / ZIP local header / zlib
 //!   stream at image offset `OFFSET`; nested streams chain
-//!   (`849920-GZIP-0-GZIP-0`), UTF-16 inside inflated data too
-//!   (`OFFSET-GZIP-N-UTF16-0`). [`Feature::offset`] is the outermost
+//!   (`849920-GZIP-0-GZIP-0`). [`Feature::offset`] is the outermost
 //!   stream's offset: the shard holding the stream's first byte owns every
 //!   feature inside it, and reads the stream on through the evidence when it
 //!   runs past the margin.
@@ -691,8 +690,13 @@ impl<'a> State<'a> {
     ) {
         let hits = std::mem::take(&mut self.hits);
         for h in &hits {
-            let (pos, len, feature, tag) = match &utf16 {
-                None => (h.start, h.end - h.start, buf[h.start..h.end].to_vec(), ""),
+            let (pos, len, feature, wide) = match &utf16 {
+                None => (
+                    h.start,
+                    h.end - h.start,
+                    buf[h.start..h.end].to_vec(),
+                    false,
+                ),
                 Some((dec, run, first, own)) => {
                     let first = *first;
                     let f = first + 2 * h.start;
@@ -702,12 +706,11 @@ impl<'a> State<'a> {
                     if !own.contains(&pos) {
                         continue;
                     }
-                    let tag = if be { "-UTF16BE-0" } else { "-UTF16-0" };
                     (
                         pos,
                         2 * (h.end - h.start),
                         dec[h.start..h.end].to_vec(),
-                        tag,
+                        true,
                     )
                 }
             };
@@ -717,17 +720,25 @@ impl<'a> State<'a> {
             let (offset, path) = match origin {
                 Origin::Image { base } => {
                     let off = base + pos as u64;
-                    (off, format!("{off}{tag}"))
+                    (off, off.to_string())
                 }
-                Origin::Inner { top, prefix, .. } => (top, format!("{prefix}-{pos}{tag}")),
+                Origin::Inner { top, prefix, .. } => (top, format!("{prefix}-{pos}")),
             };
-            self.emit(h.kind, offset, path, feature, context);
+            self.emit(h.kind, offset, path, feature, context, wide);
         }
         self.hits = hits;
         self.hits.clear();
     }
 
-    fn emit(&mut self, kind: Kind, offset: u64, path: String, feature: Vec<u8>, context: Vec<u8>) {
+    fn emit(
+        &mut self,
+        kind: Kind,
+        offset: u64,
+        path: String,
+        feature: Vec<u8>,
+        context: Vec<u8>,
+        utf16: bool,
+    ) {
         let i = kind.idx();
         if self.found[i] >= self.cap {
             if !self.capped[i] {
@@ -758,6 +769,7 @@ impl<'a> State<'a> {
                     path: path.clone(),
                     feature: feature.clone(),
                     context: context.clone(),
+                    utf16,
                 });
             }
         }
@@ -767,6 +779,7 @@ impl<'a> State<'a> {
             path,
             feature,
             context,
+            utf16,
         });
     }
 

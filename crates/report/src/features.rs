@@ -7,7 +7,9 @@
 //! DIR/features/alerts.txt          features on the alert list (also in their own file)
 //! ```
 //!
-//! * `OFFSET` is the forensic path (`1234`, `1234-UTF16-0`, `1234-GZIP-56`).
+//! * `OFFSET` is the forensic path (`1234`, `1234-GZIP-56`), the same for a
+//!   feature found in UTF-16 text (converted to UTF-8), as bulk_extractor
+//!   writes it.
 //! * Features and contexts are escaped as bulk_extractor 2.x escapes them:
 //!   bytes below 0x20 and `\` as `\ooo` octal, invalid UTF-8 byte by byte.
 //! * Header lines start with `#`: `# Feature-Recorder: NAME`,
@@ -208,7 +210,7 @@ fn write_histogram(
         };
         let e = counts.entry(key).or_default();
         e.0 += 1;
-        if f.path.contains("-UTF16") {
+        if f.utf16 {
             e.1 += 1;
         }
     }
@@ -240,6 +242,7 @@ mod tests {
             path: path.into(),
             feature: feature.to_vec(),
             context: context.to_vec(),
+            utf16: false,
         }
     }
 
@@ -253,7 +256,10 @@ mod tests {
             feat("email", 10, "10", b"Bob@x.com", b"to: Bob@x.com\n"),
             feat("email", 200, "100-GZIP-10", b"bob@x.com", b"\0bob@x.com\\"),
             feat("email", 100, "100-GZIP-9", b"eve@y.org", b"eve@y.org"),
-            feat("email", 300, "300-UTF16-0", b"bob@x.com", b"b\0o\0b\0"),
+            Feature {
+                utf16: true,
+                ..feat("email", 300, "300", b"bob@x.com", b"b\0o\0b\0")
+            },
             feat(
                 "email_stopped",
                 400,
@@ -290,7 +296,7 @@ mod tests {
              10\tBob@x.com\tto: Bob@x.com\\012\n\
              100-GZIP-9\teve@y.org\teve@y.org\n\
              100-GZIP-10\tbob@x.com\t\\000bob@x.com\\134\n\
-             300-UTF16-0\tbob@x.com\tb\\000o\\000b\\000\n"
+             300\tbob@x.com\tb\\000o\\000b\\000\n"
         );
         let h = read("email_histogram.txt");
         assert!(h.contains("# Histogram-File-Version: 1.1\n"));

@@ -17,6 +17,7 @@ fn feature(scanner: &str, offset: u64) -> Feature {
         path: offset.to_string(),
         feature: b"bob@example.com".to_vec(),
         context: b"to: bob@example.com".to_vec(),
+        utf16: false,
     }
 }
 

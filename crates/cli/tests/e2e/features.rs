@@ -56,8 +56,6 @@ fn feature_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn expected_path(p: &trawl_fixtures::PlantedFeature) -> String {
     match (p.container.is_some(), p.encoding.as_str()) {
         (true, _) => p.forensic_path.clone(),
-        (false, "utf16le") => format!("{}-UTF16-0", p.offset),
-        (false, "utf16be") => format!("{}-UTF16BE-0", p.offset),
         _ => p.offset.to_string(),
     }
 }

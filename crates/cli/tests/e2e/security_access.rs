@@ -375,6 +375,7 @@ async fn a_worker_certificate_reads_and_reports_only_its_current_leases() {
             path: offset.to_string(),
             feature: b"x@example.com".to_vec(),
             context: Vec::new(),
+            utf16: false,
         };
         match what {
             "a scanner name leaving the report folder" => {
