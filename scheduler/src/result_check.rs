@@ -203,6 +203,7 @@ mod tests {
             path: offset.to_string(),
             feature: b"a@b.c".to_vec(),
             context: Vec::new(),
+            utf16: false,
         }
     }
 

@@ -104,6 +104,7 @@ mod tests {
                 path: i.to_string(),
                 feature: b"a@b.c".to_vec(),
                 context: Vec::new(),
+                utf16: false,
             });
         }
         let e = trawl_report::write_report_dir(&out, &r, None)
@@ -135,6 +136,7 @@ mod tests {
             path: "3".into(),
             feature: b"a@b.c".to_vec(),
             context: Vec::new(),
+            utf16: false,
         });
         trawl_report::write_report_dir(&out, &r, None).unwrap();
         let d = ReportDir::new(&out);
