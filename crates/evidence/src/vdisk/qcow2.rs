@@ -487,7 +487,7 @@ fn read_snapshots(file: &ContainerFile, hd: &Header) -> Result<Vec<Snapshot>, Ev
             ),
         ));
     }
-    if hd.snapshots_offset % hd.cluster_size() != 0 {
+    if !hd.snapshots_offset.is_multiple_of(hd.cluster_size()) {
         return Err(file.corrupt(
             64,
             format!(
@@ -844,7 +844,7 @@ impl Image {
                 ),
             ));
         }
-        if hd.version >= 2 && hd.l1_table_offset % cs != 0 {
+        if hd.version >= 2 && !hd.l1_table_offset.is_multiple_of(cs) {
             return Err(file.corrupt(
                 40,
                 format!(
@@ -875,7 +875,11 @@ impl Image {
         let l1_raw: Vec<u64> = raw.chunks_exact(8).map(|c| be64(c, 0)).collect();
         drop(raw);
 
-        let (l1, l2, l2_offsets) = load_l2_tables(&file, &hd, &l1_raw)?;
+        let Tables {
+            l1,
+            l2,
+            offsets: l2_offsets,
+        } = load_l2_tables(&file, &hd, &l1_raw)?;
 
         if hd.compression_type == 1 {
             let stride = if hd.extended_l2() { 2 } else { 1 };
@@ -1323,13 +1327,20 @@ fn continues(rk: Kind, len: usize, k: Kind) -> bool {
     }
 }
 
+/// The loaded tables of an image (see the fields of [`Image`]).
+struct Tables {
+    l1: Vec<u32>,
+    l2: Vec<u64>,
+    offsets: Vec<u64>,
+}
+
 /// Loads every L2 table the first `l1_raw.len()` L1 entries reference,
 /// each distinct table once.
 fn load_l2_tables(
     file: &ContainerFile,
     hd: &Header,
     l1_raw: &[u64],
-) -> Result<(Vec<u32>, Vec<u64>, Vec<u64>), EvidenceError> {
+) -> Result<Tables, EvidenceError> {
     let entry_words = if hd.extended_l2() { 2 } else { 1 };
     let table_words = (1usize << hd.l2_bits) * entry_words;
     let table_bytes = table_words as u64 * 8;
@@ -1349,7 +1360,7 @@ fn load_l2_tables(
             l1.push(L1_NONE);
             continue;
         }
-        if hd.version >= 2 && off % cs != 0 {
+        if hd.version >= 2 && !off.is_multiple_of(cs) {
             l1.push(L1_UNALIGNED);
             continue;
         }
@@ -1362,6 +1373,19 @@ fn load_l2_tables(
             continue;
         }
         let t = offsets.len() as u64;
+        // Distinct tables that do not overlap fit in the file; QCOW v1
+        // tables need no alignment, so overlapping ones could otherwise
+        // multiply the memory loaded.
+        if (t + 1) * table_bytes > file.len() {
+            return Err(file.corrupt(
+                off,
+                format!(
+                    "L2 table at offset {off} overlaps others: {} distinct {table_bytes}-byte L2 tables do not fit in the {}-byte file",
+                    t + 1,
+                    file.len()
+                ),
+            ));
+        }
         if (t + 1) * table_bytes > MAX_L2_BYTES {
             return Err(unsupported(
                 file.path(),
@@ -1374,7 +1398,7 @@ fn load_l2_tables(
         seen.insert(off, t as u32);
         l1.push(t as u32);
     }
-    Ok((l1, l2, offsets))
+    Ok(Tables { l1, l2, offsets })
 }
 
 /// The container's facts for `EvidenceInfo::metadata`.
@@ -1672,5 +1696,606 @@ impl Evidence for Qcow2Evidence {
             .min((size - offset).min(usize::MAX as u64) as usize);
         self.image.read_into(offset, &mut buf[..n])?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// File offsets of the single L1 and L2 tables and of the data area of
+    /// a [`build`] image.
+    fn layout(cb: u32) -> (u64, u64, u64) {
+        let cs = 1u64 << cb;
+        (cs, 2 * cs, 3 * cs)
+    }
+
+    /// A qcow2 image with one L1 entry and one L2 table holding `entries`
+    /// (pairs for extended L2), followed by `data` at the data area.
+    fn build(
+        version: u32,
+        cb: u32,
+        size: u64,
+        incompat: u64,
+        entries: &[u64],
+        exts: &[(u32, Vec<u8>)],
+        data: &[u8],
+    ) -> Vec<u8> {
+        let cs = 1usize << cb;
+        let (l1, l2, d) = layout(cb);
+        let mut b = vec![0u8; d as usize];
+        b[..4].copy_from_slice(MAGIC);
+        b[4..8].copy_from_slice(&version.to_be_bytes());
+        b[20..24].copy_from_slice(&cb.to_be_bytes());
+        b[24..32].copy_from_slice(&size.to_be_bytes());
+        b[36..40].copy_from_slice(&1u32.to_be_bytes());
+        b[40..48].copy_from_slice(&l1.to_be_bytes());
+        let mut pos = 72;
+        if version >= 3 {
+            b[72..80].copy_from_slice(&incompat.to_be_bytes());
+            b[96..100].copy_from_slice(&4u32.to_be_bytes());
+            b[100..104].copy_from_slice(&112u32.to_be_bytes());
+            pos = 112;
+        }
+        for (kind, body) in exts {
+            b[pos..pos + 4].copy_from_slice(&kind.to_be_bytes());
+            b[pos + 4..pos + 8].copy_from_slice(&(body.len() as u32).to_be_bytes());
+            b[pos + 8..pos + 8 + body.len()].copy_from_slice(body);
+            pos += 8 + body.len().div_ceil(8) * 8;
+        }
+        assert!(pos <= cs);
+        b[l1 as usize..l1 as usize + 8].copy_from_slice(&((1u64 << 63) | l2).to_be_bytes());
+        for (i, e) in entries.iter().enumerate() {
+            let at = l2 as usize + i * 8;
+            b[at..at + 8].copy_from_slice(&e.to_be_bytes());
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn open(bytes: &[u8]) -> Result<Qcow2Evidence, EvidenceError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "t.qcow2", bytes);
+        Qcow2Evidence::open(&[p])
+    }
+
+    fn read_all(ev: &Qcow2Evidence) -> Result<Vec<u8>, EvidenceError> {
+        let mut v = vec![0u8; ev.size() as usize];
+        ev.read_exact_at(0, &mut v)?;
+        Ok(v)
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut c = Compress::new(Compression::best(), false);
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        c.compress_vec(data, &mut out, FlushCompress::Finish)
+            .unwrap();
+        out
+    }
+
+    fn err_text<T: fmt::Debug>(r: Result<T, EvidenceError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    const DATA: u64 = 1 << 63;
+
+    #[test]
+    fn probe_needs_magic_and_a_known_version() {
+        assert!(probe(b"QFI\xfb\0\0\0\x03"));
+        assert!(probe(b"QFI\xfb\0\0\0\x01"));
+        assert!(!probe(b"QFI\xfb\0\0\0\x00"));
+        assert!(!probe(b"QFI\xfa\0\0\0\x02"));
+        assert!(!probe(b""));
+    }
+
+    #[test]
+    fn standard_zero_and_unallocated_clusters() {
+        let (_, _, d) = layout(9);
+        let mut data = vec![0u8; 1024];
+        data[..512].fill(0xaa);
+        data[512..].fill(0xbb);
+        // Guest clusters: data 1, unallocated, zero (v3, with a stale
+        // offset), data 0, unallocated with the copied flag only.
+        let entries = [DATA | (d + 512), 0, (d + 512) | 1, DATA | d, DATA];
+        let b = build(3, 9, 5 * 512, 0, &entries, &[], &data);
+        let ev = open(&b).unwrap();
+        assert_eq!(ev.size(), 2560);
+        let all = read_all(&ev).unwrap();
+        assert!(all[..512].iter().all(|&x| x == 0xbb));
+        assert!(all[512..1536].iter().all(|&x| x == 0));
+        assert!(all[1536..2048].iter().all(|&x| x == 0xaa));
+        assert!(all[2048..].iter().all(|&x| x == 0));
+        // Reads crossing clusters, short at the end, empty past it.
+        let mut buf = [0u8; 100];
+        assert_eq!(ev.read_at(1490, &mut buf).unwrap(), 100);
+        assert!(buf[..46].iter().all(|&x| x == 0) && buf[46..].iter().all(|&x| x == 0xaa));
+        assert_eq!(ev.read_at(2500, &mut buf).unwrap(), 60);
+        assert_eq!(ev.read_at(2560, &mut buf).unwrap(), 0);
+        assert_eq!(ev.read_at(u64::MAX, &mut buf).unwrap(), 0);
+        let m = &ev.info().metadata;
+        assert_eq!(m["qcow2.version"], "3");
+        assert_eq!(m["qcow2.cluster_size"], "512");
+        assert_eq!(m["qcow2.compression_type"], "zlib");
+    }
+
+    #[test]
+    fn zero_flag_in_a_version_2_image_is_corrupt() {
+        let b = build(2, 9, 512, 0, &[1], &[], &[]);
+        let ev = open(&b).unwrap();
+        let e = read_all(&ev).unwrap_err();
+        let (_, l2, _) = layout(9);
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset, .. } if offset == l2),
+            "{e}"
+        );
+        assert!(e.to_string().contains("zero flag"), "{e}");
+    }
+
+    #[test]
+    fn bad_data_entries_name_the_entry() {
+        let (_, l2, d) = layout(9);
+        // Unaligned (bits 0-8 are flags and reserved bits, not offset).
+        let (_, l2_12, d_12) = layout(12);
+        let b = build(3, 12, 8192, 0, &[0, DATA | (d_12 + 512)], &[], &[0; 4096]);
+        let e = read_all(&open(&b).unwrap()).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset, .. } if offset == l2_12 + 8),
+            "{e}"
+        );
+        // Past the end of the file: the first cluster still reads.
+        let b = build(
+            3,
+            9,
+            1024,
+            0,
+            &[DATA | d, DATA | (d + 4096)],
+            &[],
+            &[7; 512],
+        );
+        let ev = open(&b).unwrap();
+        let mut buf = [0u8; 512];
+        ev.read_exact_at(0, &mut buf).unwrap();
+        assert_eq!(buf, [7; 512]);
+        let e = ev.read_exact_at(512, &mut buf).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Truncated { offset, .. } if offset == l2 + 8),
+            "{e}"
+        );
+        // Partly past the end.
+        let b = build(3, 9, 512, 0, &[DATA | d], &[], &[7; 100]);
+        let e = read_all(&open(&b).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("passes the end of the file"), "{e}");
+    }
+
+    /// A compressed-cluster descriptor for `len` bytes at `off` (cb 9).
+    fn compressed(cb: u32, off: u64, len: u64) -> u64 {
+        let shift = 62 - (cb - 8);
+        let sectors = (off + len).div_ceil(512) - off / 512;
+        OFLAG_COMPRESSED | ((sectors - 1) << shift) | off
+    }
+
+    #[test]
+    fn compressed_clusters_full_partial_and_damaged() {
+        let cb = 12;
+        let (_, l2, d) = layout(cb);
+        let c0: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let c1: Vec<u8> = (0..4096u32).map(|i| (i / 64) as u8).collect();
+        let z0 = deflate(&c0);
+        let z1 = deflate(&c1);
+        let mut data = z0.clone();
+        data.extend_from_slice(&z1);
+        let entries = [
+            compressed(cb, d, z0.len() as u64),
+            compressed(cb, d + z0.len() as u64, z1.len() as u64),
+        ];
+        let b = build(3, cb, 8192, 0, &entries, &[], &data);
+        let ev = open(&b).unwrap();
+        let all = read_all(&ev).unwrap();
+        assert_eq!(&all[..4096], &c0[..]);
+        assert_eq!(&all[4096..], &c1[..]);
+        // Partial reads go through the cache, and agree.
+        for (off, len) in [(1, 10), (4000, 200), (4096, 4096), (8191, 1), (100, 8000)] {
+            let mut buf = vec![0u8; len];
+            ev.read_exact_at(off, &mut buf).unwrap();
+            assert_eq!(buf, all[off as usize..off as usize + len]);
+        }
+        // The file ends inside the last sector of compressed data: fine.
+        let e = build(3, cb, 8192, 0, &entries, &[], &data);
+        assert_eq!(read_all(&open(&e).unwrap()).unwrap(), all);
+        // Garbage instead of a deflate stream.
+        let mut bad = data.clone();
+        bad[..16].fill(0xff);
+        let e = read_all(&open(&build(3, cb, 8192, 0, &entries, &[], &bad)).unwrap()).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset, .. } if offset == d),
+            "{e}"
+        );
+        // A stream that stops short of a cluster.
+        let short = deflate(&c0[..1000]);
+        let entries2 = [compressed(cb, d, short.len() as u64)];
+        let e =
+            read_all(&open(&build(3, cb, 4096, 0, &entries2, &[], &short)).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("inflates to 1000 bytes"), "{e}");
+        // Compressed data past the end of the file.
+        let entries3 = [compressed(cb, d + (1 << 20), 100)];
+        let e = read_all(&open(&build(3, cb, 4096, 0, &entries3, &[], &[])).unwrap()).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Truncated { offset, .. } if offset == l2),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extended_l2_subclusters() {
+        let cb = 14; // 16 KiB clusters, 512-byte subclusters
+        let (_, l2, d) = layout(cb);
+        let data: Vec<u8> = (0..16384u32).map(|i| (i / 512) as u8 + 1).collect();
+        // Subclusters 0-1 allocated, 2 zero, 3.. unallocated, 31 allocated.
+        let alloc: u64 = 0b11 | (1 << 31);
+        let zero: u64 = 0b100;
+        let entries = [DATA | d, alloc | (zero << 32), 0, 1 << 32];
+        let b = build(3, cb, 2 * 16384, INCOMPAT_EXTL2, &entries, &[], &data);
+        let ev = open(&b).unwrap();
+        assert_eq!(ev.info().metadata["qcow2.extended_l2"], "true");
+        let all = read_all(&ev).unwrap();
+        assert_eq!(&all[..1024], &data[..1024]);
+        assert!(all[1024..31 * 512].iter().all(|&x| x == 0));
+        assert_eq!(&all[31 * 512..16384], &data[31 * 512..]);
+        assert!(all[16384..].iter().all(|&x| x == 0));
+        // Allocated and zero at once.
+        let entries = [DATA | d, 1 | (1 << 32)];
+        let e =
+            read_all(&open(&build(3, cb, 16384, INCOMPAT_EXTL2, &entries, &[], &data)).unwrap())
+                .unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset, .. } if offset == l2 + 8),
+            "{e}"
+        );
+        // Allocated subclusters without a host cluster.
+        let entries = [0, 1];
+        let e =
+            read_all(&open(&build(3, cb, 16384, INCOMPAT_EXTL2, &entries, &[], &data)).unwrap())
+                .unwrap_err();
+        assert!(e.to_string().contains("no host offset"), "{e}");
+        // Too small a cluster for extended entries.
+        let e = err_text(open(&build(3, 12, 4096, INCOMPAT_EXTL2, &[], &[], &[])));
+        assert!(e.contains("at least 16 KiB"), "{e}");
+    }
+
+    #[test]
+    fn header_checks() {
+        let good = build(3, 9, 512, 0, &[], &[], &[]);
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            f(&mut b);
+            open(&b)
+        };
+        assert!(with(&|_| {}).is_ok());
+        let e = with(&|b| b[0] = b'X').unwrap_err();
+        assert!(matches!(e, EvidenceError::UnknownFormat { .. }), "{e}");
+        let e = with(&|b| b[7] = 4).unwrap_err();
+        assert!(e.to_string().contains("QCOW version 4"), "{e}");
+        for cb in [8u32, 22, 64] {
+            let e = with(&|b| b[20..24].copy_from_slice(&cb.to_be_bytes())).unwrap_err();
+            assert!(
+                matches!(e, EvidenceError::Corrupt { offset: 20, .. }),
+                "{e}"
+            );
+        }
+        let e = with(&|b| b[100..104].copy_from_slice(&100u32.to_be_bytes())).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 100, .. }),
+            "{e}"
+        );
+        let e = with(&|b| b[100..104].copy_from_slice(&1024u32.to_be_bytes())).unwrap_err();
+        assert!(e.to_string().contains("exceeds the cluster size"), "{e}");
+        let e = with(&|b| b[96..100].copy_from_slice(&7u32.to_be_bytes())).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 96, .. }),
+            "{e}"
+        );
+        for m in [1u32, 2] {
+            let e = with(&|b| b[32..36].copy_from_slice(&m.to_be_bytes())).unwrap_err();
+            assert!(matches!(e, EvidenceError::Unsupported { .. }), "{e}");
+            assert!(e.to_string().contains("encrypted"), "{e}");
+        }
+        let e = with(&|b| b[32..36].copy_from_slice(&3u32.to_be_bytes())).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 32, .. }),
+            "{e}"
+        );
+        let e = with(&|b| b[79] |= INCOMPAT_DATA_FILE as u8).unwrap_err();
+        assert!(e.to_string().contains("external data file"), "{e}");
+        // Compression type and its feature bit must agree.
+        let e = with(&|b| b[104] = 1).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 104, .. }),
+            "{e}"
+        );
+        let e = with(&|b| b[79] |= INCOMPAT_COMPRESSION as u8).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 72, .. }),
+            "{e}"
+        );
+        let e = with(&|b| {
+            b[79] |= INCOMPAT_COMPRESSION as u8;
+            b[104] = 9;
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("compression_type is 9"), "{e}");
+        // zstd without compressed clusters reads.
+        let ev = with(&|b| {
+            b[79] |= INCOMPAT_COMPRESSION as u8;
+            b[104] = 1;
+        })
+        .unwrap();
+        assert_eq!(ev.info().metadata["qcow2.compression_type"], "zstd");
+        // Dirty and corrupt bits are reported, not refused.
+        let ev = with(&|b| b[79] |= 3).unwrap();
+        assert_eq!(ev.info().metadata["qcow2.dirty"], "true");
+        assert_eq!(ev.info().metadata["qcow2.corrupt_flag"], "true");
+        // Truncated header.
+        let e = open(&good[..90]).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Truncated { offset: 0, .. }),
+            "{e}"
+        );
+        // L1 table: too small, unaligned, past the end, too large.
+        let e = with(&|b| b[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes())).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 36, .. }),
+            "{e}"
+        );
+        let e = with(&|b| b[40..48].copy_from_slice(&520u64.to_be_bytes())).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 40, .. }),
+            "{e}"
+        );
+        let e = with(&|b| b[40..48].copy_from_slice(&(1u64 << 40).to_be_bytes())).unwrap_err();
+        assert!(matches!(e, EvidenceError::Truncated { .. }), "{e}");
+        let e = with(&|b| b[36..40].copy_from_slice(&(8u32 << 20).to_be_bytes())).unwrap_err();
+        assert!(e.to_string().contains("more than the"), "{e}");
+    }
+
+    #[test]
+    fn unknown_incompatible_features_are_named_from_the_feature_table() {
+        let mut table = vec![0u8; 48];
+        table[1] = 9;
+        table[2..2 + 12].copy_from_slice(b"future thing");
+        let b = build(3, 9, 512, 1 << 9, &[], &[(EXT_FEATURE_TABLE, table)], &[]);
+        let e = err_text(open(&b));
+        assert!(e.contains("bit 9 (\"future thing\")"), "{e}");
+    }
+
+    #[test]
+    fn header_extensions_are_bounded() {
+        // An extension longer than the header area.
+        let mut b = build(3, 9, 512, 0, &[], &[], &[]);
+        b[112..116].copy_from_slice(&0x1234u32.to_be_bytes());
+        b[116..120].copy_from_slice(&4096u32.to_be_bytes());
+        let e = open(&b).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 112, .. }),
+            "{e}"
+        );
+        // A backing format name of 16 bytes or more.
+        let b = build(
+            3,
+            9,
+            512,
+            0,
+            &[],
+            &[(EXT_BACKING_FORMAT, vec![b'x'; 16])],
+            &[],
+        );
+        assert!(err_text(open(&b)).contains("at most 15"));
+        // Known extensions are reported.
+        let b = build(
+            3,
+            9,
+            512,
+            0,
+            &[],
+            &[
+                (EXT_BACKING_FORMAT, b"qcow2".to_vec()),
+                (EXT_BITMAPS, vec![0; 24]),
+            ],
+            &[],
+        );
+        let ev = open(&b).unwrap();
+        assert_eq!(ev.info().metadata["qcow2.backing_format"], "qcow2");
+        assert_eq!(ev.info().metadata["qcow2.bitmaps"], "present");
+    }
+
+    #[test]
+    fn backing_files_come_from_the_given_paths_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let base_bytes: Vec<u8> = (0..1024u32).map(|i| (i % 7) as u8 + 1).collect();
+        let base = write(&dir, "base.raw", &base_bytes);
+        let (_, _, d) = layout(9);
+        let mut b = build(
+            3,
+            9,
+            2048,
+            0,
+            &[0, DATA | d],
+            &[(EXT_BACKING_FORMAT, b"raw".to_vec())],
+            &[9; 512],
+        );
+        let name = b"base.raw";
+        b[400..400 + name.len()].copy_from_slice(name);
+        b[8..16].copy_from_slice(&400u64.to_be_bytes());
+        b[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+        let top = write(&dir, "top.qcow2", &b);
+        let e = Qcow2Evidence::open(std::slice::from_ref(&top)).unwrap_err();
+        assert!(matches!(e, EvidenceError::MissingSegment { .. }), "{e}");
+        assert!(e.to_string().contains("backing file base.raw of"), "{e}");
+        let ev = Qcow2Evidence::open(&[top.clone(), base.clone()]).unwrap();
+        let all = read_all(&ev).unwrap();
+        assert_eq!(&all[..512], &base_bytes[..512]);
+        assert_eq!(&all[512..1024], &[9; 512]);
+        // Past the end of the backing file: zeros.
+        assert!(all[1024..].iter().all(|&x| x == 0));
+        assert_eq!(ev.info().segments, vec![top.clone(), base]);
+        assert_eq!(ev.info().metadata["qcow2.backing_file"], "base.raw");
+        // A backing format this reader does not read.
+        let mut b2 = b.clone();
+        let at = 112 + 8;
+        b2[at..at + 3].copy_from_slice(b"vpc");
+        let top2 = write(&dir, "top2.qcow2", &b2);
+        let other = write(&dir, "base.raw", &base_bytes);
+        let e = Qcow2Evidence::open(&[top2, other]).unwrap_err();
+        assert!(matches!(e, EvidenceError::Unsupported { .. }), "{e}");
+        // A backing name too long.
+        let mut b3 = b.clone();
+        b3[16..20].copy_from_slice(&2000u32.to_be_bytes());
+        let e = err_text(open(&b3));
+        assert!(e.contains("at most 1023"), "{e}");
+    }
+
+    /// A QCOW v1 image of 512-byte clusters and 64-entry L2 tables.
+    fn build_v1(size: u64, entries: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 1536];
+        b[..4].copy_from_slice(MAGIC);
+        b[4..8].copy_from_slice(&1u32.to_be_bytes());
+        b[24..32].copy_from_slice(&size.to_be_bytes());
+        b[32] = 9;
+        b[33] = 6;
+        b[40..48].copy_from_slice(&512u64.to_be_bytes());
+        b[512..520].copy_from_slice(&1024u64.to_be_bytes());
+        for (i, e) in entries.iter().enumerate() {
+            b[1024 + i * 8..1032 + i * 8].copy_from_slice(&e.to_be_bytes());
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn qcow_version_1() {
+        let plain = [5u8; 512];
+        let packed: Vec<u8> = (0..512u32).map(|i| (i / 32) as u8).collect();
+        let z = deflate(&packed);
+        let mut data = plain.to_vec();
+        data.extend_from_slice(&z);
+        let comp = V1_OFLAG_COMPRESSED | ((z.len() as u64) << (63 - 9)) | 2048;
+        let b = build_v1(2048, &[1536, 0, comp], &data);
+        let ev = open(&b).unwrap();
+        assert_eq!(ev.info().metadata["qcow2.version"], "1");
+        assert_eq!(ev.info().metadata["qcow2.l2_entries"], "64");
+        let all = read_all(&ev).unwrap();
+        assert_eq!(&all[..512], &plain);
+        assert!(all[512..1024].iter().all(|&x| x == 0));
+        assert_eq!(&all[1024..1536], &packed[..]);
+        assert!(all[1536..].iter().all(|&x| x == 0));
+        // Unaligned cluster offsets are corrupt.
+        let b = build_v1(512, &[1537], &data);
+        let e = read_all(&open(&b).unwrap()).unwrap_err();
+        assert!(
+            matches!(e, EvidenceError::Corrupt { offset: 1024, .. }),
+            "{e}"
+        );
+        // Header limits.
+        let mut bad = build_v1(512, &[], &[]);
+        bad[32] = 17;
+        assert!(matches!(
+            open(&bad).unwrap_err(),
+            EvidenceError::Corrupt { offset: 32, .. }
+        ));
+        let mut bad = build_v1(512, &[], &[]);
+        bad[33] = 14;
+        assert!(matches!(
+            open(&bad).unwrap_err(),
+            EvidenceError::Corrupt { offset: 33, .. }
+        ));
+        let mut bad = build_v1(512, &[], &[]);
+        bad[39] = 1;
+        assert!(matches!(
+            open(&bad).unwrap_err(),
+            EvidenceError::Unsupported { .. }
+        ));
+        // Overlapping L2 tables (v1 needs no alignment) are refused rather
+        // than loaded again and again.
+        let mut b = build_v1(64 * 512 * 64, &[], &[]);
+        b[40..48].copy_from_slice(&2048u64.to_be_bytes());
+        b.resize(2048 + 64 * 8, 0);
+        for i in 0..64u64 {
+            let at = 2048 + i as usize * 8;
+            b[at..at + 8].copy_from_slice(&(8 + i).to_be_bytes());
+        }
+        let e = open(&b).unwrap_err();
+        assert!(e.to_string().contains("overlaps"), "{e}");
+    }
+
+    #[test]
+    fn snapshot_table_is_listed_and_its_damage_not_fatal() {
+        let mut b = build(3, 9, 512, 0, &[], &[], &[]);
+        let at = b.len();
+        let mut e = vec![0u8; 40];
+        e[12..14].copy_from_slice(&1u16.to_be_bytes());
+        e[14..16].copy_from_slice(&4u16.to_be_bytes());
+        e[16..20].copy_from_slice(&1_700_000_000u32.to_be_bytes());
+        e[24..32].copy_from_slice(&3_723_004_000_000u64.to_be_bytes());
+        e[36..40].copy_from_slice(&16u32.to_be_bytes());
+        let mut extra = vec![0u8; 16];
+        extra[8..16].copy_from_slice(&512u64.to_be_bytes());
+        e.extend_from_slice(&extra);
+        e.extend_from_slice(b"1");
+        e.extend_from_slice(b"snap");
+        e.resize(e.len().div_ceil(8) * 8, 0);
+        b.extend_from_slice(&e);
+        b[60..64].copy_from_slice(&1u32.to_be_bytes());
+        b[64..72].copy_from_slice(&(at as u64).to_be_bytes());
+        let ev = open(&b).unwrap();
+        let m = &ev.info().metadata;
+        assert_eq!(m["qcow2.snapshot_count"], "1");
+        assert_eq!(
+            m["qcow2.snapshots"],
+            "id=\"1\" name=\"snap\" date=2023-11-14T22:13:20Z date_nsec=0 vm_clock=01:02:03.004 vm_state_size=0 l1_size=0 disk_size=512"
+        );
+        // Damaged: recorded, the disk still opens.
+        b[at + 36..at + 40].copy_from_slice(&5000u32.to_be_bytes());
+        let ev = open(&b).unwrap();
+        assert!(ev.info().metadata["qcow2.snapshots"].starts_with("unreadable:"));
+        b[60..64].copy_from_slice(&100_000u32.to_be_bytes());
+        let ev = open(&b).unwrap();
+        assert!(ev.info().metadata["qcow2.snapshots"].contains("at most 65536"));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn cache_keeps_the_most_recently_used() {
+        let mut c = Cache::new(8 << 20);
+        assert_eq!(c.cap, 2);
+        c.insert(1, &[1; 4]);
+        c.insert(2, &[2; 4]);
+        let mut out = [0u8; 2];
+        assert!(c.copy_out(1, 1, &mut out));
+        c.insert(3, &[3; 4]);
+        assert!(c.copy_out(1, 0, &mut out));
+        assert!(!c.copy_out(2, 0, &mut out));
+        assert!(c.copy_out(3, 2, &mut out));
+        assert_eq!(out, [3, 3]);
+    }
+
+    #[test]
+    fn runs_continue_only_when_contiguous() {
+        assert!(continues(Kind::Zero, 5, Kind::Zero));
+        assert!(continues(Kind::Data(100), 50, Kind::Data(150)));
+        assert!(!continues(Kind::Data(100), 50, Kind::Data(151)));
+        assert!(!continues(Kind::Data(u64::MAX), 50, Kind::Data(49)));
+        assert!(!continues(Kind::Zero, 5, Kind::Unallocated));
     }
 }
