@@ -1329,3 +1329,115 @@ fn specific_damage_is_named() {
     );
     assert!(e.to_string().contains("compressed cluster"), "{e}");
 }
+
+/// Reading speed of the images listed in `TRAWL_QCOW2_BENCH_IMAGES`
+/// (colon-separated), 1 MiB reads, single thread, then four threads.
+#[test]
+#[ignore = "benchmark, run by hand"]
+fn bench_read_images() {
+    let Some(list) = std::env::var_os("TRAWL_QCOW2_BENCH_IMAGES") else {
+        return;
+    };
+    for img in std::env::split_paths(&list) {
+        let ev = Qcow2Evidence::open(std::slice::from_ref(&img)).unwrap();
+        let t = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0;
+        while pos < ev.size() {
+            pos += ev.read_at(pos, &mut buf).unwrap() as u64;
+        }
+        let one = t.elapsed();
+        let t = Instant::now();
+        let next = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let at = next.fetch_add(1 << 20, std::sync::atomic::Ordering::Relaxed);
+                        if at >= ev.size() {
+                            break;
+                        }
+                        ev.read_at(at, &mut buf).unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "{}: {} MiB: one thread {:.2} s, four threads {:.2} s",
+            img.display(),
+            ev.size() >> 20,
+            one.as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Hashing speed against `qemu-img convert -O raw` + `md5sum` (run by hand:
+/// `TRAWL_QCOW2_BENCH_MIB=1024 cargo test --release -p trawl-evidence
+/// --test vdisk_qcow2 bench -- --ignored --nocapture`).
+#[test]
+#[ignore = "benchmark, run by hand"]
+fn bench_against_qemu_img() {
+    if !have_qemu("bench_against_qemu_img") {
+        return;
+    }
+    let mib: usize = std::env::var("TRAWL_QCOW2_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir().unwrap();
+    let raw_path = dir.path().join("bench.raw");
+    std::fs::write(&raw_path, media(mib << 20, 77)).unwrap();
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    for (name, opts) in [
+        ("plain.qcow2", vec![]),
+        ("compressed.qcow2", vec!["-c"]),
+        ("c2m.qcow2", vec!["-o", "cluster_size=2M"]),
+    ] {
+        let img = dir.path().join(name);
+        let mut args = vec!["convert", "-O", "qcow2"];
+        args.extend(opts);
+        args.push(s(&raw_path));
+        args.push(s(&img));
+        qemu_img(&args);
+        // Warm the page cache for both.
+        let _ = std::fs::read(&img).unwrap();
+        let t = Instant::now();
+        let out = shm.path().join("ref.raw");
+        qemu_img(&["convert", "-O", "raw", s(&img), s(&out)]);
+        let theirs = run("md5sum", &[s(&out)]);
+        let qemu = t.elapsed();
+        std::fs::remove_file(&out).unwrap();
+        let ev = Qcow2Evidence::open(std::slice::from_ref(&img)).unwrap();
+        let t = Instant::now();
+        let mut h = Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0;
+        while pos < ev.size() {
+            let n = ev.read_at(pos, &mut buf).unwrap();
+            h.update(&buf[..n]);
+            pos += n as u64;
+        }
+        let ours_md5 = hex::encode(h.finalize());
+        let ours = t.elapsed();
+        // Reading alone, without hashing.
+        let t = Instant::now();
+        let mut pos = 0;
+        while pos < ev.size() {
+            pos += ev.read_at(pos, &mut buf).unwrap() as u64;
+        }
+        let read_only = t.elapsed();
+        assert!(
+            theirs.starts_with(&ours_md5),
+            "{name}: {theirs} vs {ours_md5}"
+        );
+        println!(
+            "{name}: {mib} MiB: trawl read+md5 {:.2} s (read alone {:.2} s), qemu-img convert + md5sum {:.2} s",
+            ours.as_secs_f64(),
+            read_only.as_secs_f64(),
+            qemu.as_secs_f64()
+        );
+        std::fs::remove_file(&img).unwrap();
+    }
+}
