@@ -596,7 +596,8 @@ fn describe_snapshots(snaps: &[Snapshot]) -> String {
 
 #[derive(Debug)]
 struct Slot {
-    key: u64,
+    /// Host offset and stored length of the compressed cluster.
+    key: (u64, u64),
     data: Vec<u8>,
     used: u64,
 }
@@ -618,7 +619,7 @@ impl Cache {
     }
 
     /// Copies `out.len()` bytes at `within` of cached cluster `key`.
-    fn copy_out(&mut self, key: u64, within: usize, out: &mut [u8]) -> bool {
+    fn copy_out(&mut self, key: (u64, u64), within: usize, out: &mut [u8]) -> bool {
         self.tick += 1;
         let tick = self.tick;
         match self.slots.iter_mut().find(|s| s.key == key) {
@@ -631,7 +632,7 @@ impl Cache {
         }
     }
 
-    fn insert(&mut self, key: u64, data: &[u8]) {
+    fn insert(&mut self, key: (u64, u64), data: &[u8]) {
         self.tick += 1;
         let tick = self.tick;
         if self.slots.iter().any(|s| s.key == key) {
@@ -1231,7 +1232,7 @@ impl Image {
                 r
             });
         }
-        if self.cache.lock().copy_out(coff, within, out) {
+        if self.cache.lock().copy_out((coff, clen), within, out) {
             return Ok(());
         }
         SCRATCH.with(|s| {
@@ -1249,7 +1250,7 @@ impl Image {
             );
             if r.is_ok() {
                 out.copy_from_slice(&cluster[within..within + out.len()]);
-                self.cache.lock().insert(coff, &cluster);
+                self.cache.lock().insert((coff, clen), &cluster);
             }
             s.cluster = cluster;
             trim(s);
@@ -2279,14 +2280,15 @@ mod tests {
     fn cache_keeps_the_most_recently_used() {
         let mut c = Cache::new(8 << 20);
         assert_eq!(c.cap, 2);
-        c.insert(1, &[1; 4]);
-        c.insert(2, &[2; 4]);
+        c.insert((1, 9), &[1; 4]);
+        c.insert((2, 9), &[2; 4]);
         let mut out = [0u8; 2];
-        assert!(c.copy_out(1, 1, &mut out));
-        c.insert(3, &[3; 4]);
-        assert!(c.copy_out(1, 0, &mut out));
-        assert!(!c.copy_out(2, 0, &mut out));
-        assert!(c.copy_out(3, 2, &mut out));
+        assert!(c.copy_out((1, 9), 1, &mut out));
+        assert!(!c.copy_out((1, 8), 1, &mut out));
+        c.insert((3, 9), &[3; 4]);
+        assert!(c.copy_out((1, 9), 0, &mut out));
+        assert!(!c.copy_out((2, 9), 0, &mut out));
+        assert!(c.copy_out((3, 9), 2, &mut out));
         assert_eq!(out, [3, 3]);
     }
 
