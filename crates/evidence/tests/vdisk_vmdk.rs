@@ -156,11 +156,11 @@ fn media_md5(ev: &dyn Evidence) -> String {
     hex::encode(h.finalize())
 }
 
-/// Reads the whole disk in random-sized pieces, in random order, from four
-/// threads; compares each piece with `raw` at the same offset (the raw
-/// padded with zeros to the disk's size) and returns the MD5 of the pieces
-/// reassembled (small disks) or of the raw when they all matched.
-fn random_reads_md5(ev: &VmdkEvidence, raw: &Path, seed: u64) -> String {
+/// Reads the whole disk (or, `sample`, 400 pieces of it) in random-sized
+/// pieces, in random order, from four threads, and compares each piece with
+/// `raw` at the same offset (the raw padded with zeros to the disk's size):
+/// when the pieces cover the disk, their MD5 is the raw's.
+fn random_reads_check(ev: &VmdkEvidence, raw: &Path, seed: u64, sample: bool) {
     let size = ev.size();
     let mut r = Rng::new(seed);
     let mut pieces = Vec::new();
@@ -174,6 +174,9 @@ fn random_reads_md5(ev: &VmdkEvidence, raw: &Path, seed: u64) -> String {
     for i in (1..pieces.len()).rev() {
         let j = r.below(i as u64 + 1) as usize;
         pieces.swap(i, j);
+    }
+    if sample {
+        pieces.truncate(400);
     }
     let rawf = std::fs::File::open(raw).unwrap();
     let raw_len = rawf.metadata().unwrap().len();
@@ -193,13 +196,14 @@ fn random_reads_md5(ev: &VmdkEvidence, raw: &Path, seed: u64) -> String {
                         let m = (raw_len - off).min(n as u64) as usize;
                         rawf.read_exact_at(&mut want[..m], off).unwrap();
                     }
-                    assert!(got == want, "read of {n} bytes at {off} differs from the raw");
+                    assert!(
+                        got == want,
+                        "read of {n} bytes at {off} differs from the raw"
+                    );
                 }
             });
         }
     });
-    // Every piece matched the raw (padded): the pieces' MD5 is the raw's.
-    padded_md5(raw, size)
 }
 
 /// MD5 of `raw` padded with zeros to `size` bytes.
@@ -237,8 +241,12 @@ fn qemu_raw_md5(img: &Path, out: &Path) -> String {
 }
 
 /// Converts `raw` with `opts` and checks the reader against the raw and
-/// against qemu-img's own conversion back to raw.
-fn check_subformat(dir: &Path, raw: &Path, name: &str, opts: &[&str]) -> VmdkEvidence {
+/// against qemu-img's own reading. Small disks: MD5 of one pass, random
+/// reads covering the disk, MD5 of `qemu-img convert -O raw`. `big` disks
+/// (GiBs, mostly zeros): one pass compared with the raw chunk by chunk,
+/// sampled random reads, and `qemu-img compare` of the container with the
+/// raw (which skips zeros instead of hashing them).
+fn check_subformat(dir: &Path, raw: &Path, name: &str, opts: &[&str], big: bool) -> VmdkEvidence {
     let img = dir.join(format!("{name}.vmdk"));
     let mut args = vec!["convert", "-f", "raw", "-O", "vmdk"];
     args.extend_from_slice(opts);
@@ -248,15 +256,50 @@ fn check_subformat(dir: &Path, raw: &Path, name: &str, opts: &[&str]) -> VmdkEvi
     let ev = VmdkEvidence::open(std::slice::from_ref(&img))
         .unwrap_or_else(|e| panic!("{name}: open: {e}"));
     let raw_len = std::fs::metadata(raw).unwrap().len();
-    assert_eq!(ev.size(), raw_len.div_ceil(512) * 512, "{name}: virtual size");
+    assert_eq!(
+        ev.size(),
+        raw_len.div_ceil(512) * 512,
+        "{name}: virtual size"
+    );
     assert_eq!(ev.info().format, Format::Vmdk);
     assert_eq!(ev.info().bytes_per_sector, 512);
+    if big {
+        compare_with_raw(&ev, raw);
+        random_reads_check(&ev, raw, 7, true);
+        run(
+            "qemu-img",
+            &["compare", "-f", "vmdk", "-F", "raw", s(&img), s(raw)],
+        );
+        return ev;
+    }
     let want = padded_md5(raw, ev.size());
     assert_eq!(media_md5(&ev), want, "{name}: one-pass MD5");
-    assert_eq!(random_reads_md5(&ev, raw, 7), want, "{name}: random reads");
+    random_reads_check(&ev, raw, 7, false);
     let q = qemu_raw_md5(&img, &dir.join(format!("{name}.qemu.raw")));
     assert_eq!(q, want, "{name}: qemu-img convert -O raw");
     ev
+}
+
+/// Compares the whole disk with the raw in one pass of 4 MiB reads.
+fn compare_with_raw(ev: &dyn Evidence, raw: &Path) {
+    let f = std::fs::File::open(raw).unwrap();
+    let mut a = vec![0u8; 4 << 20];
+    let mut b = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = ev.read_at(off, &mut a).unwrap();
+        if n == 0 {
+            break;
+        }
+        b[..n].fill(0);
+        let _ = f.read_at(&mut b[..n], off).unwrap();
+        assert!(
+            a[..n] == b[..n],
+            "the disk differs from the raw in [{off}, +{n})"
+        );
+        off += n as u64;
+    }
+    assert_eq!(off, ev.size());
 }
 
 const SUBFORMATS: &[(&str, &[&str])] = &[
@@ -266,7 +309,10 @@ const SUBFORMATS: &[(&str, &[&str])] = &[
         "twoGbMaxExtentSparse",
         &["-o", "subformat=twoGbMaxExtentSparse"],
     ),
-    ("twoGbMaxExtentFlat", &["-o", "subformat=twoGbMaxExtentFlat"]),
+    (
+        "twoGbMaxExtentFlat",
+        &["-o", "subformat=twoGbMaxExtentFlat"],
+    ),
     ("streamOptimized", &["-o", "subformat=streamOptimized"]),
     ("compat6", &["-o", "compat6=on"]),
     ("hwversion", &["-o", "hwversion=10"]),
@@ -291,7 +337,7 @@ fn qemu_img_subformats_match_raw() {
     let raw = dir.path().join("disk.raw");
     make_raw(&raw, (5 << 20) + 7 * 512, 1);
     for (name, opts) in SUBFORMATS {
-        let ev = check_subformat(dir.path(), &raw, name, opts);
+        let ev = check_subformat(dir.path(), &raw, name, opts, false);
         let m = &ev.info().metadata;
         assert!(m.contains_key("vmdk.create_type"), "{name}: {m:?}");
         assert!(m.contains_key("vmdk.descriptor"), "{name}");
@@ -320,18 +366,21 @@ fn qemu_img_odd_sizes_and_empty_disks() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for (i, size) in [1_000_003u64, 512, 65_536 * 3 + 1, 4096].into_iter().enumerate() {
+    for (i, size) in [1_000_003u64, 512, 65_536 * 3 + 1, 4096]
+        .into_iter()
+        .enumerate()
+    {
         let raw = dir.path().join(format!("odd{i}.raw"));
         make_raw(&raw, size, 10 + i as u64);
         for (name, opts) in SUBFORMATS.iter().take(5) {
-            check_subformat(dir.path(), &raw, &format!("odd{i}-{name}"), opts);
+            check_subformat(dir.path(), &raw, &format!("odd{i}-{name}"), opts, false);
         }
     }
     // An all-zero disk: nothing allocated.
     let raw = dir.path().join("zero.raw");
     make_sparse_raw(&raw, 3 << 20, &[], 0);
     for (name, opts) in SUBFORMATS.iter().take(5) {
-        check_subformat(dir.path(), &raw, &format!("zero-{name}"), opts);
+        check_subformat(dir.path(), &raw, &format!("zero-{name}"), opts, false);
     }
 }
 
@@ -356,7 +405,7 @@ fn qemu_img_large_sparse_disks() {
         3,
     );
     for (name, opts) in [SUBFORMATS[0], SUBFORMATS[2], SUBFORMATS[4]] {
-        check_subformat(dir.path(), &raw, &format!("big-{name}"), opts);
+        check_subformat(dir.path(), &raw, &format!("big-{name}"), opts, false);
     }
 }
 
@@ -381,7 +430,7 @@ fn qemu_img_two_gib_extents() {
         ],
         4,
     );
-    let ev = check_subformat(dir.path(), &raw, "two-sparse", SUBFORMATS[2].1);
+    let ev = check_subformat(dir.path(), &raw, "two-sparse", SUBFORMATS[2].1, true);
     assert!(
         ev.info().metadata["vmdk.extents"].starts_with("2 extents"),
         "{:?}",
@@ -398,7 +447,7 @@ fn qemu_img_two_gib_extents() {
         );
         return;
     }
-    let ev = check_subformat(dir.path(), &raw, "two-flat", SUBFORMATS[3].1);
+    let ev = check_subformat(dir.path(), &raw, "two-flat", SUBFORMATS[3].1, true);
     assert!(ev.info().metadata["vmdk.extents"].starts_with("2 extents"));
     drop(ev);
     for e in std::fs::read_dir(dir.path()).unwrap() {
@@ -450,7 +499,15 @@ fn qemu_img_child_disks() {
         run(
             "qemu-img",
             &[
-                "create", "-f", "vmdk", "-o", opts, "-b", "base.vmdk", "-F", "vmdk",
+                "create",
+                "-f",
+                "vmdk",
+                "-o",
+                opts,
+                "-b",
+                "base.vmdk",
+                "-F",
+                "vmdk",
                 s(&child),
             ],
         );
@@ -685,7 +742,7 @@ fn stream_optimized_with_footer() {
     assert!(all == data);
     let raw = dir.path().join("so.raw");
     std::fs::write(&raw, &data).unwrap();
-    assert_eq!(random_reads_md5(&ev, &raw, 9), file_md5(&raw));
+    random_reads_check(&ev, &raw, 9, false);
     if qemu_img("stream_optimized_with_footer").is_some() {
         assert_eq!(
             qemu_raw_md5(&img, &dir.path().join("q.raw")),
@@ -756,7 +813,12 @@ fn descriptor_extents_zero_rdonly_noaccess_and_confinement() {
     assert!(e.to_string().contains("NOACCESS"), "{e}");
 
     // Names leaving the descriptor's folder are refused.
-    for bad in ["../a.bin", "/etc/passwd", "sub dir/../../a.bin", "..\\a.bin"] {
+    for bad in [
+        "../a.bin",
+        "/etc/passwd",
+        "sub dir/../../a.bin",
+        "..\\a.bin",
+    ] {
         std::fs::write(
             d.join("bad.vmdk"),
             format!("# Disk DescriptorFile\nRW 2 FLAT \"{bad}\" 0\n"),
@@ -796,10 +858,16 @@ fn descriptor_extents_zero_rdonly_noaccess_and_confinement() {
     assert!(matches!(e, EvidenceError::Truncated { .. }), "{e}");
     // Malformed extent lines and non-VMDK text.
     for (text, what) in [
-        ("# Disk DescriptorFile\nRW x FLAT \"a.bin\" 0\n", "sector count"),
+        (
+            "# Disk DescriptorFile\nRW x FLAT \"a.bin\" 0\n",
+            "sector count",
+        ),
         ("# Disk DescriptorFile\nRW 2 FLAT a.bin 0\n", "quoted"),
         ("# Disk DescriptorFile\nRW 2 FLAT \"a.bin\n", "quote"),
-        ("# Disk DescriptorFile\nRW 2 WEIRD \"a.bin\"\n", "unknown extent type"),
+        (
+            "# Disk DescriptorFile\nRW 2 WEIRD \"a.bin\"\n",
+            "unknown extent type",
+        ),
         ("# Disk DescriptorFile\nversion=1\n", "no extents"),
         ("hello world\n", "not a VMDK"),
     ] {
@@ -891,8 +959,11 @@ fn open_and_read(paths: &[PathBuf]) {
     }
 }
 
+/// A named file's bytes.
+type NamedBytes = (String, Vec<u8>);
+
 /// Valid small containers to damage: (file name, bytes, extra files).
-fn fuzz_bases(dir: &Path) -> Vec<(String, Vec<u8>, Vec<(String, Vec<u8>)>)> {
+fn fuzz_bases(dir: &Path) -> Vec<(String, Vec<u8>, Vec<NamedBytes>)> {
     let mut bases = Vec::new();
     let data = sample_data(GRAIN * 12 + 1024, 11);
     bases.push(("so.vmdk".to_string(), stream_optimized(&data), vec![]));
@@ -908,7 +979,17 @@ fn fuzz_bases(dir: &Path) -> Vec<(String, Vec<u8>, Vec<(String, Vec<u8>)>)> {
             let img = dir.join(format!("{name}.vmdk"));
             run(
                 "qemu-img",
-                &["convert", "-f", "raw", "-O", "vmdk", "-o", opt, s(&raw), s(&img)],
+                &[
+                    "convert",
+                    "-f",
+                    "raw",
+                    "-O",
+                    "vmdk",
+                    "-o",
+                    opt,
+                    s(&raw),
+                    s(&img),
+                ],
             );
             let mut extra = Vec::new();
             if name == "tg" {
@@ -937,7 +1018,8 @@ fn mutate(r: &mut Rng, b: &mut Vec<u8>) {
             3 => {
                 // an aligned little-endian word in the header or tables
                 let i = (r.below(meta / 4) * 4) as usize;
-                let v = [0u32, 1, 2, 0xffff_ffff, 0x8000_0000, r.next() as u32][r.below(6) as usize];
+                let v =
+                    [0u32, 1, 2, 0xffff_ffff, 0x8000_0000, r.next() as u32][r.below(6) as usize];
                 if i + 4 <= b.len() {
                     b[i..i + 4].copy_from_slice(&v.to_le_bytes());
                 }
@@ -989,7 +1071,9 @@ fn fuzz_for(cases: Option<u64>, secs: Option<u64>, seed: u64) -> u64 {
             std::fs::write(case.join(en), &eb).unwrap();
         }
         let paths = vec![case.join(name)];
-        with_deadline(format!("case {n} ({name})"), 2, move || open_and_read(&paths));
+        with_deadline(format!("case {n} ({name})"), 2, move || {
+            open_and_read(&paths)
+        });
         n += 1;
     }
     n
@@ -1052,7 +1136,9 @@ fn hostile_specific_cases() {
     let mut b = good.clone();
     b[1024 + 4..1024 + 8].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
     let ev = open(&b).unwrap();
-    let e = ev.read_exact_at(GRAIN as u64, &mut all[..4096]).unwrap_err();
+    let e = ev
+        .read_exact_at(GRAIN as u64, &mut all[..4096])
+        .unwrap_err();
     assert!(
         matches!(&e, EvidenceError::Corrupt { offset, .. } if *offset == 1024 + 4),
         "{e}"
@@ -1073,7 +1159,11 @@ fn hostile_specific_cases() {
     let t = Instant::now();
     let e = open(&b).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(1));
-    assert!(e.to_string().contains("grain-directory entries") || e.to_string().contains("grain directory"), "{e}");
+    assert!(
+        e.to_string().contains("grain-directory entries")
+            || e.to_string().contains("grain directory"),
+        "{e}"
+    );
     let mut b = good.clone();
     b[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(open(&b).unwrap_err().to_string().contains("overflows"));
@@ -1108,4 +1198,36 @@ fn hostile_specific_cases() {
     let ev = open(&good[..good.len() - 100]).unwrap();
     let e = ev.read_exact_at(0, &mut all).unwrap_err();
     assert!(e.to_string().contains("passes the end of the file"), "{e}");
+}
+
+/// Throughput of a whole-disk read and MD5 of the VMDK named by
+/// `TRAWL_VMDK_BENCH` (run by hand: `cargo test --release --test vdisk_vmdk
+/// -- --ignored bench --nocapture`).
+#[test]
+#[ignore = "benchmark, run by hand"]
+fn bench_read_and_md5() {
+    let Some(p) = std::env::var_os("TRAWL_VMDK_BENCH") else {
+        println!("bench_read_and_md5: set TRAWL_VMDK_BENCH=IMAGE");
+        return;
+    };
+    let ev = VmdkEvidence::open(&[PathBuf::from(p)]).unwrap();
+    let t = Instant::now();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = ev.read_at(off, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        off += n as u64;
+    }
+    let read = t.elapsed();
+    let t = Instant::now();
+    let m = media_md5(&ev);
+    println!(
+        "{} bytes: read {:.0} MB/s, read+MD5 {:.0} MB/s ({m})",
+        ev.size(),
+        ev.size() as f64 / read.as_secs_f64() / 1e6,
+        ev.size() as f64 / t.elapsed().as_secs_f64() / 1e6
+    );
 }

@@ -171,10 +171,7 @@ struct Sparse {
 impl Sparse {
     fn lookup(&self, grain: u64) -> Grain {
         let gd_index = grain / self.gtes;
-        let Some(&slot) = usize::try_from(gd_index)
-            .ok()
-            .and_then(|i| self.gd.get(i))
-        else {
+        let Some(&slot) = usize::try_from(gd_index).ok().and_then(|i| self.gd.get(i)) else {
             return Grain::Unallocated;
         };
         if slot == u32::MAX {
@@ -455,18 +452,18 @@ fn open_sparse(f: &ContainerFile, file: usize) -> Result<Sparse, EvidenceError> 
 // Descriptor
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+enum Mode {
     Rw,
     RdOnly,
     NoAccess,
 }
 
-impl Access {
+impl Mode {
     fn name(self) -> &'static str {
         match self {
-            Access::Rw => "RW",
-            Access::RdOnly => "RDONLY",
-            Access::NoAccess => "NOACCESS",
+            Mode::Rw => "RW",
+            Mode::RdOnly => "RDONLY",
+            Mode::NoAccess => "NOACCESS",
         }
     }
 }
@@ -474,7 +471,7 @@ impl Access {
 /// One extent line: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ExtentLine {
-    access: Access,
+    access: Mode,
     sectors: u64,
     kind: String,
     file: Option<String>,
@@ -529,9 +526,9 @@ impl Descriptor {
             }
             let first = line.split_whitespace().next().unwrap_or("");
             let access = match first.to_ascii_uppercase().as_str() {
-                "RW" => Some(Access::Rw),
-                "RDONLY" => Some(Access::RdOnly),
-                "NOACCESS" => Some(Access::NoAccess),
+                "RW" => Some(Mode::Rw),
+                "RDONLY" => Some(Mode::RdOnly),
+                "NOACCESS" => Some(Mode::NoAccess),
                 _ => None,
             };
             if let Some(access) = access {
@@ -550,7 +547,7 @@ impl Descriptor {
     }
 }
 
-fn parse_extent(line: &str, access: Access, at: u64) -> Result<ExtentLine, String> {
+fn parse_extent(line: &str, access: Mode, at: u64) -> Result<ExtentLine, String> {
     let bad = |why: &str| format!("descriptor extent line {line:?}: {why}");
     let mut rest = line;
     let mut token = || {
@@ -686,10 +683,7 @@ impl GrainCache {
     fn get(&mut self, ext: usize, grain: u64) -> Option<&[u8]> {
         self.tick += 1;
         let t = self.tick;
-        let s = self
-            .slots
-            .iter_mut()
-            .find(|s| s.0 == ext && s.1 == grain)?;
+        let s = self.slots.iter_mut().find(|s| s.0 == ext && s.1 == grain)?;
         s.3 = t;
         Some(&s.2)
     }
@@ -853,7 +847,7 @@ impl VmdkEvidence {
                     ));
                 };
                 let kind = match (e.access, e.kind.as_str()) {
-                    (Access::NoAccess, _) => Kind::NoAccess,
+                    (Mode::NoAccess, _) => Kind::NoAccess,
                     (_, "ZERO") => Kind::Zero,
                     (_, "FLAT" | "VMFS" | "SPARSE") => {
                         let name = e.file.as_deref().unwrap_or("");
@@ -878,7 +872,10 @@ impl VmdkEvidence {
                                 base: e.offset.checked_mul(SECTOR).ok_or_else(|| {
                                     files[0].corrupt(
                                         e.at,
-                                        format!("{label}: offset of {} sectors overflows", e.offset),
+                                        format!(
+                                            "{label}: offset of {} sectors overflows",
+                                            e.offset
+                                        ),
                                     )
                                 })?,
                             }
@@ -977,9 +974,7 @@ impl VmdkEvidence {
             .filter(|v| !v.eq_ignore_ascii_case("ffffffff"));
         let parent = match parent_cid {
             None => None,
-            Some(pcid) => Some(Box::new(open_parent(
-                paths, &used, p0, &desc, pcid, depth,
-            )?)),
+            Some(pcid) => Some(Box::new(open_parent(paths, &used, p0, &desc, pcid, depth)?)),
         };
         let mut segments: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
         if let Some(p) = &parent {
@@ -1020,7 +1015,12 @@ impl VmdkEvidence {
     }
 
     /// Reads `buf.len()` bytes at `offset`, all inside the virtual disk.
-    fn read_inner(&self, offset: u64, buf: &mut [u8], s: &mut Scratch) -> Result<(), EvidenceError> {
+    fn read_inner(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        s: &mut Scratch,
+    ) -> Result<(), EvidenceError> {
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -1251,26 +1251,29 @@ impl VmdkEvidence {
         };
         let mut io = std::mem::take(&mut s.io);
         io.resize(data_len as usize, 0);
-        let r = f.read_exact_at(data_off, &mut io, "compressed grain").and_then(|()| {
-            let dec = s.inflater.get_or_insert_with(|| Decompress::new(true));
-            let total = inflate(dec, &mut s.sink, &io, dest, sp.grain as usize).map_err(|w| {
-                f.corrupt(
-                    data_off,
-                    format!("compressed grain {g} of {}: {w}", e.label),
-                )
-            })?;
-            if total < dest.len() {
-                return Err(f.corrupt(
-                    data_off,
-                    format!(
-                        "compressed grain {g} of {}: inflates to {total} bytes, expected {}",
-                        e.label,
-                        dest.len()
-                    ),
-                ));
-            }
-            Ok(())
-        });
+        let r = f
+            .read_exact_at(data_off, &mut io, "compressed grain")
+            .and_then(|()| {
+                let dec = s.inflater.get_or_insert_with(|| Decompress::new(true));
+                let total =
+                    inflate(dec, &mut s.sink, &io, dest, sp.grain as usize).map_err(|w| {
+                        f.corrupt(
+                            data_off,
+                            format!("compressed grain {g} of {}: {w}", e.label),
+                        )
+                    })?;
+                if total < dest.len() {
+                    return Err(f.corrupt(
+                        data_off,
+                        format!(
+                            "compressed grain {g} of {}: inflates to {total} bytes, expected {}",
+                            e.label,
+                            dest.len()
+                        ),
+                    ));
+                }
+                Ok(())
+            });
         s.io = io;
         r
     }
@@ -1441,7 +1444,10 @@ fn open_parent(
     );
     let parent = VmdkEvidence::open_depth(&rest, depth + 1)?;
     let pc = parent.info.metadata.get("vmdk.cid").map(String::as_str);
-    let same = match (pc.map(|c| u32::from_str_radix(c, 16)), u32::from_str_radix(pcid, 16)) {
+    let same = match (
+        pc.map(|c| u32::from_str_radix(c, 16)),
+        u32::from_str_radix(pcid, 16),
+    ) {
         (Some(Ok(a)), Ok(b)) => a == b,
         _ => pc.is_some_and(|c| c.eq_ignore_ascii_case(pcid)),
     };
