@@ -909,29 +909,35 @@ fn probe_recognises_heads() {
 // Hostile input
 
 /// Runs `f` on a thread; fails when it takes more than `secs` seconds.
-fn with_deadline<F: FnOnce() + Send + 'static>(what: String, secs: u64, f: F) {
+fn with_deadline<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(
+    what: String,
+    secs: u64,
+    f: F,
+) -> T {
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
+        let _ = tx.send(f());
     });
     match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => h.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p);
-            }
+        Ok(v) => {
+            h.join().unwrap();
+            v
         }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
+            Err(p) => std::panic::resume_unwind(p),
+            Ok(()) => unreachable!("the case sent no result"),
+        },
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: took more than {secs} s"),
     }
 }
 
 /// Opens and reads (all of a small disk, samples of a large one); only
 /// panics and hangs are failures.
-fn open_and_read(paths: &[PathBuf]) {
+fn open_and_read(paths: &[PathBuf]) -> (bool, bool) {
     let Ok(ev) = VmdkEvidence::open(paths) else {
-        return;
+        return (false, false);
     };
+    let mut read_err = false;
     let size = ev.size();
     let mut buf = vec![0u8; 1 << 20];
     let mut ranges = Vec::new();
@@ -951,12 +957,16 @@ fn open_and_read(paths: &[PathBuf]) {
             match ev.read_at(a, &mut buf[..n]) {
                 Ok(0) => break,
                 Ok(k) => a += k as u64,
-                Err(_) => break,
+                Err(_) => {
+                    read_err = true;
+                    break;
+                }
             }
         }
         // partial reads through the grain cache
         let _ = ev.read_at(a.saturating_sub(1000), &mut buf[..333]);
     }
+    (true, read_err)
 }
 
 /// A named file's bytes.
@@ -1044,12 +1054,13 @@ fn mutate(r: &mut Rng, b: &mut Vec<u8>) {
     }
 }
 
-fn fuzz_for(cases: Option<u64>, secs: Option<u64>, seed: u64) -> u64 {
+/// Runs mutated cases; returns (cases, opened, read errors).
+fn fuzz_for(cases: Option<u64>, secs: Option<u64>, seed: u64) -> (u64, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let bases = fuzz_bases(dir.path());
     let mut r = Rng::new(seed);
     let start = Instant::now();
-    let mut n = 0u64;
+    let (mut n, mut opened, mut read_errs) = (0u64, 0u64, 0u64);
     loop {
         if cases.is_some_and(|c| n >= c) || secs.is_some_and(|s| start.elapsed().as_secs() >= s) {
             break;
@@ -1071,12 +1082,14 @@ fn fuzz_for(cases: Option<u64>, secs: Option<u64>, seed: u64) -> u64 {
             std::fs::write(case.join(en), &eb).unwrap();
         }
         let paths = vec![case.join(name)];
-        with_deadline(format!("case {n} ({name})"), 2, move || {
+        let (o, re) = with_deadline(format!("case {n} ({name})"), 2, move || {
             open_and_read(&paths)
         });
+        opened += u64::from(o);
+        read_errs += u64::from(re);
         n += 1;
     }
-    n
+    (n, opened, read_errs)
 }
 
 #[test]
@@ -1084,11 +1097,17 @@ fn hostile_mutations_never_panic_or_hang() {
     let secs = std::env::var("TRAWL_FUZZ_SECS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok());
-    let n = match secs {
+    let (n, opened, read_errs) = match secs {
         Some(s) => fuzz_for(None, Some(s), 0xC0FFEE ^ s),
         None => fuzz_for(Some(600), None, 42),
     };
-    println!("hostile_mutations_never_panic_or_hang: {n} cases");
+    println!(
+        "hostile_mutations_never_panic_or_hang: {n} cases ({opened} opened, {read_errs} of them with a read error)"
+    );
+    assert!(
+        opened > 0 && opened < n,
+        "the mutations should both pass and fail"
+    );
 }
 
 /// Patches a monolithicSparse file made by the writer below.

@@ -1488,3 +1488,266 @@ impl Evidence for VmdkEvidence {
         Ok(want)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn header_bytes(capacity: u64, grain: u64, gd: u64, flags: u32, compress: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..4].copy_from_slice(b"KDMV");
+        h[4..8].copy_from_slice(&1u32.to_le_bytes());
+        h[8..12].copy_from_slice(&flags.to_le_bytes());
+        h[12..20].copy_from_slice(&capacity.to_le_bytes());
+        h[20..28].copy_from_slice(&grain.to_le_bytes());
+        h[44..48].copy_from_slice(&512u32.to_le_bytes());
+        h[56..64].copy_from_slice(&gd.to_le_bytes());
+        h[73..77].copy_from_slice(b"\n \r\n");
+        h[77..79].copy_from_slice(&compress.to_le_bytes());
+        h
+    }
+
+    fn write(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    }
+
+    #[test]
+    fn header_fields_parse_at_their_offsets() {
+        let mut b = header_bytes(1000, 128, 7, 0x3_0003, 1);
+        b[28..36].copy_from_slice(&1u64.to_le_bytes());
+        b[36..44].copy_from_slice(&20u64.to_le_bytes());
+        b[48..56].copy_from_slice(&21u64.to_le_bytes());
+        b[64..72].copy_from_slice(&128u64.to_le_bytes());
+        b[72] = 1;
+        let h = Header::parse(&b);
+        assert_eq!(
+            h,
+            Header {
+                version: 1,
+                flags: 0x3_0003,
+                capacity: 1000,
+                grain: 128,
+                descriptor_offset: 1,
+                descriptor_size: 20,
+                gtes_per_gt: 512,
+                rgd_offset: 21,
+                gd_offset: 7,
+                overhead: 128,
+                unclean: true,
+                newlines: *b"\n \r\n",
+                compress: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn probe_magic_and_descriptor_text() {
+        assert!(probe(b"KDMV"));
+        assert!(probe(b"\xef\xbb\xbf\n\t # DISK DESCRIPTORFILE"));
+        assert!(!probe(b"KDM"));
+        assert!(!probe(b"COWD"));
+        assert!(!probe(b"x # Disk DescriptorFile"));
+    }
+
+    #[test]
+    fn descriptor_values_and_extent_lines() {
+        let d = Descriptor::parse(
+            "# Disk DescriptorFile\nversion=1\nCID = 0a0b0c0d\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n\
+             RW 4192256 SPARSE \"my disk-s001.vmdk\"\nrdonly 10 FLAT \"f.vmdk\" 5\nNOACCESS 3 ZERO\n\
+             ddb.adapterType = \"lsilogic\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.get("cid"), Some("0a0b0c0d"));
+        assert_eq!(d.get("createType"), Some("twoGbMaxExtentSparse"));
+        assert_eq!(d.get("ddb.adapterType"), Some("lsilogic"));
+        assert_eq!(d.extents.len(), 3);
+        assert_eq!(d.extents[0].file.as_deref(), Some("my disk-s001.vmdk"));
+        assert_eq!(d.extents[0].sectors, 4_192_256);
+        assert_eq!(d.extents[1].access, Mode::RdOnly);
+        assert_eq!(d.extents[1].offset, 5);
+        assert_eq!(d.extents[1].to_string(), "RDONLY 10 FLAT \"f.vmdk\" 5");
+        assert_eq!(d.extents[2].access, Mode::NoAccess);
+        assert_eq!(d.extents[2].file, None);
+        // The error names the line's offset.
+        let (at, why) = Descriptor::parse("# x\nRW 12 FLAT\n").unwrap_err();
+        assert_eq!(at, 4);
+        assert!(why.contains("no file name"), "{why}");
+        assert!(Descriptor::parse("RW -1 FLAT \"a\"").is_err());
+        assert!(Descriptor::parse("RW 1 FLAT \"a\" x").is_err());
+    }
+
+    #[test]
+    fn extent_names_stay_in_the_folder() {
+        let d = Path::new("/ev/case");
+        assert_eq!(
+            confined_join(d, "a b.vmdk"),
+            Some(PathBuf::from("/ev/case/a b.vmdk"))
+        );
+        assert_eq!(
+            confined_join(d, "sub/./x.vmdk"),
+            Some(PathBuf::from("/ev/case/sub/x.vmdk"))
+        );
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "..\\x",
+            "a\\..\\..\\x",
+        ] {
+            assert_eq!(confined_join(d, bad), None, "{bad}");
+        }
+        assert_eq!(base_name("C:\\VMs\\base.vmdk"), "base.vmdk");
+        assert_eq!(base_name("../b/base.vmdk"), "base.vmdk");
+    }
+
+    #[test]
+    fn grain_lookup_zeroed_and_out_of_range() {
+        let mut sp = Sparse {
+            file: 0,
+            header: Header::parse(&header_bytes(2048, 1, 1, 0, 0)),
+            grain: 512,
+            gtes: 4,
+            gd: vec![0, u32::MAX],
+            gt_offsets: vec![4096],
+            gts: vec![0, 1, 9, 10],
+            compressed: false,
+            markers: false,
+            zero_grain: false,
+            embedded: None,
+        };
+        assert_eq!(sp.lookup(0), Grain::Unallocated);
+        assert_eq!(sp.lookup(1), Grain::At(1));
+        assert_eq!(sp.lookup(2), Grain::At(9));
+        assert_eq!(sp.lookup(5), Grain::Unallocated);
+        assert_eq!(sp.lookup(1 << 40), Grain::Unallocated);
+        assert_eq!(sp.gte_offset(3), 4096 + 12);
+        sp.zero_grain = true;
+        assert_eq!(sp.lookup(1), Grain::Zeroed);
+    }
+
+    #[test]
+    fn grain_cache_evicts_least_recent() {
+        let mut c = GrainCache::new(CACHE_BYTES);
+        assert_eq!(c.cap, 2);
+        c.insert(0, 1, vec![1]);
+        c.insert(0, 2, vec![2]);
+        assert!(c.get(0, 1).is_some());
+        let back = c.insert(0, 3, vec![3]);
+        assert_eq!(back, vec![2]);
+        assert!(c.get(0, 2).is_none());
+        assert_eq!(c.get(0, 3), Some(&[3u8][..]));
+        assert!(c.get(1, 3).is_none());
+    }
+
+    #[test]
+    fn inflate_bounds() {
+        let data = vec![7u8; 3000];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&data).unwrap();
+        let c = z.finish().unwrap();
+        let mut dec = Decompress::new(true);
+        let mut sink = Vec::new();
+        let mut out = vec![0u8; 4096];
+        assert_eq!(inflate(&mut dec, &mut sink, &c, &mut out, 4096), Ok(3000));
+        assert_eq!(out[..3000], data[..]);
+        // Partial destination through the sink.
+        let mut small = vec![0u8; 100];
+        assert_eq!(inflate(&mut dec, &mut sink, &c, &mut small, 4096), Ok(3000));
+        assert_eq!(small, vec![7u8; 100]);
+        // More than the grain: refused.
+        let e = inflate(&mut dec, &mut sink, &c, &mut out[..2048], 2048).unwrap_err();
+        assert!(e.contains("more than 2048"), "{e}");
+        // Truncated stream, garbage.
+        let e = inflate(&mut dec, &mut sink, &c[..c.len() / 2], &mut out, 4096).unwrap_err();
+        assert!(e.contains("truncated") || e.contains("corrupt"), "{e}");
+        assert!(inflate(&mut dec, &mut sink, &[0xff; 40], &mut out, 4096).is_err());
+    }
+
+    #[test]
+    fn sparse_header_errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A good one: 4 grains of 1 sector, GD at sector 1, GT at sector 2.
+        let mut good = header_bytes(4, 1, 1, FLAG_NL_TEST, 0);
+        good.resize(1024, 0);
+        good[512..516].copy_from_slice(&2u32.to_le_bytes());
+        good.resize(2 * 512, 0);
+        for s in [7u32, 8, 0, 1] {
+            good.extend_from_slice(&s.to_le_bytes());
+        }
+        good.resize(7 * 512, 0);
+        good.extend_from_slice(&[0xaa; 512]);
+        good.extend_from_slice(&[0xbb; 512]);
+        let p = write(d, "g.vmdk", &good);
+        let f = ContainerFile::open(&p).unwrap();
+        let sp = open_sparse(&f, 0).unwrap();
+        assert_eq!(sp.lookup(0), Grain::At(7));
+        assert_eq!(sp.lookup(3), Grain::At(1));
+        let ev = VmdkEvidence::open(&[p]).unwrap();
+        assert_eq!(ev.size(), 2048);
+        let mut b = vec![0u8; 2048];
+        ev.read_exact_at(0, &mut b).unwrap();
+        assert!(b[..512].iter().all(|&x| x == 0xaa));
+        assert!(b[512..1024].iter().all(|&x| x == 0xbb));
+        assert!(b[1024..1536].iter().all(|&x| x == 0));
+        // Without the zeroed-grain flag GTE 1 is sector 1 (as qemu reads it).
+        assert_eq!(b[1536..2048], good[512..1024]);
+        assert_eq!(ev.info().metadata["vmdk.create_type"], "monolithicSparse");
+
+        let cases: &[(&str, usize, &[u8], &str)] = &[
+            ("magic", 0, b"KDMX", "no KDMV magic"),
+            ("version", 4, &9u32.to_le_bytes(), "version 9"),
+            ("grain", 20, &0u64.to_le_bytes(), "grain size"),
+            ("gtes", 44, &0u32.to_le_bytes(), "entries per grain table"),
+            (
+                "compress",
+                77,
+                &5u16.to_le_bytes(),
+                "compression algorithm 5",
+            ),
+            ("newline", 76, b"\r", "text mode"),
+            ("gd", 56, &1000u64.to_le_bytes(), "grain directory"),
+            (
+                "gd entry",
+                512,
+                &1000u32.to_le_bytes(),
+                "grain directory entry 0",
+            ),
+            (
+                "descriptor",
+                28,
+                &1000u64.to_le_bytes(),
+                "embedded descriptor",
+            ),
+        ];
+        for (name, at, bytes, want) in cases {
+            let mut b = good.clone();
+            b[*at..*at + bytes.len()].copy_from_slice(bytes);
+            if *name == "descriptor" {
+                b[36..44].copy_from_slice(&1u64.to_le_bytes());
+            }
+            let p = write(d, "b.vmdk", &b);
+            let e = VmdkEvidence::open(&[p]).unwrap_err();
+            assert!(e.to_string().contains(want), "{name}: {e}");
+        }
+        // Grain tables overlapping each other.
+        let mut b = header_bytes(2048, 1, 1, 0, 0);
+        b[44..48].copy_from_slice(&4u32.to_le_bytes());
+        b.resize(512, 0);
+        for s in [2u32, 2, 3] {
+            b.extend_from_slice(&s.to_le_bytes());
+        }
+        b.resize(4096, 0);
+        let p = write(d, "o.vmdk", &b);
+        // 16-byte tables at sectors 2 and 3 do not overlap; shared ones are fine.
+        assert!(VmdkEvidence::open(&[p]).is_ok());
+        b[44..48].copy_from_slice(&512u32.to_le_bytes());
+        let p = write(d, "o.vmdk", &b);
+        let e = VmdkEvidence::open(&[p]).unwrap_err();
+        assert!(e.to_string().contains("overlaps"), "{e}");
+    }
+}
