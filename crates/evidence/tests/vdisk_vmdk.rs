@@ -856,6 +856,14 @@ fn descriptor_extents_zero_rdonly_noaccess_and_confinement() {
     let ev = VmdkEvidence::open(&[d.join("t.vmdk")]).unwrap();
     let e = ev.read_exact_at(9 * 512, &mut got[..1024]).unwrap_err();
     assert!(matches!(e, EvidenceError::Truncated { .. }), "{e}");
+    // A flat offset at the end of the 64-bit range: an error, not a wrap.
+    std::fs::write(
+        d.join("w.vmdk"),
+        "# Disk DescriptorFile\nRW 4 FLAT \"a.bin\" 36028797018963967\n",
+    )
+    .unwrap();
+    let ev = VmdkEvidence::open(&[d.join("w.vmdk")]).unwrap();
+    assert!(ev.read_exact_at(0, &mut got[..2048]).is_err());
     // Malformed extent lines and non-VMDK text.
     for (text, what) in [
         (

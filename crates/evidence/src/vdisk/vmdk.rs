@@ -1083,7 +1083,12 @@ impl VmdkEvidence {
             Kind::Flat { file, base } => {
                 let f = &self.files[*file];
                 let what = format!("{} data", e.label);
-                f.read_exact_at(*base + within, dest, &what)
+                let Some(at) = base.checked_add(within) else {
+                    return Err(
+                        f.corrupt(*base, format!("{what}: offset {base} + {within} overflows"))
+                    );
+                };
+                f.read_exact_at(at, dest, &what)
             }
             Kind::Sparse(sp) => self.read_sparse(ei, sp, within, dest, s),
         }
