@@ -1,7 +1,7 @@
 //! Format detection from magic bytes, and the `open` entry points.
 
 use crate::split::discover_segments;
-use crate::{Evidence, EvidenceError, RawEvidence, SplitRawEvidence, ewf};
+use crate::{Evidence, EvidenceError, RawEvidence, SplitRawEvidence, ewf, vdisk};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -65,30 +65,6 @@ const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
         "Lx01 holds files, not a disk image; export them and scan the files",
     ),
     (
-        b"QFI\xfb",
-        0,
-        "QCOW",
-        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
-    ),
-    (
-        b"KDMV",
-        0,
-        "VMDK (sparse)",
-        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
-    ),
-    (
-        b"vhdxfile",
-        0,
-        "VHDX",
-        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
-    ),
-    (
-        b"conectix",
-        0,
-        "VHD (dynamic)",
-        "convert to raw with `qemu-img convert -O raw IMAGE out.raw`",
-    ),
-    (
         b"AFF10\x0d\x0a\x00",
         0,
         "AFF",
@@ -101,7 +77,8 @@ const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
 ///
 /// # Errors
 /// Missing or unreadable file, or a container format trawl does not read
-/// (QCOW, VMDK, VHD, VHDX, AFF, L01), named with a conversion hint.
+/// (AFF, AFF4, L01, Lx01), named with a conversion hint. Virtual disks
+/// (QCOW2, VMDK, VHD, VHDX) by their header, fixed VHDs by their footer.
 pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
     use std::io::Read;
     let mut f = crate::confine::checked_open(path)?;
@@ -111,7 +88,7 @@ pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
             path: path.to_path_buf(),
         });
     }
-    let mut head = [0u8; 16];
+    let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]) {
@@ -125,6 +102,18 @@ pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
     if ewf::magic_version(head).is_some() {
         return Ok(Format::Ewf);
     }
+    if vdisk::qcow2::probe(head) {
+        return Ok(Format::Qcow2);
+    }
+    if vdisk::vmdk::probe(head) {
+        return Ok(Format::Vmdk);
+    }
+    if vdisk::vhdx::probe(head) {
+        return Ok(Format::Vhdx);
+    }
+    if vdisk::vhd::probe(head) {
+        return Ok(Format::Vhd);
+    }
     for (magic, at, name, hint) in UNSUPPORTED {
         if head.len() >= at + magic.len() && &head[*at..at + magic.len()] == *magic {
             return Err(EvidenceError::Unsupported {
@@ -132,6 +121,19 @@ pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
                 format: name,
                 hint,
             });
+        }
+    }
+    // A fixed VHD: a raw disk followed by a VHD footer.
+    if meta.len() >= 511 {
+        use std::io::{Seek, SeekFrom};
+        let mut tail = [0u8; 512];
+        let k = meta.len().min(512);
+        let at = meta.len() - k;
+        f.seek(SeekFrom::Start(at))
+            .and_then(|_| f.read_exact(&mut tail[..k as usize]))
+            .map_err(|e| EvidenceError::io(path, at, e))?;
+        if vdisk::vhd::probe_footer(&tail[..k as usize]) {
+            return Ok(Format::Vhd);
         }
     }
     let segs = discover_segments(path);
@@ -154,13 +156,26 @@ pub fn open(path: impl AsRef<Path>) -> Result<Arc<dyn Evidence>, EvidenceError> 
         Format::SplitRaw => Ok(Arc::new(SplitRawEvidence::open(&discover_segments(path))?)),
         Format::Raw => Ok(Arc::new(RawEvidence::open(path)?)),
         f @ (Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx) => {
-            Err(EvidenceError::Unsupported {
-                path: path.to_path_buf(),
-                format: f.name(),
-                hint: "not read yet",
-            })
+            open_vdisk(f, &[path.to_path_buf()])
         }
     }
+}
+
+/// Opens a virtual disk: `paths[0]` the disk, the rest the files it refers
+/// to (backing files, parents, extents) given as evidence too.
+fn open_vdisk(format: Format, paths: &[PathBuf]) -> Result<Arc<dyn Evidence>, EvidenceError> {
+    Ok(match format {
+        Format::Qcow2 => Arc::new(vdisk::qcow2::Qcow2Evidence::open(paths)?),
+        Format::Vmdk => Arc::new(vdisk::vmdk::VmdkEvidence::open(paths)?),
+        Format::Vhd => Arc::new(vdisk::vhd::VhdEvidence::open(paths)?),
+        Format::Vhdx => Arc::new(vdisk::vhdx::VhdxEvidence::open(paths)?),
+        Format::Raw | Format::SplitRaw | Format::Ewf => {
+            return Err(EvidenceError::UnknownFormat {
+                path: paths.first().cloned().unwrap_or_default(),
+                reason: format!("{format} is not a virtual disk"),
+            });
+        }
+    })
 }
 
 /// Opens an evidence item from an explicit list of segment files, in order
@@ -175,6 +190,12 @@ pub fn open_segments(paths: &[PathBuf]) -> Result<Arc<dyn Evidence>, EvidenceErr
         }),
         [one] => open(one),
         [first, ..] => {
+            // A virtual disk first: the others are its backing files,
+            // parents or extents, whatever their own format.
+            let f = detect_format(first)?;
+            if matches!(f, Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx) {
+                return open_vdisk(f, paths);
+            }
             let formats = paths
                 .iter()
                 .map(|p| detect_format(p))

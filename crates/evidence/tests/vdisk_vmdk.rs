@@ -1226,35 +1226,3 @@ fn hostile_specific_cases() {
     let e = ev.read_exact_at(0, &mut all).unwrap_err();
     assert!(e.to_string().contains("passes the end of the file"), "{e}");
 }
-
-/// Throughput of a whole-disk read and MD5 of the VMDK named by
-/// `TRAWL_VMDK_BENCH` (run by hand: `cargo test --release --test vdisk_vmdk
-/// -- --ignored bench --nocapture`).
-#[test]
-#[ignore = "benchmark, run by hand"]
-fn bench_read_and_md5() {
-    let Some(p) = std::env::var_os("TRAWL_VMDK_BENCH") else {
-        println!("bench_read_and_md5: set TRAWL_VMDK_BENCH=IMAGE");
-        return;
-    };
-    let ev = VmdkEvidence::open(&[PathBuf::from(p)]).unwrap();
-    let t = Instant::now();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0u64;
-    loop {
-        let n = ev.read_at(off, &mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        off += n as u64;
-    }
-    let read = t.elapsed();
-    let t = Instant::now();
-    let m = media_md5(&ev);
-    println!(
-        "{} bytes: read {:.0} MB/s, read+MD5 {:.0} MB/s ({m})",
-        ev.size(),
-        ev.size() as f64 / read.as_secs_f64() / 1e6,
-        ev.size() as f64 / t.elapsed().as_secs_f64() / 1e6
-    );
-}

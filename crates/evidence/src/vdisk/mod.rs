@@ -11,8 +11,6 @@
 //! only when they are given as evidence too (`open_segments`), or, for a
 //! VMDK descriptor's extents, when they resolve inside the evidence roots.
 
-#![allow(dead_code)] // until the readers land
-
 pub mod qcow2;
 pub mod vhd;
 pub mod vhdx;
