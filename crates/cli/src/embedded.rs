@@ -42,7 +42,8 @@ const IN_PROCESS_LABEL: &str = "in-process";
 /// of the scan, resolved (`absolute` canonicalised them), and the files
 /// beside each that share its stem (the further segments of an E01 or a
 /// split raw image named by its first segment: disk.E02.., disk.002..),
-/// as found beside it and resolved; and the known-file and notable-file
+/// as found beside it and resolved; the extent files a VMDK descriptor
+/// names; and the known-file and notable-file
 /// hash sets of the scan.
 fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -65,6 +66,13 @@ fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
                         roots.push(q);
                     }
                 }
+            }
+            // A VMDK descriptor's extent files, beside it.
+            for q in trawl_evidence::vdisk::vmdk::extent_files(&p) {
+                if let Ok(r) = q.canonicalize() {
+                    roots.push(r);
+                }
+                roots.push(q);
             }
             roots.push(p);
         }

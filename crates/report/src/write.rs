@@ -134,6 +134,9 @@ fn write_piecewise(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
 
 fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError> {
     let counts = crate::counts(r);
+    let virtual_size = ["qcow2", "vmdk", "vhd", "vhdx"]
+        .contains(&r.evidence.format.as_str())
+        .then_some(r.evidence.size);
     let doc = json!({
         "tool": { "name": r.provenance.tool, "version": r.provenance.version },
         "job_id": r.job_id,
@@ -143,6 +146,10 @@ fn write_report_json(dir: &ReportDir, r: &JobResults) -> Result<(), ReportError>
             "path": r.evidence.path,
             "size": r.evidence.size,
             "format": r.evidence.format,
+            // A virtual-machine disk: its size is the virtual disk's (what
+            // was hashed and scanned); `segments` are the container files
+            // read, `metadata` the container's own (descriptor, ids).
+            "virtual_size": virtual_size,
             "segments": r.evidence.segments,
             "stored_hashes": { "md5": r.evidence.stored_md5, "sha1": r.evidence.stored_sha1 },
             "metadata": r.evidence.metadata,

@@ -19,5 +19,6 @@ mod carving;
 mod features;
 mod files;
 mod per_file;
+mod vdisk;
 mod yara;
 mod yara_diff;

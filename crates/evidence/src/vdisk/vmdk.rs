@@ -614,6 +614,36 @@ fn confined_join(dir: &Path, name: &str) -> Option<PathBuf> {
     Some(dir.join(p))
 }
 
+/// The extent files a VMDK descriptor file names (resolved in its folder;
+/// names that leave it are left out, and refused when the disk is opened).
+/// Empty for anything but a readable descriptor file. Callers that confine
+/// reads (the embedded scan's evidence roots) allow these beside the
+/// descriptor.
+pub fn extent_files(descriptor: &Path) -> Vec<PathBuf> {
+    let Ok(f) = ContainerFile::open(descriptor) else {
+        return Vec::new();
+    };
+    if f.len() > MAX_DESCRIPTOR {
+        return Vec::new();
+    }
+    let mut text = vec![0u8; f.len() as usize];
+    if f.read_exact_at(0, &mut text, "descriptor").is_err()
+        || !probe(&text)
+        || text.starts_with(b"KDMV")
+    {
+        return Vec::new();
+    }
+    let Ok(d) = Descriptor::parse(&String::from_utf8_lossy(&text)) else {
+        return Vec::new();
+    };
+    let dir = descriptor.parent().unwrap_or(Path::new("."));
+    d.extents
+        .iter()
+        .filter_map(|e| e.file.as_deref())
+        .filter_map(|n| confined_join(dir, n))
+        .collect()
+}
+
 /// The last component of a file name written with `/` or `\`.
 fn base_name(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
