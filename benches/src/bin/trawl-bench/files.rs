@@ -15,17 +15,12 @@
 //! under 40 KiB, 0.3% of 1 to 6 MiB (about 22 KB per file on average),
 //! slices of one random blob so that every file's bytes are its own.
 
+use crate::arg;
 use anyhow::{Context, Result, bail};
 use rand::{Rng, RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use trawl_benches::{Contender, fresh_output, have, race, table};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 /// Writes the tree of `n` files under `root`; returns the bytes of content.
 fn tree(root: &Path, n: usize) -> Result<u64> {

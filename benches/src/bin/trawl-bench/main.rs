@@ -8,13 +8,14 @@ mod carve;
 mod features;
 mod files;
 mod scale;
+mod vdisk;
 mod yara;
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use trawl_benches::{Contender, have, race, random_file, table};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
+pub(crate) fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
@@ -116,6 +117,12 @@ enum Bench {
         #[arg(long)]
         files: Option<String>,
     },
+    /// Virtual-machine disks: hashing a dynamic VHDX and a compressed QCOW2
+    /// against `qemu-img convert -O raw` and `md5sum`.
+    Vdisk {
+        #[command(flatten)]
+        common: Common,
+    },
     /// A scheduler and workers on loopback against the embedded scan.
     Cluster {
         #[command(flatten)]
@@ -184,6 +191,7 @@ fn main() -> Result<()> {
         | Bench::Yara { common: c, .. }
         | Bench::Cluster { common: c, .. }
         | Bench::Files { common: c, .. }
+        | Bench::Vdisk { common: c }
         | Bench::Pipeline { common: c, .. } => &c.dir,
         Bench::YaraLive { .. } => &None,
     };
@@ -243,6 +251,7 @@ fn main() -> Result<()> {
             p.push(("--files", files));
             files::run(&argv(&p, &[]))
         }
+        Bench::Vdisk { common: c } => vdisk::run(&argv(&common(c), &[])),
         Bench::Cluster {
             common: c,
             analyses,

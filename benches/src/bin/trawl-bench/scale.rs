@@ -453,6 +453,17 @@ pub fn all(args: &[String]) -> Result<()> {
             ],
         ),
         (
+            "Virtual-machine disks",
+            "Hashing a dynamic VHDX and a compressed QCOW2 (made by qemu-img from the mixed-content image) against `qemu-img convert -O raw` and `md5sum` of the same container.",
+            vec![
+                "vdisk".into(),
+                "--size".into(),
+                if quick { "256MiB" } else { "2GiB" }.into(),
+                "--runs".into(),
+                if quick { "1" } else { "3" }.into(),
+            ],
+        ),
+        (
             "Cluster overhead",
             "The embedded scan against a scheduler and 2 worker processes on loopback, same image; the scheduler's lease/report rate.",
             vec![
