@@ -235,11 +235,16 @@ fn corpora_virtual_disks_hash_as_qemu_img_converts_them() {
         let name = images[0].file_name().unwrap().to_string_lossy().to_string();
         let conv = qemu_raw(&images[0], None, &dir.path().join(format!("{i}.raw")));
         let want = md5_file(&conv);
-        let _ = std::fs::remove_file(&conv);
         let out = dir.path().join(format!("out-{i}"));
         let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
-        scan(&paths, &out, "hash", "64MiB", "1");
+        scan(&paths, &out, "hash,files", "64MiB", "1");
         assert_eq!(report(&out)["hashes"]["md5"], want.as_str(), "{name}");
+        // The same file listing as the raw disk qemu-img writes.
+        let raw_out = dir.path().join(format!("out-{i}-raw"));
+        scan(&[&conv], &raw_out, "hash,files", "64MiB", "1");
+        let listing = |o: &Path| std::fs::read_to_string(o.join("files/files.jsonl")).ok();
+        assert_eq!(listing(&out), listing(&raw_out), "{name}: the file listing");
+        let _ = std::fs::remove_file(&conv);
     }
     // dfvfs's image.vhd and its differencing child carry footer checksums
     // that do not match their footers: qemu-img refuses them, and so does
