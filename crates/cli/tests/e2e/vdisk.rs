@@ -352,3 +352,68 @@ fn damaged_virtual_disks_are_refused_clearly() {
         }
     }
 }
+
+/// A compressed QCOW2 uploaded to a scheduler (TLS, a worker process):
+/// stored as sent, detected as QCOW2 and scanned by the worker as its
+/// virtual disk.
+#[test]
+fn an_uploaded_virtual_disk_is_scanned_as_its_virtual_disk() {
+    let test = "an_uploaded_virtual_disk_is_scanned_as_its_virtual_disk";
+    if !tools(test, &["qemu-img"]) {
+        return;
+    }
+    let s = crate::security::start_secure_with(&[], &[]);
+    let inv = s.add_user("ivy", "investigator", &["A"], "1d");
+    let raw = s.dir.path().join("vm.raw");
+    let mut data = vec![0u8; 8 << 20];
+    let mut rng = trawl_fixtures::util::Rng::new(2525);
+    rng.fill(&mut data[..2 << 20]);
+    data[(5 << 20)..(5 << 20) + 64].copy_from_slice(&[0x5a; 64]);
+    std::fs::write(&raw, &data).unwrap();
+    let img = s.dir.path().join("vm.qcow2");
+    sh(Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2", "-c"])
+        .arg(&raw)
+        .arg(&img));
+    let mut args: Vec<String> = [
+        "submit",
+        img.to_str().unwrap(),
+        "--upload",
+        "--case",
+        "A",
+        "--analyses",
+        "hash",
+        "--shard-size",
+        "1MiB",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(s.flags(&inv));
+    let o = trawl().args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let job = crate::security::last_line(&o.stdout);
+    let mut args = vec!["watch".to_string(), job.clone()];
+    args.extend(s.flags(&inv));
+    let w = trawl().args(&args).output().unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let out = s.dir.path().join("report");
+    let mut args = vec![
+        "results".to_string(),
+        job,
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(s.flags(&inv));
+    assert!(trawl().args(&args).status().unwrap().success());
+    let r = report(&out);
+    assert_eq!(r["evidence"]["format"], "qcow2");
+    assert_eq!(r["evidence"]["size"], data.len() as u64);
+    assert_eq!(r["hashes"]["md5"], trawl_fixtures::md5_hex(&data).as_str());
+    assert_eq!(
+        r["evidence"]["upload_blake3"],
+        blake3::hash(&std::fs::read(&img).unwrap())
+            .to_hex()
+            .as_str(),
+        "the upload is the container as sent"
+    );
+}
