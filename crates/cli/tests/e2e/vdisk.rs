@@ -75,6 +75,7 @@ fn results(out: &Path) -> Vec<(String, Vec<String>)> {
     };
     add("files/files.jsonl".into());
     add("carved/manifest.csv".into());
+    add("yara/matches.jsonl".into());
     let mut names: Vec<String> = std::fs::read_dir(out.join("features"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -92,6 +93,10 @@ fn results(out: &Path) -> Vec<(String, Vec<String>)> {
 
 fn scan(images: &[&Path], out: &Path, analyses: &str, shard: &str, workers: &str) {
     let mut args: Vec<String> = vec!["scan".into()];
+    if analyses.contains("yara") {
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/rules/demo.yar");
+        args.extend(["--rules".into(), rules.display().to_string()]);
+    }
     args.extend(images.iter().map(|p| p.display().to_string()));
     args.extend(
         [
@@ -133,12 +138,31 @@ fn virtual_disks_read_as_the_disk_qemu_img_converts_them_to() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (raw, _) = crate::files::build_disk(dir.path(), false);
+    // Carvable files and features after the partitions: the fixture image.
+    {
+        use std::io::Write;
+        let fx = trawl_fixtures::generate(&trawl_fixtures::Config::small());
+        let mut f = std::fs::OpenOptions::new().append(true).open(&raw).unwrap();
+        f.write_all(&fx.image).unwrap();
+        let pad = (512 - fx.image.len() % 512) % 512;
+        f.write_all(&vec![0u8; pad]).unwrap();
+    }
     let raw_md5 = md5_file(&raw);
-    let analyses = "hash,files,carve,features";
+    let analyses = "hash,files,carve,features,yara";
     let base = dir.path().join("out-raw");
     scan(&[&raw], &base, analyses, "1MiB", "3");
     let want = results(&base);
-    assert!(want.len() >= 3, "{want:?}");
+    assert!(want.len() >= 4, "{want:?}");
+    for kind in [
+        "files/files.jsonl",
+        "carved/manifest.csv",
+        "yara/matches.jsonl",
+    ] {
+        assert!(
+            want.iter().any(|(n, l)| n == kind && l.len() > 1),
+            "the raw disk gives too little to compare in {kind}"
+        );
+    }
     for (fmt, opts, label) in CONTAINERS {
         let img = dir.path().join(format!("disk-{label}.img"));
         sh(Command::new("qemu-img")
