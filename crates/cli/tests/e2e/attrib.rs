@@ -24,18 +24,8 @@ fn build(dir: &Path) -> (PathBuf, Vec<u8>) {
         .args(["-F", "16", "-n", "ATTRIB", "-C"])
         .arg(&fat)
         .arg((P1_LEN / 2).to_string()));
-    let mt = |args: &[&str]| {
-        sh(Command::new(args[0])
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(&fat)
-            .args(&args[1..]));
-    };
-    let put = |name: &str, data: &[u8]| {
-        let p = dir.join(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    };
+    let mt = |args: &[&str]| mtools(&fat, args);
+    let put = |name: &str, data: &[u8]| put_file(dir, name, data);
     let mail = put(
         "mail.txt",
         b"From: alice.attrib@example.org\nSubject: plans\n\nTRAWL-ATTRIB-MARKER-ONE in a mail\n",
@@ -617,18 +607,8 @@ fn build_split(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
         .arg((P1_LEN / 2).to_string()));
     let boot = std::fs::read(&fat).unwrap();
     let cluster = u16::from_le_bytes([boot[11], boot[12]]) as usize * boot[13] as usize;
-    let mt = |args: &[&str]| {
-        sh(Command::new(args[0])
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(&fat)
-            .args(&args[1..]));
-    };
-    let put = |name: &str, data: &[u8]| {
-        let p = dir.join(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    };
+    let mt = |args: &[&str]| mtools(&fat, args);
+    let put = |name: &str, data: &[u8]| put_file(dir, name, data);
     let mut rng = trawl_fixtures::util::Rng::new(2020);
     let mut jpeg = |min: usize| loop {
         let mut spec = trawl_fixtures::formats::images::small_spec(&mut rng);

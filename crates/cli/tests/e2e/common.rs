@@ -140,3 +140,20 @@ pub fn peer_hashes(path: &Path) -> [String; 4] {
         b3sum(path),
     ]
 }
+
+/// Runs an mtools command (`mcopy`, `mdel`, `mmd`, ...) on the FAT image
+/// `fat`: `args[0]` is the command, the rest its arguments.
+pub fn mtools(fat: &Path, args: &[&str]) {
+    sh(Command::new(args[0])
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(fat)
+        .args(&args[1..]));
+}
+
+/// Writes `data` to `dir/name` and returns the path.
+pub fn put_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}

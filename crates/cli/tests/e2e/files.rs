@@ -71,13 +71,7 @@ pub fn build_disk(dir: &Path, gpt: bool) -> (PathBuf, Planted) {
         .args(["-F", "16", "-n", "TRAWLFAT", "-C"])
         .arg(&fat)
         .arg((P1_LEN / 2).to_string()));
-    let mt = |args: &[&str]| {
-        sh(Command::new(args[0])
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .args(["-i"])
-            .arg(&fat)
-            .args(&args[1..]));
-    };
+    let mt = |args: &[&str]| mtools(&fat, args);
     mt(&["mmd", "::/DOCS"]);
     for i in 0..6 {
         let name = format!("fill{i}.bin");

@@ -57,13 +57,7 @@ fn fragmented_fat(dir: &Path, marker: &[u8]) -> (PathBuf, usize) {
         .arg("20480"));
     let boot = std::fs::read(&fat).unwrap();
     let cluster = u16::from_le_bytes([boot[11], boot[12]]) as usize * boot[13] as usize;
-    let mt = |args: &[&str]| {
-        sh(Command::new(args[0])
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(&fat)
-            .args(&args[1..]));
-    };
+    let mt = |args: &[&str]| mtools(&fat, args);
     // Six files of 3 clusters; the even ones deleted: 3-cluster gaps.
     for i in 0..6 {
         let p = dir.join(format!("fill{i}"));
