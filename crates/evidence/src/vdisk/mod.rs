@@ -97,3 +97,12 @@ impl ContainerFile {
         }
     }
 }
+
+/// How many of `len` bytes a read at `offset` of a virtual disk of `size`
+/// bytes returns: short only at the end, 0 at or past it.
+pub(crate) fn readable(size: u64, offset: u64, len: usize) -> usize {
+    if offset >= size {
+        return 0;
+    }
+    (len as u64).min(size - offset) as usize
+}

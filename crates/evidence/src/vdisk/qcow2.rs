@@ -1689,12 +1689,10 @@ impl Evidence for Qcow2Evidence {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
         let size = self.image.size;
-        if offset >= size || buf.is_empty() {
+        let n = super::readable(size, offset, buf.len());
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min((size - offset).min(usize::MAX as u64) as usize);
         self.image.read_into(offset, &mut buf[..n])?;
         Ok(n)
     }

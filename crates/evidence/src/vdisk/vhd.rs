@@ -978,12 +978,10 @@ impl Evidence for VhdEvidence {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
         let size = self.info.size;
-        if offset >= size || buf.is_empty() {
+        let n = super::readable(size, offset, buf.len());
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min((size - offset).min(usize::MAX as u64) as usize);
         self.read_layer(0, offset, &mut buf[..n])?;
         Ok(n)
     }

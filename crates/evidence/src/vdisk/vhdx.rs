@@ -1167,12 +1167,10 @@ impl Evidence for VhdxEvidence {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
         let size = self.info.size;
-        if offset >= size || buf.is_empty() {
+        let n = super::readable(size, offset, buf.len());
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min((size - offset).min(usize::MAX as u64) as usize);
         let buf = &mut buf[..n];
         let bs = 1u64 << self.block_shift;
         let mut done = 0usize;

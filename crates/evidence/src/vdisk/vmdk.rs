@@ -1507,10 +1507,10 @@ impl Evidence for VmdkEvidence {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, EvidenceError> {
         let size = self.info.size;
-        if offset >= size || buf.is_empty() {
+        let want = super::readable(size, offset, buf.len());
+        if want == 0 {
             return Ok(0);
         }
-        let want = (buf.len() as u64).min(size - offset) as usize;
         let buf = &mut buf[..want];
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => {
