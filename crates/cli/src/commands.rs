@@ -307,11 +307,20 @@ pub enum AuditCmd {
 pub struct ScanArgs {
     /// Image file(s): raw/dd, split raw (first segment, or every segment in
     /// order), E01 (first segment).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "list_scanners")]
     pub images: Vec<PathBuf>,
     /// Report directory.
-    #[arg(long, short)]
+    #[arg(
+        long,
+        short,
+        required_unless_present = "list_scanners",
+        default_value = "."
+    )]
     pub out: PathBuf,
+    /// Print the feature scanners (bulk_extractor's names), the decoding
+    /// layers and the scanner groups, one line each, and exit.
+    #[arg(long)]
+    pub list_scanners: bool,
     #[command(flatten)]
     pub spec: SpecArgs,
     /// In-process workers.
@@ -423,6 +432,12 @@ pub struct ResultsArgs {
 
 pub async fn run(cmd: Command) -> Result<()> {
     match cmd {
+        Command::Scan(a) if a.list_scanners => {
+            for line in trawl_features::list_scanners() {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Scan(a) => {
             trawl_evidence::set_read_mode(a.read_mode);
             embedded::scan(a).await

@@ -51,9 +51,18 @@ pub struct SpecArgs {
     /// Carving: maximum file size per type, TYPE=SIZE (repeatable).
     #[arg(long = "carve-max-size")]
     pub carve_max_size: Vec<String>,
-    /// Features: only these scanners (comma-separated, e.g. email,url,ccn).
+    /// Features: only these scanners (comma-separated, e.g. email,url,ccn;
+    /// `trawl scan --list-scanners` lists them).
     #[arg(long, value_delimiter = ',')]
     pub scanners: Vec<String>,
+    /// Features: also run these scanners or decoding layers (like
+    /// bulk_extractor's -e; comma-separated, repeatable).
+    #[arg(long, short = 'e', value_delimiter = ',')]
+    pub enable: Vec<String>,
+    /// Features: do not run these scanners or decoding layers (like
+    /// bulk_extractor's -x; comma-separated, repeatable).
+    #[arg(long, short = 'x', value_delimiter = ',')]
+    pub disable: Vec<String>,
     /// Features: keyword list for the `find` scanner (one literal or /regex/
     /// per line).
     #[arg(long)]
@@ -197,6 +206,12 @@ impl SpecArgs {
             spec.carve.max_size.insert(t.trim().to_ascii_lowercase(), n);
         }
         spec.features.scanners = self.scanners.clone();
+        spec.features
+            .scanners
+            .extend(self.enable.iter().map(|n| format!("+{n}")));
+        spec.features
+            .scanners
+            .extend(self.disable.iter().map(|n| format!("-{n}")));
         if let Some(p) = &self.find {
             spec.features.find_keywords = read_text(p, "--find")?;
         }

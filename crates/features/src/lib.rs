@@ -58,6 +58,7 @@ pub mod format;
 mod inflate;
 mod lists;
 mod net;
+pub mod records;
 mod text;
 mod textlayer;
 pub mod utf16;
@@ -118,6 +119,8 @@ const BLOCK: usize = 4096;
 const MIN_INFLATED: usize = 6;
 /// Notes kept per shard.
 const MAX_NOTES: usize = 64;
+/// Number of text scanners ([`Kind::ALL`]).
+const NKIND: usize = Kind::ALL.len();
 /// Name prefix of the statistics in report.json.
 pub const STAT_PREFIX: &str = "features/";
 
@@ -133,8 +136,86 @@ pub const STOPPED_SUFFIX: &str = "_stopped";
 /// Report writers use it to refuse forged names before they become paths.
 pub fn is_recorder_name(name: &str) -> bool {
     let base = name.strip_suffix(STOPPED_SUFFIX).unwrap_or(name);
-    name == ALERTS || Kind::ALL.iter().any(|k| k.name() == base)
+    name == ALERTS
+        || Kind::ALL.iter().any(|k| k.name() == base)
+        || records::STRUCTS.iter().any(|s| s.recorders.contains(&base))
 }
+
+/// The feature files a scanner (a text scanner's or a structure scanner's
+/// name, as in the statistics) writes.
+pub fn recorders_of(scanner: &str) -> Vec<&'static str> {
+    if let Some(k) = Kind::ALL.iter().find(|k| k.name() == scanner) {
+        return vec![k.name()];
+    }
+    records::find(scanner)
+        .map(|i| records::STRUCTS[i].recorders.to_vec())
+        .unwrap_or_default()
+}
+
+/// Decoding layers: data found inside others is decoded and scanned again
+/// with every scanner, its forensic path naming the layer. Each is on unless
+/// disabled.
+pub const LAYERS: [(&str, &str); 5] = [
+    ("gzip", "gzip members, inflated (forensic path N-GZIP-M)"),
+    ("zip", "ZIP members stored with deflate, inflated (N-ZIP-M)"),
+    ("zlib", "raw zlib streams, inflated (N-ZLIB-M)"),
+    ("pdf", "text of PDF content streams (N-PDF-M)"),
+    ("msxml", "text of Office XML parts (N-ZIP-0-MSXML-M)"),
+];
+
+/// Index of a layer in [`LAYERS`].
+fn layer(name: &str) -> Option<usize> {
+    LAYERS.iter().position(|(n, _)| *n == name)
+}
+
+/// One line per scanner and decoding layer, for `--list-scanners`: name,
+/// default state, what it finds, the feature files it writes.
+pub fn list_scanners() -> Vec<String> {
+    let mut out = Vec::new();
+    let line = |name: &str, on: bool, about: &str, files: String| {
+        format!(
+            "{name:<12} {:<8} {about}{files}",
+            if on { "default" } else { "off" }
+        )
+    };
+    for k in Kind::ALL {
+        let on = k != Kind::Find;
+        let about = k.about();
+        out.push(line(k.name(), on, about, format!(" [{}.txt]", k.name())));
+    }
+    for s in records::STRUCTS {
+        let files: Vec<String> = s
+            .recorders
+            .iter()
+            .map(|r| {
+                if *r == records::PCAP_RECORDER {
+                    format!("{r}.pcap")
+                } else {
+                    format!("{r}.txt")
+                }
+            })
+            .collect();
+        out.push(line(
+            s.name,
+            s.default,
+            s.about,
+            format!(" [{}]", files.join(", ")),
+        ));
+    }
+    for (n, about) in LAYERS {
+        out.push(line(n, true, about, " [decoding layer]".into()));
+    }
+    for (n, members) in GROUPS {
+        out.push(line(n, true, "group: ", members.join(", ")));
+    }
+    out
+}
+
+/// Names standing for several scanners.
+const GROUPS: [(&str, &[&str]); 2] = [
+    ("accts", &["ccn", "phone", "iban", "bitcoin"]),
+    ("ip", &["ipv4", "ipv6"]),
+];
 
 /// The scanners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -189,6 +270,23 @@ impl Kind {
         self as usize
     }
 
+    /// What the scanner finds, in one line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Kind::Email => "e-mail addresses",
+            Kind::Url => "URLs (http, https, ftp, smb, ws, rtsp, ...)",
+            Kind::Domain => "host names of e-mail addresses and URLs, and stand-alone",
+            Kind::Ipv4 => "IPv4 addresses in text, validated, with their class",
+            Kind::Ipv6 => "IPv6 addresses in text, validated, with their class",
+            Kind::Ether => "MAC addresses in text",
+            Kind::Ccn => "payment card numbers (Luhn, brand)",
+            Kind::Iban => "IBANs (registry lengths, mod-97)",
+            Kind::Phone => "phone numbers (E.164, French national)",
+            Kind::Bitcoin => "bitcoin addresses (base58check, bech32/bech32m)",
+            Kind::Find => "the user's keywords and /regex/ (needs --find FILE)",
+        }
+    }
+
     /// The scanner of a name (or an alias: `ip` for both address scanners).
     pub fn parse(name: &str) -> Option<Vec<Kind>> {
         let n = name.trim().to_ascii_lowercase();
@@ -229,6 +327,10 @@ pub struct FeatureOutput {
 #[derive(Debug)]
 pub struct FeatureScanner {
     enabled: [bool; 11],
+    /// Per [`records::STRUCTS`] entry.
+    structs: Vec<bool>,
+    /// Per [`LAYERS`] entry.
+    layers: [bool; LAYERS.len()],
     finder: Option<find::Finder>,
     stop: lists::WordList,
     alert: lists::WordList,
@@ -244,34 +346,73 @@ impl FeatureScanner {
     /// Unknown scanner names, bad keyword or stop lists.
     pub fn new(opts: &FeatureOptions) -> Result<Self, FeatureError> {
         let finder = find::Finder::new(&opts.find_keywords)?;
+        let names: Vec<&str> = opts
+            .scanners
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        // plain names select; +NAME / -NAME enable / disable on top of the
+        // defaults (or of the selection)
+        let select = names.iter().any(|n| !n.starts_with(['+', '-']));
         let mut enabled = [false; 11];
-        if opts.scanners.is_empty() {
+        let mut structs: Vec<bool> = records::STRUCTS
+            .iter()
+            .map(|s| s.default && !select)
+            .collect();
+        let mut layers = [true; LAYERS.len()];
+        if !select {
             for k in Kind::ALL {
                 enabled[k.idx()] = k != Kind::Find || finder.is_some();
             }
-        } else {
-            for name in opts.scanners.iter().flat_map(|s| s.split(',')) {
-                if name.trim().is_empty() {
-                    continue;
-                }
-                let kinds = Kind::parse(name).ok_or_else(|| {
-                    FeatureError::Settings(format!(
-                        "unknown feature scanner {name:?} (known: {}, ip, all)",
-                        Kind::ALL.map(Kind::name).join(", ")
-                    ))
-                })?;
-                for k in kinds {
-                    enabled[k.idx()] = true;
+        }
+        let mut asked_find = false;
+        for raw in names {
+            let (on, name) = match raw.as_bytes()[0] {
+                b'+' => (true, &raw[1..]),
+                b'-' => (false, &raw[1..]),
+                _ => (true, raw),
+            };
+            let name = name.trim().to_ascii_lowercase();
+            let mut known = false;
+            let expanded: Vec<&str> = GROUPS
+                .iter()
+                .find(|(g, _)| *g == name)
+                .map(|(_, m)| m.to_vec())
+                .unwrap_or_else(|| vec![name.as_str()]);
+            for n in expanded {
+                if n == "all" {
+                    known = true;
+                    for k in Kind::ALL {
+                        enabled[k.idx()] = on && (k != Kind::Find || finder.is_some());
+                    }
+                    structs.iter_mut().for_each(|s| *s = on);
+                } else if let Some(k) = Kind::ALL.iter().find(|k| k.name() == n) {
+                    known = true;
+                    enabled[k.idx()] = on;
+                    asked_find |= on && *k == Kind::Find;
+                } else if let Some(i) = records::find(n) {
+                    known = true;
+                    structs[i] = on;
+                } else if let Some(i) = layer(n) {
+                    known = true;
+                    layers[i] = on;
                 }
             }
-            if enabled[Kind::Find.idx()] && finder.is_none() {
-                if opts.scanners.iter().any(|s| s.contains("find")) {
-                    return Err(FeatureError::Settings(
-                        "the find scanner needs a keyword list (--find FILE)".into(),
-                    ));
-                }
-                enabled[Kind::Find.idx()] = false;
+            if !known {
+                return Err(FeatureError::Settings(format!(
+                    "unknown feature scanner {raw:?} (trawl scan --list-scanners lists them)"
+                )));
             }
+        }
+        if enabled[Kind::Find.idx()] && finder.is_none() {
+            if asked_find {
+                return Err(FeatureError::Settings(
+                    "the find scanner needs a keyword list (--find FILE)".into(),
+                ));
+            }
+            enabled[Kind::Find.idx()] = false;
         }
         let max_depth = if opts.max_recursion_depth == 0 {
             DEFAULT_MAX_DEPTH
@@ -285,6 +426,8 @@ impl FeatureScanner {
         };
         Ok(Self {
             enabled,
+            structs,
+            layers,
             finder,
             stop: lists::WordList::parse(&opts.stop_list, "stop list")?,
             alert: lists::WordList::parse(&opts.alert_list, "alert list")?,
@@ -295,12 +438,27 @@ impl FeatureScanner {
         })
     }
 
-    /// The scanners that run.
+    /// The text scanners that run.
     pub fn enabled(&self) -> Vec<Kind> {
         Kind::ALL
             .into_iter()
             .filter(|k| self.enabled[k.idx()])
             .collect()
+    }
+
+    /// The structure scanners that run (their names).
+    pub fn enabled_structs(&self) -> Vec<&'static str> {
+        records::STRUCTS
+            .iter()
+            .zip(&self.structs)
+            .filter(|(_, on)| **on)
+            .map(|(s, _)| s.name)
+            .collect()
+    }
+
+    /// Whether decoding layer `name` (one of [`LAYERS`]) is on.
+    pub fn layer_on(&self, name: &str) -> bool {
+        layer(name).is_some_and(|i| self.layers[i])
     }
 
     /// Scans `data` (`[shard.start, shard.scan_end)`), keeping the features
@@ -403,9 +561,11 @@ struct State<'a> {
     cancel: &'a AtomicBool,
     features: Vec<Feature>,
     notes: Vec<Note>,
-    nanos: [Duration; 11],
-    found: [u64; 11],
-    capped: [bool; 11],
+    /// Per text scanner, then per structure scanner.
+    nanos: Vec<Duration>,
+    found: Vec<u64>,
+    capped: Vec<bool>,
+    records: Vec<records::Record>,
     cap: u64,
     utf16_time: Duration,
     inflate_time: Duration,
@@ -434,9 +594,10 @@ impl<'a> State<'a> {
             cancel,
             features: Vec::new(),
             notes: Vec::new(),
-            nanos: [Duration::ZERO; 11],
-            found: [0; 11],
-            capped: [false; 11],
+            nanos: vec![Duration::ZERO; NKIND + records::STRUCTS.len()],
+            found: vec![0; NKIND + records::STRUCTS.len()],
+            capped: vec![false; NKIND + records::STRUCTS.len()],
+            records: Vec::new(),
             cap: (owned as u64 / 256).max(100_000),
             utf16_time: Duration::ZERO,
             inflate_time: Duration::ZERO,
@@ -472,6 +633,17 @@ impl<'a> State<'a> {
                     bytes: shard.len() + self.inflated,
                     nanos: self.nanos[k.idx()].as_nanos() as u64,
                     findings: self.found[k.idx()],
+                    skipped_bytes: self.skipped,
+                });
+            }
+        }
+        for (i, s) in records::STRUCTS.iter().enumerate() {
+            if self.sc.structs[i] {
+                stats.push(ScannerStat {
+                    scanner: format!("{STAT_PREFIX}{}", s.name),
+                    bytes: shard.len() + self.inflated,
+                    nanos: self.nanos[NKIND + i].as_nanos() as u64,
+                    findings: self.found[NKIND + i],
                     skipped_bytes: self.skipped,
                 });
             }
@@ -542,6 +714,7 @@ impl<'a> State<'a> {
             self.hits.clear();
             self.run_scanners(buf, &spans);
             self.emit_hits(buf, origin, None);
+            self.run_structs(buf, origin, &spans);
             self.scan_utf16(buf, origin, lo..hi, &spans);
             self.scan_streams(buf, origin, &spans)?;
             self.spans = spans;
@@ -586,7 +759,7 @@ impl<'a> State<'a> {
         let en = self.sc.enabled;
         let want = |k: Kind| en[k.idx()];
         let domains = want(Kind::Domain);
-        let timed = |nanos: &mut [Duration; 11], k: Kind, f: &mut dyn FnMut()| {
+        let timed = |nanos: &mut [Duration], k: Kind, f: &mut dyn FnMut()| {
             let t = Instant::now();
             f();
             nanos[k.idx()] += t.elapsed();
@@ -724,39 +897,76 @@ impl<'a> State<'a> {
                 }
                 Origin::Inner { top, prefix, .. } => (top, format!("{prefix}-{pos}")),
             };
-            self.emit(h.kind, offset, path, feature, context, wide);
+            self.emit(
+                h.kind.idx(),
+                h.kind.name(),
+                offset,
+                path,
+                feature,
+                context,
+                wide,
+            );
         }
         self.hits = hits;
         self.hits.clear();
     }
 
+    /// The structure scanners over the spans: their records, as features.
+    fn run_structs(&mut self, buf: &[u8], origin: Origin<'_>, spans: &[Range<usize>]) {
+        for (i, def) in records::STRUCTS.iter().enumerate() {
+            if !self.sc.structs[i] {
+                continue;
+            }
+            let t = Instant::now();
+            let mut recs = std::mem::take(&mut self.records);
+            recs.clear();
+            for s in spans {
+                (def.scan)(buf, s.clone(), &mut recs);
+            }
+            self.nanos[NKIND + i] += t.elapsed();
+            for r in recs.drain(..) {
+                debug_assert!(def.recorders.contains(&r.recorder));
+                let (offset, path) = Self::path_at(origin, r.pos);
+                self.emit(
+                    NKIND + i,
+                    r.recorder,
+                    offset,
+                    path,
+                    r.feature,
+                    r.context,
+                    false,
+                );
+            }
+            self.records = recs;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
-        kind: Kind,
+        i: usize,
+        recorder: &str,
         offset: u64,
         path: String,
         feature: Vec<u8>,
         context: Vec<u8>,
         utf16: bool,
     ) {
-        let i = kind.idx();
         if self.found[i] >= self.cap {
             if !self.capped[i] {
                 self.capped[i] = true;
                 self.note(
                     offset,
                     format!(
-                        "{}: more than {} features in one shard; the rest of the shard's {} features are not reported",
-                        kind.name(),
+                        "{recorder}: more than {} features in one shard; the rest of the shard's {recorder} features are not reported",
                         self.cap,
-                        kind.name()
                     ),
                 );
             }
             return;
         }
         self.found[i] += 1;
-        let mut scanner = kind.name().to_string();
+        let mut scanner = recorder.to_string();
         if !self.sc.stop.is_empty() || !self.sc.alert.is_empty() {
             let f = format::escape(&feature);
             let c = format::escape(&context);
@@ -881,7 +1091,10 @@ impl<'a> State<'a> {
             Origin::Image { base } => (0, base),
             Origin::Inner { depth, .. } => (depth, 0),
         };
-        let pdf_kw = if kind == StreamKind::Zlib {
+        if !self.sc.layer_on(&kind.tag().to_ascii_lowercase()) {
+            return Ok(());
+        }
+        let pdf_kw = if kind == StreamKind::Zlib && self.sc.layer_on("pdf") {
             textlayer::pdf_keyword(buf, z)
         } else {
             None
@@ -954,7 +1167,7 @@ impl<'a> State<'a> {
         let prefix = format!("{path_z}-{}", kind.tag());
         self.scan_layer(&r.data, top_z, prefix.clone(), depth + 1)?;
         // Office XML: its text, as bulk_extractor's MSXML scanner extracts it
-        if r.data.starts_with(b"<?xml ") {
+        if r.data.starts_with(b"<?xml ") && self.sc.layer_on("msxml") {
             let text = textlayer::msxml_text(&r.data);
             self.scan_layer(&text, top_z, format!("{prefix}-0-MSXML"), depth + 1)?;
         }

@@ -34,7 +34,8 @@ use crate::{JobResults, ReportError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
 use trawl_core::Feature;
-use trawl_features::{ALERTS, Kind, STAT_PREFIX, STOPPED_SUFFIX, format};
+use trawl_features::records::PCAP_RECORDER;
+use trawl_features::{ALERTS, STAT_PREFIX, format};
 
 /// Writes this part of the report directory. Each file's name is built
 /// from its recorder's name by [`RelPath::feature_file`], which refuses
@@ -51,10 +52,8 @@ pub(crate) fn write(
     // every scanner that ran, from the statistics
     let mut ran: BTreeSet<&str> = BTreeSet::new();
     for s in &r.stats {
-        if let Some(name) = s.scanner.strip_prefix(STAT_PREFIX)
-            && let Some(k) = Kind::ALL.iter().find(|k| k.name() == name)
-        {
-            ran.insert(k.name());
+        if let Some(name) = s.scanner.strip_prefix(STAT_PREFIX) {
+            ran.extend(trawl_features::recorders_of(name));
         }
     }
     if by.is_empty() && ran.is_empty() {
@@ -75,6 +74,15 @@ pub(crate) fn write(
     }
     for name in names {
         let mut list: Vec<&Feature> = by.get(name).cloned().unwrap_or_default();
+        if name == PCAP_RECORDER {
+            list.sort_by(|a, b| {
+                a.offset
+                    .cmp(&b.offset)
+                    .then_with(|| format::path_cmp(&a.path, &b.path))
+            });
+            write_pcap(dir, &list)?;
+            continue;
+        }
         list.sort_by(|a, b| {
             a.offset
                 .cmp(&b.offset)
@@ -121,10 +129,39 @@ pub(crate) fn write(
         if let Some(a) = attr {
             write_annotated(dir, r, name, &list, a)?;
         }
-        if name != ALERTS && !name.ends_with(STOPPED_SUFFIX) {
+        if histogram_of(name) {
             write_histogram(r, dir, name, &list)?;
         }
     }
+    Ok(())
+}
+
+/// Whether recorder `name` has a histogram: the text scanners' recorders,
+/// and of the structure scanners' those bulk_extractor histograms (IP
+/// addresses and TCP flows of packets).
+fn histogram_of(name: &str) -> bool {
+    trawl_features::Kind::ALL.iter().any(|k| k.name() == name) || matches!(name, "ip" | "tcp")
+}
+
+/// `features/packets.pcap`: a pcap file (microsecond timestamps,
+/// Ethernet link type) whose records are the packet features in image
+/// order; each feature is one record, its 16-byte header included.
+fn write_pcap(dir: &ReportDir, list: &[&Feature]) -> Result<(), ReportError> {
+    let (path, w) = dir.create_file(&RelPath::pcap_file(PCAP_RECORDER)?)?;
+    let mut w = BufWriter::new(w);
+    let mut head = Vec::with_capacity(24);
+    head.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    head.extend_from_slice(&2u16.to_le_bytes());
+    head.extend_from_slice(&4u16.to_le_bytes());
+    head.extend_from_slice(&0i32.to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&65535u32.to_le_bytes());
+    head.extend_from_slice(&1u32.to_le_bytes());
+    w.write_all(&head).map_err(io_err(&path))?;
+    for f in list {
+        w.write_all(&f.feature).map_err(io_err(&path))?;
+    }
+    w.flush().map_err(io_err(&path))?;
     Ok(())
 }
 

@@ -270,6 +270,15 @@ impl RelPath {
         Ok(Self(format!("features/{scanner}.txt")))
     }
 
+    /// `features/NAME.pcap`, the packets of recorder `scanner`.
+    ///
+    /// # Errors
+    /// As [`check_scanner`].
+    pub fn pcap_file(scanner: &str) -> Result<Self, NameError> {
+        check_scanner(scanner)?;
+        Ok(Self(format!("features/{scanner}.pcap")))
+    }
+
     /// `features/annotated/NAME.txt`, feature file `scanner` with the file
     /// holding each feature.
     ///

@@ -1,0 +1,77 @@
+//! Structure scanners: features recognised by their binary or textual
+//! structure (EXIF blocks, network packets, executable headers, key
+//! schedules, ...) rather than by a text pattern, in bulk_extractor's
+//! feature-file names and formats.
+//!
+//! Each scanner is a function over a buffer that pushes [`Record`]s: the
+//! recorder (feature file) it writes to, the position of the structure's
+//! first byte, and the feature and context columns exactly as
+//! bulk_extractor writes them.
+//!
+//! # Exactness across shards
+//!
+//! A scanner is called with the range of positions it owns (`own`) and
+//! reports only records whose `pos` lies in it. To decide about a structure
+//! at `pos` it may read `buf[pos - BEFORE .. pos + WINDOW]` (clamped to the
+//! buffer) and nothing else: the buffer always holds that much around the
+//! owned range, or reaches the image's (or the decoded layer's) start or
+//! end, so every shard plan sees the same bytes. [`window`] gives that view.
+
+use std::ops::Range;
+
+/// A feature found by a structure scanner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Feature file (`features/NAME.txt`); one of the scanner's
+    /// [`StructDef::recorders`].
+    pub recorder: &'static str,
+    /// Position of the structure's first byte in the scanned buffer.
+    pub pos: usize,
+    /// The feature column.
+    pub feature: Vec<u8>,
+    /// The context column.
+    pub context: Vec<u8>,
+}
+
+/// Bytes a structure scanner may read from a structure's first byte on.
+pub const WINDOW: usize = 60 << 10;
+/// Bytes a structure scanner may read before a structure's first byte.
+pub const BEFORE: usize = 1024;
+
+/// The bytes a scanner may read for a structure at `pos`: the slice and
+/// the index of `pos` in it.
+pub fn window(buf: &[u8], pos: usize) -> (&[u8], usize) {
+    let a = pos.saturating_sub(BEFORE);
+    let b = pos.saturating_add(WINDOW).min(buf.len());
+    (&buf[a..b], pos - a)
+}
+
+/// A structure scanner's entry point: records for structures starting in
+/// `own`, reading no more than [`window`] allows around each.
+pub type ScanFn = fn(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>);
+
+/// A structure scanner.
+#[derive(Debug)]
+pub struct StructDef {
+    /// bulk_extractor's scanner name (`--enable NAME`, `--disable NAME`).
+    pub name: &'static str,
+    /// The feature files it writes.
+    pub recorders: &'static [&'static str],
+    /// On unless disabled.
+    pub default: bool,
+    /// One line for `--list-scanners`.
+    pub about: &'static str,
+    pub scan: ScanFn,
+}
+
+/// Every structure scanner, in `--list-scanners` order.
+pub static STRUCTS: &[StructDef] = &[];
+
+/// The structure scanner of a name.
+pub fn find(name: &str) -> Option<usize> {
+    STRUCTS.iter().position(|s| s.name == name)
+}
+
+/// The recorder whose features are packets: written to
+/// `features/packets.pcap` (one pcap record each) instead of a text file.
+pub const PCAP_RECORDER: &str = "packets";
