@@ -58,6 +58,7 @@ pub mod format;
 mod inflate;
 mod lists;
 mod net;
+mod radix;
 pub mod records;
 mod text;
 mod textlayer;
@@ -121,6 +122,8 @@ const MIN_INFLATED: usize = 6;
 const MAX_NOTES: usize = 64;
 /// Number of text scanners ([`Kind::ALL`]).
 const NKIND: usize = Kind::ALL.len();
+/// Counter slot of the base16 layer's hex strings.
+const HEX_IDX: usize = NKIND + records::STRUCTS.len();
 /// Name prefix of the statistics in report.json.
 pub const STAT_PREFIX: &str = "features/";
 
@@ -139,13 +142,20 @@ pub fn is_recorder_name(name: &str) -> bool {
     name == ALERTS
         || Kind::ALL.iter().any(|k| k.name() == base)
         || records::STRUCTS.iter().any(|s| s.recorders.contains(&base))
+        || base == HEX_RECORDER
 }
+
+/// The feature file of the base16 layer's hex strings of key sizes.
+pub const HEX_RECORDER: &str = "hex";
 
 /// The feature files a scanner (a text scanner's or a structure scanner's
 /// name, as in the statistics) writes.
 pub fn recorders_of(scanner: &str) -> Vec<&'static str> {
     if let Some(k) = Kind::ALL.iter().find(|k| k.name() == scanner) {
         return vec![k.name()];
+    }
+    if scanner == "base16" {
+        return vec![HEX_RECORDER];
     }
     records::find(scanner)
         .map(|i| records::STRUCTS[i].recorders.to_vec())
@@ -155,13 +165,24 @@ pub fn recorders_of(scanner: &str) -> Vec<&'static str> {
 /// Decoding layers: data found inside others is decoded and scanned again
 /// with every scanner, its forensic path naming the layer. Each is on unless
 /// disabled.
-pub const LAYERS: [(&str, &str); 5] = [
+pub const LAYERS: [(&str, &str); 7] = [
     ("gzip", "gzip members, inflated (forensic path N-GZIP-M)"),
     ("zip", "ZIP members stored with deflate, inflated (N-ZIP-M)"),
     ("zlib", "raw zlib streams, inflated (N-ZLIB-M)"),
     ("pdf", "text of PDF content streams (N-PDF-M)"),
     ("msxml", "text of Office XML parts (N-ZIP-0-MSXML-M)"),
+    (
+        "base64",
+        "base64 blocks of equal-length lines, decoded (N-BASE64-M)",
+    ),
+    (
+        "base16",
+        "hex runs: 6/16/32-byte ones to hex.txt, over 64 bytes decoded (N-BASE16-M); off by default",
+    ),
 ];
+
+/// Decoding layers off unless enabled (as in bulk_extractor).
+const LAYERS_OFF: [&str; 1] = ["base16"];
 
 /// Index of a layer in [`LAYERS`].
 fn layer(name: &str) -> Option<usize> {
@@ -203,7 +224,12 @@ pub fn list_scanners() -> Vec<String> {
         ));
     }
     for (n, about) in LAYERS {
-        out.push(line(n, true, about, " [decoding layer]".into()));
+        let files = if n == "base16" {
+            " [decoding layer; hex.txt]"
+        } else {
+            " [decoding layer]"
+        };
+        out.push(line(n, !LAYERS_OFF.contains(&n), about, files.into()));
     }
     for (n, members) in GROUPS {
         out.push(line(n, true, "group: ", members.join(", ")));
@@ -361,7 +387,7 @@ impl FeatureScanner {
             .iter()
             .map(|s| s.default && !select)
             .collect();
-        let mut layers = [true; LAYERS.len()];
+        let mut layers = LAYERS.map(|(n, _)| !LAYERS_OFF.contains(&n));
         if !select {
             for k in Kind::ALL {
                 enabled[k.idx()] = k != Kind::Find || finder.is_some();
@@ -566,6 +592,8 @@ struct State<'a> {
     found: Vec<u64>,
     capped: Vec<bool>,
     records: Vec<records::Record>,
+    b64_time: Duration,
+    b16_time: Duration,
     cap: u64,
     utf16_time: Duration,
     inflate_time: Duration,
@@ -594,9 +622,11 @@ impl<'a> State<'a> {
             cancel,
             features: Vec::new(),
             notes: Vec::new(),
-            nanos: vec![Duration::ZERO; NKIND + records::STRUCTS.len()],
-            found: vec![0; NKIND + records::STRUCTS.len()],
-            capped: vec![false; NKIND + records::STRUCTS.len()],
+            nanos: vec![Duration::ZERO; HEX_IDX + 1],
+            found: vec![0; HEX_IDX + 1],
+            capped: vec![false; HEX_IDX + 1],
+            b64_time: Duration::ZERO,
+            b16_time: Duration::ZERO,
             records: Vec::new(),
             cap: (owned as u64 / 256).max(100_000),
             utf16_time: Duration::ZERO,
@@ -645,6 +675,21 @@ impl<'a> State<'a> {
                     nanos: self.nanos[NKIND + i].as_nanos() as u64,
                     findings: self.found[NKIND + i],
                     skipped_bytes: self.skipped,
+                });
+            }
+        }
+        for (name, t) in [("base64", self.b64_time), ("base16", self.b16_time)] {
+            if self.sc.layer_on(name) {
+                stats.push(ScannerStat {
+                    scanner: format!("{STAT_PREFIX}{name}"),
+                    bytes: shard.len() + self.inflated,
+                    nanos: t.as_nanos() as u64,
+                    findings: if name == "base16" {
+                        self.found[HEX_IDX]
+                    } else {
+                        0
+                    },
+                    skipped_bytes: 0,
                 });
             }
         }
@@ -717,6 +762,7 @@ impl<'a> State<'a> {
             self.run_structs(buf, origin, &spans);
             self.scan_utf16(buf, origin, lo..hi, &spans);
             self.scan_streams(buf, origin, &spans)?;
+            self.scan_radix(buf, origin, lo..hi)?;
             self.spans = spans;
             lo = hi;
         }
@@ -1172,6 +1218,123 @@ impl<'a> State<'a> {
             self.scan_layer(&text, top_z, format!("{prefix}-0-MSXML"), depth + 1)?;
         }
         Ok(())
+    }
+
+    /// Base64 blocks and hex runs starting in `own`: decoded and scanned
+    /// (hex strings of key sizes reported).
+    fn scan_radix(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        own: Range<usize>,
+    ) -> Result<(), FeatureError> {
+        let depth = match origin {
+            Origin::Image { .. } => 0,
+            Origin::Inner { depth, .. } => depth,
+        };
+        if self.sc.layer_on("base64") {
+            let t = Instant::now();
+            let from = radix::base64_sync(buf, own.start, CTX);
+            let mut blocks = Vec::new();
+            radix::base64_blocks(buf, from, own.clone(), |b| blocks.push(b));
+            self.b64_time += t.elapsed();
+            for b in blocks {
+                let t = Instant::now();
+                let data = self.base64_block(buf, origin, b)?;
+                self.b64_time += t.elapsed();
+                let (top, path) = Self::path_at(origin, b.start);
+                if !self.layer_allowed(top, &path, "BASE64", depth) {
+                    continue;
+                }
+                self.streams += 1;
+                self.scan_layer(&data, top, format!("{path}-BASE64"), depth + 1)?;
+            }
+        }
+        if self.sc.layer_on("base16") {
+            let t = Instant::now();
+            let mut runs = Vec::new();
+            radix::hex_runs(buf, own, records::WINDOW, |r| runs.push(r));
+            self.b16_time += t.elapsed();
+            for r in runs {
+                let Some(data) = radix::decode_hex(&buf[r.clone()]) else {
+                    continue;
+                };
+                let (top, path) = Self::path_at(origin, r.start);
+                if matches!(data.len(), 6 | 16 | 32) {
+                    let c0 = r.start.saturating_sub(CONTEXT);
+                    let c1 = (r.end + CONTEXT).min(buf.len());
+                    let (feature, context) = (buf[r.clone()].to_vec(), buf[c0..c1].to_vec());
+                    self.emit(HEX_IDX, HEX_RECORDER, top, path, feature, context, false);
+                } else if data.len() > 64 && self.layer_allowed(top, &path, "BASE16", depth) {
+                    self.streams += 1;
+                    self.scan_layer(&data, top, format!("{path}-BASE16"), depth + 1)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The decoded bytes of base64 block `b`; a block that runs to the end
+    /// of the buffer is read on through the evidence (up to the layer
+    /// bound).
+    fn base64_block(
+        &mut self,
+        buf: &[u8],
+        origin: Origin<'_>,
+        b: radix::Block,
+    ) -> Result<Vec<u8>, FeatureError> {
+        let cap = self.sc.max_inflate.saturating_mul(4) / 3 + 4096;
+        let mut data = match (b.open, origin, self.evidence) {
+            (true, Origin::Image { base }, Some(ev)) if base + (b.end as u64) < ev.size() => {
+                let at = base + b.start as u64;
+                let mut want = ((b.end - b.start) * 2).max(1 << 20).min(cap);
+                loop {
+                    let mut v = vec![0u8; want];
+                    let n = ev.read_at(at, &mut v)?;
+                    v.truncate(n);
+                    let mut first = None;
+                    radix::base64_blocks(&v, 0, 0..1, |blk| {
+                        first.get_or_insert(blk);
+                    });
+                    match first {
+                        Some(blk) if blk.open && n == want && want < cap => {
+                            want = (want * 2).min(cap);
+                        }
+                        Some(blk) => break radix::decode_base64(&v[..blk.end]),
+                        None => break radix::decode_base64(&buf[b.start..b.end]),
+                    }
+                }
+            }
+            _ => radix::decode_base64(&buf[b.start..b.end]),
+        };
+        data.truncate(self.sc.max_inflate);
+        Ok(data)
+    }
+
+    /// Whether a decoded layer at `path` may be scanned: the depth and the
+    /// shard's decoding budget (notes when not).
+    fn layer_allowed(&mut self, top: u64, path: &str, tag: &str, depth: u32) -> bool {
+        if depth >= self.sc.max_depth {
+            self.note(
+                top,
+                format!(
+                    "{path}: {tag} data not decoded: recursion depth limit {} reached",
+                    self.sc.max_depth
+                ),
+            );
+            return false;
+        }
+        if self.inflated >= SHARD_INFLATE_BUDGET {
+            if !self.budget_noted {
+                self.budget_noted = true;
+                self.note(
+                    top,
+                    format!("{path}: decoded data from here on not scanned: {SHARD_INFLATE_BUDGET} bytes decoded in this shard"),
+                );
+            }
+            return false;
+        }
+        true
     }
 
     fn limit_note(&mut self, r: &inflate::Inflated, top: u64, path: &str, kind: StreamKind) {
