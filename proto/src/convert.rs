@@ -103,6 +103,7 @@ impl From<&JobSpec> for v1::JobSpec {
                 alert_list: s.features.alert_list.clone(),
                 max_recursion_depth: s.features.max_recursion_depth,
                 max_inflate_bytes: s.features.max_inflate_bytes,
+                find_case_sensitive: s.features.find_case_sensitive,
             }),
             yara: Some(v1::YaraOptions {
                 ruleset_name: s.yara.ruleset_name.clone(),
@@ -198,6 +199,7 @@ impl TryFrom<&v1::JobSpec> for JobSpec {
                 alert_list: f.alert_list.clone(),
                 max_recursion_depth: f.max_recursion_depth,
                 max_inflate_bytes: f.max_inflate_bytes,
+                find_case_sensitive: f.find_case_sensitive,
             };
         }
         if let Some(f) = &w.files {

@@ -67,6 +67,10 @@ pub struct SpecArgs {
     /// per line).
     #[arg(long)]
     pub find: Option<PathBuf>,
+    /// Features: the --find keywords match case-sensitively (default:
+    /// ASCII case-insensitively, as bulk_extractor's find).
+    #[arg(long)]
+    pub find_case_sensitive: bool,
     /// Features: stop list (features, or feature<TAB>context, to suppress).
     #[arg(long)]
     pub stop_list: Option<PathBuf>,
@@ -214,6 +218,7 @@ impl SpecArgs {
             .extend(self.disable.iter().map(|n| format!("-{n}")));
         if let Some(p) = &self.find {
             spec.features.find_keywords = read_text(p, "--find")?;
+            spec.features.find_case_sensitive = self.find_case_sensitive;
         }
         if let Some(p) = &self.stop_list {
             spec.features.stop_list = read_text(p, "--stop-list")?;

@@ -246,6 +246,10 @@ pub struct FeatureOptions {
     pub max_recursion_depth: u32,
     /// Maximum bytes inflated per compressed stream (0: default).
     pub max_inflate_bytes: u64,
+    /// The `find` keywords match case-sensitively (default: ASCII
+    /// case-insensitively, as bulk_extractor's find).
+    #[serde(default)]
+    pub find_case_sensitive: bool,
 }
 
 /// A rule file given inline.

@@ -3,7 +3,8 @@
 //! One keyword per line; empty lines and lines starting with `#` are
 //! skipped. A line `/EXPR/` is a regular expression (the `regex` crate's
 //! syntax, over bytes), anything else a literal. Both match ASCII case
-//! insensitively, as bulk_extractor's find does. Literals report every
+//! insensitively, as bulk_extractor's find does, or exactly when the job
+//! asks for case-sensitive keywords (`--find-case-sensitive`). Literals report every
 //! occurrence (overlapping ones too); regular expressions report
 //! leftmost-first, non-overlapping matches of at most [`MAX_MATCH`] bytes.
 
@@ -33,7 +34,7 @@ impl Finder {
     ///
     /// # Errors
     /// An invalid regular expression, naming its line.
-    pub fn new(text: &str) -> Result<Option<Self>, FeatureError> {
+    pub fn new(text: &str, ignore_case: bool) -> Result<Option<Self>, FeatureError> {
         let mut lits: Vec<Vec<u8>> = Vec::new();
         let mut res: Vec<String> = Vec::new();
         for (n, raw) in text.lines().enumerate() {
@@ -60,7 +61,7 @@ impl Finder {
         } else {
             Some(
                 AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
+                    .ascii_case_insensitive(ignore_case)
                     .match_kind(MatchKind::Standard)
                     .build(&lits)
                     .map_err(|e| FeatureError::Settings(format!("find list: {e}")))?,
@@ -71,7 +72,7 @@ impl Finder {
         } else {
             Some(
                 RegexBuilder::new(&res.join("|"))
-                    .case_insensitive(true)
+                    .case_insensitive(ignore_case)
                     .unicode(false)
                     .size_limit(64 << 20)
                     .build()
@@ -125,7 +126,7 @@ mod tests {
 
     #[test]
     fn literals_and_regexes() {
-        let f = Finder::new("# comment\nsecret\n\n/pass(word)?=[a-z]+/\n")
+        let f = Finder::new("# comment\nsecret\n\n/pass(word)?=[a-z]+/\n", true)
             .unwrap()
             .unwrap();
         let s = b"a SECRET and password=hunter and pass=x secretsecret";
@@ -142,13 +143,25 @@ mod tests {
                 b"pass=x"
             ]
         );
-        assert!(Finder::new("/(unclosed/").is_err());
-        assert!(Finder::new("\n# only comments\n").unwrap().is_none());
+        assert!(Finder::new("/(unclosed/", true).is_err());
+        assert!(Finder::new("\n# only comments\n", true).unwrap().is_none());
+    }
+
+    #[test]
+    fn case_sensitive_keywords_match_exactly() {
+        let f = Finder::new("Secret\n/Pass=[a-z]+/\n", false)
+            .unwrap()
+            .unwrap();
+        let s = b"SECRET secret Secret pass=x Pass=y PASS=z";
+        let mut v = Vec::new();
+        f.scan(s, 0..s.len(), &mut v);
+        let got: Vec<&[u8]> = v.iter().map(|h| &s[h.start..h.end]).collect();
+        assert_eq!(got, [b"Secret".as_slice(), b"Pass=y"]);
     }
 
     #[test]
     fn ownership_is_by_start() {
-        let f = Finder::new("abc\n/x+y/").unwrap().unwrap();
+        let f = Finder::new("abc\n/x+y/", true).unwrap().unwrap();
         let s = b"..abc..xxxy..";
         let mut v = Vec::new();
         f.scan(s, 0..3, &mut v);

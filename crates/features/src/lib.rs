@@ -62,6 +62,7 @@ mod radix;
 pub mod records;
 mod text;
 mod textlayer;
+mod tlds;
 pub mod utf16;
 pub mod validate;
 mod web;
@@ -371,7 +372,7 @@ impl FeatureScanner {
     /// # Errors
     /// Unknown scanner names, bad keyword or stop lists.
     pub fn new(opts: &FeatureOptions) -> Result<Self, FeatureError> {
-        let finder = find::Finder::new(&opts.find_keywords)?;
+        let finder = find::Finder::new(&opts.find_keywords, !opts.find_case_sensitive)?;
         let names: Vec<&str> = opts
             .scanners
             .iter()

@@ -13,30 +13,16 @@ use std::ops::Range;
 const ALNUM: u16 = ALPHA | DIGIT;
 
 /// Top-level domains accepted at the end of an e-mail address or a host
-/// name: bulk_extractor's list plus a few common generic ones. Lower case,
-/// sorted.
-const TLDS: &[&str] = &[
-    "ac", "ad", "ae", "aero", "af", "ag", "ai", "al", "am", "an", "ao", "aq", "ar", "arpa", "as",
-    "asia", "at", "au", "aw", "ax", "az", "ba", "bb", "bd", "be", "bf", "bg", "bh", "bi", "biz",
-    "bj", "bl", "blog", "bm", "bn", "bo", "br", "bs", "bt", "bv", "bw", "by", "bz", "ca", "cat",
-    "cc", "cd", "cf", "cg", "ch", "ci", "ck", "cl", "cloud", "club", "cm", "cn", "co", "com",
-    "coop", "cr", "cu", "cv", "cx", "cy", "cz", "de", "dj", "dk", "dm", "do", "dz", "ec", "edu",
-    "ee", "eg", "eh", "email", "er", "es", "et", "eu", "fi", "fj", "fk", "fm", "fo", "fr", "ga",
-    "gb", "gd", "ge", "gf", "gg", "gh", "gi", "gl", "gm", "gn", "gov", "gp", "gq", "gr", "gs",
-    "gt", "gu", "gw", "gy", "hk", "hm", "hn", "hr", "ht", "hu", "id", "ie", "il", "im", "in",
-    "info", "int", "io", "iq", "ir", "is", "it", "je", "jm", "jo", "jobs", "jp", "ke", "kg", "kh",
-    "ki", "km", "kn", "kp", "kr", "kw", "ky", "kz", "la", "lb", "lc", "li", "live", "lk", "lr",
-    "ls", "lt", "lu", "lv", "ly", "ma", "mc", "md", "me", "mf", "mg", "mh", "mil", "mk", "ml",
-    "mm", "mn", "mo", "mobi", "mp", "mq", "mr", "ms", "mt", "mu", "museum", "mv", "mw", "mx", "my",
-    "mz", "na", "name", "nc", "ne", "net", "nf", "ng", "ni", "nl", "no", "np", "nr", "nu", "nz",
-    "om", "online", "org", "pa", "pe", "pf", "pg", "ph", "pk", "pl", "pm", "pn", "pr", "pro", "ps",
-    "pt", "pw", "py", "qa", "re", "ro", "rs", "ru", "rw", "sa", "sb", "sc", "sd", "se", "sg", "sh",
-    "shop", "si", "site", "sj", "sk", "sl", "sm", "sn", "so", "sr", "st", "store", "su", "sv",
-    "sy", "sz", "tc", "td", "tech", "tel", "tf", "tg", "th", "tj", "tk", "tl", "tm", "tn", "to",
-    "top", "tp", "tr", "travel", "tt", "tv", "tw", "tz", "ua", "ug", "uk", "um", "us", "uy", "uz",
-    "va", "vc", "ve", "vg", "vi", "vn", "vu", "wf", "ws", "xyz", "ye", "yt", "yu", "za", "zm",
-    "zw",
-];
+/// name: every TLD of the Public Suffix List's ICANN section, IDN ones in
+/// punycode (`xn--p1ai`). Lower case, sorted.
+use super::tlds::ALL as TLDS;
+
+/// Longest TLD, in bytes.
+const MAX_TLD: usize = 24;
+/// Longest local part of an e-mail address (RFC 5321).
+pub const MAX_LOCAL: usize = 64;
+/// Longest domain name (RFC 1035, without the final dot).
+pub const MAX_DOMAIN: usize = 253;
 
 /// Generic TLDs: a bare `name.tld` is taken as a domain. Country-code TLDs
 /// need three labels (`www.example.fr`) to tell them from file names
@@ -47,8 +33,8 @@ const GENERIC: &[&str] = &[
     "org", "pro", "shop", "site", "store", "tech", "tel", "top", "travel", "xyz",
 ];
 
-fn lower<'a>(s: &[u8], buf: &'a mut [u8; 8]) -> Option<&'a str> {
-    if s.len() > 8 {
+fn lower<'a>(s: &[u8], buf: &'a mut [u8; MAX_TLD]) -> Option<&'a str> {
+    if s.len() > MAX_TLD {
         return None;
     }
     for (d, c) in buf.iter_mut().zip(s) {
@@ -59,24 +45,26 @@ fn lower<'a>(s: &[u8], buf: &'a mut [u8; 8]) -> Option<&'a str> {
 
 /// Whether `s` (letters, any case) is an accepted TLD.
 pub fn is_tld(s: &[u8]) -> bool {
-    let mut b = [0u8; 8];
+    let mut b = [0u8; MAX_TLD];
     lower(s, &mut b).is_some_and(|t| TLDS.binary_search(&t).is_ok())
 }
 
 fn is_generic_tld(s: &[u8]) -> bool {
-    let mut b = [0u8; 8];
+    let mut b = [0u8; MAX_TLD];
     lower(s, &mut b).is_some_and(|t| GENERIC.binary_search(&t).is_ok())
 }
 
 /// E-mail addresses (bulk_extractor's `EMAIL` expression:
-/// `ALNUM[a-zA-Z0-9._%\-+]{1,128}ALNUM@ALNUM[a-zA-Z0-9._%\-]{1,128}\.TLD`
-/// followed by a non-letter, rejected when it contains `..`), and their
-/// domain part as a `domain` feature.
+/// `ALNUM[a-zA-Z0-9._%\-+]{1,62}ALNUM@ALNUM[a-zA-Z0-9._%\-]+\.TLD`
+/// followed by a non-letter, rejected when it contains `..`; the local part
+/// at most 64 bytes and the domain at most 253, as RFC 5321 allows; the TLD
+/// any of the Public Suffix List's), and their domain part as a `domain`
+/// feature.
 pub fn email(buf: &[u8], own: Range<usize>, emails: bool, domains: bool, out: &mut Vec<Hit>) {
-    // '@' of an address starting in own: at most 130 bytes after its start;
+    // '@' of an address starting in own: at most 65 bytes after its start;
     // of a domain starting in own: just before it.
     let lo = own.start.saturating_sub(1);
-    let hi = (own.end + 131).min(buf.len());
+    let hi = (own.end + MAX_LOCAL + 1).min(buf.len());
     if lo >= hi {
         return;
     }
@@ -99,16 +87,21 @@ pub fn email_at(buf: &[u8], a: usize) -> Option<(usize, usize)> {
     if a < 3 || !is(buf[a - 1], ALNUM) || !at(buf, a + 1, ALNUM) {
         return None;
     }
-    // local part: the leftmost start within 130 bytes whose byte is ALNUM
-    let min_r = a.saturating_sub(130);
+    // local part: the whole run of local-part bytes before '@', from its
+    // first ALNUM; longer than 64 bytes, it is no address
+    let min_r = a.saturating_sub(MAX_LOCAL + 64);
     let mut r = a - 1;
     while r > min_r && is(buf[r - 1], LOCAL) {
         r -= 1;
     }
     let s = (r..a - 2).find(|&i| is(buf[i], ALNUM))?;
-    // domain: the longest ALNUM X{1,128} '.' TLD followed by a non-letter
+    if a - s > MAX_LOCAL {
+        return None;
+    }
+    // domain: the longest ALNUM X+ '.' TLD (at most 253 bytes) followed by
+    // a non-letter
     let d0 = a + 1;
-    let dmax = (d0 + 1 + 128 + 1 + 8).min(buf.len());
+    let dmax = (d0 + MAX_DOMAIN + 1).min(buf.len());
     let mut e = d0;
     while e < dmax && is(buf[e], EDOMAIN) {
         e += 1;
@@ -116,18 +109,11 @@ pub fn email_at(buf: &[u8], a: usize) -> Option<(usize, usize)> {
     let mut p = e;
     while p > d0 + 2 {
         p -= 1;
-        if buf[p] != b'.' || p - d0 > 129 {
+        if buf[p] != b'.' {
             continue;
         }
-        let mut q = p + 1;
-        while q < buf.len() && is(buf[q], ALPHA) && q - p <= 8 {
-            q += 1;
-        }
-        let whole = q - p > 2 && !at(buf, q, ALPHA) && is_tld(&buf[p + 1..q]);
-        // one stray letter ending the text (a UTF-16 run that ends with a
-        // binary field read as a character), as bulk_extractor accepts it
-        let stray = !whole && q == buf.len() && q - p > 3 && is_tld(&buf[p + 1..q - 1]);
-        if whole || stray {
+        let (q, whole, stray) = tld_after(buf, p);
+        if (whole || stray) && q - d0 <= MAX_DOMAIN {
             let q = if stray { q - 1 } else { q };
             if memmem::find(&buf[s..q], b"..").is_some() {
                 return None;
@@ -136,6 +122,39 @@ pub fn email_at(buf: &[u8], a: usize) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// The TLD after the dot at `p`: its end, whether it is a whole TLD
+/// (followed by a non-letter), and whether it is one only without a last
+/// stray letter ending the text (a UTF-16 run that ends with a binary field
+/// read as a character, as bulk_extractor accepts it).
+fn tld_after(buf: &[u8], p: usize) -> (usize, bool, bool) {
+    let mut q = p + 1;
+    if buf.len() >= p + 5 && buf[p + 1..p + 5].eq_ignore_ascii_case(b"xn--") {
+        // punycode: letters, digits and hyphens
+        while q < buf.len() && (is(buf[q], ALNUM) || buf[q] == b'-') && q - p <= MAX_TLD {
+            q += 1;
+        }
+        let whole = !at(buf, q, ALNUM) && buf[q - 1] != b'-' && is_tld(&buf[p + 1..q]);
+        return (q, whole, false);
+    }
+    while q < buf.len() && is(buf[q], ALPHA) && q - p <= MAX_TLD {
+        q += 1;
+    }
+    let whole = q - p > 2 && !at(buf, q, ALPHA) && is_tld(&buf[p + 1..q]);
+    let stray = !whole && q == buf.len() && q - p > 3 && is_tld(&buf[p + 1..q - 1]);
+    (q, whole, stray)
+}
+
+/// Whether `s` starts with an HTML entity that cannot belong to a URL
+/// (`&quot`, `&lt;`, `&gt;`, `&apos`, `&#34;`, `&#39;`, `&nbsp;`).
+fn html_entity(s: &[u8]) -> bool {
+    const ENTITIES: [&[u8]; 7] = [
+        b"&quot", b"&lt;", b"&gt;", b"&apos", b"&#34;", b"&#39;", b"&nbsp;",
+    ];
+    ENTITIES
+        .iter()
+        .any(|e| s.len() >= e.len() && s[..e.len()].eq_ignore_ascii_case(e))
 }
 
 const SCHEMES: &[&[u8]] = &[
@@ -159,6 +178,13 @@ fn url_at(buf: &[u8], c: usize) -> Option<(usize, usize, usize, usize)> {
     let mut e = body;
     while e < limit && is(buf[e], URLC) {
         e += 1;
+    }
+    // an HTML entity ends the URL (`href="http://x.com&quot;`), as in
+    // bulk_extractor's output
+    if let Some(k) =
+        memchr::memchr_iter(b'&', &buf[body..e]).find(|&k| html_entity(&buf[body + k..e]))
+    {
+        e = body + k;
     }
     let slashes = buf[body..e].iter().filter(|&&b| b == b'/').count();
     if slashes == 0 {
@@ -355,7 +381,35 @@ mod tests {
             Vec::<String>::new(),
             "local part too short"
         );
-        assert_eq!(emails("abc@example.community"), Vec::<String>::new());
+        assert_eq!(emails("abc@example.communityx "), Vec::<String>::new());
+        // every current TLD, punycode ones too
+        assert_eq!(emails("abc@example.community"), ["abc@example.community"]);
+        assert_eq!(emails("info@acme.solutions;"), ["info@acme.solutions"]);
+        assert_eq!(
+            emails("ivan@xn--80ak6aa92e.xn--p1ai "),
+            ["ivan@xn--80ak6aa92e.xn--p1ai"]
+        );
+        assert_eq!(emails("a@bb.xn--p1aix"), Vec::<String>::new());
+        // RFC 5321 limits: 64-byte local part, 253-byte domain
+        let l64 = format!("a{}z", "b".repeat(62));
+        assert_eq!(
+            emails(&format!(" {l64}@example.com ")),
+            [format!("{l64}@example.com")]
+        );
+        assert_eq!(
+            emails(&format!(" x{l64}@example.com ")),
+            Vec::<String>::new()
+        );
+        let label = "d".repeat(63);
+        let d253 = format!("{label}.{label}.{label}.{}.com", "e".repeat(57));
+        assert_eq!(d253.len(), 253);
+        assert_eq!(emails(&format!(" abc@{d253} ")), [format!("abc@{d253}")]);
+        let d254 = format!("{label}.{label}.{label}.{}.com", "e".repeat(58));
+        assert!(
+            emails(&format!(" abc@{d254} "))
+                .iter()
+                .all(|e| e.len() < 254)
+        );
         assert_eq!(emails("abc@example.com2"), ["abc@example.com"]);
         assert_eq!(emails("abc..d@example.com"), Vec::<String>::new());
         // bulk_extractor's leftmost match across a glued pair
@@ -385,6 +439,28 @@ mod tests {
     #[test]
     fn url_examples() {
         let u = |s: &str| found(|b, o, v| url(b, o, true, true, v), s);
+        // an HTML entity ends the URL
+        assert_eq!(
+            u("href=&quot;http://www.icra.org/ratingsv02.html&quot; l"),
+            [
+                (Kind::Url, "http://www.icra.org/ratingsv02.html".into()),
+                (Kind::Domain, "www.icra.org".into())
+            ]
+        );
+        assert_eq!(
+            u("url=http://www.msn.com&quot;>"),
+            [
+                (Kind::Url, "http://www.msn.com".into()),
+                (Kind::Domain, "www.msn.com".into())
+            ]
+        );
+        assert_eq!(
+            u("http://x.example.com/q?a=1&amp;b=2 "),
+            [
+                (Kind::Url, "http://x.example.com/q?a=1&amp;b=2".into()),
+                (Kind::Domain, "x.example.com".into())
+            ]
+        );
         assert_eq!(
             u("see https://www.example.com/a/b?q=1. now"),
             [

@@ -373,6 +373,7 @@ fn spec(case: &str, image: &Path, features: bool) -> v1::JobSpec {
         evidence_name: image.file_name().unwrap().to_string_lossy().into_owned(),
         shard_size: 1 << 20,
         features: Some(v1::FeatureOptions {
+            find_case_sensitive: false,
             scanners: vec!["find".into(), "email".into(), "ccn".into()],
             find_keywords: "<script>alert(\"xss\")</script>".into(),
             ..Default::default()
