@@ -284,6 +284,18 @@ pub fn build(
     // shards' records included).
     // A feature found both on the image and through a file: once (the
     // image's record; attribution names the file).
+    // Identical decoded buffers (gzip, ZIP, base64 ...): the first copy in
+    // image order is scanned, the others listed as its duplicates.
+    let (dups, dup_bytes) = trawl_features::dedupe_layers(&mut r.features);
+    if dups > 0 {
+        r.notes.push(trawl_core::Note {
+            analysis: "features".into(),
+            offset: 0,
+            message: format!(
+                "{dups} decoded buffer(s), {dup_bytes} bytes, identical to one found earlier: not scanned again (features/decoded.txt lists them, duplicate_of=PATH)"
+            ),
+        });
+    }
     let twice = trawl_analyzers::files::dedupe_file_features(&mut r.features);
     if twice > 0 {
         r.notes.push(trawl_core::Note {

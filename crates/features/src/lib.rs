@@ -144,6 +144,70 @@ pub fn is_recorder_name(name: &str) -> bool {
         || Kind::ALL.iter().any(|k| k.name() == base)
         || records::STRUCTS.iter().any(|s| s.recorders.contains(&base))
         || base == HEX_RECORDER
+        || name == DECODED_RECORDER
+}
+
+/// The listing of every decoded buffer scanned (`features/decoded.txt`):
+/// forensic path of the layer, SHA-256 of its bytes, and `size=N`, with
+/// `duplicate_of=PATH` for a buffer identical to one found earlier in the
+/// image (see [`dedupe_layers`]).
+pub const DECODED_RECORDER: &str = "decoded";
+
+/// bulk_extractor's deduplication of decoded data: a decoded buffer (a
+/// gzip member, a ZIP member, a base64 block ...) identical to one found
+/// earlier in image order is not scanned again: the features found inside
+/// it are dropped, and its line in `decoded.txt` names the first copy.
+/// Done on a job's merged results, so the outcome does not depend on how
+/// the image was cut into shards. Returns the duplicates and their bytes.
+pub fn dedupe_layers(features: &mut Vec<Feature>) -> (usize, u64) {
+    let mut layers: Vec<usize> = (0..features.len())
+        .filter(|&i| features[i].scanner == DECODED_RECORDER)
+        .collect();
+    layers.sort_by(|&a, &b| {
+        let (x, y) = (&features[a], &features[b]);
+        x.offset
+            .cmp(&y.offset)
+            .then_with(|| format::path_cmp(&x.path, &y.path))
+    });
+    let mut first: std::collections::HashMap<(Vec<u8>, Vec<u8>), String> =
+        std::collections::HashMap::new();
+    let mut dups: Vec<String> = Vec::new();
+    let mut bytes = 0u64;
+    for i in layers {
+        let f = &features[i];
+        // a layer inside a duplicate goes with it
+        if dups.iter().any(|d| inside(&f.path, d)) {
+            continue;
+        }
+        let key = (f.feature.clone(), f.context.clone());
+        match first.get(&key) {
+            Some(orig) => {
+                let size = std::str::from_utf8(&f.context)
+                    .ok()
+                    .and_then(|c| c.strip_prefix("size="))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                bytes += size;
+                let note = format!(" duplicate_of={orig}");
+                dups.push(f.path.clone());
+                features[i].context.extend_from_slice(note.as_bytes());
+            }
+            None => {
+                first.insert(key, f.path.clone());
+            }
+        }
+    }
+    if !dups.is_empty() {
+        dups.sort();
+        features.retain(|f| !dups.iter().any(|d| inside(&f.path, d)));
+    }
+    (dups.len(), bytes)
+}
+
+/// Whether forensic path `p` lies inside layer `layer` (`1234-GZIP`):
+/// `1234-GZIP-56`, `1234-GZIP-0-ZIP-3` ...
+fn inside(p: &str, layer: &str) -> bool {
+    p.len() > layer.len() + 1 && p.starts_with(layer) && p.as_bytes()[layer.len()] == b'-'
 }
 
 /// The feature file of the base16 layer's hex strings of key sizes.
@@ -1363,6 +1427,20 @@ impl<'a> State<'a> {
             return Ok(());
         }
         self.inflated += data.len() as u64;
+        // listed, for the job-wide deduplication of identical buffers
+        {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(data);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            self.features.push(Feature {
+                scanner: DECODED_RECORDER.into(),
+                offset: top,
+                path: prefix.clone(),
+                feature: hex.into_bytes(),
+                context: format!("size={}", data.len()).into_bytes(),
+                utf16: false,
+            });
+        }
         let inner = Origin::Inner {
             top,
             prefix: &prefix,

@@ -436,9 +436,11 @@ fn opts(f: impl FnOnce(&mut FeatureOptions)) -> FeatureOptions {
     o
 }
 
+/// The features found (not the listing of decoded buffers).
 fn names(out: &FeatureOutput) -> Vec<(String, String, String)> {
     out.features
         .iter()
+        .filter(|f| f.scanner != trawl_features::DECODED_RECORDER)
         .map(|f| {
             (
                 f.scanner.clone(),
@@ -703,4 +705,64 @@ mod props {
             assert_exactly_once(&whole);
         }
     }
+}
+
+#[test]
+fn identical_decoded_buffers_are_scanned_once_and_listed() {
+    // the same gzip member at three offsets, in different shards of the
+    // 64 KiB plan; a different member in between
+    let a = gzip(b"contact: first.copy@example.com, again");
+    let b = gzip(b"other: second.thing@example.org");
+    let mut img = vec![0x20u8; 400_000];
+    for (at, m) in [
+        (1_000usize, &a),
+        (150_000, &b),
+        (200_000, &a),
+        (330_001, &a),
+    ] {
+        img[at..at + m.len()].copy_from_slice(m);
+    }
+    let ev = Mem::new("mem", img, false);
+    let sc = all_scanners();
+    let mut outs = Vec::new();
+    for (shard, margin) in [(64 << 10, 4 << 10), (1 << 30, 1 << 20)] {
+        let mut f = scan(&sc, &ev, shard, margin).features;
+        let (dups, bytes) = trawl_features::dedupe_layers(&mut f);
+        assert_eq!(dups, 2);
+        assert_eq!(bytes, 2 * 38);
+        outs.push(f);
+    }
+    assert_eq!(outs[0], outs[1], "the same whatever the shard plan");
+    let f = &outs[0];
+    let emails: Vec<(&str, &[u8])> = f
+        .iter()
+        .filter(|f| f.scanner == "email" && f.path.contains("GZIP"))
+        .map(|f| (f.path.as_str(), f.feature.as_slice()))
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            ("1000-GZIP-9", &b"first.copy@example.com"[..]),
+            ("150000-GZIP-7", b"second.thing@example.org")
+        ]
+    );
+    let listed: Vec<(&str, String)> = f
+        .iter()
+        .filter(|f| f.scanner == trawl_features::DECODED_RECORDER)
+        .map(|f| {
+            (
+                f.path.as_str(),
+                String::from_utf8_lossy(&f.context).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("1000-GZIP", "size=38".to_string()),
+            ("150000-GZIP", "size=31".to_string()),
+            ("200000-GZIP", "size=38 duplicate_of=1000-GZIP".to_string()),
+            ("330001-GZIP", "size=38 duplicate_of=1000-GZIP".to_string()),
+        ]
+    );
 }
