@@ -53,6 +53,7 @@
 //! reported under the scanner name `alerts` (written to `alerts.txt`).
 
 mod accts;
+mod exif;
 mod find;
 pub mod format;
 mod inflate;

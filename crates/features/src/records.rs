@@ -65,7 +65,13 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[];
+pub static STRUCTS: &[StructDef] = &[StructDef {
+    name: "exif",
+    recorders: &["exif", "gps"],
+    default: true,
+    about: "EXIF/TIFF metadata of JPEG, TIFF and PSD data (exif.txt, gps.txt)",
+    scan: crate::exif::scan,
+}];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
