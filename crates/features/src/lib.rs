@@ -53,12 +53,15 @@
 //! reported under the scanner name `alerts` (written to `alerts.txt`).
 
 mod accts;
+mod aes;
 mod find;
 pub mod format;
 mod inflate;
 mod lists;
 mod net;
+mod rar;
 pub mod records;
+mod sqlite;
 mod text;
 mod textlayer;
 pub mod utf16;

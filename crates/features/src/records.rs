@@ -65,7 +65,29 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[];
+pub static STRUCTS: &[StructDef] = &[
+    StructDef {
+        name: "aes",
+        recorders: &["aes_keys"],
+        default: true,
+        about: "AES-128 and AES-256 key schedules",
+        scan: super::aes::scan,
+    },
+    StructDef {
+        name: "rar",
+        recorders: &["rar"],
+        default: true,
+        about: "RAR 1.5-4.x volumes and members",
+        scan: super::rar::scan,
+    },
+    StructDef {
+        name: "sqlite",
+        recorders: &["sqlite_carved"],
+        default: true,
+        about: "SQLite 3 database headers",
+        scan: super::sqlite::scan,
+    },
+];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
