@@ -8,11 +8,11 @@
 //! more than 4 distinct byte values among its 16 bytes (AES-128), more than
 //! 8 among its 32 bytes (AES-256).
 //!
-//! `aes_keys.txt` lines: the key as lowercase hex bytes separated by single
-//! spaces, and the context `AES128` or `AES256`:
+//! `aes_keys.txt` lines (tab-separated): the key as lowercase hex bytes
+//! separated by single spaces, and the context `AES128` or `AES256`:
 //!
 //! ```text
-//! 496	a2 6e 0e 4c 06 c4 bb bf 5d 62 8b c7 f8 b3 91 b6	AES128
+//! 496  a2 6e 0e 4c 06 c4 bb bf 5d 62 8b c7 f8 b3 91 b6  AES128
 //! ```
 //!
 //! Speed: before expanding anything, each offset must satisfy two of the
@@ -96,7 +96,7 @@ pub(crate) fn valid(s: &[u8], nk: usize) -> bool {
     while pos < len {
         let mut t = [s[pos - 4], s[pos - 3], s[pos - 2], s[pos - 1]];
         let w = pos / 4;
-        if w % nk == 0 {
+        if w.is_multiple_of(nk) {
             t = [
                 SBOX[t[1] as usize] ^ RCON[w / nk],
                 SBOX[t[2] as usize],
@@ -213,7 +213,7 @@ pub(crate) fn expand(key: &[u8]) -> Vec<u8> {
         let n = s.len();
         let w = n / 4;
         let mut t = [s[n - 4], s[n - 3], s[n - 2], s[n - 1]];
-        if w % nk == 0 {
+        if w.is_multiple_of(nk) {
             t = [
                 SBOX[t[1] as usize] ^ RCON[w / nk],
                 SBOX[t[2] as usize],

@@ -1,13 +1,14 @@
 //! RAR 1.5-4.x volumes and members (bulk_extractor's `scan_rar`).
 //!
-//! Two kinds of `rar.txt` lines, as bulk_extractor writes them:
+//! Two kinds of `rar.txt` lines (tab-separated), as bulk_extractor writes
+//! them:
 //!
 //! * a volume: the marker block `Rar!\x1a\x07\x00` followed by a valid
 //!   archive header (type 0x73, flags without 0xFE00, header size 13..=1024,
 //!   header CRC); at the marker, feature `<volume>`:
 //!
 //!   ```text
-//!   0	<volume>	<rar_volume><encrypted>false</encrypted></rar_volume>
+//!   0  <volume>  <rar_volume><encrypted>false</encrypted></rar_volume>
 //!   ```
 //!
 //! * a member ("component"): a file header (type 0x74) with flag 0x8000
@@ -20,7 +21,7 @@
 //!   XML summary as the context:
 //!
 //!   ```text
-//!   20	jpegs\1.jpg	<rar_component><name>jpegs\1.jpg</name><flags>0x9020</flags><version>29</version><compression_method>normal</compression_method><uncompr_size>7323</uncompr_size><compr_size>4277</compr_size><file_attr>0x20</file_attr><lastmoddate>2013-07-26T09:31:00Z</lastmoddate><host_os>Windows</host_os><crc32>0x46BEB8E7</crc32></rar_component>
+//!   20  jpegs\1.jpg  <rar_component><name>jpegs\1.jpg</name><flags>0x8020</flags><version>29</version><compression_method>normal</compression_method><uncompr_size>7323</uncompr_size><compr_size>4277</compr_size><file_attr>0x80</file_attr><lastmoddate>2014-07-18T12:27:16Z</lastmoddate><host_os>Windows</host_os><crc32>0xD8099FFB</crc32></rar_component>
 //!   ```
 //!
 //! The header fields are read as bulk_extractor reads them: 32-bit fields

@@ -11,10 +11,11 @@
 //!
 //! trawl does not carve files, so it writes the line bulk_extractor writes
 //! for a carve whose file is not written (its de-duplication case): the
-//! feature `<CACHED>` and the `<fileobject>` without `<filename>`:
+//! feature `<CACHED>` and the `<fileobject>` without `<filename>`
+//! (tab-separated):
 //!
 //! ```text
-//! 1000	<CACHED>	<fileobject><filesize>8192</filesize><hashdigest type='sha1'>…</hashdigest></fileobject>
+//! 1000  <CACHED>  <fileobject><filesize>8192</filesize><hashdigest type='sha1'>…</hashdigest></fileobject>
 //! ```
 //!
 //! Deviations: bulk_extractor names the carved file
