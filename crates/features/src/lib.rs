@@ -53,6 +53,7 @@
 //! reported under the scanner name `alerts` (written to `alerts.txt`).
 
 mod accts;
+mod aes;
 mod exif;
 mod find;
 pub mod format;
@@ -60,7 +61,9 @@ mod inflate;
 mod lists;
 mod net;
 mod radix;
+mod rar;
 pub mod records;
+mod sqlite;
 mod text;
 mod textlayer;
 mod tlds;

@@ -65,13 +65,36 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[StructDef {
-    name: "exif",
-    recorders: &["exif", "gps"],
-    default: true,
-    about: "EXIF/TIFF metadata of JPEG, TIFF and PSD data (exif.txt, gps.txt)",
-    scan: crate::exif::scan,
-}];
+pub static STRUCTS: &[StructDef] = &[
+    StructDef {
+        name: "exif",
+        recorders: &["exif", "gps"],
+        default: true,
+        about: "EXIF/TIFF metadata of JPEG, TIFF and PSD data (exif.txt, gps.txt)",
+        scan: crate::exif::scan,
+    },
+    StructDef {
+        name: "aes",
+        recorders: &["aes_keys"],
+        default: false,
+        about: "AES-128 and AES-256 key schedules in memory",
+        scan: crate::aes::scan,
+    },
+    StructDef {
+        name: "rar",
+        recorders: &["rar"],
+        default: false,
+        about: "RAR 1.5-4.x volumes and members (rar.txt)",
+        scan: crate::rar::scan,
+    },
+    StructDef {
+        name: "sqlite",
+        recorders: &["sqlite_carved"],
+        default: false,
+        about: "SQLite 3 database headers (sqlite_carved.txt)",
+        scan: crate::sqlite::scan,
+    },
+];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
