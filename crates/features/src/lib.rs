@@ -58,6 +58,7 @@ pub mod format;
 mod inflate;
 mod lists;
 mod net;
+mod netscan;
 pub mod records;
 mod text;
 mod textlayer;

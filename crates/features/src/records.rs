@@ -65,7 +65,13 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[];
+pub static STRUCTS: &[StructDef] = &[StructDef {
+    name: "net",
+    recorders: crate::netscan::RECORDERS,
+    default: true,
+    about: "IPv4/IPv6 packets, Ethernet frames and pcap records (ip, ether, tcp, packets.pcap)",
+    scan: crate::netscan::scan,
+}];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
