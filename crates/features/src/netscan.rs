@@ -606,54 +606,55 @@ fn rec(recorder: &'static str, pos: usize, feature: Vec<u8>, context: Vec<u8>) -
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in every zero byte of `x` (exact, no carries).
-#[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    let t = (x & !HI).wrapping_add(!HI);
-    !(t | x | !HI)
-}
-
-#[inline(always)]
-fn eq(x: u64, c: u8) -> u64 {
-    zero_bytes(x ^ (LO * u64::from(c)))
-}
-
-#[inline(always)]
-fn word(b: &[u8], i: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[i..i + 8]);
-    u64::from_le_bytes(a)
-}
-
-/// Whether `i` may start an IP header: `0x45` with TCP/UDP 9 bytes on, or
-/// version 6 with TCP/UDP/ICMPv6 6 bytes on.
+/// Whether `i` may start an IP header: `0x45`, fragment field 0 or DF,
+/// TCP/UDP; or version 6, payload length below 8448, TCP/UDP/ICMPv6.
 fn candidate(b: &[u8], i: usize) -> bool {
     match b[i] {
-        0x45 => matches!(b.get(i + 9), Some(6 | 17)),
-        x if x >> 4 == 6 => matches!(b.get(i + 6), Some(6 | 17 | 58)),
+        0x45 => matches!(b.get(i + 6), Some(0 | 0x40)) && matches!(b.get(i + 9), Some(6 | 17)),
+        x if x >> 4 == 6 => {
+            matches!(b.get(i + 4), Some(0..=0x20)) && matches!(b.get(i + 6), Some(6 | 17 | 58))
+        }
         _ => false,
     }
 }
 
-/// Calls `f` for every candidate IP header in `range` (SWAR prefilter).
+/// Positions tested per block by the vectorisable prefilter.
+const BLK: usize = 64;
+
+/// Whether some position of the block at `a[0..BLK]` may start an IP
+/// header (`a` holds 9 bytes more). Branch-free so that it compiles to
+/// vector compares.
+#[inline(always)]
+fn block_has_candidate(a: &[u8; BLK + 9]) -> bool {
+    let mut acc = 0u8;
+    for j in 0..BLK {
+        let x = a[j];
+        let y4 = a[j + 4];
+        let y6 = a[j + 6];
+        let y9 = a[j + 9];
+        let v4 = (x == 0x45) & ((y6 & 0xbf) == 0) & ((y9 == 6) | (y9 == 17));
+        let v6 = ((x & 0xf0) == 0x60) & (y4 <= 0x20) & ((y6 == 6) | (y6 == 17) | (y6 == 58));
+        acc |= u8::from(v4 | v6);
+    }
+    acc != 0
+}
+
+/// Calls `f` for every candidate IP header in `range`.
 fn candidates(b: &[u8], range: Range<usize>, mut f: impl FnMut(usize)) {
     let mut i = range.start;
-    while i + 17 <= b.len() && i + 8 <= range.end {
-        let w0 = word(b, i);
-        let w6 = word(b, i + 6);
-        let w9 = word(b, i + 9);
-        let m4 = eq(w0, 0x45) & (eq(w9, 6) | eq(w9, 17));
-        let m6 = eq(w0 & (LO * 0xf0), 0x60) & (eq(w6, 6) | eq(w6, 17) | eq(w6, 58));
-        let mut m = m4 | m6;
-        while m != 0 {
-            let j = (m.trailing_zeros() / 8) as usize;
-            f(i + j);
-            m &= m - 1;
+    while i + BLK <= range.end {
+        let Some(a) = b.get(i..i + BLK + 9) else {
+            break;
+        };
+        let a: &[u8; BLK + 9] = a.try_into().unwrap_or(&[0; BLK + 9]);
+        if block_has_candidate(a) {
+            for j in i..i + BLK {
+                if candidate(b, j) {
+                    f(j);
+                }
+            }
         }
-        i += 8;
+        i += BLK;
     }
     while i < range.end {
         if candidate(b, i) {
@@ -1021,7 +1022,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             // bias towards interesting bytes
-            b.push([0x45, 0x60, 0x6a, 6, 17, 58, x as u8][(x >> 40) as usize % 7]);
+            b.push([0x45, 0x60, 0x6a, 6, 17, 58, 0, 0x40, x as u8][(x >> 40) as usize % 9]);
         }
         for r in [0..b.len(), 3..b.len() - 5, 10..10, 7..30] {
             let mut fast = Vec::new();

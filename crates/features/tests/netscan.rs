@@ -186,8 +186,8 @@ fn ntlm_pcaps_as_bulk_extractor() {
     };
     let ok = |o: &str, a: &str, b: &str| {
         vec![
-            l(o, a, &format!("struct ip L (src) cksum-ok")),
-            l(o, b, &format!("struct ip R (dst) cksum-ok")),
+            l(o, a, "struct ip L (src) cksum-ok"),
+            l(o, b, "struct ip R (dst) cksum-ok"),
         ]
     };
     let (a, b) = ("192.168.0.91", "192.168.0.55");
@@ -513,12 +513,18 @@ fn same_features_for_every_shard_plan() {
         count("packets")
     );
     // ntlm3 (3 packets), domexusers (2), ipv6_packet (1), ipv6_checksum_paths
-    // (3), skipped-packets (111), ntlm2 in gzip (2), ntlm1 (1)
-    assert!(
-        count("packets") >= 3 + 2 + 1 + 3 + 110 + 2 + 1,
-        "{}",
-        count("packets")
-    );
+    // (3), skipped-packets (111), ntlm2 in gzip (2), ntlm1 (1); the last
+    // record of a capture is followed by filler, not by a record header, so
+    // BE carves its frame as a bare Ethernet frame (time stamp 0) — which
+    // also happens to wifi_ipv4's LLC/SNAP header (EtherType 0x0800 before
+    // the IPv4 header, 60 bytes into the file)
+    let pk: Vec<u64> = whole
+        .iter()
+        .filter(|f| f.scanner == "packets" && f.path.parse::<u64>().is_ok())
+        .map(|f| f.offset)
+        .collect();
+    assert!(pk.contains(&(230_001 + 60)), "{pk:?}");
+    assert_eq!(count("packets"), 3 + 2 + 1 + 3 + 111 + 2 + 1 + 1);
     // inside the gzip member: BE's forensic path
     let mut gz: Vec<_> = lines(&whole, "ip")
         .into_iter()
@@ -619,41 +625,51 @@ fn hostile_input() {
 #[test]
 fn random_bytes_and_speed() {
     let per = 32 << 20;
+    let net = trawl_features::records::STRUCTS[trawl_features::records::find("net").unwrap()].scan;
     let mut fp = 0;
-    let mut nanos = 0u128;
+    let (mut nanos, mut base) = (0u128, 0u128);
     let mut out = Vec::new();
+    // the machine is shared: best of three runs per 32 MiB, and memmem
+    // over the same bytes as a yardstick
+    let best = |f: &mut dyn FnMut()| {
+        (0..if cfg!(debug_assertions) { 1 } else { 3 })
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_nanos()
+            })
+            .min()
+            .unwrap_or(0)
+    };
     for i in 0..8u64 {
         let data = random_bytes((i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), per);
-        let t = std::time::Instant::now();
-        out.clear();
-        (trawl_features::records::STRUCTS[trawl_features::records::find("net").unwrap()].scan)(
-            &data,
-            0..data.len(),
-            &mut out,
-        );
-        nanos += t.elapsed().as_nanos();
+        nanos += best(&mut || {
+            out.clear();
+            net(&data, 0..data.len(), &mut out);
+        });
         fp += out.len();
+        base += best(&mut || {
+            assert!(memchr::memmem::find(&data, b"\x01\x02\x03\x04\x05\x06\x07\x08").is_none());
+        });
     }
     let mbs = |bytes: usize, ns: u128| bytes as f64 / 1e6 / (ns as f64 / 1e9);
     println!(
-        "net on 256 MiB random bytes: {fp} records, {:.0} MB/s",
-        mbs(8 * per, nanos)
+        "net on 256 MiB random bytes: {fp} records, {:.0} MB/s (memmem on the same bytes: {:.0} MB/s)",
+        mbs(8 * per, nanos),
+        mbs(8 * per, base)
     );
     assert_eq!(fp, 0, "false positives on random bytes");
     // text-like data: words, digits, punctuation, e-mail-ish lines
     let words = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html,application/xhtml+xml;q=0.9\r\n\r\nThe quick brown fox jumps over the lazy dog 0123456789 email: bob@example.org :: 10.0.0.1\n";
     let text: Vec<u8> = words.iter().copied().cycle().take(64 << 20).collect();
-    let t = std::time::Instant::now();
-    out.clear();
-    (trawl_features::records::STRUCTS[trawl_features::records::find("net").unwrap()].scan)(
-        &text,
-        0..text.len(),
-        &mut out,
-    );
+    let ns = best(&mut || {
+        out.clear();
+        net(&text, 0..text.len(), &mut out);
+    });
     println!(
         "net on 64 MiB text: {} records, {:.0} MB/s",
         out.len(),
-        mbs(text.len(), t.elapsed().as_nanos())
+        mbs(text.len(), ns)
     );
     assert!(out.is_empty());
 }
