@@ -1234,7 +1234,7 @@ mod recorder_name_tests {
             "alerts_stopped",
             "_stopped",
             "email_stopped_stopped",
-            "ip",
+            "ip6",
             "all",
         ] {
             assert!(!is_recorder_name(bad), "{bad:?}");
