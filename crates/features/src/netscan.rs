@@ -38,14 +38,13 @@
 //!    TCP / UDP / ICMPv6 checksum);
 //! 3. an IP header with a right checksum and plausible addresses;
 //!
-//! and skips what it carved. Here every candidate IP header is decided
-//! alone from its window: it belongs to the first of (1) a pcap record 30
-//! bytes before it (Ethernet), (1) a record 16 bytes before (raw IP), (2) an
-//! Ethernet header 14 bytes before, (3) itself, and is reported unless a
-//! pcap record, Ethernet frame or IP packet carved from a position up to 900
-//! bytes before covers that structure's start (what bulk_extractor skipped
-//! over). So 802.11 frames in pcap records are skipped as bulk_extractor
-//! 2.x's `scan_net` skips them.
+//! and skips what it carved (a whole pcap record, even one without IP).
+//! Here every candidate IP header is decided alone from its window: BE's
+//! loop is replayed from 930 bytes before it, and the header is reported
+//! when the loop carves a structure holding it (a pcap record 30 or 16
+//! bytes before, an Ethernet header 14 bytes before, or the header itself),
+//! not when it skips over it. So 802.11 frames in pcap records are skipped
+//! as bulk_extractor 2.x's `scan_net` skips them.
 //!
 //! # Deliberate differences from bulk_extractor
 //!
@@ -59,8 +58,8 @@
 //!   the TCP/UDP header (BE reads them from the IP header there).
 //! * A packet with port 0 yields nothing (BE has already written its
 //!   `ip.txt` lines when it gives up on it).
-//! * Coverage (what BE skipped) is looked for one level deep and 900 bytes
-//!   back; pcap records longer than the window (about 60 KiB) are not
+//! * BE's loop is replayed from 930 bytes before each header, so a
+//!   structure longer than that which started earlier is not seen; pcap records longer than the window (about 60 KiB) are not
 //!   carved. The memory structures of `carve_net_memory` (`sockaddr_in`,
 //!   `_TCPT_OBJECT`, off by default in BE) are not searched; 802.11 frames
 //!   (BE 2.2's `wifi.txt` / `packets_80211.pcap`) are not reported.
@@ -125,10 +124,20 @@ struct Ip {
     /// Header length (20 or 40).
     hlen: usize,
     payload: usize,
-    cksum_ok: bool,
+    /// The IPv4 header checksum is right (IPv6: see [`Ip::cksum_ok`]).
+    v4_cksum: bool,
 }
 
 impl Ip {
+    /// BE's `checksum_valid`: the IPv4 header checksum, or the IPv6
+    /// packet's TCP / UDP / ICMPv6 checksum (computed on demand).
+    fn cksum_ok(&self, b: &[u8]) -> bool {
+        if !self.v6 {
+            return self.v4_cksum;
+        }
+        b.get(self.at..self.at + 40 + self.payload)
+            .is_some_and(|p| ip6_l4_cksum_ok(p, self.nxt))
+    }
     fn len(&self) -> usize {
         self.hlen + self.payload
     }
@@ -214,7 +223,7 @@ fn sanity(b: &[u8], i: usize) -> Option<Ip> {
             nxt: h[9],
             hlen: 20,
             payload: tot - 20,
-            cksum_ok: ip4_cksum_ok(h),
+            v4_cksum: ip4_cksum_ok(h),
         });
     }
     if first >> 4 != 6 {
@@ -233,9 +242,6 @@ fn sanity(b: &[u8], i: usize) -> Option<Ip> {
     if i + plen > b.len() || plen > MAX_IP_LEN || plen < min {
         return None;
     }
-    let cksum_ok = b
-        .get(i..i + 40 + plen)
-        .is_some_and(|p| ip6_l4_cksum_ok(p, nxt));
     Some(Ip {
         v6: true,
         at: i,
@@ -243,7 +249,7 @@ fn sanity(b: &[u8], i: usize) -> Option<Ip> {
         nxt,
         hlen: 40,
         payload: plen,
-        cksum_ok,
+        v4_cksum: false,
     })
 }
 
@@ -411,7 +417,7 @@ impl View<'_> {
             return None;
         }
         let ip = sanity(b, e + 14)?;
-        (ip.cksum_ok && !port0(b, &ip)).then_some(ip)
+        (!port0(b, &ip) && ip.cksum_ok(b)).then_some(ip)
     }
 
     /// A bare IP packet BE carves at `p`.
@@ -420,37 +426,44 @@ impl View<'_> {
             return None;
         }
         let ip = sanity(self.b, p)?;
-        let ok = ip.cksum_ok
-            && !invalid_ip(ip.src(self.b))
+        let ok = !invalid_ip(ip.src(self.b))
             && !invalid_ip(ip.dst(self.b))
-            && !port0(self.b, &ip);
+            && !port0(self.b, &ip)
+            && ip.cksum_ok(self.b);
         ok.then_some(ip)
     }
 
-    /// Whether BE, carving a structure found before `s`, skips over `s`.
-    fn covered(&self, s: usize) -> bool {
+    /// What BE carves at `x` (pcap record, Ethernet frame, bare IP packet,
+    /// in its order), and how many bytes it then skips.
+    fn carve(&self, x: usize) -> Option<(Owner, Option<Ip>, usize)> {
         let b = self.b;
-        for q in s.saturating_sub(LOOKBACK)..s {
-            if let Some(h) = self.pcap_ok(q)
-                && q + 16 + h.cap > s
-            {
-                return true;
-            }
-            if matches!(b.get(q + 12..q + 14), Some([0x08, 0x00] | [0x86, 0xdd]))
-                && let Some(ip) = self.ether_ok(q)
-                && q + 14 + ip.len() > s
-            {
-                return true;
-            }
-            let first = b[q];
-            if (first == 0x45 || first >> 4 == 6)
-                && let Some(ip) = self.ip_ok(q)
-                && q + ip.len() > s
-            {
-                return true;
+        if let Some(h) = self.pcap_ok(x) {
+            let (owner, ip) = match sanity(b, x + 16) {
+                Some(ip) => (Owner::PcapRaw(x), Some(ip)),
+                None => match sanity(b, x + 30) {
+                    Some(ip) => (Owner::PcapEther(x), Some(ip)),
+                    None => (Owner::Opaque, None),
+                },
+            };
+            // BE gives up on the record (and moves one byte on) at port 0
+            if !ip.is_some_and(|ip| port0(b, &ip)) {
+                return Some((owner, ip, 16 + h.cap));
             }
         }
-        false
+        if matches!(b.get(x + 12..x + 14), Some([0x08, 0x00] | [0x86, 0xdd]))
+            && let Some(ip) = self.ether_ok(x)
+        {
+            let n = (14 + ip.len()).min(b.len() - x);
+            return Some((Owner::Ether(x), Some(ip), n));
+        }
+        let first = *b.get(x)?;
+        if (first == 0x45 || first >> 4 == 6)
+            && let Some(ip) = self.ip_ok(x)
+        {
+            let n = ip.len().min(b.len() - x);
+            return Some((Owner::Bare, Some(ip), n));
+        }
+        None
     }
 }
 
@@ -464,33 +477,34 @@ enum Owner {
     Ether(usize),
     /// Bare IP packet.
     Bare,
+    /// A pcap record without an IP packet: skipped, not written.
+    Opaque,
 }
 
-/// The owner of the IP header at `i` and its parsed header, if BE reports it.
+/// The owner of the IP header at `i` and its parsed header, if BE reports
+/// it: BE's loop replayed from [`LOOKBACK`] bytes before the header's
+/// earliest possible structure, carving and skipping, until it reaches a
+/// structure holding this header or skips over it.
 fn decide(v: &View<'_>, i: usize) -> Option<(Owner, Ip)> {
-    let ip = sanity(v.b, i)?;
-    let (owner, start) = if let Some(q) = i.checked_sub(30)
-        && v.pcap_ok(q).is_some()
-        && sanity(v.b, q + 16).is_none()
+    sanity(v.b, i)?;
+    // cheap: some structure BE would carve holds this header
+    let pcap_before = |k: usize| i.checked_sub(k).is_some_and(|q| pcap_hdr(v.b, q).is_some());
+    if !(pcap_before(30)
+        || pcap_before(16)
+        || i.checked_sub(14).is_some_and(|e| v.ether_ok(e).is_some())
+        || v.ip_ok(i).is_some())
     {
-        (Owner::PcapEther(q), q)
-    } else if let Some(q) = i.checked_sub(16)
-        && v.pcap_ok(q).is_some()
-    {
-        (Owner::PcapRaw(q), q)
-    } else if let Some(e) = i.checked_sub(14)
-        && v.ether_ok(e).is_some()
-    {
-        (Owner::Ether(e), e)
-    } else if v.ip_ok(i).is_some() {
-        (Owner::Bare, i)
-    } else {
-        return None;
-    };
-    if port0(v.b, &ip) || v.covered(start) {
         return None;
     }
-    Some((owner, ip))
+    let mut x = i.saturating_sub(LEAD + LOOKBACK);
+    while x <= i {
+        match v.carve(x) {
+            Some((owner, Some(ip), _)) if ip.at == i => return Some((owner, ip)),
+            Some((_, _, n)) => x += n.max(1),
+            None => x += 1,
+        }
+    }
+    None
 }
 
 /// Records for one carved packet, positions relative to the view.
@@ -521,7 +535,11 @@ fn emit(v: &View<'_>, owner: &Owner, ip: &Ip, push: &mut dyn FnMut(Record)) {
     } else {
         ("R", "L")
     };
-    let ck = if ip.cksum_ok { "cksum-ok" } else { "cksum-bad" };
+    let ck = if ip.cksum_ok(b) {
+        "cksum-ok"
+    } else {
+        "cksum-bad"
+    };
     let name = if ip.v6 { "ip6_hdr" } else { "ip" };
     let src = ip_string(ip.src(b));
     let dst = ip_string(ip.dst(b));
@@ -575,6 +593,7 @@ fn emit(v: &View<'_>, owner: &Owner, ip: &Ip, push: &mut dyn FnMut(Record)) {
             let n = (14 + ip.len()).min(b.len() - e);
             (e, pcap_record(&[], &b[e..e + n]))
         }
+        Owner::Opaque => return,
         Owner::Bare => {
             let n = ip.len().min(b.len() - ip.at);
             let mut hdr = [0u8; 14];
@@ -985,6 +1004,53 @@ mod tests {
             &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0]
         );
         assert_eq!(&p[1].feature[30..], &pkt[..]);
+    }
+
+    /// A capture with snap length 60: each record holds the first 60 bytes
+    /// of a longer frame; every record is still carved (BE skips record by
+    /// record, never into the Ethernet frame's announced length).
+    #[test]
+    fn snaplen_truncated_capture() {
+        let mut file = PCAP_FILE_MAGIC.to_vec();
+        file.extend_from_slice(&[0; 8]);
+        file.extend_from_slice(&60u32.to_le_bytes());
+        file.extend_from_slice(&1u32.to_le_bytes());
+        let mut starts = Vec::new();
+        for k in 0..4u8 {
+            let mut pkt = ipv4_tcp(
+                [10, 0, 0, 1 + k],
+                [10, 0, 1, 2],
+                3000 + u16::from(k),
+                80,
+                64,
+            );
+            // announce 600 bytes: the header checksum is over the new length
+            pkt[2..4].copy_from_slice(&600u16.to_be_bytes());
+            pkt[10..12].copy_from_slice(&[0, 0]);
+            let c = !fold(sum16(&pkt[..20], 0));
+            pkt[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+            frame.extend_from_slice(&pkt);
+            frame.resize(60, 0);
+            starts.push(file.len());
+            file.extend_from_slice(&(1_300_000_000u32 + u32::from(k)).to_le_bytes());
+            file.extend_from_slice(&0u32.to_le_bytes());
+            file.extend_from_slice(&60u32.to_le_bytes());
+            file.extend_from_slice(&614u32.to_le_bytes());
+            file.extend_from_slice(&frame);
+        }
+        // room for the last packet's announced length
+        file.extend_from_slice(&[0x5a; 700]);
+        let r = run(&file);
+        let pk: Vec<usize> = r
+            .iter()
+            .filter(|r| r.recorder == "packets")
+            .map(|r| r.pos)
+            .collect();
+        // the last record is not followed by a record header: its frame is
+        // carved as a bare Ethernet frame
+        assert_eq!(pk, [starts[0], starts[1], starts[2], starts[3] + 16]);
+        assert_eq!(lines(&r, "tcp").len(), 4);
     }
 
     #[test]

@@ -672,4 +672,19 @@ fn random_bytes_and_speed() {
         mbs(text.len(), ns)
     );
     assert!(out.is_empty());
+    // packet-dense data: ntlm80.pcap over and over (one record per 600 bytes)
+    if let Some(c) = corpus("random_bytes_and_speed") {
+        let pcap = read(&c, "src/tests/ntlm80.pcap");
+        let dense: Vec<u8> = pcap.iter().copied().cycle().take(64 << 20).collect();
+        let ns = best(&mut || {
+            out.clear();
+            net(&dense, 0..dense.len(), &mut out);
+        });
+        let packets = out.iter().filter(|r| r.recorder == "packets").count();
+        println!(
+            "net on 64 MiB of pcap records: {packets} packets, {:.0} MB/s",
+            mbs(dense.len(), ns)
+        );
+        assert!(packets > 100_000);
+    }
 }
