@@ -60,6 +60,7 @@ pub mod format;
 mod inflate;
 mod lists;
 mod net;
+mod netscan;
 mod radix;
 mod rar;
 pub mod records;
@@ -1479,7 +1480,7 @@ mod recorder_name_tests {
             "alerts_stopped",
             "_stopped",
             "email_stopped_stopped",
-            "ip",
+            "ip6",
             "all",
         ] {
             assert!(!is_recorder_name(bad), "{bad:?}");

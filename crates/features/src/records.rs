@@ -74,6 +74,13 @@ pub static STRUCTS: &[StructDef] = &[
         scan: crate::exif::scan,
     },
     StructDef {
+        name: "net",
+        recorders: crate::netscan::RECORDERS,
+        default: true,
+        about: "IPv4/IPv6 packets, Ethernet frames and pcap records (ip, ether, tcp, packets.pcap)",
+        scan: crate::netscan::scan,
+    },
+    StructDef {
         name: "aes",
         recorders: &["aes_keys"],
         default: false,
