@@ -56,6 +56,8 @@ mod accts;
 mod find;
 pub mod format;
 mod inflate;
+mod json;
+mod kml;
 mod lists;
 mod net;
 pub mod records;
@@ -63,6 +65,8 @@ mod text;
 mod textlayer;
 pub mod utf16;
 pub mod validate;
+mod vcard;
+mod vin;
 mod web;
 
 /// The text of every hit a scanner function finds in `s` (unit tests).

@@ -65,7 +65,36 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[];
+pub static STRUCTS: &[StructDef] = &[
+    StructDef {
+        name: "json",
+        recorders: &["json"],
+        default: true,
+        about: "JSON objects and arrays (json.txt: text, SHA-1)",
+        scan: crate::json::scan,
+    },
+    StructDef {
+        name: "kml",
+        recorders: &["kml"],
+        default: true,
+        about: "KML documents (kml.txt: carved-file record)",
+        scan: crate::kml::scan,
+    },
+    StructDef {
+        name: "vcard",
+        recorders: &["vcard"],
+        default: true,
+        about: "vCards (vcard.txt: carved-file record)",
+        scan: crate::vcard::scan,
+    },
+    StructDef {
+        name: "vin",
+        recorders: &["vin"],
+        default: true,
+        about: "vehicle identification numbers, check digit verified",
+        scan: crate::vin::scan,
+    },
+];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
