@@ -97,6 +97,18 @@ pub(crate) fn chain<T>(
     let mut memo: Vec<Option<(usize, Option<T>)>> = (0..n).map(|_| None).collect();
     // Index of the first candidate at or after a position.
     let first_at = |x: usize| cands.partition_point(|&c| c < x);
+    // The same, searching forward from index `k` (galloping: the answer
+    // is usually a few candidates on).
+    let first_from = |k: usize, x: usize| {
+        let mut lo = k;
+        let mut step = 1;
+        while lo + step < n && cands[lo + step] < x {
+            lo += step;
+            step *= 2;
+        }
+        let hi = (lo + step).min(n);
+        lo + cands[lo..hi].partition_point(|&c| c < x)
+    };
     // Decides about the candidate at index `i` once.
     let mut fill = |i: usize, memo: &mut Vec<Option<(usize, Option<T>)>>| {
         if memo[i].is_none() {
@@ -107,7 +119,7 @@ pub(crate) fn chain<T>(
     let mut next = |i: usize, memo: &mut Vec<Option<(usize, Option<T>)>>| -> usize {
         fill(i, memo);
         let resume = memo[i].as_ref().map_or(cands[i] + 1, |m| m.0);
-        first_at(resume.max(cands[i] + 1))
+        first_from(i + 1, resume)
     };
     // The chain started at the range's look-back start.
     let mut on_main = vec![false; n];
@@ -117,13 +129,18 @@ pub(crate) fn chain<T>(
         i = next(i, &mut memo);
     }
     let mut out = Vec::new();
+    let mut back = first_at(own.start.saturating_sub(BEFORE));
     for p in first_at(own.start)..n {
         if cands[p] >= own.end {
             break;
         }
         // Replay from p's own look-back start until it meets the main
         // chain or passes p.
-        let mut j = first_at(cands[p].saturating_sub(BEFORE));
+        let start = cands[p].saturating_sub(BEFORE);
+        while cands[back] < start {
+            back += 1;
+        }
+        let mut j = back;
         let reached = loop {
             if j == p {
                 break true;
@@ -244,21 +261,32 @@ enum S {
 /// JSON.org's JSON_checker, as bulk_extractor runs it.
 struct Checker {
     state: S,
-    stack: [u8; STACK],
+    /// The mode stack, two bits an entry (cheap to set up per candidate).
+    stack: [u64; STACK / 32],
     top: usize,
     commas: u32,
 }
 
 impl Checker {
     fn new() -> Self {
-        let mut stack = [0u8; STACK];
-        stack[0] = M_DONE;
-        Checker {
+        let mut c = Checker {
             state: S::Go,
-            stack,
+            stack: [0; STACK / 32],
             top: 0,
             commas: 0,
-        }
+        };
+        c.set(0, M_DONE);
+        c
+    }
+
+    fn mode(&self) -> u8 {
+        ((self.stack[self.top / 32] >> (2 * (self.top % 32))) & 3) as u8
+    }
+
+    fn set(&mut self, i: usize, m: u8) {
+        let w = &mut self.stack[i / 32];
+        let sh = 2 * (i % 32);
+        *w = (*w & !(3 << sh)) | (u64::from(m) << sh);
     }
 
     fn push(&mut self, m: u8) -> Option<()> {
@@ -266,13 +294,13 @@ impl Checker {
             return None;
         }
         self.top += 1;
-        self.stack[self.top] = m;
+        self.set(self.top, m);
         Some(())
     }
 
     fn pop(&mut self, m: u8) -> Option<()> {
         // `m` is never MODE_DONE, which stays at the bottom of the stack.
-        if self.stack[self.top] != m {
+        if self.mode() != m {
             return None;
         }
         self.top = self.top.checked_sub(1)?;
@@ -348,7 +376,7 @@ impl Checker {
             },
             St => match c {
                 b'\t' | b'\n' | b'\r' => return None,
-                b'"' => match self.stack[self.top] {
+                b'"' => match self.mode() {
                     M_KEY => Co,
                     M_ARRAY | M_OBJECT => Ok,
                     _ => return None,
@@ -440,7 +468,7 @@ impl Checker {
             }
             b',' => {
                 self.commas += 1;
-                match self.stack[self.top] {
+                match self.mode() {
                     M_OBJECT => {
                         self.pop(M_OBJECT)?;
                         self.push(M_KEY)?;

@@ -206,8 +206,11 @@ pub fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
             s += LEN;
             continue;
         }
-        if let Some(k) = (s..s + LEN - 1).rev().find(|&k| !VC[usize::from(buf[k])]) {
-            s = k + 1;
+        if let Some(k) = buf[s..s + LEN - 1]
+            .iter()
+            .rposition(|&b| !VC[usize::from(b)])
+        {
+            s += k + 1;
             continue;
         }
         // A run of at least 17 from s: its end, as long as the VIN (the

@@ -505,9 +505,39 @@ fn throughput_and_false_positives() {
     };
     let random = random_bytes(42, size);
     let text = text_bytes(43, size);
+    // Real text: bulk_extractor's text test files, repeated.
+    let mut real = Vec::new();
+    if let Some(c) = corpora("throughput_and_false_positives") {
+        let mut files: Vec<PathBuf> = ["src/tests", "tests/Data"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(c.join(d)).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.to_string_lossy();
+                [
+                    ".txt", ".htm", ".html", ".eml", ".xml", ".json", ".kml", ".vcf",
+                ]
+                .iter()
+                .any(|x| n.ends_with(x))
+            })
+            .collect();
+        files.sort();
+        let one: Vec<u8> = files.iter().flat_map(|p| read(p)).collect();
+        while real.len() < size {
+            real.extend_from_slice(&one);
+        }
+        real.truncate(size);
+    }
     for name in MINE {
         let sc = scanner(&format!("{name},-gzip,-zip,-zlib"));
-        for (kind, data) in [("random", &random), ("text", &text)] {
+        for (kind, data) in [
+            ("random", &random),
+            ("word-and-brace text", &text),
+            ("real text", &real),
+        ] {
+            if data.is_empty() {
+                continue;
+            }
             let ev = Mem::new("mem", data.clone(), false);
             let t = Instant::now();
             let s = scan(&sc, &ev, 16 << 20, 64 << 10);
@@ -519,6 +549,8 @@ fn throughput_and_false_positives() {
                 .unwrap_or(0) as f64
                 / 1e9;
             let hits = s.features.iter().filter(|f| f.scanner == name).count();
+            // Own time: the scanner's time summed over the shards (run in
+            // parallel), so MB/s per core.
             println!(
                 "{name} on {} MiB {kind}: {hits} features, scanner {:.0} MB/s (own time {own:.3}s, wall {wall:.3}s)",
                 size >> 20,
