@@ -58,6 +58,8 @@ mod exif;
 mod find;
 pub mod format;
 mod inflate;
+mod json;
+mod kml;
 mod lists;
 mod net;
 mod netscan;
@@ -70,6 +72,8 @@ mod textlayer;
 mod tlds;
 pub mod utf16;
 pub mod validate;
+mod vcard;
+mod vin;
 mod web;
 
 /// The text of every hit a scanner function finds in `s` (unit tests).

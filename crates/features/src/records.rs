@@ -67,6 +67,8 @@ pub struct StructDef {
 /// Every structure scanner, in `--list-scanners` order.
 pub static STRUCTS: &[StructDef] = &[
     StructDef {
+pub static STRUCTS: &[StructDef] = &[
+    StructDef {
         name: "exif",
         recorders: &["exif", "gps"],
         default: true,
@@ -81,11 +83,25 @@ pub static STRUCTS: &[StructDef] = &[
         scan: crate::netscan::scan,
     },
     StructDef {
+        name: "json",
+        recorders: &["json"],
+        default: true,
+        about: "JSON objects and arrays (json.txt: text, SHA-1)",
+        scan: crate::json::scan,
+    },
+    StructDef {
         name: "aes",
         recorders: &["aes_keys"],
         default: false,
         about: "AES-128 and AES-256 key schedules in memory",
         scan: crate::aes::scan,
+    },
+    StructDef {
+        name: "kml",
+        recorders: &["kml"],
+        default: false,
+        about: "KML documents (kml.txt: carved-file record)",
+        scan: crate::kml::scan,
     },
     StructDef {
         name: "rar",
@@ -100,6 +116,22 @@ pub static STRUCTS: &[StructDef] = &[
         default: false,
         about: "SQLite 3 database headers (sqlite_carved.txt)",
         scan: crate::sqlite::scan,
+    },
+    StructDef {
+        name: "vcard",
+        recorders: &["vcard"],
+        default: false,
+        about: "vCards (vcard.txt: carved-file record)",
+        scan: crate::vcard::scan,
+    },
+    StructDef {
+        name: "vin",
+        recorders: &["vin"],
+        default: false,
+        about: "vehicle identification numbers, check digit verified",
+        scan: crate::vin::scan,
+    },
+];
     },
 ];
 
