@@ -53,6 +53,8 @@
 //! reported under the scanner name `alerts` (written to `alerts.txt`).
 
 mod accts;
+mod binfmt;
+mod elf;
 mod find;
 pub mod format;
 mod inflate;
@@ -64,6 +66,7 @@ mod textlayer;
 pub mod utf16;
 pub mod validate;
 mod web;
+mod winpe;
 
 /// The text of every hit a scanner function finds in `s` (unit tests).
 #[cfg(test)]

@@ -65,7 +65,22 @@ pub struct StructDef {
 }
 
 /// Every structure scanner, in `--list-scanners` order.
-pub static STRUCTS: &[StructDef] = &[];
+pub static STRUCTS: &[StructDef] = &[
+    StructDef {
+        name: "winpe",
+        recorders: &["winpe"],
+        default: true,
+        about: "Windows PE executable headers (winpe.txt)",
+        scan: crate::winpe::scan,
+    },
+    StructDef {
+        name: "elf",
+        recorders: &["elf"],
+        default: true,
+        about: "ELF executable headers (elf.txt)",
+        scan: crate::elf::scan,
+    },
+];
 
 /// The structure scanner of a name.
 pub fn find(name: &str) -> Option<usize> {
