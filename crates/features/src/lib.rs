@@ -63,10 +63,12 @@ mod net;
 pub mod records;
 mod text;
 mod textlayer;
+mod utmp;
 pub mod utf16;
 pub mod validate;
 mod web;
 mod winpe;
+mod winprefetch;
 
 /// The text of every hit a scanner function finds in `s` (unit tests).
 #[cfg(test)]

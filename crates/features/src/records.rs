@@ -80,6 +80,20 @@ pub static STRUCTS: &[StructDef] = &[
         about: "ELF executable headers (elf.txt)",
         scan: crate::elf::scan,
     },
+    StructDef {
+        name: "winprefetch",
+        recorders: &["winprefetch"],
+        default: true,
+        about: "Windows prefetch files, XP and Vista/7 formats (winprefetch.txt)",
+        scan: crate::winprefetch::scan,
+    },
+    StructDef {
+        name: "utmp",
+        recorders: &["utmp_carved"],
+        default: true,
+        about: "Linux utmp/wtmp records, both byte orders (utmp_carved.txt)",
+        scan: crate::utmp::scan,
+    },
 ];
 
 /// The structure scanner of a name.
