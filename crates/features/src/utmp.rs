@@ -51,7 +51,11 @@ pub(crate) fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
         // and the other zero
         let b = &buf[pos..pos + 4];
         if b[2] == 0 && b[3] == 0 && (b[0] == 0) != (b[1] == 0) {
-            let (t, be) = if b[0] != 0 { (b[0], false) } else { (b[1], true) };
+            let (t, be) = if b[0] != 0 {
+                (b[0], false)
+            } else {
+                (b[1], true)
+            };
             if (1..=8).contains(&t) && valid(&buf[pos..pos + RECORD], be) {
                 out.push(Record {
                     recorder: "utmp_carved",
@@ -110,7 +114,14 @@ pub(crate) mod tests {
     use super::*;
 
     /// One record: type, pid, line, id, user, host, time, in either order.
-    pub(crate) fn record(be: bool, typ: u16, line: &str, user: &str, host: &str, sec: i32) -> Vec<u8> {
+    pub(crate) fn record(
+        be: bool,
+        typ: u16,
+        line: &str,
+        user: &str,
+        host: &str,
+        sec: i32,
+    ) -> Vec<u8> {
         let mut r = vec![0u8; RECORD];
         if be {
             r[0..2].copy_from_slice(&typ.to_be_bytes());
@@ -145,7 +156,14 @@ pub(crate) mod tests {
     #[test]
     fn both_byte_orders() {
         let mut buf = vec![0x20u8; 5];
-        buf.extend(record(false, 7, "pts/0", "alice", "10.0.0.1", 1_600_000_000));
+        buf.extend(record(
+            false,
+            7,
+            "pts/0",
+            "alice",
+            "10.0.0.1",
+            1_600_000_000,
+        ));
         buf.extend(record(true, 8, "", "", "2.6.18-5-sparc32", 1_230_000_000));
         buf.extend(record(false, 2, "~", "reboot", "", 1));
         assert_eq!(run(&buf), vec![5, 5 + RECORD, 5 + 2 * RECORD]);
@@ -172,7 +190,9 @@ pub(crate) mod tests {
         assert!(bad(&|r| r[76] = b'"')); // host '"'
         assert!(bad(&|r| r[300] = b'x')); // text after the host's NUL
         assert!(bad(&|r| r[340..344].copy_from_slice(&0i32.to_le_bytes())));
-        assert!(bad(&|r| r[344..348].copy_from_slice(&1_000_000i32.to_le_bytes())));
+        assert!(bad(
+            &|r| r[344..348].copy_from_slice(&1_000_000i32.to_le_bytes())
+        ));
         assert!(bad(&|r| r[370] = 1)); // reserved
         // accepted: host starting with '!' or '%', a full 32-byte line
         assert!(!bad(&|r| r[76] = b'!'));

@@ -49,7 +49,8 @@ pub(crate) fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
     }
     for m in memmem::find_iter(&buf[start..end], b"SCCA") {
         let pos = start + m - 4;
-        if pos >= own.end || !matches!(buf[pos], 0x11 | 0x17) || buf[pos + 1..pos + 4] != [0, 0, 0] {
+        if pos >= own.end || !matches!(buf[pos], 0x11 | 0x17) || buf[pos + 1..pos + 4] != [0, 0, 0]
+        {
             continue;
         }
         let (w, p) = window(buf, pos);
@@ -307,7 +308,11 @@ pub(crate) mod tests {
         let mut g = f.clone();
         g[0x100] = b'X';
         let r = run(&g);
-        assert!(r[0].context.windows(23).any(|w| w == b"<filenames></filenames>"));
+        assert!(
+            r[0].context
+                .windows(23)
+                .any(|w| w == b"<filenames></filenames>")
+        );
         // empty name
         let mut g = f.clone();
         g[0x10] = 0;
