@@ -152,32 +152,53 @@ pub(crate) fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
         return;
     }
     let first = out.len();
-    for m in memmem::find_iter(&buf[own.start..end], b"PE\0\0") {
-        let q = own.start + m;
-        let lo = q.saturating_sub(WINDOW - 4).max(own.start);
-        let hi = q.min(own.end - 1);
-        for pos in lo..=hi {
+    let hits: Vec<usize> = memmem::find_iter(&buf[own.start..end], b"PE\0\0")
+        .map(|m| own.start + m)
+        .collect();
+    // Each hit costs a backward look over up to WINDOW offsets; where hits
+    // are dense, testing every offset forwards (as bulk_extractor does) is
+    // cheaper. Both find the same candidates.
+    if hits.len().saturating_mul(WINDOW / 16) > own.len() {
+        for pos in own.clone() {
             let Some(l) = buf.get(pos + 0x3c..pos + 0x40) else {
-                continue;
+                break;
             };
-            if u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize != q - pos {
-                continue;
+            let l = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            if l < WINDOW && buf.get(pos + l..pos + l + 4) == Some(b"PE\0\0") {
+                candidate(buf, pos, pos + l, out);
             }
-            let d = &buf[pos..pos.saturating_add(WINDOW).min(buf.len())];
-            if q + 4 > pos + d.len() {
-                continue;
-            }
-            if let Some(xml) = verify(d) {
-                out.push(Record {
-                    recorder: "winpe",
-                    pos,
-                    feature: sha1_first_4k(d),
-                    context: xml,
-                });
+        }
+    } else {
+        for q in hits {
+            let lo = q.saturating_sub(WINDOW - 4).max(own.start);
+            let hi = q.min(own.end - 1);
+            for pos in lo..=hi {
+                let Some(l) = buf.get(pos + 0x3c..pos + 0x40) else {
+                    continue;
+                };
+                if u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize == q - pos {
+                    candidate(buf, pos, q, out);
+                }
             }
         }
     }
     out[first..].sort_by_key(|r| r.pos);
+}
+
+/// Checks the image at `pos` whose `PE\0\0` is at `q`.
+fn candidate(buf: &[u8], pos: usize, q: usize, out: &mut Vec<Record>) {
+    let d = &buf[pos..pos.saturating_add(WINDOW).min(buf.len())];
+    if q + 4 > pos + d.len() {
+        return;
+    }
+    if let Some(xml) = verify(d) {
+        out.push(Record {
+            recorder: "winpe",
+            pos,
+            feature: sha1_first_4k(d),
+            context: xml,
+        });
+    }
 }
 
 /// bulk_extractor's `validASCIIName`: no control, DEL or high-bit bytes.
@@ -659,6 +680,22 @@ pub(crate) mod tests {
         assert!(s.contains(
             "<IMAGE_SCN_CNT_CODE /><IMAGE_SCN_ALIGN_1BYTES /><IMAGE_SCN_ALIGN_2BYTES /><IMAGE_SCN_ALIGN_4BYTES /><IMAGE_SCN_ALIGN_16BYTES /><IMAGE_SCN_ALIGN_32BYTES /><IMAGE_SCN_ALIGN_64BYTES /><IMAGE_SCN_ALIGN_256BYTES /><IMAGE_SCN_ALIGN_512BYTES /><IMAGE_SCN_ALIGN_1024BYTES /><IMAGE_SCN_ALIGN_4096BYTES /><IMAGE_SCN_ALIGN_8192BYTES /><IMAGE_SCN_MEM_EXECUTE />"
         ), "{s}");
+    }
+
+    #[test]
+    fn dense_signatures_same_result() {
+        let f = tiny_pe32();
+        let mut buf = b"PE\0\0x".repeat(3000);
+        buf.extend_from_slice(&f);
+        buf.extend(b"PE\0\0y".repeat(3000));
+        let r = run(&buf);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].pos, 15000);
+        assert_eq!(r[0].context, run(&f)[0].context);
+        // one owned offset: the same record
+        let mut v = Vec::new();
+        scan(&buf, 15000..15001, &mut v);
+        assert_eq!(v, r);
     }
 
     #[test]
