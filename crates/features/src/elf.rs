@@ -28,7 +28,9 @@
 //! Deviation: bulk_extractor reads to the end of its 16 MiB page (plus
 //! margin); this scanner reads [`records::WINDOW`] bytes from the magic,
 //! so sections, names or dynamic entries beyond 60 KiB are treated as
-//! bulk_extractor treats data past the end of its buffer.
+//! bulk_extractor treats data past the end of its buffer. The `DT_NEEDED`
+//! search reads at most 65536 dynamic entries and section headers per
+//! header (a real ELF needs a few hundred; bulk_extractor has no bound).
 
 use crate::binfmt::{Xml, byte_or0, decode_flags, le16, le32, le64, sha1_first_4k};
 use crate::records::{Record, window};
@@ -201,6 +203,10 @@ const SHT_NULL: u32 = 0;
 const SHT_DYNAMIC: u32 = 6;
 /// bulk_extractor's `sht_null_counter_max`.
 const MAX_SHT_NULL: u32 = 10;
+/// Dynamic entries and section headers the `DT_NEEDED` search reads per
+/// header at most: a real ELF needs a few hundred; a crafted one with a
+/// thousand overlapping `SHT_DYNAMIC` sections must not cost 10^8.
+const DYN_BUDGET: u32 = 1 << 16;
 /// bulk_extractor's `slt_max_name_size`.
 const MAX_NAME: usize = 65535;
 
@@ -343,7 +349,7 @@ struct Ehdr {
 }
 
 /// `scan_elf{32,64}_dynamic_needed`: `<so>NAME</so>` per `DT_NEEDED`.
-fn dynamic_needed(c: Class, d: &[u8], eh: &Ehdr, sh: &Shdr, so: &mut Vec<u8>) {
+fn dynamic_needed(c: Class, d: &[u8], eh: &Ehdr, sh: &Shdr, so: &mut Vec<u8>, budget: &mut u32) {
     const DT_NEEDED: i64 = 1;
     const DT_STRTAB: i64 = 5;
     let n = sh.size / sh.entsize; // entsize != 0: checked by the caller
@@ -353,6 +359,10 @@ fn dynamic_needed(c: Class, d: &[u8], eh: &Ehdr, sh: &Shdr, so: &mut Vec<u8>) {
     let mut strtab_addr: u32 = 0;
     let mut i = 0u64;
     while i < n {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let Some((tag, val)) = c.dyn_at(d, at(i)) else {
             break;
         };
@@ -368,6 +378,10 @@ fn dynamic_needed(c: Class, d: &[u8], eh: &Ehdr, sh: &Shdr, so: &mut Vec<u8>) {
     let addr = u64::from(strtab_addr);
     let mut strtab = None;
     for k in 0..u64::from(eh.shnum) {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let off = c.add(eh.shoff, u64::from(eh.shentsize) * k);
         let Some(t) = c.shdr(d, off) else {
             break;
@@ -382,6 +396,10 @@ fn dynamic_needed(c: Class, d: &[u8], eh: &Ehdr, sh: &Shdr, so: &mut Vec<u8>) {
     };
     let mut i = 0u64;
     while i < n {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
         let Some((tag, val)) = c.dyn_at(d, at(i)) else {
             break;
         };
@@ -476,6 +494,7 @@ fn verify(d: &[u8]) -> Option<Vec<u8>> {
         c.add(e_shoff, u64::from(e_shentsize) * u64::from(e_shstrndx)),
     );
     let mut so = Vec::new();
+    let mut budget = DYN_BUDGET;
     let mut nulls = 0u32;
     for si in 0..u64::from(e_shnum) {
         let Some(sh) = c.shdr(d, c.add(e_shoff, u64::from(e_shentsize) * si)) else {
@@ -492,7 +511,7 @@ fn verify(d: &[u8]) -> Option<Vec<u8>> {
             if sh.size == 0 || sh.entsize == 0 {
                 return None;
             }
-            dynamic_needed(c, d, &eh, &sh, &mut so);
+            dynamic_needed(c, d, &eh, &sh, &mut so, &mut budget);
         }
         if let Some(st) = &shstr {
             let name = ascii_string(d, c.add(st.offset, u64::from(sh.name)));
@@ -651,6 +670,31 @@ mod tests {
         assert!(
             r[0].context
                 .starts_with(br#"<ELF class="ELFCLASS64" data="ELFDATA2MSB""#)
+        );
+    }
+
+    #[test]
+    fn crafted_dynamic_sections_are_bounded() {
+        // 900 overlapping SHT_DYNAMIC sections of 4 GiB with 1-byte entries
+        let mut f = tiny_elf64();
+        f.resize(64 + 900 * 64, 0);
+        f[40..48].copy_from_slice(&64u64.to_le_bytes());
+        f[60..62].copy_from_slice(&900u16.to_le_bytes());
+        f[62..64].copy_from_slice(&0u16.to_le_bytes());
+        for i in 0..900 {
+            let o = 64 + 64 * i;
+            f[o..o + 64].fill(0);
+            f[o + 4..o + 8].copy_from_slice(&6u32.to_le_bytes());
+            f[o + 32..o + 40].copy_from_slice(&u64::from(u32::MAX).to_le_bytes());
+            f[o + 56..o + 64].copy_from_slice(&1u64.to_le_bytes());
+        }
+        let r = run(&f);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            String::from_utf8_lossy(&r[0].context)
+                .matches("SHT_DYNAMIC")
+                .count(),
+            900
         );
     }
 

@@ -42,8 +42,9 @@
 //! `e_lfanew` beyond ~60 KiB, or sections, an import table or DLL names
 //! past that window, are treated as bulk_extractor treats data past the end
 //! of its buffer (usually: the `<dlls>` list of a large image is shorter or
-//! absent). bulk_extractor also carves the image (`winpe_carved`); trawl
-//! does not.
+//! absent). The DLL list stops after 65536 (import entry, section) pairs
+//! (real images need a few thousand; bulk_extractor has no bound).
+//! bulk_extractor also carves the image (`winpe_carved`); trawl does not.
 
 use crate::binfmt::{Xml, byte_or0, bytes, decode_flags, iso8601, le16, le32, le64, sha1_first_4k};
 use crate::records::{Record, WINDOW};
@@ -140,6 +141,10 @@ const OHW: u64 = 68;
 const OHW_PLUS: u64 = 88;
 const SECTION: u64 = 40;
 const RESERVED_SECTION_FLAGS: u32 = 0x0000_0417;
+/// (import entry, section) pairs examined per image at most: a real
+/// image needs a few thousand; a crafted one sharing its tables among
+/// thousands of candidate offsets must not cost millions each.
+const DLL_BUDGET: u32 = 1 << 16;
 
 /// The records of PE images starting in `own`.
 pub(crate) fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
@@ -499,6 +504,7 @@ fn dlls(x: &mut Xml, d: &[u8], shi: &Sh, idd_va: u32, sec_base: u64, nsec: u16) 
         shi.pointer_to_raw_data
             .wrapping_add(idd_va.wrapping_sub(shi.virtual_address)),
     );
+    let mut budget = DLL_BUDGET;
     for i in 0u64.. {
         let Some(e) = bytes::<20>(d, table + 20 * i) else {
             return;
@@ -508,6 +514,10 @@ fn dlls(x: &mut Xml, d: &[u8], shi: &Sh, idd_va: u32, sec_base: u64, nsec: u16) 
         }
         let name_rva = u32::from_le_bytes([e[12], e[13], e[14], e[15]]);
         for si in 0..u64::from(nsec) {
+            if budget == 0 {
+                return;
+            }
+            budget -= 1;
             if sec_base + SECTION * (si + 1) > size {
                 break;
             }
