@@ -54,6 +54,8 @@
 
 mod accts;
 mod aes;
+mod binfmt;
+mod elf;
 mod exif;
 mod find;
 pub mod format;
@@ -71,10 +73,13 @@ mod text;
 mod textlayer;
 mod tlds;
 pub mod utf16;
+mod utmp;
 pub mod validate;
 mod vcard;
 mod vin;
 mod web;
+mod winpe;
+mod winprefetch;
 
 /// The text of every hit a scanner function finds in `s` (unit tests).
 #[cfg(test)]

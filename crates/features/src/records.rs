@@ -97,6 +97,13 @@ pub static STRUCTS: &[StructDef] = &[
         scan: crate::aes::scan,
     },
     StructDef {
+        name: "elf",
+        recorders: &["elf"],
+        default: false,
+        about: "ELF executable headers (elf.txt)",
+        scan: crate::elf::scan,
+    },
+    StructDef {
         name: "kml",
         recorders: &["kml"],
         default: false,
@@ -118,6 +125,13 @@ pub static STRUCTS: &[StructDef] = &[
         scan: crate::sqlite::scan,
     },
     StructDef {
+        name: "utmp",
+        recorders: &["utmp_carved"],
+        default: false,
+        about: "Linux utmp/wtmp records, both byte orders (utmp_carved.txt)",
+        scan: crate::utmp::scan,
+    },
+    StructDef {
         name: "vcard",
         recorders: &["vcard"],
         default: false,
@@ -130,6 +144,20 @@ pub static STRUCTS: &[StructDef] = &[
         default: false,
         about: "vehicle identification numbers, check digit verified",
         scan: crate::vin::scan,
+    },
+    StructDef {
+        name: "winpe",
+        recorders: &["winpe"],
+        default: false,
+        about: "Windows PE executable headers (winpe.txt)",
+        scan: crate::winpe::scan,
+    },
+    StructDef {
+        name: "winprefetch",
+        recorders: &["winprefetch"],
+        default: false,
+        about: "Windows prefetch files, XP and Vista/7 formats (winprefetch.txt)",
+        scan: crate::winprefetch::scan,
     },
 ];
     },
