@@ -25,9 +25,9 @@
 //! * trawl does not carve: no `kml/` directory is written. The file name
 //!   bulk_extractor would give is `kml/NNN/` + the forensic path (with `/`
 //!   as `_`) + `.kml`; a structure scanner does not know the forensic path
-//!   of its buffer, so the name is written with the literal placeholder
-//!   [`POS`] (`kml/000/{pos}.kml`), which the report's first column
-//!   resolves. The size and SHA-1 are exact.
+//!   of its buffer, so the scanner writes the placeholder [`POS`]
+//!   (`kml/000/{pos}.kml`) and the feature scanner fills in the forensic
+//!   path when it records the line. The size and SHA-1 are exact.
 //! * bulk_extractor numbers carving directories (`000`, `001`, …) by a
 //!   global counter and writes `<CACHED>` for a repeated hash; both depend
 //!   on scan order, so trawl always writes `000` and never `<CACHED>`.

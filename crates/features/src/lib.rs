@@ -218,6 +218,19 @@ pub fn dedupe_layers(features: &mut Vec<Feature>) -> (usize, u64) {
     (dups.len(), bytes)
 }
 
+/// `bytes` with every `{pos}` replaced by `name`.
+fn fill_pos(bytes: &[u8], name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut rest = bytes;
+    while let Some(i) = memchr::memmem::find(rest, b"{pos}") {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(name.as_bytes());
+        rest = &rest[i + 5..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// Whether forensic path `p` lies inside layer `layer` (`1234-GZIP`):
 /// `1234-GZIP-56`, `1234-GZIP-0-ZIP-3` ...
 fn inside(p: &str, layer: &str) -> bool {
@@ -1052,15 +1065,15 @@ impl<'a> State<'a> {
             for r in recs.drain(..) {
                 debug_assert!(def.recorders.contains(&r.recorder));
                 let (offset, path) = Self::path_at(origin, r.pos);
-                self.emit(
-                    NKIND + i,
-                    r.recorder,
-                    offset,
-                    path,
-                    r.feature,
-                    r.context,
-                    false,
-                );
+                let (feature, context) = if matches!(r.recorder, "kml" | "vcard") {
+                    // the carved-file name bulk_extractor gives: the
+                    // forensic path, known only here
+                    let name = path.replace('/', "_");
+                    (fill_pos(&r.feature, &name), fill_pos(&r.context, &name))
+                } else {
+                    (r.feature, r.context)
+                };
+                self.emit(NKIND + i, r.recorder, offset, path, feature, context, false);
             }
             self.records = recs;
         }

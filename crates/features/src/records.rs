@@ -67,8 +67,6 @@ pub struct StructDef {
 /// Every structure scanner, in `--list-scanners` order.
 pub static STRUCTS: &[StructDef] = &[
     StructDef {
-pub static STRUCTS: &[StructDef] = &[
-    StructDef {
         name: "exif",
         recorders: &["exif", "gps"],
         default: true,
@@ -158,8 +156,6 @@ pub static STRUCTS: &[StructDef] = &[
         default: false,
         about: "Windows prefetch files, XP and Vista/7 formats (winprefetch.txt)",
         scan: crate::winprefetch::scan,
-    },
-];
     },
 ];
 

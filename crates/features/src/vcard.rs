@@ -26,7 +26,7 @@
 //!
 //! # Deviations
 //!
-//! * No carving; file name with the [`crate::kml::POS`] placeholder, always
+//! * No carving; the file name is filled in with the forensic path as for kml; always
 //!   directory `000`, never `<CACHED>` (see [`crate::kml`]).
 //! * bulk_extractor gives up on the rest of its 16 MiB page at the first
 //!   card with a control byte; that depends on where pages begin, so trawl

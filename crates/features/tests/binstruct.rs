@@ -762,7 +762,13 @@ fn random_and_text_false_positives_and_throughput() {
                 let t = Instant::now();
                 let out = sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap();
                 wall += t.elapsed().as_secs_f64();
-                found += out.features.len();
+                // the listing of decoded buffers (base64 blocks of the
+                // text) is not a finding
+                found += out
+                    .features
+                    .iter()
+                    .filter(|f| f.scanner != trawl_features::DECODED_RECORDER)
+                    .count();
                 nanos += out
                     .stats
                     .iter()

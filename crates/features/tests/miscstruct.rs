@@ -115,8 +115,10 @@ fn text_bytes(len: usize) -> Vec<u8> {
     v
 }
 
+/// The feature lines (not the listing of decoded buffers).
 fn lines(fs: &[Feature]) -> Vec<(String, String, String, String)> {
     fs.iter()
+        .filter(|f| f.scanner != trawl_features::DECODED_RECORDER)
         .map(|f| {
             (
                 f.scanner.clone(),

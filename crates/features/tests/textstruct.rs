@@ -174,7 +174,7 @@ fn kml_samples() {
     // 7ac32414b33d595a0fefcb971eaadaa3</hashdigest></fileobject>").
     let got = scan_file(&read(&c.join("src/tests/KML_Samples.kml")), "kml");
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].feature, b"kml/000/{pos}.kml");
+    assert_eq!(got[0].feature, b"kml/000/0.kml");
     assert_eq!(
         line(&got[0]),
         (
