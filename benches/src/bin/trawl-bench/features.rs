@@ -146,26 +146,78 @@ pub fn run(args: &[String]) -> Result<()> {
             findings
         );
     }
+    if scanners.is_empty() {
+        // every scanner and decoding layer on
+        let o = FeatureOptions {
+            scanners: vec!["+all".into(), "+base16".into()],
+            ..Default::default()
+        };
+        let r = scan(&ev, &data, &o)?;
+        println!(
+            "every scanner and layer (+all,+base16): {:.2}s, {:.0} MB/s on one core, {} features",
+            r.secs,
+            mb / r.secs,
+            r.features
+        );
+    }
     if each {
-        println!("each scanner alone (scan, UTF-16 and inflation included):");
-        for k in Kind::ALL {
-            if k == Kind::Find {
-                continue;
-            }
+        println!(
+            "each scanner alone (whole pass: its scan, UTF-16 for text scanners, the decoding layers; own: its statistics' time):"
+        );
+        let mut names: Vec<String> = Kind::ALL
+            .iter()
+            .filter(|k| **k != Kind::Find)
+            .map(|k| k.name().to_string())
+            .collect();
+        names.extend(
+            trawl_analyzers::features::records::STRUCTS
+                .iter()
+                .map(|s| s.name.to_string()),
+        );
+        for name in names {
             let o = FeatureOptions {
-                scanners: vec![k.name().to_string()],
+                scanners: vec![name.clone()],
                 ..Default::default()
             };
             let r = scan(&ev, &data, &o)?;
-            let own = r
+            let (nanos, found) = r
                 .per_scanner
-                .get(&format!("{STAT_PREFIX}{}", k.name()))
-                .map_or(0, |v| v.1);
+                .get(&format!("{STAT_PREFIX}{name}"))
+                .copied()
+                .unwrap_or_default();
             println!(
-                "  {:<10} {:>8.0} MB/s  {:>8} features",
-                k.name(),
+                "  {:<12} {:>8.0} MB/s whole pass  {:>8.0} MB/s own  {:>8} features",
+                name,
                 mb / r.secs,
-                own
+                if nanos > 0 {
+                    mb / (nanos as f64 / 1e9)
+                } else {
+                    f64::INFINITY
+                },
+                found
+            );
+        }
+        // the decoding layers: the pass with no scanner but each layer
+        for layer in ["base64", "base16"] {
+            let o = FeatureOptions {
+                scanners: vec!["email".into(), "-email".into(), format!("+{layer}")],
+                ..Default::default()
+            };
+            let r = scan(&ev, &data, &o)?;
+            let (nanos, _) = r
+                .per_scanner
+                .get(&format!("{STAT_PREFIX}{layer}"))
+                .copied()
+                .unwrap_or_default();
+            println!(
+                "  {:<12} {:>8.0} MB/s whole pass  {:>8.0} MB/s own  (decoding layer)",
+                layer,
+                mb / r.secs,
+                if nanos > 0 {
+                    mb / (nanos as f64 / 1e9)
+                } else {
+                    f64::INFINITY
+                },
             );
         }
     }

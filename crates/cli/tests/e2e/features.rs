@@ -238,3 +238,196 @@ fn bad_feature_settings_are_refused_clearly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unclosed") || err.contains("line 1"), "{err}");
 }
+
+/// An IPv4/TCP packet with valid checksums (IP header and TCP pseudo-header).
+fn tcp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    fn sum(data: &[u8], mut acc: u32) -> u32 {
+        for c in data.chunks(2) {
+            acc += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+        }
+        acc
+    }
+    fn fold(mut acc: u32) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+    let tcp_len = 20 + payload.len();
+    let total = 20 + tcp_len;
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = fold(sum(&ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(payload);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6, (tcp_len >> 8) as u8, tcp_len as u8]);
+    let c = fold(sum(&tcp, sum(&pseudo, 0)));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&tcp);
+    ip
+}
+
+#[test]
+fn bulk_extractor_scanners_and_layers_through_the_cli() {
+    // --list-scanners: one line per scanner, bulk_extractor's names
+    let out = run_ok(&["scan", "--list-scanners"]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "email",
+        "exif",
+        "net",
+        "json",
+        "aes",
+        "elf",
+        "kml",
+        "rar",
+        "sqlite",
+        "utmp",
+        "vcard",
+        "vin",
+        "winpe",
+        "winprefetch",
+        "base64",
+        "base16",
+        "gzip",
+        "accts",
+    ] {
+        assert!(
+            list.lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} missing from --list-scanners:\n{list}"
+        );
+    }
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("aes") && l.contains(" off "))
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("net") && l.contains(" default "))
+    );
+
+    // an image: a TCP packet, a base64 block holding an address, a JSON
+    // object, a VIN; two copies of the same gzip member
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = vec![0u8; 3 << 20];
+    let pkt = tcp_packet(
+        [10, 1, 2, 3],
+        [192, 0, 2, 80],
+        40000,
+        80,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    img[100_003..100_003 + pkt.len()].copy_from_slice(&pkt);
+    let text = "Reply to: someone.encoded@example.net, thanks.\n".repeat(4);
+    let b64 = {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for c in text.as_bytes().chunks(3) {
+            let v = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for k in 0..4 {
+                s.push(if k <= c.len() {
+                    A[((v >> (18 - 6 * k)) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        s.as_bytes()
+            .chunks(76)
+            .map(|l| format!("{}\r\n", std::str::from_utf8(l).unwrap()))
+            .collect::<String>()
+    };
+    let mail = format!("Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n");
+    img[1_500_000..1_500_000 + mail.len()].copy_from_slice(mail.as_bytes());
+    let json = br#"x {"user": "a", "id": 7, "tags": ["p", "q"]} y"#;
+    img[2_000_000..2_000_000 + json.len()].copy_from_slice(json);
+    let vin = b" VIN: 1HGBH41JXMN109186 ";
+    img[2_100_000..2_100_000 + vin.len()].copy_from_slice(vin);
+    let image = dir.path().join("mixed.dd");
+    std::fs::write(&image, &img).unwrap();
+
+    let a = scan_features(&image, &["--shard-size", "1MiB"]);
+    let ip = lines(a.path(), "ip");
+    assert_eq!(ip.len(), 2, "{ip:?}");
+    assert_eq!(ip[0].0, "100003");
+    assert_eq!(ip[0].1, "10.1.2.3");
+    assert!(ip[0].2.contains("cksum-ok"), "{ip:?}");
+    let tcp = lines(a.path(), "tcp");
+    assert_eq!(tcp.len(), 1, "{tcp:?}");
+    assert!(
+        tcp[0].1.starts_with("10.1.2.3 40000 -> 192.0.2.80 80"),
+        "{tcp:?}"
+    );
+    // packets.pcap: a global header and the one packet, Ethernet-framed
+    let pcap = std::fs::read(a.path().join("features/packets.pcap")).unwrap();
+    assert_eq!(&pcap[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    let incl = u32::from_le_bytes(pcap[24 + 8..24 + 12].try_into().unwrap()) as usize;
+    assert_eq!(pcap.len(), 24 + 16 + incl);
+    assert_eq!(&pcap[24 + 16 + 14..], &pkt[..]);
+    // the base64 block decoded and scanned: N-BASE64-M
+    let emails = lines(a.path(), "email");
+    let block = 1_500_000 + mail.find(&b64[..20]).unwrap();
+    assert_eq!(
+        emails
+            .iter()
+            .filter(|e| e.0.starts_with(&format!("{block}-BASE64-")))
+            .map(|e| e.1.as_str())
+            .collect::<Vec<_>>(),
+        ["someone.encoded@example.net"; 4]
+    );
+    let decoded = lines(a.path(), "decoded");
+    assert!(
+        decoded.iter().any(|d| d.0 == format!("{block}-BASE64")),
+        "{decoded:?}"
+    );
+    let json_lines = lines(a.path(), "json");
+    assert_eq!(json_lines.len(), 1, "{json_lines:?}");
+    assert_eq!(json_lines[0].0, "2000002");
+    // VINs are off by default, on with -e vin; net off with --disable net
+    assert!(!a.path().join("features/vin.txt").exists());
+    let b = scan_features(
+        &image,
+        &["-e", "vin", "--disable", "net,json", "--workers", "2"],
+    );
+    assert_eq!(lines(b.path(), "vin")[0].1, "1HGBH41JXMN109186");
+    assert!(!b.path().join("features/ip.txt").exists());
+    assert!(!b.path().join("features/json.txt").exists());
+    assert_eq!(lines(b.path(), "email"), emails, "the same e-mail lines");
+    // unknown names are refused, naming them
+    let bad = run(&[
+        "scan",
+        image.to_str().unwrap(),
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+        "--analyses",
+        "features",
+        "--enable",
+        "nosuch",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nosuch"));
+}
