@@ -786,3 +786,44 @@ fn identical_decoded_buffers_are_scanned_once_and_listed() {
         ]
     );
 }
+
+#[test]
+fn base16_json_file_decoded_as_bulk_extractor_does() {
+    let Some(c) = corpora("base16_json_file_decoded_as_bulk_extractor_does") else {
+        return;
+    };
+    let data =
+        std::fs::read(c.join("bulk-extractor-test-data/src/tests/test_base16json.txt")).unwrap();
+    // the hex line starts after the first line
+    let start = data.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let sc = scanner(&opts(|o| o.scanners = vec!["+base16".into()]));
+    let out = sc.scan_buffer(&data, &AtomicBool::new(false)).unwrap();
+    let got: Vec<(String, String, String)> = names(&out);
+    let prefix = format!("{start}-BASE16-");
+    // bulk_extractor's base16 scanner: the run decodes to 151 bytes (> 64),
+    // scanned again: the JSON array and its three addresses
+    let json: Vec<&(String, String, String)> = got.iter().filter(|g| g.0 == "json").collect();
+    assert_eq!(json.len(), 1, "{got:#?}");
+    assert_eq!(json[0].1, format!("{prefix}0"));
+    assert!(
+        json[0]
+            .2
+            .starts_with("[{\"1\": \"one@base16_company.com\"}")
+    );
+    let emails: BTreeSet<(String, String)> = got
+        .iter()
+        .filter(|g| g.0 == "email")
+        .map(|g| (g.1.clone(), g.2.clone()))
+        .collect();
+    // offsets in the decoded text `[{"1": "one@...`, `}, {"2": "two@...`
+    let want: BTreeSet<(String, String)> = [(8, "one"), (41, "two"), (74, "two")]
+        .iter()
+        .map(|(o, w)| (format!("{prefix}{o}"), format!("{w}@base16_company.com")))
+        .collect();
+    assert_eq!(emails, want);
+    // off by default, as in bulk_extractor
+    let out = all_scanners()
+        .scan_buffer(&data, &AtomicBool::new(false))
+        .unwrap();
+    assert!(names(&out).iter().all(|g| !g.1.contains("BASE16")));
+}
