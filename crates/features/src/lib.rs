@@ -59,6 +59,7 @@ mod elf;
 mod exif;
 mod find;
 pub mod format;
+mod gpx;
 mod inflate;
 mod json;
 mod kml;

@@ -28,7 +28,8 @@
 //! next header TCP, UDP or ICMPv6 and payload length at most 8192 (at least
 //! 20, 8, 4). At each position bulk_extractor tries, in this order:
 //!
-//! 1. a pcap record header (time stamp from 1990 to two years from now,
+//! 1. a pcap record header (time stamp from 1990 to 2040 — bulk_extractor:
+//!    two years from the day of the scan —
 //!    microseconds ≤ 10⁶, 40 ≤ caplen ≤ len ≤ 65535) followed by another
 //!    one or by the end of the data, holding a raw IP packet or an Ethernet
 //!    frame with one: the features are at the record's data, the checksum
@@ -66,7 +67,6 @@
 
 use crate::records::{Record, WINDOW};
 use std::ops::Range;
-use std::sync::OnceLock;
 
 /// The scanner's feature files.
 pub const RECORDERS: &[&str] = &["ip", "ether", "tcp", crate::records::PCAP_RECORDER];
@@ -85,16 +85,13 @@ const MAX_IP_LEN: usize = 8192;
 const TIME_MIN: u32 = 631_152_000;
 const PCAP_FILE_MAGIC: [u8; 8] = [0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00];
 
-/// Latest pcap time stamp accepted: two years from now, as in BE.
+/// Latest pcap time stamp accepted: 2040-01-01. bulk_extractor takes two
+/// years from the day of the scan; a fixed date keeps a job's results the
+/// same whenever it is run (a deliberate difference).
+const TIME_MAX: u32 = 2_208_988_800;
+
 fn time_max() -> u32 {
-    static T: OnceLock<u32> = OnceLock::new();
-    *T.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        u32::try_from(now + 2 * 365 * 24 * 3600).unwrap_or(u32::MAX)
-    })
+    TIME_MAX
 }
 
 /// The bytes readable for one candidate, and whether their end is the end

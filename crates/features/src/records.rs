@@ -74,6 +74,13 @@ pub static STRUCTS: &[StructDef] = &[
         scan: crate::exif::scan,
     },
     StructDef {
+        name: "gps",
+        recorders: &["gps"],
+        default: true,
+        about: "Garmin GPX track points (gps.txt: time, latitude, longitude, elevation, speed, course)",
+        scan: crate::gpx::scan,
+    },
+    StructDef {
         name: "net",
         recorders: crate::netscan::RECORDERS,
         default: true,

@@ -439,3 +439,59 @@ fn no_panic_on_truncated_and_mutated_samples() {
         }
     }
 }
+
+/// bulk_extractor's `gps` scanner (scan_gps.flex) on tests/Data/garmin_gpx.xml:
+/// the `<time>` of the metadata is written when the first `<trkpt` clears
+/// the lexer's values, each track point at its `</trkpt>`; the feature is
+/// TIME,LAT,LON,ELE,SPEED,COURSE and the context empty.
+#[test]
+fn garmin_gpx_track_points_as_scan_gps_writes_them() {
+    let Some(c) = corpora("garmin_gpx_track_points_as_scan_gps_writes_them") else {
+        return;
+    };
+    let data = std::fs::read(c.join("tests/Data/garmin_gpx.xml")).unwrap();
+    let o = FeatureOptions {
+        scanners: vec!["gps".into()],
+        ..Default::default()
+    };
+    let sc = FeatureScanner::new(&o).unwrap();
+    let got = lines(&scan_bytes(&sc, &data));
+    let find = |pat: &[u8], nth: usize| {
+        data.windows(pat.len())
+            .enumerate()
+            .filter(|(_, w)| *w == pat)
+            .nth(nth)
+            .unwrap()
+            .0
+            .to_string()
+    };
+    let gps = |path: String, f: &str| ("gps".to_string(), path, f.to_string(), String::new());
+    assert_eq!(
+        got,
+        [
+            gps(find(b"<trkpt", 0), "2009-10-17T22:58:43Z,,,,,"),
+            gps(
+                find(b"</trkpt>", 0),
+                "2009-10-17T18:37:26Z,47.644548,-122.326897,4.46,,"
+            ),
+            gps(
+                find(b"</trkpt>", 1),
+                "2010-10-16T20:46:52Z,38.866110,-77.136286,90.98,21.96,87.53"
+            ),
+        ]
+    );
+    // the same whatever the shard plan: the file across a shard boundary
+    let mut img = vec![b' '; 3000];
+    img.extend_from_slice(&data);
+    img.resize(12_288, b' ');
+    let whole = lines(&scan_bytes(&sc, &img));
+    assert_eq!(whole.len(), 3);
+    for (shard, margin) in [(4096u64, 0u64), (4096, 64), (1 << 20, 0)] {
+        let mut s = scan_sharded(&sc, &img, shard, margin)
+            .into_iter()
+            .filter(|f| f.scanner == "gps")
+            .collect::<Vec<_>>();
+        s.sort_by(|a, b| a.sort_cmp(b));
+        assert_eq!(lines(&s), whole, "shard {shard} margin {margin}");
+    }
+}
