@@ -331,8 +331,13 @@ fn print_summary(job: &v1::Job, r: &JobResults, out: &Path, json: bool) {
             if v.matches { "verified" } else { "MISMATCH" }
         );
     }
-    if !r.features.is_empty() {
-        outln!("  features {}", r.features.len());
+    let found = r
+        .features
+        .iter()
+        .filter(|f| f.scanner != trawl_features::DECODED_RECORDER)
+        .count();
+    if found > 0 {
+        outln!("  features {found}");
     }
     if !r.carved.is_empty() {
         outln!(

@@ -89,8 +89,10 @@ impl Counts {
             },
             ..Default::default()
         };
-        c.features.total = features.len() as u64;
-        for f in features {
+        // `decoded` (trawl_features::DECODED_RECORDER) lists the decoded
+        // buffers scanned: a listing, not findings
+        for f in features.iter().filter(|f| f.scanner != "decoded") {
+            c.features.total += 1;
             *c.features.per_scanner.entry(f.scanner.clone()).or_default() += 1;
         }
         c.carve.total = carved.len() as u64;

@@ -302,7 +302,7 @@ pub fn list_scanners() -> Vec<String> {
             .recorders
             .iter()
             .map(|r| {
-                if *r == records::PCAP_RECORDER {
+                if records::pcap_link_type(r).is_some() {
                     format!("{r}.pcap")
                 } else {
                     format!("{r}.txt")

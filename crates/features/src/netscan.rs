@@ -69,7 +69,65 @@ use crate::records::{Record, WINDOW};
 use std::ops::Range;
 
 /// The scanner's feature files.
-pub const RECORDERS: &[&str] = &["ip", "ether", "tcp", crate::records::PCAP_RECORDER];
+pub const RECORDERS: &[&str] = &[
+    "ip",
+    "ether",
+    "tcp",
+    crate::records::PCAP_RECORDER,
+    PCAP_80211,
+];
+
+/// The recorder of IEEE 802.11 frames: `packets_80211.pcap`, link type
+/// `DLT_IEEE802_11` (105), as bulk_extractor's pcap writer names it.
+pub const PCAP_80211: &str = "packets_80211";
+
+/// Offsets of the IP header in an 802.11 data frame: the MAC header (24
+/// bytes, +2 with QoS, +6 with a fourth address) and LLC/SNAP (8 bytes).
+const DOT11_IP_OFFSETS: [usize; 4] = [32, 34, 38, 40];
+
+/// The offset of the IP packet in the 802.11 data frame at `d` (protocol
+/// version 0, type data, LLC/SNAP with EtherType IPv4 or IPv6), if it is one.
+fn dot11_ip(b: &[u8], d: usize) -> Option<usize> {
+    let fc0 = *b.get(d)?;
+    let fc1 = *b.get(d + 1)?;
+    if fc0 & 0x0f != 0x08 || fc1 & 0x40 != 0 {
+        // not version 0 / type data, or protected
+        return None;
+    }
+    let mut h = 24;
+    if fc0 & 0x80 != 0 {
+        h += 2; // QoS control
+    }
+    if fc1 & 0x03 == 0x03 {
+        h += 6; // fourth address
+    }
+    let llc = b.get(d + h..d + h + 8)?;
+    (llc[..6] == [0xaa, 0xaa, 0x03, 0, 0, 0] && matches!(llc[6..], [0x08, 0x00] | [0x86, 0xdd]))
+        .then_some(h + 8)
+}
+
+/// The records of the 802.11 capture whose file header is at `p`
+/// (`DLT_IEEE802_11`): every record chained from it within the window that
+/// is not an IP-carrying data frame (those are carved where their IP header
+/// is decided), copied as they are to `packets_80211.pcap`.
+fn dot11_records(buf: &[u8], p: usize, own: &Range<usize>, out: &mut Vec<Record>) {
+    if le32(buf, p + 20) != Some(105) {
+        return;
+    }
+    let end = (p + crate::records::WINDOW).min(buf.len());
+    let mut q = p + 24;
+    while let Some(h) = pcap_hdr(&buf[..end], q) {
+        let r_end = q + 16 + h.cap;
+        if r_end > end {
+            break;
+        }
+        let carries_ip = dot11_ip(buf, q + 16).is_some_and(|o| sanity(buf, q + 16 + o).is_some());
+        if !carries_ip && own.contains(&q) {
+            out.push(rec(PCAP_80211, q, buf[q..r_end].to_vec(), Vec::new()));
+        }
+        q = r_end;
+    }
+}
 
 /// How far back a covering structure is looked for.
 const LOOKBACK: usize = 900;
@@ -439,7 +497,10 @@ impl View<'_> {
                 Some(ip) => (Owner::PcapRaw(x), Some(ip)),
                 None => match sanity(b, x + 30) {
                     Some(ip) => (Owner::PcapEther(x), Some(ip)),
-                    None => (Owner::Opaque, None),
+                    None => match dot11_ip(b, x + 16).and_then(|o| sanity(b, x + 16 + o)) {
+                        Some(ip) => (Owner::Pcap80211(x), Some(ip)),
+                        None => (Owner::Opaque, None),
+                    },
                 },
             };
             // BE gives up on the record (and moves one byte on) at port 0
@@ -470,6 +531,8 @@ enum Owner {
     PcapEther(usize),
     /// Raw IP packet in a pcap record at `q`.
     PcapRaw(usize),
+    /// IEEE 802.11 data frame (LLC/SNAP, IP) in a pcap record at `q`.
+    Pcap80211(usize),
     /// Ethernet frame at `e`.
     Ether(usize),
     /// Bare IP packet.
@@ -486,8 +549,13 @@ fn decide(v: &View<'_>, i: usize) -> Option<(Owner, Ip)> {
     sanity(v.b, i)?;
     // cheap: some structure BE would carve holds this header
     let pcap_before = |k: usize| i.checked_sub(k).is_some_and(|q| pcap_hdr(v.b, q).is_some());
+    let dot11_before = DOT11_IP_OFFSETS.iter().any(|&o| {
+        i.checked_sub(16 + o)
+            .is_some_and(|q| dot11_ip(v.b, q + 16) == Some(o) && pcap_hdr(v.b, q).is_some())
+    });
     if !(pcap_before(30)
         || pcap_before(16)
+        || dot11_before
         || i.checked_sub(14).is_some_and(|e| v.ether_ok(e).is_some())
         || v.ip_ok(i).is_some())
     {
@@ -509,7 +577,7 @@ fn emit(v: &View<'_>, owner: &Owner, ip: &Ip, push: &mut dyn FnMut(Record)) {
     let b = v.b;
     // BE documents the fields at the record's data for pcap records
     let at = match owner {
-        Owner::PcapEther(q) | Owner::PcapRaw(q) => q + 16,
+        Owner::PcapEther(q) | Owner::PcapRaw(q) | Owner::Pcap80211(q) => q + 16,
         _ => ip.at,
     };
     if let Owner::Ether(e) = owner {
@@ -589,6 +657,12 @@ fn emit(v: &View<'_>, owner: &Owner, ip: &Ip, push: &mut dyn FnMut(Record)) {
         Owner::Ether(e) => {
             let n = (14 + ip.len()).min(b.len() - e);
             (e, pcap_record(&[], &b[e..e + n]))
+        }
+        Owner::Pcap80211(q) => {
+            // carved with its link type: packets_80211.pcap
+            let cap = pcap_hdr(b, q).map_or(0, |h| h.cap);
+            push(rec(PCAP_80211, q, b[q..q + 16 + cap].to_vec(), Vec::new()));
+            return;
         }
         Owner::Opaque => return,
         Owner::Bare => {
@@ -697,6 +771,12 @@ pub fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
                 b"TCPDUMP file".to_vec(),
             ));
         }
+    }
+    // 802.11 captures: records chained from a file header up to a window
+    // before the owned range
+    let ws = own.start.saturating_sub(crate::records::WINDOW).min(len);
+    for k in memchr::memmem::find_iter(&buf[ws..he], &PCAP_FILE_MAGIC) {
+        dot11_records(buf, ws + k, &own, out);
     }
     // IP headers up to LEAD bytes past the owned range start structures in it
     let end = (own.end + LEAD).min(len);

@@ -174,3 +174,14 @@ pub fn find(name: &str) -> Option<usize> {
 /// The recorder whose features are packets: written to
 /// `features/packets.pcap` (one pcap record each) instead of a text file.
 pub const PCAP_RECORDER: &str = "packets";
+
+/// The pcap link type of a recorder whose features are pcap records
+/// (`packets`: Ethernet; `packets_80211`: IEEE 802.11), written to
+/// `features/NAME.pcap`; `None` for a text recorder.
+pub fn pcap_link_type(recorder: &str) -> Option<u32> {
+    match recorder {
+        PCAP_RECORDER => Some(1),
+        "packets_80211" => Some(105),
+        _ => None,
+    }
+}

@@ -407,23 +407,68 @@ fn skipped_packets_raw_ipv6_records() {
     }
 }
 
-/// 802.11 captures: BE 2.x's scan_net skips records that hold neither raw
-/// IP nor Ethernet; only the file header line is written.
+/// 802.11 captures (link type `DLT_IEEE802_11`): as the corpus README of
+/// these files says of bulk_extractor, every record is carved with its link
+/// type kept (`packets_80211.pcap`, records as they are); an IPv4 or IPv6
+/// packet in an LLC/SNAP data frame is reported like one in an Ethernet
+/// frame, at the record's data.
 #[test]
-fn wifi_pcaps_are_skipped() {
-    let Some(c) = corpus("wifi_pcaps_are_skipped") else {
+fn wifi_pcaps_carved_with_their_link_type() {
+    let Some(c) = corpus("wifi_pcaps_carved_with_their_link_type") else {
         return;
     };
-    for name in [
-        "wifi_ipv4.pcap",
-        "wifi_ipv6.pcap",
-        "wifi_management.pcap",
-        "wifi_management_pair.pcap",
+    for (name, ips, tcp) in [
+        (
+            "wifi_ipv4.pcap",
+            vec![
+                l("40", "192.168.1.1", "struct ip R (dst) cksum-ok"),
+                l("40", "192.168.1.132", "struct ip L (src) cksum-ok"),
+            ],
+            Some("192.168.1.132 1031 -> 192.168.1.1 53 (UDP)"),
+        ),
+        ("wifi_ipv6.pcap", vec![], None),
+        ("wifi_management.pcap", vec![], None),
+        ("wifi_management_pair.pcap", vec![], None),
     ] {
         let data = read(&c, &format!("src/tests/{name}"));
+        assert_eq!(
+            &data[20..24],
+            &105u32.to_le_bytes(),
+            "{name}: DLT_IEEE802_11"
+        );
         let f = scan_buf(&data);
-        assert_eq!(lines(&f, "ip"), [l("0", TCPDUMP.0, TCPDUMP.1)], "{name}");
-        assert!(f.iter().all(|x| x.scanner == "ip"), "{name}: {f:#?}");
+        // every record, in order, as it is
+        let carved: Vec<u8> = f
+            .iter()
+            .filter(|x| x.scanner == "packets_80211")
+            .flat_map(|x| x.feature.clone())
+            .collect();
+        assert_eq!(carved, &data[24..], "{name}");
+        assert!(f.iter().all(|x| x.scanner != "packets"), "{name}");
+        let ip = lines(&f, "ip");
+        assert_eq!(ip[0], l("0", TCPDUMP.0, TCPDUMP.1), "{name}");
+        if name == "wifi_ipv6.pcap" {
+            // an IPv6 UDP packet from a link-local address to ff02::
+            assert_eq!(ip.len(), 3, "{ip:?}");
+            assert!(
+                ip[1..]
+                    .iter()
+                    .all(|x| x.0 == "40" && x.2.contains("ip6_hdr")),
+                "{ip:?}"
+            );
+            assert!(ip.iter().any(|x| x.1.starts_with("fe80::")), "{ip:?}");
+            let t = lines(&f, "tcp");
+            assert_eq!(t.len(), 1, "{t:?}");
+            assert!(t[0].1.ends_with("(UDP)"), "{t:?}");
+        } else {
+            assert_eq!(ip[1..], ips[..], "{name}");
+            let t: Vec<String> = lines(&f, "tcp").into_iter().map(|x| x.1).collect();
+            assert_eq!(
+                t,
+                tcp.into_iter().map(str::to_string).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use crate::{JobResults, ReportError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
 use trawl_core::Feature;
-use trawl_features::records::PCAP_RECORDER;
+use trawl_features::records::pcap_link_type;
 use trawl_features::{ALERTS, STAT_PREFIX, format};
 
 /// Writes this part of the report directory. Each file's name is built
@@ -74,13 +74,13 @@ pub(crate) fn write(
     }
     for name in names {
         let mut list: Vec<&Feature> = by.get(name).cloned().unwrap_or_default();
-        if name == PCAP_RECORDER {
+        if let Some(link_type) = pcap_link_type(name) {
             list.sort_by(|a, b| {
                 a.offset
                     .cmp(&b.offset)
                     .then_with(|| format::path_cmp(&a.path, &b.path))
             });
-            write_pcap(dir, &list)?;
+            write_pcap(dir, name, link_type, &list)?;
             continue;
         }
         list.sort_by(|a, b| {
@@ -143,11 +143,17 @@ fn histogram_of(name: &str) -> bool {
     trawl_features::Kind::ALL.iter().any(|k| k.name() == name) || matches!(name, "ip" | "tcp")
 }
 
-/// `features/packets.pcap`: a pcap file (microsecond timestamps,
-/// Ethernet link type) whose records are the packet features in image
-/// order; each feature is one record, its 16-byte header included.
-fn write_pcap(dir: &ReportDir, list: &[&Feature]) -> Result<(), ReportError> {
-    let (path, w) = dir.create_file(&RelPath::pcap_file(PCAP_RECORDER)?)?;
+/// `features/NAME.pcap` (`packets.pcap`, `packets_80211.pcap`): a pcap
+/// file (microsecond timestamps, the recorder's link type) whose records
+/// are the packet features in image order; each feature is one record, its
+/// 16-byte header included.
+fn write_pcap(
+    dir: &ReportDir,
+    name: &str,
+    link_type: u32,
+    list: &[&Feature],
+) -> Result<(), ReportError> {
+    let (path, w) = dir.create_file(&RelPath::pcap_file(name)?)?;
     let mut w = BufWriter::new(w);
     let mut head = Vec::with_capacity(24);
     head.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -156,7 +162,7 @@ fn write_pcap(dir: &ReportDir, list: &[&Feature]) -> Result<(), ReportError> {
     head.extend_from_slice(&0i32.to_le_bytes());
     head.extend_from_slice(&0u32.to_le_bytes());
     head.extend_from_slice(&65535u32.to_le_bytes());
-    head.extend_from_slice(&1u32.to_le_bytes());
+    head.extend_from_slice(&link_type.to_le_bytes());
     w.write_all(&head).map_err(io_err(&path))?;
     for f in list {
         w.write_all(&f.feature).map_err(io_err(&path))?;
