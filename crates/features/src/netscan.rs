@@ -106,6 +106,76 @@ fn dot11_ip(b: &[u8], d: usize) -> Option<usize> {
         .then_some(h + 8)
 }
 
+/// The fixed bytes of an Ethernet/IPv4 ARP frame from its EtherType on:
+/// EtherType 0x0806, hardware type 1, protocol 0x0800, sizes 6 and 4,
+/// operation high byte 0 (request 1 or reply 2 follows).
+const ARP_PATTERN: [u8; 9] = [0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00];
+
+/// ARP frames whose Ethernet header starts in `own` (bulk_extractor's
+/// scan_net does not read ARP; trawl reports it in the same files): the
+/// sender's and target's MAC addresses in ether.txt (`(arp_sha)`,
+/// `(arp_tha)`, all-zero and broadcast ones left out), their IPv4
+/// addresses in ip.txt (`struct arp (spa)` / `(tpa)`), and the frame in
+/// packets.pcap: its pcap record as it is when one holds exactly the frame,
+/// else a record with time stamp 0.
+fn arp(buf: &[u8], own: &Range<usize>, out: &mut Vec<Record>) {
+    let lo = (own.start + 12).min(buf.len());
+    let hi = (own.end + 12 + ARP_PATTERN.len()).min(buf.len());
+    for k in memchr::memmem::find_iter(&buf[lo..hi], &ARP_PATTERN) {
+        let e = lo + k - 12;
+        let Some(f) = buf.get(e..e + 42) else {
+            continue;
+        };
+        let op = f[21];
+        let (sha, spa, tha, tpa) = (&f[22..28], &f[28..32], &f[32..38], &f[38..42]);
+        if !(op == 1 || op == 2) || invalid_mac(sha) || invalid_ip4(spa) {
+            continue;
+        }
+        out.push(rec(
+            "ether",
+            e,
+            mac_string(sha).into_bytes(),
+            b"(arp_sha)".to_vec(),
+        ));
+        if !invalid_mac(tha) && tha != [0xff; 6] {
+            out.push(rec(
+                "ether",
+                e,
+                mac_string(tha).into_bytes(),
+                b"(arp_tha)".to_vec(),
+            ));
+        }
+        out.push(rec(
+            "ip",
+            e,
+            ip_string(spa).into_bytes(),
+            b"struct arp (spa)".to_vec(),
+        ));
+        if tpa != [0; 4] {
+            out.push(rec(
+                "ip",
+                e,
+                ip_string(tpa).into_bytes(),
+                b"struct arp (tpa)".to_vec(),
+            ));
+        }
+        // the frame: 42 bytes, or up to 60 with Ethernet padding
+        let in_record = e.checked_sub(16).and_then(|q| {
+            let cap = le32(buf, q + 8)? as usize;
+            let len = le32(buf, q + 12)? as usize;
+            let ts = le32(buf, q)?;
+            ((42..=64).contains(&cap)
+                && cap <= len
+                && ts >= TIME_MIN
+                && ts <= time_max()
+                && e + cap <= buf.len())
+            .then(|| buf[q..e + cap].to_vec())
+        });
+        let pkt = in_record.unwrap_or_else(|| pcap_record(&[], f));
+        out.push(rec(crate::records::PCAP_RECORDER, e, pkt, Vec::new()));
+    }
+}
+
 /// The records of the 802.11 capture whose file header is at `p`
 /// (`DLT_IEEE802_11`): every record chained from it within the window that
 /// is not an IP-carrying data frame (those are carved where their IP header
@@ -778,6 +848,8 @@ pub fn scan(buf: &[u8], own: Range<usize>, out: &mut Vec<Record>) {
     for k in memchr::memmem::find_iter(&buf[ws..he], &PCAP_FILE_MAGIC) {
         dot11_records(buf, ws + k, &own, out);
     }
+    // ARP requests and replies in Ethernet frames
+    arp(buf, &own, out);
     // IP headers up to LEAD bytes past the owned range start structures in it
     let end = (own.end + LEAD).min(len);
     candidates(buf, own.start.min(end)..end, |p| {

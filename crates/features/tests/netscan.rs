@@ -733,3 +733,75 @@ fn random_bytes_and_speed() {
         assert!(packets > 100_000);
     }
 }
+
+/// An Ethernet ARP reply (42 bytes).
+fn arp_reply() -> Vec<u8> {
+    let mut f = vec![0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c]; // destination
+    f.extend_from_slice(&[0x00, 0x0c, 0x29, 0x26, 0xbb, 0xcd]); // source
+    f.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02]);
+    f.extend_from_slice(&[0x00, 0x0c, 0x29, 0x26, 0xbb, 0xcd, 192, 168, 0, 1]);
+    f.extend_from_slice(&[0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c, 192, 168, 0, 77]);
+    f
+}
+
+/// ARP (which bulk_extractor does not read): the MAC and IPv4 addresses of
+/// both parties and the frame carved, in a pcap record with its time
+/// stamp; at odd offsets, in every shard plan, exactly once.
+#[test]
+fn arp_frames_in_raw_data_and_in_pcap_records() {
+    let frame = arp_reply();
+    let mut img = random_bytes(77, 200_000);
+    img[10_001..10_001 + 42].copy_from_slice(&frame);
+    // a pcap record holding the frame, at 150 003
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&1_300_000_000u32.to_le_bytes());
+    rec.extend_from_slice(&5u32.to_le_bytes());
+    rec.extend_from_slice(&42u32.to_le_bytes());
+    rec.extend_from_slice(&42u32.to_le_bytes());
+    rec.extend_from_slice(&frame);
+    img[150_003..150_003 + rec.len()].copy_from_slice(&rec);
+    let f = scan_buf(&img);
+    for at in ["10001", "150019"] {
+        assert_eq!(
+            lines(&f, "ether")
+                .into_iter()
+                .filter(|x| x.0 == at)
+                .collect::<Vec<_>>(),
+            [
+                l(at, "00:0C:29:26:BB:CD", "(arp_sha)"),
+                l(at, "00:1B:21:3A:4B:5C", "(arp_tha)"),
+            ]
+        );
+        assert_eq!(
+            lines(&f, "ip")
+                .into_iter()
+                .filter(|x| x.0 == at)
+                .collect::<Vec<_>>(),
+            [
+                l(at, "192.168.0.1", "struct arp (spa)"),
+                l(at, "192.168.0.77", "struct arp (tpa)"),
+            ]
+        );
+    }
+    let pk: Vec<&Feature> = f.iter().filter(|x| x.scanner == "packets").collect();
+    assert_eq!(pk.len(), 2, "{pk:#?}");
+    assert_eq!(&pk[0].feature[16..], &frame[..]);
+    assert_eq!(&pk[0].feature[..8], &[0u8; 8]);
+    assert_eq!(pk[1].feature, rec, "the pcap record as it is");
+    // the same for every shard plan
+    let ev = trawl_evidence::MemEvidence::new("mem", img.clone(), false);
+    for (shard, margin) in [(4096u64, 0u64), (65536, 4096), (1 << 30, 0)] {
+        let plan = trawl_core::ShardPlan::new(img.len() as u64, shard, margin).unwrap();
+        let mut all = Vec::new();
+        for s in plan.shards() {
+            let mut d = vec![0u8; s.scan_len() as usize];
+            ev.read_exact_at(s.start, &mut d).unwrap();
+            let out = net_only()
+                .scan_shard(&ev, &s, &d, &AtomicBool::new(false))
+                .unwrap();
+            all.extend(out.features);
+        }
+        all.sort_by(|a, b| a.sort_cmp(b));
+        assert_eq!(all, f, "shard {shard}");
+    }
+}
