@@ -123,6 +123,9 @@ fn arp(buf: &[u8], own: &Range<usize>, out: &mut Vec<Record>) {
     let hi = (own.end + 12 + ARP_PATTERN.len()).min(buf.len());
     for k in memchr::memmem::find_iter(&buf[lo..hi], &ARP_PATTERN) {
         let e = lo + k - 12;
+        if e >= own.end {
+            break;
+        }
         let Some(f) = buf.get(e..e + 42) else {
             continue;
         };
