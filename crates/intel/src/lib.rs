@@ -26,6 +26,8 @@
 //! A value that does not normalise (a malformed feature) is not an
 //! indicator; [`extract`] counts them.
 
+pub mod index;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use trawl_features::validate;
