@@ -4,16 +4,17 @@
 //! here, identical exactly-once output for every shard size, hostile input,
 //! false positives and throughput on random and text-like bytes.
 
-use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use trawl_core::Feature;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, ShardPlan};
-use trawl_evidence::Evidence;
-use trawl_features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
+use trawl_features::{FeatureScanner, STAT_PREFIX};
+
+mod common;
+use common::{be_test_data as corpus, random_bytes, scan_sharded};
 
 type Mem = trawl_evidence::MemEvidence;
 
@@ -43,48 +44,12 @@ fn lines(fs: &[Feature]) -> Vec<Line> {
         .collect()
 }
 
-/// Scans `ev` shard by shard, as the workers do.
-fn scan(sc: &FeatureScanner, ev: &dyn Evidence, shard_size: u64, margin: u64) -> Vec<Feature> {
-    let plan = ShardPlan::new(ev.size(), shard_size, margin).unwrap();
-    let shards: Vec<_> = plan.shards().collect();
-    let outs: Vec<FeatureOutput> = shards
-        .par_iter()
-        .map(|s| {
-            let mut data = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc
-                .scan_shard(ev, s, &data, &AtomicBool::new(false))
-                .unwrap();
-            for f in &out.features {
-                assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-            }
-            out
-        })
-        .collect();
-    let mut v: Vec<Feature> = outs.into_iter().flat_map(|o| o.features).collect();
-    v.sort_by(|a, b| a.sort_cmp(b));
-    v
-}
-
 fn scan_file(sc: &FeatureScanner, data: &[u8]) -> Vec<Line> {
     lines(
         &sc.scan_buffer(data, &AtomicBool::new(false))
             .unwrap()
             .features,
     )
-}
-
-/// `shared/corpora/bulk-extractor-test-data`, or `None` (after saying the
-/// test is skipped).
-fn corpus(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora/bulk-extractor-test-data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora");
-        None
-    }
 }
 
 fn sha1_4k(d: &[u8]) -> String {
@@ -97,20 +62,6 @@ fn sha1_4k(d: &[u8]) -> String {
 
 fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// xorshift64* random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 /// Text-like bytes: words, digits, punctuation, newlines, a few of the
@@ -667,7 +618,7 @@ fn shard_invariance_exactly_once() {
     std::io::Write::write_all(&mut gz, &img[..img.len().min(300_000)]).unwrap();
     img.extend(gz.finish().unwrap());
     let ev = Mem::new("img", img.clone(), false);
-    let base = lines(&scan(&sc, &ev, 1 << 30, 0));
+    let base = lines(&scan_sharded(&sc, &ev, 1 << 30, 0));
     let uniq: BTreeSet<&Line> = base.iter().collect();
     assert_eq!(uniq.len(), base.len(), "duplicates");
     for st in &starts {
@@ -688,7 +639,7 @@ fn shard_invariance_exactly_once() {
         (65536, 1 << 20),
         (1024, 333),
     ] {
-        let got = lines(&scan(&sc, &ev, shard, margin));
+        let got = lines(&scan_sharded(&sc, &ev, shard, margin));
         assert_eq!(got, base, "shard {shard} margin {margin}");
     }
     println!("{} features, identical for every shard plan", base.len());

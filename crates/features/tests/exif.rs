@@ -2,13 +2,15 @@
 //! own expectations for its test files, shard invariance, hostile input
 //! and random bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use trawl_core::Feature;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, ShardPlan};
-use trawl_evidence::Evidence;
 use trawl_features::FeatureScanner;
 use trawl_features::format::escape;
+
+mod common;
+use common::{be_test_data as corpora, random_bytes};
 
 fn exif_only() -> FeatureScanner {
     let o = FeatureOptions {
@@ -16,18 +18,6 @@ fn exif_only() -> FeatureScanner {
         ..Default::default()
     };
     FeatureScanner::new(&o).unwrap()
-}
-
-/// bulk_extractor's test data, or `None` (after saying the test is skipped).
-fn corpora(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora/bulk-extractor-test-data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora");
-        None
-    }
 }
 
 fn scan_bytes(sc: &FeatureScanner, data: &[u8]) -> Vec<Feature> {
@@ -342,21 +332,7 @@ fn sample_image(c: &Path) -> Vec<u8> {
 
 fn scan_sharded(sc: &FeatureScanner, img: &[u8], shard: u64, margin: u64) -> Vec<Feature> {
     let ev = trawl_evidence::MemEvidence::new("mem", img.to_vec(), false);
-    let plan = ShardPlan::new(ev.size(), shard, margin).unwrap();
-    let mut all = Vec::new();
-    for s in plan.shards() {
-        let mut data = vec![0u8; s.scan_len() as usize];
-        ev.read_exact_at(s.start, &mut data).unwrap();
-        let out = sc
-            .scan_shard(&ev, &s, &data, &AtomicBool::new(false))
-            .unwrap();
-        for f in &out.features {
-            assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-        }
-        all.extend(out.features);
-    }
-    all.sort_by(|a, b| a.sort_cmp(b));
-    all
+    common::scan_sharded(sc, &ev, shard, margin)
 }
 
 #[test]
@@ -387,19 +363,6 @@ fn same_output_for_every_shard_plan() {
         let got = lines(&scan_sharded(&sc, &img, shard, margin));
         assert_eq!(got, whole, "shard {shard}, margin {margin}");
     }
-}
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 #[test]

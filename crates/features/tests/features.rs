@@ -6,15 +6,17 @@
 
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, Note, ShardPlan};
+use trawl_core::{Feature, Note};
 use trawl_evidence::Evidence;
 use trawl_features::FeatureError;
 use trawl_features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
 use trawl_fixtures::{Config, Fixture, PlantedFeature};
+
+mod common;
+use common::{corpora, random_bytes, shard_outputs};
 
 /// An in-memory image read through `read_at`.
 type Mem = trawl_evidence::MemEvidence;
@@ -28,23 +30,7 @@ struct Scan {
 
 /// Scans `ev` shard by shard (in parallel), as the workers do.
 fn scan(sc: &FeatureScanner, ev: &dyn Evidence, shard_size: u64, margin: u64) -> Scan {
-    let size = ev.size();
-    let plan = ShardPlan::new(size, shard_size, margin).unwrap();
-    let shards: Vec<_> = plan.shards().collect();
-    let outs: Vec<FeatureOutput> = shards
-        .par_iter()
-        .map(|s| {
-            let mut data = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc
-                .scan_shard(ev, s, &data, &AtomicBool::new(false))
-                .unwrap();
-            for f in &out.features {
-                assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-            }
-            out
-        })
-        .collect();
+    let outs = shard_outputs(sc, ev, shard_size, margin);
     let mut features = Vec::new();
     let mut notes = Vec::new();
     let mut stats = BTreeMap::new();
@@ -253,17 +239,6 @@ fn medium_fixture_recall_and_shard_invariance() {
     check_fixture("medium", fx, ev);
 }
 
-/// `shared/corpora`, or `None` (after saying the test is skipped).
-fn corpora(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora");
-        None
-    }
-}
-
 #[test]
 fn nps_2010_emails_against_bulk_extractor() {
     let Some(c) = corpora("nps_2010_emails_against_bulk_extractor") else {
@@ -383,20 +358,6 @@ fn tests_data_against_bulk_extractor() {
     );
     assert!(scope >= 26, "in-scope lines: {scope}");
     assert!(missing.is_empty(), "missing {missing:#?}");
-}
-
-/// xorshift64* random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 #[test]

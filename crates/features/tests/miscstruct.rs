@@ -5,15 +5,15 @@
 //! exactly-once output for every shard size, hostile input, and the
 //! speed and false positives on random and text-like bytes.
 
-use rayon::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use trawl_core::Feature;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, ShardPlan};
-use trawl_evidence::Evidence;
 use trawl_features::FeatureScanner;
+
+mod common;
+use common::{corpora, random_bytes, scan_sharded};
 
 type Mem = trawl_evidence::MemEvidence;
 
@@ -25,42 +25,9 @@ fn scanner(names: &[&str]) -> FeatureScanner {
     FeatureScanner::new(&opts).unwrap()
 }
 
-/// Scans `ev` shard by shard, as the workers do; sorted features.
-fn scan(sc: &FeatureScanner, ev: &dyn Evidence, shard_size: u64, margin: u64) -> Vec<Feature> {
-    let plan = ShardPlan::new(ev.size(), shard_size, margin).unwrap();
-    let shards: Vec<_> = plan.shards().collect();
-    let mut features: Vec<Feature> = shards
-        .par_iter()
-        .flat_map(|s| {
-            let mut data = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc
-                .scan_shard(ev, s, &data, &AtomicBool::new(false))
-                .unwrap();
-            for f in &out.features {
-                assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-            }
-            out.features
-        })
-        .collect();
-    features.sort_by(|a, b| a.sort_cmp(b));
-    features
-}
-
 fn scan_bytes(names: &[&str], data: &[u8]) -> Vec<Feature> {
     let ev = Mem::new("mem", data.to_vec(), false);
-    scan(&scanner(names), &ev, 1 << 30, 1 << 20)
-}
-
-/// `shared/corpora`, or `None` (after saying the test is skipped).
-fn corpora(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora");
-        None
-    }
+    scan_sharded(&scanner(names), &ev, 1 << 30, 1 << 20)
 }
 
 fn be_data(test: &str, rel: &str) -> Option<Vec<u8>> {
@@ -72,20 +39,6 @@ fn be_data(test: &str, rel: &str) -> Option<Vec<u8>> {
             None
         }
     }
-}
-
-/// xorshift64* random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 /// Text-like bytes: words, spaces, punctuation and newlines.
@@ -656,7 +609,7 @@ fn shard_invariance_exactly_once() {
     let (data, n) = mixed_image();
     let ev = Mem::new("mem", data, false);
     let sc = scanner(&["aes", "rar", "sqlite"]);
-    let whole = scan(&sc, &ev, 1 << 30, 1 << 20);
+    let whole = scan_sharded(&sc, &ev, 1 << 30, 1 << 20);
     assert_eq!(whole.len(), n, "{:#?}", lines(&whole));
     let mut keys: Vec<_> = whole
         .iter()
@@ -671,7 +624,7 @@ fn shard_invariance_exactly_once() {
         (64 << 10, 3000),
         (1 << 30, 0),
     ] {
-        let t = scan(&sc, &ev, shard, margin);
+        let t = scan_sharded(&sc, &ev, shard, margin);
         assert!(
             t == whole,
             "shard {shard} margin {margin}: {} vs {}",

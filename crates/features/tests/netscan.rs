@@ -2,13 +2,14 @@
 //! `ip.txt` / `ether.txt` lines on its own test files, `packets.pcap`
 //! round trips, shard invariance, hostile input, random bytes.
 
-use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use trawl_core::Feature;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, ShardPlan};
-use trawl_evidence::Evidence;
 use trawl_features::FeatureScanner;
+
+mod common;
+use common::{be_test_data as corpus, random_bytes, scan_sharded};
 
 type Mem = trawl_evidence::MemEvidence;
 
@@ -18,18 +19,6 @@ fn net_only() -> FeatureScanner {
         ..FeatureOptions::default()
     };
     FeatureScanner::new(&o).unwrap()
-}
-
-/// `src/tests` of the bulk_extractor test data, or `None` (skipped).
-fn corpus(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora/bulk-extractor-test-data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora");
-        None
-    }
 }
 
 fn read(c: &Path, rel: &str) -> Vec<u8> {
@@ -43,28 +32,6 @@ fn scan_buf(data: &[u8]) -> Vec<Feature> {
         .features;
     f.sort_by(|a, b| a.sort_cmp(b));
     f
-}
-
-/// Scans `ev` shard by shard, as the workers do.
-fn scan_shards(sc: &FeatureScanner, ev: &dyn Evidence, shard: u64, margin: u64) -> Vec<Feature> {
-    let plan = ShardPlan::new(ev.size(), shard, margin).unwrap();
-    let shards: Vec<_> = plan.shards().collect();
-    let mut all: Vec<Feature> = shards
-        .par_iter()
-        .flat_map(|s| {
-            let mut data = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc
-                .scan_shard(ev, s, &data, &AtomicBool::new(false))
-                .unwrap();
-            for f in &out.features {
-                assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-            }
-            out.features
-        })
-        .collect();
-    all.sort_by(|a, b| a.sort_cmp(b));
-    all
 }
 
 /// (path, feature, context) of one feature file, in feature-file order
@@ -481,20 +448,6 @@ fn ram_2pages_has_no_packets() {
     assert!(scan_buf(&read(&c, "src/tests/ram_2pages.bin")).is_empty());
 }
 
-/// xorshift64* random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -612,7 +565,7 @@ fn same_features_for_every_shard_plan() {
         (65536, 3),
         (1 << 30, 1 << 20),
     ] {
-        let s = scan_shards(&sc, &ev, shard, margin);
+        let s = scan_sharded(&sc, &ev, shard, margin);
         assert_eq!(s, whole, "shard {shard} margin {margin}");
     }
     // every packet written parses back as a pcap file
@@ -791,17 +744,10 @@ fn arp_frames_in_raw_data_and_in_pcap_records() {
     // the same for every shard plan
     let ev = trawl_evidence::MemEvidence::new("mem", img.clone(), false);
     for (shard, margin) in [(4096u64, 0u64), (65536, 4096), (1 << 30, 0)] {
-        let plan = trawl_core::ShardPlan::new(img.len() as u64, shard, margin).unwrap();
-        let mut all = Vec::new();
-        for s in plan.shards() {
-            let mut d = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut d).unwrap();
-            let out = net_only()
-                .scan_shard(&ev, &s, &d, &AtomicBool::new(false))
-                .unwrap();
-            all.extend(out.features);
-        }
-        all.sort_by(|a, b| a.sort_cmp(b));
-        assert_eq!(all, f, "shard {shard}");
+        assert_eq!(
+            scan_sharded(&net_only(), &ev, shard, margin),
+            f,
+            "shard {shard}"
+        );
     }
 }

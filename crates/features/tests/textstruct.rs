@@ -3,16 +3,17 @@
 //! every shard plan, hostile input, false positives and throughput on
 //! random bytes.
 
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use trawl_core::Feature;
 use trawl_core::spec::FeatureOptions;
-use trawl_core::{Feature, ShardPlan};
 use trawl_evidence::Evidence;
-use trawl_features::{FeatureOutput, FeatureScanner, STAT_PREFIX};
+use trawl_features::{FeatureScanner, STAT_PREFIX};
+
+mod common;
+use common::{be_test_data as corpora, shard_outputs};
 
 type Mem = trawl_evidence::MemEvidence;
 
@@ -26,22 +27,7 @@ struct Scan {
 
 /// Scans `ev` shard by shard (in parallel), as the workers do.
 fn scan(sc: &FeatureScanner, ev: &dyn Evidence, shard_size: u64, margin: u64) -> Scan {
-    let plan = ShardPlan::new(ev.size(), shard_size, margin).unwrap();
-    let shards: Vec<_> = plan.shards().collect();
-    let outs: Vec<FeatureOutput> = shards
-        .par_iter()
-        .map(|s| {
-            let mut data = vec![0u8; s.scan_len() as usize];
-            ev.read_exact_at(s.start, &mut data).unwrap();
-            let out = sc
-                .scan_shard(ev, s, &data, &AtomicBool::new(false))
-                .unwrap();
-            for f in &out.features {
-                assert!(s.owns(f.offset), "shard {s:?} reported {f:?}");
-            }
-            out
-        })
-        .collect();
+    let outs = shard_outputs(sc, ev, shard_size, margin);
     let mut features = Vec::new();
     let mut nanos = BTreeMap::new();
     for o in outs {
@@ -64,17 +50,6 @@ fn scanner(names: &str) -> FeatureScanner {
         o.scanners = vec![names.into()];
     }
     FeatureScanner::new(&o).unwrap()
-}
-
-fn corpora(test: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora/bulk-extractor-test-data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        trawl_fixtures::skip(test, "../shared/corpora/bulk-extractor-test-data");
-        None
-    }
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -433,18 +408,9 @@ fn hostile_input() {
     assert!(scan(&sc, &ev, 1 << 30, 1 << 20).features.is_empty());
 }
 
-/// xorshift64* random bytes.
+/// xorshift64* random bytes, the seed spread first.
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    v.truncate(len);
-    v
+    common::random_bytes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), len)
 }
 
 /// Text-like bytes: English-ish words, digits, punctuation and a few
