@@ -60,6 +60,9 @@ impl Default for CommonRule {
 struct Span {
     first_ms: i64,
     last_ms: i64,
+    /// A known-file set named it (NSRL-known): common for good.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    known: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -97,6 +100,26 @@ pub struct Link {
     pub first_ms: i64,
     /// The job whose indexing raised the link.
     pub job: String,
+}
+
+/// The sightings of an indicator in one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseSightings {
+    pub case: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub jobs: Vec<String>,
+}
+
+/// The class of an address that is not public (`private`, `loopback`,
+/// ...), which makes it common: every lab's images hold them.
+fn address_class(i: &Indicator) -> Option<&'static str> {
+    let class = match i.kind {
+        Kind::Ipv4 => trawl_features::validate::ipv4_class(i.value.parse().ok()?),
+        Kind::Ipv6 => trawl_features::validate::ipv6_class(i.value.parse().ok()?),
+        _ => return None,
+    };
+    (class != "public").then_some(class)
 }
 
 /// What indexing one job did.
@@ -224,19 +247,75 @@ impl Index {
         Ok(out)
     }
 
-    /// Whether `i` is common now: on the stop list, or seen in more cases
-    /// than `max(min_cases, share × all cases)`.
+    /// Whether `i` is common now (see [`Index::common_reason`]).
     ///
     /// # Errors
     /// The database failing.
     pub fn is_common(&self, i: &Indicator) -> Result<bool, IndexError> {
+        Ok(self.common_reason(i)?.is_some())
+    }
+
+    /// Why `i` is common now, if it is: on the lab's stop list, a file a
+    /// known-file set names, an address that is not public (private,
+    /// loopback, documentation ...), or seen in more cases than
+    /// `max(min_cases, share × all cases)`. Common indicators are kept but
+    /// never link cases.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn common_reason(&self, i: &Indicator) -> Result<Option<String>, IndexError> {
         if self.rule.stop.contains(i) {
-            return Ok(true);
+            return Ok(Some("on the lab's stop list".into()));
+        }
+        if let Some(class) = address_class(i) {
+            return Ok(Some(format!("{class} address")));
+        }
+        if let Some(v) = self.ioc.get(key(i))?
+            && dec::<Span>("intel_ioc", &v)?.known
+        {
+            return Ok(Some("known file (known-file set)".into()));
         }
         let total = self.total_cases()?;
         let share = (self.rule.share * total as f64).floor() as u64;
         let limit = self.rule.min_cases.max(share);
-        Ok(self.cases_of(i, limit as usize + 1)?.len() as u64 > limit)
+        if self.cases_of(i, limit as usize + 1)?.len() as u64 > limit {
+            return Ok(Some(format!("seen in more than {limit} cases")));
+        }
+        Ok(None)
+    }
+
+    /// Every case where `i` was seen: first and last sighting, jobs.
+    ///
+    /// # Errors
+    /// The database failing, a damaged record.
+    pub fn sightings(&self, i: &Indicator) -> Result<Vec<CaseSightings>, IndexError> {
+        let mut prefix = key(i);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.sight.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let cs: CaseSighting = dec("intel_sight", &v)?;
+            out.push(CaseSightings {
+                case: String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                first_ms: cs.first_ms,
+                last_ms: cs.last_ms,
+                jobs: cs.jobs.into_iter().collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every case with anything indexed, in order.
+    ///
+    /// # Errors
+    /// The database failing.
+    pub fn cases(&self) -> Result<Vec<String>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.cases.iter() {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
     }
 
     /// Indexes a completed job's indicators under its case, and raises the
@@ -266,6 +345,7 @@ impl Index {
                 enc(&Span {
                     first_ms: now_ms,
                     last_ms: now_ms,
+                    known: false,
                 }),
             )?;
         }
@@ -278,10 +358,12 @@ impl Index {
                 None => Span {
                     first_ms: now_ms,
                     last_ms: now_ms,
+                    known: false,
                 },
             };
             span.first_ms = span.first_ms.min(now_ms);
             span.last_ms = span.last_ms.max(now_ms);
+            span.known |= s.known;
             self.ioc.insert(&k, enc(&span))?;
             // its sighting in the case
             let sk = join(&[&k, case.as_bytes()]);
@@ -427,6 +509,7 @@ mod tests {
                     count: 1,
                     first_offset: 0,
                     sources: ["email".to_string()].into(),
+                    known: false,
                 },
             );
         }
@@ -456,7 +539,7 @@ mod tests {
                 &found(&[
                     (Kind::Email, "x@evil.example"),
                     (Kind::Domain, "evil.example"),
-                    (Kind::Ipv4, "203.0.113.7"),
+                    (Kind::Ipv4, "185.199.108.153"),
                 ]),
             )
             .unwrap();
@@ -466,7 +549,7 @@ mod tests {
                 "CASE-B",
                 "J2",
                 2000,
-                &found(&[(Kind::Domain, "evil.example"), (Kind::Ipv4, "198.51.100.1")]),
+                &found(&[(Kind::Domain, "evil.example"), (Kind::Ipv4, "45.33.32.156")]),
             )
             .unwrap();
         assert_eq!(b.new_links.len(), 1);
@@ -478,7 +561,7 @@ mod tests {
                 "J3",
                 3000,
                 &found(&[
-                    (Kind::Ipv4, "198.51.100.1"),
+                    (Kind::Ipv4, "45.33.32.156"),
                     (Kind::Email, "nobody@else.example"),
                 ]),
             )
@@ -496,7 +579,7 @@ mod tests {
         assert_eq!(la.keys().collect::<Vec<_>>(), ["CASE-B"]);
         let lb = ix.links("CASE-B").unwrap();
         assert_eq!(lb.keys().collect::<Vec<_>>(), ["CASE-A", "CASE-C"]);
-        assert_eq!(lb["CASE-C"][0].indicator, ind(Kind::Ipv4, "198.51.100.1"));
+        assert_eq!(lb["CASE-C"][0].indicator, ind(Kind::Ipv4, "45.33.32.156"));
         assert_eq!(lb["CASE-C"][0].job, "J3");
         assert!(ix.links("CASE-D").unwrap().is_empty());
         // indexing a job again changes nothing
@@ -512,6 +595,35 @@ mod tests {
         assert_eq!(ix.links("CASE-A").unwrap()["CASE-B"][0].first_ms, 2000);
         assert_eq!(ix.case_indicators("CASE-B").unwrap().len(), 2);
         assert_eq!(ix.total_cases().unwrap(), 4);
+    }
+
+    #[test]
+    fn known_files_and_private_addresses_never_link() {
+        let ix = index(CommonRule::default());
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let mut a = found(&[(Kind::Sha256, sha), (Kind::Ipv4, "192.168.1.10")]);
+        ix.add_job("C1", "J1", 0, &a).unwrap();
+        // the second case's file system names the file as known
+        a.indicators.get_mut(&ind(Kind::Sha256, sha)).unwrap().known = true;
+        ix.add_job("C2", "J2", 0, &a).unwrap();
+        assert!(ix.links("C1").unwrap().is_empty());
+        assert_eq!(
+            ix.common_reason(&ind(Kind::Sha256, sha)).unwrap().unwrap(),
+            "known file (known-file set)"
+        );
+        assert_eq!(
+            ix.common_reason(&ind(Kind::Ipv4, "192.168.1.10"))
+                .unwrap()
+                .unwrap(),
+            "private address"
+        );
+        let s = ix.sightings(&ind(Kind::Sha256, sha)).unwrap();
+        assert_eq!(
+            s.iter().map(|c| c.case.as_str()).collect::<Vec<_>>(),
+            ["C1", "C2"]
+        );
+        assert_eq!(s[1].jobs, ["J2"]);
+        assert_eq!(ix.cases().unwrap(), ["C1", "C2"]);
     }
 
     #[test]

@@ -423,6 +423,9 @@ pub struct Sighting {
     pub first_offset: u64,
     /// What found it: feature recorders, `carved`, `files`, `yara`.
     pub sources: std::collections::BTreeSet<String>,
+    /// A file digest a known-file set (NSRL and the like) names as known:
+    /// kept, never linking.
+    pub known: bool,
 }
 
 /// The indicators of one job.
@@ -506,6 +509,7 @@ pub fn extract(r: &JobResults, cfg: &IntelConfig) -> JobIndicators {
         }
     }
     for f in &r.files {
+        let known = f.known.as_deref() == Some("known");
         for (k, v) in [
             (Kind::Md5, &f.md5),
             (Kind::Sha1, &f.sha1),
@@ -513,6 +517,9 @@ pub fn extract(r: &JobResults, cfg: &IntelConfig) -> JobIndicators {
         ] {
             if let Some(v) = v {
                 out.add(k, v, 0, "files", cfg);
+                if known && let Ok(ind) = normalize_any(k, v, cfg) {
+                    out.indicators.entry(ind).or_default().known = true;
+                }
             }
         }
     }
