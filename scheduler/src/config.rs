@@ -63,6 +63,57 @@ pub struct SchedulerConfig {
     /// then not stored merged, and `results` merges the tasks' results on
     /// demand. Off for a standing scheduler.
     pub hand_over_results: bool,
+    /// The lab's memory: the indicator index, links, flashes (`[intel]`).
+    pub intel: IntelSettings,
+}
+
+/// The lab's memory (`[intel]` in the TOML configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntelSettings {
+    /// Index the indicators of every completed job (off: no index, no
+    /// links, no flashes on new jobs).
+    pub enabled: bool,
+    /// The lab's stop list: one indicator per line (`KIND VALUE`, or a
+    /// bare value whose kind is guessed), `#` comments. Listed indicators
+    /// are kept but never link cases.
+    pub stop_list: Option<PathBuf>,
+    /// An indicator seen in more than this share of all cases is common...
+    pub common_share: f64,
+    /// ...when that is more than this many cases.
+    pub common_min_cases: u64,
+    /// The key card numbers are indexed under (HMAC-SHA256), outside the
+    /// data directory (default: `DATA.intel-key` beside it, made at the
+    /// first start).
+    pub key_file: Option<PathBuf>,
+    /// The lab's name, as exports and reports give it.
+    pub lab_name: String,
+    /// The lab's messaging: every new alert is POSTed there as JSON,
+    /// signed (HMAC-SHA256). `http://` or `https://`.
+    pub webhook_url: Option<String>,
+    /// The webhook's HMAC secret (a file outside the data directory).
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The CA (PEM) of an `https://` webhook receiver.
+    pub webhook_ca: Option<PathBuf>,
+    /// Alerts of flashes marked above this TLP go without their details.
+    pub webhook_max_tlp: String,
+}
+
+impl Default for IntelSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stop_list: None,
+            common_share: 0.05,
+            common_min_cases: 20,
+            key_file: None,
+            lab_name: "trawl lab".into(),
+            webhook_url: None,
+            webhook_secret_file: None,
+            webhook_ca: None,
+            webhook_max_tlp: "amber".into(),
+        }
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -86,6 +137,7 @@ impl Default for SchedulerConfig {
             ephemeral: false,
             background_rule_validation: true,
             hand_over_results: false,
+            intel: IntelSettings::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod evidence_store;
+pub mod intel;
 pub mod machine;
 mod plan;
 pub mod result_check;

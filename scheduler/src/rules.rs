@@ -249,7 +249,18 @@ impl Scheduler {
             }
             spec.yara.ruleset_digest = digest;
         } else if !spec.yara.ruleset_name.is_empty() {
-            let rec = self.ruleset(&spec.yara.ruleset_name)?;
+            let name = &spec.yara.ruleset_name;
+            let rec = match self.ruleset(name) {
+                // a flash's rules run only in its retrohunts
+                Ok(r)
+                    if !crate::intel::flash::may_see_flash_rules(caller)
+                        && (crate::intel::flash::is_flash_ruleset(&r.name)
+                            || self.is_flash_digest(&r.digest)) =>
+                {
+                    return Err(SchedError::NotFound(format!("rule set {name:?}")));
+                }
+                r => r?,
+            };
             if spec.yara.strict && rec.diagnostics.iter().any(|d| d.severity == "error") {
                 return Err(SchedError::InvalidArgument(format!(
                     "strict mode: rule set {:?} has refused rules",
@@ -262,7 +273,15 @@ impl Scheduler {
                 "the yara analysis needs rules (inline sources or a registered rule set)".into(),
             ));
         } else {
-            self.ruleset(&spec.yara.ruleset_digest)?;
+            let r = self.ruleset(&spec.yara.ruleset_digest)?;
+            if !crate::intel::flash::may_see_flash_rules(caller)
+                && (crate::intel::flash::is_flash_ruleset(&r.name) || self.is_flash_digest(&r.digest))
+            {
+                return Err(SchedError::NotFound(format!(
+                    "rule set {:?}",
+                    spec.yara.ruleset_digest
+                )));
+            }
         }
         Ok(())
     }

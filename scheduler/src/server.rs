@@ -5,7 +5,9 @@
 use crate::admin::AdminService;
 use crate::config::SchedulerConfig;
 use crate::core::Scheduler;
-use crate::service::{Authz, ClusterService, EvidenceService, JobsService, RulesService};
+use crate::service::{
+    Authz, ClusterService, EvidenceService, IntelService, JobsService, RulesService,
+};
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -20,6 +22,7 @@ use tonic::codegen::Service;
 use tonic::transport::server::{Connected, Router};
 use tonic::transport::{Channel, Endpoint, Uri};
 use trawl_proto::v1::admin_server::AdminServer;
+use trawl_proto::v1::intel_server::IntelServer;
 use trawl_proto::v1::rules_server::RulesServer;
 use trawl_proto::v1::{
     cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer,
@@ -159,12 +162,17 @@ async fn prepare(
     health_reporter
         .set_serving::<RulesServer<RulesService>>()
         .await;
+    health_reporter
+        .set_serving::<IntelServer<IntelService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(trawl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
 
+    // The lab's webhook delivers new alerts.
+    sched.spawn_webhook(shutdown.clone());
     // The reaper: expired leases go back to the queue.
     let reaper_sched = sched.clone();
     let reaper_stop = shutdown.clone();
@@ -226,6 +234,12 @@ async fn prepare(
         .add_service(Authz::new(
             sched.clone(),
             AdminServer::new(AdminService {
+                sched: sched.clone(),
+            }),
+        ))
+        .add_service(Authz::new(
+            sched.clone(),
+            IntelServer::new(IntelService {
                 sched: sched.clone(),
             }),
         ));

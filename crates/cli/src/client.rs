@@ -8,7 +8,8 @@ use trawl_proto::connect::{AuthChannel, ConnectOptions};
 use trawl_proto::convert::job_state_name;
 use trawl_proto::v1::{
     self, admin_client::AdminClient, cluster_client::ClusterClient,
-    evidence_client::EvidenceClient, jobs_client::JobsClient, rules_client::RulesClient,
+    evidence_client::EvidenceClient, intel_client::IntelClient, jobs_client::JobsClient,
+    rules_client::RulesClient,
 };
 use trawl_report::JobResults;
 
@@ -21,6 +22,7 @@ pub struct Client {
     pub cluster: ClusterClient<AuthChannel>,
     pub rules: RulesClient<AuthChannel>,
     pub admin: AdminClient<AuthChannel>,
+    pub intel: IntelClient<AuthChannel>,
 }
 
 const MAX_MSG: usize = 1 << 30;
@@ -61,7 +63,8 @@ impl Client {
             rules: RulesClient::new(ch.clone())
                 .max_decoding_message_size(MAX_MSG)
                 .max_encoding_message_size(MAX_MSG),
-            admin: AdminClient::new(ch),
+            admin: AdminClient::new(ch.clone()),
+            intel: IntelClient::new(ch).max_decoding_message_size(MAX_MSG),
         }
     }
 

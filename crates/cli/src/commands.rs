@@ -67,6 +67,27 @@ pub enum Command {
     /// The audit trail (chain of custody): list it, verify its hash chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Cases sharing indicators with a case: their ids, their case
+    /// officers as contacts and the shared indicators (every case shown is
+    /// audited).
+    #[command(
+        after_help = "Examples:\n  trawl links --case C-2026-17\n  trawl links --case C-2026-17 --json\n  trawl links --json              (admins: the whole lab)"
+    )]
+    Links(crate::intel::LinksArgs),
+    /// The lab's indicator index (analysts and admins).
+    #[command(subcommand)]
+    Index(crate::intel::IndexCmd),
+    /// Alert flashes: publish, list, withdraw (analysts and admins).
+    #[command(subcommand)]
+    Flash(crate::intel::FlashCmd),
+    /// Alerts raised by flashes in your cases; --watch follows them live.
+    #[command(
+        after_help = "Examples:\n  trawl alerts\n  trawl alerts --case C-2026-17 --state new --json\n  trawl alerts --watch"
+    )]
+    Alerts(crate::intel::AlertsArgs),
+    /// Mark an alert seen, or dismiss it with the reason.
+    #[command(subcommand)]
+    Alert(crate::intel::AlertCmd),
     /// Run a cluster scheduler (same as the `trawl-scheduler` binary).
     #[command(
         after_help = "Example:\n  trawl scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
@@ -455,6 +476,11 @@ pub async fn run(cmd: Command) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?,
         Command::Users(c) => users(c).await,
         Command::Audit(c) => audit(c).await,
+        Command::Links(a) => crate::intel::links(a).await,
+        Command::Index(c) => crate::intel::index(c).await,
+        Command::Flash(c) => crate::intel::flash(c).await,
+        Command::Alerts(a) => crate::intel::alerts(a).await,
+        Command::Alert(c) => crate::intel::alert(c).await,
         Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await.map_err(|e| {
             match e.downcast::<trawl_scheduler::cli::ExitStatus>() {
                 Ok(x) => Exit(x.0, x.1).into(),

@@ -14,6 +14,7 @@
 mod client;
 mod commands;
 mod embedded;
+mod intel;
 mod spec_args;
 
 use clap::Parser;

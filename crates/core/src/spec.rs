@@ -326,6 +326,11 @@ pub struct JobSpec {
     #[serde(default)]
     pub files: FileOptions,
     pub description: String,
+    /// Set by the scheduler for jobs it makes itself (`retrohunt F000001
+    /// J000003`: a flash's rules over an earlier job's evidence); never
+    /// taken from the wire.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
 }
 
 impl JobSpec {
@@ -345,6 +350,7 @@ impl JobSpec {
             yara: YaraOptions::default(),
             files: FileOptions::default(),
             description: String::new(),
+            origin: String::new(),
         }
     }
 

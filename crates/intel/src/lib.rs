@@ -26,6 +26,7 @@
 //! A value that does not normalise (a malformed feature) is not an
 //! indicator; [`extract`] counts them.
 
+pub mod flash;
 pub mod index;
 
 use std::collections::BTreeMap;

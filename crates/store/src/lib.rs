@@ -168,6 +168,12 @@ impl Store {
         Self::from_db(sled::Config::new().temporary(true).open()?, true)
     }
 
+    /// The database itself, for the keyspaces other crates own and
+    /// encode (the lab's indicator index, `trawl-intel`).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     fn from_db(db: sled::Db, ephemeral: bool) -> Result<Self, StoreError> {
         Ok(Self {
             jobs: db.open_tree("jobs")?,

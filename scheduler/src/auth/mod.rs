@@ -21,6 +21,7 @@
 //! |----------------|-----------------------------------------------------------|
 //! | `investigator` | submit, upload, read, cancel jobs of its cases; read rules and the pool |
 //! | `case_officer` | read jobs and results of its cases; read rules and the pool |
+//! | `analyst`      | read the lab's indicator index, publish and withdraw alert flashes, export flashes; read rules and the pool; no case's jobs |
 //! | `admin`        | everything on every case, users, rules, audit; not the worker calls |
 //! | `worker`       | lease/report tasks, read evidence ranges, fetch rule sets |
 //!
@@ -60,6 +61,9 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 90 * 24 * 3600;
 pub enum Role {
     Investigator,
     CaseOfficer,
+    /// Reads the lab's indicator index and publishes alert flashes; sees
+    /// no case's jobs.
+    Analyst,
     Admin,
     /// An enrolled worker node (mutual TLS).
     Worker,
@@ -77,8 +81,9 @@ impl Role {
         match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
             "investigator" => Ok(Role::Investigator),
             "case_officer" | "officer" => Ok(Role::CaseOfficer),
+            "analyst" => Ok(Role::Analyst),
             "admin" => Ok(Role::Admin),
-            _ => bail!("unknown role {s:?} (investigator, case_officer, admin)"),
+            _ => bail!("unknown role {s:?} (investigator, case_officer, analyst, admin)"),
         }
     }
 
@@ -86,6 +91,7 @@ impl Role {
         match self {
             Role::Investigator => "investigator",
             Role::CaseOfficer => "case_officer",
+            Role::Analyst => "analyst",
             Role::Admin => "admin",
             Role::Worker => "worker",
             Role::Local => "local",
@@ -118,6 +124,12 @@ pub enum Perm {
     Work,
     /// Users and the audit trail.
     Administer,
+    /// Look indicators up in the lab's index, across cases.
+    ReadIndex,
+    /// Publish and withdraw alert flashes.
+    PublishFlash,
+    /// Export a case's indicators (STIX, MISP) for sharing.
+    Export,
 }
 
 impl Perm {
@@ -131,12 +143,15 @@ impl Perm {
             Perm::ReadPool => "see the worker pool",
             Perm::Work => "make worker calls",
             Perm::Administer => "administer users and the audit trail",
+            Perm::ReadIndex => "read the lab's indicator index",
+            Perm::PublishFlash => "publish alert flashes",
+            Perm::Export => "export the indicators of",
         }
     }
 
     /// Whether the permission is about one case.
     pub fn per_case(self) -> bool {
-        matches!(self, Perm::Submit | Perm::Read | Perm::Cancel)
+        matches!(self, Perm::Submit | Perm::Read | Perm::Cancel | Perm::Export)
     }
 }
 
@@ -155,10 +170,14 @@ impl Caller {
                 _ => false,
             },
             Role::CaseOfficer => match perm {
-                Perm::Read => own(),
+                Perm::Read | Perm::Export => own(),
                 Perm::ReadRules | Perm::ReadPool => true,
                 _ => false,
             },
+            Role::Analyst => matches!(
+                perm,
+                Perm::ReadIndex | Perm::PublishFlash | Perm::ReadRules | Perm::ReadPool
+            ),
         }
     }
 
@@ -190,6 +209,14 @@ mod tests {
         assert!(
             adm.may(Perm::Read, "Z") && adm.may(Perm::Administer, "") && !adm.may(Perm::Work, "")
         );
+        assert!(off.may(Perm::Export, "A") && !off.may(Perm::Export, "B"));
+        assert!(!inv.may(Perm::Export, "A") && !inv.may(Perm::ReadIndex, ""));
+        assert!(!off.may(Perm::ReadIndex, "") && !off.may(Perm::PublishFlash, ""));
+        let ana = c(Role::Analyst, &[]);
+        assert!(ana.may(Perm::ReadIndex, "") && ana.may(Perm::PublishFlash, ""));
+        assert!(!ana.may(Perm::Read, "A") && !ana.may(Perm::Export, "A"));
+        assert!(!ana.may(Perm::Administer, "") && !ana.may(Perm::Submit, "A"));
+        assert!(adm.may(Perm::Export, "A") && adm.may(Perm::PublishFlash, ""));
         let w = c(Role::Worker, &[]);
         assert!(w.may(Perm::Work, "") && !w.may(Perm::Read, "A") && !w.may(Perm::Submit, "A"));
     }

@@ -200,7 +200,7 @@ pub fn add_user(
     if matches!(role, Role::Worker | Role::Local) {
         bail!("role {role} cannot be given to a user");
     }
-    if role != Role::Admin && cases.is_empty() {
+    if !matches!(role, Role::Admin | Role::Analyst) && cases.is_empty() {
         bail!("a {role} needs at least one case");
     }
     for c in cases {

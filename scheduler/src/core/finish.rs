@@ -52,6 +52,12 @@ impl Scheduler {
             ms = t.elapsed().as_millis() as u64,
             "results merged"
         );
+        // The job's indicators, for the lab's index (off the runtime, as
+        // the merge is); indexed once the job is completed and announced.
+        let after = merged
+            .as_ref()
+            .ok()
+            .and_then(|r| self.intel_after(&ending, r));
         let mut st = self.state.lock();
         let Some(j) = st.jobs.get_mut(job_id) else {
             return;
@@ -102,6 +108,9 @@ impl Scheduler {
         self.read_extent.lock().remove(job_id);
         tracing::info!(job = %job_id, state = rec.state.name(), "job finished");
         self.notify(job_id, rec.state.name());
+        if let Some(work) = after {
+            self.intel_finish(&rec, work);
+        }
     }
 
     /// The merged results of a completed job, handed over once to the

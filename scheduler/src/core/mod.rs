@@ -120,6 +120,8 @@ pub struct Scheduler {
     read_extent: Mutex<HashMap<JobId, u64>>,
     /// Which refusals are audited in full, and the count of the others.
     pub(crate) refusals: crate::audit_limit::RefusalLimiter,
+    /// The lab's indicator index (`None`: embedded scans, or turned off).
+    pub(crate) intel: Option<crate::intel::Intel>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -156,7 +158,9 @@ impl Scheduler {
             }
         }
         let refusals = crate::audit_limit::RefusalLimiter::new(cfg.audit_refusals_per_minute);
+        let intel = crate::intel::Intel::open(&cfg, &store)?;
         let s = Arc::new(Self {
+            intel,
             confinement,
             read_extent: Mutex::new(HashMap::new()),
             cfg,
@@ -172,6 +176,7 @@ impl Scheduler {
         });
         s.rebuild()?;
         s.sync_registry(true);
+        s.intel_backfill();
         Ok(s)
     }
 

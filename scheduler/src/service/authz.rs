@@ -157,6 +157,31 @@ pub const TABLE: &[Method] = &[
         P(Perm::Administer),
         "audit.verify",
     ),
+    m("/trawl.v1.Intel/ListLinks", P(Perm::Read), "links.list"),
+    m(
+        "/trawl.v1.Intel/LookupIndicator",
+        P(Perm::ReadIndex),
+        "index.lookup",
+    ),
+    m(
+        "/trawl.v1.Intel/PublishFlash",
+        P(Perm::PublishFlash),
+        "flash.publish",
+    ),
+    m(
+        "/trawl.v1.Intel/ListFlashes",
+        P(Perm::PublishFlash),
+        "flash.list",
+    ),
+    m(
+        "/trawl.v1.Intel/WithdrawFlash",
+        P(Perm::PublishFlash),
+        "flash.withdraw",
+    ),
+    // Alerts: every caller, filtered to what it may see by the handler.
+    m("/trawl.v1.Intel/ListAlerts", Authenticated, "alerts.list"),
+    m("/trawl.v1.Intel/WatchAlerts", Authenticated, "alerts.watch"),
+    m("/trawl.v1.Intel/UpdateAlert", Authenticated, "alert.update"),
     // Reflection describes the API: to authenticated callers only.
     m(
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

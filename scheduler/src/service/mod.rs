@@ -10,12 +10,14 @@
 pub mod authz;
 mod cluster;
 mod evidence;
+mod intel;
 mod jobs;
 mod rules;
 
 pub use authz::{Authz, Need};
 pub use cluster::ClusterService;
 pub use evidence::EvidenceService;
+pub use intel::IntelService;
 pub use jobs::JobsService;
 pub use rules::RulesService;
 

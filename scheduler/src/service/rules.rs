@@ -1,6 +1,7 @@
 //! The Rules service: YARA rule sets.
 
 use super::{Call, MAX_TEXT, check_id};
+use crate::intel::flash::{is_flash_ruleset, may_see_flash_rules};
 use crate::core::Scheduler;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -23,6 +24,12 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
         let r = req.into_inner();
         check_id("name", &r.name)?;
         call.named(&self.sched, &r.name)?;
+        if is_flash_ruleset(&r.name) {
+            return Err(Status::invalid_argument(format!(
+                "rule set name {:?}: names starting with \"flash-\" hold alert flashes' rules (publish a flash instead)",
+                r.name
+            )));
+        }
         if r.sources.len() > 100_000 || r.sources.iter().any(|s| s.name.len() > MAX_TEXT) {
             return Err(Status::invalid_argument(
                 "sources: more than 100000 files, or a file name longer than 4096 bytes",
@@ -38,11 +45,16 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
 
     async fn list_rule_sets(
         &self,
-        _req: Request<v1::ListRuleSetsRequest>,
+        req: Request<v1::ListRuleSetsRequest>,
     ) -> Result<Response<v1::ListRuleSetsResponse>, Status> {
+        let who = super::caller(&req)?;
         let sets = self.sched.rulesets()?;
         Ok(Response::new(v1::ListRuleSetsResponse {
-            rule_sets: sets.iter().map(v1::RuleSetInfo::from).collect(),
+            rule_sets: sets
+                .iter()
+                .filter(|r| may_see_flash_rules(&who) || !is_flash_ruleset(&r.name))
+                .map(v1::RuleSetInfo::from)
+                .collect(),
         }))
     }
 
@@ -54,8 +66,13 @@ impl trawl_proto::v1::rules_server::Rules for RulesService {
         let name = req.into_inner().name;
         check_id("name", &name)?;
         call.named(&self.sched, &name)?;
-        Ok(Response::new(v1::RuleSet::from(
-            &self.sched.ruleset(&name)?,
-        )))
+        let rec = self.sched.ruleset(&name)?;
+        // a flash's rules (by name, or by their digest) are restricted
+        if !may_see_flash_rules(&call.caller)
+            && (is_flash_ruleset(&rec.name) || self.sched.is_flash_digest(&rec.digest))
+        {
+            return Err(Status::not_found(format!("rule set {name:?} not found")));
+        }
+        Ok(Response::new(v1::RuleSet::from(&rec)))
     }
 }

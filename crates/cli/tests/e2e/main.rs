@@ -8,6 +8,7 @@ mod common;
 mod dashboard;
 mod dashboard_counts;
 mod hashing;
+mod intel;
 mod security;
 mod security_access;
 mod security_audit;

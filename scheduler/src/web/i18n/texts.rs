@@ -279,6 +279,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     // Roles.
     ("role.investigator", "investigator", "enquêteur"),
     ("role.case_officer", "case officer", "officier de dossier"),
+    ("role.analyst", "analyst", "analyste"),
     ("role.admin", "administrator", "administrateur"),
     ("role.worker", "worker", "nœud"),
     ("role.local", "local user", "utilisateur local"),
