@@ -20,7 +20,11 @@
 //! item, what neither format can carry: an empty value, a digest of the
 //! wrong length, an IP address that does not parse, an e-mail address
 //! without one `@`, an instant before 1970 or after 9999, a last-seen
-//! before the first-seen, the same (kind, value) twice. They never panic.
+//! before the first-seen, the same (kind, value) twice, a URL without a
+//! scheme. They never panic. Values are written as found but for three
+//! canonical forms: digests in lower case, IP addresses in their standard
+//! text, URLs as RFC 3986 URIs (what a URI may not hold percent-encoded:
+//! STIX validators check `url` values as URIs).
 
 mod feed;
 pub mod ids;
@@ -92,7 +96,8 @@ pub struct Written {
     /// Items not written: marked stricter than the export's TLP.
     pub withheld: usize,
     /// Items the format has no object for (STIX: bitcoin, IBAN, phone and
-    /// YARA rule names; they go to MISP only).
+    /// YARA rule names, and domains or e-mail addresses outside the forms
+    /// STIX validators accept; they go to MISP only).
     pub not_in_format: usize,
 }
 
@@ -160,13 +165,85 @@ fn checked_value(kind: ItemKind, v: &str) -> Result<String, String> {
             }
             _ => Err("not an e-mail address (one @ between non-empty parts)".into()),
         },
+        ItemKind::Url => uri(v),
         ItemKind::Domain
-        | ItemKind::Url
         | ItemKind::Bitcoin
         | ItemKind::Iban
         | ItemKind::Phone
         | ItemKind::YaraRule => Ok(v.to_string()),
     }
+}
+
+/// An absolute URL as an RFC 3986 URI, which both formats' tools demand
+/// (`url` values are checked as `uri`): every character a URI may not hold
+/// where it stands (blanks, quotes, backslashes, `[`/`]` outside the host,
+/// a second `#`, non-ASCII: UTF-8 bytes) percent-encoded, a `%` that does
+/// not start an escape too. The scheme is required.
+fn uri(v: &str) -> Result<String, String> {
+    let scheme_len = v.find(':').filter(|&n| {
+        let s = v.as_bytes();
+        n > 0
+            && s[0].is_ascii_alphabetic()
+            && s[..n]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    });
+    let Some(n) = scheme_len else {
+        return Err("not an absolute URL (no scheme)".into());
+    };
+    let b = v.as_bytes();
+    let mut out = String::with_capacity(v.len() + 8);
+    out.push_str(&v[..=n]);
+    let rest = &b[n + 1..];
+    // The authority, when there is one, ends at the first `/`, `?` or `#`.
+    let auth_end = if rest.starts_with(b"//") {
+        2 + rest[2..]
+            .iter()
+            .position(|c| matches!(c, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len() - 2)
+    } else {
+        0
+    };
+    let mut fragment = false;
+    for (i, &c) in rest.iter().enumerate() {
+        let escape = c == b'%'
+            && rest.len() > i + 2
+            && rest[i + 1].is_ascii_hexdigit()
+            && rest[i + 2].is_ascii_hexdigit();
+        let allowed = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            )
+            || escape
+            || (i < auth_end && matches!(c, b'/' | b'[' | b']'))
+            || (i >= auth_end && matches!(c, b'/' | b'?'))
+            || (i >= auth_end && c == b'#' && !fragment);
+        if c == b'#' && i >= auth_end {
+            fragment = true;
+        }
+        if allowed {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 fn check_time(what: impl FnOnce() -> String, ms: i64) -> Result<(), ShareError> {

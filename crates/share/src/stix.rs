@@ -46,6 +46,51 @@ fn sco_type(kind: ItemKind) -> Option<(&'static str, Option<&'static str>)> {
     })
 }
 
+/// A domain name STIX validators take: LDH labels of 1 to 63 characters,
+/// not starting or ending with `-`, 253 characters at most (trawl-intel's
+/// normalised domains are of this form; A-labels included).
+fn hostname(v: &str) -> bool {
+    v.len() <= 253
+        && v.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+}
+
+/// An e-mail address of the form stix2-validator checks `email-addr`
+/// values against (`[A-Za-z0-9_.+-]+@` and a dotted domain): a narrower
+/// form than RFC 5322's, so an address outside it (a quote in the local
+/// part) has no STIX object; it still goes to MISP.
+fn stix_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-'))
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && domain
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.'))
+        && domain
+            .split_once('.')
+            .is_some_and(|(first, _)| !first.is_empty())
+}
+
+/// Whether STIX can carry the value as an object of its kind.
+fn in_stix(kind: ItemKind, v: &str) -> bool {
+    match kind {
+        ItemKind::Domain => hostname(v),
+        ItemKind::Email => stix_email(v),
+        _ => sco_type(kind).is_some(),
+    }
+}
+
 /// A STIX pattern string literal: `'` and `\` escaped by a backslash.
 fn literal(v: &str) -> String {
     let mut s = String::with_capacity(v.len() + 2);
@@ -73,6 +118,9 @@ pub fn indicator_pattern(kind: ItemKind, value: &str) -> Option<String> {
 /// The cyber-observable of an item and its id (UUIDv5 over the canonical
 /// JSON of the id-contributing properties: `value`, or `hashes`).
 fn observable(it: &Ready, marking: &str) -> Option<(String, Value)> {
+    if !in_stix(it.kind, &it.value) {
+        return None;
+    }
     let (ty, hash) = sco_type(it.kind)?;
     let mut contributing = Map::new();
     match hash {

@@ -300,14 +300,13 @@ fn patterns_escape_quotes_and_backslashes() {
 }
 
 /// SCO ids as the stix2 library computes them (stix2 3.0.2:
-/// `DomainName(value=…).id`).
+/// `DomainName(value=…).id`, `File(hashes=…).id`), escaping included.
 #[test]
 fn observable_ids_match_the_stix2_library() {
     let s = set(
         Tlp::Clear,
         vec![
             item(ItemKind::Domain, "example.com", Tlp::Clear),
-            item(ItemKind::Domain, "a\\b\"c\u{e9}\u{1}", Tlp::Clear),
             item(ItemKind::Sha256, &"ab".repeat(32), Tlp::Clear),
         ],
     );
@@ -317,17 +316,18 @@ fn observable_ids_match_the_stix2_library() {
         .filter(|o| o["type"] == "domain-name" || o["type"] == "file")
         .map(|o| o["id"].as_str().unwrap())
         .collect();
-    assert!(
-        ids.contains(&"domain-name--bedb4899-d24b-5401-bc86-8f6b4cc18ec7"),
-        "{ids:?}"
+    assert_eq!(
+        ids,
+        [
+            "domain-name--bedb4899-d24b-5401-bc86-8f6b4cc18ec7",
+            "file--20432b06-75d2-54b6-80ef-6d923b5d925d"
+        ]
     );
-    assert!(
-        ids.contains(&"domain-name--57dd90ca-c36c-5352-90db-d4da608b3ee1"),
-        "{ids:?}"
-    );
-    assert!(
-        ids.contains(&"file--20432b06-75d2-54b6-80ef-6d923b5d925d"),
-        "{ids:?}"
+    // stix2: DomainName(value='a\\b"c\u00e9\x01').id
+    let hostile = serde_json::json!({"value": "a\\b\"c\u{e9}\u{1}"});
+    assert_eq!(
+        ids::uuid5(&ids::STIX_NAMESPACE, &json::canonical(&hostile)),
+        "57dd90ca-c36c-5352-90db-d4da608b3ee1"
     );
 }
 
@@ -534,6 +534,81 @@ fn ip_addresses_are_written_in_their_canonical_form() {
     );
     let e = parse(&misp_event(&s).unwrap());
     assert_eq!(e["Event"]["Attribute"][0]["value"], "2001:db8::1");
+}
+
+#[test]
+fn urls_are_written_as_uris() {
+    for (given, want) in [
+        ("http://a.example/x?y=1#f", "http://a.example/x?y=1#f"),
+        (
+            "http://a.example/dl?f=a'b\\c&x=\"y\"",
+            "http://a.example/dl?f=a'b%5Cc&x=%22y%22",
+        ),
+        ("https://a.example/a b/é", "https://a.example/a%20b/%C3%A9"),
+        (
+            "http://[2001:db8::1]:8080/[x]#a#b",
+            "http://[2001:db8::1]:8080/%5Bx%5D#a%23b",
+        ),
+        (
+            "http://a.example/100%25/50%/%zz",
+            "http://a.example/100%25/50%25/%25zz",
+        ),
+        ("mailto:a@b.example", "mailto:a@b.example"),
+        ("http://a.example/\u{1}\t", "http://a.example/%01%09"),
+    ] {
+        assert_eq!(
+            checked_value(ItemKind::Url, given).as_deref(),
+            Ok(want),
+            "{given}"
+        );
+    }
+    for bad in ["a.example/x", "://x", "1http://x", "ht tp://x"] {
+        assert!(checked_value(ItemKind::Url, bad).is_err(), "{bad}");
+    }
+    // The pattern carries the encoded form.
+    let s = set(
+        Tlp::Clear,
+        vec![item(ItemKind::Url, "http://a.example/'\\", Tlp::Clear)],
+    );
+    let objs = objects(&parse(&stix_bundle(&s).unwrap()));
+    assert_eq!(
+        of_type(&objs, "indicator")[0]["pattern"],
+        "[url:value = 'http://a.example/\\'%5C']"
+    );
+}
+
+#[test]
+fn values_outside_the_stix_forms_go_to_misp_only() {
+    let s = set(
+        Tlp::Clear,
+        vec![
+            item(ItemKind::Email, "o'neil@a.example", Tlp::Clear),
+            item(ItemKind::Email, "a@localhost", Tlp::Clear),
+            item(
+                ItemKind::Email,
+                "a.b+c_d-e@xn--bcher-kva.example",
+                Tlp::Clear,
+            ),
+            item(ItemKind::Domain, "a_b.example", Tlp::Clear),
+            item(ItemKind::Domain, "-a.example", Tlp::Clear),
+            item(ItemKind::Domain, "a..example", Tlp::Clear),
+            item(
+                ItemKind::Domain,
+                &format!("{}.example", "a".repeat(64)),
+                Tlp::Clear,
+            ),
+            item(ItemKind::Domain, "xn--mnchen-3ya.example", Tlp::Clear),
+        ],
+    );
+    let w = stix_bundle(&s).unwrap();
+    assert_eq!(w.not_in_format, 6);
+    let objs = objects(&parse(&w));
+    let values: Vec<&str> = objs.iter().filter_map(|o| o["value"].as_str()).collect();
+    assert_eq!(
+        values,
+        ["a.b+c_d-e@xn--bcher-kva.example", "xn--mnchen-3ya.example"]
+    );
+    assert_eq!(misp_event(&s).unwrap().objects, 8);
 }
 
 fn feed_sets() -> Vec<ShareSet> {
