@@ -1,5 +1,5 @@
 //! JSON text with object keys in sorted order whatever serde_json's
-//! `preserve_order` feature (another crate of the build may turn it on):
+//! `preserve_order` feature (yara-x turns it on in a whole-workspace build):
 //! the writers' bytes depend on their input only.
 
 use serde_json::Value;
