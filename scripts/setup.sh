@@ -65,3 +65,16 @@ if [ ! -x "$VENV/bin/case_validate" ]; then
     exit 1
   fi
 fi
+
+# stix2-validator, PyMISP and misp-stix (PyPI) in the same venv: the sharing
+# tests check trawl's STIX bundles, MISP events and feeds with them
+# (scripts/check_sharing.py). Versions pinned: the ones the checks were
+# written against.
+SHARING_TOOLS=(stix2-validator==3.3.2 pymisp==2.5.34.4 misp-stix==2026.10.12)
+if ! "$VENV/bin/python" -c 'import stix2validator, pymisp, misp_stix_converter' >/dev/null 2>&1; then
+  echo "setup: installing ${SHARING_TOOLS[*]} into $VENV"
+  if ! { { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q "${SHARING_TOOLS[@]}"; } >/dev/null 2>&1; then
+    echo "setup: error: could not install ${SHARING_TOOLS[*]} (PyPI) into $VENV: the sharing validation tests cannot run" >&2
+    exit 1
+  fi
+fi
