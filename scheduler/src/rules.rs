@@ -275,7 +275,8 @@ impl Scheduler {
         } else {
             let r = self.ruleset(&spec.yara.ruleset_digest)?;
             if !crate::intel::flash::may_see_flash_rules(caller)
-                && (crate::intel::flash::is_flash_ruleset(&r.name) || self.is_flash_digest(&r.digest))
+                && (crate::intel::flash::is_flash_ruleset(&r.name)
+                    || self.is_flash_digest(&r.digest))
             {
                 return Err(SchedError::NotFound(format!(
                     "rule set {:?}",

@@ -268,7 +268,7 @@ fn parse_indicator(s: &str) -> Result<v1::Indicator> {
 }
 
 fn flash_json(f: &v1::Flash) -> serde_json::Value {
-    let r = f.retro.clone().unwrap_or_default();
+    let r = f.retro.unwrap_or_default();
     json!({"flash_id": f.flash_id, "title": f.title, "tlp": f.tlp, "state": f.state,
         "publisher": f.publisher, "published_unix_ms": f.published_unix_ms,
         "indicators": f.indicators.iter().map(|i| json!({"kind": i.kind, "value": i.value})).collect::<Vec<_>>(),
@@ -328,9 +328,11 @@ pub async fn flash(c: FlashCmd) -> Result<()> {
                 for (n, line) in text.lines().enumerate() {
                     let line = line.split('#').next().unwrap_or_default().trim();
                     if !line.is_empty() {
-                        list.push(parse_indicator(line).map_err(|e| {
-                            anyhow::anyhow!("{} line {}: {e}", f.display(), n + 1)
-                        })?);
+                        list.push(
+                            parse_indicator(line).map_err(|e| {
+                                anyhow::anyhow!("{} line {}: {e}", f.display(), n + 1)
+                            })?,
+                        );
                     }
                 }
             }
@@ -410,7 +412,7 @@ pub async fn flash(c: FlashCmd) -> Result<()> {
                 outln!("no flashes");
             }
             for f in &list {
-                let r = f.retro.clone().unwrap_or_default();
+                let r = f.retro.unwrap_or_default();
                 outln!(
                     "{}  {}  [{}] {}  {}  {} indicator(s)  retrohunt {}/{} done, {} running, {} failed, {} hit(s)",
                     f.flash_id,

@@ -41,7 +41,13 @@ pub enum Tlp {
 }
 
 impl Tlp {
-    pub const ALL: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
+    pub const ALL: [Tlp; 5] = [
+        Tlp::Clear,
+        Tlp::Green,
+        Tlp::Amber,
+        Tlp::AmberStrict,
+        Tlp::Red,
+    ];
 
     /// `clear` (or TLP 1.0's `white`), `green`, `amber`, `amber+strict`,
     /// `red`, with or without a `tlp:` prefix, in any case.
@@ -122,7 +128,10 @@ impl FlashRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AlertWhat {
     /// One of the flash's indicators, seen in the job.
-    Indicator { indicator_kind: String, value: String },
+    Indicator {
+        indicator_kind: String,
+        value: String,
+    },
     /// The flash's rules matched the job's evidence.
     Rule { rules: Vec<String>, hits: u64 },
 }
@@ -327,10 +336,14 @@ impl Flashes {
     ) -> Result<FlashRecord, FlashError> {
         let mut f = self.flash(id)?;
         if !f.active() {
-            return Err(FlashError::Invalid(format!("flash {id} is already withdrawn")));
+            return Err(FlashError::Invalid(format!(
+                "flash {id} is already withdrawn"
+            )));
         }
         if reason.trim().is_empty() {
-            return Err(FlashError::Invalid("withdrawing a flash needs a reason".into()));
+            return Err(FlashError::Invalid(
+                "withdrawing a flash needs a reason".into(),
+            ));
         }
         f.state = FlashState::Withdrawn {
             by: by.into(),
@@ -484,12 +497,17 @@ mod tests {
         assert_eq!(Tlp::parse("TLP:AMBER+STRICT"), Some(Tlp::AmberStrict));
         assert_eq!(Tlp::parse("white"), Some(Tlp::Clear));
         assert_eq!(Tlp::parse("purple"), None);
-        assert!(Tlp::Clear < Tlp::Green && Tlp::Amber < Tlp::AmberStrict && Tlp::AmberStrict < Tlp::Red);
+        assert!(
+            Tlp::Clear < Tlp::Green && Tlp::Amber < Tlp::AmberStrict && Tlp::AmberStrict < Tlp::Red
+        );
         for t in Tlp::ALL {
             assert_eq!(Tlp::parse(t.name()), Some(t));
             assert_eq!(Tlp::parse(&t.label()), Some(t));
         }
-        assert_eq!(serde_json::to_string(&Tlp::AmberStrict).unwrap(), "\"amber+strict\"");
+        assert_eq!(
+            serde_json::to_string(&Tlp::AmberStrict).unwrap(),
+            "\"amber+strict\""
+        );
     }
 
     #[test]
@@ -512,7 +530,9 @@ mod tests {
         assert!(alert_next(&s2, seen).is_err());
         assert!(alert_next(&s2, dismiss("again")).is_err());
         assert_eq!(
-            alert_next(&AlertState::New, dismiss("known")).unwrap().name(),
+            alert_next(&AlertState::New, dismiss("known"))
+                .unwrap()
+                .name(),
             "dismissed"
         );
     }
@@ -565,7 +585,9 @@ mod tests {
             .unwrap();
         assert_eq!(fl.alert(&b.id).unwrap(), u);
         assert!(fl.alert("AL999").is_err() && fl.alert("bogus").is_err());
-        let w = fl.withdraw(&f1.id, "ana", 10, "superseded by F000002").unwrap();
+        let w = fl
+            .withdraw(&f1.id, "ana", 10, "superseded by F000002")
+            .unwrap();
         assert!(!w.active());
         assert!(fl.withdraw(&f1.id, "ana", 11, "again").is_err());
         assert_eq!(fl.list().unwrap().len(), 2);

@@ -151,7 +151,10 @@ impl Perm {
 
     /// Whether the permission is about one case.
     pub fn per_case(self) -> bool {
-        matches!(self, Perm::Submit | Perm::Read | Perm::Cancel | Perm::Export)
+        matches!(
+            self,
+            Perm::Submit | Perm::Read | Perm::Cancel | Perm::Export
+        )
     }
 }
 

@@ -166,7 +166,13 @@ impl Scheduler {
 
     /// Raises an alert (once), audits it, tells the watchers and queues it
     /// for the webhook.
-    fn raise_alert(&self, flash: &FlashRecord, case: &str, job: &str, what: AlertWhat) -> Option<AlertRecord> {
+    fn raise_alert(
+        &self,
+        flash: &FlashRecord,
+        case: &str,
+        job: &str,
+        what: AlertWhat,
+    ) -> Option<AlertRecord> {
         let intel = self.intel.as_ref()?;
         match intel.flashes.raise(flash, case, job, what, now_ms()) {
             Ok(Some(a)) => {
@@ -390,7 +396,8 @@ impl Scheduler {
             )));
         }
         let mut spec = JobSpec::new(
-            CaseId::new(of.spec.case_id.as_str()).map_err(|e| SchedError::Internal(e.to_string()))?,
+            CaseId::new(of.spec.case_id.as_str())
+                .map_err(|e| SchedError::Internal(e.to_string()))?,
             of.spec.evidence.clone(),
             {
                 let mut a = AnalysisSet::default();
@@ -583,7 +590,13 @@ impl Scheduler {
         let hidden = || SchedError::NotFound(format!("alert {id:?} not found among your alerts"));
         let a = intel.flashes.alert(id).map_err(|_| hidden())?;
         if !self.may_see_alert(caller, &a) {
-            self.audit(caller, "denied", id, &a.case, "update an alert of another case");
+            self.audit(
+                caller,
+                "denied",
+                id,
+                &a.case,
+                "update an alert of another case",
+            );
             return Err(hidden());
         }
         let ms = now_ms();

@@ -60,7 +60,8 @@ impl Intel {
             return Ok(None);
         }
         let pre = |e: anyhow::Error| SchedError::FailedPrecondition(format!("{e:#}"));
-        let ccn_key = key::load_or_create(&cfg.data_dir, cfg.intel.key_file.as_deref()).map_err(pre)?;
+        let ccn_key =
+            key::load_or_create(&cfg.data_dir, cfg.intel.key_file.as_deref()).map_err(pre)?;
         let icfg = IntelConfig {
             ccn_key: Some(ccn_key),
         };
@@ -73,8 +74,8 @@ impl Intel {
             share: cfg.intel.common_share,
             stop,
         };
-        let index = Index::open(store.db(), rule)
-            .map_err(|e| SchedError::Internal(e.to_string()))?;
+        let index =
+            Index::open(store.db(), rule).map_err(|e| SchedError::Internal(e.to_string()))?;
         let flashes = trawl_intel::flash::Flashes::open(store.db())
             .map_err(|e| SchedError::Internal(e.to_string()))?;
         let webhook = webhook::Webhook::open(&cfg.data_dir, &cfg.intel, store).map_err(pre)?;
@@ -159,7 +160,10 @@ impl Scheduler {
                         "intel.link",
                         other,
                         case,
-                        format!("job {} shares {n} indicator(s) with case {other}", rec.job_id),
+                        format!(
+                            "job {} shares {n} indicator(s) with case {other}",
+                            rec.job_id
+                        ),
                     );
                 }
                 if !done.already {
@@ -282,7 +286,11 @@ impl Scheduler {
     ///
     /// # Errors
     /// The index off (embedded scans), the database failing.
-    pub fn links(&self, caller: &Caller, case: &str) -> Result<Vec<(String, CaseLink)>, SchedError> {
+    pub fn links(
+        &self,
+        caller: &Caller,
+        case: &str,
+    ) -> Result<Vec<(String, CaseLink)>, SchedError> {
         let intel = self.intel.as_ref().ok_or_else(|| {
             SchedError::FailedPrecondition("this scheduler keeps no indicator index".into())
         })?;
@@ -298,8 +306,10 @@ impl Scheduler {
         let mut out = Vec::new();
         for a in &asking {
             for (other, links) in intel.index.links(a).map_err(internal)? {
-                let mut shared: Vec<(Indicator, i64)> =
-                    links.iter().map(|l| (l.indicator.clone(), l.first_ms)).collect();
+                let mut shared: Vec<(Indicator, i64)> = links
+                    .iter()
+                    .map(|l| (l.indicator.clone(), l.first_ms))
+                    .collect();
                 shared.sort();
                 let (mut own_jobs, mut other_jobs) = (Vec::new(), Vec::new());
                 if admin {
@@ -387,7 +397,10 @@ impl Scheduler {
             format!(
                 "seen in {} case(s): {}",
                 seen.len(),
-                seen.iter().map(|s| s.case.as_str()).collect::<Vec<_>>().join(", ")
+                seen.iter()
+                    .map(|s| s.case.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
         Ok(Lookup {

@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn kinds_are_named_or_guessed_and_values_normalised() {
         let s = parse(
-            "# vendors\ndomain WindowsUpdate.COM\nUpdate.Example.org.  # bare\n8.8.8.8\nHTTP://Www.Example.org/a\nx@Example.ORG\nD41D8CD98F00B204E9800998ECF8427E\n",
+            "# vendors\ndomain WindowsUpdate.COM\nUpdate.Example.org.  # bare\n8.8.8.8\nHTTP://Www.Example.org/a\nx@Example.ORG\n0CC175B9C0F1B6A831C399E269772661\n",
             &IntelConfig::default(),
         )
         .unwrap();
@@ -85,7 +85,7 @@ mod tests {
             "ipv4 8.8.8.8",
             "url http://www.example.org/a",
             "email x@example.org",
-            "md5 d41d8cd98f00b204e9800998ecf8427e",
+            "md5 0cc175b9c0f1b6a831c399e269772661",
         ] {
             assert!(got.iter().any(|g| g == want), "{want} not in {got:?}");
         }

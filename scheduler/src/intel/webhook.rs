@@ -53,11 +53,17 @@ impl Webhook {
     ///
     /// # Errors
     /// A bad URL, a missing or misplaced secret, an unreadable CA.
-    pub fn open(data: &Path, s: &IntelSettings, store: &trawl_store::Store) -> Result<Option<Self>> {
+    pub fn open(
+        data: &Path,
+        s: &IntelSettings,
+        store: &trawl_store::Store,
+    ) -> Result<Option<Self>> {
         let Some(url) = &s.webhook_url else {
             return Ok(None);
         };
-        let uri: hyper::Uri = url.parse().with_context(|| format!("webhook_url {url:?}"))?;
+        let uri: hyper::Uri = url
+            .parse()
+            .with_context(|| format!("webhook_url {url:?}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -118,10 +124,10 @@ impl Webhook {
     /// Queues an alert's delivery (durable).
     pub fn queue(&self, a: &AlertRecord) {
         let d = Delivery::default();
-        if let Err(e) = self
-            .outbox
-            .insert(a.seq.to_be_bytes(), serde_json::to_vec(&d).unwrap_or_default())
-        {
+        if let Err(e) = self.outbox.insert(
+            a.seq.to_be_bytes(),
+            serde_json::to_vec(&d).unwrap_or_default(),
+        ) {
             tracing::error!(alert = %a.id, error = %e, "queueing the webhook delivery");
         }
         self.wake.notify_one();
@@ -129,8 +135,8 @@ impl Webhook {
 
     /// The signature header value of `body` sent at `ts`.
     pub fn signature(secret: &[u8], ts: &str, body: &[u8]) -> String {
-        let mut m = <HmacSha256 as KeyInit>::new_from_slice(secret)
-            .expect("HMAC takes keys of any length");
+        let mut m =
+            <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
         m.update(ts.as_bytes());
         m.update(b".");
         m.update(body);
@@ -282,7 +288,9 @@ impl Scheduler {
             .outbox
             .iter()
             .filter_map(Result::ok)
-            .filter_map(|(k, v)| Some((k.to_vec(), serde_json::from_slice::<Delivery>(&v[..]).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((k.to_vec(), serde_json::from_slice::<Delivery>(&v[..]).ok()?))
+            })
             .filter(|(_, d)| d.delivered_ms == 0 && !d.given_up)
             .collect();
         for (k, mut d) in due {
@@ -339,8 +347,17 @@ mod tests {
     fn the_signature_covers_timestamp_and_body() {
         let s = Webhook::signature(b"0123456789abcdef", "1700000000", b"{\"a\":1}");
         assert!(s.starts_with("sha256=") && s.len() == 7 + 64, "{s}");
-        assert_ne!(s, Webhook::signature(b"0123456789abcdef", "1700000001", b"{\"a\":1}"));
-        assert_ne!(s, Webhook::signature(b"0123456789abcdef", "1700000000", b"{\"a\":2}"));
-        assert_ne!(s, Webhook::signature(b"0123456789abcdeF", "1700000000", b"{\"a\":1}"));
+        assert_ne!(
+            s,
+            Webhook::signature(b"0123456789abcdef", "1700000001", b"{\"a\":1}")
+        );
+        assert_ne!(
+            s,
+            Webhook::signature(b"0123456789abcdef", "1700000000", b"{\"a\":2}")
+        );
+        assert_ne!(
+            s,
+            Webhook::signature(b"0123456789abcdeF", "1700000000", b"{\"a\":1}")
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The Intel service: cross-case links and indicator look-ups.
 
 use super::{BoxStream, Call, MAX_ID, MAX_TEXT, bounded, caller};
-use crate::intel::flash::{FlashInput, MAX_FLASH_INDICATORS, RetroProgress};
-use trawl_intel::flash::{AlertRecord, AlertState, AlertWhat, FlashRecord, FlashState};
 use crate::core::Scheduler;
+use crate::intel::flash::{FlashInput, MAX_FLASH_INDICATORS, RetroProgress};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use trawl_intel::flash::{AlertRecord, AlertState, AlertWhat, FlashRecord, FlashState};
 use trawl_proto::v1;
 
 /// The lab's memory.
@@ -129,7 +129,11 @@ impl v1::intel_server::Intel for IntelService {
             title: r.title,
             description: r.description,
             tlp: r.tlp,
-            indicators: r.indicators.into_iter().map(|i| (i.kind, i.value)).collect(),
+            indicators: r
+                .indicators
+                .into_iter()
+                .map(|i| (i.kind, i.value))
+                .collect(),
             rules: r.rules.into_iter().map(Into::into).collect(),
             no_retrohunt: r.no_retrohunt,
         };
@@ -138,7 +142,11 @@ impl v1::intel_server::Intel for IntelService {
         w.rejected = p.rejected;
         w.past_alerts = p.past.iter().map(|a| wire_alert(&self.sched, a)).collect();
         w.retro_jobs = p.retro_jobs;
-        w.gone = p.gone.into_iter().map(|(j, why)| format!("{j}: {why}")).collect();
+        w.gone = p
+            .gone
+            .into_iter()
+            .map(|(j, why)| format!("{j}: {why}"))
+            .collect();
         Ok(Response::new(w))
     }
 
@@ -174,7 +182,11 @@ impl v1::intel_server::Intel for IntelService {
         let r = req.into_inner();
         bounded("case_id", &r.case_id, MAX_ID)?;
         bounded("state", &r.state, MAX_ID)?;
-        let limit = if r.limit == 0 { 10_000 } else { r.limit.min(100_000) } as usize;
+        let limit = if r.limit == 0 {
+            10_000
+        } else {
+            r.limit.min(100_000)
+        } as usize;
         let list = self
             .sched
             .alerts(&who, &r.case_id, &r.state, r.from_seq, limit)?;
@@ -201,57 +213,65 @@ impl v1::intel_server::Intel for IntelService {
             .alerts(&who, &r.case_id, "", r.from_seq, 100_000)?;
         let sched = self.sched.clone();
         let case = r.case_id;
-        Ok(Response::new(super::async_stream_job(move |tx| async move {
-            let mut last = 0u64;
-            for a in past {
-                last = last.max(a.seq);
-                if tx.send(Ok(wire_alert(&sched, &a))).await.is_err() {
-                    return;
+        Ok(Response::new(super::async_stream_job(
+            move |tx| async move {
+                let mut last = 0u64;
+                for a in past {
+                    last = last.max(a.seq);
+                    if tx.send(Ok(wire_alert(&sched, &a))).await.is_err() {
+                        return;
+                    }
                 }
-            }
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                let a = tokio::select! {
-                    a = rx.recv() => a,
-                    _ = tick.tick() => {
-                        // the caller's rights are rechecked as time passes
-                        if sched.refresh_caller(&who).is_none() {
-                            let _ = tx.send(Err(Status::permission_denied("the token was revoked or expired"))).await;
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                match a {
-                    Ok(a) => {
-                        // a changed alert comes again; a new one only once
-                        if a.state == AlertState::New && a.seq <= last {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    let a = tokio::select! {
+                        a = rx.recv() => a,
+                        _ = tick.tick() => {
+                            // the caller's rights are rechecked as time passes
+                            if sched.refresh_caller(&who).is_none() {
+                                let _ = tx.send(Err(Status::permission_denied("the token was revoked or expired"))).await;
+                                return;
+                            }
                             continue;
                         }
-                        last = last.max(a.seq);
-                        let Some(now) = sched.refresh_caller(&who) else {
-                            let _ = tx.send(Err(Status::permission_denied("the token was revoked or expired"))).await;
-                            return;
-                        };
-                        if (!case.is_empty() && a.case != case) || !sched.may_see_alert(&now, &a) {
-                            continue;
+                    };
+                    match a {
+                        Ok(a) => {
+                            // a changed alert comes again; a new one only once
+                            if a.state == AlertState::New && a.seq <= last {
+                                continue;
+                            }
+                            last = last.max(a.seq);
+                            let Some(now) = sched.refresh_caller(&who) else {
+                                let _ = tx
+                                    .send(Err(Status::permission_denied(
+                                        "the token was revoked or expired",
+                                    )))
+                                    .await;
+                                return;
+                            };
+                            if (!case.is_empty() && a.case != case)
+                                || !sched.may_see_alert(&now, &a)
+                            {
+                                continue;
+                            }
+                            if tx.send(Ok(wire_alert(&sched, &a))).await.is_err() {
+                                return;
+                            }
                         }
-                        if tx.send(Ok(wire_alert(&sched, &a))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = tx
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            let _ = tx
                             .send(Err(Status::resource_exhausted(
                                 "alerts came faster than this watch read them: watch again from the last seq",
                             )))
                             .await;
-                        return;
+                            return;
+                        }
+                        Err(_) => return,
                     }
-                    Err(_) => return,
                 }
-            }
-        })))
+            },
+        )))
     }
 
     async fn update_alert(
@@ -312,11 +332,10 @@ impl v1::intel_server::Intel for IntelService {
         bounded("indicator value", &i.value, MAX_TEXT)?;
         let sched = self.sched.clone();
         let caller = call.caller.clone();
-        let l = tokio::task::spawn_blocking(move || {
-            sched.lookup_indicator(&caller, &i.kind, &i.value)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        let l =
+            tokio::task::spawn_blocking(move || sched.lookup_indicator(&caller, &i.kind, &i.value))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(v1::LookupIndicatorResponse {
             normalised: Some(wire_indicator(&l.indicator)),
             common: l.common.is_some(),

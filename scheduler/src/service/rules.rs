@@ -1,8 +1,8 @@
 //! The Rules service: YARA rule sets.
 
 use super::{Call, MAX_TEXT, check_id};
-use crate::intel::flash::{is_flash_ruleset, may_see_flash_rules};
 use crate::core::Scheduler;
+use crate::intel::flash::{is_flash_ruleset, may_see_flash_rules};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use trawl_proto::v1;

@@ -201,7 +201,11 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
     for case in ["A", "B", "C", "D"] {
         let (code, out, err) = as_user(&s, &tok(case), &["links", "--case", case, "--json"]);
         assert_eq!(code, Some(0), "{err}");
-        assert_eq!(links_of(&out), expected(case), "links of case {case}: {out}");
+        assert_eq!(
+            links_of(&out),
+            expected(case),
+            "links of case {case}: {out}"
+        );
         // contacts: the other case's officer, and nothing of its jobs
         let v: Value = serde_json::from_str(&out).unwrap();
         for l in v.as_array().unwrap() {
@@ -211,7 +215,10 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
                 serde_json::json!([format!("officer-{}", other.to_lowercase())]),
                 "{l}"
             );
-            assert!(l.get("other_jobs").is_none(), "jobs shown to a case officer: {l}");
+            assert!(
+                l.get("other_jobs").is_none(),
+                "jobs shown to a case officer: {l}"
+            );
             assert!(!out.contains(CARD), "card number in clear: {out}");
         }
     }
@@ -254,7 +261,13 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
     let (code, out, err) = as_user(
         &s,
         &analyst,
-        &["index", "lookup", "domain", "WWW.Everywhere-CDN.com.", "--json"],
+        &[
+            "index",
+            "lookup",
+            "domain",
+            "WWW.Everywhere-CDN.com.",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -265,7 +278,13 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
     let (_, out, _) = as_user(
         &s,
         &analyst,
-        &["index", "lookup", "domain", "stoplisted-update.com", "--json"],
+        &[
+            "index",
+            "lookup",
+            "domain",
+            "stoplisted-update.com",
+            "--json",
+        ],
     );
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["common_reason"], "on the lab's stop list", "{out}");
@@ -288,7 +307,10 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
         &["index", "lookup", "domain", "ac-shared-c2.com"],
     );
     assert_ne!(code, Some(0));
-    assert!(err.contains("may not read the lab's indicator index"), "{err}");
+    assert!(
+        err.contains("may not read the lab's indicator index"),
+        "{err}"
+    );
 
     // every case revealed was audited
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -316,10 +338,16 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
         !revealed.iter().any(|r| r.0 == "officer-d"),
         "D's officer was shown a case: {revealed:?}"
     );
-    assert!(audit.iter().any(|e| e.action == "intel.lookup" && e.actor == "ana"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "intel.lookup" && e.actor == "ana")
+    );
     assert!(audit.iter().any(|e| e.action == "intel.link"));
     assert!(
-        !audit.iter().any(|e| e.target.contains(CARD) || e.detail.contains(CARD)),
+        !audit
+            .iter()
+            .any(|e| e.target.contains(CARD) || e.detail.contains(CARD)),
         "card number in the audit trail"
     );
 
@@ -403,7 +431,8 @@ fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Hook>>>) {
             let mut body = vec![0; len];
             r.read_exact(&mut body).unwrap();
             g.lock().unwrap().push(Hook { headers, body });
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
     (url, got)
@@ -512,7 +541,14 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
         let (code, out, err) = as_user(
             &s,
             &inv,
-            &["submit", img.to_str().unwrap(), "--case", case, "--analyses", "features,hash"],
+            &[
+                "submit",
+                img.to_str().unwrap(),
+                "--case",
+                case,
+                "--analyses",
+                "features,hash",
+            ],
         );
         assert_eq!(code, Some(0), "{err}");
         let job = last_line(out.as_bytes());
@@ -546,7 +582,16 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     let (code, _, err) = as_user(
         &s,
         &inv,
-        &["flash", "publish", "--title", "x", "--tlp", "green", "--indicator", "domain:x.com"],
+        &[
+            "flash",
+            "publish",
+            "--title",
+            "x",
+            "--tlp",
+            "green",
+            "--indicator",
+            "domain:x.com",
+        ],
     );
     assert_ne!(code, Some(0));
     assert!(err.contains("may not publish alert flashes"), "{err}");
@@ -592,7 +637,11 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
         .filter(|a| a["kind"] == "rule")
         .map(|a| a["case"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(rule_cases, ["A", "C"].map(String::from).into(), "{alerts:?}");
+    assert_eq!(
+        rule_cases,
+        ["A", "C"].map(String::from).into(),
+        "{alerts:?}"
+    );
     for a in alerts.iter().filter(|a| a["kind"] == "rule") {
         assert_eq!(a["rules"], serde_json::json!(["campaign_x"]), "{a}");
         assert_eq!(a["hits"], 1, "{a}");
@@ -606,7 +655,10 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
 
     // A's officer sees only A's alert; the watches printed theirs
     let (_, out, _) = as_user(&s, &off_a, &["alerts", "--json"]);
-    let mine: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mine: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(mine.len(), 1, "{out}");
     assert_eq!(mine[0]["case"], "A");
     let alert_a = mine[0]["alert_id"].as_str().unwrap().to_string();
@@ -616,11 +668,19 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     });
     wait_for("C's watch", 20, || {
         let l = watch_c.lines.lock().unwrap();
-        let v: Vec<Value> = l.iter().filter_map(|x| serde_json::from_str(x).ok()).collect();
+        let v: Vec<Value> = l
+            .iter()
+            .filter_map(|x| serde_json::from_str(x).ok())
+            .collect();
         (v.iter().any(|a| a["case"] == "C" && a["kind"] == "rule")).then_some(())
     });
     assert!(
-        !watch_c.lines.lock().unwrap().iter().any(|x| x.contains("\"case\":\"A\"")),
+        !watch_c
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|x| x.contains("\"case\":\"A\"")),
         "C's officer saw A's alert"
     );
 
@@ -634,11 +694,17 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     assert_eq!(got_now.len(), got.len(), "a delivery came twice");
     let mut ids = BTreeSet::new();
     for h in &got {
-        assert!(verify_signature(secret.as_bytes(), h), "bad signature: {h:?}");
+        assert!(
+            verify_signature(secret.as_bytes(), h),
+            "bad signature: {h:?}"
+        );
         let v: Value = serde_json::from_slice(&h.body).unwrap();
         assert_eq!(v["flash"]["id"], flash.as_str());
         assert_eq!(v["flash"]["title"], "Campaign X");
-        assert!(ids.insert(v["alert_id"].as_str().unwrap().to_string()), "{v}");
+        assert!(
+            ids.insert(v["alert_id"].as_str().unwrap().to_string()),
+            "{v}"
+        );
         assert_eq!(h.header("x-trawl-delivery"), v["alert_id"].as_str());
     }
     assert_eq!(ids.len(), 3);
@@ -660,7 +726,13 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     let (code, out, err) = as_user(
         &s,
         &off_a,
-        &["alert", "dismiss", &alert_a, "--reason", "lab test image, not the campaign"],
+        &[
+            "alert",
+            "dismiss",
+            &alert_a,
+            "--reason",
+            "lab test image, not the campaign",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("dismissed"), "{out}");
@@ -670,7 +742,14 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     let (code, out, err) = as_user(
         &s,
         &inv,
-        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "hash"],
+        &[
+            "submit",
+            img.to_str().unwrap(),
+            "--case",
+            "A",
+            "--analyses",
+            "hash",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let job2 = last_line(out.as_bytes());
@@ -690,7 +769,16 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     let (code, _, err) = as_user(
         &s,
         &inv,
-        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "yara", "--ruleset", &format!("flash-{flash}")],
+        &[
+            "submit",
+            img.to_str().unwrap(),
+            "--case",
+            "A",
+            "--analyses",
+            "yara",
+            "--ruleset",
+            &format!("flash-{flash}"),
+        ],
     );
     assert_ne!(code, Some(0), "an investigator ran the flash's rules");
     assert!(err.contains("not found"), "{err}");
@@ -698,8 +786,16 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     // audited
     let rt = tokio::runtime::Runtime::new().unwrap();
     let audit = rt.block_on(crate::security::audit_actions(&s));
-    for action in ["flash.publish", "alert.raise", "alert.seen", "alert.dismiss"] {
-        assert!(audit.iter().any(|e| e.action == action), "no {action} in the audit trail");
+    for action in [
+        "flash.publish",
+        "alert.raise",
+        "alert.seen",
+        "alert.dismiss",
+    ] {
+        assert!(
+            audit.iter().any(|e| e.action == action),
+            "no {action} in the audit trail"
+        );
     }
     let d = audit.iter().find(|e| e.action == "alert.dismiss").unwrap();
     assert_eq!(d.detail, "lab test image, not the campaign");
