@@ -88,6 +88,12 @@ pub enum Command {
     /// Mark an alert seen, or dismiss it with the reason.
     #[command(subcommand)]
     Alert(crate::intel::AlertCmd),
+    /// Share indicators: a STIX 2.1 bundle, a MISP event or a MISP feed of
+    /// a case, a job or a flash, at a TLP (case officers and admins).
+    #[command(
+        after_help = "Examples:\n  trawl export stix --case C-2026-17 --tlp amber --out c17.stix.json\n  trawl export misp --job J000042 --tlp green --out j42.misp.json\n  trawl export misp-feed --case C-2026-17 --tlp green --out feed/"
+    )]
+    Export(crate::intel::ExportArgs),
     /// Run a cluster scheduler (same as the `trawl-scheduler` binary).
     #[command(
         after_help = "Example:\n  trawl scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
@@ -481,6 +487,7 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Flash(c) => crate::intel::flash(c).await,
         Command::Alerts(a) => crate::intel::alerts(a).await,
         Command::Alert(c) => crate::intel::alert(c).await,
+        Command::Export(a) => crate::intel::export(a).await,
         Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await.map_err(|e| {
             match e.downcast::<trawl_scheduler::cli::ExitStatus>() {
                 Ok(x) => Exit(x.0, x.1).into(),

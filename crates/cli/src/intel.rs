@@ -534,3 +534,125 @@ pub async fn alert(c: AlertCmd) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["case", "job", "flash"])))]
+pub struct ExportArgs {
+    /// stix (a STIX 2.1 bundle), misp (a MISP event) or misp-feed (a MISP
+    /// feed directory a MISP instance can subscribe to).
+    pub format: String,
+    /// Export a case's indicators.
+    #[arg(long)]
+    pub case: Option<String>,
+    /// Export one job's indicators.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Export an alert flash (analysts and admins).
+    #[arg(long)]
+    pub flash: Option<String>,
+    /// The export's TLP (required): clear, green, amber, amber+strict, red.
+    /// Nothing marked above it leaves.
+    #[arg(long)]
+    pub tlp: String,
+    /// Where to write: a file (stix, misp) or a new directory (misp-feed).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Also the common indicators (stop list, known files, private
+    /// addresses, seen in too many cases).
+    #[arg(long)]
+    pub include_common: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub async fn export(a: ExportArgs) -> Result<()> {
+    use v1::export_request::Scope;
+    let scope = match (&a.case, &a.job, &a.flash) {
+        (Some(c), _, _) => Scope::CaseId(c.clone()),
+        (_, Some(j), _) => Scope::JobId(j.clone()),
+        (_, _, Some(f)) => Scope::FlashId(f.clone()),
+        _ => anyhow::bail!("give --case, --job or --flash"),
+    };
+    let feed = a.format.eq_ignore_ascii_case("misp-feed");
+    // refuse before asking: nothing is overwritten
+    if feed {
+        if a.out.exists()
+            && std::fs::read_dir(&a.out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            anyhow::bail!(
+                "{}: exists and is not an empty directory (a feed goes into a new one)",
+                a.out.display()
+            );
+        }
+    } else if a.out.exists() {
+        anyhow::bail!("{}: exists (not overwritten)", a.out.display());
+    }
+    let mut stream = a
+        .server
+        .client()?
+        .intel
+        .export(v1::ExportRequest {
+            scope: Some(scope),
+            format: a.format.clone(),
+            tlp: a.tlp.clone(),
+            include_common: a.include_common,
+        })
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    use tokio_stream::StreamExt;
+    let mut files = Vec::new();
+    while let Some(f) = stream.next().await {
+        files.push(f.map_err(status_err)?);
+    }
+    let last = files
+        .last()
+        .filter(|f| f.last)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the export ended early"))?;
+    let write_new = |path: &std::path::Path, content: &[u8]| -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        f.write_all(content)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    if feed {
+        std::fs::create_dir_all(&a.out).map_err(|e| anyhow::anyhow!("{}: {e}", a.out.display()))?;
+        for f in &files {
+            // plain file names only
+            let rel = trawl_report::paths::RelPath::name("feed file", &f.path)
+                .map_err(|e| anyhow::anyhow!("the server sent a bad path {:?}: {e}", f.path))?;
+            write_new(&a.out.join(rel.as_str()), &f.content)?;
+        }
+    } else {
+        let f = &files[0];
+        write_new(&a.out, &f.content)?;
+    }
+    if a.server.json {
+        outln!(
+            "{}",
+            json!({"out": a.out, "format": a.format, "tlp": a.tlp, "files": files.len(),
+                "objects": last.objects, "withheld": last.withheld,
+                "not_in_format": last.not_in_format, "sha256": last.digest})
+        );
+    } else {
+        outln!(
+            "{} object(s) written to {} ({} withheld above {}, {} with no form in {})",
+            last.objects,
+            a.out.display(),
+            last.withheld,
+            a.tlp,
+            last.not_in_format,
+            a.format
+        );
+        outln!("sha256 {}", last.digest);
+    }
+    Ok(())
+}

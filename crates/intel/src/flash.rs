@@ -28,57 +28,7 @@ pub enum FlashError {
     Invalid(String),
 }
 
-/// The Traffic Light Protocol 2.0 levels, least restricted first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tlp {
-    Clear,
-    Green,
-    Amber,
-    #[serde(rename = "amber+strict")]
-    AmberStrict,
-    Red,
-}
-
-impl Tlp {
-    pub const ALL: [Tlp; 5] = [
-        Tlp::Clear,
-        Tlp::Green,
-        Tlp::Amber,
-        Tlp::AmberStrict,
-        Tlp::Red,
-    ];
-
-    /// `clear` (or TLP 1.0's `white`), `green`, `amber`, `amber+strict`,
-    /// `red`, with or without a `tlp:` prefix, in any case.
-    pub fn parse(s: &str) -> Option<Tlp> {
-        let s = s.trim().to_ascii_lowercase();
-        let s = s.strip_prefix("tlp:").unwrap_or(&s);
-        Some(match s {
-            "clear" | "white" => Tlp::Clear,
-            "green" => Tlp::Green,
-            "amber" => Tlp::Amber,
-            "amber+strict" | "amber-strict" => Tlp::AmberStrict,
-            "red" => Tlp::Red,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tlp::Clear => "clear",
-            Tlp::Green => "green",
-            Tlp::Amber => "amber",
-            Tlp::AmberStrict => "amber+strict",
-            Tlp::Red => "red",
-        }
-    }
-
-    /// `TLP:AMBER+STRICT`.
-    pub fn label(self) -> String {
-        format!("TLP:{}", self.name().to_ascii_uppercase())
-    }
-}
+pub use trawl_share::Tlp;
 
 /// A flash's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

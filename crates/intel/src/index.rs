@@ -102,6 +102,16 @@ pub struct Link {
     pub job: String,
 }
 
+/// An indicator as one case or job holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemSeen {
+    pub indicator: Indicator,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub jobs: u32,
+    pub count: u64,
+}
+
 /// The sightings of an indicator in one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseSightings {
@@ -473,6 +483,68 @@ impl Index {
         Ok(out)
     }
 
+    /// What `case` holds, for sharing: per indicator its first and last
+    /// sighting in the case, the case's jobs holding it and how many times
+    /// they saw it.
+    ///
+    /// # Errors
+    /// The database failing, a damaged record.
+    pub fn case_items(&self, case: &str) -> Result<Vec<ItemSeen>, IndexError> {
+        let mut out = Vec::new();
+        for ind in self.case_indicators(case)? {
+            let sk = join(&[&key(&ind), case.as_bytes()]);
+            let Some(v) = self.sight.get(&sk)? else {
+                continue;
+            };
+            let cs: CaseSighting = dec("intel_sight", &v)?;
+            let mut count = 0u64;
+            for job in &cs.jobs {
+                if let Some(v) = self.job.get(join(&[job.as_bytes(), &key(&ind)]))? {
+                    count += dec::<JobSighting>("intel_job", &v)?.count;
+                }
+            }
+            out.push(ItemSeen {
+                indicator: ind,
+                first_ms: cs.first_ms,
+                last_ms: cs.last_ms,
+                jobs: cs.jobs.len() as u32,
+                count: count.max(1),
+            });
+        }
+        Ok(out)
+    }
+
+    /// What one job held, for sharing (first and last seen: when it was
+    /// indexed); `None` when the job is not indexed.
+    ///
+    /// # Errors
+    /// The database failing, a damaged record.
+    pub fn job_items(&self, job: &str) -> Result<Option<Vec<ItemSeen>>, IndexError> {
+        check_id(job)?;
+        let Some(mark) = self.jobs.get(job.as_bytes())? else {
+            return Ok(None);
+        };
+        let mark: JobMark = dec("intel_jobs", &mark)?;
+        let mut prefix = job.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.job.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let Some(ind) = unkey(&k[prefix.len()..]) else {
+                continue;
+            };
+            let js: JobSighting = dec("intel_job", &v)?;
+            out.push(ItemSeen {
+                indicator: ind,
+                first_ms: mark.indexed_ms,
+                last_ms: mark.indexed_ms,
+                jobs: 1,
+                count: js.count.max(1),
+            });
+        }
+        Ok(Some(out))
+    }
+
     /// The indicators of `case`.
     ///
     /// # Errors
@@ -594,6 +666,17 @@ mod tests {
         assert!(again.already);
         assert_eq!(ix.links("CASE-A").unwrap()["CASE-B"][0].first_ms, 2000);
         assert_eq!(ix.case_indicators("CASE-B").unwrap().len(), 2);
+        let items = ix.case_items("CASE-A").unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(
+            items
+                .iter()
+                .all(|i| i.jobs == 1 && i.count == 1 && i.first_ms == 1000)
+        );
+        let j = ix.job_items("J3").unwrap().unwrap();
+        assert_eq!(j.len(), 2);
+        assert!(j.iter().all(|i| i.first_ms == 3000));
+        assert!(ix.job_items("J404").unwrap().is_none());
         assert_eq!(ix.total_cases().unwrap(), 4);
     }
 

@@ -15,6 +15,7 @@
 //! restart) is indexed at the next start ([`Scheduler::intel_backfill`]);
 //! indexing is idempotent.
 
+pub mod export;
 pub mod flash;
 pub mod key;
 mod stop;

@@ -182,6 +182,7 @@ pub const TABLE: &[Method] = &[
     m("/trawl.v1.Intel/ListAlerts", Authenticated, "alerts.list"),
     m("/trawl.v1.Intel/WatchAlerts", Authenticated, "alerts.watch"),
     m("/trawl.v1.Intel/UpdateAlert", Authenticated, "alert.update"),
+    m("/trawl.v1.Intel/Export", P(Perm::Export), "export"),
     // Reflection describes the API: to authenticated callers only.
     m(
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

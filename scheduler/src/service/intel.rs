@@ -101,6 +101,74 @@ fn wire_flash(f: &FlashRecord, p: &RetroProgress) -> v1::Flash {
 #[tonic::async_trait]
 impl v1::intel_server::Intel for IntelService {
     type WatchAlertsStream = BoxStream<v1::Alert>;
+    type ExportStream = BoxStream<v1::ExportFile>;
+
+    async fn export(
+        &self,
+        req: Request<v1::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        use crate::intel::export::{Format, Scope};
+        use v1::export_request::Scope as W;
+        let call = Call::of(&req)?;
+        let r = req.into_inner();
+        bounded("tlp", &r.tlp, MAX_ID)?;
+        bounded("format", &r.format, MAX_ID)?;
+        let scope = match r.scope {
+            Some(W::CaseId(c)) => {
+                super::check_id("case_id", &c)?;
+                Scope::Case(c)
+            }
+            Some(W::JobId(j)) => {
+                super::check_id("job_id", &j)?;
+                Scope::Job(super::canonical_job_id(&j))
+            }
+            Some(W::FlashId(f)) => {
+                super::check_id("flash_id", &f)?;
+                Scope::Flash(f)
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "an export needs a case, a job or a flash",
+                ));
+            }
+        };
+        let format = Format::parse(&r.format).ok_or_else(|| {
+            Status::invalid_argument(format!("format {:?}: stix, misp or misp-feed", r.format))
+        })?;
+        let sched = self.sched.clone();
+        let caller = call.caller.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            sched.export(&caller, &scope, format, &r.tlp, r.include_common)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        let n = out.files.len();
+        let msgs: Vec<v1::ExportFile> = out
+            .files
+            .into_iter()
+            .enumerate()
+            .map(|(i, (path, content, sha256))| {
+                let last = i + 1 == n;
+                v1::ExportFile {
+                    path,
+                    content,
+                    sha256,
+                    last,
+                    digest: if last {
+                        out.digest.clone()
+                    } else {
+                        String::new()
+                    },
+                    objects: out.objects as u32,
+                    withheld: out.withheld as u32,
+                    not_in_format: out.not_in_format as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            msgs.into_iter().map(Ok),
+        ))))
+    }
 
     async fn publish_flash(
         &self,

@@ -803,3 +803,366 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     drop(watch_a);
     drop(watch_c);
 }
+
+/// The venv python `scripts/setup.sh` installs the sharing validators in.
+fn sharing_python() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let py = root.join("target/tools-venv/bin/python");
+    let ok = py.is_file()
+        && std::process::Command::new(&py)
+            .args(["-c", "import stix2validator, pymisp, misp_stix_converter"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+fn check_sharing(py: &Path, kind: &str, path: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_sharing.py");
+    let o = std::process::Command::new(py)
+        .arg(script)
+        .arg(kind)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "check_sharing {kind} {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&o.stdout).trim());
+}
+
+fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn sharing_exports_pass_the_validators_and_keep_to_their_tlp() {
+    let s = start_secure_with(&[], &[]);
+    let inv = s.add_user("ivy", "investigator", &["A"], "1d");
+    let off = s.add_user("officer-a", "case_officer", &["A"], "1d");
+    let off_b = s.add_user("officer-b", "case_officer", &["B"], "1d");
+    let analyst = s.add_user("ana", "analyst", &[], "1d");
+    let img = image(
+        s.dir.path(),
+        "A.dd",
+        &[
+            "alice@share-case.org",
+            "http://share-c2-panel.com/admin.php?id=7",
+            "45.33.32.156",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "GB82WEST12345698765432",
+            "card 4111 1111 1111 1111 exp 12/29",
+            "red-only-c2.net",
+        ],
+    );
+    let (code, out, err) = as_user(
+        &s,
+        &inv,
+        &[
+            "submit",
+            img.to_str().unwrap(),
+            "--case",
+            "A",
+            "--analyses",
+            "features",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let job = last_line(out.as_bytes());
+    let (code, _, err) = as_user(&s, &inv, &["watch", &job]);
+    assert_eq!(code, Some(0), "{err}");
+    // a red flash names one of A's domains: it must not leave below red
+    let rules = s.dir.path().join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule red_campaign { strings: $a = \"red-only-c2\" condition: $a }\n",
+    )
+    .unwrap();
+    let (code, out, err) = as_user(
+        &s,
+        &analyst,
+        &[
+            "flash",
+            "publish",
+            "--title",
+            "Red campaign",
+            "--tlp",
+            "red",
+            "--indicator",
+            "domain:red-only-c2.net",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--no-retrohunt",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let flash = last_line(out.as_bytes());
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = |n: &str| out_dir.path().join(n);
+    let export = |tok: &str, args: &[&str]| -> (Option<i32>, Value, String) {
+        let mut a = vec!["export"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let (code, out, err) = as_user(&s, tok, &a);
+        (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+    };
+    // wait for the job's indicators to be indexed
+    wait_for("A's index", 30, || {
+        let (code, v, _) = export(
+            &off,
+            &[
+                "stix",
+                "--job",
+                &job,
+                "--tlp",
+                "amber",
+                "--out",
+                o("probe.json").to_str().unwrap(),
+            ],
+        );
+        let _ = std::fs::remove_file(o("probe.json"));
+        (code == Some(0) && v["objects"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+
+    let (code, v, err) = export(
+        &off,
+        &[
+            "stix",
+            "--case",
+            "A",
+            "--tlp",
+            "amber",
+            "--out",
+            o("a.stix.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["sha256"], sha256_file(&o("a.stix.json")));
+    assert!(v["withheld"].as_u64().unwrap() >= 1, "{v}");
+    let bundle = std::fs::read_to_string(o("a.stix.json")).unwrap();
+    for present in [
+        "alice@share-case.org",
+        "share-c2-panel.com",
+        "45.33.32.156",
+        "TLP:AMBER",
+    ] {
+        assert!(bundle.contains(present), "{present} not in the bundle");
+    }
+    for absent in ["red-only-c2.net", "4111111111111111", "ccn", "TLP:RED"] {
+        assert!(!bundle.contains(absent), "{absent} left in an amber bundle");
+    }
+    let (code, _, err) = export(
+        &off,
+        &[
+            "misp",
+            "--case",
+            "A",
+            "--tlp",
+            "green",
+            "--out",
+            o("a.misp.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let event = std::fs::read_to_string(o("a.misp.json")).unwrap();
+    for present in [
+        "GB82WEST12345698765432",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+        "tlp:green",
+    ] {
+        assert!(event.contains(present), "{present} not in the event");
+    }
+    assert!(!event.contains("red-only-c2.net") && !event.contains("4111111111111111"));
+    let (code, v, err) = export(
+        &off,
+        &[
+            "misp-feed",
+            "--case",
+            "A",
+            "--tlp",
+            "green",
+            "--out",
+            o("feed").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        o("feed/manifest.json").is_file() && o("feed/hashes.csv").is_file(),
+        "{v}"
+    );
+    let (code, _, err) = export(
+        &off,
+        &[
+            "stix",
+            "--job",
+            &job,
+            "--tlp",
+            "green",
+            "--out",
+            o("job.stix.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // the flash: whole at red (rules as YARA patterns), nothing of it at green
+    let (code, v, err) = export(
+        &analyst,
+        &[
+            "stix",
+            "--flash",
+            &flash,
+            "--tlp",
+            "red",
+            "--out",
+            o("flash.stix.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let fb = std::fs::read_to_string(o("flash.stix.json")).unwrap();
+    assert!(
+        fb.contains("red-only-c2.net")
+            && fb.contains("\"pattern_type\": \"yara\"")
+            && fb.contains("red_campaign"),
+        "{v}"
+    );
+    let (code, v, err) = export(
+        &analyst,
+        &[
+            "stix",
+            "--flash",
+            &flash,
+            "--tlp",
+            "green",
+            "--out",
+            o("flash-green.stix.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let fg = std::fs::read_to_string(o("flash-green.stix.json")).unwrap();
+    assert!(
+        !fg.contains("red-only-c2.net") && !fg.contains("red_campaign"),
+        "{fg}"
+    );
+    assert_eq!(v["withheld"], 1, "{v}");
+
+    // refused: no TLP, an investigator, another case's officer, a case
+    // officer asking for a flash; nothing overwritten
+    let (code, _, err) = as_user(
+        &s,
+        &off,
+        &[
+            "export",
+            "stix",
+            "--case",
+            "A",
+            "--out",
+            o("x.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--tlp"), "{err}");
+    let (code, _, err) = export(
+        &inv,
+        &[
+            "stix",
+            "--case",
+            "A",
+            "--tlp",
+            "amber",
+            "--out",
+            o("inv.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("may not export"), "{err}");
+    let (code, _, err) = export(
+        &off_b,
+        &[
+            "stix",
+            "--job",
+            &job,
+            "--tlp",
+            "amber",
+            "--out",
+            o("b.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not found"), "{err}");
+    let (code, _, err) = export(
+        &off,
+        &[
+            "stix",
+            "--flash",
+            &flash,
+            "--tlp",
+            "red",
+            "--out",
+            o("f.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("may not export flash"), "{err}");
+    let (code, _, err) = export(
+        &off,
+        &[
+            "stix",
+            "--case",
+            "A",
+            "--tlp",
+            "amber",
+            "--out",
+            o("a.stix.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("exists"), "{err}");
+    assert!(!o("inv.json").exists() && !o("b.json").exists());
+
+    // audited with the digest
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let audit = rt.block_on(crate::security::audit_actions(&s));
+    let e = audit
+        .iter()
+        .find(|e| e.action == "export.stix" && e.target == "A")
+        .expect("export.stix audited");
+    assert!(
+        e.detail.contains(&sha256_file(&o("a.stix.json"))),
+        "{}",
+        e.detail
+    );
+    assert_eq!(e.actor, "officer-a");
+    assert!(audit.iter().any(|e| e.action == "export.misp_feed"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "denied" && e.actor == "ivy")
+    );
+
+    // the reference tools
+    match sharing_python() {
+        Some(py) => {
+            for f in [
+                "a.stix.json",
+                "job.stix.json",
+                "flash.stix.json",
+                "flash-green.stix.json",
+            ] {
+                check_sharing(&py, "stix", &o(f));
+            }
+            check_sharing(&py, "misp", &o("a.misp.json"));
+            check_sharing(&py, "feed", &o("feed"));
+        }
+        None => trawl_fixtures::skip(
+            "sharing_exports",
+            "stix2-validator, pymisp, misp-stix (scripts/setup.sh installs them)",
+        ),
+    }
+}
