@@ -118,8 +118,51 @@ impl Scheduler {
                 out.cancel.push(id.clone());
             }
         }
+        // Retrohunts give way to casework: when a case's own job waits for a
+        // slot and no live worker has one free, this worker's retrohunt
+        // leases go back to the queue (no attempt counted; the worker stops
+        // them; results are keyed by task, so the rerun is exact).
+        let held: Vec<String> = task_ids
+            .iter()
+            .filter(|id| !out.cancel.contains(id))
+            .filter(|id| {
+                st.tasks
+                    .get(id.as_str())
+                    .and_then(|t| st.jobs.get(&t.job_id))
+                    .is_some_and(|j| !j.rec.spec.origin.is_empty())
+            })
+            .cloned()
+            .collect();
+        let mut gave_back = false;
+        if !held.is_empty() {
+            let casework_waits = st.jobs.values().any(|j| {
+                !j.rec.state.is_final()
+                    && j.rec.spec.origin.is_empty()
+                    && !j.queued.is_empty()
+            });
+            let lost_ms = now - self.cfg.lease_ms as i64;
+            let free_slot = st.workers.values().any(|w| {
+                w.rec.last_heartbeat_ms > lost_ms && (w.running.len() as u32) < w.rec.slots
+            });
+            if casework_waits && !free_slot {
+                for id in held {
+                    match st.apply(&id, TaskEvent::GiveBack) {
+                        Ok(_) => {
+                            tracing::info!(task = %id, worker = worker_id, "retrohunt task given back for casework");
+                            out.cancel.push(id);
+                            gave_back = true;
+                        }
+                        Err(e) => tracing::error!(task = %id, error = %e, "giving a retrohunt lease back"),
+                    }
+                }
+            }
+        }
         // Extended deadlines are written with the lock held, as every change.
         let _ = self.commit(&mut st);
+        drop(st);
+        if gave_back {
+            self.wake_workers();
+        }
         out
     }
 

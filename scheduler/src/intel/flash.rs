@@ -406,6 +406,10 @@ impl Scheduler {
             },
         );
         spec.evidence_name = of.spec.evidence_name.clone();
+        // the source's plan: its shard size, so no shard is larger than
+        // the casework's (a retrohunt shard given back wastes little)
+        spec.shard_size = of.spec.shard_size;
+        spec.margin = of.spec.margin;
         spec.priority = Priority::Low;
         spec.yara.ruleset_name = ruleset;
         spec.yara.scan_carved = false;

@@ -1166,3 +1166,78 @@ fn sharing_exports_pass_the_validators_and_keep_to_their_tlp() {
         ),
     }
 }
+
+/// Tasks of a job as `trawl status --tasks --json` lists them.
+fn tasks_of(s: &Secure, token: &str, job: &str) -> Vec<Value> {
+    let (_, out, _) = as_user(s, token, &["status", job, "--tasks", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| v["tasks"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn retrohunt_gives_its_slots_back_to_urgent_casework() {
+    // every task takes 6 s on the one worker (2 slots); heartbeats every 2 s
+    let s = start_secure_with(&[], &["--fault-delay-ms", "6000"]);
+    let inv = s.add_user("ivy", "investigator", &["A"], "1d");
+    let analyst = s.add_user("ana", "analyst", &[], "1d");
+    let img = image(s.dir.path(), "A.dd", &[MARKER]);
+    let mut big = std::fs::read(&img).unwrap();
+    big.resize(1 << 20, 0);
+    std::fs::write(&img, &big).unwrap();
+    let (code, out, err) = as_user(
+        &s,
+        &inv,
+        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "hash", "--shard-size", "256KiB"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let job = last_line(out.as_bytes());
+    let (code, _, err) = as_user(&s, &inv, &["watch", &job]);
+    assert_eq!(code, Some(0), "{err}");
+    let rules = s.dir.path().join("m.yar");
+    std::fs::write(&rules, format!("rule m {{ strings: $a = \"{MARKER}\" condition: $a }}\n")).unwrap();
+    let (code, out, err) = as_user(
+        &s,
+        &analyst,
+        &["flash", "publish", "--title", "M", "--tlp", "green", "--rules", rules.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let f: Value = serde_json::from_str(&out).unwrap();
+    let retro = f["retro_jobs"][0].as_str().unwrap().to_string();
+    // the retrohunt holds both slots
+    wait_for("the retrohunt's tasks leased", 30, || {
+        let t = tasks_of(&s, &s.admin_token, &retro);
+        (t.iter().filter(|t| t["state"] == "leased").count() == 2).then_some(())
+    });
+    // urgent casework arrives
+    let (code, out, err) = as_user(
+        &s,
+        &inv,
+        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "hash", "--priority", "urgent"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let urgent = last_line(out.as_bytes());
+    // leased before any retrohunt task could have ended (6 s each): the
+    // retrohunt gave a slot back
+    wait_for("the urgent job's task leased", 5, || {
+        let t = tasks_of(&s, &inv, &urgent);
+        t.iter()
+            .any(|t| t["state"] == "leased" || t["state"] == "done")
+            .then_some(())
+    });
+    let rt = tasks_of(&s, &s.admin_token, &retro);
+    assert!(
+        !rt.iter().any(|t| t["state"] == "done"),
+        "a retrohunt task ended before the urgent job got a slot: {rt:?}"
+    );
+    // given back without counting an attempt; the retrohunt still ends
+    let (code, _, err) = as_user(&s, &inv, &["watch", &urgent]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = as_user(&s, &s.admin_token, &["watch", &retro]);
+    assert_eq!(code, Some(0), "{err}");
+    let rt = tasks_of(&s, &s.admin_token, &retro);
+    assert!(rt.iter().all(|t| t["state"] == "done"), "{rt:?}");
+    let (_, out, _) = as_user(&s, &analyst, &["alerts", "--json"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
