@@ -136,9 +136,7 @@ impl Scheduler {
         let mut gave_back = false;
         if !held.is_empty() {
             let casework_waits = st.jobs.values().any(|j| {
-                !j.rec.state.is_final()
-                    && j.rec.spec.origin.is_empty()
-                    && !j.queued.is_empty()
+                !j.rec.state.is_final() && j.rec.spec.origin.is_empty() && !j.queued.is_empty()
             });
             let lost_ms = now - self.cfg.lease_ms as i64;
             let free_slot = st.workers.values().any(|w| {
@@ -152,7 +150,9 @@ impl Scheduler {
                             out.cancel.push(id);
                             gave_back = true;
                         }
-                        Err(e) => tracing::error!(task = %id, error = %e, "giving a retrohunt lease back"),
+                        Err(e) => {
+                            tracing::error!(task = %id, error = %e, "giving a retrohunt lease back")
+                        }
                     }
                 }
             }

@@ -7,6 +7,7 @@
 mod carve;
 mod features;
 mod files;
+mod retro;
 mod scale;
 mod vdisk;
 mod yara;
@@ -140,6 +141,18 @@ enum Bench {
         #[arg(long)]
         baseline: Option<String>,
     },
+    /// Retrohunt: a flash's rules over retained evidence against the same
+    /// rules as a fresh YARA job (identical matches required).
+    Retrohunt {
+        #[arg(long)]
+        size: Option<String>,
+        #[arg(long)]
+        runs: Option<String>,
+        #[arg(long)]
+        rules: Option<String>,
+        #[arg(long)]
+        dir: Option<String>,
+    },
     /// Scale-out: sparse and mixed images over 1, 2, 4 workers.
     Scale {
         #[arg(long)]
@@ -185,7 +198,10 @@ fn main() -> Result<()> {
     // A --dir that does not exist yet is created, as the work directory of
     // every section (they used to fail on their first file inside it).
     let dir = match &cli.command {
-        Bench::All { dir, .. } | Bench::Features { dir, .. } | Bench::Scale { dir, .. } => dir,
+        Bench::All { dir, .. }
+        | Bench::Features { dir, .. }
+        | Bench::Scale { dir, .. }
+        | Bench::Retrohunt { dir, .. } => dir,
         Bench::Hash(c)
         | Bench::Carve { common: c, .. }
         | Bench::Yara { common: c, .. }
@@ -270,6 +286,23 @@ fn main() -> Result<()> {
             p.push(("--baseline", baseline));
             scale::pipeline(&trawl_bin(), &argv(&p, &[]))
         }
+        Bench::Retrohunt {
+            size,
+            runs,
+            rules,
+            dir,
+        } => retro::run_bench(
+            &trawl_bin(),
+            &argv(
+                &[
+                    ("--size", size),
+                    ("--runs", runs),
+                    ("--rules", rules),
+                    ("--dir", dir),
+                ],
+                &[],
+            ),
+        ),
         Bench::Scale {
             sparse_size,
             mixed_size,

@@ -1189,18 +1189,41 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let (code, out, err) = as_user(
         &s,
         &inv,
-        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "hash", "--shard-size", "256KiB"],
+        &[
+            "submit",
+            img.to_str().unwrap(),
+            "--case",
+            "A",
+            "--analyses",
+            "hash",
+            "--shard-size",
+            "256KiB",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let job = last_line(out.as_bytes());
     let (code, _, err) = as_user(&s, &inv, &["watch", &job]);
     assert_eq!(code, Some(0), "{err}");
     let rules = s.dir.path().join("m.yar");
-    std::fs::write(&rules, format!("rule m {{ strings: $a = \"{MARKER}\" condition: $a }}\n")).unwrap();
+    std::fs::write(
+        &rules,
+        format!("rule m {{ strings: $a = \"{MARKER}\" condition: $a }}\n"),
+    )
+    .unwrap();
     let (code, out, err) = as_user(
         &s,
         &analyst,
-        &["flash", "publish", "--title", "M", "--tlp", "green", "--rules", rules.to_str().unwrap(), "--json"],
+        &[
+            "flash",
+            "publish",
+            "--title",
+            "M",
+            "--tlp",
+            "green",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let f: Value = serde_json::from_str(&out).unwrap();
@@ -1214,7 +1237,16 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let (code, out, err) = as_user(
         &s,
         &inv,
-        &["submit", img.to_str().unwrap(), "--case", "A", "--analyses", "hash", "--priority", "urgent"],
+        &[
+            "submit",
+            img.to_str().unwrap(),
+            "--case",
+            "A",
+            "--analyses",
+            "hash",
+            "--priority",
+            "urgent",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let urgent = last_line(out.as_bytes());
