@@ -136,7 +136,12 @@ pub struct Lookup {
 }
 
 pub(crate) fn internal(e: trawl_intel::index::IndexError) -> SchedError {
-    SchedError::Internal(e.to_string())
+    match e {
+        trawl_intel::index::IndexError::BadId(id) => {
+            SchedError::InvalidArgument(format!("bad identifier {id:?}"))
+        }
+        e => SchedError::Internal(e.to_string()),
+    }
 }
 
 impl Scheduler {

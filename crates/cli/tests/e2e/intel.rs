@@ -578,6 +578,88 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
         format!("rule campaign_x {{ strings: $m = \"{MARKER}\" condition: $m }}\n"),
     )
     .unwrap();
+    // malformed requests: clear refusals naming what is wrong
+    for (args, want) in [
+        (
+            vec!["index", "lookup", "colour", "red"],
+            "unknown indicator kind",
+        ),
+        (vec!["index", "lookup", "ipv4", "999.1.1.1"], "ipv4"),
+        (
+            vec![
+                "flash",
+                "publish",
+                "--title",
+                "t",
+                "--tlp",
+                "purple",
+                "--indicator",
+                "domain:x.com",
+            ],
+            "TLP",
+        ),
+        (
+            vec![
+                "flash",
+                "publish",
+                "--title",
+                " ",
+                "--tlp",
+                "red",
+                "--indicator",
+                "domain:x.com",
+            ],
+            "title",
+        ),
+        (
+            vec![
+                "flash",
+                "publish",
+                "--title",
+                "t",
+                "--tlp",
+                "red",
+                "--indicator",
+                "domain:",
+            ],
+            "needs indicators or YARA rules",
+        ),
+        (vec!["alert", "seen", "AL999999"], "not found"),
+        (
+            vec!["flash", "withdraw", "F999999", "--reason", "x"],
+            "not found",
+        ),
+    ] {
+        let (code, _, err) = as_user(&s, &analyst, &args);
+        assert_ne!(code, Some(0), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = as_user(&s, &s.admin_token, &["links", "--case", "A/../B"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("bad identifier") || err.contains("invalid"),
+        "{err}"
+    );
+    let bad_rules = dir.path().join("bad.yar");
+    std::fs::write(&bad_rules, "rule { nonsense").unwrap();
+    let (code, _, err) = as_user(
+        &s,
+        &analyst,
+        &[
+            "flash",
+            "publish",
+            "--title",
+            "t",
+            "--tlp",
+            "red",
+            "--rules",
+            bad_rules.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("flash rules"), "{err}");
+    let (_, out, _) = as_user(&s, &analyst, &["flash", "list", "--json"]);
+    assert_eq!(out.trim(), "[]", "a refused flash was stored: {out}");
     // investigators may not publish
     let (code, _, err) = as_user(
         &s,
