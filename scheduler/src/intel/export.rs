@@ -185,10 +185,9 @@ impl Scheduler {
                     && f.tlp <= tlp
                 {
                     let rec = self.ruleset(rs)?;
-                    let prefix = format!("{}/", f.id);
                     for (name, text) in rec.sources {
                         yara.push(YaraSource {
-                            name: name.strip_prefix(&prefix).unwrap_or(&name).to_string(),
+                            name: name.strip_prefix("flash/").unwrap_or(&name).to_string(),
                             text,
                         });
                     }

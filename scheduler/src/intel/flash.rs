@@ -259,9 +259,20 @@ impl Scheduler {
                 }
             )));
         }
-        // The rules must compile before anything is published.
-        if !input.rules.is_empty() {
-            let srcs = input.rules.clone();
+        // The rules must compile before anything is published. Their
+        // sources are named `flash/NAME`, so matches' namespaces say they
+        // are a flash's; the compiled set is cached by digest, so storing
+        // it below and the retrohunts' workers compile the same set.
+        let sources: Vec<RuleSource> = input
+            .rules
+            .iter()
+            .map(|s| RuleSource {
+                name: format!("flash/{}", s.name),
+                text: s.text.clone(),
+            })
+            .collect();
+        if !sources.is_empty() {
+            let srcs = sources.clone();
             tokio::task::spawn_blocking(move || {
                 trawl_analyzers::yara::compile_cached(&srcs, false)
             })
@@ -284,17 +295,8 @@ impl Scheduler {
             state: FlashState::Active,
         };
         let mut flash = intel.flashes.publish(rec).map_err(flash_err)?;
-        if !input.rules.is_empty() {
+        if !sources.is_empty() {
             let name = ruleset_name(&flash.id);
-            // source names carry the flash, so its matches' namespaces do
-            let sources = input
-                .rules
-                .iter()
-                .map(|s| RuleSource {
-                    name: format!("{}/{}", flash.id, s.name),
-                    text: s.text.clone(),
-                })
-                .collect();
             self.add_ruleset(&name, sources, false, &system_caller())
                 .await?;
             flash = intel
