@@ -342,6 +342,20 @@ impl Scheduler {
                 }
             }
         }
+        // the answer names the cases that saw the indicators: audited
+        let mut revealed: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &past {
+            *revealed.entry(a.case.as_str()).or_default() += 1;
+        }
+        for (case, n) in revealed {
+            self.audit(
+                caller,
+                "intel.case_revealed",
+                case,
+                case,
+                format!("past sightings of flash {}: {n} alert(s)", flash.id),
+            );
+        }
         // retrohunt over the retained evidence
         let (mut retro_jobs, mut gone) = (Vec::new(), Vec::new());
         if flash.ruleset.is_some() && !input.no_retrohunt {

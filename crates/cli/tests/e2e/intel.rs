@@ -879,6 +879,12 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
             "no {action} in the audit trail"
         );
     }
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "intel.case_revealed" && e.actor == "ana" && e.case_id == "B"),
+        "the flash's past sightings named case B unaudited"
+    );
     let d = audit.iter().find(|e| e.action == "alert.dismiss").unwrap();
     assert_eq!(d.detail, "lab test image, not the campaign");
     assert_eq!(d.actor, "officer-a");
