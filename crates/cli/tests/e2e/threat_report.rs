@@ -12,7 +12,7 @@ use crate::common::*;
 use crate::dashboard::{Browser, base64_decode, chromium_present, sign_in, start_driver};
 use crate::dashboard_counts::{check_french, check_line_chart, shots};
 use crate::security::{Secure, last_line, start_secure_with};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,15 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
         assert!(Instant::now() < deadline, "links of B: {out}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // a flash on the A∩B e-mail: alerts in A and B at once
+    // a flash on the A∩B e-mail (alerts in A and B at once) with a rule
+    // for A's second image (a retrohunt over every image: its bytes are
+    // counted apart, its rule alert is A's)
+    let flash_rules = s.dir.path().join("solo.yar");
+    std::fs::write(
+        &flash_rules,
+        "rule report_solo { strings: $a = \"solo@a-report-only.org\" condition: $a }\n",
+    )
+    .unwrap();
     let (code, _, err) = as_user(
         &s,
         &ana,
@@ -188,10 +196,25 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
             "amber",
             "--indicator",
             &format!("email:{AB}"),
+            "--rules",
+            flash_rules.to_str().unwrap(),
             "--json",
         ],
     );
     assert_eq!(code, Some(0), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, out, _) = as_user(&s, &ana, &["flash", "list", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let r = &v[0]["retro"];
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        if n("jobs") == 4 && n("done") + n("failed") == 4 {
+            assert_eq!(n("done"), 4, "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "retrohunt: {out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 
     let year = &read_year();
     let (from, to) = (format!("{year}-01-01"), format!("{year}-12-31"));
@@ -281,10 +304,26 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
         .map(|r| r[4].parse::<u64>().unwrap())
         .sum();
     assert_eq!(images, 2, "A's two jobs: {ind}");
+    // retrohunt jobs: not images, their bytes apart
+    let months = csv_rows(&read(&mine.join("months.csv")));
+    assert_eq!(months.len(), 12, "{months:?}");
+    let sum = |col: usize| -> u64 { months.iter().map(|r| r[col].parse::<u64>().unwrap()).sum() };
+    assert_eq!(sum(1), 2, "images: {months:?}");
+    assert_eq!(sum(9), 2, "A's two retrohunt jobs: {months:?}");
+    assert!(sum(10) > 0, "retrohunt bytes: {months:?}");
     let alerts = csv_rows(&read(&mine.join("alerts.csv")));
-    assert_eq!(alerts.len(), 1, "A's alert only: {alerts:?}");
-    assert_eq!(alerts[0][2], "A");
-    assert_eq!(alerts[0][9], AB);
+    assert_eq!(alerts.len(), 2, "A's alerts only: {alerts:?}");
+    assert!(alerts.iter().all(|a| a[2] == "A"), "{alerts:?}");
+    assert!(
+        alerts.iter().any(|a| a[7] == "indicator" && a[9] == AB),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a[7] == "rule" && a[10] == "report_solo"),
+        "{alerts:?}"
+    );
     let top = csv_rows(&read(&mine.join("top_indicators.csv")));
     let find = |v: &[Vec<String>], kind: &str, value: &str| {
         v.iter().find(|r| r[1] == kind && r[2] == value).cloned()
@@ -313,7 +352,7 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
     let top_all = csv_rows(&read(&all.join("top_indicators.csv")));
     let bc = find(&top_all, "email", BC).unwrap_or_else(|| panic!("{top_all:?}"));
     assert_eq!((bc[3].as_str(), bc[4].as_str()), ("2", "B C"));
-    assert_eq!(csv_rows(&read(&all.join("alerts.csv"))).len(), 2);
+    assert_eq!(csv_rows(&read(&all.join("alerts.csv"))).len(), 3);
     // A period without jobs: the header only.
     let empty = work.path().join("empty");
     report(&s, &olga, "2001-01-01", "2001-12-31", &empty, "fr");
@@ -398,7 +437,6 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
     assert_eq!(styled, json!("rgb(255, 255, 255)"), "print.css applied");
     let pages = print_pdf(&b, &target.join("threat-report-export.pdf"));
     assert!(pages >= 2, "{pages}");
-    let _: Value = json!(null);
 }
 
 /// This year (UTC), as the scheduler dates jobs.
