@@ -3,8 +3,10 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let files = ["common", "jobs", "cluster", "evidence", "admin", "intel"]
-        .map(|f| root.join("trawl/v1").join(format!("{f}.proto")));
+    let files = [
+        "common", "jobs", "cluster", "evidence", "admin", "intel", "report",
+    ]
+    .map(|f| root.join("trawl/v1").join(format!("{f}.proto")));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -23,6 +23,7 @@ use tonic::transport::server::{Connected, Router};
 use tonic::transport::{Channel, Endpoint, Uri};
 use trawl_proto::v1::admin_server::AdminServer;
 use trawl_proto::v1::intel_server::IntelServer;
+use trawl_proto::v1::reports_server::ReportsServer;
 use trawl_proto::v1::rules_server::RulesServer;
 use trawl_proto::v1::{
     cluster_server::ClusterServer, evidence_server::EvidenceServer, jobs_server::JobsServer,
@@ -165,6 +166,9 @@ async fn prepare(
     health_reporter
         .set_serving::<IntelServer<IntelService>>()
         .await;
+    health_reporter
+        .set_serving::<ReportsServer<crate::service::ReportsService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(trawl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -242,6 +246,13 @@ async fn prepare(
             IntelServer::new(IntelService {
                 sched: sched.clone(),
             }),
+        ))
+        .add_service(Authz::new(
+            sched.clone(),
+            ReportsServer::new(crate::service::ReportsService {
+                sched: sched.clone(),
+            })
+            .max_encoding_message_size(max),
         ));
     Ok((router, reaper))
 }

@@ -9,7 +9,7 @@ use trawl_proto::convert::job_state_name;
 use trawl_proto::v1::{
     self, admin_client::AdminClient, cluster_client::ClusterClient,
     evidence_client::EvidenceClient, intel_client::IntelClient, jobs_client::JobsClient,
-    rules_client::RulesClient,
+    reports_client::ReportsClient, rules_client::RulesClient,
 };
 use trawl_report::JobResults;
 
@@ -23,6 +23,7 @@ pub struct Client {
     pub rules: RulesClient<AuthChannel>,
     pub admin: AdminClient<AuthChannel>,
     pub intel: IntelClient<AuthChannel>,
+    pub reports: ReportsClient<AuthChannel>,
 }
 
 const MAX_MSG: usize = 1 << 30;
@@ -64,7 +65,8 @@ impl Client {
                 .max_decoding_message_size(MAX_MSG)
                 .max_encoding_message_size(MAX_MSG),
             admin: AdminClient::new(ch.clone()),
-            intel: IntelClient::new(ch).max_decoding_message_size(MAX_MSG),
+            intel: IntelClient::new(ch.clone()).max_decoding_message_size(MAX_MSG),
+            reports: ReportsClient::new(ch).max_decoding_message_size(MAX_MSG),
         }
     }
 

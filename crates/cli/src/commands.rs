@@ -94,6 +94,13 @@ pub enum Command {
         after_help = "Examples:\n  trawl export stix --case C-2026-17 --tlp amber --out c17.stix.json\n  trawl export misp --job J000042 --tlp green --out j42.misp.json\n  trawl export misp-feed --case C-2026-17 --tlp green --out feed/"
     )]
     Export(crate::intel::ExportArgs),
+    /// The threat report of a period: an HTML page with its charts (prints
+    /// to PDF), its print style sheet and its figures as CSV, over the
+    /// cases you may read.
+    #[command(
+        after_help = "Examples:\n  trawl report --from 2026-01-01 --to 2026-12-31 --out report-2026/\n  trawl report --from 2026-10-01 --to 2026-12-31 --out q4 --lang fr --json"
+    )]
+    Report(crate::report_cmd::ReportArgs),
     /// Run a cluster scheduler (same as the `trawl-scheduler` binary).
     #[command(
         after_help = "Example:\n  trawl scheduler --data /var/lib/trawl --listen 127.0.0.1:50051"
@@ -488,6 +495,7 @@ pub async fn run(cmd: Command) -> Result<()> {
         Command::Alerts(a) => crate::intel::alerts(a).await,
         Command::Alert(c) => crate::intel::alert(c).await,
         Command::Export(a) => crate::intel::export(a).await,
+        Command::Report(a) => crate::report_cmd::report(a).await,
         Command::Scheduler(a) => trawl_scheduler::cli::run_command(a).await.map_err(|e| {
             match e.downcast::<trawl_scheduler::cli::ExitStatus>() {
                 Ok(x) => Exit(x.0, x.1).into(),

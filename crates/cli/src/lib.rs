@@ -15,6 +15,7 @@ mod client;
 mod commands;
 mod embedded;
 mod intel;
+mod report_cmd;
 mod spec_args;
 
 use clap::Parser;

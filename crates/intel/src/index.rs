@@ -545,6 +545,46 @@ impl Index {
         Ok(Some(out))
     }
 
+    /// The indicators linking the most cases: per uncommon indicator, the
+    /// cases it links through links first raised in `[from_ms, to_ms]`,
+    /// most cases first (ties by indicator), at most `limit` of them.
+    /// Common indicators (now) are left out, as from [`Index::links`].
+    ///
+    /// # Errors
+    /// The database failing, a damaged record.
+    pub fn most_linked(
+        &self,
+        limit: usize,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Indicator, Vec<String>)>, IndexError> {
+        let mut per: BTreeMap<Indicator, BTreeSet<String>> = BTreeMap::new();
+        for kv in self.links.iter() {
+            let (k, v) = kv?;
+            let mut parts = k.splitn(3, |&b| b == 0);
+            let (Some(a), Some(b), Some(ik)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let Some(ind) = unkey(ik) else { continue };
+            let rec: LinkRecord = dec("intel_links", &v)?;
+            if rec.first_ms < from_ms || rec.first_ms > to_ms {
+                continue;
+            }
+            let cases = per.entry(ind).or_default();
+            cases.insert(String::from_utf8_lossy(a).into_owned());
+            cases.insert(String::from_utf8_lossy(b).into_owned());
+        }
+        let mut out = Vec::new();
+        for (ind, cases) in per {
+            if !self.is_common(&ind)? {
+                out.push((ind, cases.into_iter().collect::<Vec<_>>()));
+            }
+        }
+        out.sort_by(|x, y| y.1.len().cmp(&x.1.len()).then_with(|| x.0.cmp(&y.0)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// The indicators of `case`.
     ///
     /// # Errors
@@ -748,6 +788,56 @@ mod tests {
                 .unwrap(),
             ["C1", "C2"]
         );
+    }
+
+    #[test]
+    fn most_linked_counts_cases_per_uncommon_indicator_in_the_period() {
+        let ix = index(CommonRule {
+            min_cases: 3,
+            share: 0.0,
+            stop: [ind(Kind::Domain, "stop.example")].into(),
+        });
+        let three = [
+            (Kind::Domain, "three.example"),
+            (Kind::Domain, "stop.example"),
+            (Kind::Ipv4, "10.0.0.1"),
+        ];
+        ix.add_job("C1", "J1", 1000, &found(&three)).unwrap();
+        ix.add_job(
+            "C2",
+            "J2",
+            2000,
+            &found(&[three[0], three[1], three[2], (Kind::Email, "two@x.example")]),
+        )
+        .unwrap();
+        ix.add_job(
+            "C3",
+            "J3",
+            3000,
+            &found(&[three[0], (Kind::Email, "two@x.example")]),
+        )
+        .unwrap();
+        let top = ix.most_linked(10, 0, i64::MAX).unwrap();
+        assert_eq!(
+            top,
+            [
+                (
+                    ind(Kind::Domain, "three.example"),
+                    vec!["C1".into(), "C2".into(), "C3".into()]
+                ),
+                (
+                    ind(Kind::Email, "two@x.example"),
+                    vec!["C2".to_string(), "C3".to_string()]
+                ),
+            ]
+        );
+        // the stop-listed domain and the private address never linked
+        assert_eq!(ix.most_linked(1, 0, i64::MAX).unwrap().len(), 1);
+        // links first raised at 3000 only: C3's
+        let late = ix.most_linked(10, 2500, 4000).unwrap();
+        assert_eq!(late.len(), 2);
+        assert_eq!(late[0].1, ["C1", "C2", "C3"]);
+        assert!(ix.most_linked(10, 0, 999).unwrap().is_empty());
     }
 
     #[test]

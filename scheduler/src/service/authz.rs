@@ -183,6 +183,13 @@ pub const TABLE: &[Method] = &[
     m("/trawl.v1.Intel/WatchAlerts", Authenticated, "alerts.watch"),
     m("/trawl.v1.Intel/UpdateAlert", Authenticated, "alert.update"),
     m("/trawl.v1.Intel/Export", P(Perm::Export), "export"),
+    // The threat report: every caller, its figures filtered to what it may
+    // read by the handler.
+    m(
+        "/trawl.v1.Reports/GetThreatReport",
+        Authenticated,
+        "report.threat",
+    ),
     // Reflection describes the API: to authenticated callers only.
     m(
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

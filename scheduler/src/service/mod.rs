@@ -12,6 +12,7 @@ mod cluster;
 mod evidence;
 mod intel;
 mod jobs;
+mod reports;
 mod rules;
 
 pub use authz::{Authz, Need};
@@ -19,6 +20,7 @@ pub use cluster::ClusterService;
 pub use evidence::EvidenceService;
 pub use intel::IntelService;
 pub use jobs::JobsService;
+pub use reports::ReportsService;
 pub use rules::RulesService;
 
 use crate::auth::{Perm, Role};

@@ -339,21 +339,6 @@ pub(super) async fn indicators(State(w): State<Web>, who: SignedIn) -> Response 
     )
 }
 
-pub(super) async fn indicators_csv(State(w): State<Web>, who: SignedIn) -> Response {
-    let rows = indicator_rows(&w, &who.caller).await;
-    let mut r = (StatusCode::OK, pages::indicators_csv(&rows)).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"trawl-indicators.csv\""),
-    );
-    r
-}
-
 async fn indicator_rows(w: &Web, c: &Caller) -> Vec<pages::IndicatorRow> {
     let jobs = readable_jobs(w, c);
     let sched = w.sched.clone();
@@ -366,6 +351,7 @@ pub(super) async fn asset(Path(name): Path<String>) -> Response {
     let (body, ty) = match name.as_str() {
         "app.css" => (pages::CSS, "text/css; charset=utf-8"),
         "app.js" => (pages::JS, "text/javascript; charset=utf-8"),
+        "print.css" => return super::threat::print_css_response(),
         _ => return (StatusCode::NOT_FOUND, "").into_response(),
     };
     let mut r = (StatusCode::OK, body).into_response();

@@ -16,9 +16,11 @@ mod extract;
 mod handlers;
 mod i18n;
 mod pages;
+mod threat;
 
 /// Every text of the dashboard: (key, English, French).
 pub use i18n::TEXTS;
+pub use threat::threat_report;
 
 use crate::core::{Caller, Scheduler};
 use axum::extract::Extension;
@@ -181,7 +183,9 @@ fn router(w: Web) -> axum::Router {
         .route("/jobs/{id}/report.tar", get(download))
         .route("/pool", get(pool))
         .route("/indicators", get(indicators))
-        .route("/indicators.csv", get(indicators_csv))
+        .route("/indicators.csv", get(threat::indicators_csv))
+        .route("/report", get(threat::report_page))
+        .route("/report/{name}", get(threat::report_csv))
         .route("/assets/{name}", get(asset))
         .with_state(w)
 }

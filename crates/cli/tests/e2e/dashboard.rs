@@ -291,7 +291,7 @@ impl Drop for Browser {
 }
 
 /// Standard base64 (the screenshots), without a crate for it.
-fn base64_decode(s: &str) -> Vec<u8> {
+pub fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-fn shots() -> PathBuf {
+pub(crate) fn shots() -> PathBuf {
     std::env::var_os("TRAWL_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -150,7 +150,7 @@ fn open_job(b: &Browser, base: &str, job: &str) {
 
 /// A chart in the DOM: its series path has points, both axis labels have
 /// text, ticks are drawn.
-fn check_line_chart(b: &Browser, id: &str) {
+pub(crate) fn check_line_chart(b: &Browser, id: &str) {
     let v = b.run_async(&format!(
         "var done = arguments[arguments.length - 1];
          var s = document.getElementById({id:?});
@@ -191,7 +191,7 @@ fn check_line_chart(b: &Browser, id: &str) {
 /// The page in the browser holds no untranslated key, and none of the
 /// dashboard's English texts (those that differ in French) in its visible
 /// text.
-fn check_french(b: &Browser, page: &str) {
+pub(crate) fn check_french(b: &Browser, page: &str) {
     let src = b.source();
     assert!(!src.contains('⟦'), "{page}: untranslated key in {src}");
     assert!(src.contains("<html lang=\"fr\""), "{page}: not French");

@@ -14,6 +14,7 @@ mod security_access;
 mod security_audit;
 mod security_embedded;
 mod security_report;
+mod threat_report;
 
 mod attrib;
 mod carving;

@@ -325,6 +325,8 @@ mod tests {
             include_str!("../pages/job_charts.rs"),
             include_str!("../pages/pool.rs"),
             include_str!("../pages/indicators.rs"),
+            include_str!("../pages/threat.rs"),
+            include_str!("../threat.rs"),
             include_str!("../charts.rs"),
         ];
         let mut missing = Vec::new();

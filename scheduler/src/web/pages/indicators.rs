@@ -57,7 +57,7 @@ impl IndicatorRow {
     }
 }
 
-fn p90(v: &[i64]) -> f64 {
+pub(super) fn p90(v: &[i64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -67,15 +67,19 @@ fn p90(v: &[i64]) -> f64 {
     s[rank.clamp(1, s.len()) - 1] as f64 / 1000.0
 }
 
-fn month_of(ms: i64) -> String {
+pub(super) fn month_of(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .map(|t| format!("{:04}-{:02}", t.year(), u8::from(t.month())))
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The indicators of `jobs`, per month and case. Jobs the scheduler made
+/// itself (retrohunt and flash checks: `spec.origin` set) are left out:
+/// they read evidence already counted (the threat report counts their
+/// bytes apart).
 pub fn indicator_rows(sched: &Scheduler, jobs: &[JobRecord]) -> Vec<IndicatorRow> {
     let mut rows: BTreeMap<(String, String), IndicatorRow> = BTreeMap::new();
-    for j in jobs {
+    for j in jobs.iter().filter(|j| j.spec.origin.is_empty()) {
         let month = month_of(j.created_ms);
         let case = j.spec.case_id.as_str().to_string();
         let r = rows
@@ -231,7 +235,11 @@ pub fn indicators(l: Lang, c: &Caller, csrf: &str, rows: &[IndicatorRow]) -> Mar
     };
     let body = html! {
         h1 { (l.t("indicators")) }
-        p { a id="csv" href="/indicators.csv" { (l.t("export_csv")) } }
+        p {
+            a id="csv" href="/indicators.csv" { (l.t("export_csv")) }
+            " · "
+            a id="threat-report" href="/report" { (l.t("threat_report")) }
+        }
         p class="note" { (l.t("final_note")) }
         (charts_of(l, &ms))
         // The table: one row per (month, case, kind), as the CSV.

@@ -16,6 +16,7 @@ mod job_charts;
 mod layout;
 mod pool;
 mod summary;
+mod threat;
 
 pub use assets::{CSS, JS};
 pub use cases::{CasesQuery, cases};
@@ -26,6 +27,10 @@ pub use job_charts::{throughput_chart, throughput_series};
 pub use layout::{layout_signed, login, message, refusal, unauthorized};
 pub use pool::{load_chart, pool};
 pub use summary::summarize;
+pub use threat::{
+    BadPeriod, CsvLinks, Figures, Period, charts_of, export_page, figures, period_form,
+    period_jobs, report_body,
+};
 
 use super::i18n::Lang;
 use maud::{Markup, html};
