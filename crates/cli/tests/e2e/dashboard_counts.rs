@@ -191,7 +191,7 @@ fn check_line_chart(b: &Browser, id: &str) {
 /// The page in the browser holds no untranslated key, and none of the
 /// dashboard's English texts (those that differ in French) in its visible
 /// text.
-fn check_french(b: &Browser, page: &str) {
+pub(crate) fn check_french(b: &Browser, page: &str) {
     let src = b.source();
     assert!(!src.contains('⟦'), "{page}: untranslated key in {src}");
     assert!(src.contains("<html lang=\"fr\""), "{page}: not French");
