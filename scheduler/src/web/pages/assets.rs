@@ -52,7 +52,7 @@ pub const JS: &str = r#"
   // events of /alerts/events.
   var badge = document.getElementById('alerts-badge');
   if (!badge || !window.EventSource) return;
-  var es = new EventSource(badge.getAttribute('data-events'));
+  var es = null;
   var box = document.getElementById('alerts-live');
   var loading = false, again = false;
   function typing(){
@@ -71,7 +71,7 @@ pub const JS: &str = r#"
       .catch(function(){})
       .then(function(){ loading = false; if (again) { again = false; reload(); } });
   }
-  es.onmessage = function(m){
+  function message(m){
     var d;
     try { d = JSON.parse(m.data); } catch (e) { return; }
     if (typeof d.new === 'number') {
@@ -79,7 +79,18 @@ pub const JS: &str = r#"
       badge.hidden = d.new === 0;
     }
     if (d.alert) reload();
-  };
+  }
+  // One stream per shown page: closed when the page is left (a page kept
+  // in the back-forward cache must not hold a connection), opened again
+  // when it comes back.
+  function open(){
+    if (es) return;
+    es = new EventSource(badge.getAttribute('data-events'));
+    es.onmessage = message;
+  }
+  window.addEventListener('pagehide', function(){ if (es) { es.close(); es = null; } });
+  window.addEventListener('pageshow', function(e){ if (e.persisted) { open(); reload(); } });
+  open();
 })();
 (function(){
   var el = document.getElementById('live');
