@@ -344,6 +344,69 @@ pub fn stacked_bars(
     chart(id, title, desc, H + legend_h, inner)
 }
 
+/// A node of a [`columns`] graph: a key (for edges and tests), its label
+/// and its class.
+pub struct Node {
+    pub key: String,
+    pub label: String,
+    pub class: &'static str,
+}
+
+/// A graph in three columns (cases, what joins them, cases): a box per
+/// node, a line per edge. `edges` join node `a` of column `c` to node `b`
+/// of column `c + 1`: `(c, a, b)`.
+pub fn columns(
+    id: &str,
+    title: &str,
+    desc: &str,
+    heads: [&str; 3],
+    cols: &[Vec<Node>; 3],
+    edges: &[(usize, usize, usize)],
+) -> Markup {
+    const GW: f64 = 900.0;
+    const ROW: f64 = 26.0;
+    const TOP_G: f64 = 52.0;
+    // (left edge, width, characters shown) per column
+    const BOX: [(f64, f64, usize); 3] = [(16.0, 170.0, 22), (300.0, 300.0, 42), (714.0, 170.0, 22)];
+    let rows = cols.iter().map(Vec::len).max().unwrap_or(0).max(1) as f64;
+    let height = TOP_G + rows * ROW + 16.0;
+    let y_of = |c: usize, i: usize| {
+        let n = cols[c].len().max(1) as f64;
+        TOP_G + (i as f64 + 0.5) * (rows * ROW / n)
+    };
+    let title_id = [id, "-title"].concat();
+    let desc_id = [id, "-desc"].concat();
+    html! {
+        svg class="chart graph" id=(id) role="img" aria-labelledby={ (title_id) " " (desc_id) }
+            width=(GW) height=(Px(height)) viewBox={ "0 0 " (GW) " " (Px(height)) }
+            xmlns="http://www.w3.org/2000/svg" {
+            title id=(title_id) { (title) }
+            desc id=(desc_id) { (desc) }
+            text class="chart-title" x="16" y="16" { (title) }
+            @for (c, h) in heads.iter().enumerate() {
+                text class="axis-label" x=(Px(BOX[c].0 + BOX[c].1 / 2.0)) y="40" text-anchor="middle" { (h) }
+            }
+            g class="edges" {
+                @for (c, a, b) in edges.iter().filter(|(c, a, b)| *c < 2 && *a < cols[*c].len() && *b < cols[*c + 1].len()) {
+                    line class="edge" x1=(Px(BOX[*c].0 + BOX[*c].1)) y1=(Px(y_of(*c, *a)))
+                        x2=(Px(BOX[*c + 1].0)) y2=(Px(y_of(*c + 1, *b)))
+                        data-from=(cols[*c][*a].key) data-to=(cols[*c + 1][*b].key) {}
+                }
+            }
+            @for (c, col) in cols.iter().enumerate() {
+                @for (i, n) in col.iter().enumerate() {
+                    @let y = y_of(c, i);
+                    g class={ "node " (n.class) } data-key=(n.key) {
+                        title { (n.label) }
+                        rect x=(Px(BOX[c].0)) y=(Px(y - 10.0)) width=(Px(BOX[c].1)) height="20" rx="4" {}
+                        text x=(Px(BOX[c].0 + 6.0)) y=(Px(y + 4.0)) { (shorten(&n.label, BOX[c].2)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `s` cut to `n` characters with an ellipsis.
 fn shorten(s: &str, n: usize) -> String {
     let n = n.max(4);
@@ -411,5 +474,32 @@ mod tests {
         .into_string();
         assert_eq!(bars.matches("class=\"bar\"").count(), 3, "{bars}");
         assert!(bars.contains(">6 u</text>"), "{bars}");
+    }
+
+    #[test]
+    fn a_column_graph_has_nodes_edges_and_escaped_labels() {
+        let n = |k: &str, l: &str| Node {
+            key: k.into(),
+            label: l.into(),
+            class: "x",
+        };
+        let svg = columns(
+            "g",
+            "T",
+            "D <d>",
+            ["a", "b", "c"],
+            &[
+                vec![n("A", "case A")],
+                vec![n("i1", "<script>"), n("i2", "two")],
+                vec![n("B", "case B")],
+            ],
+            &[(0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 1, 0), (1, 5, 0)],
+        )
+        .into_string();
+        assert!(svg.contains("role=\"img\""), "{svg}");
+        assert_eq!(svg.matches("<line class=\"edge\"").count(), 4, "{svg}");
+        assert_eq!(svg.matches("<g class=\"node x\"").count(), 4, "{svg}");
+        assert!(svg.contains("&lt;script&gt;") && !svg.contains("<script>"));
+        assert!(svg.contains("D &lt;d&gt;"));
     }
 }

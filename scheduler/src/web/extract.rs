@@ -239,23 +239,40 @@ impl<N: Need> FromRequestParts<Web> for JobAccess<N> {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
+/// The fields of a posted form, in order.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// The first value of field `name` (empty when absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// The form of `req`, if it carries the session's CSRF token.
+async fn csrf_form(req: Request, w: &Web, who: &SignedIn) -> Option<Fields> {
+    match Form::<Vec<(String, String)>>::from_request(req, w).await {
+        Ok(Form(f)) => {
+            let f = Fields(f);
+            same(&who.session.csrf, f.get("csrf")).then_some(f)
+        }
+        Err(_) => None,
+    }
 }
 
 /// Whether the form of `req` carries the session's CSRF token.
 async fn csrf_ok(req: Request, w: &Web, who: &SignedIn) -> bool {
-    match Form::<CsrfForm>::from_request(req, w).await {
-        Ok(Form(f)) => same(&who.session.csrf, &f.csrf),
-        Err(_) => false,
-    }
+    csrf_form(req, w, who).await.is_some()
 }
 
-/// A form posted by the signed-in caller with the session's CSRF token;
-/// a missing or forged token is refused (403, audited).
-pub(super) struct Posted(pub SignedIn);
+/// A form posted by the signed-in caller with the session's CSRF token,
+/// and its fields; a missing or forged token is refused (403, audited
+/// with the form's path).
+pub(super) struct Posted(pub SignedIn, pub Fields);
 
 impl FromRequest<Web> for Posted {
     type Rejection = Response;
@@ -263,10 +280,14 @@ impl FromRequest<Web> for Posted {
     async fn from_request(req: Request, w: &Web) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let who = SignedIn::from_request_parts(&mut parts, w).await?;
-        if !csrf_ok(Request::from_parts(parts, body), w, &who).await {
-            return Err(who.csrf_refused(w, "sign out"));
+        let what = match parts.uri.path() {
+            "/logout" => "sign out".to_string(),
+            p => p.chars().take(200).collect(),
+        };
+        match csrf_form(Request::from_parts(parts, body), w, &who).await {
+            Some(f) => Ok(Self(who, f)),
+            None => Err(who.csrf_refused(w, &what)),
         }
-        Ok(Self(who))
     }
 }
 

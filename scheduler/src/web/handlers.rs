@@ -79,7 +79,7 @@ pub(super) async fn login(
     }
 }
 
-pub(super) async fn logout(State(w): State<Web>, Posted(who): Posted) -> Response {
+pub(super) async fn logout(State(w): State<Web>, Posted(who, _): Posted) -> Response {
     w.sessions.lock().remove(&who.id);
     let mut r = see_other("/login");
     set_cookie(&mut r, COOKIE, "", 0);

@@ -15,6 +15,7 @@ mod charts;
 mod extract;
 mod handlers;
 mod i18n;
+mod intel_handlers;
 mod pages;
 mod threat;
 
@@ -186,6 +187,12 @@ fn router(w: Web) -> axum::Router {
         .route("/indicators.csv", get(threat::indicators_csv))
         .route("/report", get(threat::report_page))
         .route("/report/{name}", get(threat::report_csv))
+        .route("/links", get(intel_handlers::links))
+        .route("/alerts", get(intel_handlers::alerts))
+        .route("/alerts/events", get(intel_handlers::alert_events))
+        .route("/alerts/{id}/seen", post(intel_handlers::alert_seen))
+        .route("/alerts/{id}/dismiss", post(intel_handlers::alert_dismiss))
+        .route("/flashes", get(intel_handlers::flashes))
         .route("/assets/{name}", get(asset))
         .with_state(w)
 }

@@ -1361,3 +1361,85 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let (_, out, _) = as_user(&s, &analyst, &["alerts", "--json"]);
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+#[test]
+fn jobs_completed_while_the_index_was_off_are_indexed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let off_cfg = dir.path().join("off.toml");
+    std::fs::write(&off_cfg, "[intel]\nenabled = false\n").unwrap();
+    let mut s = start_secure_with(&["--config", off_cfg.to_str().unwrap()], &[]);
+    let inv = s.add_user("ivy", "investigator", &["A", "B"], "1d");
+    let analyst = s.add_user("ana", "analyst", &[], "1d");
+    let mut jobs = Vec::new();
+    for case in ["A", "B"] {
+        let img = image(
+            s.dir.path(),
+            &format!("{case}.dd"),
+            &["mallory@restart-shared.org"],
+        );
+        let (code, out, err) = as_user(
+            &s,
+            &inv,
+            &[
+                "submit",
+                img.to_str().unwrap(),
+                "--case",
+                case,
+                "--analyses",
+                "features",
+            ],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let job = last_line(out.as_bytes());
+        let (code, _, err) = as_user(&s, &inv, &["watch", &job]);
+        assert_eq!(code, Some(0), "{err}");
+        jobs.push(job);
+    }
+    // the index is off: nothing to look up
+    let (code, _, err) = as_user(
+        &s,
+        &analyst,
+        &["index", "lookup", "email", "mallory@restart-shared.org"],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("keeps no indicator index"), "{err}");
+    // restarted with the index on: both jobs indexed, the cases linked
+    let data = s.data();
+    s.sched.proc.kill9();
+    s.sched = crate::cluster::start_scheduler(&data, "127.0.0.1:0", &["--no-default-roots"]);
+    let v = wait_for("the backfill", 30, || {
+        let (_, out, _) = as_user(
+            &s,
+            &analyst,
+            &[
+                "index",
+                "lookup",
+                "email",
+                "mallory@restart-shared.org",
+                "--json",
+            ],
+        );
+        let v: Value = serde_json::from_str(&out).ok()?;
+        (v["sightings"].as_array()?.len() == 2).then_some(v)
+    });
+    assert_eq!(v["sightings"][0]["case"], "A", "{v}");
+    let (code, out, err) = as_user(&s, &s.admin_token, &["links", "--case", "A", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        links_of(&out),
+        [
+            (
+                "B".to_string(),
+                "domain".to_string(),
+                "restart-shared.org".to_string()
+            ),
+            (
+                "B".to_string(),
+                "email".to_string(),
+                "mallory@restart-shared.org".to_string()
+            ),
+        ]
+        .into(),
+        "{out}"
+    );
+}

@@ -9,6 +9,7 @@ mod dashboard;
 mod dashboard_counts;
 mod hashing;
 mod intel;
+mod intel_dashboard;
 mod security;
 mod security_access;
 mod security_audit;

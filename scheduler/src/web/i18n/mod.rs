@@ -328,6 +328,10 @@ mod tests {
             include_str!("../pages/threat.rs"),
             include_str!("../threat.rs"),
             include_str!("../charts.rs"),
+            include_str!("../intel_handlers.rs"),
+            include_str!("../pages/links.rs"),
+            include_str!("../pages/alerts.rs"),
+            include_str!("../pages/flashes.rs"),
         ];
         let mut missing = Vec::new();
         let mut used = 0;

@@ -33,9 +33,65 @@ form.filters{background:#fff;border:1px solid #d0d7e1;padding:.5em .8em;display:
 form.filters label{display:flex;flex-direction:column;font-size:.85em}
 details{margin:0 0 1.2em}
 #indicators td:first-child,#indicators td:nth-child(2){white-space:nowrap}
+header .badge{background:#c0392b;color:#fff;border-radius:9px;padding:0 .45em;font-size:.8em}
+h2 a.case-links{font-size:.7em;font-weight:400;margin-left:.8em}
+.tlp{display:inline-block;font-family:ui-monospace,monospace;font-size:.8em;padding:0 .35em;border-radius:3px;background:#000;color:#fff}
+.tlp-red{color:#ff2b2b}.tlp-amber,.tlp-amber-strict{color:#ffc000}.tlp-green{color:#33ff00}.tlp-clear{color:#fff}
+.astate-new{color:#a02020;font-weight:600}.astate-dismissed{color:#4a5a6a}
+td.actions form{display:block;margin:0 0 .3em}
+#alerts td:first-child{white-space:nowrap}
+svg.graph .node rect{fill:#e8edf3;stroke:#1d3557}
+svg.graph .node.indicator rect{fill:#fff;stroke:#8aa0b8}
+svg.graph .node.other rect{fill:#fde8d8;stroke:#a0522d}
+svg.graph .edge{stroke:#8aa0b8;stroke-width:1.2}
 "#;
 
 pub const JS: &str = r#"
+(function(){
+  // The new-alerts badge, and the alerts table, kept live by the alert
+  // events of /alerts/events.
+  var badge = document.getElementById('alerts-badge');
+  if (!badge || !window.EventSource) return;
+  var es = null;
+  var box = document.getElementById('alerts-live');
+  var loading = false, again = false;
+  function typing(){
+    var ins = box.querySelectorAll('input.reason');
+    for (var i = 0; i < ins.length; i++) if (ins[i].value) return true;
+    return false;
+  }
+  function reload(){
+    if (!box) return;
+    if (typing()) { setTimeout(reload, 2000); return; }
+    if (loading) { again = true; return; }
+    loading = true;
+    fetch(box.getAttribute('data-fragment'), {credentials: 'same-origin'})
+      .then(function(r){ return r.ok ? r.text() : null; })
+      .then(function(t){ if (t !== null) box.innerHTML = t; })
+      .catch(function(){})
+      .then(function(){ loading = false; if (again) { again = false; reload(); } });
+  }
+  function message(m){
+    var d;
+    try { d = JSON.parse(m.data); } catch (e) { return; }
+    if (typeof d.new === 'number') {
+      badge.textContent = String(d.new);
+      badge.hidden = d.new === 0;
+    }
+    if (d.alert) reload();
+  }
+  // One stream per shown page: closed when the page is left (a page kept
+  // in the back-forward cache must not hold a connection), opened again
+  // when it comes back.
+  function open(){
+    if (es) return;
+    es = new EventSource(badge.getAttribute('data-events'));
+    es.onmessage = message;
+  }
+  window.addEventListener('pagehide', function(){ if (es) { es.close(); es = null; } });
+  window.addEventListener('pageshow', function(e){ if (e.persisted) { open(); reload(); } });
+  open();
+})();
 (function(){
   var el = document.getElementById('live');
   if (!el || !window.EventSource) return;

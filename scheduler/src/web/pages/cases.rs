@@ -112,7 +112,9 @@ pub fn cases(l: Lang, c: &Caller, csrf: &str, jobs: &[JobRecord], q: &CasesQuery
             p { (l.t("no_jobs")) }
         }
         @for (case, js) in &by_case {
-            h2 { (l.t("case")) " " (case) }
+            h2 { (l.t("case")) " " (case) " "
+                a class="case-links" href={ "/links?case=" (url_part(case)) } { (l.t("links")) }
+            }
             table class="jobs" {
                 thead { tr {
                     th { (l.t("job")) }

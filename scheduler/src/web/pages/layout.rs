@@ -1,6 +1,7 @@
 //! The page frame, the sign-in page and the refusal pages.
 
 use super::super::i18n::Lang;
+use crate::auth::Role;
 use crate::core::Caller;
 use maud::{DOCTYPE, Markup, html};
 
@@ -30,6 +31,15 @@ fn frame(l: Lang, who: Option<&Caller>, csrf: &str, title: &str, body: Markup) -
                         a href="/cases" { (l.t("cases")) }
                         a href="/pool" { (l.t("capacity")) }
                         a href="/indicators" { (l.t("indicators")) }
+                        a href="/links" id="nav-links" { (l.t("links")) }
+                        a href="/alerts" id="nav-alerts" title=(l.t("new_alerts")) {
+                            (l.t("alerts"))
+                            " "
+                            span id="alerts-badge" class="badge" hidden data-events="/alerts/events" { "0" }
+                        }
+                        @if matches!(c.role, Role::Admin | Role::Analyst) {
+                            a href="/flashes" id="nav-flashes" { (l.t("flashes")) }
+                        }
                         span class="me" {
                             (l.t("signed_in_as")) " " b { (c.user) } " (" (l.word("role", c.role.as_str())) ") "
                             @if !csrf.is_empty() {

@@ -7,24 +7,30 @@
 //! ([`trawl_core::Counts`], stored with the completed state); a running
 //! job shows per-shard sums, labelled provisional.
 
+mod alerts;
 mod assets;
 mod cases;
 mod files;
+mod flashes;
 mod indicators;
 mod job;
 mod job_charts;
 mod layout;
+mod links;
 mod pool;
 mod summary;
 mod threat;
 
+pub use alerts::{AlertsQuery, SHOWN as ALERTS_SHOWN, alerts, alerts_table};
 pub use assets::{CSS, JS};
 pub use cases::{CasesQuery, cases};
 pub use files::{FilesQuery, files};
+pub use flashes::flashes;
 pub use indicators::{IndicatorRow, indicator_rows, indicators, indicators_csv};
 pub use job::{JobView, job, progress_json};
 pub use job_charts::{throughput_chart, throughput_series};
 pub use layout::{layout_signed, login, message, refusal, unauthorized};
+pub use links::{LinksQuery, LinksView, links};
 pub use pool::{load_chart, pool};
 pub use summary::summarize;
 pub use threat::{

@@ -175,3 +175,131 @@ fn files_page_searches_filters_and_escapes() {
         "/jobs/J000002/files?q=DOCS%2Fa%20b.txt"
     );
 }
+
+fn officer(cases: &[&str]) -> Caller {
+    Caller {
+        user: "olga".into(),
+        role: Role::CaseOfficer,
+        cases: cases.iter().map(|s| s.to_string()).collect(),
+        peer: String::new(),
+    }
+}
+
+#[test]
+fn links_page_draws_the_graph_masks_card_hashes_and_hides_jobs_from_officers() {
+    use crate::intel::CaseLink;
+    use trawl_intel::{Indicator, Kind};
+    let ind = |kind, v: &str| Indicator {
+        kind,
+        value: v.into(),
+    };
+    let hash = "ab12cd34".repeat(8);
+    let mut shared = vec![
+        (ind(Kind::Email, "joe@<b>gang</b>.net"), 1_700_000_000_000),
+        (ind(Kind::CcnHmac, &hash), 1_700_000_000_000),
+    ];
+    // more indicators than the graph draws
+    for i in 0..links::GRAPH_MAX {
+        shared.push((ind(Kind::Domain, &format!("d{i:03}.example.net")), 1));
+    }
+    let found = vec![(
+        "A".to_string(),
+        CaseLink {
+            other_case: "B".into(),
+            contacts: vec!["officer-b".into()],
+            shared,
+            own_jobs: vec!["J000001".into()],
+            other_jobs: vec!["J000002".into()],
+        },
+    )];
+    let view = LinksView::Links {
+        case: "A",
+        links: &found,
+    };
+    let page = links(Lang::En, &officer(&["A"]), "tok", &view).into_string();
+    assert!(page.contains("<svg class=\"chart graph\""), "{page}");
+    assert!(page.contains("role=\"img\""));
+    // the graph stops at 200 indicators; the table has them all
+    assert_eq!(
+        page.matches("<g class=\"node indicator\"").count(),
+        links::GRAPH_MAX
+    );
+    assert!(page.contains("id=\"links-capped\""));
+    assert_eq!(
+        page.matches("<tr data-other=\"B\"").count(),
+        links::GRAPH_MAX + 2
+    );
+    assert!(page.contains("card number (keyed hash)"));
+    assert!(page.contains(">ab12cd34…<"), "{page}");
+    assert!(!page.contains(&hash), "the whole keyed hash is shown");
+    assert!(page.contains("joe@&lt;b&gt;gang&lt;/b&gt;.net"));
+    assert!(page.contains("officer-b"));
+    // a case officer never sees job ids; an admin does
+    assert!(!page.contains("J000002"));
+    let admin = Caller {
+        role: Role::Admin,
+        ..officer(&[])
+    };
+    let page = links(Lang::Fr, &admin, "tok", &view).into_string();
+    assert!(page.contains("href=\"/jobs/J000002\""), "{page}");
+    assert!(page.contains("numéro de carte (empreinte à clé)"));
+    assert!(!page.contains('⟦'), "{page}");
+    let none = links(Lang::En, &officer(&[]), "tok", &LinksView::Choose(&[])).into_string();
+    assert!(none.contains("id=\"no-case\""), "{none}");
+}
+
+#[test]
+fn alerts_table_links_jobs_only_for_readers_and_offers_the_next_steps() {
+    use trawl_intel::flash::{AlertRecord, AlertState, AlertWhat, Tlp};
+    let a = |id: &str, case: &str, state| AlertRecord {
+        seq: 1,
+        id: id.into(),
+        case: case.into(),
+        flash: "F000001".into(),
+        flash_title: "<i>Campaign</i>".into(),
+        tlp: Tlp::AmberStrict,
+        job: "J000007".into(),
+        what: AlertWhat::Rule {
+            rules: vec!["campaign_x".into()],
+            hits: 2,
+        },
+        created_ms: 1_700_000_000_000,
+        state,
+    };
+    let list = [
+        a("AL000001", "A", AlertState::New),
+        a(
+            "AL000002",
+            "A",
+            AlertState::Dismissed {
+                by: "olga".into(),
+                ms: 1_700_000_000_000,
+                reason: "<s>lab test</s>".into(),
+            },
+        ),
+    ];
+    let t = alerts_table(Lang::En, &officer(&["A"]), "tok", &list).into_string();
+    assert!(t.contains("href=\"/jobs/J000007\""), "{t}");
+    assert!(t.contains("action=\"/alerts/AL000001/seen\""));
+    assert!(t.contains("action=\"/alerts/AL000001/dismiss\""));
+    assert!(!t.contains("action=\"/alerts/AL000002/"), "{t}");
+    assert!(t.contains("&lt;s&gt;lab test&lt;/s&gt;"));
+    assert!(t.contains("&lt;i&gt;Campaign&lt;/i&gt;"));
+    assert!(t.contains("TLP:AMBER+STRICT"));
+    assert!(t.contains("value=\"tok\""));
+    // an analyst sees the alert, not a way to the job
+    let analyst = Caller {
+        role: Role::Analyst,
+        ..officer(&[])
+    };
+    let t = alerts_table(Lang::Fr, &analyst, "tok", &list).into_string();
+    assert!(!t.contains("href=\"/jobs/"), "{t}");
+    assert!(t.contains("classée") && t.contains("nouvelle"));
+    assert!(!t.contains('⟦'), "{t}");
+    let q = AlertsQuery {
+        case: "A B".into(),
+        state: "new".into(),
+        fragment: String::new(),
+    };
+    assert_eq!(q.fragment_url(), "/alerts?fragment=1&case=A%20B&state=new");
+}
