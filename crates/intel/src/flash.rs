@@ -452,7 +452,7 @@ mod tests {
         );
         for t in Tlp::ALL {
             assert_eq!(Tlp::parse(t.name()), Some(t));
-            assert_eq!(Tlp::parse(&t.label()), Some(t));
+            assert_eq!(Tlp::parse(t.label()), Some(t));
         }
         assert_eq!(
             serde_json::to_string(&Tlp::AmberStrict).unwrap(),
