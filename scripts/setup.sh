@@ -78,3 +78,13 @@ if ! "$VENV/bin/python" -c 'import stix2validator, pymisp, misp_stix_converter' 
     exit 1
   fi
 fi
+
+# prometheus-client (PyPI) in the same venv: the metrics test parses the
+# scheduler's /metrics with its OpenMetrics parser.
+if ! "$VENV/bin/python" -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
+  echo "setup: installing prometheus-client into $VENV"
+  if ! { { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q prometheus-client==0.21.1; } >/dev/null 2>&1; then
+    echo "setup: error: could not install prometheus-client (PyPI) into $VENV: the metrics test cannot run" >&2
+    exit 1
+  fi
+fi

@@ -413,6 +413,10 @@ pub struct Args {
     /// directory initialised with `init`.
     #[arg(long, env = "TRAWL_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Serve Prometheus metrics (plain HTTP, `GET /metrics`: counts only,
+    /// no case data) on this address.
+    #[arg(long, env = "TRAWL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Optional TOML configuration file (flags and environment override it).
     #[arg(long, env = "TRAWL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -481,6 +485,9 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
     }
     if let Some(h) = args.http {
         cfg.http = Some(h);
+    }
+    if let Some(m) = args.metrics_listen {
+        cfg.metrics_listen = Some(m);
     }
     if let Some(v) = args.lease_ms {
         cfg.lease_ms = v.max(100);

@@ -16,6 +16,8 @@ pub struct SchedulerConfig {
     pub listen: SocketAddr,
     /// Web dashboard address (HTTPS; needs an initialised data directory).
     pub http: Option<SocketAddr>,
+    /// Prometheus metrics address (plain HTTP `GET /metrics`).
+    pub metrics_listen: Option<SocketAddr>,
     /// A lease lasts this long without a heartbeat.
     pub lease_ms: u64,
     /// Workers heartbeat this often.
@@ -122,6 +124,7 @@ impl Default for SchedulerConfig {
             data_dir: PathBuf::from("trawl-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http: None,
+            metrics_listen: None,
             lease_ms: 30_000,
             heartbeat_ms: 2_000,
             max_attempts: 3,

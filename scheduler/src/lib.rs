@@ -21,6 +21,7 @@ pub mod error;
 pub mod evidence_store;
 pub mod intel;
 pub mod machine;
+pub mod metrics;
 mod plan;
 pub mod result_check;
 pub mod results;

@@ -484,7 +484,46 @@ pub async fn run(cfg: SchedulerConfig, shutdown: CancellationToken) -> Result<()
         }
         None => None,
     };
+    let metrics = match cfg.metrics_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics address {a}"))?,
+        ),
+        None => None,
+    };
     let sched = Scheduler::open(cfg).context("opening the scheduler state")?;
+    if let Some(l) = metrics {
+        let addr = l.local_addr()?;
+        println!("trawl-scheduler metrics on http://{addr}/metrics");
+        let (s2, stop) = (sched.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let s = s2.clone();
+                    async move {
+                        let body = tokio::task::spawn_blocking(move || s.metrics_text())
+                            .await
+                            .unwrap_or_default();
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            body,
+                        )
+                    }
+                }),
+            );
+            if let Err(e) = axum::serve(l, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
     if let Some(l) = http {
         let addr = l.local_addr()?;
         println!("trawl-scheduler dashboard on https://{addr}");

@@ -24,6 +24,7 @@ use trawl_store::{EvidenceMeta, JobRecord, Store, TaskKind, TaskRecord, WorkerRe
 use crate::config::SchedulerConfig;
 
 mod finish;
+mod gauges;
 mod jobs;
 mod release;
 mod reports;
@@ -122,6 +123,8 @@ pub struct Scheduler {
     pub(crate) refusals: crate::audit_limit::RefusalLimiter,
     /// The lab's indicator index (`None`: embedded scans, or turned off).
     pub(crate) intel: Option<crate::intel::Intel>,
+    /// Prometheus metrics (`--metrics-listen`).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -161,6 +164,7 @@ impl Scheduler {
         let intel = crate::intel::Intel::open(&cfg, &store)?;
         let s = Arc::new(Self {
             intel,
+            metrics: crate::metrics::Metrics::default(),
             confinement,
             read_extent: Mutex::new(HashMap::new()),
             cfg,

@@ -105,6 +105,12 @@ impl Scheduler {
                 st.apply(task_id, done)
                     .map_err(|e| SchedError::Internal(e.to_string()))?;
                 let bytes = st.tasks[task_id].bytes;
+                // each shard's own range, once per analysis of its job
+                if st.tasks[task_id].kind == TaskKind::Shard
+                    && let Some(j) = st.jobs.get(&job_id)
+                {
+                    self.count_scanned(&j.rec.spec.analyses, bytes);
+                }
                 if let Some(w) = st.workers.get_mut(worker_id) {
                     w.rec.tasks_done += 1;
                     w.rec.bytes_done += bytes;
@@ -164,12 +170,14 @@ impl Scheduler {
                     attempts: t.attempts,
                 };
                 tracing::warn!(task = %task_id, error, "task quarantined after {} attempts", t.attempts);
+                self.metrics.quarantines.inc();
                 if let Some(j) = st.jobs.get_mut(&job_id) {
                     j.rec.limitations.push(limitation);
                 }
                 st.touch_job(&job_id);
             }
             Ok(_) => {
+                self.metrics.retries.inc();
                 let attempt = st.tasks.get(task_id).map_or(0, |t| t.attempts);
                 tracing::info!(task = %task_id, error, attempt, "task will be retried");
             }

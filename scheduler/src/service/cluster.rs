@@ -123,7 +123,11 @@ impl Cluster for ClusterService {
             let ready = self.sched.work_ready();
             tokio::pin!(ready);
             ready.as_mut().enable();
+            let t = std::time::Instant::now();
             let leases = self.sched.lease(&r.worker_id, r.max_tasks)?;
+            if !leases.is_empty() {
+                self.sched.observe_lease(t.elapsed());
+            }
             if !leases.is_empty() || tokio::time::Instant::now() >= deadline {
                 break leases;
             }
@@ -141,6 +145,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<v1::ReportTaskRequest>,
     ) -> Result<Response<v1::ReportTaskResponse>, Status> {
+        let started = std::time::Instant::now();
         let caller = caller(&req)?;
         let r = req.into_inner();
         acting_worker(&self.sched, &caller, &r.worker_id)?;
@@ -185,6 +190,9 @@ impl Cluster for ClusterService {
         } else {
             Vec::new()
         };
+        if !next.is_empty() {
+            self.sched.observe_lease(started.elapsed());
+        }
         Ok(Response::new(v1::ReportTaskResponse { accepted, next }))
     }
 

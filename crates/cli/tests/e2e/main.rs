@@ -10,6 +10,7 @@ mod dashboard_counts;
 mod hashing;
 mod intel;
 mod intel_dashboard;
+mod metrics;
 mod security;
 mod security_access;
 mod security_audit;
