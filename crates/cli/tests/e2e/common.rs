@@ -157,3 +157,32 @@ pub fn put_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&p, data).unwrap();
     p
 }
+
+/// An image of zeros with `tokens` planted 4 KiB apart, each between
+/// spaces and newlines (the lab's-memory tests plant indicators so).
+pub fn planted_image(dir: &Path, name: &str, tokens: &[&str]) -> PathBuf {
+    let mut v = vec![0u8; 4096 * (tokens.len() + 2)];
+    for (i, t) in tokens.iter().enumerate() {
+        let line = format!("\n {t} \n");
+        let at = 4096 * (i + 1);
+        v[at..at + line.len()].copy_from_slice(line.as_bytes());
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, v).unwrap();
+    p
+}
+
+/// Calls `f` every 200 ms until it gives a value, for at most `secs`.
+pub fn poll_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -3,37 +3,11 @@
 //! some; the links are exactly the planted overlaps, under need-to-know.
 
 use crate::common::*;
-use crate::security::{Secure, last_line, start_secure_with};
+use crate::security::{Secure, as_user, last_line, start_secure_with};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// `trawl ARGS` as the user of `token`: (exit code, stdout, stderr).
-fn as_user(s: &Secure, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend(s.flags(token));
-    let o = trawl().args(&all).output().expect("running trawl");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// An image of zeros with `tokens` planted 4 KiB apart, each between
-/// spaces and newlines.
-fn image(dir: &Path, name: &str, tokens: &[&str]) -> PathBuf {
-    let mut v = vec![0u8; 4096 * (tokens.len() + 2)];
-    for (i, t) in tokens.iter().enumerate() {
-        let line = format!("\n {t} \n");
-        let at = 4096 * (i + 1);
-        v[at..at + line.len()].copy_from_slice(line.as_bytes());
-    }
-    let p = dir.join(name);
-    std::fs::write(&p, v).unwrap();
-    p
-}
 
 const CARD: &str = "4111111111111111";
 
@@ -167,7 +141,7 @@ fn links_are_exactly_the_planted_overlaps_under_need_to_know() {
     // one job per case, features only, submitted by the investigator
     let mut jobs = Vec::new();
     for case in ["A", "B", "C", "D"] {
-        let img = image(s.dir.path(), &format!("{case}.dd"), &planted(case));
+        let img = planted_image(s.dir.path(), &format!("{case}.dd"), &planted(case));
         let (code, out, err) = as_user(
             &s,
             &inv_a,
@@ -495,17 +469,6 @@ fn spawn_lines(s: &Secure, token: &str, args: &[&str]) -> Lines {
     Lines { child, lines }
 }
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 const MARKER: &str = "ZX-CAMPAIGN-MARKER-7731";
 
 #[test]
@@ -537,7 +500,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     ];
     let mut jobs = Vec::new();
     for (case, tokens) in &contents {
-        let img = image(s.dir.path(), &format!("{case}.dd"), tokens);
+        let img = planted_image(s.dir.path(), &format!("{case}.dd"), tokens);
         let (code, out, err) = as_user(
             &s,
             &inv,
@@ -562,7 +525,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     std::thread::sleep(Duration::from_millis(500));
 
     // wait until B's job is indexed (its domain is in the index)
-    wait_for("B's indicators indexed", 30, || {
+    poll_until("B's indicators indexed", 30, || {
         let (_, out, _) = as_user(
             &s,
             &analyst,
@@ -706,7 +669,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     assert_eq!(f["retro_jobs"].as_array().unwrap().len(), 3, "{out}");
 
     // the rule alerts: exactly A and C
-    let alerts = wait_for("the retrohunt's alerts", 60, || {
+    let alerts = poll_until("the retrohunt's alerts", 60, || {
         let (_, out, _) = as_user(&s, &analyst, &["alerts", "--json"]);
         let v: Vec<Value> = out
             .lines()
@@ -744,11 +707,11 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     assert_eq!(mine.len(), 1, "{out}");
     assert_eq!(mine[0]["case"], "A");
     let alert_a = mine[0]["alert_id"].as_str().unwrap().to_string();
-    wait_for("A's watch", 20, || {
+    poll_until("A's watch", 20, || {
         let l = watch_a.lines.lock().unwrap();
         l.iter().any(|x| x.contains(&alert_a)).then_some(())
     });
-    wait_for("C's watch", 20, || {
+    poll_until("C's watch", 20, || {
         let l = watch_c.lines.lock().unwrap();
         let v: Vec<Value> = l
             .iter()
@@ -767,7 +730,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     );
 
     // the webhook got each alert once, signed
-    let got = wait_for("webhook deliveries", 30, || {
+    let got = poll_until("webhook deliveries", 30, || {
         let g = hooks.lock().unwrap();
         (g.len() >= 3).then(|| g.clone())
     });
@@ -820,7 +783,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     assert!(out.contains("dismissed"), "{out}");
 
     // a new job holding the marker: checked against the flash's rules
-    let img = image(s.dir.path(), "A2.dd", &["new evidence", MARKER]);
+    let img = planted_image(s.dir.path(), "A2.dd", &["new evidence", MARKER]);
     let (code, out, err) = as_user(
         &s,
         &inv,
@@ -835,7 +798,7 @@ fn a_flash_finds_past_sightings_and_retrohunts_the_retained_evidence() {
     );
     assert_eq!(code, Some(0), "{err}");
     let job2 = last_line(out.as_bytes());
-    wait_for("the new job's flash check", 60, || {
+    poll_until("the new job's flash check", 60, || {
         let (_, out, _) = as_user(&s, &off_a, &["alerts", "--json"]);
         out.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -937,7 +900,7 @@ fn sharing_exports_pass_the_validators_and_keep_to_their_tlp() {
     let off = s.add_user("officer-a", "case_officer", &["A"], "1d");
     let off_b = s.add_user("officer-b", "case_officer", &["B"], "1d");
     let analyst = s.add_user("ana", "analyst", &[], "1d");
-    let img = image(
+    let img = planted_image(
         s.dir.path(),
         "A.dd",
         &[
@@ -1003,7 +966,7 @@ fn sharing_exports_pass_the_validators_and_keep_to_their_tlp() {
         (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
     };
     // wait for the job's indicators to be indexed
-    wait_for("A's index", 30, || {
+    poll_until("A's index", 30, || {
         let (code, v, _) = export(
             &off,
             &[
@@ -1270,7 +1233,7 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let s = start_secure_with(&[], &["--fault-delay-ms", "6000"]);
     let inv = s.add_user("ivy", "investigator", &["A"], "1d");
     let analyst = s.add_user("ana", "analyst", &[], "1d");
-    let img = image(s.dir.path(), "A.dd", &[MARKER]);
+    let img = planted_image(s.dir.path(), "A.dd", &[MARKER]);
     let mut big = std::fs::read(&img).unwrap();
     big.resize(1 << 20, 0);
     std::fs::write(&img, &big).unwrap();
@@ -1317,7 +1280,7 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let f: Value = serde_json::from_str(&out).unwrap();
     let retro = f["retro_jobs"][0].as_str().unwrap().to_string();
     // the retrohunt holds both slots
-    wait_for("the retrohunt's tasks leased", 30, || {
+    poll_until("the retrohunt's tasks leased", 30, || {
         let t = tasks_of(&s, &s.admin_token, &retro);
         (t.iter().filter(|t| t["state"] == "leased").count() == 2).then_some(())
     });
@@ -1340,7 +1303,7 @@ fn retrohunt_gives_its_slots_back_to_urgent_casework() {
     let urgent = last_line(out.as_bytes());
     // leased before any retrohunt task could have ended (6 s each): the
     // retrohunt gave a slot back
-    wait_for("the urgent job's task leased", 5, || {
+    poll_until("the urgent job's task leased", 5, || {
         let t = tasks_of(&s, &inv, &urgent);
         t.iter()
             .any(|t| t["state"] == "leased" || t["state"] == "done")
@@ -1372,7 +1335,7 @@ fn jobs_completed_while_the_index_was_off_are_indexed_at_the_next_start() {
     let analyst = s.add_user("ana", "analyst", &[], "1d");
     let mut jobs = Vec::new();
     for case in ["A", "B"] {
-        let img = image(
+        let img = planted_image(
             s.dir.path(),
             &format!("{case}.dd"),
             &["mallory@restart-shared.org"],
@@ -1407,7 +1370,7 @@ fn jobs_completed_while_the_index_was_off_are_indexed_at_the_next_start() {
     let data = s.data();
     s.sched.proc.kill9();
     s.sched = crate::cluster::start_scheduler(&data, "127.0.0.1:0", &["--no-default-roots"]);
-    let v = wait_for("the backfill", 30, || {
+    let v = poll_until("the backfill", 30, || {
         let (_, out, _) = as_user(
             &s,
             &analyst,

@@ -7,56 +7,15 @@
 //! unrelated case's officer sees no link and no alert; an analyst (no
 //! case) signs in and reaches the flashes.
 
-use crate::common::trawl;
+use crate::common::{planted_image, poll_until};
 use crate::dashboard::{Browser, chromium_present, sign_in, start_driver};
 use crate::dashboard_counts::check_french;
-use crate::security::{Secure, last_line, start_secure_with};
+use crate::security::{as_user, last_line, start_secure_with};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// `trawl ARGS` as the user of `token`: (exit code, stdout, stderr).
-fn as_user(s: &Secure, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend(s.flags(token));
-    let o = trawl().args(&all).output().expect("running trawl");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// An image of zeros with `tokens` planted 4 KiB apart.
-fn image(dir: &Path, name: &str, tokens: &[&str]) -> PathBuf {
-    let mut v = vec![0u8; 4096 * (tokens.len() + 2)];
-    for (i, t) in tokens.iter().enumerate() {
-        let line = format!("\n {t} \n");
-        let at = 4096 * (i + 1);
-        v[at..at + line.len()].copy_from_slice(line.as_bytes());
-    }
-    let p = dir.join(name);
-    std::fs::write(&p, v).unwrap();
-    p
-}
+use std::path::PathBuf;
 
 fn shots() -> Option<PathBuf> {
     std::env::var_os("TRAWL_SCREENSHOTS").map(PathBuf::from)
-}
-
-/// Waits up to `secs` for `f`.
-fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 const SHARED: &str = "joe@ab-shared-gang.net";
@@ -108,7 +67,7 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
     ];
     let mut jobs = Vec::new();
     for (case, tokens) in &contents {
-        let img = image(s.dir.path(), &format!("{case}.dd"), tokens);
+        let img = planted_image(s.dir.path(), &format!("{case}.dd"), tokens);
         let (code, out, err) = as_user(
             &s,
             &inv,
@@ -128,7 +87,7 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
         jobs.push(job);
     }
     // the link is raised once B's job is indexed
-    until("the A-B link", 30, || {
+    poll_until("the A-B link", 30, || {
         let (_, out, _) = as_user(&s, &off_a, &["links", "--case", "A", "--json"]);
         out.contains(SHARED).then_some(())
     });
@@ -139,7 +98,7 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
     sign_in(&b, &base, &off_a);
     // the case list leads to the case's links
     b.click("a.case-links");
-    until("the links page", 10, || {
+    poll_until("the links page", 10, || {
         b.url().contains("/links?case=A").then_some(())
     });
 
@@ -185,7 +144,7 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
     // the alerts: none yet; the badge gets its count from the events
     b.go(&format!("{base}/alerts"));
     b.el("#no-alerts");
-    until("the badge's first count", 20, || {
+    poll_until("the badge's first count", 20, || {
         (b.prop("#alerts-badge", "textContent") == json!("0")).then_some(())
     });
     assert_eq!(b.prop("#alerts-badge", "hidden"), json!(true));
@@ -217,10 +176,10 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
 
     // the row and the badge arrive without a reload
     let row = format!("tr#alert-{alert}");
-    until("the new alert's row", 20, || {
+    poll_until("the new alert's row", 20, || {
         b.find(&format!("{row}[data-state=new]"))
     });
-    until("the badge's new count", 20, || {
+    poll_until("the badge's new count", 20, || {
         (b.prop("#alerts-badge", "textContent") == json!("1")).then_some(())
     });
     assert_eq!(b.prop("#alerts-badge", "hidden"), json!(false));
@@ -257,18 +216,18 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
 
     // seen, then dismissed with a reason, through the page's forms
     b.click(&format!("{row} button.mark-seen"));
-    until("the alert seen", 10, || {
+    poll_until("the alert seen", 10, || {
         b.find(&format!("{row}[data-state=seen]"))
     });
     assert!(b.find(&format!("{row} button.mark-seen")).is_none());
     let reason = "faux positif : domaine de test du labo";
     b.type_in(&format!("{row} input.reason"), reason);
     b.click(&format!("{row} button.dismiss"));
-    until("the alert dismissed", 10, || {
+    poll_until("the alert dismissed", 10, || {
         b.find(&format!("{row}[data-state=dismissed]"))
     });
     assert!(b.text(&row).contains(reason));
-    until("the badge back to 0", 20, || {
+    poll_until("the badge back to 0", 20, || {
         (b.prop("#alerts-badge", "textContent") == json!("0")).then_some(())
     });
     // once dismissed, seeing it again is refused
@@ -347,7 +306,7 @@ fn links_and_live_alerts_in_the_dashboard_under_need_to_know() {
             !frag.as_str().unwrap_or_default().contains(&alert),
             "{frag}"
         );
-        until("D's badge", 20, || {
+        poll_until("D's badge", 20, || {
             (o.prop("#alerts-badge", "textContent") == json!("0")).then_some(())
         });
         let audit = rt.block_on(crate::security::audit_actions(&s));

@@ -80,6 +80,20 @@ impl Secure {
     }
 }
 
+/// `trawl ARGS` as the user of `token`: (exit code, stdout, stderr).
+pub fn as_user(s: &Secure, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = trawl()
+        .args(args)
+        .args(s.flags(token))
+        .output()
+        .expect("running trawl");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 pub fn last_line(out: &[u8]) -> String {
     String::from_utf8_lossy(out)
         .lines()

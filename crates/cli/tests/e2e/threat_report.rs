@@ -11,38 +11,13 @@
 use crate::common::*;
 use crate::dashboard::{Browser, base64_decode, chromium_present, sign_in, start_driver};
 use crate::dashboard_counts::{check_french, check_line_chart, shots};
-use crate::security::{Secure, last_line, start_secure_with};
+use crate::security::{Secure, as_user, last_line, start_secure_with};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const AB: &str = "joe@ab-report-gang.net";
 const BC: &str = "kim@bc-report-gang.net";
-
-/// `trawl ARGS` as the user of `token`: (exit code, stdout, stderr).
-fn as_user(s: &Secure, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend(s.flags(token));
-    let o = trawl().args(&all).output().expect("running trawl");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// An image of zeros with `tokens` planted 4 KiB apart.
-fn image(dir: &Path, name: &str, tokens: &[&str]) -> PathBuf {
-    let mut v = vec![0u8; 4096 * (tokens.len() + 2)];
-    for (i, t) in tokens.iter().enumerate() {
-        let line = format!("\n {t} \n");
-        let at = 4096 * (i + 1);
-        v[at..at + line.len()].copy_from_slice(line.as_bytes());
-    }
-    let p = dir.join(name);
-    std::fs::write(&p, v).unwrap();
-    p
-}
 
 fn submit(s: &Secure, token: &str, img: &Path, case: &str, extra: &[&str]) -> String {
     let mut args = vec!["submit", img.to_str().unwrap(), "--case", case];
@@ -159,11 +134,11 @@ fn threat_report_figures_equal_the_indicators_csv_and_print_to_pdf() {
         "A",
         &["--analyses", "all", "--rules", rules.to_str().unwrap()],
     );
-    let a2 = image(s.dir.path(), "a2.dd", &[AB, "solo@a-report-only.org"]);
+    let a2 = planted_image(s.dir.path(), "a2.dd", &[AB, "solo@a-report-only.org"]);
     submit(&s, &ivy, &a2, "A", &["--analyses", "features"]);
-    let b1 = image(s.dir.path(), "b1.dd", &[AB, BC]);
+    let b1 = planted_image(s.dir.path(), "b1.dd", &[AB, BC]);
     submit(&s, &ivy, &b1, "B", &["--analyses", "features"]);
-    let c1 = image(s.dir.path(), "c1.dd", &[BC]);
+    let c1 = planted_image(s.dir.path(), "c1.dd", &[BC]);
     submit(&s, &ivy, &c1, "C", &["--analyses", "features"]);
     // indexing follows completion: wait for B's links to A and C
     let deadline = Instant::now() + Duration::from_secs(30);
