@@ -2,25 +2,11 @@
 //! against the same rules run as a fresh YARA job on the same image, in the
 //! same run, alternately; the matches of both must be identical.
 
+use crate::arg;
 use anyhow::{Context, Result, ensure};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
+use std::time::Instant;
 
 fn last_line(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout)
@@ -74,11 +60,6 @@ fn matches(trawl: &Path, url: &str, job: &str, out: &Path) -> Result<Vec<String>
     Ok(v)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn run_bench(trawl: &Path, args: &[String]) -> Result<()> {
     let size = trawl_core::size::parse_size(&arg(args, "--size").unwrap_or_else(|| "1GiB".into()))?;
     let runs: usize = arg(args, "--runs").unwrap_or_else(|| "3".into()).parse()?;
@@ -91,40 +72,7 @@ pub fn run_bench(trawl: &Path, args: &[String]) -> Result<()> {
     let data = dir.join("retro-data");
     let _ = std::fs::remove_dir_all(&data);
     let root = img.to_str().unwrap();
-    let mut sched = Command::new(trawl)
-        .args(["scheduler", "--data", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--evidence-root", root])
-        .env("TRAWL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
-    let _sched = Killed(sched);
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("http://{addr}");
-    let _worker = Killed(
-        Command::new(trawl)
-            .args(["worker", "--scheduler", &url, "--worker-id", "retro-w0"])
-            .args([
-                "--evidence-root",
-                root,
-                "--slots",
-                "2",
-                "--drain-seconds",
-                "0",
-            ])
-            .env("TRAWL_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (_sched, url, _workers) = crate::scale::start_cluster(trawl, &data, root, 1, 2, "retro-w")?;
     let submit = |extra: &[&str]| -> Result<String> {
         let mut a = vec!["submit", root, "--server", &url, "--case", "BENCH-1"];
         a.extend_from_slice(extra);
@@ -192,7 +140,10 @@ pub fn run_bench(trawl: &Path, args: &[String]) -> Result<()> {
         );
     }
     ensure!(same, "the retrohunt's matches differ from the fresh job's");
-    let (f, r) = (median(&mut fresh), median(&mut retro));
+    let (f, r) = (
+        trawl_benches::median(fresh.clone()),
+        trawl_benches::median(retro.clone()),
+    );
     println!("## Retrohunt\n");
     println!(
         "{gib:.2} GiB mixed image, rules {}, one worker (2 slots), {runs} runs, medians:\n",

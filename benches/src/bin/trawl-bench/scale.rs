@@ -58,12 +58,59 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A scheduler (uninitialised, on a loopback port, `data` as its state)
+/// and `workers` worker processes of `slots` slots, `root` the only
+/// evidence root: the processes (killed when dropped) and the scheduler's
+/// URL.
+pub(crate) fn start_cluster(
+    trawl: &Path,
+    data: &Path,
+    root: &str,
+    workers: usize,
+    slots: usize,
+    id_prefix: &str,
+) -> Result<(Killed, String, Vec<Killed>)> {
+    let mut sched = Command::new(trawl)
+        .args(["scheduler", "--data", data.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--evidence-root", root])
+        .env("TRAWL_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
+    let sched = Killed(sched);
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("http://{addr}");
+    let mut ws = Vec::new();
+    for i in 0..workers {
+        ws.push(Killed(
+            Command::new(trawl)
+                .args(["worker", "--scheduler", &url])
+                .args(["--worker-id", &format!("{id_prefix}{i}")])
+                .args(["--evidence-root", root])
+                .args(["--slots", &slots.to_string(), "--drain-seconds", "0"])
+                .env("TRAWL_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((sched, url, ws))
 }
 
 /// One job through a fresh scheduler and `workers` worker processes:
@@ -82,38 +129,7 @@ pub fn cluster_run(
     let _ = std::fs::remove_dir_all(&out);
     // The image is the only evidence the scheduler and the workers may read.
     let root = img.to_str().unwrap();
-    let mut sched = Command::new(trawl)
-        .args(["scheduler", "--data", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--evidence-root", root])
-        .env("TRAWL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
-    let _sched = Killed(sched);
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("http://{addr}");
-    let mut ws = Vec::new();
-    for i in 0..workers {
-        ws.push(Killed(
-            Command::new(trawl)
-                .args(["worker", "--scheduler", &url])
-                .args(["--worker-id", &format!("scale-w{i}")])
-                .args(["--evidence-root", root])
-                .args(["--slots", &slots.to_string(), "--drain-seconds", "0"])
-                .env("TRAWL_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        ));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let (_sched, url, ws) = start_cluster(trawl, &data, root, workers, slots, "scale-w")?;
     let t = Instant::now();
     let o = Command::new(trawl)
         .args([
