@@ -254,10 +254,9 @@ impl Scheduler {
 
     /// Delivers the webhook's outbox until `shutdown`.
     pub fn spawn_webhook(self: &Arc<Self>, shutdown: CancellationToken) {
-        let Some(w) = self.intel.as_ref().and_then(|i| i.webhook.as_ref()) else {
+        if self.intel.as_ref().is_none_or(|i| i.webhook.is_none()) {
             return;
-        };
-        let _ = w;
+        }
         let me = self.clone();
         tokio::spawn(async move {
             loop {
