@@ -11,6 +11,7 @@
 //! lead outside the roots: what is checked is the file that was opened, not
 //! a name that may since point elsewhere.
 
+use crate::remote::Locator;
 use crate::{Evidence, EvidenceError};
 use std::cell::RefCell;
 use std::fs::File;
@@ -23,6 +24,27 @@ use std::sync::Arc;
 pub struct Confinement {
     roots: Vec<PathBuf>,
     excluded: Vec<PathBuf>,
+    /// Allowed buckets and prefixes (`s3://bucket/prefix/`).
+    remote_roots: Vec<Locator>,
+}
+
+/// Splits roots into local paths and object-storage prefixes (a root that
+/// is not a valid locator is dropped with a warning: it allows nothing).
+fn split_roots<R: AsRef<Path>>(roots: &[R]) -> (Vec<&Path>, Vec<Locator>) {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for r in roots.iter().map(AsRef::as_ref) {
+        if crate::remote::is_remote(r) {
+            match Locator::parse(r, true) {
+                Ok(l) => remote.push(l),
+                Err(e) => tracing::warn!("evidence root ignored: {e}"),
+            }
+        } else if !r.as_os_str().is_empty() {
+            // An empty path is no root (it would contain every path).
+            local.push(r);
+        }
+    }
+    (local, remote)
 }
 
 impl Confinement {
@@ -31,21 +53,27 @@ impl Confinement {
     /// exists; it may be mounted later).
     pub fn new<R: AsRef<Path>, E: AsRef<Path>>(roots: &[R], excluded: &[E]) -> Self {
         let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| lexical(p));
+        let (local, remote_roots) = split_roots(roots);
         Self {
-            // An empty path is no root (it would contain every path).
-            roots: roots
-                .iter()
-                .map(AsRef::as_ref)
-                .filter(|r| !r.as_os_str().is_empty())
-                .map(resolve)
-                .collect(),
+            roots: local.into_iter().map(resolve).collect(),
             excluded: excluded.iter().map(|e| resolve(e.as_ref())).collect(),
+            remote_roots,
         }
     }
 
     /// Whether no root is configured (every server path is then refused).
     pub fn is_empty(&self) -> bool {
-        self.roots.is_empty()
+        self.roots.is_empty() && self.remote_roots.is_empty()
+    }
+
+    /// The allowed buckets and prefixes.
+    pub fn remote_roots(&self) -> &[Locator] {
+        &self.remote_roots
+    }
+
+    /// Whether the object `loc` lies under an allowed bucket or prefix.
+    pub fn allows_remote(&self, loc: &Locator) -> bool {
+        self.remote_roots.iter().any(|r| loc.is_under(r))
     }
 
     /// The resolved roots.
@@ -57,10 +85,13 @@ impl Confinement {
     #[must_use]
     pub fn with_roots<R: AsRef<Path>>(&self, more: &[R]) -> Self {
         let mut c = self.clone();
-        c.roots
-            .extend(more.iter().map(|r| {
-                std::fs::canonicalize(r.as_ref()).unwrap_or_else(|_| lexical(r.as_ref()))
-            }));
+        let (local, remote) = split_roots(more);
+        c.roots.extend(
+            local
+                .into_iter()
+                .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| lexical(r))),
+        );
+        c.remote_roots.extend(remote);
         c
     }
 
@@ -76,12 +107,34 @@ impl Confinement {
     /// # Errors
     /// [`EvidenceError::OutsideRoots`] naming the path and where it leads;
     /// [`EvidenceError::NotFound`] when it cannot be resolved.
+    /// An object locator is checked by its bucket and key, without
+    /// contacting the store.
     pub fn check_path(&self, path: &Path) -> Result<PathBuf, EvidenceError> {
+        if crate::remote::is_remote(path) {
+            let loc = Locator::parse(path, false)?;
+            return if self.allows_remote(&loc) {
+                Ok(PathBuf::from(loc.to_string()))
+            } else {
+                Err(self.remote_refusal(path))
+            };
+        }
         let real = std::fs::canonicalize(path).map_err(|e| EvidenceError::from_open(path, e))?;
         if self.allows_resolved(&real) {
             Ok(real)
         } else {
             Err(self.refusal(path, &real))
+        }
+    }
+
+    fn remote_refusal(&self, path: &Path) -> EvidenceError {
+        EvidenceError::OutsideRoots {
+            path: path.to_path_buf(),
+            real: path.to_path_buf(),
+            why: if self.remote_roots.is_empty() {
+                "no object-storage evidence root (bucket or prefix) is configured".to_string()
+            } else {
+                "it is not under an allowed bucket or prefix".to_string()
+            },
         }
     }
 
@@ -182,6 +235,15 @@ pub(crate) fn checked_open(path: &Path) -> Result<File, EvidenceError> {
         None => Ok(()),
     })?;
     Ok(file)
+}
+
+/// Every object opened by this crate passes here: checked against the
+/// confinement in force on this thread, if any.
+pub(crate) fn check_remote(path: &Path, loc: &Locator) -> Result<(), EvidenceError> {
+    ACTIVE.with(|a| match a.borrow().as_ref() {
+        Some(c) if !c.allows_remote(loc) => Err(c.remote_refusal(path)),
+        _ => Ok(()),
+    })
 }
 
 #[cfg(test)]

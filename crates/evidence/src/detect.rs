@@ -81,6 +81,9 @@ const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
 /// (QCOW2, VMDK, VHD, VHDX) by their header, fixed VHDs by their footer.
 pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
     use std::io::Read;
+    if crate::remote::is_remote(path) {
+        return detect_remote(path);
+    }
     let mut f = crate::confine::checked_open(path)?;
     let meta = f.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
     if meta.is_dir() {
@@ -144,6 +147,49 @@ pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
     })
 }
 
+/// [`detect_format`] for an object: its first 512 bytes and its last 512
+/// bytes (a fixed VHD's footer) by two range reads.
+fn detect_remote(path: &Path) -> Result<Format, EvidenceError> {
+    let (h, size) = crate::remote::Handle::open(path)?;
+    let mut head = [0u8; 512];
+    let n = h.pread_full(path, 0, &mut head)?;
+    let head = &head[..n];
+    if ewf::magic_version(head).is_some() {
+        return Ok(Format::Ewf);
+    }
+    let mut vdisk = vdisk::qcow2::probe(head)
+        || vdisk::vmdk::probe(head)
+        || vdisk::vhdx::probe(head)
+        || vdisk::vhd::probe(head);
+    for (magic, at, name, hint) in UNSUPPORTED {
+        if head.len() >= at + magic.len() && &head[*at..at + magic.len()] == *magic {
+            return Err(EvidenceError::Unsupported {
+                path: path.to_path_buf(),
+                format: name,
+                hint,
+            });
+        }
+    }
+    if !vdisk && size >= 511 {
+        let k = size.min(512);
+        let mut tail = [0u8; 512];
+        let got = h.pread_full(path, size - k, &mut tail[..k as usize])?;
+        vdisk = vdisk::vhd::probe_footer(&tail[..got]);
+    }
+    if vdisk {
+        return Err(EvidenceError::Unsupported {
+            path: path.to_path_buf(),
+            format: "virtual-machine disk in object storage",
+            hint: "virtual disks are read from files: copy it to an evidence root, or convert it to raw or E01",
+        });
+    }
+    Ok(if discover_segments(path).len() > 1 {
+        Format::SplitRaw
+    } else {
+        Format::Raw
+    })
+}
+
 /// Opens an evidence item by its (first) file, detecting the format and
 /// discovering further segments from the name.
 ///
@@ -154,6 +200,10 @@ pub fn open(path: impl AsRef<Path>) -> Result<Arc<dyn Evidence>, EvidenceError> 
     match detect_format(path)? {
         Format::Ewf => Ok(Arc::new(ewf::EwfEvidence::open(path)?)),
         Format::SplitRaw => Ok(Arc::new(SplitRawEvidence::open(&discover_segments(path))?)),
+        // An object: one segment, read by ranges.
+        Format::Raw if crate::remote::is_remote(path) => {
+            Ok(Arc::new(SplitRawEvidence::open(&[path.to_path_buf()])?))
+        }
         Format::Raw => Ok(Arc::new(RawEvidence::open(path)?)),
         f @ (Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx) => {
             open_vdisk(f, &[path.to_path_buf()])

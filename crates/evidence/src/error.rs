@@ -55,6 +55,8 @@ pub enum EvidenceError {
         real: PathBuf,
         why: String,
     },
+    #[error("{}: object storage: {what}", path.display())]
+    Remote { path: PathBuf, what: String },
     #[error("{}: read at offset {offset} is past the end of the media ({size} bytes)", path.display())]
     OutOfRange {
         path: PathBuf,

@@ -21,6 +21,7 @@ mod error;
 pub mod ewf;
 mod mem;
 mod raw;
+pub mod remote;
 mod spans;
 mod split;
 pub mod vdisk;
@@ -30,6 +31,7 @@ pub use detect::{Format, detect_format, open, open_segments};
 pub use error::EvidenceError;
 pub use mem::MemEvidence;
 pub use raw::{RawEvidence, ReadMode, read_mode, set_read_mode};
+pub use remote::{Locator, RemoteBackend, RemoteObject, is_remote, set_remote_backend};
 pub use spans::{SpanRun, Spans};
 pub use split::SplitRawEvidence;
 

@@ -65,6 +65,12 @@ pub struct RawEvidence {
 /// Opens `path` read-only and returns it with its size (block devices
 /// included, whose metadata length is 0).
 pub(crate) fn open_file(path: &Path) -> Result<(File, u64), EvidenceError> {
+    if crate::remote::is_remote(path) {
+        return Err(EvidenceError::Remote {
+            path: path.to_path_buf(),
+            what: "this reader reads local files only".into(),
+        });
+    }
     let mut file = crate::confine::checked_open(path)?;
     let meta = file.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
     if meta.is_dir() {

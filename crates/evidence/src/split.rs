@@ -1,11 +1,11 @@
 //! Split raw images: `NAME.001`, `NAME.002`, … (or `.000`…, `.aa`/`.ab`…),
 //! read as their concatenation.
 
-use crate::raw::{map_file, open_file, pread_full, release_range};
+use crate::raw::{map_file, release_range};
+use crate::remote::Handle;
 use crate::{Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
 use memmap2::Mmap;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -13,7 +13,7 @@ struct Segment {
     path: PathBuf,
     start: u64,
     len: u64,
-    file: File,
+    file: Handle,
     map: Option<Mmap>,
 }
 
@@ -35,23 +35,29 @@ impl SplitRawEvidence {
         // (device, inode) of each segment: a segment given twice (under
         // two names, or through a symbolic link) would read the same bytes
         // twice as different parts of the image.
-        let mut seen: Vec<(u64, u64)> = Vec::with_capacity(paths.len());
+        // Objects are told apart by their locator.
+        let mut seen: Vec<Option<(u64, u64)>> = Vec::with_capacity(paths.len());
         for p in paths {
-            let (file, len) = open_file(p)?;
+            let (file, len) = Handle::open(p)?;
+            let mut id = None;
             #[cfg(unix)]
-            if let Ok(m) = file.metadata() {
+            if let Some(m) = file.file().and_then(|f| f.metadata().ok()) {
                 use std::os::unix::fs::MetadataExt;
-                let id = (m.dev(), m.ino());
-                if let Some(i) = seen.iter().position(|s| *s == id) {
-                    return Err(EvidenceError::DuplicateSegment {
-                        path: p.clone(),
-                        first: paths[i].clone(),
-                        first_index: i,
-                    });
-                }
-                seen.push(id);
+                id = Some((m.dev(), m.ino()));
             }
-            let map = map_file(&file, len);
+            let dup = match id {
+                Some(id) => seen.iter().position(|s| *s == Some(id)),
+                None => paths[..seen.len()].iter().position(|q| q == p),
+            };
+            if let Some(i) = dup {
+                return Err(EvidenceError::DuplicateSegment {
+                    path: p.clone(),
+                    first: paths[i].clone(),
+                    first_index: i,
+                });
+            }
+            seen.push(id);
+            let map = file.file().and_then(|f| map_file(f, len));
             segments.push(Segment {
                 path: p.clone(),
                 start,
@@ -116,7 +122,7 @@ impl Evidence for SplitRawEvidence {
             if let Some(map) = &seg.map {
                 dst.copy_from_slice(&map[in_seg as usize..in_seg as usize + n]);
             } else {
-                let got = pread_full(&seg.file, &seg.path, in_seg, dst)?;
+                let got = seg.file.pread_full(&seg.path, in_seg, dst)?;
                 if got < n {
                     return Err(EvidenceError::Truncated {
                         path: seg.path.clone(),
@@ -174,7 +180,7 @@ pub(crate) fn discover_segments(first: &Path) -> Vec<PathBuf> {
         }
         for n in n0 + 1.. {
             let p = dir.join(format!("{stem}.{n:0width$}"));
-            if !p.exists() {
+            if !crate::remote::segment_exists(&p) {
                 break;
             }
             out.push(p);
@@ -194,7 +200,7 @@ pub(crate) fn discover_segments(first: &Path) -> Vec<PathBuf> {
                 "{stem}.{}",
                 std::str::from_utf8(&cur).unwrap_or("zz")
             ));
-            if !p.exists() {
+            if !crate::remote::segment_exists(&p) {
                 break;
             }
             out.push(p);

@@ -30,14 +30,13 @@ mod naming;
 mod v1;
 mod v2;
 
-use crate::raw::{open_file, pread_full};
+use crate::remote::Handle;
 use crate::{AcquisitionError, Evidence, EvidenceError, EvidenceInfo, Format, StoredHashes};
 use flate2::{Decompress, FlushDecompress, Status};
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub(crate) const V1_SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
@@ -134,7 +133,7 @@ fn adler32(data: &[u8]) -> u32 {
 /// One segment file, opened read-only.
 struct SegFile {
     path: PathBuf,
-    file: File,
+    file: Handle,
     size: u64,
 }
 
@@ -149,7 +148,7 @@ impl fmt::Debug for SegFile {
 
 impl SegFile {
     fn open(path: &Path) -> Result<Self, EvidenceError> {
-        let (file, size) = open_file(path)?;
+        let (file, size) = Handle::open(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -160,7 +159,7 @@ impl SegFile {
     /// Reads `buf.len()` bytes at `offset`, which the caller has checked lie
     /// inside the file as opened; a short read means the file shrank.
     fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<(), EvidenceError> {
-        let got = pread_full(&self.file, &self.path, offset, buf)?;
+        let got = self.file.pread_full(&self.path, offset, buf)?;
         if got < buf.len() {
             return Err(truncated(
                 &self.path,
@@ -761,8 +760,9 @@ impl EwfEvidence {
                 .ok_or_else(|| corrupt(&b.segs[si].path, 0, "too many segment files"))?;
             let next = match &segments {
                 Segments::Given(v) => v.get(b.segs.len()).cloned(),
-                Segments::Discover(first) => naming::segment_path(first, number)
-                    .filter(|p| p.exists() || std::fs::symlink_metadata(p).is_ok()),
+                Segments::Discover(first) => {
+                    naming::segment_path(first, number).filter(|p| crate::remote::segment_exists(p))
+                }
             };
             let Some(next) = next else {
                 let expected = naming::segment_path(&first_path, number)
