@@ -67,6 +67,13 @@ pub struct SchedulerConfig {
     pub hand_over_results: bool,
     /// The lab's memory: the indicator index, links, flashes (`[intel]`).
     pub intel: IntelSettings,
+    /// Object storage (`[object_store]`): `object_store` configuration
+    /// keys (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
+    /// `aws_secret_access_key`, `aws_allow_http`, `google_…`, `azure_…`)
+    /// on top of the `AWS_*`/`GOOGLE_*`/`AZURE_*` environment. Evidence
+    /// roots such as `s3://bucket/prefix/` allow objects; credentials are
+    /// never logged or stored in records.
+    pub object_store: trawl_objstore::Settings,
 }
 
 /// The lab's memory (`[intel]` in the TOML configuration).
@@ -132,6 +139,7 @@ impl Default for SchedulerConfig {
             max_message_bytes: 1 << 30,
             evidence_roots: Vec::new(),
             case_evidence_roots: Default::default(),
+            object_store: Default::default(),
             min_shard_size: 64 << 10,
             max_tasks_per_job: 65_536,
             max_queued_bytes_per_user: 64 << 40,

@@ -72,6 +72,7 @@ struct FileConfig {
     tls: Option<PathBuf>,
     site: Option<String>,
     capabilities: Option<Vec<String>>,
+    object_store: Option<trawl_objstore::Settings>,
 }
 
 /// The worker configuration `args` describe (file, then environment and
@@ -125,6 +126,7 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
             "--capability {c:?}: 1 to 128 characters, not ruleset: (reported by the worker itself)"
         );
     }
+    cfg.object_store = file.object_store.unwrap_or_default();
     cfg.drain_timeout = Duration::from_secs(args.drain_seconds);
     cfg.task_delay = Duration::from_millis(args.fault_delay_ms);
     Ok(cfg)

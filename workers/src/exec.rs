@@ -65,13 +65,20 @@ impl ExecContext {
     }
 
     /// Whether every segment resolves (symbolic links followed) under this
-    /// node's evidence roots. A node without roots reads nothing locally:
-    /// everything comes through the scheduler, which confines it.
+    /// node's evidence roots, or is an object under one of its allowed
+    /// buckets/prefixes (read from the store directly). A node without
+    /// roots reads nothing itself: everything comes through the scheduler,
+    /// which confines it.
     fn readable_locally(&self, paths: &[String]) -> bool {
         !paths.is_empty()
             && paths.iter().all(|p| {
                 let p = Path::new(p);
-                p.is_file() && self.confinement.check_path(p).is_ok()
+                let reachable = if trawl_evidence::is_remote(p) {
+                    trawl_evidence::remote::has_remote_backend()
+                } else {
+                    p.is_file()
+                };
+                reachable && self.confinement.check_path(p).is_ok()
             })
     }
 

@@ -54,6 +54,11 @@ pub struct WorkerConfig {
     /// Specialised capabilities announced beyond what every worker does
     /// (`--capability gpu:NAME`, ...).
     pub capabilities: Vec<String>,
+    /// Object storage (`[object_store]` in the configuration file), on top
+    /// of the `AWS_*`/`GOOGLE_*`/`AZURE_*` environment: with evidence roots
+    /// such as `s3://bucket/prefix/`, the worker reads those objects by
+    /// byte ranges itself instead of through the scheduler.
+    pub object_store: trawl_objstore::Settings,
 }
 
 impl Default for WorkerConfig {
@@ -76,6 +81,7 @@ impl Default for WorkerConfig {
             tls: None,
             site: String::new(),
             capabilities: Vec::new(),
+            object_store: trawl_objstore::Settings::default(),
         }
     }
 }
@@ -186,6 +192,10 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
                 .context("starting the analysis pool")?,
         ),
     };
+    if !trawl_evidence::remote::has_remote_backend() {
+        trawl_objstore::install(cfg.object_store.clone())
+            .context("starting the object-store client")?;
+    }
     let ctx = Arc::new(ExecContext::new(
         pool,
         cfg.evidence_roots.clone(),

@@ -192,6 +192,14 @@ pub fn absolute(paths: &[PathBuf]) -> Result<Vec<String>> {
     paths
         .iter()
         .map(|p| {
+            // Object locators go to the scheduler as given (its nodes read
+            // them); `file:///x` is the path `/x`.
+            let s = p.to_string_lossy();
+            let named = trawl_evidence::remote::locator_path(&s).map_err(|e| anyhow!("{e}"))?;
+            if trawl_evidence::is_remote(Path::new(&named)) {
+                return Ok(named);
+            }
+            let p = &PathBuf::from(named);
             std::fs::metadata(p).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     anyhow!("{}: evidence not found", p.display())

@@ -180,6 +180,49 @@ pub fn redact(s: &str) -> String {
     s.to_string()
 }
 
+/// What a submitted evidence string names: `file:///x` is the path `/x`
+/// (percent-escapes decoded); object locators are checked and returned in
+/// their normal form; anything else is returned as given.
+///
+/// # Errors
+/// A malformed `file://` URL or object locator, named.
+pub fn locator_path(s: &str) -> Result<String, EvidenceError> {
+    if let Some(rest) = s.strip_prefix("file://") {
+        let bad = |what: &str| EvidenceError::Remote {
+            path: PathBuf::from(redact(s)),
+            what: what.to_string(),
+        };
+        if !rest.starts_with('/') {
+            return Err(bad(
+                "a file:// URL needs an absolute path (file:///dir/image)",
+            ));
+        }
+        let b = rest.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad("malformed %-escape"))?;
+                out.push(hex);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        return String::from_utf8(out).map_err(|_| bad("not valid UTF-8 once unescaped"));
+    }
+    let p = Path::new(s);
+    if is_remote(p) {
+        return Ok(Locator::parse(p, false)?.to_string());
+    }
+    Ok(s.to_string())
+}
+
 /// A segment's handle: a local file or an object.
 pub(crate) enum Handle {
     File(File),
@@ -294,6 +337,14 @@ mod tests {
         let gs = Locator::parse(Path::new("gs://ev/case1/disk.E01"), false).unwrap();
         assert!(!gs.is_under(&root));
         assert_eq!(redact("s3://a:b@ev/k"), "s3://***@ev/k");
+        assert_eq!(
+            locator_path("file:///cases/a%20b.E01").unwrap(),
+            "/cases/a b.E01"
+        );
+        assert!(locator_path("file://host/x").is_err() && locator_path("file:///x%zz").is_err());
+        assert_eq!(locator_path("s3://ev/k").unwrap(), "s3://ev/k");
+        assert!(locator_path("s3://ev/../k").is_err());
+        assert_eq!(locator_path("/plain/path").unwrap(), "/plain/path");
         assert!(is_remote(Path::new("az://c/k")) && !is_remote(Path::new("/s3://x")));
     }
 }

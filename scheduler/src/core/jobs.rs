@@ -27,6 +27,13 @@ impl Scheduler {
         trawl_analyzers::check_settings(&spec)
             .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
         let case = spec.case_id.as_str().to_string();
+        if let EvidenceRef::Paths(paths) = &mut spec.evidence {
+            // `file:///x` is the path `/x`; object locators stay as given.
+            for p in paths.iter_mut() {
+                *p = trawl_evidence::remote::locator_path(p)
+                    .map_err(|e| SchedError::InvalidArgument(e.to_string()))?;
+            }
+        }
         let bytes = match &spec.evidence {
             EvidenceRef::Paths(paths) => {
                 let mut n = 0u64;
@@ -100,6 +107,18 @@ impl Scheduler {
     /// directory. Returns its size (0 for devices).
     fn check_evidence_path(&self, p: &str, case: &str) -> Result<u64, SchedError> {
         let path = std::path::Path::new(p);
+        if trawl_evidence::is_remote(path) {
+            // An object: by bucket and key against the allowed prefixes;
+            // the store is asked when the job is planned.
+            let conf = self.confinement_for(case);
+            conf.check_path(path).map_err(|e| match e {
+                trawl_evidence::EvidenceError::OutsideRoots { why, .. } => {
+                    SchedError::PermissionDenied(format!("evidence {p:?} refused: {why}"))
+                }
+                e => SchedError::InvalidArgument(e.to_string()),
+            })?;
+            return Ok(0);
+        }
         if !path.is_absolute() {
             return Err(SchedError::InvalidArgument(format!(
                 "evidence path {p:?} must be absolute (a path every node can read)"

@@ -153,8 +153,19 @@ impl Scheduler {
         } else {
             None
         };
+        if !trawl_evidence::remote::has_remote_backend() {
+            // Object-storage evidence (s3://, gs://, az://): one reader
+            // per process, its credentials from the environment and
+            // `[object_store]`.
+            trawl_objstore::install(cfg.object_store.clone()).map_err(|e| {
+                SchedError::FailedPrecondition(format!("starting the object-store client: {e}"))
+            })?;
+        }
         let confinement =
             trawl_evidence::Confinement::new(&cfg.evidence_roots, &[cfg.data_dir.as_path()]);
+        for r in confinement.remote_roots() {
+            tracing::info!(root = %r, "object-storage evidence root");
+        }
         for r in confinement.roots() {
             if !r.exists() {
                 tracing::warn!(root = %r.display(), "evidence root does not exist (yet)");
