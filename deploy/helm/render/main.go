@@ -458,7 +458,7 @@ func render(chartDir, name, namespace, kube string, valueFiles, sets, setStrings
 		}
 		var buf bytes.Buffer
 		if err := t.ExecuteTemplate(&buf, n, top); err != nil {
-			return "", fmt.Errorf("execution error: %v", err)
+			return "", cleanupExecError(n, err)
 		}
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
 		if path.Base(n) == "NOTES.txt" {
@@ -479,4 +479,26 @@ func render(chartDir, name, namespace, kube string, valueFiles, sets, setStrings
 		}
 	}
 	return out.String(), nil
+}
+
+var (
+	execLocation = regexp.MustCompile(`^template: ([^:]+:\d+:\d+): `)
+	execCalling  = regexp.MustCompile(`error calling \w+: `)
+)
+
+// cleanupExecError shortens an execution error as Helm does: the place in
+// the first template and the innermost message (what fail or required
+// said).
+func cleanupExecError(name string, err error) error {
+	msg := err.Error()
+	loc := execLocation.FindStringSubmatch(msg)
+	if loc == nil {
+		return fmt.Errorf("execution error in %s: %s", name, msg)
+	}
+	if idx := execCalling.FindAllStringIndex(msg, -1); len(idx) > 0 {
+		msg = msg[idx[len(idx)-1][1]:]
+	} else {
+		msg = strings.TrimPrefix(msg, loc[0])
+	}
+	return fmt.Errorf("execution error at (%s): %s", loc[1], msg)
 }
