@@ -115,5 +115,6 @@ refuse "an object store without credentials" --set objectStore.enabled=true
 refuse "a grace period not past the drain" --set worker.drainMarginSeconds=0
 refuse "autoscaling on no metric" --set worker.autoscaling.cpu.enabled=false
 refuse "an audit key Secret while the init job makes the key" --set scheduler.auditKey.existingSecret=mine
+refuse "a fraction of a core for a worker" --set worker.cpu=0.5
 
 echo "check_helm: ${#LAYOUTS[@]} layouts rendered (${LAYOUTS[*]}); $passed manifests valid against Kubernetes $K8S_VERSION (kubernetes-validate $version, strict)"

@@ -143,6 +143,9 @@ shard size x slots + 256 MiB, with the largest shard size jobs use.
 {{- if and .Values.worker.autoscaling.enabled (not .Values.worker.autoscaling.cpu.enabled) (not .Values.worker.autoscaling.queueDepth.enabled) }}
 {{- fail "worker.autoscaling.enabled: turn on cpu or queueDepth (or both)" }}
 {{- end }}
+{{- if or (lt (int .Values.worker.cpu) 1) (ne (float64 (int .Values.worker.cpu)) (float64 .Values.worker.cpu)) }}
+{{- fail "worker.cpu: whole cores, at least 1 (the CPU request and the analysis threads)" }}
+{{- end }}
 {{- if not (has .Values.scheduler.healthProbe (list "grpc" "tcp")) }}
 {{- fail "scheduler.healthProbe: grpc or tcp" }}
 {{- end }}
