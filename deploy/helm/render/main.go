@@ -8,8 +8,9 @@
 // lookup answers an empty map as under `helm template`), .Values merged
 // from the chart's values.yaml, every -f file in order and every --set,
 // .Release, .Chart, .Capabilities (a fixed Kubernetes version) and
-// .Template. Files whose name starts with `_` are partials (parsed, never
-// output); NOTES.txt is rendered (its errors count) but not output.
+// .Template; Chart.yaml's kubeVersion is checked against that version.
+// Files whose name starts with `_` are partials (parsed, never output);
+// NOTES.txt is rendered (its errors count) but not output.
 // Missing keys render as nothing (Helm's missingkey=zero and its removal
 // of "<no value>").
 //
@@ -44,6 +45,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/Masterminds/semver"
 	"github.com/Masterminds/sprig"
 	"github.com/ghodss/yaml"
 )
@@ -395,6 +397,20 @@ func render(chartDir, name, namespace, kube string, valueFiles, sets, setStrings
 	parts := strings.SplitN(v, ".", 3)
 	if len(parts) < 2 {
 		return "", fmt.Errorf("--kube-version %q: expected vMAJOR.MINOR.PATCH", kube)
+	}
+	// Chart.yaml's kubeVersion constraint, checked as Helm does.
+	if meta.KubeVersion != "" {
+		c, err := semver.NewConstraint(meta.KubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("Chart.yaml: kubeVersion %q: %v", meta.KubeVersion, err)
+		}
+		kv, err := semver.NewVersion(v)
+		if err != nil {
+			return "", fmt.Errorf("--kube-version %q: %v", kube, err)
+		}
+		if !c.Check(kv) {
+			return "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes v%s", meta.KubeVersion, v)
+		}
 	}
 	caps := Capabilities{
 		KubeVersion: KubeVersion{Version: "v" + v, Major: parts[0], Minor: parts[1], GitVersion: "v" + v},
