@@ -40,6 +40,13 @@ have hashdeep || need_pkgs+=(hashdeep)
 # virtual-machine disks: qemu-img makes the QCOW2/VMDK/VHD/VHDX test images
 # and is the reference their virtual disks are compared with
 have qemu-img || need_pkgs+=(qemu-utils)
+# the Helm chart's check (scripts/check_helm.sh): Go and the Debian Go
+# libraries that deploy/helm/render (Helm's template engine: text/template
+# with sprig) is built from, offline, in GOPATH mode
+have go || need_pkgs+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || need_pkgs+=(golang-github-masterminds-sprig-dev)
+[ -d /usr/share/gocode/src/github.com/ghodss/yaml ] || need_pkgs+=(golang-github-ghodss-yaml-dev)
+[ -d /usr/share/gocode/src/gopkg.in/yaml.v2 ] || need_pkgs+=(golang-gopkg-yaml.v2-dev)
 if [ "${TRAWL_SETUP_BENCH:-0}" = 1 ]; then
   have dcfldd || need_pkgs+=(dcfldd)
   have b3sum || need_pkgs+=(b3sum)
@@ -85,6 +92,17 @@ if ! "$VENV/bin/python" -c 'import prometheus_client.openmetrics.parser' >/dev/n
   echo "setup: installing prometheus-client into $VENV"
   if ! { { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q prometheus-client==0.21.1; } >/dev/null 2>&1; then
     echo "setup: error: could not install prometheus-client (PyPI) into $VENV: the metrics test cannot run" >&2
+    exit 1
+  fi
+fi
+
+# kubernetes-validate (PyPI) in the same venv: scripts/check_helm.sh
+# validates every manifest the Helm chart renders against the Kubernetes
+# JSON schemas it ships (offline, strict). Version pinned.
+if ! "$VENV/bin/python" -c 'import kubernetes_validate' >/dev/null 2>&1; then
+  echo "setup: installing kubernetes-validate into $VENV"
+  if ! { { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q kubernetes-validate==1.37.0; } >/dev/null 2>&1; then
+    echo "setup: error: could not install kubernetes-validate (PyPI) into $VENV: the Helm chart test cannot run" >&2
     exit 1
   fi
 fi
