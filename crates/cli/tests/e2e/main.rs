@@ -11,6 +11,7 @@ mod hashing;
 mod intel;
 mod intel_dashboard;
 mod metrics;
+mod object_store;
 mod security;
 mod security_access;
 mod security_audit;
