@@ -417,6 +417,11 @@ pub struct Args {
     /// no case data) on this address.
     #[arg(long, env = "TRAWL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the gRPC health protocol alone, in plaintext, on this address
+    /// (Kubernetes `grpc` probes; the gRPC port itself needs TLS once
+    /// initialised).
+    #[arg(long, env = "TRAWL_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     /// Optional TOML configuration file (flags and environment override it).
     #[arg(long, env = "TRAWL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -488,6 +493,9 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
     }
     if let Some(m) = args.metrics_listen {
         cfg.metrics_listen = Some(m);
+    }
+    if let Some(h) = args.health_listen {
+        cfg.health_listen = Some(h);
     }
     if let Some(v) = args.lease_ms {
         cfg.lease_ms = v.max(100);

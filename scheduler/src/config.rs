@@ -18,6 +18,10 @@ pub struct SchedulerConfig {
     pub http: Option<SocketAddr>,
     /// Prometheus metrics address (plain HTTP `GET /metrics`).
     pub metrics_listen: Option<SocketAddr>,
+    /// Plaintext gRPC health address (`grpc.health.v1` only, for
+    /// Kubernetes probes, which cannot present a client certificate to
+    /// the TLS port).
+    pub health_listen: Option<SocketAddr>,
     /// A lease lasts this long without a heartbeat.
     pub lease_ms: u64,
     /// Workers heartbeat this often.
@@ -132,6 +136,7 @@ impl Default for SchedulerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http: None,
             metrics_listen: None,
+            health_listen: None,
             lease_ms: 30_000,
             heartbeat_ms: 2_000,
             max_attempts: 3,

@@ -492,7 +492,42 @@ pub async fn run(cfg: SchedulerConfig, shutdown: CancellationToken) -> Result<()
         ),
         None => None,
     };
+    let health = match cfg.health_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the health address {a}"))?,
+        ),
+        None => None,
+    };
     let sched = Scheduler::open(cfg).context("opening the scheduler state")?;
+    if let Some(l) = health {
+        // Health alone, plaintext: SERVING once the state is open, until
+        // shutdown.
+        let addr = l.local_addr()?;
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        println!("trawl-scheduler health on {addr}");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            let not_serving = async move {
+                stop.cancelled().await;
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            };
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, not_serving)
+                .await
+            {
+                tracing::error!(error = %e, "health endpoint stopped");
+            }
+        });
+    }
     if let Some(l) = metrics {
         let addr = l.local_addr()?;
         println!("trawl-scheduler metrics on http://{addr}/metrics");

@@ -59,6 +59,15 @@ pub struct Args {
     /// Optional TOML configuration file (keys as the flags).
     #[arg(long, env = "TRAWL_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics (plain HTTP `GET /metrics`: per-analysis
+    /// bytes and time, tasks, slots, RSS; counts only) on this address.
+    #[arg(long, env = "TRAWL_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the gRPC health protocol (plaintext, for Kubernetes probes)
+    /// on this address: SERVING while taking work, NOT_SERVING once
+    /// draining.
+    #[arg(long, env = "TRAWL_HEALTH_LISTEN")]
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -73,6 +82,8 @@ struct FileConfig {
     site: Option<String>,
     capabilities: Option<Vec<String>>,
     object_store: Option<trawl_objstore::Settings>,
+    metrics_listen: Option<std::net::SocketAddr>,
+    health_listen: Option<std::net::SocketAddr>,
 }
 
 /// The worker configuration `args` describe (file, then environment and
@@ -127,6 +138,8 @@ pub fn config(args: Args) -> Result<WorkerConfig> {
         );
     }
     cfg.object_store = file.object_store.unwrap_or_default();
+    cfg.metrics_listen = args.metrics_listen.or(file.metrics_listen);
+    cfg.health_listen = args.health_listen.or(file.health_listen);
     cfg.drain_timeout = Duration::from_secs(args.drain_seconds);
     cfg.task_delay = Duration::from_millis(args.fault_delay_ms);
     Ok(cfg)

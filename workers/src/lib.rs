@@ -9,6 +9,7 @@
 
 pub mod cli;
 mod exec;
+pub mod observe;
 pub mod remote;
 mod worker;
 

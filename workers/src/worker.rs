@@ -59,6 +59,12 @@ pub struct WorkerConfig {
     /// such as `s3://bucket/prefix/`, the worker reads those objects by
     /// byte ranges itself instead of through the scheduler.
     pub object_store: trawl_objstore::Settings,
+    /// Prometheus metrics address (`--metrics-listen`; plain HTTP
+    /// `GET /metrics`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// gRPC health address (`--health-listen`; plaintext
+    /// `grpc.health.v1`, NOT_SERVING once draining).
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for WorkerConfig {
@@ -82,6 +88,8 @@ impl Default for WorkerConfig {
             site: String::new(),
             capabilities: Vec::new(),
             object_store: trawl_objstore::Settings::default(),
+            metrics_listen: None,
+            health_listen: None,
         }
     }
 }
@@ -141,6 +149,8 @@ struct Shared {
     task_delay: Duration,
     /// Set on shutdown: no new tasks.
     draining: AtomicBool,
+    /// Metrics and health (set once the endpoints are up).
+    observer: std::sync::OnceLock<Arc<crate::observe::Observer>>,
 }
 
 fn is_transient(s: &tonic::Status) -> bool {
@@ -216,7 +226,21 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
         need_register: AtomicBool::new(true),
         task_delay: cfg.task_delay,
         draining: AtomicBool::new(false),
+        observer: std::sync::OnceLock::new(),
     });
+    let observe_stop = CancellationToken::new();
+    let weak = Arc::downgrade(&shared);
+    let observer = crate::observe::Observer::start(
+        cfg.metrics_listen,
+        cfg.health_listen,
+        cfg.slots,
+        Arc::new(move || weak.upgrade().map_or(0, |s| s.running.lock().len())),
+        observe_stop.clone(),
+    )
+    .await?;
+    let _ = shared.observer.set(observer);
+    // The endpoints stop when the worker returns, however it returns.
+    let _observe_guard = observe_stop.drop_guard();
 
     let mut hb_interval = Duration::from_millis(2000);
     if !register(&shared, &cfg, &shutdown, &mut hb_interval).await {
@@ -281,6 +305,9 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
 
     // Drain: let running tasks finish for a while, then hand leases back.
     shared.draining.store(true, Ordering::Relaxed);
+    if let Some(o) = shared.observer.get() {
+        o.draining().await;
+    }
     let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
     while !shared.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::select! {
@@ -439,6 +466,11 @@ fn spawn_task(shared: Arc<Shared>, ctx: Arc<ExecContext>, task: v1::Task) {
             } else {
                 ctx.execute(&task, cancel.clone()).await
             };
+            if let Some(o) = shared.observer.get()
+                && !cancel.load(Ordering::Relaxed)
+            {
+                o.record(&outcome);
+            }
             let next = if cancel.load(Ordering::Relaxed) {
                 Vec::new()
             } else {
