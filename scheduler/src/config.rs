@@ -78,6 +78,10 @@ pub struct SchedulerConfig {
     /// roots such as `s3://bucket/prefix/` allow objects; credentials are
     /// never logged or stored in records.
     pub object_store: trawl_objstore::Settings,
+    /// Keep complete uploads in object storage under this prefix
+    /// (`s3://bucket/prefix/`) rather than in the data directory; nodes
+    /// with the prefix among their evidence roots read them by ranges.
+    pub upload_store: Option<String>,
 }
 
 /// The lab's memory (`[intel]` in the TOML configuration).
@@ -145,6 +149,7 @@ impl Default for SchedulerConfig {
             evidence_roots: Vec::new(),
             case_evidence_roots: Default::default(),
             object_store: Default::default(),
+            upload_store: None,
             min_shard_size: 64 << 10,
             max_tasks_per_job: 65_536,
             max_queued_bytes_per_user: 64 << 40,

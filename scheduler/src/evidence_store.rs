@@ -20,6 +20,8 @@ pub struct EvidenceStore {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     active: Mutex<HashSet<String>>,
+    /// Complete uploads are kept here (`s3://bucket/prefix/`) when set.
+    bucket: Option<(String, std::sync::Arc<trawl_objstore::ObjectBackend>)>,
 }
 
 /// Checks a declared digest: 64 lowercase hex digits.
@@ -62,14 +64,82 @@ impl EvidenceStore {
             dir,
             _temp: temp,
             active: Mutex::new(HashSet::new()),
+            bucket: None,
         })
     }
 
     /// Path of a complete, verified upload.
+    /// An upload kept in the bucket is named by its locator
+    /// (`s3://bucket/prefix/DIGEST`), read by ranges like any object.
     pub fn complete_path(&self, digest: &str) -> Option<PathBuf> {
         let d = check_digest(digest).ok()?;
         let p = self.dir.join(&d);
-        p.is_file().then_some(p)
+        if p.is_file() {
+            return Some(p);
+        }
+        self.in_bucket(&d).map(|(loc, _)| PathBuf::from(loc))
+    }
+
+    /// Keeps complete uploads in object storage under `prefix`
+    /// (`s3://bucket/prefix/`) instead of the data directory.
+    ///
+    /// # Errors
+    /// A prefix that is not an object-storage prefix.
+    pub fn with_bucket(
+        mut self,
+        prefix: &str,
+        backend: std::sync::Arc<trawl_objstore::ObjectBackend>,
+    ) -> Result<Self, SchedError> {
+        let loc = trawl_evidence::Locator::parse(Path::new(prefix), true)
+            .map_err(|e| SchedError::InvalidArgument(format!("upload_store: {e}")))?;
+        let mut prefix = loc.to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        self.bucket = Some((prefix, backend));
+        Ok(self)
+    }
+
+    /// Where the bucket holds upload `d` and its size (from the marker
+    /// `DIGEST.object` written once the object was stored and checked).
+    fn in_bucket(&self, d: &str) -> Option<(String, u64)> {
+        let text = fs::read_to_string(self.dir.join(format!("{d}.object"))).ok()?;
+        let (loc, size) = text.trim().split_once('\n')?;
+        Some((loc.to_string(), size.trim().parse().ok()?))
+    }
+
+    /// Moves a verified upload into the bucket: uploaded, its stored size
+    /// checked, the marker written, and only then the local copy removed.
+    fn to_bucket(
+        &self,
+        local: &Path,
+        d: &str,
+        size: u64,
+        prefix: &str,
+        backend: &trawl_objstore::ObjectBackend,
+    ) -> Result<PathBuf, SchedError> {
+        use trawl_evidence::RemoteBackend;
+        let loc = format!("{prefix}{d}");
+        let fail = |e: trawl_evidence::EvidenceError| {
+            SchedError::Internal(format!(
+                "upload {d} verified but not stored in the bucket ({e}); it stays in the data directory"
+            ))
+        };
+        backend.upload_file(local, &loc).map_err(fail)?;
+        let stored = backend.open(&loc).map_err(fail)?.size();
+        if stored != size {
+            return Err(SchedError::Internal(format!(
+                "upload {d}: the bucket holds {stored} bytes of {size}; it stays in the data directory"
+            )));
+        }
+        let marker = self.dir.join(format!("{d}.object"));
+        let tmp = self.dir.join(format!("{d}.object.tmp"));
+        fs::write(&tmp, format!("{loc}\n{size}\n"))
+            .and_then(|()| fs::rename(&tmp, &marker))
+            .map_err(|e| SchedError::Internal(format!("{}: {e}", marker.display())))?;
+        let _ = fs::remove_file(local);
+        tracing::info!(upload = %d, object = %loc, "upload stored in the bucket");
+        Ok(PathBuf::from(loc))
     }
 
     fn partial_path(&self, d: &str) -> PathBuf {
@@ -82,6 +152,9 @@ impl EvidenceStore {
     /// Invalid digest.
     pub fn received(&self, digest: &str) -> Result<(u64, bool), SchedError> {
         let d = check_digest(digest)?;
+        if let Some((_, size)) = self.in_bucket(&d) {
+            return Ok((size, true));
+        }
         if let Some(p) = self.complete_path(&d) {
             return Ok((fs::metadata(p).map(|m| m.len()).unwrap_or(0), true));
         }
@@ -243,6 +316,11 @@ impl UploadSession<'_> {
             .permissions();
         perm.set_readonly(true);
         let _ = fs::set_permissions(&dest, perm);
+        if let Some((prefix, backend)) = &self.store.bucket {
+            return self
+                .store
+                .to_bucket(&dest, &self.digest, self.size, prefix, backend);
+        }
         Ok(dest)
     }
 }

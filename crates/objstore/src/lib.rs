@@ -88,7 +88,17 @@ impl fmt::Debug for ObjectBackend {
 pub fn install(settings: Settings) -> std::io::Result<Arc<ObjectBackend>> {
     let b = Arc::new(ObjectBackend::new(settings)?);
     trawl_evidence::set_remote_backend(b.clone());
+    if let Ok(mut i) = INSTALLED.lock() {
+        *i = Some(b.clone());
+    }
     Ok(b)
+}
+
+static INSTALLED: std::sync::Mutex<Option<Arc<ObjectBackend>>> = std::sync::Mutex::new(None);
+
+/// The backend [`install`] installed in this process, if any.
+pub fn installed() -> Option<Arc<ObjectBackend>> {
+    INSTALLED.lock().ok().and_then(|i| i.clone())
 }
 
 fn remote_err(path: &str, what: impl Into<String>) -> EvidenceError {

@@ -143,7 +143,6 @@ impl Scheduler {
     /// The data directory or database cannot be opened.
     pub fn open(cfg: SchedulerConfig) -> Result<Arc<Self>, SchedError> {
         let store = crate::audit_key::open_store(&cfg)?;
-        let uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
         let (events, _) = broadcast::channel(1024);
         let auth = if !cfg.ephemeral && crate::auth::is_initialised(&cfg.data_dir) {
             Some(Arc::new(
@@ -160,6 +159,16 @@ impl Scheduler {
             trawl_objstore::install(cfg.object_store.clone()).map_err(|e| {
                 SchedError::FailedPrecondition(format!("starting the object-store client: {e}"))
             })?;
+        }
+        let mut uploads = EvidenceStore::open(&cfg.data_dir.join("evidence"), cfg.ephemeral)?;
+        if let Some(prefix) = &cfg.upload_store {
+            let backend = trawl_objstore::installed().ok_or_else(|| {
+                SchedError::FailedPrecondition(
+                    "upload_store needs this process's object-store client".into(),
+                )
+            })?;
+            uploads = uploads.with_bucket(prefix, backend)?;
+            tracing::info!(prefix = %prefix, "uploads are kept in object storage");
         }
         let confinement =
             trawl_evidence::Confinement::new(&cfg.evidence_roots, &[cfg.data_dir.as_path()]);

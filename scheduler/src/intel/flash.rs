@@ -405,7 +405,7 @@ impl Scheduler {
             .clone()
             .ok_or_else(|| SchedError::InvalidArgument("the flash has no rules".into()))?;
         if let trawl_core::spec::EvidenceRef::Upload(d) = &of.spec.evidence
-            && !self.uploads.complete_path(d).is_some_and(|p| p.is_file())
+            && self.uploads.complete_path(d).is_none()
         {
             return Err(SchedError::NotFound(format!(
                 "upload {d} is no longer retained"

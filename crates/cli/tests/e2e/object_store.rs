@@ -21,7 +21,7 @@ fn scheduler_config(dir: &Path, sw: &Seaweed, secret: &str, name: &str) -> PathB
     std::fs::write(
         &p,
         format!(
-            "evidence_roots = [{tmp:?}, \"s3://evidence/lab/\"]\n\n[object_store]\naws_endpoint = {ep:?}\naws_allow_http = \"true\"\naws_region = \"us-east-1\"\naws_access_key_id = {ACCESS:?}\naws_secret_access_key = {secret:?}\n",
+            "evidence_roots = [{tmp:?}, \"s3://evidence/lab/\"]\nupload_store = \"s3://evidence/uploads/\"\n\n[object_store]\naws_endpoint = {ep:?}\naws_allow_http = \"true\"\naws_region = \"us-east-1\"\naws_access_key_id = {ACCESS:?}\naws_secret_access_key = {secret:?}\n",
             tmp = std::env::temp_dir().display().to_string(),
             ep = sw.endpoint,
         ),
@@ -37,7 +37,10 @@ fn worker(url: &str, id: &str, sw: &Seaweed, log: &Path) -> Proc {
         trawl()
             .args(["worker", "--scheduler", url, "--worker-id", id])
             .args(["--slots", "2", "--threads", "2", "--drain-seconds", "1"])
-            .args(["--evidence-root", "s3://evidence/lab/"])
+            .args([
+                "--evidence-root",
+                "s3://evidence/lab/,s3://evidence/uploads/",
+            ])
             .envs(sw.env())
             .env(
                 "TRAWL_LOG",
@@ -231,6 +234,55 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
         );
         reports.push(b);
     }
+    // An upload kept in the bucket: stored there (not in the data
+    // directory), scanned like its local file.
+    let a = dir.path().join("upload-local");
+    let b = dir.path().join("upload-s3");
+    scan_job(&sched, &raw.display().to_string(), "S3", &a);
+    let o = run_ok(&[
+        "submit",
+        raw.to_str().unwrap(),
+        "--upload",
+        "--server",
+        &sched.url,
+        "--case",
+        "S3",
+        "--shard-size",
+        "1MiB",
+    ]);
+    let job = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let s = wait_for(&sched.url, &job, "done", 240, crate::cluster::done);
+    assert_eq!(s["state"], "completed", "{s}");
+    results(&sched.url, &job, &b);
+    let digest = report(&b)["hashes"]["blake3"].as_str().unwrap().to_string();
+    let object = format!("s3://evidence/uploads/{digest}");
+    assert!(
+        trawl_evidence::RemoteBackend::exists(&up, &object).unwrap(),
+        "{object} not in the bucket"
+    );
+    assert!(
+        !data.join("evidence").join(&digest).exists(),
+        "the upload stayed in the data directory"
+    );
+    let raw_name = raw.display().to_string();
+    // An upload is named by its digest where a path is named by its file.
+    let got = same_name(
+        same_name(fingerprint(&b), &object, &raw_name),
+        &format!("\"uco-observable:fileName\": \"{digest}\""),
+        "\"uco-observable:fileName\": \"small.dd\"",
+    );
+    crate::cluster::assert_same(
+        &got,
+        &same_name(fingerprint(&a), "small.dd", "small.dd"),
+        "upload in the bucket vs local file",
+    );
+    reports.push(b);
+
     // The workers read the objects themselves (not through the scheduler).
     let worker_logs: String = logs
         .iter()
