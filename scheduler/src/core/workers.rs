@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::SchedError;
 use crate::machine::{self, JobEvent, TaskEvent};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use trawl_core::{JobId, Priority, TaskId, WorkerId};
 use trawl_store::{JobState, TaskKind, TaskState, WorkerRecord, now_ms};
 
@@ -221,10 +221,13 @@ impl Scheduler {
         v
     }
 
-    fn live_workers(st: &State, now: i64, heartbeat_ms: u64) -> usize {
+    /// Live workers, counted up to `at_most` (leasing asks whether there
+    /// is more than one: it need not look at every worker).
+    fn live_workers(st: &State, now: i64, heartbeat_ms: u64, at_most: usize) -> usize {
         st.workers
             .values()
             .filter(|w| now - w.rec.last_heartbeat_ms <= 3 * heartbeat_ms as i64 + 1000)
+            .take(at_most)
             .count()
     }
 
@@ -244,7 +247,7 @@ impl Scheduler {
                 "worker {worker_id:?} is not registered (register again)"
             )));
         };
-        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms) > 1;
+        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms, 2) > 1;
         let mut out = Vec::new();
         let mut started = Vec::new();
         for _ in 0..max.min(256) {
@@ -292,46 +295,63 @@ impl Scheduler {
         Ok(out)
     }
 
-    /// Chooses the next task for a worker (see the module docs).
+    /// Chooses the next task for a worker (see the module docs): the jobs
+    /// with queued tasks come from [`State::ready`], so a pick looks at the
+    /// cases of the highest class with work and, per case, its first job
+    /// with a task this worker may take: never at every job or task.
     fn pick(
         &self,
         st: &State,
         worker_id: &WorkerId,
         avoid_failed: bool,
     ) -> Option<(JobId, TaskId)> {
-        // Running tasks per case.
-        let mut running: HashMap<&str, u32> = HashMap::new();
-        for j in st.jobs.values() {
-            *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
-        }
-        let mut best: Option<(PickKey, &JobEntry, &TaskId)> = None;
-        for j in st.jobs.values() {
-            if j.queued.is_empty() || j.rec.state.is_final() {
-                continue;
+        let examine = |_n: u64| {
+            #[cfg(test)]
+            st.examined.set(st.examined.get() + _n);
+        };
+        for cases in st.ready.values() {
+            let mut best: Option<(PickKey, &JobEntry, &TaskId)> = None;
+            for (case, jobs) in cases {
+                let running = st.case_leased.get(case).copied().unwrap_or(0);
+                let served = st.case_served.get(case).copied().unwrap_or(0);
+                // The case's first job (submission order) with a queued
+                // task this worker may take.
+                let found = jobs.iter().find_map(|(_, id)| {
+                    examine(1);
+                    let j = st.jobs.get(id)?;
+                    if j.rec.state.is_final() {
+                        return None;
+                    }
+                    j.queued
+                        .iter()
+                        .find(|(_, t)| {
+                            !avoid_failed || {
+                                examine(1);
+                                st.tasks
+                                    .get(t)
+                                    .is_none_or(|t| !t.failed_on.contains(worker_id))
+                            }
+                        })
+                        .map(|(_, t)| (j, t))
+                });
+                let Some((j, task)) = found else { continue };
+                let key = (
+                    std::cmp::Reverse(j.rec.spec.priority),
+                    running,
+                    served,
+                    j.rec.seq,
+                );
+                if best.as_ref().is_none_or(|(k, bj, _)| {
+                    key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
+                }) {
+                    best = Some((key, j, task));
+                }
             }
-            let case = j.rec.spec.case_id.as_str();
-            // First queued task this worker may take.
-            let task = j.queued.iter().find(|(_, id)| {
-                !avoid_failed
-                    || st
-                        .tasks
-                        .get(id)
-                        .is_none_or(|t| !t.failed_on.contains(worker_id))
-            });
-            let Some((_, task)) = task else { continue };
-            let key = (
-                std::cmp::Reverse(j.rec.spec.priority),
-                running.get(case).copied().unwrap_or(0),
-                st.case_served.get(case).copied().unwrap_or(0),
-                j.rec.seq,
-            );
-            if best.as_ref().is_none_or(|(k, bj, _)| {
-                key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
-            }) {
-                best = Some((key, j, task));
+            if let Some((_, j, t)) = best {
+                return Some((j.rec.job_id.clone(), t.clone()));
             }
         }
-        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.clone()))
+        None
     }
 
     /// Whether the worker certificate `cert` holds, right now, a lease on a
