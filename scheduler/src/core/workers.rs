@@ -446,3 +446,173 @@ impl Scheduler {
         self.wake_workers();
     }
 }
+
+#[cfg(test)]
+mod pick_tests {
+    use super::super::state::{JobEntry, State};
+    use super::*;
+    use crate::config::SchedulerConfig;
+    use trawl_core::spec::{AnalysisSet, EvidenceRef};
+    use trawl_core::{CaseId, JobSpec, ShardPlan};
+    use trawl_store::{JobRecord, ProgressRecord, TaskRecord};
+
+    fn job(seq: u64, case: &str, priority: Priority) -> JobRecord {
+        let mut spec = JobSpec::new(
+            CaseId::new(case).unwrap(),
+            EvidenceRef::Paths(vec!["/nonexistent".into()]),
+            AnalysisSet::parse("features").unwrap(),
+        );
+        spec.priority = priority;
+        JobRecord {
+            job_id: JobId::new(format!("J{seq:06}")).unwrap(),
+            seq,
+            spec,
+            submitter: "t".into(),
+            state: JobState::Queued,
+            error: String::new(),
+            created_ms: 0,
+            started_ms: 0,
+            finished_ms: 0,
+            evidence: None,
+            plan: Some(ShardPlan {
+                image_size: 1 << 20,
+                shard_size: 1 << 16,
+                margin: 0,
+            }),
+            progress: ProgressRecord::default(),
+            limitations: Vec::new(),
+            version: 1,
+            counts: None,
+            throughput: Vec::new(),
+        }
+    }
+
+    fn task(job: &JobId, i: u32) -> TaskRecord {
+        TaskRecord {
+            task_id: Scheduler::task_id(job, TaskKind::Shard, i),
+            job_id: job.clone(),
+            kind: TaskKind::Shard,
+            shard: None,
+            order: i + 1,
+            state: TaskState::Queued,
+            attempts: 0,
+            worker: None,
+            lease_deadline_ms: 0,
+            lease_token: String::new(),
+            errors: Vec::new(),
+            failed_on: Vec::new(),
+            bytes: 1,
+            first_lease_seq: 0,
+            findings: Default::default(),
+            yara_candidates: Vec::new(),
+            yara_spans_known: Vec::new(),
+            yara_windows: Vec::new(),
+            carved: Vec::new(),
+            finished_ms: 0,
+            fs_files: Vec::new(),
+            fs_names: Vec::new(),
+        }
+    }
+
+    /// `jobs` jobs of `tasks` queued tasks each over three cases (job 7 of
+    /// case C1 urgent, with one task, when `urgent`).
+    fn state(jobs: u64, tasks: u32, urgent: bool) -> State {
+        let mut st = State::default();
+        for seq in 1..=jobs {
+            let prio = if urgent && seq == 7 {
+                Priority::Urgent
+            } else {
+                Priority::Normal
+            };
+            let rec = job(seq, &format!("C{}", seq % 3), prio);
+            let id = rec.job_id.clone();
+            st.jobs.insert(id.clone(), JobEntry::new(rec));
+            let n = if prio == Priority::Urgent { 1 } else { tasks };
+            for i in 0..n {
+                st.insert_task(task(&id, i));
+            }
+        }
+        st
+    }
+
+    fn lease_one(s: &Scheduler, st: &mut State, w: &WorkerId) -> (JobId, TaskId) {
+        st.examined.set(0);
+        let (j, t) = s.pick(st, w, true).expect("a task to pick");
+        st.lease_counter += 1;
+        let seq = st.lease_counter;
+        st.apply(
+            &t,
+            TaskEvent::Lease {
+                worker: w.clone(),
+                token: "x".into(),
+                deadline_ms: i64::MAX,
+                seq,
+            },
+        )
+        .unwrap();
+        let case = st.jobs[&j].rec.spec.case_id.clone();
+        st.case_served.insert(case, seq);
+        (j, t)
+    }
+
+    /// Issue 23: a pick looks at the cases with queued work and one job of
+    /// each, whatever the number of jobs and tasks held; and it still
+    /// orders by priority, then the case with the fewest running tasks,
+    /// then the case served least recently, then submission order.
+    #[tokio::test]
+    async fn a_pick_looks_at_cases_not_at_every_job_or_task() {
+        let s = Scheduler::open(SchedulerConfig {
+            ephemeral: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let w = WorkerId::new("w1").unwrap();
+        let mut examined = Vec::new();
+        for (jobs, tasks) in [(30, 10), (600, 50)] {
+            let mut st = state(jobs, tasks, true);
+            // The urgent job first, looking at that one job only.
+            let (j, _) = lease_one(&s, &mut st, &w);
+            assert_eq!(j.as_str(), "J000007");
+            let urgent = st.examined.get();
+            // Then fair share over the cases: C1 runs one task, so C2 and
+            // C0 (first jobs J000002, J000003) come next, then C1 again
+            // with its first job, J000001.
+            let order: Vec<String> = (0..3)
+                .map(|_| lease_one(&s, &mut st, &w).0.to_string())
+                .collect();
+            assert_eq!(order, ["J000002", "J000003", "J000001"]);
+            let normal = st.examined.get();
+            examined.push((urgent, normal));
+            // Leased counts per case follow the tasks.
+            let c1 = CaseId::new("C1").unwrap();
+            assert_eq!(st.case_leased.get(&c1).copied(), Some(2));
+        }
+        // The same few looked at, with 300 tasks or 30,000 held.
+        assert_eq!(examined[0], examined[1], "{examined:?}");
+        assert!(examined[1].0 <= 2 && examined[1].1 <= 6, "{examined:?}");
+    }
+
+    /// A job whose queue empties leaves the index; a cancelled job's leases
+    /// leave its case's count.
+    #[tokio::test]
+    async fn the_ready_index_follows_queues_and_archives() {
+        let s = Scheduler::open(SchedulerConfig {
+            ephemeral: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let w = WorkerId::new("w1").unwrap();
+        let mut st = state(1, 2, false);
+        lease_one(&s, &mut st, &w);
+        lease_one(&s, &mut st, &w);
+        assert!(st.ready.is_empty(), "{:?}", st.ready);
+        assert!(s.pick(&st, &w, true).is_none());
+        let c1 = CaseId::new("C1").unwrap();
+        assert_eq!(st.case_leased.get(&c1).copied(), Some(2));
+        let id = JobId::new("J000001").unwrap();
+        st.jobs.get_mut(&id).unwrap().rec.state = JobState::Cancelled;
+        st.archive(&id, s.store()).unwrap();
+        assert!(st.case_leased.is_empty(), "{:?}", st.case_leased);
+        assert!(st.tasks.is_empty());
+    }
+}
