@@ -212,6 +212,8 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
 fn archive(data: &std::path::Path, older_than: &str) -> Result<()> {
     let secs = if older_than.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
         0
+    } else if older_than.trim().eq_ignore_ascii_case("never") {
+        anyhow::bail!("--older-than never: give an age (e.g. 90d, 12h, 0s for every ended job)");
     } else {
         parse_ttl(older_than)?
     };
