@@ -135,8 +135,11 @@ pub struct Store {
     /// The data directory (archives live under it); `None`: temporary.
     dir: Option<PathBuf>,
     /// The last archive read ([`Store::archived`]).
-    last_archive: Arc<Mutex<Option<(String, Arc<archive::ArchiveContents>)>>>,
+    last_archive: Arc<Mutex<Option<LastArchive>>>,
 }
+
+/// A job id and its archive, decoded.
+type LastArchive = (String, Arc<archive::ArchiveContents>);
 
 /// sled's page cache (sled's own default is 1 GiB): the hot state is the
 /// scheduler's memory; sled serves it writes and the reads of ended jobs.

@@ -163,10 +163,10 @@ fn start_scheduler(
 }
 
 async fn connect(url: &str) -> Result<Channel> {
-    Ok(Channel::from_shared(url.to_string())?
+    Channel::from_shared(url.to_string())?
         .connect()
         .await
-        .with_context(|| format!("connecting to {url}"))?)
+        .with_context(|| format!("connecting to {url}"))
 }
 
 fn job_spec(image: &Path, case: &str, high: bool) -> v1::JobSpec {
