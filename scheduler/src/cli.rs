@@ -37,6 +37,21 @@ pub enum Sub {
     /// a trail from before audit keys existed.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Move ended jobs out of the hot store (scheduler stopped): each
+    /// job's task records and merged results go to one compressed file,
+    /// DATA/archive/JOB.trawl-archive, and leave the state database; status,
+    /// results and reports of the job read them from there, unchanged.
+    #[command(
+        after_help = "Example:\n  trawl-scheduler archive --data /var/lib/trawl --older-than 90d"
+    )]
+    Archive {
+        #[command(flatten)]
+        data: DataArg,
+        /// Jobs that ended at least this long ago: 90d, 12h, 30m, 45s, 0s
+        /// (every ended job).
+        #[arg(long, default_value = "90d")]
+        older_than: String,
+    },
 }
 
 /// The audit key: a file outside the data directory.
@@ -193,6 +208,48 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
     Ok(secs)
 }
 
+/// `archive`: every job that ended `older_than` ago or earlier, archived.
+fn archive(data: &std::path::Path, older_than: &str) -> Result<()> {
+    let secs = if older_than.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+        0
+    } else if older_than.trim().eq_ignore_ascii_case("never") {
+        anyhow::bail!("--older-than never: give an age (e.g. 90d, 12h, 0s for every ended job)");
+    } else {
+        parse_ttl(older_than)?
+    };
+    if !data.join("state.sled").exists() {
+        anyhow::bail!("{}: no scheduler data directory here", data.display());
+    }
+    let store = trawl_store::Store::open(data).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (a running scheduler holds the state database: stop it first)",
+            data.display()
+        )
+    })?;
+    let before = trawl_store::now_ms().saturating_sub((secs as i64).saturating_mul(1000));
+    let (mut jobs, mut tasks, mut moved, mut files, mut already) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for j in store.jobs()? {
+        if !j.state.is_final() || j.finished_ms > before {
+            continue;
+        }
+        match store.archive_job(&j.job_id)? {
+            Some(a) => {
+                jobs += 1;
+                tasks += a.tasks;
+                moved += a.bytes_moved;
+                files += a.file_bytes;
+            }
+            None => already += 1,
+        }
+    }
+    store.flush()?;
+    outln!(
+        "archived {jobs} jobs ({tasks} task records, {moved} bytes) into {} ({files} bytes); {already} were archived already",
+        data.join(trawl_store::archive::ARCHIVE_DIR).display()
+    );
+    Ok(())
+}
+
 /// A user as `--json` prints it.
 pub fn user_json(u: &trawl_proto::v1::User) -> serde_json::Value {
     serde_json::json!({"name": u.name, "role": u.role, "cases": u.cases,
@@ -249,6 +306,7 @@ pub fn print_new_user(u: &trawl_proto::v1::User, token: &str) {
 pub fn run_sub(sub: Sub) -> Result<()> {
     use crate::auth;
     match sub {
+        Sub::Archive { data, older_than } => archive(&data.data, &older_than)?,
         Sub::Init(a) => {
             // The audit key goes outside the data directory; check its place
             // before anything is made.

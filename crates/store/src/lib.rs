@@ -22,6 +22,7 @@
 //! task whose result was not flushed simply runs again (results are keyed by
 //! task id, so a rerun never duplicates findings).
 
+pub mod archive;
 mod audit;
 mod records;
 pub mod seal;
@@ -131,7 +132,18 @@ pub struct Store {
     ephemeral: bool,
     /// The audit anchor being kept (a store opened with `open_anchored`).
     anchoring: Option<Arc<Anchoring>>,
+    /// The data directory (archives live under it); `None`: temporary.
+    dir: Option<PathBuf>,
+    /// The last archive read ([`Store::archived`]).
+    last_archive: Arc<Mutex<Option<LastArchive>>>,
 }
+
+/// A job id and its archive, decoded.
+type LastArchive = (String, Arc<archive::ArchiveContents>);
+
+/// sled's page cache (sled's own default is 1 GiB): the hot state is the
+/// scheduler's memory; sled serves it writes and the reads of ended jobs.
+pub const CACHE_BYTES: u64 = 128 << 20;
 
 fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], v: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
@@ -155,9 +167,10 @@ impl Store {
             .map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir.join("state.sled"))
+            .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(200))
             .open()?;
-        Self::from_db(db, false)
+        Self::from_db(db, false, Some(dir.to_path_buf()))
     }
 
     /// A throw-away in-memory database (embedded scans, tests).
@@ -165,7 +178,7 @@ impl Store {
     /// # Errors
     /// sled failures.
     pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?, true)
+        Self::from_db(sled::Config::new().temporary(true).open()?, true, None)
     }
 
     /// The database itself, for the keyspaces other crates own and
@@ -174,7 +187,7 @@ impl Store {
         &self.db
     }
 
-    fn from_db(db: sled::Db, ephemeral: bool) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, ephemeral: bool, dir: Option<PathBuf>) -> Result<Self, StoreError> {
         Ok(Self {
             jobs: db.open_tree("jobs")?,
             tasks: db.open_tree("tasks")?,
@@ -189,6 +202,8 @@ impl Store {
             db,
             ephemeral,
             anchoring: None,
+            dir,
+            last_archive: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -471,7 +486,10 @@ impl Store {
 
     // ---- tasks ----
 
-    /// Writes task records in one batch.
+    /// Writes task records in one batch (recovered all or none). One
+    /// record is a plain insert: a sled batch writes out the log buffer
+    /// before and after it, which at one batch per lease and per report
+    /// made the log's writes, not the scheduler, the limit.
     ///
     /// # Errors
     /// sled failures.
@@ -479,8 +497,17 @@ impl Store {
         &self,
         tasks: impl IntoIterator<Item = &'a TaskRecord>,
     ) -> Result<(), StoreError> {
+        let mut tasks = tasks.into_iter();
+        let Some(first) = tasks.next() else {
+            return Ok(());
+        };
+        let Some(second) = tasks.next() else {
+            self.tasks
+                .insert(first.task_id.as_bytes(), encode(first)?)?;
+            return Ok(());
+        };
         let mut batch = sled::Batch::default();
-        for t in tasks {
+        for t in [first, second].into_iter().chain(tasks) {
             batch.insert(t.task_id.as_bytes(), encode(t)?);
         }
         self.tasks.apply_batch(batch)?;
@@ -517,13 +544,20 @@ impl Store {
     /// sled failures, corrupt records.
     pub fn tasks_of(&self, job_id: &str) -> Result<Vec<TaskRecord>, StoreError> {
         let prefix = format!("{job_id}:");
-        self.tasks
+        let v: Vec<TaskRecord> = self
+            .tasks
             .scan_prefix(prefix.as_bytes())
             .map(|kv| {
                 let (k, v) = kv?;
                 decode("tasks", &k, &v)
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if v.is_empty()
+            && let Some(a) = self.archived(job_id)?
+        {
+            return Ok(a.tasks.clone());
+        }
+        Ok(v)
     }
 
     // ---- results ----
@@ -543,7 +577,8 @@ impl Store {
     /// # Errors
     /// sled failures, corrupt records.
     pub fn result(&self, task_id: &str) -> Result<Option<v1::TaskResult>, StoreError> {
-        self.results
+        let r = self
+            .results
             .get(task_id.as_bytes())?
             .map(|v| {
                 v1::TaskResult::decode(v.as_ref()).map_err(|e| StoreError::Corrupt {
@@ -552,7 +587,14 @@ impl Store {
                     message: e.to_string(),
                 })
             })
-            .transpose()
+            .transpose()?;
+        if r.is_none()
+            && let Some((job, _)) = task_id.split_once(':')
+            && let Some(a) = self.archived(job)?
+        {
+            return Ok(a.results.get(task_id).cloned());
+        }
+        Ok(r)
     }
 
     /// Removes the results of a job's tasks (after merging).
@@ -583,7 +625,8 @@ impl Store {
     /// # Errors
     /// sled failures, corrupt records.
     pub fn merged(&self, job_id: &str) -> Result<Option<v1::ResultsPage>, StoreError> {
-        self.merged
+        let m = self
+            .merged
             .get(job_id.as_bytes())?
             .map(|v| {
                 v1::ResultsPage::decode(v.as_ref()).map_err(|e| StoreError::Corrupt {
@@ -592,7 +635,13 @@ impl Store {
                     message: e.to_string(),
                 })
             })
-            .transpose()
+            .transpose()?;
+        if m.is_none()
+            && let Some(a) = self.archived(job_id)?
+        {
+            return Ok(a.merged.clone());
+        }
+        Ok(m)
     }
 
     // ---- evidence store, rule sets, workers ----

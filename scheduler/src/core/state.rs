@@ -14,7 +14,7 @@
 
 use crate::machine::{self, Refused, TaskEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use trawl_core::{CaseId, JobId, TaskId, WorkerId};
+use trawl_core::{CaseId, JobId, Priority, TaskId, WorkerId};
 use trawl_store::{
     JobRecord, ProgressRecord, Store, StoreError, TaskKind, TaskRecord, TaskState, WorkerRecord,
 };
@@ -102,9 +102,23 @@ pub(crate) struct State {
     /// Lease counter value when a case was last served (fair share).
     pub(crate) case_served: HashMap<CaseId, u64>,
     pub(crate) lease_counter: u64,
+    /// Leased tasks per case (fair share), kept with the jobs' `leased`.
+    pub(crate) case_leased: HashMap<CaseId, u32>,
+    /// The jobs with queued tasks: priority class (highest first), case,
+    /// then (submission order, job id). Leasing looks here, never at every
+    /// job or task.
+    pub(crate) ready: ReadyIndex,
+    /// Jobs and task records a pick looked at (tests: it must not grow
+    /// with the jobs and tasks held).
+    #[cfg(test)]
+    pub(crate) examined: std::cell::Cell<u64>,
     dirty_tasks: BTreeSet<TaskId>,
     dirty_jobs: BTreeSet<JobId>,
 }
+
+/// Jobs with queued tasks, by priority class, case and submission order.
+pub(crate) type ReadyIndex =
+    BTreeMap<std::cmp::Reverse<Priority>, BTreeMap<CaseId, BTreeSet<(u64, JobId)>>>;
 
 /// Why [`State::apply`] did not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +144,58 @@ impl State {
         if !t.state.is_final() {
             job.unfinished += 1;
         }
+        if t.state == TaskState::Leased {
+            *self
+                .case_leased
+                .entry(job.rec.spec.case_id.clone())
+                .or_default() += 1;
+        }
         self.dirty_tasks.insert(t.task_id.clone());
+        let job_id = t.job_id.clone();
         self.tasks.insert(t.task_id.clone(), t);
+        self.index_job(&job_id);
+    }
+
+    /// Keeps a job's entry in [`State::ready`] in step with its queue.
+    fn index_job(&mut self, job_id: &str) {
+        let Some(job) = self.jobs.get(job_id) else {
+            return;
+        };
+        let prio = std::cmp::Reverse(job.rec.spec.priority);
+        let case = &job.rec.spec.case_id;
+        let key = (job.rec.seq, job.rec.job_id.clone());
+        if job.queued.is_empty() || job.rec.state.is_final() {
+            if let Some(cases) = self.ready.get_mut(&prio)
+                && let Some(jobs) = cases.get_mut(case)
+            {
+                jobs.remove(&key);
+                if jobs.is_empty() {
+                    cases.remove(case);
+                    if cases.is_empty() {
+                        self.ready.remove(&prio);
+                    }
+                }
+            }
+        } else {
+            self.ready
+                .entry(prio)
+                .or_default()
+                .entry(case.clone())
+                .or_default()
+                .insert(key);
+        }
+    }
+
+    /// Changes a case's count of leased tasks.
+    fn count_leased(&mut self, case: &CaseId, up: bool) {
+        if up {
+            *self.case_leased.entry(case.clone()).or_default() += 1;
+        } else if let Some(n) = self.case_leased.get_mut(case) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.case_leased.remove(case);
+            }
+        }
     }
 
     /// Applies `event` to a task through the machine, then updates the
@@ -179,6 +243,13 @@ impl State {
             }
         }
         job.rec.version += 1;
+        let (case, job_id) = (job.rec.spec.case_id.clone(), t.job_id.clone());
+        if from == TaskState::Leased || to == TaskState::Leased {
+            self.count_leased(&case, to == TaskState::Leased);
+        }
+        if from == TaskState::Queued || to == TaskState::Queued {
+            self.index_job(&job_id);
+        }
         Ok((from, to))
     }
 
@@ -226,11 +297,16 @@ impl State {
             self.leased.remove(&id);
             self.tasks.remove(&id);
         }
+        let (case, leased) = (job.rec.spec.case_id.clone(), job.leased);
         job.queued.clear();
         job.leased = 0;
         job.waiting = 0;
         job.unfinished = 0;
         job.shards_open = 0;
+        for _ in 0..leased {
+            self.count_leased(&case, false);
+        }
+        self.index_job(job_id);
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::SchedError;
 use crate::machine::{self, JobEvent, TaskEvent};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use trawl_core::{JobId, Priority, TaskId, WorkerId};
 use trawl_store::{JobState, TaskKind, TaskState, WorkerRecord, now_ms};
 
@@ -221,10 +221,13 @@ impl Scheduler {
         v
     }
 
-    fn live_workers(st: &State, now: i64, heartbeat_ms: u64) -> usize {
+    /// Live workers, counted up to `at_most` (leasing asks whether there
+    /// is more than one: it need not look at every worker).
+    fn live_workers(st: &State, now: i64, heartbeat_ms: u64, at_most: usize) -> usize {
         st.workers
             .values()
             .filter(|w| now - w.rec.last_heartbeat_ms <= 3 * heartbeat_ms as i64 + 1000)
+            .take(at_most)
             .count()
     }
 
@@ -244,7 +247,7 @@ impl Scheduler {
                 "worker {worker_id:?} is not registered (register again)"
             )));
         };
-        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms) > 1;
+        let several_workers = Self::live_workers(&st, now, self.cfg.heartbeat_ms, 2) > 1;
         let mut out = Vec::new();
         let mut started = Vec::new();
         for _ in 0..max.min(256) {
@@ -292,46 +295,63 @@ impl Scheduler {
         Ok(out)
     }
 
-    /// Chooses the next task for a worker (see the module docs).
+    /// Chooses the next task for a worker (see the module docs): the jobs
+    /// with queued tasks come from [`State::ready`], so a pick looks at the
+    /// cases of the highest class with work and, per case, its first job
+    /// with a task this worker may take: never at every job or task.
     fn pick(
         &self,
         st: &State,
         worker_id: &WorkerId,
         avoid_failed: bool,
     ) -> Option<(JobId, TaskId)> {
-        // Running tasks per case.
-        let mut running: HashMap<&str, u32> = HashMap::new();
-        for j in st.jobs.values() {
-            *running.entry(j.rec.spec.case_id.as_str()).or_default() += j.leased;
-        }
-        let mut best: Option<(PickKey, &JobEntry, &TaskId)> = None;
-        for j in st.jobs.values() {
-            if j.queued.is_empty() || j.rec.state.is_final() {
-                continue;
+        let examine = |_n: u64| {
+            #[cfg(test)]
+            st.examined.set(st.examined.get() + _n);
+        };
+        for cases in st.ready.values() {
+            let mut best: Option<(PickKey, &JobEntry, &TaskId)> = None;
+            for (case, jobs) in cases {
+                let running = st.case_leased.get(case).copied().unwrap_or(0);
+                let served = st.case_served.get(case).copied().unwrap_or(0);
+                // The case's first job (submission order) with a queued
+                // task this worker may take.
+                let found = jobs.iter().find_map(|(_, id)| {
+                    examine(1);
+                    let j = st.jobs.get(id)?;
+                    if j.rec.state.is_final() {
+                        return None;
+                    }
+                    j.queued
+                        .iter()
+                        .find(|(_, t)| {
+                            !avoid_failed || {
+                                examine(1);
+                                st.tasks
+                                    .get(t)
+                                    .is_none_or(|t| !t.failed_on.contains(worker_id))
+                            }
+                        })
+                        .map(|(_, t)| (j, t))
+                });
+                let Some((j, task)) = found else { continue };
+                let key = (
+                    std::cmp::Reverse(j.rec.spec.priority),
+                    running,
+                    served,
+                    j.rec.seq,
+                );
+                if best.as_ref().is_none_or(|(k, bj, _)| {
+                    key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
+                }) {
+                    best = Some((key, j, task));
+                }
             }
-            let case = j.rec.spec.case_id.as_str();
-            // First queued task this worker may take.
-            let task = j.queued.iter().find(|(_, id)| {
-                !avoid_failed
-                    || st
-                        .tasks
-                        .get(id)
-                        .is_none_or(|t| !t.failed_on.contains(worker_id))
-            });
-            let Some((_, task)) = task else { continue };
-            let key = (
-                std::cmp::Reverse(j.rec.spec.priority),
-                running.get(case).copied().unwrap_or(0),
-                st.case_served.get(case).copied().unwrap_or(0),
-                j.rec.seq,
-            );
-            if best.as_ref().is_none_or(|(k, bj, _)| {
-                key < *k || (key == *k && job_order_key(j) < job_order_key(bj))
-            }) {
-                best = Some((key, j, task));
+            if let Some((_, j, t)) = best {
+                return Some((j.rec.job_id.clone(), t.clone()));
             }
         }
-        best.map(|(_, j, t)| (j.rec.job_id.clone(), t.clone()))
+        None
     }
 
     /// Whether the worker certificate `cert` holds, right now, a lease on a
@@ -424,5 +444,175 @@ impl Scheduler {
         let _ = self.commit(&mut st);
         drop(st);
         self.wake_workers();
+    }
+}
+
+#[cfg(test)]
+mod pick_tests {
+    use super::super::state::{JobEntry, State};
+    use super::*;
+    use crate::config::SchedulerConfig;
+    use trawl_core::spec::{AnalysisSet, EvidenceRef};
+    use trawl_core::{CaseId, JobSpec, ShardPlan};
+    use trawl_store::{JobRecord, ProgressRecord, TaskRecord};
+
+    fn job(seq: u64, case: &str, priority: Priority) -> JobRecord {
+        let mut spec = JobSpec::new(
+            CaseId::new(case).unwrap(),
+            EvidenceRef::Paths(vec!["/nonexistent".into()]),
+            AnalysisSet::parse("features").unwrap(),
+        );
+        spec.priority = priority;
+        JobRecord {
+            job_id: JobId::new(format!("J{seq:06}")).unwrap(),
+            seq,
+            spec,
+            submitter: "t".into(),
+            state: JobState::Queued,
+            error: String::new(),
+            created_ms: 0,
+            started_ms: 0,
+            finished_ms: 0,
+            evidence: None,
+            plan: Some(ShardPlan {
+                image_size: 1 << 20,
+                shard_size: 1 << 16,
+                margin: 0,
+            }),
+            progress: ProgressRecord::default(),
+            limitations: Vec::new(),
+            version: 1,
+            counts: None,
+            throughput: Vec::new(),
+        }
+    }
+
+    fn task(job: &JobId, i: u32) -> TaskRecord {
+        TaskRecord {
+            task_id: Scheduler::task_id(job, TaskKind::Shard, i),
+            job_id: job.clone(),
+            kind: TaskKind::Shard,
+            shard: None,
+            order: i + 1,
+            state: TaskState::Queued,
+            attempts: 0,
+            worker: None,
+            lease_deadline_ms: 0,
+            lease_token: String::new(),
+            errors: Vec::new(),
+            failed_on: Vec::new(),
+            bytes: 1,
+            first_lease_seq: 0,
+            findings: Default::default(),
+            yara_candidates: Vec::new(),
+            yara_spans_known: Vec::new(),
+            yara_windows: Vec::new(),
+            carved: Vec::new(),
+            finished_ms: 0,
+            fs_files: Vec::new(),
+            fs_names: Vec::new(),
+        }
+    }
+
+    /// `jobs` jobs of `tasks` queued tasks each over three cases (job 7 of
+    /// case C1 urgent, with one task, when `urgent`).
+    fn state(jobs: u64, tasks: u32, urgent: bool) -> State {
+        let mut st = State::default();
+        for seq in 1..=jobs {
+            let prio = if urgent && seq == 7 {
+                Priority::Urgent
+            } else {
+                Priority::Normal
+            };
+            let rec = job(seq, &format!("C{}", seq % 3), prio);
+            let id = rec.job_id.clone();
+            st.jobs.insert(id.clone(), JobEntry::new(rec));
+            let n = if prio == Priority::Urgent { 1 } else { tasks };
+            for i in 0..n {
+                st.insert_task(task(&id, i));
+            }
+        }
+        st
+    }
+
+    fn lease_one(s: &Scheduler, st: &mut State, w: &WorkerId) -> (JobId, TaskId) {
+        st.examined.set(0);
+        let (j, t) = s.pick(st, w, true).expect("a task to pick");
+        st.lease_counter += 1;
+        let seq = st.lease_counter;
+        st.apply(
+            &t,
+            TaskEvent::Lease {
+                worker: w.clone(),
+                token: "x".into(),
+                deadline_ms: i64::MAX,
+                seq,
+            },
+        )
+        .unwrap();
+        let case = st.jobs[&j].rec.spec.case_id.clone();
+        st.case_served.insert(case, seq);
+        (j, t)
+    }
+
+    /// Issue 23: a pick looks at the cases with queued work and one job of
+    /// each, whatever the number of jobs and tasks held; and it still
+    /// orders by priority, then the case with the fewest running tasks,
+    /// then the case served least recently, then submission order.
+    #[tokio::test]
+    async fn a_pick_looks_at_cases_not_at_every_job_or_task() {
+        let s = Scheduler::open(SchedulerConfig {
+            ephemeral: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let w = WorkerId::new("w1").unwrap();
+        let mut examined = Vec::new();
+        for (jobs, tasks) in [(30, 10), (600, 50)] {
+            let mut st = state(jobs, tasks, true);
+            // The urgent job first, looking at that one job only.
+            let (j, _) = lease_one(&s, &mut st, &w);
+            assert_eq!(j.as_str(), "J000007");
+            let urgent = st.examined.get();
+            // Then fair share over the cases: C1 runs one task, so C2 and
+            // C0 (first jobs J000002, J000003) come next, then C1 again
+            // with its first job, J000001.
+            let order: Vec<String> = (0..3)
+                .map(|_| lease_one(&s, &mut st, &w).0.to_string())
+                .collect();
+            assert_eq!(order, ["J000002", "J000003", "J000001"]);
+            let normal = st.examined.get();
+            examined.push((urgent, normal));
+            // Leased counts per case follow the tasks.
+            let c1 = CaseId::new("C1").unwrap();
+            assert_eq!(st.case_leased.get(&c1).copied(), Some(2));
+        }
+        // The same few looked at, with 300 tasks or 30,000 held.
+        assert_eq!(examined[0], examined[1], "{examined:?}");
+        assert!(examined[1].0 <= 2 && examined[1].1 <= 6, "{examined:?}");
+    }
+
+    /// A job whose queue empties leaves the index; a cancelled job's leases
+    /// leave its case's count.
+    #[tokio::test]
+    async fn the_ready_index_follows_queues_and_archives() {
+        let s = Scheduler::open(SchedulerConfig {
+            ephemeral: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let w = WorkerId::new("w1").unwrap();
+        let mut st = state(1, 2, false);
+        lease_one(&s, &mut st, &w);
+        lease_one(&s, &mut st, &w);
+        assert!(st.ready.is_empty(), "{:?}", st.ready);
+        assert!(s.pick(&st, &w, true).is_none());
+        let c1 = CaseId::new("C1").unwrap();
+        assert_eq!(st.case_leased.get(&c1).copied(), Some(2));
+        let id = JobId::new("J000001").unwrap();
+        st.jobs.get_mut(&id).unwrap().rec.state = JobState::Cancelled;
+        st.archive(&id, s.store()).unwrap();
+        assert!(st.case_leased.is_empty(), "{:?}", st.case_leased);
+        assert!(st.tasks.is_empty());
     }
 }

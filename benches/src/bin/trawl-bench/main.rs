@@ -7,6 +7,7 @@
 mod carve;
 mod features;
 mod files;
+mod labyear;
 mod retro;
 mod scale;
 mod vdisk;
@@ -153,6 +154,34 @@ enum Bench {
         #[arg(long)]
         dir: Option<String>,
     },
+    /// A lab's year in one scheduler: thousands of jobs, millions of tasks,
+    /// hundreds of simulated workers over gRPC on loopback; lease round
+    /// trips, latency, RSS, restart, archive.
+    Labyear {
+        /// Jobs submitted [default: 5000].
+        #[arg(long)]
+        jobs: Option<String>,
+        /// Tasks (shards) per job [default: 2000].
+        #[arg(long)]
+        tasks_per_job: Option<String>,
+        /// Simulated workers [default: 500].
+        #[arg(long)]
+        workers: Option<String>,
+        /// Slots per worker [default: 16].
+        #[arg(long)]
+        slots: Option<String>,
+        /// Cases the jobs belong to [default: 50].
+        #[arg(long)]
+        cases: Option<String>,
+        /// Jobs submitted ahead of the finished work [default: 64].
+        #[arg(long)]
+        backlog: Option<String>,
+        #[arg(long)]
+        dir: Option<String>,
+        /// Keep the work directory (data directory, image).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Scale-out: sparse and mixed images over 1, 2, 4 workers.
     Scale {
         #[arg(long)]
@@ -201,6 +230,7 @@ fn main() -> Result<()> {
         Bench::All { dir, .. }
         | Bench::Features { dir, .. }
         | Bench::Scale { dir, .. }
+        | Bench::Labyear { dir, .. }
         | Bench::Retrohunt { dir, .. } => dir,
         Bench::Hash(c)
         | Bench::Carve { common: c, .. }
@@ -301,6 +331,30 @@ fn main() -> Result<()> {
                     ("--dir", dir),
                 ],
                 &[],
+            ),
+        ),
+        Bench::Labyear {
+            jobs,
+            tasks_per_job,
+            workers,
+            slots,
+            cases,
+            backlog,
+            dir,
+            keep,
+        } => labyear::run(
+            &trawl_bin(),
+            &argv(
+                &[
+                    ("--jobs", jobs),
+                    ("--tasks-per-job", tasks_per_job),
+                    ("--workers", workers),
+                    ("--slots", slots),
+                    ("--cases", cases),
+                    ("--backlog", backlog),
+                    ("--dir", dir),
+                ],
+                &[("--keep", *keep)],
             ),
         ),
         Bench::Scale {

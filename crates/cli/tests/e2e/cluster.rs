@@ -1130,3 +1130,111 @@ fn embedded_scan_and_cluster_results_identical_with_every_analysis() {
         );
     }
 }
+
+/// Issue 23: ended jobs archived out of the hot store keep their results,
+/// report and task list byte for byte; a running job is left alone; a
+/// second archive moves nothing; the archive refuses a running scheduler's
+/// data directory with the reason.
+#[test]
+fn archived_jobs_keep_identical_results() {
+    let fx = small_fixture();
+    let data = tempfile::tempdir().unwrap();
+    let spec = ["--analyses", "features,carve", "--shard-size", "256KiB"];
+    let mut s = start_scheduler(data.path(), "127.0.0.1:0", &[]);
+    let addr = s.addr.clone();
+    let w = start_worker(&s.url, "wa", 2, 0);
+    let job = submit(&s.url, &fx.image, "case-archive", &spec);
+    let st = wait_for(&s.url, &job, "completion", 120, done);
+    assert_eq!(st["state"], "completed", "{st}");
+    let before = tempfile::tempdir().unwrap();
+    results(&s.url, &job, before.path());
+    let tasks_before = st["tasks"].clone();
+    assert!(
+        tasks_before.as_array().is_some_and(|t| t.len() >= 8),
+        "{st}"
+    );
+    drop(w);
+
+    // The running scheduler holds the database: refused, saying why.
+    let o = run(&[
+        "scheduler",
+        "archive",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--older-than",
+        "0s",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("stop it first"), "{err}");
+
+    s.proc.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    // Not old enough: nothing moves.
+    let o = run_ok(&[
+        "scheduler",
+        "archive",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--older-than",
+        "1d",
+    ]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("archived 0 jobs"), "{said}");
+    let o = run_ok(&[
+        "scheduler",
+        "archive",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--older-than",
+        "0s",
+    ]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("archived 1 jobs"), "{said}");
+    let file = data
+        .path()
+        .join("archive")
+        .join(format!("{job}.trawl-archive"));
+    assert!(file.is_file(), "{} missing", file.display());
+    let o = run_ok(&[
+        "scheduler",
+        "archive",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--older-than",
+        "0s",
+    ]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("archived 0 jobs") && said.contains("1 were archived already"),
+        "{said}"
+    );
+    // The task records left the state database.
+    {
+        let store = trawl_store::Store::open(data.path()).unwrap();
+        assert!(store.merged(&job).unwrap().is_some());
+        assert!(store.is_archived(&job));
+        assert_eq!(
+            store.tasks_of(&job).unwrap().len(),
+            tasks_before.as_array().unwrap().len()
+        );
+    }
+
+    let s2 = start_scheduler(data.path(), &addr, &[]);
+    let after = tempfile::tempdir().unwrap();
+    results(&s2.url, &job, after.path());
+    assert_same(
+        &fingerprint(after.path()),
+        &fingerprint(before.path()),
+        "results after the archive",
+    );
+    let st = status(&s2.url, &job);
+    assert_eq!(st["state"], "completed", "{st}");
+    assert_eq!(st["tasks"], tasks_before, "task list after the archive");
+
+    // A job submitted after the archive runs as ever.
+    let _w = start_worker(&s2.url, "wb", 2, 0);
+    let job2 = submit(&s2.url, &fx.image, "case-archive", &spec);
+    let st = wait_for(&s2.url, &job2, "completion", 120, done);
+    assert_eq!(st["state"], "completed", "{st}");
+}

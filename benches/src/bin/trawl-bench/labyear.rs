@@ -1,0 +1,731 @@
+//! `trawl-bench labyear`: a lab's year in one scheduler. A real
+//! `trawl scheduler` process with its own data directory; jobs submitted
+//! through the Jobs API (every job the same sparse image, cut into
+//! `--tasks-per-job` shards, the features analysis only, so each job is
+//! exactly that many tasks); `--workers` simulated workers of `--slots`
+//! slots each, every one its own gRPC connection on loopback, registering
+//! and heartbeating as `trawl worker` does, whose slots report each task
+//! done at once (an empty, valid result) and lease the next in the same
+//! call (`lease_next`, as the real worker's slots do).
+//!
+//! Measured at the client: lease round trips per second (calls that hand
+//! out a task) and their latency; then the scheduler's RSS with every task
+//! finished in the store, the store's size, restart to serving (kill -9,
+//! start, until the health service says SERVING and a lease works), and
+//! the archive (`trawl scheduler archive`): its time, the store before and
+//! after, restart after it, and the results of sample jobs identical
+//! before and after.
+
+use super::scale::Killed;
+use anyhow::{Context, Result, bail, ensure};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use trawl_proto::v1;
+use trawl_proto::v1::cluster_client::ClusterClient;
+use trawl_proto::v1::jobs_client::JobsClient;
+
+use super::arg;
+
+struct Opts {
+    jobs: u64,
+    tasks_per_job: u64,
+    workers: usize,
+    slots: usize,
+    cases: u64,
+    backlog: u64,
+    dir: PathBuf,
+    keep: bool,
+}
+
+fn opt<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match arg(args, name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{name} {v:?}: {e}")),
+    }
+}
+
+fn opts(args: &[String]) -> Result<Opts> {
+    let o = Opts {
+        jobs: opt(args, "--jobs", 5000)?,
+        tasks_per_job: opt(args, "--tasks-per-job", 2000)?,
+        workers: opt(args, "--workers", 500)?,
+        slots: opt(args, "--slots", 16)?,
+        cases: opt(args, "--cases", 50)?,
+        backlog: opt(args, "--backlog", 64)?,
+        dir: PathBuf::from(
+            arg(args, "--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()),
+        ),
+        keep: args.iter().any(|a| a == "--keep"),
+    };
+    ensure!(o.jobs >= 1, "--jobs must be at least 1");
+    ensure!(
+        (1..=1_000_000).contains(&o.tasks_per_job),
+        "--tasks-per-job must be between 1 and 1000000"
+    );
+    ensure!(o.workers >= 1, "--workers must be at least 1");
+    ensure!(
+        (1..=1024).contains(&o.slots),
+        "--slots must be between 1 and 1024"
+    );
+    ensure!(o.cases >= 1, "--cases must be at least 1");
+    ensure!(o.backlog >= 1, "--backlog must be at least 1");
+    Ok(o)
+}
+
+/// Shard size of the benchmark's jobs (the scheduler's default minimum).
+const SHARD: u64 = 64 << 10;
+
+/// VmRSS and VmHWM of a live process, in KiB.
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Bytes on disk under `dir` (allocated blocks, as `du` counts them).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+fn mib_kb(kb: u64) -> String {
+    format!("{:.0} MiB", kb as f64 / 1024.0)
+}
+
+/// Starts `trawl scheduler` on `listen` with `data`, `config` and `root`
+/// the only evidence root; returns the process and its address.
+fn start_scheduler(
+    trawl: &Path,
+    data: &Path,
+    config: &Path,
+    root: &Path,
+    listen: &str,
+) -> Result<(Killed, String)> {
+    let mut child = Command::new(trawl)
+        .args(["scheduler", "--data"])
+        .arg(data)
+        .args(["--listen", listen, "--evidence-root"])
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .env("TRAWL_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting trawl scheduler")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+    let child = Killed(child);
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(
+        addr.contains(':'),
+        "the scheduler did not say where it listens (said {line:?})"
+    );
+    Ok((child, addr))
+}
+
+async fn connect(url: &str) -> Result<Channel> {
+    Channel::from_shared(url.to_string())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn job_spec(image: &Path, case: &str, high: bool) -> v1::JobSpec {
+    v1::JobSpec {
+        case_id: case.into(),
+        evidence: Some(v1::EvidenceLocator {
+            source: Some(v1::evidence_locator::Source::Paths(v1::PathList {
+                paths: vec![image.display().to_string()],
+            })),
+        }),
+        analyses: vec![v1::Analysis::Features as i32],
+        priority: if high {
+            v1::Priority::High as i32
+        } else {
+            v1::Priority::Normal as i32
+        },
+        shard_size: SHARD,
+        margin: 4096,
+        evidence_name: "labyear.raw".into(),
+        ..Default::default()
+    }
+}
+
+async fn register(c: &mut ClusterClient<Channel>, id: &str, slots: usize) -> Result<()> {
+    c.register(v1::RegisterRequest {
+        worker: Some(v1::WorkerInfo {
+            worker_id: id.into(),
+            hostname: "labyear".into(),
+            slots: slots as u32,
+            memory_bytes: 16 << 30,
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: trawl_proto::PROTOCOL_VERSION as i32,
+            cores: 16,
+            ..Default::default()
+        }),
+    })
+    .await
+    .with_context(|| format!("registering {id}"))?;
+    Ok(())
+}
+
+/// What the slots of all workers share.
+struct Shared {
+    total: u64,
+    done: AtomicU64,
+    leased: AtomicU64,
+    /// Unix-epoch microseconds when 10% and 90% of the tasks were done.
+    t10: AtomicU64,
+    t90: AtomicU64,
+    stop: AtomicBool,
+    start: Instant,
+    errors: AtomicU64,
+}
+
+impl Shared {
+    fn finished_one(&self) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let us = self.start.elapsed().as_micros() as u64;
+        if n == self.total / 10 {
+            self.t10.store(us, Ordering::Relaxed);
+        }
+        if n == self.total * 9 / 10 {
+            self.t90.store(us, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One slot: lease, then report each task done at once and lease the next
+/// in the same call. Returns the latency (µs) of each call that handed out
+/// a task.
+async fn slot(
+    mut c: ClusterClient<Channel>,
+    worker: String,
+    held: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    sh: Arc<Shared>,
+) -> Vec<u32> {
+    let mut lat = Vec::new();
+    let mut cur: Option<v1::Task> = None;
+    loop {
+        if sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let t0 = Instant::now();
+        let next = match cur.take() {
+            None => {
+                let r = c
+                    .lease_tasks(v1::LeaseTasksRequest {
+                        worker_id: worker.clone(),
+                        max_tasks: 1,
+                        wait_ms: 200,
+                    })
+                    .await;
+                match r {
+                    Ok(r) => r.into_inner().tasks.into_iter().next(),
+                    Err(_) => {
+                        sh.errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        None
+                    }
+                }
+            }
+            Some(t) => {
+                let req = v1::ReportTaskRequest {
+                    worker_id: worker.clone(),
+                    task_id: t.task_id.clone(),
+                    attempt: t.attempt,
+                    outcome: Some(v1::report_task_request::Outcome::Result(v1::TaskResult {
+                        task_id: t.task_id.clone(),
+                        ..Default::default()
+                    })),
+                    lease_next: 1,
+                    lease_token: t.lease_token.clone(),
+                };
+                match c.report_task(req).await {
+                    Ok(r) => {
+                        held.lock().expect("held").remove(&t.task_id);
+                        sh.finished_one();
+                        r.into_inner().next.into_iter().next()
+                    }
+                    Err(_) => {
+                        // Reports are idempotent: the same report again.
+                        sh.errors.fetch_add(1, Ordering::Relaxed);
+                        cur = Some(t);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some(t) = next {
+            lat.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            sh.leased.fetch_add(1, Ordering::Relaxed);
+            held.lock().expect("held").insert(t.task_id.clone());
+            cur = Some(t);
+        }
+    }
+    lat
+}
+
+/// Heartbeats of one worker (every 2 s, its held tasks), as `trawl worker`.
+async fn heartbeats(
+    mut c: ClusterClient<Channel>,
+    worker: String,
+    held: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    sh: Arc<Shared>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    while !sh.stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let ids: Vec<String> = held.lock().expect("held").iter().cloned().collect();
+        let _ = c
+            .heartbeat(v1::HeartbeatRequest {
+                worker_id: worker.clone(),
+                free_slots: 0,
+                task_ids: ids,
+                memory_free_bytes: 8 << 30,
+                rule_sets: Vec::new(),
+            })
+            .await;
+    }
+}
+
+/// Every page of a job's results, encoded, hashed: equal digests, equal
+/// results (the job status in the first page reads the clock: that time
+/// is left out).
+async fn results_digest(jobs: &mut JobsClient<Channel>, job: &str) -> Result<(String, u64)> {
+    use prost::Message;
+    let mut s = jobs
+        .get_results(v1::GetResultsRequest {
+            job_id: job.into(),
+            page_size: 0,
+        })
+        .await?
+        .into_inner();
+    let mut h = blake3::Hasher::new();
+    let mut n = 0u64;
+    while let Some(mut p) = s.message().await? {
+        // The job's status as of now (its `updated` time is the clock's).
+        if let Some(pr) = p.job.as_mut().and_then(|j| j.progress.as_mut()) {
+            pr.updated_unix_ms = 0;
+        }
+        let b = p.encode_to_vec();
+        n += b.len() as u64;
+        h.update(&b);
+    }
+    Ok((h.finalize().to_hex().to_string(), n))
+}
+
+async fn wait_serving(url: &str, deadline: Duration) -> Result<Channel> {
+    let t = Instant::now();
+    loop {
+        if let Ok(ch) = Channel::from_shared(url.to_string())?.connect().await {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+            if let Ok(r) = h
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                && r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return Ok(ch);
+            }
+        }
+        if t.elapsed() > deadline {
+            bail!("{url} was not serving after {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Restart: the old process killed (SIGKILL), a new one started on the
+/// same data and address; (seconds to SERVING, seconds to a task leased,
+/// the new process).
+async fn restart(
+    old: Option<Killed>,
+    trawl: &Path,
+    data: &Path,
+    config: &Path,
+    root: &Path,
+    addr: &str,
+) -> Result<(f64, f64, Killed)> {
+    drop(old); // kill -9, then reaped
+    let t = Instant::now();
+    let (child, addr2) = start_scheduler(trawl, data, config, root, addr)?;
+    let url = format!("http://{addr2}");
+    let ch = wait_serving(&url, Duration::from_secs(600)).await?;
+    let serving = t.elapsed().as_secs_f64();
+    let mut c = ClusterClient::new(ch);
+    register(&mut c, "ly-probe", 1).await?;
+    loop {
+        let r = c
+            .lease_tasks(v1::LeaseTasksRequest {
+                worker_id: "ly-probe".into(),
+                max_tasks: 1,
+                wait_ms: 1000,
+            })
+            .await?
+            .into_inner();
+        if !r.tasks.is_empty() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("no task could be leased after the restart");
+        }
+    }
+    Ok((serving, t.elapsed().as_secs_f64(), child))
+}
+
+fn pct(v: &[u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(v[i]) / 1000.0
+}
+
+pub fn run(trawl: &Path, args: &[String]) -> Result<()> {
+    let o = opts(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(trawl, o))
+}
+
+async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
+    let work = o.dir.join(format!("trawl-labyear-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| work.display().to_string())?;
+    let data = work.join("data");
+    let image = work.join("labyear.raw");
+    let size = o.tasks_per_job * SHARD;
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(size))
+        .with_context(|| image.display().to_string())?;
+    let config = work.join("scheduler.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "max_tasks_per_job = {}\nlease_ms = 120000\n",
+            o.tasks_per_job + 3
+        ),
+    )?;
+    let total = o.jobs * o.tasks_per_job;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    eprintln!(
+        "labyear: {} jobs x {} tasks = {total} tasks, {} workers x {} slots, {} cases, backlog {} jobs, {cores} cores, work dir {}",
+        o.jobs,
+        o.tasks_per_job,
+        o.workers,
+        o.slots,
+        o.cases,
+        o.backlog,
+        work.display()
+    );
+    let (sched, addr) = start_scheduler(trawl, &data, &config, &image, "127.0.0.1:0")?;
+    let url = format!("http://{addr}");
+    let jobs_ch = connect(&url).await?;
+    let sh = Arc::new(Shared {
+        total,
+        done: AtomicU64::new(0),
+        leased: AtomicU64::new(0),
+        t10: AtomicU64::new(0),
+        t90: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        start: Instant::now(),
+        errors: AtomicU64::new(0),
+    });
+
+    // Workers: one connection each, registered, heartbeating, their slots
+    // leasing.
+    let mut slots = Vec::new();
+    let mut beats = Vec::new();
+    for w in 0..o.workers {
+        let ch = connect(&url).await?;
+        let mut c = ClusterClient::new(ch);
+        let id = format!("ly-w{w:04}");
+        register(&mut c, &id, o.slots).await?;
+        let held = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        beats.push(tokio::spawn(heartbeats(
+            c.clone(),
+            id.clone(),
+            held.clone(),
+            sh.clone(),
+        )));
+        for _ in 0..o.slots {
+            slots.push(tokio::spawn(slot(
+                c.clone(),
+                id.clone(),
+                held.clone(),
+                sh.clone(),
+            )));
+        }
+    }
+
+    // Jobs: submitted through the API, `backlog` jobs ahead of the
+    // finished tasks (a year's jobs arrive over the year).
+    let t_start = Instant::now();
+    let submitter = {
+        let sh = sh.clone();
+        let image = image.clone();
+        let mut jobs = JobsClient::new(jobs_ch.clone());
+        let (n, tpj, cases, backlog) = (o.jobs, o.tasks_per_job, o.cases, o.backlog);
+        tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(n as usize);
+            let mut submit_us: Vec<u32> = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                while i.saturating_sub(sh.done.load(Ordering::Relaxed) / tpj) >= backlog {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let spec = job_spec(&image, &format!("LY-{:03}", i % cases), i % 10 == 9);
+                let t = Instant::now();
+                let r = jobs
+                    .submit_job(v1::SubmitJobRequest { spec: Some(spec) })
+                    .await
+                    .with_context(|| format!("submitting job {i}"))?;
+                submit_us.push(t.elapsed().as_micros() as u32);
+                ids.push(r.into_inner().job_id);
+            }
+            anyhow::Ok((ids, submit_us))
+        })
+    };
+
+    // Progress on stderr.
+    let progress = {
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            tick.tick().await;
+            while !sh.stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let d = sh.done.load(Ordering::Relaxed);
+                eprintln!(
+                    "labyear: {d} of {} tasks done ({:.0}/s over the last 10 s)",
+                    sh.total,
+                    (d - last) as f64 / 10.0
+                );
+                last = d;
+            }
+        })
+    };
+
+    let (ids, mut submit_us) = submitter.await??;
+    while sh.done.load(Ordering::Relaxed) < total {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leasing_s = t_start.elapsed().as_secs_f64();
+    sh.stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<u32> = Vec::with_capacity(total as usize);
+    for s in slots {
+        lat.extend(s.await?);
+    }
+    for b in beats {
+        b.abort();
+    }
+    progress.abort();
+    lat.sort_unstable();
+    submit_us.sort_unstable();
+    let steady_s =
+        (sh.t90.load(Ordering::Relaxed) as f64 - sh.t10.load(Ordering::Relaxed) as f64) / 1e6;
+    let steady_rate = if steady_s > 0.0 {
+        (total * 8 / 10) as f64 / steady_s
+    } else {
+        0.0
+    };
+
+    // Every job completed (merged) before the store is measured.
+    let mut jobs = JobsClient::new(jobs_ch.clone());
+    let t_merge = Instant::now();
+    for id in &ids {
+        loop {
+            let j = jobs
+                .get_job(v1::GetJobRequest { job_id: id.clone() })
+                .await?
+                .into_inner();
+            if j.state == v1::JobState::Completed as i32 {
+                break;
+            }
+            ensure!(
+                j.state == v1::JobState::Running as i32 || j.state == v1::JobState::Queued as i32,
+                "job {id} ended {:?}: {}",
+                j.state,
+                j.error
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let all_completed_s = leasing_s + t_merge.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_run, hwm_run) = rss_kb(sched.0.id());
+    let store_run = disk_bytes(&data);
+
+    // Sample jobs' results, to compare after the archive.
+    let samples: Vec<String> = [0, ids.len() / 2, ids.len() - 1]
+        .iter()
+        .map(|&i| ids[i].clone())
+        .collect();
+    let mut before = Vec::new();
+    for j in &samples {
+        before.push(results_digest(&mut jobs, j).await?);
+    }
+    // A job left queued, for the lease after each restart.
+    let probe = jobs
+        .submit_job(v1::SubmitJobRequest {
+            spec: Some(job_spec(&image, "LY-probe", false)),
+        })
+        .await?
+        .into_inner()
+        .job_id;
+    loop {
+        let j = jobs
+            .get_job(v1::GetJobRequest {
+                job_id: probe.clone(),
+            })
+            .await?
+            .into_inner();
+        if j.progress.as_ref().is_some_and(|p| p.tasks_total > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(jobs);
+    drop(jobs_ch);
+
+    // Restart (kill -9) with every task finished in the store.
+    let (serving1, lease1, sched) =
+        restart(Some(sched), trawl, &data, &config, &image, &addr).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss_restarted, _) = rss_kb(sched.0.id());
+
+    // Archive, scheduler stopped.
+    drop(sched);
+    let t = Instant::now();
+    let out = Command::new(trawl)
+        .args(["scheduler", "archive", "--data"])
+        .arg(&data)
+        .args(["--older-than", "0s"])
+        .env("TRAWL_LOG", "error")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "trawl scheduler archive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive_s = t.elapsed().as_secs_f64();
+    let store_archived = disk_bytes(&data);
+    let sled_archived = disk_bytes(&data.join("state.sled"));
+    let (serving2, lease2, sched) = restart(None, trawl, &data, &config, &image, &addr).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss_archived, _) = rss_kb(sched.0.id());
+    let mut jobs = JobsClient::new(connect(&format!("http://{addr}")).await?);
+    let mut identical = true;
+    for (j, b) in samples.iter().zip(&before) {
+        let a = results_digest(&mut jobs, j).await?;
+        identical &= a == *b;
+    }
+    drop(sched);
+
+    let rts = lat.len() as u64;
+    println!(
+        "{} jobs × {} tasks = {total} tasks through one `trawl scheduler` (uninitialised, loopback), {} simulated workers × {} slots over real gRPC (one connection per worker; each slot reports its task done at once and leases the next in the same call; heartbeats every 2 s); jobs submitted through the Jobs API {} ahead of the finished work, {} cases, every tenth job high priority; {cores} cores shared by the scheduler and the simulated workers.\n",
+        o.jobs, o.tasks_per_job, o.workers, o.slots, o.backlog, o.cases
+    );
+    println!("| measure | target | measured |\n|---|---|---|");
+    println!(
+        "| lease round trips per second (all {total} tasks, submit to last report) | ≥ 20,000 | {:.0} ({rts} in {leasing_s:.1} s) |",
+        rts as f64 / leasing_s
+    );
+    println!(
+        "| lease round trips per second (10% to 90% of the tasks) | ≥ 20,000 | {steady_rate:.0} |"
+    );
+    println!(
+        "| lease round-trip latency p50 / p99 / max (client side) | p99 ≤ 20 ms | {:.1} / {:.1} / {:.1} ms |",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    println!(
+        "| job submission latency p50 / p99 | | {:.1} / {:.1} ms |",
+        pct(&submit_us, 0.5),
+        pct(&submit_us, 0.99)
+    );
+    println!(
+        "| every job completed (merged) | | {all_completed_s:.1} s after the first submission |"
+    );
+    println!(
+        "| scheduler RSS with {total} finished tasks in the store (VmRSS / VmHWM of the run) | ≤ 1 GiB | {} / {} |",
+        mib_kb(rss_run),
+        mib_kb(hwm_run)
+    );
+    println!(
+        "| restart to serving (kill -9; health SERVING / first task leased) | ≤ 10 s | {serving1:.2} s / {lease1:.2} s |"
+    );
+    println!(
+        "| scheduler RSS after the restart | ≤ 1 GiB | {} |",
+        mib_kb(rss_restarted)
+    );
+    println!("| data directory after the run | | {} |", gib(store_run));
+    println!(
+        "| `trawl scheduler archive --older-than 0s` | | {archive_s:.1} s; data directory {} (state database {}) |",
+        gib(store_archived),
+        gib(sled_archived)
+    );
+    println!(
+        "| restart after the archive (SERVING / first task leased); RSS | ≤ 10 s | {serving2:.2} s / {lease2:.2} s; {} |",
+        mib_kb(rss_archived)
+    );
+    println!(
+        "| results of jobs {} before and after the archive | identical | {} |",
+        samples.join(", "),
+        if identical { "identical" } else { "DIFFERENT" }
+    );
+    println!(
+        "| client-side call errors (retried) | | {} |",
+        sh.errors.load(Ordering::Relaxed)
+    );
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    ensure!(identical, "results changed across the archive");
+    Ok(())
+}
