@@ -432,6 +432,47 @@ pub fn run_sub(sub: Sub) -> Result<()> {
     Ok(())
 }
 
+/// Evidence roots as given (`--evidence-root`, repeatable, or
+/// `TRAWL_EVIDENCE_ROOTS`, colon-separated): each value split at colons,
+/// except the colon of an object-storage scheme (`s3://`, `gs://`, `az://`).
+pub fn split_roots(given: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for g in given {
+        let s = g.to_string_lossy();
+        let mut parts = s.split(':').peekable();
+        while let Some(p) = parts.next() {
+            if trawl_evidence::remote::REMOTE_SCHEMES.contains(&p)
+                && parts.peek().is_some_and(|n| n.starts_with("//"))
+            {
+                let rest = parts.next().unwrap_or_default();
+                out.push(PathBuf::from(format!("{p}:{rest}")));
+            } else if !p.is_empty() {
+                out.push(PathBuf::from(p));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn object_storage_roots_survive_the_colon_list() {
+        let got = split_roots(&[
+            PathBuf::from("/evidence:s3://ev/cases/:/nas/lab"),
+            PathBuf::from("gs://b/x/"),
+            PathBuf::from("/plain"),
+        ]);
+        let want: Vec<PathBuf> = ["/evidence", "s3://ev/cases/", "/nas/lab", "gs://b/x/", "/plain"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
 /// Prints a verification (text or JSON) and fails with exit status 4 when
 /// the trail is broken or cannot be verified.
 ///
@@ -492,15 +533,12 @@ pub struct Args {
     /// Attempts before a task is quarantined.
     #[arg(long, env = "TRAWL_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
-    /// A folder (or file) whose evidence may be submitted by server path
-    /// (repeatable; the environment variable takes a colon-separated list).
-    /// None: server paths are refused, only uploads are accepted.
-    #[arg(
-        long = "evidence-root",
-        value_name = "DIR",
-        env = "TRAWL_EVIDENCE_ROOTS",
-        value_delimiter = ':'
-    )]
+    /// A folder (or file) whose evidence may be submitted by server path,
+    /// or an object-storage prefix (`s3://bucket/prefix/`) (repeatable; the
+    /// environment variable takes a colon-separated list, in which
+    /// `s3://…`, `gs://…` and `az://…` stay whole). None: server paths are
+    /// refused, only uploads are accepted.
+    #[arg(long = "evidence-root", value_name = "DIR", env = "TRAWL_EVIDENCE_ROOTS")]
     pub evidence_roots: Vec<PathBuf>,
     /// A root open to one case only: CASE=DIR (repeatable).
     #[arg(long = "case-evidence-root", value_name = "CASE=DIR", value_parser = parse_case_root)]
@@ -565,7 +603,7 @@ pub fn config(args: &Args) -> Result<SchedulerConfig> {
         cfg.max_attempts = v.max(1);
     }
     if !args.evidence_roots.is_empty() {
-        cfg.evidence_roots = args.evidence_roots.clone();
+        cfg.evidence_roots = split_roots(&args.evidence_roots);
     }
     for (case, dir) in &args.case_evidence_roots {
         cfg.case_evidence_roots

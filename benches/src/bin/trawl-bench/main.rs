@@ -8,6 +8,7 @@ mod carve;
 mod features;
 mod files;
 mod labyear;
+mod objstore;
 mod retro;
 mod scale;
 mod vdisk;
@@ -154,6 +155,18 @@ enum Bench {
         #[arg(long)]
         dir: Option<String>,
     },
+    /// Object-store evidence: the same image from a local file and from an
+    /// S3-compatible store (SeaweedFS on loopback), alternately.
+    Objstore {
+        #[arg(long)]
+        size: Option<String>,
+        #[arg(long)]
+        runs: Option<String>,
+        #[arg(long)]
+        analyses: Option<String>,
+        #[arg(long)]
+        dir: Option<String>,
+    },
     /// A lab's year in one scheduler: thousands of jobs, millions of tasks,
     /// hundreds of simulated workers over gRPC on loopback; lease round
     /// trips, latency, RSS, restart, archive.
@@ -231,7 +244,8 @@ fn main() -> Result<()> {
         | Bench::Features { dir, .. }
         | Bench::Scale { dir, .. }
         | Bench::Labyear { dir, .. }
-        | Bench::Retrohunt { dir, .. } => dir,
+        | Bench::Retrohunt { dir, .. }
+        | Bench::Objstore { dir, .. } => dir,
         Bench::Hash(c)
         | Bench::Carve { common: c, .. }
         | Bench::Yara { common: c, .. }
@@ -328,6 +342,23 @@ fn main() -> Result<()> {
                     ("--size", size),
                     ("--runs", runs),
                     ("--rules", rules),
+                    ("--dir", dir),
+                ],
+                &[],
+            ),
+        ),
+        Bench::Objstore {
+            size,
+            runs,
+            analyses,
+            dir,
+        } => objstore::run_bench(
+            &trawl_bin(),
+            &argv(
+                &[
+                    ("--size", size),
+                    ("--runs", runs),
+                    ("--analyses", analyses),
                     ("--dir", dir),
                 ],
                 &[],

@@ -78,9 +78,27 @@ pub(crate) fn start_cluster(
     slots: usize,
     id_prefix: &str,
 ) -> Result<(Killed, String, Vec<Killed>)> {
+    start_cluster_with(trawl, data, &[root], workers, slots, id_prefix, &[])
+}
+
+/// [`start_cluster`] with several evidence roots (`s3://` prefixes
+/// included) and environment variables for every process (object-store
+/// credentials).
+pub(crate) fn start_cluster_with(
+    trawl: &Path,
+    data: &Path,
+    roots: &[&str],
+    workers: usize,
+    slots: usize,
+    id_prefix: &str,
+    env: &[(String, String)],
+) -> Result<(Killed, String, Vec<Killed>)> {
+    let root_args: Vec<&str> = roots.iter().flat_map(|r| ["--evidence-root", *r]).collect();
     let mut sched = Command::new(trawl)
         .args(["scheduler", "--data", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--evidence-root", root])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(&root_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("TRAWL_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -101,7 +119,8 @@ pub(crate) fn start_cluster(
             Command::new(trawl)
                 .args(["worker", "--scheduler", &url])
                 .args(["--worker-id", &format!("{id_prefix}{i}")])
-                .args(["--evidence-root", root])
+                .args(&root_args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .args(["--slots", &slots.to_string(), "--drain-seconds", "0"])
                 .env("TRAWL_LOG", "error")
                 .stdout(Stdio::null())
