@@ -465,10 +465,16 @@ mod root_tests {
             PathBuf::from("gs://b/x/"),
             PathBuf::from("/plain"),
         ]);
-        let want: Vec<PathBuf> = ["/evidence", "s3://ev/cases/", "/nas/lab", "gs://b/x/", "/plain"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let want: Vec<PathBuf> = [
+            "/evidence",
+            "s3://ev/cases/",
+            "/nas/lab",
+            "gs://b/x/",
+            "/plain",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
         assert_eq!(got, want);
     }
 }
@@ -538,7 +544,11 @@ pub struct Args {
     /// environment variable takes a colon-separated list, in which
     /// `s3://…`, `gs://…` and `az://…` stay whole). None: server paths are
     /// refused, only uploads are accepted.
-    #[arg(long = "evidence-root", value_name = "DIR", env = "TRAWL_EVIDENCE_ROOTS")]
+    #[arg(
+        long = "evidence-root",
+        value_name = "DIR",
+        env = "TRAWL_EVIDENCE_ROOTS"
+    )]
     pub evidence_roots: Vec<PathBuf>,
     /// A root open to one case only: CASE=DIR (repeatable).
     #[arg(long = "case-evidence-root", value_name = "CASE=DIR", value_parser = parse_case_root)]

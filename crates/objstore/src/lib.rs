@@ -65,11 +65,14 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// A store client's key: (scheme, bucket).
+type StoreKey = (&'static str, String);
+
 /// Reads objects for `trawl-evidence`; one per process.
 pub struct ObjectBackend {
     rt: tokio::runtime::Runtime,
     settings: Settings,
-    stores: Mutex<HashMap<(&'static str, String), Arc<dyn ObjectStore>>>,
+    stores: Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>,
 }
 
 impl fmt::Debug for ObjectBackend {
