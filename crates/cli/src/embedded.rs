@@ -52,6 +52,14 @@ fn evidence_roots(specs: &[trawl_core::JobSpec]) -> Vec<PathBuf> {
             continue;
         };
         for p in paths.iter().map(PathBuf::from) {
+            // An object: its folder (`s3://bucket/dir/`), where its further
+            // segments lie; read with this user's own credentials.
+            if trawl_evidence::is_remote(&p) {
+                if let Some(dir) = p.parent() {
+                    roots.push(PathBuf::from(format!("{}/", dir.display())));
+                }
+                continue;
+            }
             if let (Some(dir), Some(stem)) = (p.parent(), p.file_stem())
                 && let Ok(entries) = std::fs::read_dir(dir)
             {
