@@ -289,13 +289,22 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
     let b = dir.path().join("scan-s3");
     run_ok(&["scan", &first_ewf, "--out", a.to_str().unwrap()]);
     let o = trawl()
-        .args(["scan", "s3://evidence/lab/ewf/small.E01", "--out", b.to_str().unwrap()])
+        .args([
+            "scan",
+            "s3://evidence/lab/ewf/small.E01",
+            "--out",
+            b.to_str().unwrap(),
+        ])
         .envs(sw.env())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     crate::cluster::assert_same(
-        &same_name(fingerprint(&b), "s3://evidence/lab/ewf/small.E01", &first_ewf),
+        &same_name(
+            fingerprint(&b),
+            "s3://evidence/lab/ewf/small.E01",
+            &first_ewf,
+        ),
         &fingerprint(&a),
         "embedded scan of the EWF objects vs its files",
     );
