@@ -38,6 +38,11 @@ struct Opts {
     slots: usize,
     cases: u64,
     backlog: u64,
+    /// Each slot holds a task this long before reporting it (the work a
+    /// real worker does): an offered load of slots / hold, below capacity,
+    /// to measure latency when the scheduler is not saturated. 0: report
+    /// at once (saturation).
+    hold_ms: u64,
     dir: PathBuf,
     keep: bool,
 }
@@ -60,6 +65,7 @@ fn opts(args: &[String]) -> Result<Opts> {
         slots: opt(args, "--slots", 16)?,
         cases: opt(args, "--cases", 50)?,
         backlog: opt(args, "--backlog", 64)?,
+        hold_ms: opt(args, "--hold-ms", 0)?,
         dir: PathBuf::from(
             arg(args, "--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()),
         ),
@@ -242,14 +248,22 @@ async fn slot(
     worker: String,
     held: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     sh: Arc<Shared>,
+    hold: Duration,
+    phase: Duration,
 ) -> Vec<u32> {
     let mut lat = Vec::new();
+    // Paced slots start spread over one hold period, as real workers'
+    // tasks end at different times (not all 8,000 in one burst).
+    if !phase.is_zero() {
+        tokio::time::sleep(phase).await;
+    }
     let mut cur: Option<v1::Task> = None;
     loop {
         if sh.stop.load(Ordering::Relaxed) {
             break;
         }
         let t0 = Instant::now();
+        let from_lease = cur.is_none();
         let next = match cur.take() {
             None => {
                 let r = c
@@ -269,6 +283,11 @@ async fn slot(
                 }
             }
             Some(t) => {
+                if !hold.is_zero() {
+                    // The task's work; the round trip is timed after it.
+                    tokio::time::sleep(hold).await;
+                }
+                let t0 = Instant::now();
                 let req = v1::ReportTaskRequest {
                     worker_id: worker.clone(),
                     task_id: t.task_id.clone(),
@@ -284,7 +303,12 @@ async fn slot(
                     Ok(r) => {
                         held.lock().expect("held").remove(&t.task_id);
                         sh.finished_one();
-                        r.into_inner().next.into_iter().next()
+                        let next = r.into_inner().next.into_iter().next();
+                        if next.is_some() {
+                            lat.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                            sh.leased.fetch_add(1, Ordering::Relaxed);
+                        }
+                        next
                     }
                     Err(_) => {
                         // Reports are idempotent: the same report again.
@@ -297,8 +321,10 @@ async fn slot(
             }
         };
         if let Some(t) = next {
-            lat.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-            sh.leased.fetch_add(1, Ordering::Relaxed);
+            if from_lease {
+                lat.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                sh.leased.fetch_add(1, Ordering::Relaxed);
+            }
             held.lock().expect("held").insert(t.task_id.clone());
             cur = Some(t);
         }
@@ -491,12 +517,17 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
             held.clone(),
             sh.clone(),
         )));
-        for _ in 0..o.slots {
+        for k in 0..o.slots {
+            // A fixed spread: slot n of all starts at n/all of the hold.
+            let n = (w * o.slots + k) as u64;
+            let all = (o.workers * o.slots) as u64;
             slots.push(tokio::spawn(slot(
                 c.clone(),
                 id.clone(),
                 held.clone(),
                 sh.clone(),
+                Duration::from_millis(o.hold_ms),
+                Duration::from_millis(o.hold_ms * n / all.max(1)),
             )));
         }
     }
@@ -667,8 +698,8 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
 
     let rts = lat.len() as u64;
     println!(
-        "{} jobs × {} tasks = {total} tasks through one `trawl scheduler` (uninitialised, loopback), {} simulated workers × {} slots over real gRPC (one connection per worker; each slot reports its task done at once and leases the next in the same call; heartbeats every 2 s); jobs submitted through the Jobs API {} ahead of the finished work, {} cases, every tenth job high priority; {cores} cores shared by the scheduler and the simulated workers.\n",
-        o.jobs, o.tasks_per_job, o.workers, o.slots, o.backlog, o.cases
+        "{} jobs × {} tasks = {total} tasks through one `trawl scheduler` (uninitialised, loopback), {} simulated workers × {} slots over real gRPC (one connection per worker; each slot holds its task {} ms, then reports it done and leases the next in the same call; heartbeats every 2 s); jobs submitted through the Jobs API {} ahead of the finished work, {} cases, every tenth job high priority; {cores} cores shared by the scheduler and the simulated workers.\n",
+        o.jobs, o.tasks_per_job, o.workers, o.slots, o.hold_ms, o.backlog, o.cases
     );
     println!("| measure | target | measured |\n|---|---|---|");
     println!(

@@ -189,6 +189,10 @@ enum Bench {
         /// Jobs submitted ahead of the finished work [default: 64].
         #[arg(long)]
         backlog: Option<String>,
+        /// Each slot holds a task this long before reporting it: a paced
+        /// load below capacity, for latency [default: 0, saturation].
+        #[arg(long)]
+        hold_ms: Option<String>,
         #[arg(long)]
         dir: Option<String>,
         /// Keep the work directory (data directory, image).
@@ -371,6 +375,7 @@ fn main() -> Result<()> {
             slots,
             cases,
             backlog,
+            hold_ms,
             dir,
             keep,
         } => labyear::run(
@@ -383,6 +388,7 @@ fn main() -> Result<()> {
                     ("--slots", slots),
                     ("--cases", cases),
                     ("--backlog", backlog),
+                    ("--hold-ms", hold_ms),
                     ("--dir", dir),
                 ],
                 &[("--keep", *keep)],
