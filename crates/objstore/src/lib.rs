@@ -155,17 +155,11 @@ impl ObjectBackend {
         })
     }
 
-    /// Runs `fut` on the backend's runtime and waits for it from any thread
-    /// (rayon workers, blocking tasks, or an async task of another runtime).
     fn block<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().ok()
+        wait_on(self.rt.handle(), fut)
     }
 
     /// The store of `loc`'s bucket, built once.
@@ -270,6 +264,20 @@ impl ObjectBackend {
     }
 }
 
+/// Runs `fut` on the backend's runtime `rt` and waits for it from any
+/// thread (rayon workers, blocking tasks, or an async task of another
+/// runtime): `None` when the runtime has stopped.
+fn wait_on<T: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().ok()
+}
+
 fn known_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     (k.starts_with("aws_") && k.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok())
@@ -346,10 +354,8 @@ impl Object {
         let store = self.store.clone();
         let key = self.key.clone();
         let etag = self.etag.clone();
-        let name = self.name.clone();
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.rt.spawn(async move {
-            let got = futures::stream::iter(parts)
+        let got = wait_on(&self.rt, async move {
+            futures::stream::iter(parts)
                 .map(|(s, e)| {
                     let (store, key, etag) = (store.clone(), key.clone(), etag.clone());
                     async move {
@@ -364,12 +370,9 @@ impl Object {
                 })
                 .buffered(PARTS_IN_FLIGHT)
                 .collect::<Vec<_>>()
-                .await;
-            let _ = tx.send(got);
-        });
-        let got = rx
-            .recv()
-            .map_err(|_| remote_err(&name, "the object-store runtime stopped"))?;
+                .await
+        })
+        .ok_or_else(|| remote_err(&self.name, "the object-store runtime stopped"))?;
         let mut out = Vec::with_capacity(got.len());
         let mut at = start;
         for r in got {
