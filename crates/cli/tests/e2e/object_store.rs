@@ -5,7 +5,9 @@
 //! files. Missing objects, refused prefixes and wrong credentials give
 //! clear errors; no credential reaches a log, a job record or a report.
 
-use crate::cluster::{Proc, Sched, fingerprint, results, start_scheduler, status, wait_for};
+use crate::cluster::{
+    Proc, Sched, fingerprint, results, start_scheduler, status, submit, wait_for,
+};
 use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,24 +96,20 @@ fn scheduler_logged(data: &Path, cfg: &Path, log: &Path) -> Sched {
     }
 }
 
-fn scan_job(sched: &Sched, evidence: &str, case: &str, out: &Path) -> serde_json::Value {
-    let o = run_ok(&[
-        "submit",
-        evidence,
-        "--server",
-        &sched.url,
-        "--case",
-        case,
-        "--shard-size",
-        "1MiB",
-    ]);
-    let job = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let s = wait_for(&sched.url, &job, "done", 240, crate::cluster::done);
+/// `trawl submit EVIDENCE --case S3 EXTRA…` on `url`, waited (at most
+/// `secs`) until the job ends: its id and status.
+fn ended(url: &str, evidence: &str, extra: &[&str], secs: u64) -> (String, serde_json::Value) {
+    let job = submit(url, Path::new(evidence), "S3", extra);
+    let s = wait_for(url, &job, "done", secs, crate::cluster::done);
+    (job, s)
+}
+
+/// A job scanning `evidence` in shards of 1 MiB, completed, its results in
+/// `out`: its status.
+fn scan_job(sched: &Sched, evidence: &str, extra: &[&str], out: &Path) -> serde_json::Value {
+    let mut args = vec!["--shard-size", "1MiB"];
+    args.extend_from_slice(extra);
+    let (job, s) = ended(&sched.url, evidence, &args, 240);
     assert_eq!(s["state"], "completed", "{evidence}: {s}");
     results(&sched.url, &job, out);
     s
@@ -215,8 +213,8 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
     for (i, (path, locator)) in cases.iter().enumerate() {
         let a = dir.path().join(format!("local-{i}"));
         let b = dir.path().join(format!("s3-{i}"));
-        scan_job(&sched, path, "S3", &a);
-        let s = scan_job(&sched, locator, "S3", &b);
+        scan_job(&sched, path, &[], &a);
+        let s = scan_job(&sched, locator, &[], &b);
         assert!(s.to_string().contains(locator.as_str()), "{s}");
         let want = fingerprint(&a);
         let got = same_name(fingerprint(&b), locator, path);
@@ -238,27 +236,8 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
     // directory), scanned like its local file.
     let a = dir.path().join("upload-local");
     let b = dir.path().join("upload-s3");
-    scan_job(&sched, &raw.display().to_string(), "S3", &a);
-    let o = run_ok(&[
-        "submit",
-        raw.to_str().unwrap(),
-        "--upload",
-        "--server",
-        &sched.url,
-        "--case",
-        "S3",
-        "--shard-size",
-        "1MiB",
-    ]);
-    let job = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let s = wait_for(&sched.url, &job, "done", 240, crate::cluster::done);
-    assert_eq!(s["state"], "completed", "{s}");
-    results(&sched.url, &job, &b);
+    scan_job(&sched, &raw.display().to_string(), &[], &a);
+    scan_job(&sched, raw.to_str().unwrap(), &["--upload"], &b);
     let digest = report(&b)["hashes"]["blake3"].as_str().unwrap().to_string();
     let object = format!("s3://evidence/uploads/{digest}");
     assert!(
@@ -322,21 +301,7 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
     );
 
     // A missing object: the job fails, its status names the object.
-    let o = run_ok(&[
-        "submit",
-        "s3://evidence/lab/absent.dd",
-        "--server",
-        &sched.url,
-        "--case",
-        "S3",
-    ]);
-    let job = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let s = wait_for(&sched.url, &job, "done", 60, crate::cluster::done);
+    let (_, s) = ended(&sched.url, "s3://evidence/lab/absent.dd", &[], 60);
     assert_eq!(s["state"], "failed", "{s}");
     assert!(
         s.to_string().contains("s3://evidence/lab/absent.dd")
@@ -374,21 +339,7 @@ fn objects_scan_like_their_files_and_credentials_never_show() {
             wrong_cfg.to_str().unwrap(),
         ],
     );
-    let o = run_ok(&[
-        "submit",
-        "s3://evidence/lab/small.dd",
-        "--server",
-        &wrong.url,
-        "--case",
-        "S3",
-    ]);
-    let job = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let s = wait_for(&wrong.url, &job, "done", 60, crate::cluster::done);
+    let (job, s) = ended(&wrong.url, "s3://evidence/lab/small.dd", &[], 60);
     assert_eq!(s["state"], "failed", "{s}");
     let text = s.to_string();
     assert!(
