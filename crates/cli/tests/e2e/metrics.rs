@@ -75,36 +75,25 @@ fn sample(fam: &serde_json::Value, name: &str, sample: &str, key: &str, val: &st
 fn metrics_are_scraped_and_parse_with_the_right_types() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = trawl()
-        .args([
-            "scheduler",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .args(["--evidence-root", dir.path().to_str().unwrap()])
-        .env("TRAWL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut metrics = None;
-    let mut grpc = None;
-    for l in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = l.strip_prefix("trawl-scheduler metrics on http://") {
-            metrics = Some(a.trim_end_matches("/metrics").to_string());
-        }
-        if let Some(a) = l.strip_prefix("trawl-scheduler listening on ") {
-            grpc = Some(a.trim().to_string());
-            break;
-        }
-    }
-    let _sched = Proc(child);
-    let metrics = metrics.expect("no metrics line");
-    let url = format!("http://{}", grpc.expect("no listening line"));
+    let mut cmd = trawl();
+    cmd.args([
+        "scheduler",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--metrics-listen", "127.0.0.1:0"])
+    .args(["--evidence-root", dir.path().to_str().unwrap()]);
+    let (_sched, got) = spawn_reading(
+        cmd,
+        &[
+            "trawl-scheduler metrics on http://",
+            "trawl-scheduler listening on ",
+        ],
+    );
+    let metrics = got[0].trim_end_matches("/metrics").to_string();
+    let url = format!("http://{}", got[1]);
     let _w = start_worker(&url, "m1", 2, 0);
     let img = dir.path().join("m.dd");
     let mut v = vec![0u8; 4 << 20];
