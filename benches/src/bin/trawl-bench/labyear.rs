@@ -18,7 +18,6 @@
 
 use super::scale::Killed;
 use anyhow::{Context, Result, bail, ensure};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -140,32 +139,16 @@ fn start_scheduler(
     root: &Path,
     listen: &str,
 ) -> Result<(Killed, String)> {
-    let mut child = Command::new(trawl)
-        .args(["scheduler", "--data"])
+    let mut cmd = Command::new(trawl);
+    cmd.args(["scheduler", "--data"])
         .arg(data)
         .args(["--listen", listen, "--evidence-root"])
         .arg(root)
         .arg("--config")
         .arg(config)
         .env("TRAWL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting trawl scheduler")?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
-    let child = Killed(child);
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    ensure!(
-        addr.contains(':'),
-        "the scheduler did not say where it listens (said {line:?})"
-    );
-    Ok((child, addr))
+        .stderr(Stdio::inherit());
+    crate::scale::spawn_scheduler(cmd)
 }
 
 async fn connect(url: &str) -> Result<Channel> {
@@ -647,18 +630,7 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
         .await?
         .into_inner()
         .job_id;
-    loop {
-        let j = jobs
-            .get_job(v1::GetJobRequest {
-                job_id: probe.clone(),
-            })
-            .await?
-            .into_inner();
-        if j.progress.as_ref().is_some_and(|p| p.tasks_total > 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::wait_planned(&mut jobs, &probe).await?;
     drop(jobs);
     drop(jobs_ch);
 

@@ -24,6 +24,45 @@ pub(crate) fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// The last line of a command's stdout (a job id after `trawl submit`).
+pub(crate) fn last_line(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Runs `trawl ARGS`, failing with its stderr when it fails.
+pub(crate) fn run(trawl: &std::path::Path, args: &[&str]) -> Result<std::process::Output> {
+    let o = std::process::Command::new(trawl).args(args).output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "trawl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(o)
+}
+
+/// Waits until the scheduler has planned job `id` (it has tasks).
+pub(crate) async fn wait_planned(
+    jobs: &mut trawl_proto::v1::jobs_client::JobsClient<tonic::transport::Channel>,
+    id: &str,
+) -> Result<()> {
+    loop {
+        let j = jobs
+            .get_job(trawl_proto::v1::GetJobRequest { job_id: id.into() })
+            .await?
+            .into_inner();
+        if j.progress.is_some_and(|p| p.tasks_total > 0) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub(crate) fn trawl_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     exe.with_file_name("trawl")
@@ -559,18 +598,7 @@ fn round_trips(clients: usize, secs: f64) -> Result<(f64, u64)> {
             .await?
             .into_inner()
             .job_id;
-        loop {
-            let j = jobs
-                .get_job(v1::GetJobRequest {
-                    job_id: job.clone(),
-                })
-                .await?
-                .into_inner();
-            if j.progress.map(|p| p.tasks_total).unwrap_or(0) > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_planned(&mut jobs, &job).await?;
         let count = Arc::new(AtomicU64::new(0));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
         let mut handles = Vec::new();

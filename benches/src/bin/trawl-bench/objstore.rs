@@ -2,22 +2,10 @@
 //! file and from an S3-compatible store (SeaweedFS on loopback) by the same
 //! cluster, alternately, in the same run; results must be identical.
 
-use crate::arg;
+use crate::{arg, last_line, run};
 use anyhow::{Context, Result, ensure};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
-
-fn run(trawl: &Path, args: &[&str]) -> Result<std::process::Output> {
-    let o = Command::new(trawl).args(args).output()?;
-    ensure!(
-        o.status.success(),
-        "trawl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Ok(o)
-}
 
 /// What must be identical between the two: the hashes and the feature and
 /// carving counts of report.json.
@@ -94,12 +82,7 @@ pub fn run_bench(trawl: &Path, args: &[String]) -> Result<()> {
                 &analyses,
             ],
         )?;
-        let id = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let id = last_line(&o);
         run(trawl, &["watch", &id, "--server", &url])?;
         let secs = t.elapsed().as_secs_f64();
         Ok((secs, outcome(trawl, &url, &id, &dir.join("objstore-out"))?))

@@ -2,31 +2,10 @@
 //! against the same rules run as a fresh YARA job on the same image, in the
 //! same run, alternately; the matches of both must be identical.
 
-use crate::arg;
+use crate::{arg, last_line, run};
 use anyhow::{Context, Result, ensure};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
-
-fn last_line(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn run(trawl: &Path, args: &[&str]) -> Result<std::process::Output> {
-    let o = Command::new(trawl).args(args).output()?;
-    ensure!(
-        o.status.success(),
-        "trawl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Ok(o)
-}
 
 /// The YARA matches of a job, as its report writes them.
 fn matches(trawl: &Path, url: &str, job: &str, out: &Path) -> Result<Vec<String>> {

@@ -66,6 +66,30 @@ impl Drop for Killed {
     }
 }
 
+/// Spawns a `trawl scheduler` command and reads the address from the first
+/// line it prints ("trawl-scheduler listening on ADDR").
+pub(crate) fn spawn_scheduler(mut cmd: Command) -> Result<(Killed, String)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting trawl scheduler")?;
+    let mut line = String::new();
+    let out = child.stdout.take().context("piped stdout")?;
+    let child = Killed(child);
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(
+        addr.contains(':'),
+        "the scheduler did not say where it listens (said {line:?})"
+    );
+    Ok((child, addr))
+}
+
 /// A scheduler (uninitialised, on a loopback port, `data` as its state)
 /// and `workers` worker processes of `slots` slots, `root` the only
 /// evidence root: the processes (killed when dropped) and the scheduler's
@@ -94,24 +118,14 @@ pub(crate) fn start_cluster_with(
     env: &[(String, String)],
 ) -> Result<(Killed, String, Vec<Killed>)> {
     let root_args: Vec<&str> = roots.iter().flat_map(|r| ["--evidence-root", *r]).collect();
-    let mut sched = Command::new(trawl)
-        .args(["scheduler", "--data", data.to_str().unwrap()])
+    let mut cmd = Command::new(trawl);
+    cmd.args(["scheduler", "--data", data.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0"])
         .args(&root_args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("TRAWL_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufReader::new(sched.stdout.take().unwrap()).read_line(&mut line)?;
-    let sched = Killed(sched);
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+        .stderr(Stdio::null());
+    let (sched, addr) = spawn_scheduler(cmd)?;
     let url = format!("http://{addr}");
     let mut ws = Vec::new();
     for i in 0..workers {
