@@ -1155,15 +1155,10 @@ fn archived_jobs_keep_identical_results() {
     );
     drop(w);
 
+    let dp = data.path().to_str().unwrap();
+    let archive = |age: &'static str| ["scheduler", "archive", "--data", dp, "--older-than", age];
     // The running scheduler holds the database: refused, saying why.
-    let o = run(&[
-        "scheduler",
-        "archive",
-        "--data",
-        data.path().to_str().unwrap(),
-        "--older-than",
-        "0s",
-    ]);
+    let o = run(&archive("0s"));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("stop it first"), "{err}");
@@ -1171,24 +1166,10 @@ fn archived_jobs_keep_identical_results() {
     s.proc.kill9();
     std::thread::sleep(Duration::from_millis(300));
     // Not old enough: nothing moves.
-    let o = run_ok(&[
-        "scheduler",
-        "archive",
-        "--data",
-        data.path().to_str().unwrap(),
-        "--older-than",
-        "1d",
-    ]);
+    let o = run_ok(&archive("1d"));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("archived 0 jobs"), "{said}");
-    let o = run_ok(&[
-        "scheduler",
-        "archive",
-        "--data",
-        data.path().to_str().unwrap(),
-        "--older-than",
-        "0s",
-    ]);
+    let o = run_ok(&archive("0s"));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("archived 1 jobs"), "{said}");
     let file = data
@@ -1196,14 +1177,7 @@ fn archived_jobs_keep_identical_results() {
         .join("archive")
         .join(format!("{job}.trawl-archive"));
     assert!(file.is_file(), "{} missing", file.display());
-    let o = run_ok(&[
-        "scheduler",
-        "archive",
-        "--data",
-        data.path().to_str().unwrap(),
-        "--older-than",
-        "0s",
-    ]);
+    let o = run_ok(&archive("0s"));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(
         said.contains("archived 0 jobs") && said.contains("1 were archived already"),
