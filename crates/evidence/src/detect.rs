@@ -80,27 +80,37 @@ const UNSUPPORTED: &[(&[u8], usize, &str, &str)] = &[
 /// (AFF, AFF4, L01, Lx01), named with a conversion hint. Virtual disks
 /// (QCOW2, VMDK, VHD, VHDX) by their header, fixed VHDs by their footer.
 pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
-    use std::io::Read;
-    if crate::remote::is_remote(path) {
-        return detect_remote(path);
-    }
-    let mut f = crate::confine::checked_open(path)?;
-    let meta = f.metadata().map_err(|e| EvidenceError::io(path, 0, e))?;
-    if meta.is_dir() {
-        return Err(EvidenceError::IsDirectory {
+    let remote = crate::remote::is_remote(path);
+    let format = probe(path)?;
+    if remote
+        && matches!(
+            format,
+            Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx
+        )
+    {
+        return Err(EvidenceError::Unsupported {
             path: path.to_path_buf(),
+            format: "virtual-machine disk in object storage",
+            hint: "virtual disks are read from files: copy it to an evidence root, or convert it to raw or E01",
         });
     }
+    Ok(format)
+}
+
+/// The format of a file or an object from its first 512 bytes and, for a
+/// fixed VHD, its last 512 (files: by their metadata length, which is 0
+/// for devices; objects: by their size).
+fn probe(path: &Path) -> Result<Format, EvidenceError> {
+    let (h, size) = crate::remote::Handle::open(path)?;
+    let footer_at = match h.file() {
+        Some(f) => f
+            .metadata()
+            .map_err(|e| EvidenceError::io(path, 0, e))?
+            .len(),
+        None => size,
+    };
     let mut head = [0u8; 512];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(EvidenceError::io(path, n as u64, e)),
-        }
-    }
+    let n = h.pread_full(path, 0, &mut head)?;
     let head = &head[..n];
     if ewf::magic_version(head).is_some() {
         return Ok(Format::Ewf);
@@ -127,61 +137,13 @@ pub fn detect_format(path: &Path) -> Result<Format, EvidenceError> {
         }
     }
     // A fixed VHD: a raw disk followed by a VHD footer.
-    if meta.len() >= 511 {
-        use std::io::{Seek, SeekFrom};
+    if footer_at >= 511 {
         let mut tail = [0u8; 512];
-        let k = meta.len().min(512);
-        let at = meta.len() - k;
-        f.seek(SeekFrom::Start(at))
-            .and_then(|_| f.read_exact(&mut tail[..k as usize]))
-            .map_err(|e| EvidenceError::io(path, at, e))?;
-        if vdisk::vhd::probe_footer(&tail[..k as usize]) {
+        let k = footer_at.min(512);
+        let got = h.pread_full(path, footer_at - k, &mut tail[..k as usize])?;
+        if vdisk::vhd::probe_footer(&tail[..got]) {
             return Ok(Format::Vhd);
         }
-    }
-    let segs = discover_segments(path);
-    Ok(if segs.len() > 1 {
-        Format::SplitRaw
-    } else {
-        Format::Raw
-    })
-}
-
-/// [`detect_format`] for an object: its first 512 bytes and its last 512
-/// bytes (a fixed VHD's footer) by two range reads.
-fn detect_remote(path: &Path) -> Result<Format, EvidenceError> {
-    let (h, size) = crate::remote::Handle::open(path)?;
-    let mut head = [0u8; 512];
-    let n = h.pread_full(path, 0, &mut head)?;
-    let head = &head[..n];
-    if ewf::magic_version(head).is_some() {
-        return Ok(Format::Ewf);
-    }
-    let mut vdisk = vdisk::qcow2::probe(head)
-        || vdisk::vmdk::probe(head)
-        || vdisk::vhdx::probe(head)
-        || vdisk::vhd::probe(head);
-    for (magic, at, name, hint) in UNSUPPORTED {
-        if head.len() >= at + magic.len() && &head[*at..at + magic.len()] == *magic {
-            return Err(EvidenceError::Unsupported {
-                path: path.to_path_buf(),
-                format: name,
-                hint,
-            });
-        }
-    }
-    if !vdisk && size >= 511 {
-        let k = size.min(512);
-        let mut tail = [0u8; 512];
-        let got = h.pread_full(path, size - k, &mut tail[..k as usize])?;
-        vdisk = vdisk::vhd::probe_footer(&tail[..got]);
-    }
-    if vdisk {
-        return Err(EvidenceError::Unsupported {
-            path: path.to_path_buf(),
-            format: "virtual-machine disk in object storage",
-            hint: "virtual disks are read from files: copy it to an evidence root, or convert it to raw or E01",
-        });
     }
     Ok(if discover_segments(path).len() > 1 {
         Format::SplitRaw
