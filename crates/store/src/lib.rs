@@ -378,7 +378,16 @@ impl Store {
             Some(_) => Some(self.audit.head()?),
             None => None,
         };
-        self.db.flush_async().await?;
+        // On a runtime thread of its own, not through sled's
+        // `flush_async`: that runs the flush on sled's small I/O pool, the
+        // pool that also writes the log buffers the flush waits for; a
+        // handful of concurrent submissions (each flushing) filled the pool
+        // with waiting flushes and nothing wrote the buffers: the scheduler
+        // hung (seen with 8 jobs submitted at once).
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Other(format!("flushing the state database: {e}")))??;
         if let (Some(a), Some(h)) = (&self.anchoring, head) {
             a.anchor(h)?;
         }
