@@ -70,9 +70,23 @@ type StoreKey = (&'static str, String);
 
 /// Reads objects for `trawl-evidence`; one per process.
 pub struct ObjectBackend {
-    rt: tokio::runtime::Runtime,
+    /// The I/O runtime, `None` only while being dropped (see the `Drop`
+    /// impl); work goes through `handle`.
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     settings: Settings,
     stores: Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>,
+}
+
+/// A backend replaced (a second `install`) may be dropped on an async
+/// thread, where dropping a runtime the blocking way panics: its I/O
+/// threads are told to stop and not waited for.
+impl Drop for ObjectBackend {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for ObjectBackend {
@@ -149,17 +163,22 @@ impl ObjectBackend {
             .enable_all()
             .build()?;
         Ok(Self {
-            rt,
+            handle: rt.handle().clone(),
+            rt: Some(rt),
             settings,
             stores: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 
     fn block<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        wait_on(self.rt.handle(), fut)
+        wait_on(self.handle(), fut)
     }
 
     /// The store of `loc`'s bucket, built once.
@@ -307,7 +326,7 @@ impl RemoteBackend for ObjectBackend {
             key,
             size: meta.size,
             etag: meta.e_tag,
-            rt: self.rt.handle().clone(),
+            rt: self.handle().clone(),
             cache: Mutex::new(Vec::new()),
         }))
     }
