@@ -249,7 +249,7 @@ impl Scheduler {
                     return;
                 }
                 self.notify(job_id, format!("planned {n} tasks"));
-                self.wake_workers();
+                self.wake_workers(n);
                 if ready {
                     self.spawn_finalize(job_id.clone());
                 }

@@ -133,9 +133,9 @@ impl std::fmt::Debug for Scheduler {
     }
 }
 
-/// Ordering key of a job for the next lease: priority class (highest
-/// first), running tasks of its case, when its case was last served, then
-/// submission order.
+/// Most waiting leases woken at once (see [`Scheduler::wake_workers`]).
+const MAX_WAKE: usize = 65_536;
+
 impl Scheduler {
     /// Opens the state (or starts empty) and rebuilds the queues.
     ///
@@ -335,13 +335,22 @@ impl Scheduler {
         });
     }
 
-    /// A future that completes when tasks may have become ready.
+    /// A future that completes when tasks may have become ready (see
+    /// [`Scheduler::wake_workers`]).
     pub fn work_ready(&self) -> tokio::sync::futures::Notified<'_> {
         self.work.notified()
     }
 
-    fn wake_workers(&self) {
-        self.work.notify_waiters();
+    /// Wakes as many waiting leases as there are tasks newly ready (each
+    /// takes one or more), not every waiter: with thousands of idle slots
+    /// waiting, waking all of them for a job of a few tasks cost a lease
+    /// attempt each under the state lock. A waiter woken for a task it may
+    /// not take (one that failed on it) waits on; its wait's end (at most
+    /// the lease call's `wait_ms`) or another slot's next lease takes it.
+    fn wake_workers(&self, ready: usize) {
+        for _ in 0..ready.min(MAX_WAKE) {
+            self.work.notify_one();
+        }
     }
 
     /// Job change events.

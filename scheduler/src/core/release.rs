@@ -147,10 +147,11 @@ impl Scheduler {
             }
         }
         let all_done = st.jobs.get(job_id).is_some_and(|j| j.ready_to_finalize());
+        let queued = st.jobs.get(job_id).map_or(0, |j| j.queued.len());
         self.commit(&mut st)?;
         drop(st);
         self.notify(job_id, "yara steps queued");
-        self.wake_workers();
+        self.wake_workers(queued);
         if all_done {
             self.spawn_finalize(job_id.clone());
         }

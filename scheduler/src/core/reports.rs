@@ -243,9 +243,7 @@ impl Scheduler {
         for id in &jobs {
             self.notify(id, "lease expired");
         }
-        if !expired.is_empty() {
-            self.wake_workers();
-        }
+        self.wake_workers(expired.len());
         for id in finalize {
             self.spawn_finalize(id);
         }

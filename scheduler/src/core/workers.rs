@@ -133,7 +133,7 @@ impl Scheduler {
             })
             .cloned()
             .collect();
-        let mut gave_back = false;
+        let mut gave_back = 0;
         if !held.is_empty() {
             let casework_waits = st.jobs.values().any(|j| {
                 !j.rec.state.is_final() && j.rec.spec.origin.is_empty() && !j.queued.is_empty()
@@ -148,7 +148,7 @@ impl Scheduler {
                         Ok(_) => {
                             tracing::info!(task = %id, worker = worker_id, "retrohunt task given back for casework");
                             out.cancel.push(id);
-                            gave_back = true;
+                            gave_back += 1;
                         }
                         Err(e) => {
                             tracing::error!(task = %id, error = %e, "giving a retrohunt lease back")
@@ -160,9 +160,7 @@ impl Scheduler {
         // Extended deadlines are written with the lock held, as every change.
         let _ = self.commit(&mut st);
         drop(st);
-        if gave_back {
-            self.wake_workers();
-        }
+        self.wake_workers(gave_back);
         out
     }
 
@@ -443,7 +441,7 @@ impl Scheduler {
         }
         let _ = self.commit(&mut st);
         drop(st);
-        self.wake_workers();
+        self.wake_workers(task_ids.len());
     }
 }
 
