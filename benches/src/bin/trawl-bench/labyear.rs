@@ -572,7 +572,9 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
     // callers, each calling the health service (an empty answer, no
     // scheduler state) in a loop; what a lease round trip can at best be.
     let (ceiling, ceiling_p99) = grpc_ceiling(&chans, o.slots, Duration::from_secs(5)).await;
-    eprintln!("labyear: empty round trips (health checks): {ceiling:.0}/s, p99 {ceiling_p99:.1} ms");
+    eprintln!(
+        "labyear: empty round trips (health checks): {ceiling:.0}/s, p99 {ceiling_p99:.1} ms"
+    );
 
     // Jobs: submitted through the API, `backlog` jobs ahead of the
     // finished tasks (a year's jobs arrive over the year).
