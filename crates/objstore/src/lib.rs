@@ -170,15 +170,11 @@ impl ObjectBackend {
         })
     }
 
-    fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
-    }
-
     fn block<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        wait_on(self.handle(), fut)
+        wait_on(&self.handle, fut)
     }
 
     /// The store of `loc`'s bucket, built once.
@@ -326,7 +322,7 @@ impl RemoteBackend for ObjectBackend {
             key,
             size: meta.size,
             etag: meta.e_tag,
-            rt: self.handle().clone(),
+            rt: self.handle.clone(),
             cache: Mutex::new(Vec::new()),
         }))
     }

@@ -592,6 +592,12 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
             let mut ids = vec![String::new(); n as usize];
             let mut submit_us: Vec<u32> = Vec::with_capacity(n as usize);
             let mut inflight = tokio::task::JoinSet::new();
+            // A finished submission: its job id, in submission order, and
+            // its latency.
+            let mut take = |(k, id, us): (u64, String, u32)| {
+                ids[k as usize] = id;
+                submit_us.push(us);
+            };
             for i in 0..n {
                 while i.saturating_sub(sh.done.load(Ordering::Relaxed) / tpj) >= backlog {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -599,9 +605,7 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
                 if inflight.len() >= SUBMITTERS
                     && let Some(r) = inflight.join_next().await
                 {
-                    let (k, id, us) = r??;
-                    ids[k as usize] = id;
-                    submit_us.push(us);
+                    take(r??);
                 }
                 let spec = job_spec(&image, &format!("LY-{:03}", i % cases), i % 10 == 9);
                 let mut jobs = jobs.clone();
@@ -615,9 +619,7 @@ async fn run_async(trawl: &Path, o: Opts) -> Result<()> {
                 });
             }
             while let Some(r) = inflight.join_next().await {
-                let (k, id, us) = r??;
-                ids[k as usize] = id;
-                submit_us.push(us);
+                take(r??);
             }
             anyhow::Ok((ids, submit_us))
         })
